@@ -1,0 +1,1 @@
+//! Flotilla's native node: raft-core on tokio, peering over WebSockets.

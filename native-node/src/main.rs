@@ -1,0 +1,3 @@
+fn main() {
+    println!("raft-node {}", env!("CARGO_PKG_VERSION"));
+}

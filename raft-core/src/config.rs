@@ -1,0 +1,79 @@
+//! The knobs of one Raft node, each with a name that says its unit, and their validation.
+
+use crate::error::ConfigError;
+use crate::types::NodeId;
+
+/// How one node behaves. Build with [`Config::new`] and adjust fields; [`Config::validate`]
+/// checks the combination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id.
+    pub id: NodeId,
+    /// Seed of the node's PRNG (election timeouts). Two nodes should not share a seed.
+    pub seed: u64,
+    /// T: a follower that hears from no leader for a random time in `[T, 2T)` ticks campaigns
+    /// (§5.2). Also the check-quorum and leader-lease period.
+    pub election_timeout_ticks: u64,
+    /// A leader sends heartbeats every this many ticks; must be well below T (§5.6).
+    pub heartbeat_interval_ticks: u64,
+    /// Ask for pre-votes before raising the term (thesis §9.6), so a server that rejoins from a
+    /// partition cannot depose a working leader.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within an election timeout steps down, and
+    /// followers ignore vote requests while they hear from a leader (thesis §6.2, §4.2.3).
+    pub check_quorum: bool,
+    /// At most this many entries in one AppendEntries.
+    pub entries_per_message_max: usize,
+    /// At most this many payload bytes in one AppendEntries (a single larger entry still goes).
+    pub message_bytes_max: u64,
+    /// At most this many AppendEntries in flight to one follower in the replicate state.
+    pub inflight_messages_max: usize,
+    /// At most this many entry bytes in flight to one follower in the replicate state.
+    pub inflight_bytes_max: u64,
+    /// A leader refuses proposals while this many bytes of its log are not yet committed.
+    pub uncommitted_bytes_max: u64,
+}
+
+impl Config {
+    /// Defaults that suit a simulator tick of 10 ms: elections after 100–200 ms of silence,
+    /// heartbeats every 20 ms.
+    pub fn new(id: NodeId, seed: u64) -> Config {
+        Config {
+            id,
+            seed,
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            entries_per_message_max: 256,
+            message_bytes_max: 1 << 20,
+            inflight_messages_max: 64,
+            inflight_bytes_max: 8 << 20,
+            uncommitted_bytes_max: 64 << 20,
+        }
+    }
+
+    /// Checks that the values make sense together.
+    ///
+    /// # Errors
+    /// [`ConfigError`] names the first field that does not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.election_timeout_ticks < 2 {
+            return Err(ConfigError::ElectionTimeoutTooShort);
+        }
+        if self.heartbeat_interval_ticks == 0 || self.heartbeat_interval_ticks >= self.election_timeout_ticks
+        {
+            return Err(ConfigError::HeartbeatInterval);
+        }
+        if self.entries_per_message_max == 0 || self.message_bytes_max == 0 {
+            return Err(ConfigError::ZeroLimit("entries_per_message_max/message_bytes_max"));
+        }
+        if self.inflight_messages_max == 0 || self.inflight_bytes_max == 0 {
+            return Err(ConfigError::ZeroLimit("inflight_messages_max/inflight_bytes_max"));
+        }
+        if self.uncommitted_bytes_max == 0 {
+            return Err(ConfigError::ZeroLimit("uncommitted_bytes_max"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Typed errors. Each prints lowercase without a final period and is `Send + Sync`.
+
+use crate::types::{LogIndex, NodeId};
+use core::fmt;
+
+/// A [`crate::Config`] that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `election_timeout_ticks` below 2 leaves no room for randomization.
+    ElectionTimeoutTooShort,
+    /// `heartbeat_interval_ticks` must be at least 1 and below the election timeout.
+    HeartbeatInterval,
+    /// A limit that must be positive is zero.
+    ZeroLimit(&'static str),
+    /// The restored state contradicts itself.
+    InconsistentRestore(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ElectionTimeoutTooShort => f.write_str("election timeout must be at least 2 ticks"),
+            ConfigError::HeartbeatInterval => {
+                f.write_str("heartbeat interval must be at least 1 tick and below the election timeout")
+            }
+            ConfigError::ZeroLimit(name) => write!(f, "limit {name} must be positive"),
+            ConfigError::InconsistentRestore(what) => write!(f, "restored state is inconsistent: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// Why a proposal was refused. Nothing was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader takes proposals; `leader` is who this node believes leads, if anyone.
+    NotLeader {
+        /// The current leader as far as this node knows.
+        leader: Option<NodeId>,
+    },
+    /// The leader is handing over to another server and takes no proposals meanwhile.
+    LeadershipTransferInProgress,
+    /// Too many bytes proposed and not yet committed; retry after some commit.
+    TooManyUncommitted,
+}
+
+impl fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposeError::NotLeader { leader: Some(id) } => write!(f, "not the leader; node {id} leads"),
+            ProposeError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
+            ProposeError::LeadershipTransferInProgress => f.write_str("leadership transfer in progress"),
+            ProposeError::TooManyUncommitted => f.write_str("too many uncommitted bytes; retry later"),
+        }
+    }
+}
+
+impl core::error::Error for ProposeError {}
+
+/// Why a message was dropped by [`crate::RaftNode::step`]. The node's state is unchanged and the
+/// drop is counted in [`crate::Stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// The message is addressed to another node.
+    WrongRecipient {
+        /// The intended recipient.
+        to: NodeId,
+    },
+    /// The message claims to come from this node itself.
+    FromSelf,
+    /// The message breaks the protocol's rules (for example non-contiguous entries).
+    Malformed(&'static str),
+    /// The message would truncate entries this node knows are committed: the sender is broken.
+    WouldTruncateCommitted {
+        /// The first committed index it would have removed.
+        index: LogIndex,
+    },
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::WrongRecipient { to } => write!(f, "message addressed to node {to}"),
+            StepError::FromSelf => f.write_str("message claims to come from this node"),
+            StepError::Malformed(why) => write!(f, "malformed message: {why}"),
+            StepError::WouldTruncateCommitted { index } => {
+                write!(f, "message would truncate committed entry {index}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for StepError {}

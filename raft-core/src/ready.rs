@@ -1,0 +1,101 @@
+//! The batch a node hands to its driver, and what the driver restores a node from.
+
+use crate::message::Message;
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Everything a node wants done, in the order it must be done (etcd raft calls this `Ready`).
+///
+/// 1. Send [`Ready::messages`]: they may leave before anything is persisted (a leader's
+///    AppendEntries and heartbeats; thesis §10.2.1 lets the leader write its log in parallel).
+/// 2. Persist [`Ready::hard_state`] and [`Ready::entries`] durably, atomically with each other.
+///    The first entry's index says where the stored log is truncated before appending.
+/// 3. Only then send [`Ready::messages_after_persist`] (vote grants, append acknowledgements):
+///    they promise that state is durable.
+/// 4. Apply [`Ready::committed_entries`] to the state machine, in order.
+/// 5. Call [`crate::RaftNode::advance`]. Until then the node hands out no further `Ready`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// The new hard state, if it changed since the last `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Entries to append to stable storage, replacing any stored entries from the first one's
+    /// index on.
+    pub entries: Vec<Entry>,
+    /// Messages that may be sent at once.
+    pub messages: Vec<Message>,
+    /// Messages that may be sent only after `hard_state` and `entries` are durable.
+    pub messages_after_persist: Vec<Message>,
+    /// Committed entries to apply, in log order.
+    pub committed_entries: Vec<Entry>,
+    /// Role, leader or term changed since the last `Ready`: the new values.
+    pub soft_state: Option<SoftState>,
+}
+
+impl Ready {
+    /// Whether this batch asks for nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.messages_after_persist.is_empty()
+            && self.committed_entries.is_empty()
+            && self.soft_state.is_none()
+    }
+}
+
+/// Who a node thinks it is, for observers; not persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SoftState {
+    /// The node's role.
+    pub role: Role,
+    /// The leader it follows or is, if known.
+    pub leader: Option<NodeId>,
+    /// Its current term.
+    pub term: Term,
+}
+
+/// Describes a snapshot: the state machine after applying every entry up to `index`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotMeta {
+    /// Last index the snapshot covers.
+    pub index: LogIndex,
+    /// Term of the entry at `index`.
+    pub term: Term,
+    /// The configuration in effect at `index`.
+    pub membership: Membership,
+}
+
+/// What a driver read back from stable storage to restart a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The last persisted hard state.
+    pub hard_state: HardState,
+    /// The latest snapshot, if any; `entries` continue right after it.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The persisted log entries, contiguous.
+    pub entries: Vec<Entry>,
+    /// The highest index the state machine already holds (at least the snapshot's index).
+    /// Entries after it are handed out again to apply.
+    pub applied: LogIndex,
+}
+
+impl Restored {
+    /// A brand-new, empty node that waits to be contacted by a cluster (to join one).
+    pub fn empty() -> Restored {
+        Restored::default()
+    }
+}
+
+/// The starting state of every server of a new cluster (hashicorp's `BootstrapCluster`): a log
+/// holding one configuration entry at index 1, term 1, already committed. Every initial member
+/// must be bootstrapped with the same `membership`.
+pub fn bootstrap(membership: Membership) -> Restored {
+    let entry = Entry { term: Term(1), index: LogIndex(1), payload: EntryPayload::Membership(membership) };
+    Restored {
+        hard_state: HardState { term: Term(1), voted_for: None, commit: LogIndex(1) },
+        snapshot: None,
+        entries: vec![entry],
+        applied: LogIndex(0),
+    }
+}

@@ -1,0 +1,189 @@
+//! The identities and positions Raft talks about: nodes, terms, log indexes, entries.
+
+use alloc::collections::BTreeSet;
+use bytes::Bytes;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+/// A server's identity. Every member of a cluster has a distinct id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u64);
+
+/// A Raft term (§5.1): a logical clock that numbers leaderships.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Term(pub u64);
+
+/// A position in the replicated log. The first entry has index 1; index 0 means "before the log".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogIndex(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Term {
+    /// The term after this one.
+    #[must_use]
+    pub fn next(self) -> Term {
+        Term(self.0.saturating_add(1))
+    }
+}
+
+impl LogIndex {
+    /// The index after this one.
+    #[must_use]
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0.saturating_add(1))
+    }
+
+    /// The index before this one (index 0 stays 0).
+    #[must_use]
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+
+    /// This index moved forward by `count` positions.
+    #[must_use]
+    pub fn plus(self, count: u64) -> LogIndex {
+        LogIndex(self.0.saturating_add(count))
+    }
+}
+
+/// Who votes and who only listens (Raft thesis ch. 4).
+///
+/// `voters` decide elections and commitment. During a joint change (thesis §4.3) `voters_outgoing`
+/// holds the old voter set and every decision needs a majority of both sets. `learners` receive
+/// the log but never vote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// The voters of the (incoming) configuration.
+    pub voters: BTreeSet<NodeId>,
+    /// The voters of the outgoing configuration while a joint change is in progress; empty otherwise.
+    pub voters_outgoing: BTreeSet<NodeId>,
+    /// Non-voting members that receive the log.
+    pub learners: BTreeSet<NodeId>,
+}
+
+impl Membership {
+    /// A configuration with the given voters and no learners.
+    pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
+        Membership {
+            voters: voters.into_iter().collect(),
+            voters_outgoing: BTreeSet::new(),
+            learners: BTreeSet::new(),
+        }
+    }
+
+    /// Whether `id` is a member in any role.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.voters_outgoing.contains(&id) || self.learners.contains(&id)
+    }
+
+    /// Whether `id` votes in either half of the configuration.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.voters_outgoing.contains(&id)
+    }
+
+    /// Every member, voters first, without duplicates, in id order.
+    pub fn members(&self) -> BTreeSet<NodeId> {
+        let mut all: BTreeSet<NodeId> = self.voters.clone();
+        all.extend(self.voters_outgoing.iter().copied());
+        all.extend(self.learners.iter().copied());
+        all
+    }
+
+    /// Whether a joint change (C_old,new) is in progress.
+    pub fn is_joint(&self) -> bool {
+        !self.voters_outgoing.is_empty()
+    }
+}
+
+/// What a log entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryPayload {
+    /// The empty entry a new leader appends to commit entries of earlier terms (§5.4.2, §8).
+    Noop,
+    /// An application command, opaque to Raft.
+    Command(Bytes),
+    /// A new cluster configuration, effective as soon as it is appended (thesis §4.1).
+    Membership(Membership),
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: LogIndex,
+    /// What the entry carries.
+    pub payload: EntryPayload,
+}
+
+/// Fixed per-entry overhead counted by the byte limits, on top of the payload's length.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 24;
+
+impl Entry {
+    /// The size this entry counts for in byte limits (payload plus a fixed overhead).
+    pub fn size_bytes(&self) -> u64 {
+        let payload = match &self.payload {
+            EntryPayload::Noop => 0,
+            EntryPayload::Command(data) => data.len() as u64,
+            EntryPayload::Membership(m) => {
+                8 * (m.voters.len() + m.voters_outgoing.len() + m.learners.len()) as u64
+            }
+        };
+        ENTRY_OVERHEAD_BYTES + payload
+    }
+}
+
+/// The state a node must persist before it answers any message that depends on it (§5, Figure 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub voted_for: Option<NodeId>,
+    /// The highest index known committed. Persisting it is not required for safety; it lets a
+    /// restarted node apply what it already knew was committed without waiting for a leader.
+    pub commit: LogIndex,
+}
+
+/// A node's role (§5.1, plus the pre-candidate of thesis §9.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Answers leaders and candidates.
+    Follower,
+    /// Asking for pre-votes: would an election succeed? (thesis §9.6). Its term has not changed.
+    PreCandidate,
+    /// Asking for votes in a new term (§5.2).
+    Candidate,
+    /// Handles proposals and replicates the log (§5.3).
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        f.write_str(name)
+    }
+}
