@@ -1,1 +1,77 @@
-//! The deterministic cluster simulator.
+//! The deterministic cluster simulator: the engine of the tests, the seed swarm, the benchmark
+//! and the browser playground.
+//!
+//! A run is fixed by a [`SimConfig`] and a [`Script`] of external inputs; [`generate`] writes a
+//! script of proposals and faults from the config's seed. The [`Checker`] checks Raft's safety
+//! properties after every event, and [`Simulation::trace_hash`] sums the run up, so the same
+//! arguments give the same hash on every machine and target.
+
+mod checker;
+mod cluster;
+mod config;
+pub mod hash;
+mod script;
+
+pub use checker::{entry_hash, Checker, NodeTrack, Violation};
+pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
+pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
+pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What one seeded run with faults produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Safety violations (the run stops at the first).
+    pub violations: Vec<Violation>,
+    /// Highest index committed by the cluster.
+    pub committed: u64,
+    /// Hash of the whole run.
+    pub trace_hash: u64,
+    /// Counters.
+    pub stats: SimStats,
+    /// Whether a leader was running at the end.
+    pub leader_at_end: bool,
+}
+
+/// Options of a seeded run (what the `simulate` example's flags set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Servers in the cluster.
+    pub nodes: usize,
+    /// Faults to inject.
+    pub faults: FaultSet,
+    /// Length of the run in node ticks.
+    pub ticks: u64,
+}
+
+/// The config of a seeded run: the faults decide the network's loss, duplication and latency.
+pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
+    let mut config = SimConfig::new(options.nodes, seed);
+    config.link = link_for_faults(options.faults);
+    config
+}
+
+/// Runs one seed under the nemesis, checking safety after every event.
+///
+/// # Errors
+/// A lowercase description if the options are invalid.
+pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
+    let config = run_config(seed, options);
+    let duration_ms = options.ticks.saturating_mul(config.tick_ms);
+    let script = generate(&config, &NemesisPlan::new(options.faults, duration_ms));
+    let mut simulation = Simulation::new(config, script)?;
+    // Stop at the first violation: what follows it is noise.
+    simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty());
+    Ok(RunReport {
+        seed,
+        violations: simulation.violations().to_vec(),
+        committed: simulation.committed_index().0,
+        trace_hash: simulation.trace_hash(),
+        stats: simulation.stats(),
+        leader_at_end: simulation.leader().is_some(),
+    })
+}

@@ -1,0 +1,307 @@
+//! Raft's safety properties (§5.2–5.4, Figure 3), checked as a run goes.
+//!
+//! - **Election safety**: at most one leader per term.
+//! - **Log matching**: two logs with an entry of the same index and term are identical up to it.
+//!   Checked with a hash chain: each entry's chain hash covers every entry before it, so two
+//!   nodes agree on a prefix exactly when they agree on the chain hash at its end.
+//! - **Leader completeness**: a leader holds every entry committed before its term.
+//! - **State-machine safety**: no two nodes apply different entries at one index.
+//! - **Commit monotonicity**: a node's commit index never goes down while it runs.
+
+use crate::sim::hash::{combine, stable_hash};
+use crate::types::{Entry, LogIndex, NodeId, Term};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A broken safety property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property: `election-safety`, `log-matching`, `leader-completeness`,
+    /// `state-machine-safety`, `commit-monotonic`, `applied-order` or `restore`.
+    pub property: &'static str,
+    /// Simulated time when it was seen.
+    pub time_ms: u64,
+    /// What exactly was seen.
+    pub detail: String,
+}
+
+/// The hash of one entry's content (term and payload, not its position).
+pub fn entry_hash(entry: &Entry) -> u64 {
+    stable_hash(&(entry.term, &entry.payload))
+}
+
+/// The checker's record of the whole cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Checker {
+    /// Term → the node that led it.
+    leaders: BTreeMap<Term, NodeId>,
+    /// (index, term) → chain hash, first seen on any node.
+    chains: BTreeMap<(LogIndex, Term), u64>,
+    /// committed_terms[i - 1]: term of the entry committed at index i.
+    committed_terms: Vec<Term>,
+    /// applied[i - 1]: hash of the entry applied at index i.
+    applied: Vec<u64>,
+    violations: Vec<Violation>,
+    /// Turns the log-matching check off: for tests that prove other checks catch bugs.
+    log_matching_disabled: bool,
+}
+
+/// The checker's per-node record.
+#[derive(Clone, Debug, Default)]
+pub struct NodeTrack {
+    /// chain[i - 1]: chain hash of the node's log at index i.
+    chain: Vec<u64>,
+    /// Last index the node applied (in this incarnation).
+    applied: LogIndex,
+    /// Commit index last seen in this incarnation.
+    commit: LogIndex,
+    /// Whether the node was leader when last seen.
+    was_leader: bool,
+}
+
+impl Checker {
+    /// A checker that has seen nothing.
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Every violation seen so far, in order.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Highest index known committed anywhere.
+    pub fn committed_index(&self) -> LogIndex {
+        LogIndex(self.committed_terms.len() as u64)
+    }
+
+    fn flag(&mut self, property: &'static str, time_ms: u64, detail: String) {
+        self.violations.push(Violation { property, time_ms, detail });
+    }
+
+    /// A node (re)starts with `entries` in storage after `base` (its snapshot index).
+    pub fn node_started(&mut self, track: &mut NodeTrack, entries: &[Entry], time_ms: u64) {
+        track.chain.clear();
+        track.applied = LogIndex(0);
+        // The restored commit index may be below the one before the crash (it is persisted
+        // lazily); count from zero so the restored committed prefix is checked again.
+        track.commit = LogIndex(0);
+        track.was_leader = false;
+        self.entries_appended(track, entries, time_ms);
+    }
+
+    /// A node hands `entries` to storage; they replace its log from the first one's index.
+    pub fn entries_appended(&mut self, track: &mut NodeTrack, entries: &[Entry], time_ms: u64) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let keep = (first.index.0 - 1) as usize;
+        if keep > track.chain.len() {
+            self.flag(
+                "log-matching",
+                time_ms,
+                format!("entries from {} leave a gap in the log", first.index),
+            );
+            return;
+        }
+        track.chain.truncate(keep);
+        for entry in entries {
+            let previous = track.chain.last().copied().unwrap_or(0);
+            let chain = combine(previous, &entry_hash(entry));
+            track.chain.push(chain);
+            if self.log_matching_disabled {
+                continue;
+            }
+            match self.chains.get(&(entry.index, entry.term)) {
+                Some(&known) if known != chain => {
+                    let detail = format!(
+                        "two logs hold index {} term {} but differ before it",
+                        entry.index, entry.term
+                    );
+                    self.flag("log-matching", time_ms, detail);
+                }
+                Some(_) => {}
+                None => {
+                    self.chains.insert((entry.index, entry.term), chain);
+                }
+            }
+        }
+    }
+
+    /// A node applies `entry` to its state machine.
+    pub fn entry_applied(&mut self, id: NodeId, track: &mut NodeTrack, entry: &Entry, time_ms: u64) {
+        if entry.index != track.applied.next() {
+            let detail = format!("node {id} applied {} after {}", entry.index, track.applied);
+            self.flag("applied-order", time_ms, detail);
+        }
+        track.applied = entry.index;
+        let hash = entry_hash(entry);
+        let slot = (entry.index.0 - 1) as usize;
+        if slot < self.applied.len() {
+            if self.applied[slot] != hash {
+                let detail = format!("node {id} applied a different entry at index {}", entry.index);
+                self.flag("state-machine-safety", time_ms, detail);
+            }
+        } else if slot == self.applied.len() {
+            self.applied.push(hash);
+        } else {
+            let detail =
+                format!("node {id} applied {} before anyone applied {}", entry.index, self.applied.len() + 1);
+            self.flag("applied-order", time_ms, detail);
+        }
+    }
+
+    /// Looks at a running node after something happened to it. `term_at` reads its log.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_node(
+        &mut self,
+        id: NodeId,
+        track: &mut NodeTrack,
+        is_leader: bool,
+        term: Term,
+        commit: LogIndex,
+        term_at: impl Fn(LogIndex) -> Option<Term>,
+        snapshot_index: LogIndex,
+        time_ms: u64,
+    ) {
+        if commit < track.commit {
+            let detail = format!("node {id} commit index went from {} to {commit}", track.commit);
+            self.flag("commit-monotonic", time_ms, detail);
+        }
+        // Record what this node newly learned is committed, and check it agrees with the rest.
+        let mut index = track.commit.next().max(snapshot_index.next());
+        while index <= commit {
+            let Some(entry_term) = term_at(index) else {
+                break;
+            };
+            let slot = (index.0 - 1) as usize;
+            if slot < self.committed_terms.len() {
+                if self.committed_terms[slot] != entry_term {
+                    let detail = format!(
+                        "node {id} committed term {entry_term} at index {index}, others term {}",
+                        self.committed_terms[slot]
+                    );
+                    self.flag("state-machine-safety", time_ms, detail);
+                }
+            } else if slot == self.committed_terms.len() {
+                self.committed_terms.push(entry_term);
+            }
+            index = index.next();
+        }
+        track.commit = track.commit.max(commit);
+        if is_leader {
+            match self.leaders.get(&term) {
+                Some(&other) if other != id => {
+                    let detail = format!("nodes {other} and {id} both lead term {term}");
+                    self.flag("election-safety", time_ms, detail);
+                }
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(term, id);
+                }
+            }
+            if !track.was_leader {
+                self.check_leader_completeness(id, term, &term_at, snapshot_index, time_ms);
+            }
+        }
+        track.was_leader = is_leader;
+    }
+
+    /// §5.4.1: a new leader must hold every committed entry.
+    fn check_leader_completeness(
+        &mut self,
+        id: NodeId,
+        term: Term,
+        term_at: &impl Fn(LogIndex) -> Option<Term>,
+        snapshot_index: LogIndex,
+        time_ms: u64,
+    ) {
+        let committed = self.committed_index();
+        if committed <= snapshot_index || committed.0 == 0 {
+            return;
+        }
+        let expected = self.committed_terms[(committed.0 - 1) as usize];
+        // Same index and term at the last committed entry means, by log matching, the whole
+        // committed prefix.
+        if term_at(committed) != Some(expected) {
+            let detail = format!("node {id} leads term {term} without committed entry {committed}");
+            self.flag("leader-completeness", time_ms, detail);
+        }
+    }
+
+    /// Reports a node that failed to restart from its own storage.
+    pub fn restore_failed(&mut self, id: NodeId, time_ms: u64, why: String) {
+        self.flag("restore", time_ms, format!("node {id} cannot restart: {why}"));
+    }
+
+    /// Disables the log-matching check (tests use this to show that the other checks catch a
+    /// bug on their own).
+    pub fn disable_log_matching(&mut self) {
+        self.log_matching_disabled = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EntryPayload;
+    use bytes::Bytes;
+
+    fn entry(index: u64, term: u64, data: &'static [u8]) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload: EntryPayload::Command(Bytes::from_static(data)),
+        }
+    }
+
+    #[test]
+    fn flags_two_leaders_in_one_term() {
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        checker.observe_node(NodeId(1), &mut a, true, Term(3), LogIndex(0), |_| None, LogIndex(0), 1);
+        checker.observe_node(NodeId(2), &mut b, true, Term(3), LogIndex(0), |_| None, LogIndex(0), 2);
+        assert_eq!(checker.violations()[0].property, "election-safety");
+    }
+
+    #[test]
+    fn flags_logs_that_differ_before_a_shared_entry() {
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        checker.entries_appended(&mut a, &[entry(1, 1, b"x"), entry(2, 2, b"y")], 1);
+        checker.entries_appended(&mut b, &[entry(1, 1, b"z"), entry(2, 2, b"y")], 2);
+        assert_eq!(checker.violations()[0].property, "log-matching");
+    }
+
+    #[test]
+    fn flags_different_entries_applied_at_one_index() {
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        checker.entry_applied(NodeId(1), &mut a, &entry(1, 1, b"x"), 1);
+        checker.entry_applied(NodeId(2), &mut b, &entry(1, 1, b"y"), 2);
+        assert_eq!(checker.violations()[0].property, "state-machine-safety");
+    }
+
+    #[test]
+    fn flags_a_leader_missing_a_committed_entry() {
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        let terms = |i: LogIndex| (i.0 <= 2).then_some(Term(1));
+        checker.observe_node(NodeId(1), &mut a, false, Term(1), LogIndex(2), terms, LogIndex(0), 1);
+        let short = |i: LogIndex| (i.0 <= 1).then_some(Term(1));
+        checker.observe_node(NodeId(2), &mut b, true, Term(2), LogIndex(1), short, LogIndex(0), 2);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
+    }
+
+    #[test]
+    fn flags_a_commit_index_going_back() {
+        let mut checker = Checker::new();
+        let mut a = NodeTrack::default();
+        let terms = |i: LogIndex| (i.0 <= 3).then_some(Term(1));
+        checker.observe_node(NodeId(1), &mut a, false, Term(1), LogIndex(3), terms, LogIndex(0), 1);
+        checker.observe_node(NodeId(1), &mut a, false, Term(1), LogIndex(2), terms, LogIndex(0), 2);
+        assert_eq!(checker.violations()[0].property, "commit-monotonic");
+    }
+}

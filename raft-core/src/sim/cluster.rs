@@ -1,0 +1,686 @@
+//! [`Simulation`]: a whole cluster of [`RaftNode`]s on a simulated network and simulated disks,
+//! driven by a discrete event queue.
+//!
+//! Every random choice (latency, loss, duplication, timer phases) comes from the config's seed,
+//! and events at the same time run in the order they were scheduled, so a run is a pure
+//! function of ([`SimConfig`], [`Script`]). The trace hash folds in every event.
+
+use crate::config::Config;
+use crate::message::Message;
+use crate::node::RaftNode;
+use crate::ready::{bootstrap, Ready, Restored};
+use crate::rng::Rng;
+use crate::sim::checker::{Checker, NodeTrack, Violation};
+use crate::sim::config::{LinkConfig, SimConfig};
+use crate::sim::hash::combine;
+use crate::sim::script::{Input, Script};
+use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What a node's disk holds: everything that survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Storage {
+    /// The last persisted hard state.
+    pub hard_state: HardState,
+    /// The persisted log.
+    pub entries: Vec<Entry>,
+}
+
+impl Storage {
+    fn persist(&mut self, ready: &Ready) {
+        if let Some(hard_state) = ready.hard_state {
+            self.hard_state = hard_state;
+        }
+        if let Some(first) = ready.entries.first() {
+            let keep = (first.index.0 - 1) as usize;
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(&ready.entries);
+        }
+    }
+}
+
+/// Whether a server is running, crashed or paused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Running.
+    Up,
+    /// Crashed; only its storage remains.
+    Down,
+    /// Paused: alive but handling nothing.
+    Paused,
+}
+
+/// One simulated server.
+#[derive(Clone, Debug)]
+pub struct SimNode {
+    /// Its id.
+    pub id: NodeId,
+    /// The Raft state machine, `None` while crashed.
+    pub raft: Option<RaftNode>,
+    /// Its disk.
+    pub storage: Storage,
+    /// A batch being written to disk; lost if the node crashes first.
+    persisting: Option<Ready>,
+    /// Bumped on every restart, so timers of an earlier life are ignored.
+    incarnation: u64,
+    paused: bool,
+    /// Messages that arrived while paused, handled on resume.
+    held: VecDeque<Message>,
+    /// A persist finished while paused.
+    persist_done_held: bool,
+    track: NodeTrack,
+    /// Entries applied in this incarnation (the simulated state machine).
+    pub applied: Vec<Entry>,
+}
+
+impl SimNode {
+    /// Running, crashed or paused.
+    pub fn liveness(&self) -> Liveness {
+        match (&self.raft, self.paused) {
+            (None, _) => Liveness::Down,
+            (Some(_), true) => Liveness::Paused,
+            (Some(_), false) => Liveness::Up,
+        }
+    }
+}
+
+/// A message on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// Unique per run, in send order.
+    pub id: u64,
+    /// When it was sent.
+    pub sent_ms: u64,
+    /// When it arrives.
+    pub deliver_ms: u64,
+    /// The message.
+    pub message: Message,
+}
+
+#[derive(Clone, Debug)]
+enum Event {
+    Tick { node: NodeId, incarnation: u64 },
+    Deliver(InFlight),
+    PersistDone { node: NodeId, incarnation: u64 },
+}
+
+/// Counters of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Messages handed to the network.
+    pub messages_sent: u64,
+    /// Messages handled by their receiver.
+    pub messages_delivered: u64,
+    /// Messages lost: random loss, cut links, or a crashed receiver.
+    pub messages_dropped: u64,
+    /// Extra copies delivered.
+    pub messages_duplicated: u64,
+    /// Messages the receiver refused as invalid.
+    pub messages_rejected: u64,
+    /// Proposals accepted by a leader.
+    pub proposals_accepted: u64,
+    /// Proposals refused or with no leader to take them.
+    pub proposals_refused: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Elections started (terms raised), summed over servers.
+    pub elections: u64,
+    /// Batches made durable.
+    pub persists: u64,
+}
+
+/// A simulated cluster.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    config: SimConfig,
+    script: Script,
+    next_input: usize,
+    now_ms: u64,
+    rng: Rng,
+    events: BTreeMap<(u64, u64), Event>,
+    sequence: u64,
+    message_ids: u64,
+    nodes: Vec<SimNode>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    links: BTreeMap<(NodeId, NodeId), LinkConfig>,
+    checker: Checker,
+    trace_hash: u64,
+    stats: SimStats,
+}
+
+impl Simulation {
+    /// Builds a freshly bootstrapped cluster that will follow `script`.
+    ///
+    /// # Errors
+    /// A lowercase description if the configuration is invalid.
+    pub fn new(config: SimConfig, script: Script) -> Result<Simulation, String> {
+        config.validate()?;
+        let membership = Membership::with_voters(config.node_ids());
+        let mut simulation = Simulation {
+            rng: Rng::new(config.seed),
+            script,
+            next_input: 0,
+            now_ms: 0,
+            events: BTreeMap::new(),
+            sequence: 0,
+            message_ids: 0,
+            nodes: Vec::new(),
+            cut: BTreeSet::new(),
+            links: BTreeMap::new(),
+            checker: Checker::new(),
+            trace_hash: combine(0, &config.seed),
+            stats: SimStats::default(),
+            config,
+        };
+        for id in simulation.config.node_ids() {
+            let restored = bootstrap(membership.clone());
+            let storage = Storage { hard_state: restored.hard_state, entries: restored.entries.clone() };
+            simulation.nodes.push(SimNode {
+                id,
+                raft: None,
+                storage,
+                persisting: None,
+                incarnation: 0,
+                paused: false,
+                held: VecDeque::new(),
+                persist_done_held: false,
+                track: NodeTrack::default(),
+                applied: Vec::new(),
+            });
+            simulation.start_node(id);
+        }
+        Ok(simulation)
+    }
+
+    // ----- observers -------------------------------------------------------------------------
+
+    /// The run's configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The run's script (including inputs added while it ran).
+    pub fn script(&self) -> &Script {
+        &self.script
+    }
+
+    /// Simulated time now.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Every server, in id order.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// One server.
+    pub fn node(&self, id: NodeId) -> Option<&SimNode> {
+        self.nodes.get((id.0 as usize).wrapping_sub(1))
+    }
+
+    /// The running leader with the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.paused)
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(RaftNode::id)
+    }
+
+    /// Messages on the wire, in delivery order.
+    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
+        self.events.values().filter_map(|event| match event {
+            Event::Deliver(message) => Some(message),
+            _ => None,
+        })
+    }
+
+    /// Whether the directed link `from → to` is cut.
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.cut.contains(&(from, to))
+    }
+
+    /// Safety violations seen so far.
+    pub fn violations(&self) -> &[Violation] {
+        self.checker.violations()
+    }
+
+    /// The highest index committed anywhere.
+    pub fn committed_index(&self) -> LogIndex {
+        self.checker.committed_index()
+    }
+
+    /// A hash of everything that happened so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace_hash
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SimStats {
+        let mut stats = self.stats;
+        stats.elections =
+            self.nodes.iter().filter_map(|n| n.raft.as_ref()).map(|r| r.stats().elections_started).sum();
+        stats
+    }
+
+    /// The checker, for tests that need to adjust it.
+    pub fn checker_mut(&mut self) -> &mut Checker {
+        &mut self.checker
+    }
+
+    // ----- driving ---------------------------------------------------------------------------
+
+    /// Adds an input to happen at `time_ms` (not before now). This is how the playground and
+    /// tests act on a running cluster; the input becomes part of the script.
+    pub fn schedule(&mut self, time_ms: u64, input: Input) {
+        let time_ms = time_ms.max(self.now_ms);
+        // Keep already-executed inputs where they are: insert after them.
+        let position =
+            self.next_input + self.script.inputs[self.next_input..].partition_point(|(t, _)| *t <= time_ms);
+        self.script.inputs.insert(position, (time_ms, input));
+    }
+
+    /// Does `input` now.
+    pub fn act(&mut self, input: Input) {
+        self.schedule(self.now_ms, input);
+        self.run_until(self.now_ms);
+    }
+
+    /// Runs every event and input up to and including `time_ms`.
+    pub fn run_until(&mut self, time_ms: u64) {
+        while self.step_once(time_ms) {}
+        self.now_ms = self.now_ms.max(time_ms);
+    }
+
+    /// Runs until `predicate` holds or `time_ms` is reached; returns whether it held.
+    pub fn run_until_condition(
+        &mut self,
+        time_ms: u64,
+        mut predicate: impl FnMut(&Simulation) -> bool,
+    ) -> bool {
+        if predicate(self) {
+            return true;
+        }
+        while self.step_once(time_ms) {
+            if predicate(self) {
+                return true;
+            }
+        }
+        self.now_ms = self.now_ms.max(time_ms);
+        predicate(self)
+    }
+
+    /// Handles the next input or event if it happens at or before `limit_ms`. Inputs go before
+    /// events of the same time.
+    pub fn step_once(&mut self, limit_ms: u64) -> bool {
+        let next_input = self.script.inputs.get(self.next_input).map(|(t, _)| *t);
+        let next_event = self.events.keys().next().map(|(t, _)| *t);
+        match (next_input, next_event) {
+            (Some(t), e) if t <= limit_ms && e.is_none_or(|e| t <= e) => {
+                let input = self.script.inputs[self.next_input].1.clone();
+                self.next_input += 1;
+                self.now_ms = self.now_ms.max(t);
+                self.trace_hash = combine(self.trace_hash, &(t, &input));
+                self.handle_input(input);
+                true
+            }
+            (_, Some(t)) if t <= limit_ms => {
+                let Some((_, event)) = self.events.pop_first() else {
+                    return false;
+                };
+                self.now_ms = self.now_ms.max(t);
+                self.handle_event(event);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn push_event(&mut self, time_ms: u64, event: Event) {
+        self.sequence += 1;
+        self.events.insert((time_ms, self.sequence), event);
+    }
+
+    fn index(&self, id: NodeId) -> Option<usize> {
+        let index = (id.0 as usize).checked_sub(1)?;
+        (index < self.nodes.len()).then_some(index)
+    }
+
+    fn node_config(&self, id: NodeId, incarnation: u64) -> Config {
+        let mut config = Config::new(id, combine(combine(self.config.seed, &id.0), &incarnation));
+        config.election_timeout_ticks = self.config.election_timeout_ticks;
+        config.heartbeat_interval_ticks = self.config.heartbeat_interval_ticks;
+        config.pre_vote = self.config.pre_vote;
+        config.check_quorum = self.config.check_quorum;
+        config
+    }
+
+    fn start_node(&mut self, id: NodeId) {
+        let Some(k) = self.index(id) else {
+            return;
+        };
+        let incarnation = self.nodes[k].incarnation + 1;
+        let config = self.node_config(id, incarnation);
+        let storage = &self.nodes[k].storage;
+        let restored = Restored {
+            hard_state: storage.hard_state,
+            snapshot: None,
+            entries: storage.entries.clone(),
+            applied: LogIndex(0),
+        };
+        let raft = match RaftNode::new(config, restored) {
+            Ok(raft) => raft,
+            Err(error) => {
+                self.checker.restore_failed(id, self.now_ms, format!("{error}"));
+                return;
+            }
+        };
+        let now = self.now_ms;
+        let node = &mut self.nodes[k];
+        node.incarnation = incarnation;
+        node.paused = false;
+        node.held.clear();
+        node.persist_done_held = false;
+        node.persisting = None;
+        node.applied.clear();
+        self.checker.node_started(&mut node.track, &node.storage.entries, now);
+        node.raft = Some(raft);
+        // Nodes tick at their own phase so they do not act in lockstep.
+        let phase = self.rng.range(0, self.config.tick_ms);
+        self.push_event(now + phase + 1, Event::Tick { node: id, incarnation });
+        self.after_node_changed(k);
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Propose { data } => match self.leader().and_then(|id| self.index(id)) {
+                Some(k) => self.propose_at(k, data),
+                None => self.stats.proposals_refused += 1,
+            },
+            Input::ProposeTo { node, data } => match self.index(node) {
+                Some(k) if self.nodes[k].liveness() == Liveness::Up => self.propose_at(k, data),
+                _ => self.stats.proposals_refused += 1,
+            },
+            Input::Crash(id) => self.crash(id),
+            Input::Restart(id) => {
+                if self.index(id).is_some_and(|k| self.nodes[k].raft.is_none()) {
+                    self.start_node(id);
+                }
+            }
+            Input::Pause(id) => {
+                if let Some(k) = self.index(id) {
+                    if self.nodes[k].raft.is_some() {
+                        self.nodes[k].paused = true;
+                    }
+                }
+            }
+            Input::Resume(id) => self.resume(id),
+            Input::Campaign(id) => {
+                if let Some(k) = self.index(id) {
+                    let paused = self.nodes[k].paused;
+                    if let (Some(raft), false) = (self.nodes[k].raft.as_mut(), paused) {
+                        raft.campaign();
+                        self.after_node_changed(k);
+                    }
+                }
+            }
+            Input::Partition { side } => {
+                let side: BTreeSet<NodeId> = side.into_iter().collect();
+                let ids: Vec<NodeId> = self.config.node_ids().collect();
+                for &a in &ids {
+                    for &b in &ids {
+                        if side.contains(&a) != side.contains(&b) {
+                            self.cut.insert((a, b));
+                        }
+                    }
+                }
+            }
+            Input::CutLink { from, to } => {
+                self.cut.insert((from, to));
+            }
+            Input::RestoreLink { from, to } => {
+                self.cut.remove(&(from, to));
+            }
+            Input::Heal => self.cut.clear(),
+            Input::SetLink { from, to, link } => {
+                self.links.insert((from, to), link);
+            }
+            Input::DropMessage { id } => self.alter_in_flight(id, false),
+            Input::DuplicateMessage { id } => self.alter_in_flight(id, true),
+        }
+    }
+
+    fn propose_at(&mut self, k: usize, data: bytes::Bytes) {
+        let Some(raft) = self.nodes[k].raft.as_mut() else {
+            self.stats.proposals_refused += 1;
+            return;
+        };
+        match raft.propose(data) {
+            Ok(_) => self.stats.proposals_accepted += 1,
+            Err(_) => self.stats.proposals_refused += 1,
+        }
+        self.after_node_changed(k);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let Some(k) = self.index(id) else {
+            return;
+        };
+        let node = &mut self.nodes[k];
+        if node.raft.is_none() {
+            return;
+        }
+        // Whatever was being written is lost with the process.
+        node.raft = None;
+        node.persisting = None;
+        node.paused = false;
+        node.held.clear();
+        node.persist_done_held = false;
+        self.stats.crashes += 1;
+    }
+
+    fn resume(&mut self, id: NodeId) {
+        let Some(k) = self.index(id) else {
+            return;
+        };
+        if !self.nodes[k].paused {
+            return;
+        }
+        self.nodes[k].paused = false;
+        if core::mem::take(&mut self.nodes[k].persist_done_held) {
+            self.finish_persist(k);
+        }
+        while let Some(message) = self.nodes[k].held.pop_front() {
+            self.deliver(k, message);
+        }
+        self.after_node_changed(k);
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, incarnation } => {
+                let Some(k) = self.index(node) else {
+                    return;
+                };
+                if self.nodes[k].incarnation != incarnation || self.nodes[k].raft.is_none() {
+                    return;
+                }
+                let next = self.now_ms + self.config.tick_ms;
+                self.push_event(next, Event::Tick { node, incarnation });
+                if self.nodes[k].paused {
+                    return;
+                }
+                self.trace_hash = combine(self.trace_hash, &(self.now_ms, 't', node.0));
+                if let Some(raft) = self.nodes[k].raft.as_mut() {
+                    raft.tick();
+                }
+                self.after_node_changed(k);
+            }
+            Event::Deliver(in_flight) => {
+                let Some(k) = self.index(in_flight.message.to) else {
+                    self.stats.messages_dropped += 1;
+                    return;
+                };
+                match self.nodes[k].liveness() {
+                    Liveness::Down => self.stats.messages_dropped += 1,
+                    Liveness::Paused => self.nodes[k].held.push_back(in_flight.message),
+                    Liveness::Up => {
+                        self.deliver(k, in_flight.message);
+                        self.after_node_changed(k);
+                    }
+                }
+            }
+            Event::PersistDone { node, incarnation } => {
+                let Some(k) = self.index(node) else {
+                    return;
+                };
+                if self.nodes[k].incarnation != incarnation || self.nodes[k].persisting.is_none() {
+                    return;
+                }
+                if self.nodes[k].paused {
+                    self.nodes[k].persist_done_held = true;
+                    return;
+                }
+                self.finish_persist(k);
+                self.after_node_changed(k);
+            }
+        }
+    }
+
+    fn deliver(&mut self, k: usize, message: Message) {
+        self.trace_hash = combine(self.trace_hash, &(self.now_ms, &message));
+        self.stats.messages_delivered += 1;
+        let Some(raft) = self.nodes[k].raft.as_mut() else {
+            return;
+        };
+        if raft.step(message).is_err() {
+            self.stats.messages_rejected += 1;
+        }
+    }
+
+    /// After anything happened to node `k`: run the checks and hand out its next batch.
+    fn after_node_changed(&mut self, k: usize) {
+        self.observe(k);
+        loop {
+            let node = &mut self.nodes[k];
+            if node.paused || node.persisting.is_some() {
+                return;
+            }
+            let Some(raft) = node.raft.as_mut() else {
+                return;
+            };
+            if !raft.has_ready() {
+                return;
+            }
+            let mut ready = raft.ready();
+            let now = self.now_ms;
+            self.checker.entries_appended(&mut self.nodes[k].track, &ready.entries, now);
+            for message in core::mem::take(&mut ready.messages) {
+                self.send(message);
+            }
+            self.nodes[k].persisting = Some(ready);
+            if self.config.disk_latency_ms > 0 {
+                let node = &self.nodes[k];
+                let event = Event::PersistDone { node: node.id, incarnation: node.incarnation };
+                self.push_event(now + self.config.disk_latency_ms, event);
+                return;
+            }
+            self.finish_persist(k);
+            self.observe(k);
+        }
+    }
+
+    /// The batch is durable: store it, send what waited for it, apply, advance.
+    fn finish_persist(&mut self, k: usize) {
+        let Some(mut ready) = self.nodes[k].persisting.take() else {
+            return;
+        };
+        self.stats.persists += 1;
+        self.nodes[k].storage.persist(&ready);
+        for message in core::mem::take(&mut ready.messages_after_persist) {
+            self.send(message);
+        }
+        let now = self.now_ms;
+        let node = &mut self.nodes[k];
+        for entry in &ready.committed_entries {
+            self.checker.entry_applied(node.id, &mut node.track, entry, now);
+        }
+        node.applied.extend(ready.committed_entries);
+        if let Some(raft) = node.raft.as_mut() {
+            raft.advance();
+        }
+    }
+
+    fn observe(&mut self, k: usize) {
+        let now = self.now_ms;
+        let node = &mut self.nodes[k];
+        let Some(raft) = node.raft.as_ref() else {
+            return;
+        };
+        self.checker.observe_node(
+            node.id,
+            &mut node.track,
+            raft.role() == Role::Leader,
+            raft.term(),
+            raft.commit_index(),
+            |index| raft.term_at(index),
+            raft.snapshot_index(),
+            now,
+        );
+    }
+
+    /// Puts a message on the wire: the link decides whether, when and how often it arrives.
+    fn send(&mut self, message: Message) {
+        self.stats.messages_sent += 1;
+        self.message_ids += 1;
+        let id = self.message_ids;
+        let key = (message.from, message.to);
+        if self.cut.contains(&key) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        let link = self.links.get(&key).copied().unwrap_or(self.config.link);
+        if link.loss_per_mille > 0 && self.rng.chance(u64::from(link.loss_per_mille), 1000) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        let copies =
+            if link.duplicate_per_mille > 0 && self.rng.chance(u64::from(link.duplicate_per_mille), 1000) {
+                self.stats.messages_duplicated += 1;
+                2
+            } else {
+                1
+            };
+        for _ in 0..copies {
+            let latency = self.rng.range(link.latency_ms_min, link.latency_ms_max + 1);
+            let deliver_ms = self.now_ms + latency;
+            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message: message.clone() };
+            self.push_event(deliver_ms, Event::Deliver(in_flight));
+        }
+    }
+
+    /// Removes one message from the wire, or delivers a second copy of it.
+    fn alter_in_flight(&mut self, id: u64, duplicate: bool) {
+        let found = self
+            .events
+            .iter()
+            .find(|(_, event)| matches!(event, Event::Deliver(m) if m.id == id))
+            .map(|(key, event)| (*key, event.clone()));
+        let Some((key, event)) = found else {
+            return;
+        };
+        if duplicate {
+            self.stats.messages_duplicated += 1;
+            self.push_event(key.0, event);
+        } else {
+            self.events.remove(&key);
+            self.stats.messages_dropped += 1;
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What a simulated cluster looks like: size, timing, network behaviour, and faults to inject.
+
+use crate::types::NodeId;
+use alloc::string::String;
+
+/// Largest cluster the simulator builds.
+pub const NODES_MAX: usize = 51;
+
+/// How messages travel on one directed link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkConfig {
+    /// Shortest delivery time.
+    pub latency_ms_min: u64,
+    /// Longest delivery time; a wide range reorders messages.
+    pub latency_ms_max: u64,
+    /// Chance in a thousand that a message is lost.
+    pub loss_per_mille: u32,
+    /// Chance in a thousand that a message is delivered twice.
+    pub duplicate_per_mille: u32,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig { latency_ms_min: 1, latency_ms_max: 5, loss_per_mille: 0, duplicate_per_mille: 0 }
+    }
+}
+
+/// The kinds of fault the nemesis may inject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FaultSet {
+    /// Crash nodes (losing all they had not persisted) and restart them later.
+    pub crash: bool,
+    /// Split the cluster into two sides that cannot talk, or isolate one node.
+    pub partition: bool,
+    /// Cut single links in one direction only.
+    pub one_way: bool,
+    /// Lose messages.
+    pub loss: bool,
+    /// Deliver some messages twice.
+    pub duplicate: bool,
+    /// Widen latency so messages overtake each other.
+    pub reorder: bool,
+    /// Pause nodes (a long GC or a stopped VM): no ticks, no messages handled.
+    pub pause: bool,
+}
+
+impl FaultSet {
+    /// No faults at all.
+    pub fn none() -> FaultSet {
+        FaultSet::default()
+    }
+
+    /// Every fault the simulator knows.
+    pub fn all() -> FaultSet {
+        FaultSet {
+            crash: true,
+            partition: true,
+            one_way: true,
+            loss: true,
+            duplicate: true,
+            reorder: true,
+            pause: true,
+        }
+    }
+
+    /// Parses `all`, `none`, or a comma-separated list such as `crash,partition,loss`.
+    ///
+    /// # Errors
+    /// The name of the first unknown fault.
+    pub fn parse(spec: &str) -> Result<FaultSet, String> {
+        match spec {
+            "all" => return Ok(FaultSet::all()),
+            "none" | "" => return Ok(FaultSet::none()),
+            _ => {}
+        }
+        let mut faults = FaultSet::none();
+        for name in spec.split(',') {
+            match name.trim() {
+                "crash" => faults.crash = true,
+                "partition" => faults.partition = true,
+                "one-way" | "one_way" => faults.one_way = true,
+                "loss" => faults.loss = true,
+                "duplicate" | "dup" => faults.duplicate = true,
+                "reorder" => faults.reorder = true,
+                "pause" => faults.pause = true,
+                other => return Err(alloc::format!("unknown fault {other:?}")),
+            }
+        }
+        Ok(faults)
+    }
+
+    /// The names of the faults in the set, comma-separated (`none` for the empty set).
+    pub fn describe(&self) -> String {
+        if *self == FaultSet::all() {
+            return String::from("all");
+        }
+        let names = [
+            (self.crash, "crash"),
+            (self.partition, "partition"),
+            (self.one_way, "one-way"),
+            (self.loss, "loss"),
+            (self.duplicate, "duplicate"),
+            (self.reorder, "reorder"),
+            (self.pause, "pause"),
+        ];
+        let chosen: alloc::vec::Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        if chosen.is_empty() {
+            String::from("none")
+        } else {
+            chosen.join(",")
+        }
+    }
+}
+
+/// Everything that fixes a simulated run, together with its [`crate::sim::Script`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SimConfig {
+    /// Number of servers, 1 to [`NODES_MAX`]; their ids are 1..=nodes.
+    pub nodes: usize,
+    /// Seed of every random choice in the run.
+    pub seed: u64,
+    /// Simulated milliseconds per node tick.
+    pub tick_ms: u64,
+    /// Raft election timeout T in ticks (timeouts are drawn from `[T, 2T)`).
+    pub election_timeout_ticks: u64,
+    /// Raft heartbeat interval in ticks.
+    pub heartbeat_interval_ticks: u64,
+    /// Pre-vote on (thesis §9.6).
+    pub pre_vote: bool,
+    /// Check-quorum on (thesis §6.2).
+    pub check_quorum: bool,
+    /// Time for a node's storage to make one batch durable.
+    pub disk_latency_ms: u64,
+    /// Default behaviour of every link.
+    pub link: LinkConfig,
+}
+
+impl SimConfig {
+    /// A calm cluster of `nodes` servers.
+    pub fn new(nodes: usize, seed: u64) -> SimConfig {
+        SimConfig {
+            nodes,
+            seed,
+            tick_ms: 10,
+            election_timeout_ticks: 10,
+            heartbeat_interval_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            disk_latency_ms: 1,
+            link: LinkConfig::default(),
+        }
+    }
+
+    /// Ids of the servers: 1..=nodes.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> {
+        (1..=self.nodes as u64).map(NodeId)
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// A lowercase description of the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes == 0 || self.nodes > NODES_MAX {
+            return Err(alloc::format!("nodes must be between 1 and {NODES_MAX}"));
+        }
+        if self.tick_ms == 0 {
+            return Err(String::from("tick_ms must be positive"));
+        }
+        if self.link.latency_ms_min > self.link.latency_ms_max {
+            return Err(String::from("latency_ms_min above latency_ms_max"));
+        }
+        if self.link.loss_per_mille > 1000 || self.link.duplicate_per_mille > 1000 {
+            return Err(String::from("per-mille chances must be at most 1000"));
+        }
+        Ok(())
+    }
+}

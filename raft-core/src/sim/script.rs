@@ -1,0 +1,265 @@
+//! The external inputs of a run, and the nemesis that writes them from a seed.
+//!
+//! A run is fixed by its [`SimConfig`] and its [`Script`]: replaying both gives the same trace
+//! hash, on every target. The nemesis turns a seed and a [`FaultSet`] into a script, and the
+//! playground appends whatever the user does to the same kind of script.
+
+use crate::rng::Rng;
+use crate::sim::config::{FaultSet, LinkConfig, SimConfig};
+use crate::types::NodeId;
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+/// One thing done to the cluster from outside.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// A client proposes `data` to whichever server currently leads (highest term wins).
+    Propose {
+        /// The command.
+        data: Bytes,
+    },
+    /// A client proposes `data` to one particular server (refused unless it leads).
+    ProposeTo {
+        /// The server asked.
+        node: NodeId,
+        /// The command.
+        data: Bytes,
+    },
+    /// The server stops at once, losing everything it had not persisted.
+    Crash(NodeId),
+    /// A crashed server starts again from what it persisted.
+    Restart(NodeId),
+    /// The server stops handling ticks and messages; messages queue up for it.
+    Pause(NodeId),
+    /// A paused server goes on, handling what queued up.
+    Resume(NodeId),
+    /// The server's election timer fires now.
+    Campaign(NodeId),
+    /// Cut every link between `side` and the other servers, both ways.
+    Partition {
+        /// The servers on one side.
+        side: Vec<NodeId>,
+    },
+    /// Cut the link from `from` to `to` only.
+    CutLink {
+        /// Sender side.
+        from: NodeId,
+        /// Receiver side.
+        to: NodeId,
+    },
+    /// Restore the link from `from` to `to`.
+    RestoreLink {
+        /// Sender side.
+        from: NodeId,
+        /// Receiver side.
+        to: NodeId,
+    },
+    /// Restore every cut link.
+    Heal,
+    /// Give one directed link its own latency and loss.
+    SetLink {
+        /// Sender side.
+        from: NodeId,
+        /// Receiver side.
+        to: NodeId,
+        /// How the link behaves from now on.
+        link: LinkConfig,
+    },
+    /// Lose one message that is on the wire (by its [`crate::sim::InFlight`] id).
+    DropMessage {
+        /// The message's id.
+        id: u64,
+    },
+    /// Deliver one message on the wire a second time, at the same moment.
+    DuplicateMessage {
+        /// The message's id.
+        id: u64,
+    },
+}
+
+/// External inputs with the simulated time (ms) at which each happens, in time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Script {
+    /// `(time_ms, input)`, sorted by time; inputs at the same time keep their order.
+    pub inputs: Vec<(u64, Input)>,
+}
+
+impl Script {
+    /// An empty script.
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// Adds an input at `time_ms`, after any others at the same time.
+    pub fn push(&mut self, time_ms: u64, input: Input) {
+        let position = self.inputs.partition_point(|(t, _)| *t <= time_ms);
+        self.inputs.insert(position, (time_ms, input));
+    }
+}
+
+/// What the nemesis and the client load look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NemesisPlan {
+    /// Faults to inject.
+    pub faults: FaultSet,
+    /// Length of the run.
+    pub duration_ms: u64,
+    /// A proposal every this many ms (0: none).
+    pub propose_interval_ms: u64,
+    /// Faults stop, and every server is healed and restarted, this long before the end, so
+    /// the run ends with a working cluster.
+    pub calm_tail_ms: u64,
+}
+
+impl NemesisPlan {
+    /// Faults throughout, a proposal every 50 ms, a calm last 3 seconds.
+    pub fn new(faults: FaultSet, duration_ms: u64) -> NemesisPlan {
+        NemesisPlan { faults, duration_ms, propose_interval_ms: 50, calm_tail_ms: 3_000 }
+    }
+}
+
+/// The network behaviour implied by a fault set: loss, duplication and reordering are
+/// properties of every link rather than scripted events.
+pub fn link_for_faults(faults: FaultSet) -> LinkConfig {
+    let mut link = LinkConfig::default();
+    if faults.loss {
+        link.loss_per_mille = 30;
+    }
+    if faults.duplicate {
+        link.duplicate_per_mille = 20;
+    }
+    if faults.reorder {
+        link.latency_ms_max = 25;
+    }
+    link
+}
+
+/// Writes a script of proposals and faults from the config's seed.
+pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
+    // A stream of its own, so that adding a fault kind does not move the network's randomness.
+    let mut rng = Rng::new(config.seed ^ 0x6E65_6D65_7369_7321);
+    let mut script = Script::new();
+    let ids: Vec<NodeId> = config.node_ids().collect();
+    if plan.propose_interval_ms > 0 {
+        let mut time = plan.propose_interval_ms;
+        let mut counter: u64 = 0;
+        while time < plan.duration_ms {
+            counter += 1;
+            script.push(time, Input::Propose { data: Bytes::copy_from_slice(&counter.to_le_bytes()) });
+            time += plan.propose_interval_ms;
+        }
+    }
+    let kinds = fault_kinds(plan.faults);
+    let fault_end = plan.duration_ms.saturating_sub(plan.calm_tail_ms);
+    if !kinds.is_empty() && ids.len() > 1 {
+        let mut time = 500 + rng.range(0, 500);
+        while time < fault_end {
+            let length_ms = rng.range(50, 2_500);
+            let end = (time + length_ms).min(fault_end);
+            let kind = kinds[rng.range(0, kinds.len() as u64) as usize];
+            push_fault(&mut script, &mut rng, &ids, kind, time, end);
+            // Faults overlap sometimes: the next one may start before this one ends.
+            time += rng.range(length_ms / 2, length_ms + 1_500);
+        }
+    }
+    // The calm tail: everything healed, every server running.
+    for &id in &ids {
+        if plan.faults.crash {
+            script.push(fault_end, Input::Restart(id));
+        }
+        if plan.faults.pause {
+            script.push(fault_end, Input::Resume(id));
+        }
+    }
+    if plan.faults.partition || plan.faults.one_way {
+        script.push(fault_end, Input::Heal);
+    }
+    script
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultKind {
+    Crash,
+    Partition,
+    OneWay,
+    Pause,
+}
+
+fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
+    let mut kinds = Vec::new();
+    if faults.crash {
+        kinds.push(FaultKind::Crash);
+    }
+    if faults.partition {
+        kinds.push(FaultKind::Partition);
+    }
+    if faults.one_way {
+        kinds.push(FaultKind::OneWay);
+    }
+    if faults.pause {
+        kinds.push(FaultKind::Pause);
+    }
+    kinds
+}
+
+fn pick(rng: &mut Rng, ids: &[NodeId]) -> NodeId {
+    ids[rng.range(0, ids.len() as u64) as usize]
+}
+
+fn push_fault(script: &mut Script, rng: &mut Rng, ids: &[NodeId], kind: FaultKind, start: u64, end: u64) {
+    match kind {
+        FaultKind::Crash => {
+            let victim = pick(rng, ids);
+            script.push(start, Input::Crash(victim));
+            script.push(end, Input::Restart(victim));
+        }
+        FaultKind::Pause => {
+            let victim = pick(rng, ids);
+            script.push(start, Input::Pause(victim));
+            script.push(end, Input::Resume(victim));
+        }
+        FaultKind::Partition => {
+            // Any split: a minority, an even split, or a single isolated server.
+            let side_size = rng.range(1, ids.len() as u64) as usize;
+            let mut pool: Vec<NodeId> = ids.to_vec();
+            let mut side = Vec::with_capacity(side_size);
+            for _ in 0..side_size {
+                let k = rng.range(0, pool.len() as u64) as usize;
+                side.push(pool.swap_remove(k));
+            }
+            side.sort();
+            script.push(start, Input::Partition { side });
+            script.push(end, Input::Heal);
+        }
+        FaultKind::OneWay => {
+            let from = pick(rng, ids);
+            let mut to = pick(rng, ids);
+            if to == from {
+                to = ids[(ids.iter().position(|&i| i == from).unwrap_or(0) + 1) % ids.len()];
+            }
+            script.push(start, Input::CutLink { from, to });
+            script.push(end, Input::RestoreLink { from, to });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_script() {
+        let config = SimConfig::new(5, 42);
+        let plan = NemesisPlan::new(FaultSet::all(), 60_000);
+        assert_eq!(generate(&config, &plan), generate(&config, &plan));
+        let other = SimConfig::new(5, 43);
+        assert_ne!(generate(&config, &plan), generate(&other, &plan));
+    }
+
+    #[test]
+    fn script_stays_sorted() {
+        let config = SimConfig::new(5, 7);
+        let script = generate(&config, &NemesisPlan::new(FaultSet::all(), 30_000));
+        assert!(script.inputs.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+}
