@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `npm test`: set up, then run every check and test, in order, stopping at the first failure.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+n=0
+header() {
+    n=$((n + 1))
+    printf '\n==================== [%d] %s ====================\n' "$n" "$*"
+}
+
+header "setup"
+bash scripts/setup.sh
+
+header "cargo fmt --check"
+cargo fmt --all -- --check
+
+header "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+header "raft-core builds no_std for wasm32-unknown-unknown"
+cargo build -p raft-core --no-default-features --target wasm32-unknown-unknown
+
+header "cargo test --workspace --release"
+cargo test --workspace --release
+
+header "simulator: seed 1, 50 runs, 5 nodes, all faults"
+cargo run --release -p raft-core --example simulate -- \
+    --seed 1 --runs 50 --nodes 5 --faults all --ticks 20000
+
+if [ -d web/tests ]; then
+    header "build wasm package (web/pkg)"
+    bash scripts/build-wasm.sh
+
+    header "browser tests (Playwright + /usr/bin/chromium)"
+    npx --no-install playwright test
+else
+    header "browser tests: skipped (web/tests does not exist yet)"
+fi
+
+printf '\n==================== all checks passed ====================\n'
