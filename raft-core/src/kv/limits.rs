@@ -1,0 +1,20 @@
+//! The named bounds of the key-value store. They are constants, not configuration, because every
+//! replica must judge a command the same way: a limit that differed between servers would make
+//! the same committed entry succeed on one and fail on another.
+
+/// The longest key, in bytes.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+/// The longest value, in bytes.
+pub const VALUE_BYTES_MAX: usize = 64 * 1024;
+
+/// The most keys one list operation returns; a larger `limit` is clamped to this.
+pub const LIST_KEYS_MAX: u32 = 1000;
+
+/// The most key bytes one list operation returns. Bounds every response, and so the session
+/// cache (thesis §6.3) that keeps one response per client.
+pub const LIST_RESPONSE_BYTES_MAX: usize = 64 * 1024;
+
+/// The longest encoded command, in bytes: a compare-and-swap with a maximal key, expected value
+/// and new value, plus room for the envelope. Longer input is rejected before decoding.
+pub const COMMAND_BYTES_MAX: usize = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX + 256;

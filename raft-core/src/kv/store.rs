@@ -1,0 +1,283 @@
+//! [`KvStore`]: the replicated key-value state machine, and its configuration.
+
+use crate::error::ConfigError;
+use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
+use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX};
+use crate::kv::response::{KvError, Output, Response};
+use crate::kv::session::Admission;
+use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
+use crate::state_machine::StateMachine;
+use crate::types::{Entry, EntryPayload, LogIndex};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::ops::Bound;
+
+/// How a [`KvStore`] behaves. **Every replica must use the same configuration**: these values
+/// decide outcomes during `apply` (which session expires, whether a put fits), so replicas that
+/// disagree would diverge. Treat it as part of the cluster's definition, like its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KvConfig {
+    /// A session unused for longer than this, by the store's log clock, expires (thesis §6.3).
+    pub session_timeout_ms: u64,
+    /// The most live sessions; registering one more evicts the least recently used.
+    pub sessions_max: u64,
+    /// How many expired session ids to remember, to answer "expired" rather than "unknown".
+    pub expired_sessions_remembered_max: u64,
+    /// The most keys the store holds; a put of a new key beyond it fails with
+    /// [`KvError::StoreFull`].
+    pub keys_max: u64,
+}
+
+impl Default for KvConfig {
+    fn default() -> KvConfig {
+        KvConfig {
+            session_timeout_ms: 60_000,
+            sessions_max: 1024,
+            expired_sessions_remembered_max: 1024,
+            keys_max: 1 << 20,
+        }
+    }
+}
+
+impl KvConfig {
+    /// Checks that the configuration can work.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] naming a limit that must be positive and is zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_timeout_ms == 0 {
+            return Err(ConfigError::ZeroLimit("session_timeout_ms"));
+        }
+        if self.sessions_max == 0 {
+            return Err(ConfigError::ZeroLimit("sessions_max"));
+        }
+        if self.keys_max == 0 {
+            return Err(ConfigError::ZeroLimit("keys_max"));
+        }
+        Ok(())
+    }
+
+    fn sessions_max(&self) -> usize {
+        usize::try_from(self.sessions_max).unwrap_or(usize::MAX)
+    }
+
+    fn expired_remembered_max(&self) -> usize {
+        usize::try_from(self.expired_sessions_remembered_max).unwrap_or(usize::MAX)
+    }
+}
+
+/// The replicated key-value store with client sessions (thesis §6.3), as a [`StateMachine`].
+///
+/// Feed it every committed entry with [`StateMachine::apply`]; [`crate::EntryPayload::Command`]
+/// entries must hold an encoded [`Command`]. Reads may also be served locally with
+/// [`KvStore::read`] once the store has applied up to a read index (thesis §6.4).
+#[derive(Clone, Debug)]
+pub struct KvStore {
+    config: KvConfig,
+    state: KvState,
+}
+
+impl KvStore {
+    /// An empty store.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvConfig::validate`].
+    pub fn new(config: KvConfig) -> Result<KvStore, ConfigError> {
+        config.validate()?;
+        Ok(KvStore { config, state: KvState::default() })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    /// The store's clock: the largest command timestamp applied so far, in milliseconds.
+    pub fn clock_ms(&self) -> u64 {
+        self.state.clock_ms
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.state.data.len()
+    }
+
+    /// Whether the store holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.state.data.is_empty()
+    }
+
+    /// The value of `key`, read locally.
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.state.data.get(key)
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.state.data.iter()
+    }
+
+    /// The number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.state.sessions.live().len()
+    }
+
+    /// Whether `client_id` names a live session.
+    pub fn is_session_live(&self, client_id: ClientId) -> bool {
+        self.state.sessions.is_live(client_id)
+    }
+
+    /// Serves a read-only operation from the local state, without the log: for ReadIndex and
+    /// lease reads (thesis §6.4), once this store has applied up to the read index.
+    ///
+    /// # Errors
+    ///
+    /// [`KvError::NotReadOnly`] for a write; size-limit errors as when applied.
+    pub fn read(&self, operation: &Operation) -> Response {
+        operation.validate()?;
+        match operation {
+            Operation::Get { key } => Ok(Output::Value(self.state.data.get(key).cloned())),
+            Operation::List { prefix, start_after, limit } => {
+                Ok(list(&self.state.data, prefix, start_after.as_ref(), *limit))
+            }
+            Operation::Put { .. } | Operation::Delete { .. } | Operation::CompareAndSwap { .. } => {
+                Err(KvError::NotReadOnly)
+            }
+        }
+    }
+
+    fn apply_command(&mut self, index: LogIndex, bytes: &[u8]) -> Response {
+        let command = Command::decode(bytes).map_err(KvError::Decode)?;
+        // The log clock: the largest proposer timestamp so far, identical on every replica and
+        // monotonic even when a new leader's clock is behind the old one's (thesis §6.3).
+        self.state.clock_ms = self.state.clock_ms.max(command.timestamp_ms);
+        let clock_ms = self.state.clock_ms;
+        let remembered_max = self.config.expired_remembered_max();
+        self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
+        match command.body {
+            CommandBody::RegisterClient => {
+                let client_id = ClientId::from(index);
+                let sessions_max = self.config.sessions_max();
+                self.state.sessions.register(client_id, clock_ms, sessions_max, remembered_max);
+                Ok(Output::Registered { client_id })
+            }
+            CommandBody::CloseSession { client_id } => {
+                self.state.sessions.close(client_id).map(|()| Output::SessionClosed)
+            }
+            CommandBody::Request { session: None, operation } => self.execute(&operation),
+            CommandBody::Request { session: Some(SessionRequest { client_id, sequence }), operation } => {
+                match self.state.sessions.admit(client_id, sequence, clock_ms) {
+                    Admission::Apply => {}
+                    Admission::Cached(response) => return response.clone(),
+                    Admission::Refused(error) => return Err(error),
+                }
+                let response = self.execute(&operation);
+                self.state.sessions.record(client_id, sequence, response.clone());
+                response
+            }
+        }
+    }
+
+    fn execute(&mut self, operation: &Operation) -> Response {
+        operation.validate()?;
+        let data = &mut self.state.data;
+        match operation {
+            Operation::Get { .. } | Operation::List { .. } => self.read(operation),
+            Operation::Put { key, value } => {
+                check_room(data, key, self.config.keys_max)?;
+                data.insert(key.clone(), value.clone());
+                Ok(Output::Written)
+            }
+            Operation::Delete { key } => Ok(Output::Deleted { existed: data.remove(key).is_some() }),
+            Operation::CompareAndSwap { key, expected, new } => {
+                let current = data.get(key);
+                if current != expected.as_ref() {
+                    return Ok(Output::NotSwapped { current: current.cloned() });
+                }
+                check_room(data, key, self.config.keys_max)?;
+                data.insert(key.clone(), new.clone());
+                Ok(Output::Swapped)
+            }
+        }
+    }
+}
+
+fn check_room(data: &BTreeMap<Bytes, Bytes>, key: &Bytes, keys_max: u64) -> Result<(), KvError> {
+    if !data.contains_key(key) && data.len() as u64 >= keys_max {
+        return Err(KvError::StoreFull { keys_max });
+    }
+    Ok(())
+}
+
+/// Keys starting with `prefix`, after `start_after`, at most `limit` of them and at most
+/// [`LIST_RESPONSE_BYTES_MAX`] bytes of keys.
+fn list(data: &BTreeMap<Bytes, Bytes>, prefix: &Bytes, start_after: Option<&Bytes>, limit: u32) -> Output {
+    let keys_max = limit.min(LIST_KEYS_MAX) as usize;
+    let start: Bound<&[u8]> = match start_after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
+    let mut matching = data.range::<[u8], _>((start, Bound::Unbounded)).map(|(key, _)| key);
+    let mut matching = core::iter::from_fn(move || matching.next().filter(|key| key.starts_with(prefix)));
+    let mut keys = Vec::new();
+    let mut bytes = 0;
+    let truncated = loop {
+        let Some(key) = matching.next() else { break false };
+        if keys.len() == keys_max || bytes + key.len() > LIST_RESPONSE_BYTES_MAX {
+            break true;
+        }
+        bytes += key.len();
+        keys.push(key.clone());
+    };
+    Output::Keys { keys, truncated }
+}
+
+impl StateMachine for KvStore {
+    type Response = Response;
+    type Snapshot = KvSnapshot;
+    type Restore = KvRestore;
+    type RestoreError = SnapshotError;
+
+    /// Applies one committed entry. No-op and membership entries only advance the applied
+    /// index and answer [`Output::NoCommand`]; command entries answer the command's response,
+    /// an error response for bytes that are not a command.
+    ///
+    /// # Panics
+    ///
+    /// If `entry.index` is not `applied_index().next()` (the driver skipped or repeated an
+    /// entry). Nothing a client sends can cause it.
+    fn apply(&mut self, entry: &Entry) -> Response {
+        assert_eq!(
+            entry.index,
+            self.state.applied_index.next(),
+            "entries must be applied once each, in log order"
+        );
+        self.state.applied_index = entry.index;
+        match &entry.payload {
+            EntryPayload::Noop | EntryPayload::Membership(_) => Ok(Output::NoCommand),
+            EntryPayload::Command(bytes) => self.apply_command(entry.index, bytes),
+        }
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.state.applied_index
+    }
+
+    /// Copies the state (keys and values are reference-counted, so this copies the maps'
+    /// structure, not the data) into a stream that encodes it lazily.
+    fn snapshot(&self) -> KvSnapshot {
+        KvSnapshot::new(self.state.clone())
+    }
+
+    fn begin_restore(&self) -> KvRestore {
+        KvRestore::new(self.config)
+    }
+
+    fn finish_restore(&mut self, restore: KvRestore) -> Result<(), SnapshotError> {
+        self.state = restore.finish()?;
+        Ok(())
+    }
+}
