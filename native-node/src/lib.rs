@@ -1,1 +1,30 @@
-//! Flotilla's native node: raft-core on tokio, peering over WebSockets.
+//! # native-node
+//!
+//! Flotilla's Raft core (`raft-core`) run for real: on tokio, durable on disk, peering over
+//! WebSockets, serving a key-value API.
+//!
+//! - [`raft`]: the [`Raft`] handle with hashicorp/raft's operations, and the one task that owns
+//!   the core (no lock around it).
+//! - [`storage`]: the log, hard state and snapshots on redb and in checksummed files; one fsync
+//!   per `Ready` batch (group commit).
+//! - [`transport`]: peer messages over WebSockets at `/raft` (versioned binary frames, an
+//!   authenticated handshake, bounded per-peer queues, reconnect with backoff).
+//! - [`server`]: one port for `/raft`, the JSON client API (`/client`), `/health`, `/metrics`,
+//!   `/events` and static files.
+//! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use.
+//! - [`kv`]: the key-value state machine with client sessions.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod bench;
+pub mod client;
+pub mod kv;
+pub mod metrics;
+pub mod raft;
+pub mod server;
+pub mod storage;
+pub mod transport;
+
+pub use raft::{Raft, RaftConfig, RaftError, ReadMode, Status};
+pub use server::{run, ServeConfig};

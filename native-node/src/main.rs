@@ -1,3 +1,419 @@
-fn main() {
-    println!("raft-node {}", env!("CARGO_PKG_VERSION"));
+//! `raft-node`: parses arguments and calls into the `native_node` library.
+
+use clap::{Args, Parser, Subcommand};
+use native_node::bench::{self, BenchConfig};
+use native_node::client::{Client, ClientConfig, ClientError};
+use native_node::server::{self, ServeConfig};
+use raft_core::NodeId;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "raft-node", version, about = "Flotilla: a Raft node, its client and its benchmark")]
+struct Cli {
+    /// Read the cluster secret from this file (default: the FLOTILLA_SECRET variable).
+    #[arg(long, global = true)]
+    secret_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    Serve(ServeArgs),
+    /// Key-value operations.
+    Kv {
+        #[command(flatten)]
+        endpoints: Endpoints,
+        #[command(subcommand)]
+        operation: KvOperation,
+    },
+    /// Cluster administration (needs the secret).
+    Admin {
+        #[command(flatten)]
+        endpoints: Endpoints,
+        #[command(subcommand)]
+        operation: AdminOperation,
+    },
+    /// Measure put throughput and latency; the last line is JSON.
+    Bench(BenchArgs),
+    /// Run a local cluster on 127.0.0.1 (data under .data/).
+    DevCluster(DevClusterArgs),
+}
+
+#[derive(Args)]
+struct Endpoints {
+    /// host:port of the nodes, comma-separated; tried in turn.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    endpoints: Vec<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long)]
+    id: u64,
+    /// host:port to listen on, for peers and clients alike.
+    #[arg(long)]
+    listen: String,
+    /// Where the log, hard state and snapshots live.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Start a new cluster: every member as ID=HOST:PORT, comma-separated (this node included).
+    #[arg(long, value_delimiter = ',', conflicts_with = "join")]
+    bootstrap: Vec<String>,
+    /// Join a running cluster through this node (host:port).
+    #[arg(long)]
+    join: Option<String>,
+    /// The address peers and clients reach this node at (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// The cluster's id; peers of another cluster are refused.
+    #[arg(long, default_value = "flotilla")]
+    cluster_id: String,
+    /// Static files served at / (default: ./web if it exists).
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
+    /// Length of one Raft tick in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum KvOperation {
+    /// Set KEY to VALUE.
+    Put { key: String, value: String },
+    /// Print KEY's value (exit 1 if absent).
+    Get {
+        key: String,
+        /// linearizable (default), lease or stale.
+        #[arg(long, default_value = "linearizable")]
+        read: String,
+    },
+    /// Remove KEY.
+    Del { key: String },
+    /// Set KEY to NEW if it holds OLD: `cas KEY OLD NEW`, or `cas --absent KEY NEW`.
+    Cas {
+        key: String,
+        /// OLD NEW, or NEW alone with --absent.
+        values: Vec<String>,
+        /// The key must not exist.
+        #[arg(long)]
+        absent: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminOperation {
+    /// Print the node's status as JSON (includes the leader's id).
+    Status,
+    /// Add a voter.
+    AddVoter { id: u64, address: String },
+    /// Add a non-voter.
+    AddNonvoter { id: u64, address: String },
+    /// Demote a voter to non-voter.
+    Demote { id: u64 },
+    /// Remove a server.
+    Remove { id: u64 },
+    /// Transfer leadership (to ID, or to the most up-to-date follower).
+    Transfer { id: Option<u64> },
+    /// Write a snapshot now.
+    Snapshot,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    endpoints: Endpoints,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Total puts.
+    #[arg(long, default_value_t = 10_000)]
+    ops: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Do not use client sessions.
+    #[arg(long)]
+    no_session: bool,
+}
+
+#[derive(Args)]
+struct DevClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Port of node 1; node N listens on base + N - 1.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// Data of node N goes to DATA_ROOT/node-N.
+    #[arg(long, default_value = ".data/dev-cluster")]
+    data_root: PathBuf,
+    /// Static files served at /.
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
+}
+
+fn read_secret(secret_file: Option<&PathBuf>) -> Result<Option<Vec<u8>>, String> {
+    if let Some(path) = secret_file {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+        if trimmed.is_empty() {
+            return Err(format!("secret file {} is empty", path.display()));
+        }
+        return Ok(Some(trimmed));
+    }
+    match std::env::var("FLOTILLA_SECRET") {
+        Ok(secret) if !secret.is_empty() => Ok(Some(secret.into_bytes())),
+        _ => Ok(None),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn parse_members(list: &[String]) -> Result<Vec<(NodeId, String)>, String> {
+    list.iter()
+        .map(|item| {
+            let (id, address) = item
+                .split_once('=')
+                .ok_or_else(|| format!("bootstrap member {item:?} is not ID=HOST:PORT"))?;
+            let id: u64 =
+                id.trim().parse().map_err(|_| format!("bootstrap member {item:?}: id is not a number"))?;
+            if id == 0 {
+                return Err("node id 0 is reserved".to_string());
+            }
+            Ok((NodeId(id), address.trim().to_string()))
+        })
+        .collect()
+}
+
+fn default_web_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from("web");
+    dir.is_dir().then_some(dir)
+}
+
+async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
+    if args.id == 0 {
+        return Err("node id 0 is reserved".into());
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let mut config = ServeConfig::new(NodeId(args.id), secret, args.data_dir);
+    config.bootstrap = parse_members(&args.bootstrap)?;
+    config.join = args.join;
+    config.cluster_id = args.cluster_id;
+    config.advertise_address = args.advertise.or_else(|| {
+        // A wildcard listen address is no address to give to peers.
+        (!args.listen.starts_with("0.0.0.0")).then(|| args.listen.clone())
+    });
+    config.web_dir = args.web_dir.or_else(default_web_dir);
+    config.tick_interval = Duration::from_millis(args.tick_ms.max(1));
+    server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn client_for(endpoints: Endpoints, secret: Option<Vec<u8>>) -> Client {
+    let mut config = ClientConfig::new(endpoints.endpoints);
+    config.secret = secret.map(|s| String::from_utf8_lossy(&s).into_owned());
+    Client::new(config)
+}
+
+fn print_refusal(error: &ClientError) -> ExitCode {
+    match error {
+        ClientError::Refused { response, .. } => eprintln!("{response}"),
+        ClientError::Unavailable(why) => eprintln!("error: {why}"),
+    }
+    ExitCode::FAILURE
+}
+
+async fn kv(endpoints: Endpoints, operation: KvOperation, secret: Option<Vec<u8>>) -> ExitCode {
+    let mut client = client_for(endpoints, secret);
+    let result = match operation {
+        KvOperation::Put { key, value } => client.put(&key, &value).await,
+        KvOperation::Del { key } => client.del(&key).await,
+        KvOperation::Get { key, read } => match client.get(&key, &read).await {
+            Ok(response) => {
+                return match response.get("value") {
+                    Some(Value::String(value)) => {
+                        println!("{value}");
+                        ExitCode::SUCCESS
+                    }
+                    _ => {
+                        eprintln!("key {key:?} not found");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            Err(error) => Err(error),
+        },
+        KvOperation::Cas { key, values, absent } => match (absent, values.as_slice()) {
+            (true, [new]) => client.cas(&key, None, new).await,
+            (false, [old, new]) => client.cas(&key, Some(old), new).await,
+            _ => {
+                eprintln!("usage: cas KEY OLD NEW, or cas --absent KEY NEW");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match result {
+        Ok(response) => {
+            println!("{response}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => print_refusal(&error),
+    }
+}
+
+async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<Vec<u8>>) -> ExitCode {
+    if secret.is_none() {
+        eprintln!("error: admin needs the cluster secret: set FLOTILLA_SECRET or pass --secret-file");
+        return ExitCode::from(2);
+    }
+    let mut client = client_for(endpoints, secret);
+    let request = match operation {
+        AdminOperation::Status => json!({ "op": "status" }),
+        AdminOperation::AddVoter { id, address } => {
+            json!({ "op": "add_voter", "node": id, "address": address })
+        }
+        AdminOperation::AddNonvoter { id, address } => {
+            json!({ "op": "add_nonvoter", "node": id, "address": address })
+        }
+        AdminOperation::Demote { id } => json!({ "op": "demote", "node": id }),
+        AdminOperation::Remove { id } => json!({ "op": "remove", "node": id }),
+        AdminOperation::Transfer { id } => json!({ "op": "transfer", "node": id }),
+        AdminOperation::Snapshot => json!({ "op": "snapshot" }),
+    };
+    match client.admin(request).await {
+        Ok(response) => {
+            println!("{response}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => print_refusal(&error),
+    }
+}
+
+async fn dev_cluster(args: DevClusterArgs, secret: Option<Vec<u8>>) -> Result<(), String> {
+    let secret = secret.unwrap_or_else(|| {
+        tracing::warn!("no FLOTILLA_SECRET set; the dev cluster uses the secret \"flotilla-dev\"");
+        b"flotilla-dev".to_vec()
+    });
+    let members: Vec<(NodeId, String)> = (1..=args.nodes)
+        .map(|id| (NodeId(id), format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1)))
+        .collect();
+    let web_dir = args.web_dir.or_else(default_web_dir);
+    let mut nodes = Vec::new();
+    for (id, address) in &members {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let mut config = ServeConfig::new(*id, secret.clone(), args.data_root.join(format!("node-{id}")));
+        config.bootstrap = members.clone();
+        config.advertise_address = Some(address.clone());
+        config.web_dir = web_dir.clone();
+        nodes.push(server::start(config, listener).await.map_err(|e| format!("node {id}: {e}"))?);
+    }
+    let endpoints: Vec<&str> = members.iter().map(|(_, a)| a.as_str()).collect();
+    println!("dev cluster of {} nodes running; data under {}", args.nodes, args.data_root.display());
+    for (id, address) in &members {
+        println!("  node {id}: http://{address}/  (health: http://{address}/health)");
+    }
+    println!("try: raft-node kv --endpoints {} put hello world", endpoints.join(","));
+    shutdown_signal().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let secret = match read_secret(cli.secret_file.as_ref()) {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let Some(secret) = secret else {
+                    eprintln!("error: no cluster secret: set FLOTILLA_SECRET or pass --secret-file");
+                    return ExitCode::from(2);
+                };
+                match serve(args, secret).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        tracing::error!(%error, "node stopped");
+                        eprintln!("error: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::Kv { endpoints, operation } => kv(endpoints, operation, secret).await,
+            Command::Admin { endpoints, operation } => admin(endpoints, operation, secret).await,
+            Command::Bench(args) => {
+                let report = bench::run(BenchConfig {
+                    endpoints: args.endpoints.endpoints,
+                    clients: args.clients,
+                    ops: args.ops,
+                    value_size_bytes: args.value_size,
+                    use_session: !args.no_session,
+                })
+                .await;
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                if report.ops == 0 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Command::DevCluster(args) => match dev_cluster(args, secret).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        }
+    })
 }

@@ -1,0 +1,283 @@
+//! The client API's JSON: one request shape for WebSocket (`GET /client`, upgraded) and HTTP
+//! (`POST /client`), so browsers, scripts and curl speak the same thing.
+//!
+//! Request: `{"id": 7, "op": "put", "key": "k", "value": "v", "session": {"client_id": 3,
+//! "sequence": 12}}`. `id` is echoed so a WebSocket client can pipeline. Ops: `put`, `get`
+//! (with `"read": "linearizable" | "lease" | "stale"`), `del`, `cas` (`expected`: a string or
+//! null for "absent"), `list`, `register` (opens a session), and the admin ops `status`,
+//! `snapshot`, `add_voter`, `add_nonvoter`, `demote`, `remove`, `transfer`, which need
+//! `"secret"` (or an `Authorization: Bearer` header over HTTP).
+//!
+//! Response: `{"id": 7, "ok": true, ...}` or `{"id": 7, "ok": false, "error": "not_leader",
+//! "message": "...", "leader": 2, "leader_address": "127.0.0.1:7002"}`. `error` is a stable code;
+//! `retryable` says whether the same request (same session sequence) may be sent again.
+
+use crate::kv::{KvCommand, KvQuery, KvResponse, SessionRef};
+use crate::raft::{RaftError, ReadMode};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// Bytes a JSON request may have at most; larger ones are refused before parsing.
+pub const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// One client request.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Exactly-once bookkeeping.
+        #[serde(default)]
+        session: Option<SessionRef>,
+    },
+    /// Read a key.
+    Get {
+        /// The key.
+        key: String,
+        /// Consistency of the read.
+        #[serde(default)]
+        read: ReadMode,
+    },
+    /// Remove a key.
+    Del {
+        /// The key.
+        key: String,
+        /// Exactly-once bookkeeping.
+        #[serde(default)]
+        session: Option<SessionRef>,
+    },
+    /// Compare-and-swap.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value it must have now; null for absent.
+        expected: Option<String>,
+        /// The new value.
+        value: String,
+        /// Exactly-once bookkeeping.
+        #[serde(default)]
+        session: Option<SessionRef>,
+    },
+    /// Keys with a prefix.
+    List {
+        /// The prefix.
+        #[serde(default)]
+        prefix: String,
+        /// Most keys returned.
+        #[serde(default = "default_limit")]
+        limit: u32,
+        /// Consistency of the read.
+        #[serde(default)]
+        read: ReadMode,
+    },
+    /// Open a session.
+    Register,
+    /// Admin: the node's status.
+    Status,
+    /// Admin: write a snapshot now.
+    Snapshot,
+    /// Admin: add a voter.
+    AddVoter {
+        /// Its id.
+        node: u64,
+        /// Its host:port.
+        address: String,
+    },
+    /// Admin: add a non-voter.
+    AddNonvoter {
+        /// Its id.
+        node: u64,
+        /// Its host:port.
+        address: String,
+    },
+    /// Admin: demote a voter.
+    Demote {
+        /// Its id.
+        node: u64,
+    },
+    /// Admin: remove a server.
+    Remove {
+        /// Its id.
+        node: u64,
+    },
+    /// Admin: hand leadership over.
+    Transfer {
+        /// The target, or the most up-to-date follower.
+        #[serde(default)]
+        node: Option<u64>,
+    },
+}
+
+fn default_limit() -> u32 {
+    1000
+}
+
+/// A request with its envelope.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The cluster secret, for admin ops.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// What to do.
+    #[serde(flatten)]
+    pub operation: Operation,
+}
+
+/// Parses a request, with an error message a person can act on.
+///
+/// # Errors
+/// A lowercase message naming what is wrong.
+pub fn parse_request(text: &[u8]) -> Result<Request, String> {
+    if text.len() > REQUEST_BYTES_MAX {
+        return Err(format!("request has {} bytes; at most {REQUEST_BYTES_MAX} allowed", text.len()));
+    }
+    let value: Value = serde_json::from_slice(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("a request must be a JSON object with an \"op\" field".to_string());
+    }
+    if value.get("op").is_none() {
+        return Err("missing \"op\" (one of put, get, del, cas, list, register, status, ...)".to_string());
+    }
+    serde_json::from_value(value).map_err(|e| format!("invalid request: {e}"))
+}
+
+impl Operation {
+    /// Whether the op needs the cluster secret.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Operation::Status
+                | Operation::Snapshot
+                | Operation::AddVoter { .. }
+                | Operation::AddNonvoter { .. }
+                | Operation::Demote { .. }
+                | Operation::Remove { .. }
+                | Operation::Transfer { .. }
+        )
+    }
+
+    /// The state-machine command of a write, if this is one.
+    pub fn command(&self) -> Option<KvCommand> {
+        match self {
+            Operation::Put { key, value, session } => Some(KvCommand::Put {
+                session: *session,
+                key: Bytes::from(key.clone()),
+                value: Bytes::from(value.clone()),
+            }),
+            Operation::Del { key, session } => {
+                Some(KvCommand::Delete { session: *session, key: Bytes::from(key.clone()) })
+            }
+            Operation::Cas { key, expected, value, session } => Some(KvCommand::CompareAndSwap {
+                session: *session,
+                key: Bytes::from(key.clone()),
+                expected: expected.clone().map(Bytes::from),
+                value: Bytes::from(value.clone()),
+            }),
+            Operation::Register => Some(KvCommand::Register),
+            _ => None,
+        }
+    }
+
+    /// The state-machine query of a read, if this is one.
+    pub fn query(&self) -> Option<(KvQuery, ReadMode)> {
+        match self {
+            Operation::Get { key, read } => Some((KvQuery::Get { key: Bytes::from(key.clone()) }, *read)),
+            Operation::List { prefix, limit, read } => {
+                Some((KvQuery::List { prefix: Bytes::from(prefix.clone()), limit: *limit }, *read))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn text(bytes: &Bytes) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_string()),
+        Err(_) => json!({ "base64": null, "hex": hex::encode(bytes) }),
+    }
+}
+
+/// A successful or refused response body (without `id`).
+pub fn kv_response(response: KvResponse, index: Option<u64>) -> Value {
+    let mut body = match response {
+        KvResponse::Ok { value, version } => {
+            json!({ "ok": true, "value": value.as_ref().map(text), "version": version })
+        }
+        KvResponse::Registered { client_id } => json!({ "ok": true, "client_id": client_id }),
+        KvResponse::CasFailed { current } => json!({
+            "ok": false, "error": "cas_failed", "retryable": false,
+            "message": "compare-and-swap failed: the current value differs",
+            "current": current.as_ref().map(text),
+        }),
+        KvResponse::Keys { keys } => json!({ "ok": true, "keys": keys.iter().map(text).collect::<Vec<_>>() }),
+        KvResponse::Error { message } => {
+            json!({ "ok": false, "error": "rejected", "retryable": false, "message": message })
+        }
+    };
+    if let (Some(index), Some(object)) = (index, body.as_object_mut()) {
+        object.insert("index".into(), json!(index));
+    }
+    body
+}
+
+/// An error response body.
+pub fn error_response(code: &str, message: impl Into<String>, retryable: bool) -> Value {
+    json!({ "ok": false, "error": code, "message": message.into(), "retryable": retryable })
+}
+
+/// The stable code of a [`RaftError`].
+pub fn raft_error_code(error: &RaftError) -> &'static str {
+    match error {
+        RaftError::NotLeader { .. } => "not_leader",
+        RaftError::LeadershipLost => "leadership_lost",
+        RaftError::Busy(_) => "busy",
+        RaftError::Timeout => "timeout",
+        RaftError::ShuttingDown => "shutting_down",
+        RaftError::Unsupported(_) => "unsupported",
+        RaftError::Storage(_) => "storage",
+    }
+}
+
+/// Adds `id` to a response body.
+pub fn with_id(mut body: Value, id: Option<u64>) -> Value {
+    if let (Some(id), Some(object)) = (id, body.as_object_mut()) {
+        object.insert("id".into(), json!(id));
+    }
+    body
+}
+
+/// Builds an object from pairs; a small helper for status bodies.
+pub fn object(pairs: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        map.insert(key.to_string(), value);
+    }
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_garbage_gets_a_clear_error() {
+        let request = parse_request(br#"{"id":3,"op":"put","key":"k","value":"v"}"#).unwrap();
+        assert_eq!(request.id, Some(3));
+        assert!(matches!(request.operation, Operation::Put { .. }));
+        let request = parse_request(br#"{"op":"get","key":"k","read":"stale"}"#).unwrap();
+        assert!(matches!(request.operation, Operation::Get { read: ReadMode::Stale, .. }));
+        assert!(parse_request(b"{nope").unwrap_err().starts_with("invalid JSON"));
+        assert!(parse_request(b"[1,2]").unwrap_err().contains("JSON object"));
+        assert!(parse_request(br#"{"key":"k"}"#).unwrap_err().contains("missing \"op\""));
+        assert!(parse_request(br#"{"op":"explode"}"#).unwrap_err().contains("unknown variant"));
+        assert!(parse_request(br#"{"op":"put","key":"k"}"#).unwrap_err().contains("value"));
+    }
+}

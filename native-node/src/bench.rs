@@ -1,0 +1,115 @@
+//! `raft-node bench`: C concurrent clients, each with its own WebSocket and session, issue
+//! puts of 8-byte keys and fixed-size values, one outstanding request each, and the latency
+//! of every put is recorded (client send → applied on the leader → answer received).
+
+use crate::client::{Client, ClientConfig};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// host:port of the nodes.
+    pub endpoints: Vec<String>,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Total puts across all clients.
+    pub ops: usize,
+    /// Bytes per value.
+    pub value_size_bytes: usize,
+    /// Use client sessions (exactly-once retries).
+    pub use_session: bool,
+}
+
+/// The result; printed as one JSON line.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Puts that succeeded.
+    pub ops: usize,
+    /// Puts that failed.
+    pub errors: usize,
+    /// Wall-clock seconds of the run.
+    pub elapsed_s: f64,
+    /// Successful puts per second.
+    pub ops_per_sec: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// 99.9th percentile latency.
+    pub p999_ms: f64,
+    /// Slowest put.
+    pub max_ms: f64,
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64) * fraction).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// Runs the benchmark.
+pub async fn run(config: BenchConfig) -> BenchReport {
+    let clients = config.clients.max(1);
+    let value = "x".repeat(config.value_size_bytes);
+    // Connect and open sessions first, so the timed part measures puts only.
+    let mut prepared = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let mut client_config = ClientConfig::new(config.endpoints.clone());
+        client_config.use_session = config.use_session;
+        client_config.call_timeout = Duration::from_secs(10);
+        let mut client = Client::new(client_config);
+        let _ = client.put("bench-warmup", "1").await;
+        prepared.push(client);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for (number, mut client) in prepared.into_iter().enumerate() {
+        let ops = config.ops / clients + usize::from(number < config.ops % clients);
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(ops);
+            let mut errors = 0usize;
+            for op in 0..ops {
+                let key = format!("{:04x}{:04x}", number % 0x10000, op % 0x10000);
+                let begun = Instant::now();
+                match client.put(&key, &value).await {
+                    Ok(_) => latencies.push(begun.elapsed()),
+                    Err(error) => {
+                        errors += 1;
+                        tracing::debug!(%error, "bench put failed");
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(config.ops);
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok((mut task_latencies, task_errors)) => {
+                latencies.append(&mut task_latencies);
+                errors += task_errors;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    BenchReport {
+        clients,
+        ops: latencies.len(),
+        errors,
+        elapsed_s: elapsed,
+        ops_per_sec: if elapsed > 0.0 { latencies.len() as f64 / elapsed } else { 0.0 },
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        p999_ms: percentile(&latencies, 0.999),
+        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+    }
+}

@@ -1,0 +1,302 @@
+//! A client of the JSON API over WebSocket: the CLI's `kv`, `admin` and `bench` use it, and so
+//! do the tests.
+//!
+//! It retries across `endpoints`, follows `not_leader` answers to the leader, and, with a session
+//! (thesis §6.3), resends a write with the same sequence number after a timeout or a lost
+//! connection, so the cluster applies it once even when the first attempt did land.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where and how a client talks to a cluster.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// host:port of the nodes, tried in turn.
+    pub endpoints: Vec<String>,
+    /// The cluster secret, sent with admin ops.
+    pub secret: Option<String>,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    /// How long a call may take across all retries.
+    pub call_timeout: Duration,
+    /// Open a session on the first write and use it for exactly-once retries.
+    pub use_session: bool,
+}
+
+impl ClientConfig {
+    /// Defaults: 5 s per attempt, 30 s per call, sessions on.
+    pub fn new(endpoints: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            endpoints,
+            secret: None,
+            attempt_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(30),
+            use_session: true,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Debug)]
+pub enum ClientError {
+    /// No node answered usefully before the call's deadline; a write may or may not be applied.
+    Unavailable(String),
+    /// A node answered with a final refusal (`ok: false`, not retryable).
+    Refused {
+        /// The stable error code.
+        code: String,
+        /// The full response.
+        response: Value,
+    },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unavailable(why) => write!(f, "cluster unavailable: {why}"),
+            ClientError::Refused { code, response } => {
+                let message = response.get("message").and_then(Value::as_str).unwrap_or("");
+                write!(f, "{code}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+struct Session {
+    client_id: u64,
+    next_sequence: u64,
+}
+
+/// A connection-keeping, retrying client.
+pub struct Client {
+    config: ClientConfig,
+    socket: Option<(String, Socket)>,
+    preferred: Option<String>,
+    cursor: usize,
+    next_request_id: u64,
+    session: Option<Session>,
+    /// Attempts that were retried (for the bench's error accounting).
+    pub retries: u64,
+}
+
+impl Client {
+    /// A client; it connects on first use.
+    pub fn new(config: ClientConfig) -> Client {
+        Client {
+            config,
+            socket: None,
+            preferred: None,
+            cursor: 0,
+            next_request_id: 1,
+            session: None,
+            retries: 0,
+        }
+    }
+
+    fn pick_address(&mut self) -> Option<String> {
+        if let Some(address) = &self.preferred {
+            return Some(address.clone());
+        }
+        if self.config.endpoints.is_empty() {
+            return None;
+        }
+        let address = self.config.endpoints[self.cursor % self.config.endpoints.len()].clone();
+        Some(address)
+    }
+
+    fn rotate(&mut self) {
+        self.preferred = None;
+        self.cursor = self.cursor.wrapping_add(1);
+        self.socket = None;
+    }
+
+    async fn attempt(&mut self, address: &str, request: &Value) -> Result<Value, String> {
+        if self.socket.as_ref().is_none_or(|(connected, _)| connected != address) {
+            let url = format!("ws://{address}/client");
+            let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
+            let (socket, _) = tokio::time::timeout(self.config.attempt_timeout, connect)
+                .await
+                .map_err(|_| format!("connecting to {address} timed out"))?
+                .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+            self.socket = Some((address.to_string(), socket));
+        }
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        let mut request = request.clone();
+        if let Some(object) = request.as_object_mut() {
+            object.insert("id".into(), json!(id));
+        }
+        let Some((_, socket)) = self.socket.as_mut() else { return Err("not connected".into()) };
+        socket
+            .send(WsMessage::text(request.to_string()))
+            .await
+            .map_err(|e| format!("send to {address}: {e}"))?;
+        let deadline = Instant::now() + self.config.attempt_timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let message = tokio::time::timeout(remaining, socket.next())
+                .await
+                .map_err(|_| format!("no answer from {address} in time"))?;
+            let text = match message {
+                Some(Ok(WsMessage::Text(text))) => text.to_string(),
+                Some(Ok(WsMessage::Close(_))) | None => {
+                    return Err(format!("{address} closed the connection"))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(format!("receive from {address}: {e}")),
+            };
+            let response: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{address} sent invalid JSON: {e}"))?;
+            // Answers to abandoned earlier attempts may still arrive; skip them.
+            if response.get("id").and_then(Value::as_u64) == Some(id) {
+                return Ok(response);
+            }
+        }
+    }
+
+    /// Sends one request (a JSON object with `op`), retrying as the module docs say.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] for a final `ok: false`, [`ClientError::Unavailable`] after the
+    /// call timeout.
+    pub async fn call(&mut self, request: Value) -> Result<Value, ClientError> {
+        let deadline = Instant::now() + self.config.call_timeout;
+        let mut backoff = Duration::from_millis(10);
+        let mut last_error = String::from("no endpoints");
+        let mut first = true;
+        loop {
+            if !first {
+                self.retries += 1;
+                if Instant::now() >= deadline {
+                    return Err(ClientError::Unavailable(last_error));
+                }
+            }
+            first = false;
+            let Some(address) = self.pick_address() else {
+                return Err(ClientError::Unavailable("no endpoints given".into()));
+            };
+            let response = match self.attempt(&address, &request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    last_error = error;
+                    self.rotate();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            if response.get("ok").and_then(Value::as_bool) == Some(true) {
+                return Ok(response);
+            }
+            let code = response.get("error").and_then(Value::as_str).unwrap_or("unknown").to_string();
+            let retryable = response.get("retryable").and_then(Value::as_bool).unwrap_or(false);
+            last_error = format!(
+                "{code} from {address}: {}",
+                response.get("message").and_then(Value::as_str).unwrap_or("")
+            );
+            if code == "not_leader" {
+                match response.get("leader_address").and_then(Value::as_str) {
+                    Some(leader) if leader != address => {
+                        self.preferred = Some(leader.to_string());
+                        continue;
+                    }
+                    _ => self.rotate(),
+                }
+            } else if !retryable {
+                return Err(ClientError::Refused { code, response });
+            } else if code == "shutting_down" {
+                self.rotate();
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn session(&mut self) -> Result<Option<(u64, u64)>, ClientError> {
+        if !self.config.use_session {
+            return Ok(None);
+        }
+        if self.session.is_none() {
+            let response = self.call(json!({ "op": "register" })).await?;
+            let client_id = response
+                .get("client_id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| ClientError::Unavailable("register answered without a client_id".into()))?;
+            self.session = Some(Session { client_id, next_sequence: 1 });
+        }
+        Ok(self.session.as_ref().map(|s| (s.client_id, s.next_sequence)))
+    }
+
+    /// Sends a write with the session attached; the sequence number advances once the write has
+    /// a final answer.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn write(&mut self, mut request: Value) -> Result<Value, ClientError> {
+        if let Some((client_id, sequence)) = self.session().await? {
+            if let Some(object) = request.as_object_mut() {
+                object.insert("session".into(), json!({ "client_id": client_id, "sequence": sequence }));
+            }
+        }
+        let result = self.call(request).await;
+        if let (Some(session), Ok(_) | Err(ClientError::Refused { .. })) = (self.session.as_mut(), &result) {
+            session.next_sequence += 1;
+        }
+        result
+    }
+
+    /// Sets `key` to `value`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<Value, ClientError> {
+        self.write(json!({ "op": "put", "key": key, "value": value })).await
+    }
+
+    /// Removes `key`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn del(&mut self, key: &str) -> Result<Value, ClientError> {
+        self.write(json!({ "op": "del", "key": key })).await
+    }
+
+    /// Sets `key` to `value` if it holds `expected` (`None`: absent).
+    ///
+    /// # Errors
+    /// As [`Client::call`]; a mismatch is `Refused` with code `cas_failed`.
+    pub async fn cas(
+        &mut self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<Value, ClientError> {
+        self.write(json!({ "op": "cas", "key": key, "expected": expected, "value": value })).await
+    }
+
+    /// Reads `key` with the given read mode (`linearizable`, `lease`, `stale`).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn get(&mut self, key: &str, read: &str) -> Result<Value, ClientError> {
+        self.call(json!({ "op": "get", "key": key, "read": read })).await
+    }
+
+    /// Sends an admin op with the secret.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn admin(&mut self, mut request: Value) -> Result<Value, ClientError> {
+        if let (Some(secret), Some(object)) = (&self.config.secret, request.as_object_mut()) {
+            object.insert("secret".into(), json!(secret));
+        }
+        self.call(request).await
+    }
+}

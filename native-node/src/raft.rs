@@ -1,0 +1,1007 @@
+//! The [`Raft`] handle (hashicorp/raft's API) and the one task that owns the core.
+//!
+//! One tokio task owns the [`RaftNode`], the state machine and the bookkeeping of waiting
+//! clients, and `select!`s over: the tick interval, inbound peer messages, client commands,
+//! completions of the storage thread, and shutdown. Nothing else touches the core, so there is
+//! no lock around it. The handle only sends [`Command`]s and reads a `watch` of the status.
+//!
+//! The `Ready` cycle, per raft-core's contract:
+//! 1. `ready.messages` leave at once (the leader's AppendEntries go out while it writes its own
+//!    log, thesis §10.2.1);
+//! 2. `ready.hard_state` + `ready.entries` go to a blocking thread that commits them in one redb
+//!    transaction: one fsync for the whole batch. While it runs, the task keeps stepping
+//!    messages and taking proposals, which the core gathers into the next batch: group commit;
+//! 3. when the write is durable, `ready.messages_after_persist` leave (vote grants and append
+//!    acknowledgements promise durability), committed entries are applied, waiting clients are
+//!    answered, and `advance()` is called.
+
+use crate::kv::StateMachine;
+use crate::metrics::Metrics;
+use crate::storage::{PersistReport, Storage, StorageError};
+use bytes::Bytes;
+use raft_core::{
+    Config, Entry, EntryPayload, HardState, LogIndex, Membership, Message, NodeId, ProposeError, RaftNode,
+    Restored, Role, SnapshotMeta, SoftState, Term,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Where the core task sends peer messages. The transport implements it; tests may use an
+/// in-memory network. `send` must not block: it queues or drops.
+pub trait Network: Send + Sync + 'static {
+    /// Queues `message` for `message.to`.
+    fn send(&self, message: Message);
+}
+
+/// How a read is served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// Linearizable: the leader proves it still leads before answering (thesis §6.4).
+    #[default]
+    Linearizable,
+    /// Lease-based; until raft-core offers leases this is served as `Linearizable`.
+    Lease,
+    /// Whatever this node has applied; may be stale, served by any node.
+    Stale,
+}
+
+/// Why an operation failed. `is_retryable` tells a client whether trying again (perhaps at
+/// another node) may succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RaftError {
+    /// This node does not lead; `leader` is who it believes does.
+    NotLeader {
+        /// The leader as far as this node knows.
+        leader: Option<NodeId>,
+    },
+    /// The entry's slot was taken by another leader's entry: it was not applied and never will be.
+    LeadershipLost,
+    /// The leader refuses proposals for now (uncommitted window full, or a transfer underway).
+    Busy(String),
+    /// No answer in time; the command may or may not have been applied.
+    Timeout,
+    /// The node is shutting down or has stopped.
+    ShuttingDown,
+    /// The operation needs a raft-core feature that has not landed yet.
+    Unsupported(&'static str),
+    /// Storage failed; the node stopped.
+    Storage(String),
+}
+
+impl fmt::Display for RaftError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RaftError::NotLeader { leader: Some(id) } => write!(f, "not the leader; node {id} leads"),
+            RaftError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
+            RaftError::LeadershipLost => f.write_str("leadership lost; the command was not applied"),
+            RaftError::Busy(why) => write!(f, "busy: {why}"),
+            RaftError::Timeout => f.write_str("timed out; the command may or may not have been applied"),
+            RaftError::ShuttingDown => f.write_str("the node is shutting down"),
+            RaftError::Unsupported(what) => write!(f, "not supported yet: {what}"),
+            RaftError::Storage(why) => write!(f, "storage failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RaftError {}
+
+impl RaftError {
+    /// Whether retrying may succeed (possibly at another node).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RaftError::NotLeader { .. } | RaftError::LeadershipLost | RaftError::Busy(_) | RaftError::Timeout
+        )
+    }
+}
+
+/// A command applied by the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry's index.
+    pub index: LogIndex,
+    /// The state machine's response.
+    pub response: Bytes,
+}
+
+/// Something observers may want to know (hashicorp's observers; the UI and metrics use it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Role, leader or term changed.
+    StateChanged {
+        /// New role.
+        role: String,
+        /// New term.
+        term: u64,
+        /// Leader, if known.
+        leader: Option<u64>,
+    },
+    /// A configuration entry was applied.
+    ConfigurationApplied {
+        /// Its index.
+        index: u64,
+        /// Voters.
+        voters: Vec<u64>,
+        /// Non-voters.
+        learners: Vec<u64>,
+    },
+    /// A snapshot was written.
+    SnapshotTaken {
+        /// Last index it covers.
+        index: u64,
+    },
+    /// The node stopped.
+    Stopped {
+        /// Why, if it was not asked to.
+        error: Option<String>,
+    },
+}
+
+/// One follower as its leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FollowerStatus {
+    /// The follower.
+    pub id: u64,
+    /// Highest index known replicated there.
+    pub match_index: u64,
+    /// Next index to send.
+    pub next_index: u64,
+    /// "probe" or "replicate".
+    pub state: String,
+    /// Milliseconds since the leader last heard from it.
+    pub last_contact_ms: u64,
+}
+
+/// A node's state as observers see it (hashicorp's `Stats`, `State`, `Leader`,
+/// `GetConfiguration`, `LastContact`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// This node.
+    pub id: u64,
+    /// "leader", "follower", "candidate", "pre-candidate", or "stopped".
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader, if known.
+    pub leader: Option<u64>,
+    /// Highest committed index.
+    pub commit_index: u64,
+    /// Highest applied index.
+    pub applied_index: u64,
+    /// Last log index.
+    pub last_index: u64,
+    /// Voters of the configuration in effect.
+    pub voters: Vec<u64>,
+    /// Non-voters of the configuration in effect.
+    pub learners: Vec<u64>,
+    /// Leader only: its followers.
+    pub followers: Vec<FollowerStatus>,
+    /// Milliseconds since this node last heard from a leader (0 on the leader itself), if ever.
+    pub last_contact_ms: Option<u64>,
+    /// Elections this node started.
+    pub elections_started: u64,
+    /// Peer messages the core refused as invalid.
+    pub messages_dropped_invalid: u64,
+    /// Why the node stopped, if it stopped on an error.
+    pub fatal_error: Option<String>,
+}
+
+/// Knobs of the driver around the core.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    /// The core's configuration (id, seed, timeouts in ticks, limits).
+    pub core: Config,
+    /// Wall-clock length of one core tick.
+    pub tick_interval: Duration,
+    /// Start a new cluster with this configuration if the storage is empty.
+    pub bootstrap: Option<Membership>,
+    /// Capacity of the command queue from handles to the core task.
+    pub command_queue_max: usize,
+    /// Commands taken from the queue per wake-up before the next `Ready` is handed out.
+    pub commands_per_batch_max: usize,
+}
+
+impl RaftConfig {
+    /// Defaults for a node on a LAN or loopback: 10 ms ticks, elections after 150–300 ms of
+    /// silence, heartbeats every 30 ms.
+    pub fn new(id: NodeId, seed: u64) -> RaftConfig {
+        let mut core = Config::new(id, seed);
+        core.election_timeout_ticks = 15;
+        core.heartbeat_interval_ticks = 3;
+        RaftConfig {
+            core,
+            tick_interval: Duration::from_millis(10),
+            bootstrap: None,
+            command_queue_max: 16 * 1024,
+            commands_per_batch_max: 1024,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Storage could not be read, or holds corrupt data.
+    Storage(StorageError),
+    /// The restored state does not make sense to the core.
+    Core(String),
+    /// The state machine refused the stored snapshot.
+    Snapshot(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Storage(error) => write!(f, "{error}"),
+            StartError::Core(why) => write!(f, "cannot restore the raft state: {why}"),
+            StartError::Snapshot(why) => write!(f, "cannot restore the snapshot: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
+
+/// A request to the core task.
+enum Command {
+    Apply { data: Bytes, reply: Reply<Applied> },
+    Barrier { reply: Reply<LogIndex> },
+    Read { query: Bytes, mode: ReadMode, reply: Reply<Bytes> },
+    Campaign,
+    Snapshot { reply: Reply<LogIndex> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// The handle to a running node. Cheap to clone; every clone talks to the same core task.
+#[derive(Clone)]
+pub struct Raft {
+    id: NodeId,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl fmt::Debug for Raft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Raft").field("id", &self.id).finish()
+    }
+}
+
+impl Raft {
+    /// Recovers the node from `storage` (or bootstraps it, or leaves it empty to be joined) and
+    /// starts the core task (hashicorp's `NewRaft`).
+    ///
+    /// # Errors
+    /// [`StartError`] when storage is unreadable or corrupt, or its contents are inconsistent.
+    pub fn start(
+        config: RaftConfig,
+        mut state_machine: Box<dyn StateMachine>,
+        storage: Arc<Storage>,
+        network: Arc<dyn Network>,
+        inbound: mpsc::Receiver<Message>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Raft, StartError> {
+        let id = config.core.id;
+        let recovered = storage.recover().map_err(StartError::Storage)?;
+        let fresh = recovered.hard_state.is_none() && recovered.entries.is_empty();
+        let restored = if fresh {
+            match &config.bootstrap {
+                Some(membership) => {
+                    let restored = raft_core::bootstrap(membership.clone());
+                    storage.persist(&restored.hard_state, &restored.entries).map_err(StartError::Storage)?;
+                    tracing::info!(node = %id, voters = ?membership.voters, "bootstrapped a new cluster");
+                    restored
+                }
+                None => {
+                    tracing::info!(node = %id, "empty storage and no bootstrap: waiting to be added to a cluster");
+                    Restored::empty()
+                }
+            }
+        } else {
+            let mut hard_state = recovered.hard_state.unwrap_or_default();
+            let mut applied = LogIndex(0);
+            if let Some((meta, data)) = &recovered.snapshot {
+                // A local checkpoint of the state machine: entries up to `meta.index` need not
+                // be applied again. The log itself is not compacted (see `Raft::snapshot`).
+                state_machine.restore(data).map_err(StartError::Snapshot)?;
+                applied = meta.index;
+                hard_state.commit = hard_state.commit.max(meta.index);
+            }
+            tracing::info!(
+                node = %id,
+                term = %hard_state.term,
+                entries = recovered.entries.len(),
+                applied = %applied,
+                "recovered from storage"
+            );
+            Restored { hard_state, snapshot: None, entries: recovered.entries, applied }
+        };
+        let initial_hard_state = restored.hard_state;
+        let node =
+            RaftNode::new(config.core.clone(), restored).map_err(|e| StartError::Core(e.to_string()))?;
+        let (command_tx, command_rx) = mpsc::channel(config.command_queue_max);
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let (events, _) = broadcast::channel(256);
+        let core = CoreTask {
+            node,
+            state_machine,
+            storage,
+            network,
+            inbound,
+            commands: command_rx,
+            status: status_tx,
+            events: events.clone(),
+            metrics: metrics.clone(),
+            config,
+            storage_job: None,
+            handed_out_hard_state: initial_hard_state,
+            persisted_hard_state: initial_hard_state,
+            waiters: BTreeMap::new(),
+            open_read_barrier: None,
+            last_leader_contact: None,
+            soft_state: None,
+            fatal_error: None,
+        };
+        core.publish_status();
+        let task = tokio::spawn(core.run());
+        Ok(Raft {
+            id,
+            commands: command_tx,
+            status: status_rx,
+            events,
+            metrics,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+        timeout: Duration,
+    ) -> Result<T, RaftError> {
+        let (reply, receive) = oneshot::channel();
+        self.commands.send(make(reply)).await.map_err(|_| RaftError::ShuttingDown)?;
+        match tokio::time::timeout(timeout, receive).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RaftError::ShuttingDown),
+            Err(_) => Err(RaftError::Timeout),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Replicates `command` and returns the state machine's response once it is applied here
+    /// (hashicorp's `Apply`). Only the leader takes commands.
+    ///
+    /// # Errors
+    /// [`RaftError::NotLeader`] on a follower, [`RaftError::Timeout`] (outcome unknown) after
+    /// `timeout`, and the other [`RaftError`]s.
+    pub async fn apply(&self, command: Bytes, timeout: Duration) -> Result<Applied, RaftError> {
+        if command.is_empty() {
+            // Empty commands are the driver's barriers; the state machine never sees them.
+            return Err(RaftError::Busy("an empty command is not allowed".into()));
+        }
+        self.call(|reply| Command::Apply { data: command, reply }, timeout).await
+    }
+
+    /// Waits until every command accepted before this call is applied (hashicorp's `Barrier`).
+    ///
+    /// # Errors
+    /// As [`Raft::apply`].
+    pub async fn barrier(&self, timeout: Duration) -> Result<LogIndex, RaftError> {
+        self.call(|reply| Command::Barrier { reply }, timeout).await
+    }
+
+    /// Answers `query` from the state machine. In `Linearizable` mode the leader first commits
+    /// a barrier entry of its term, which proves it still leads (hashicorp's `VerifyLeader` +
+    /// `Barrier`); concurrent reads share one barrier. Raft-core's ReadIndex will replace the
+    /// barrier entry with a heartbeat round when it lands.
+    ///
+    /// # Errors
+    /// As [`Raft::apply`]; stale reads only fail when the node is stopping.
+    pub async fn read(&self, query: Bytes, mode: ReadMode, timeout: Duration) -> Result<Bytes, RaftError> {
+        self.call(|reply| Command::Read { query, mode, reply }, timeout).await
+    }
+
+    /// Asks the node to start an election now.
+    pub async fn campaign(&self) {
+        let _ = self.commands.send(Command::Campaign).await;
+    }
+
+    /// Writes a snapshot of the state machine at the applied index (hashicorp's `Snapshot`).
+    ///
+    /// Until raft-core supports compaction and InstallSnapshot this is a local checkpoint: a
+    /// restart restores the state machine from it instead of applying the whole log again, but
+    /// the log is kept, so lagging followers can still be caught up entry by entry.
+    ///
+    /// # Errors
+    /// [`RaftError::Storage`] when the file cannot be written.
+    pub async fn snapshot(&self, timeout: Duration) -> Result<LogIndex, RaftError> {
+        self.call(|reply| Command::Snapshot { reply }, timeout).await
+    }
+
+    /// Restores a user-supplied snapshot (hashicorp's `Restore`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core can install snapshots.
+    pub async fn restore(&self, _snapshot: Bytes) -> Result<(), RaftError> {
+        Err(RaftError::Unsupported("restore needs raft-core snapshot installation (issue 3)"))
+    }
+
+    /// Adds a voter (hashicorp's `AddVoter`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
+    pub async fn add_voter(&self, _id: NodeId, _address: String) -> Result<LogIndex, RaftError> {
+        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    }
+
+    /// Adds a non-voter (hashicorp's `AddNonvoter`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
+    pub async fn add_nonvoter(&self, _id: NodeId, _address: String) -> Result<LogIndex, RaftError> {
+        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    }
+
+    /// Demotes a voter to non-voter (hashicorp's `DemoteVoter`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
+    pub async fn demote_voter(&self, _id: NodeId) -> Result<LogIndex, RaftError> {
+        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    }
+
+    /// Removes a server (hashicorp's `RemoveServer`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
+    pub async fn remove_server(&self, _id: NodeId) -> Result<LogIndex, RaftError> {
+        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    }
+
+    /// Hands leadership to `target`, or to the most up-to-date follower (hashicorp's
+    /// `LeadershipTransfer[ToServer]`).
+    ///
+    /// # Errors
+    /// Always [`RaftError::Unsupported`] until raft-core exposes leadership transfer.
+    pub async fn leadership_transfer(&self, _target: Option<NodeId>) -> Result<(), RaftError> {
+        Err(RaftError::Unsupported("leadership transfer needs raft-core support (issue 3)"))
+    }
+
+    /// The node's status as of the last tick or state change.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status update.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// The node's role (hashicorp's `State`).
+    pub fn state(&self) -> String {
+        self.status.borrow().role.clone()
+    }
+
+    /// The leader, if known (hashicorp's `Leader`).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.status.borrow().leader.map(NodeId)
+    }
+
+    /// Voters and non-voters in effect (hashicorp's `GetConfiguration`).
+    pub fn configuration(&self) -> (Vec<u64>, Vec<u64>) {
+        let status = self.status.borrow();
+        (status.voters.clone(), status.learners.clone())
+    }
+
+    /// Time since this node last heard from a leader (hashicorp's `LastContact`).
+    pub fn last_contact(&self) -> Option<Duration> {
+        self.status.borrow().last_contact_ms.map(Duration::from_millis)
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Subscribes to events (hashicorp's observers). Slow subscribers miss events and are told
+    /// so by the broadcast channel.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Stops the node: waits for the storage write in flight, answers waiting clients with
+    /// [`RaftError::ShuttingDown`] and ends the core task. Idempotent.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        let task = self.task.lock().ok().and_then(|mut task| task.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Who waits for an entry to be applied.
+enum Waiter {
+    Apply(Reply<Applied>),
+    Barrier(Reply<LogIndex>),
+    /// Reads that share this barrier entry.
+    Reads(Vec<(Bytes, Reply<Bytes>)>),
+}
+
+impl Waiter {
+    fn fail(self, error: RaftError) {
+        match self {
+            Waiter::Apply(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Waiter::Barrier(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Waiter::Reads(reads) => {
+                for (_, reply) in reads {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// What a `Ready` still owes once its write is durable.
+struct PendingReady {
+    messages_after_persist: Vec<Message>,
+    committed_entries: Vec<Entry>,
+}
+
+enum StorageDone {
+    Persisted { result: Result<PersistReport, StorageError>, pending: PendingReady, hard_state: HardState },
+    Snapshot { result: Result<LogIndex, StorageError>, reply: Reply<LogIndex> },
+}
+
+struct CoreTask {
+    node: RaftNode,
+    state_machine: Box<dyn StateMachine>,
+    storage: Arc<Storage>,
+    network: Arc<dyn Network>,
+    inbound: mpsc::Receiver<Message>,
+    commands: mpsc::Receiver<Command>,
+    status: watch::Sender<Status>,
+    events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
+    config: RaftConfig,
+    /// The one storage job in flight, if any. Invariant: at most one, so writes reach the disk
+    /// in the order the core produced them.
+    storage_job: Option<JoinHandle<StorageDone>>,
+    /// The latest hard state the core handed out (persisted or not).
+    handed_out_hard_state: HardState,
+    /// The latest hard state known durable.
+    persisted_hard_state: HardState,
+    /// Clients waiting for an index to be applied, with the term their entry was proposed in.
+    waiters: BTreeMap<LogIndex, (Term, Waiter)>,
+    /// The read barrier new linearizable reads may join while it is not yet committed.
+    open_read_barrier: Option<LogIndex>,
+    last_leader_contact: Option<Instant>,
+    soft_state: Option<SoftState>,
+    fatal_error: Option<String>,
+}
+
+impl CoreTask {
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.config.tick_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
+        loop {
+            if self.fatal_error.is_some() {
+                break;
+            }
+            self.drive_ready();
+            tokio::select! {
+                biased;
+                _ = ticker.tick() => {
+                    self.node.tick();
+                    self.publish_status();
+                }
+                done = wait_job(&mut self.storage_job), if self.storage_job.is_some() => {
+                    self.storage_job = None;
+                    self.on_storage_done(done);
+                }
+                message = self.inbound.recv() => {
+                    let Some(message) = message else { break };
+                    self.step(message);
+                    while let Ok(message) = self.inbound.try_recv() {
+                        self.step(message);
+                    }
+                }
+                command = self.commands.recv() => {
+                    match command {
+                        Some(Command::Shutdown { reply }) => {
+                            shutdown_reply = Some(reply);
+                            break;
+                        }
+                        Some(command) => self.handle(command),
+                        None => break,
+                    }
+                    let mut taken = 1;
+                    while taken < self.config.commands_per_batch_max {
+                        match self.commands.try_recv() {
+                            Ok(Command::Shutdown { reply }) => {
+                                shutdown_reply = Some(reply);
+                                break;
+                            }
+                            Ok(command) => self.handle(command),
+                            Err(_) => break,
+                        }
+                        taken += 1;
+                    }
+                    if shutdown_reply.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Let the write in flight finish: what it promised becomes durable, nothing is torn.
+        if let Some(job) = self.storage_job.take() {
+            if let Ok(done) = job.await {
+                if let StorageDone::Persisted { result: Ok(_), .. } = done {
+                    tracing::debug!("last write completed before shutdown");
+                }
+            }
+        }
+        for (_, (_, waiter)) in std::mem::take(&mut self.waiters) {
+            waiter.fail(RaftError::ShuttingDown);
+        }
+        let error = self.fatal_error.clone();
+        let mut status = self.build_status();
+        status.role = "stopped".into();
+        status.fatal_error = error.clone();
+        self.status.send_replace(status);
+        let _ = self.events.send(Event::Stopped { error });
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn step(&mut self, message: Message) {
+        self.metrics.peer_messages_received_total.fetch_add(1, Ordering::Relaxed);
+        let from = message.from;
+        let kind = message.body.kind_name();
+        if let Err(error) = self.node.step(message) {
+            self.metrics.peer_messages_invalid_total.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %from, kind, %error, "dropped an invalid peer message");
+            return;
+        }
+        if self.node.leader() == Some(from) {
+            self.last_leader_contact = Some(Instant::now());
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Apply { data, reply } => match self.propose(data) {
+                Ok((index, term)) => {
+                    self.waiters.insert(index, (term, Waiter::Apply(reply)));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            },
+            Command::Barrier { reply } => match self.propose(Bytes::new()) {
+                Ok((index, term)) => {
+                    self.waiters.insert(index, (term, Waiter::Barrier(reply)));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            },
+            Command::Read { query, mode: ReadMode::Stale, reply } => {
+                let _ = reply.send(Ok(self.state_machine.query(&query)));
+            }
+            Command::Read { query, mode: ReadMode::Linearizable | ReadMode::Lease, reply } => {
+                self.read(query, reply);
+            }
+            Command::Campaign => self.node.campaign(),
+            Command::Snapshot { reply } => self.snapshot(reply),
+            Command::Shutdown { reply } => {
+                // Handled in `run`; unreachable in practice, answered anyway.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// A linearizable read joins the open barrier if that is not committed yet (every write
+    /// committed before this read arrived has a lower index), otherwise proposes a new one.
+    fn read(&mut self, query: Bytes, reply: Reply<Bytes>) {
+        if let Some(index) = self.open_read_barrier {
+            if index > self.node.commit_index() {
+                if let Some((_, Waiter::Reads(reads))) = self.waiters.get_mut(&index) {
+                    reads.push((query, reply));
+                    return;
+                }
+            }
+        }
+        match self.propose(Bytes::new()) {
+            Ok((index, term)) => {
+                self.open_read_barrier = Some(index);
+                self.waiters.insert(index, (term, Waiter::Reads(vec![(query, reply)])));
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), RaftError> {
+        match self.node.propose(data) {
+            Ok(index) => {
+                self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);
+                Ok((index, self.node.term()))
+            }
+            Err(error) => {
+                self.metrics.proposals_refused_total.fetch_add(1, Ordering::Relaxed);
+                Err(match error {
+                    ProposeError::NotLeader { leader } => RaftError::NotLeader { leader },
+                    other => RaftError::Busy(other.to_string()),
+                })
+            }
+        }
+    }
+
+    fn snapshot(&mut self, reply: Reply<LogIndex>) {
+        if self.storage_job.is_some() {
+            // Keep one storage job at a time; the caller retries (the CLI does).
+            let _ = reply.send(Err(RaftError::Busy("a write is in flight; retry".into())));
+            return;
+        }
+        let index = self.node.applied_index();
+        let Some(term) = self.node.term_at(index) else {
+            let _ = reply.send(Err(RaftError::Busy("nothing applied yet".into())));
+            return;
+        };
+        let meta = SnapshotMeta { index, term, membership: self.node.membership().clone() };
+        let data = self.state_machine.snapshot();
+        // The hard state's commit must cover the snapshot, or a restart would clamp `applied`
+        // below it and apply entries twice; `index` is applied, so it is committed and durable.
+        let mut hard_state = self.persisted_hard_state;
+        hard_state.commit = hard_state.commit.max(index);
+        let storage = self.storage.clone();
+        self.storage_job = Some(tokio::task::spawn_blocking(move || {
+            let result = storage
+                .save_snapshot(&meta, &data)
+                .and_then(|_| storage.persist(&hard_state, &[]))
+                .map(|_| index);
+            StorageDone::Snapshot { result, reply }
+        }));
+        self.persisted_hard_state = hard_state;
+    }
+
+    fn drive_ready(&mut self) {
+        if self.storage_job.is_some() || !self.node.has_ready() {
+            return;
+        }
+        let ready = self.node.ready();
+        self.metrics.ready_batches_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(soft_state) = ready.soft_state {
+            self.on_soft_state(soft_state);
+        }
+        for message in ready.messages {
+            self.send(message);
+        }
+        if let Some(hard_state) = ready.hard_state {
+            self.handed_out_hard_state = hard_state;
+        }
+        let hard_state = self.handed_out_hard_state;
+        // The commit index alone need not be durable (raft-core's HardState docs), so a batch
+        // that only moves it costs no fsync; it is written with the next batch that has to be.
+        let vote_changed = hard_state.term != self.persisted_hard_state.term
+            || hard_state.voted_for != self.persisted_hard_state.voted_for;
+        let pending = PendingReady {
+            messages_after_persist: ready.messages_after_persist,
+            committed_entries: ready.committed_entries,
+        };
+        if ready.entries.is_empty() && !vote_changed {
+            self.finish_ready(pending);
+            return;
+        }
+        let entries = ready.entries;
+        let storage = self.storage.clone();
+        self.storage_job = Some(tokio::task::spawn_blocking(move || {
+            let result = storage.persist(&hard_state, &entries);
+            StorageDone::Persisted { result, pending, hard_state }
+        }));
+    }
+
+    fn on_storage_done(&mut self, done: Result<StorageDone, tokio::task::JoinError>) {
+        match done {
+            Ok(StorageDone::Persisted { result: Ok(report), pending, hard_state }) => {
+                self.persisted_hard_state = hard_state;
+                self.metrics.fsyncs_total.fetch_add(1, Ordering::Relaxed);
+                self.metrics.fsync_seconds.observe(report.commit_duration);
+                self.metrics
+                    .entries_persisted_total
+                    .fetch_add(report.entries_written as u64, Ordering::Relaxed);
+                self.finish_ready(pending);
+            }
+            Ok(StorageDone::Persisted { result: Err(error), .. }) => {
+                // What the batch promised may not be durable: stop before anyone relies on it.
+                self.fail(format!("persisting a batch failed: {error}"));
+            }
+            Ok(StorageDone::Snapshot { result, reply }) => match result {
+                Ok(index) => {
+                    let _ = self.events.send(Event::SnapshotTaken { index: index.0 });
+                    tracing::info!(index = %index, "snapshot written");
+                    let _ = reply.send(Ok(index));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(RaftError::Storage(error.to_string())));
+                    self.fail(format!("writing a snapshot failed: {error}"));
+                }
+            },
+            Err(join_error) => self.fail(format!("storage thread failed: {join_error}")),
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        tracing::error!(error = %why, "stopping the node");
+        self.fatal_error = Some(why);
+    }
+
+    fn finish_ready(&mut self, pending: PendingReady) {
+        for message in pending.messages_after_persist {
+            self.send(message);
+        }
+        for entry in pending.committed_entries {
+            self.apply_entry(entry);
+        }
+        self.node.advance();
+        self.update_metrics();
+    }
+
+    fn apply_entry(&mut self, entry: Entry) {
+        self.metrics.entries_applied_total.fetch_add(1, Ordering::Relaxed);
+        let response = match &entry.payload {
+            EntryPayload::Command(data) if !data.is_empty() => {
+                Some(self.state_machine.apply(entry.index, data))
+            }
+            EntryPayload::Command(_) => None,
+            EntryPayload::Noop => None,
+            EntryPayload::Membership(membership) => {
+                let _ = self.events.send(Event::ConfigurationApplied {
+                    index: entry.index.0,
+                    voters: membership.voters.iter().map(|id| id.0).collect(),
+                    learners: membership.learners.iter().map(|id| id.0).collect(),
+                });
+                None
+            }
+        };
+        // Waiters at lower indexes were skipped over (their entries vanished); the entry at
+        // `entry.index` answers its waiter only if it is the very entry that was proposed.
+        while let Some((&index, _)) = self.waiters.first_key_value() {
+            if index > entry.index {
+                break;
+            }
+            let Some((term, waiter)) = self.waiters.remove(&index) else { break };
+            if index < entry.index || term != entry.term {
+                waiter.fail(RaftError::LeadershipLost);
+                continue;
+            }
+            match waiter {
+                Waiter::Apply(reply) => {
+                    let response = response.clone().unwrap_or_default();
+                    let _ = reply.send(Ok(Applied { index, response }));
+                }
+                Waiter::Barrier(reply) => {
+                    let _ = reply.send(Ok(index));
+                }
+                Waiter::Reads(reads) => {
+                    for (query, reply) in reads {
+                        let _ = reply.send(Ok(self.state_machine.query(&query)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, message: Message) {
+        self.metrics.peer_messages_sent_total.fetch_add(1, Ordering::Relaxed);
+        self.network.send(message);
+    }
+
+    fn on_soft_state(&mut self, soft_state: SoftState) {
+        let leader_changed = self.soft_state.map(|old| old.leader) != Some(soft_state.leader);
+        if leader_changed {
+            self.metrics.leader_changes_total.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(role = %soft_state.role, term = %soft_state.term, leader = ?soft_state.leader.map(|id| id.0), "state changed");
+        self.soft_state = Some(soft_state);
+        if soft_state.role != Role::Leader {
+            self.open_read_barrier = None;
+        }
+        let _ = self.events.send(Event::StateChanged {
+            role: soft_state.role.to_string(),
+            term: soft_state.term.0,
+            leader: soft_state.leader.map(|id| id.0),
+        });
+        self.publish_status();
+    }
+
+    fn update_metrics(&self) {
+        let metrics = &self.metrics;
+        metrics.term.store(self.node.term().0, Ordering::Relaxed);
+        metrics.commit_index.store(self.node.commit_index().0, Ordering::Relaxed);
+        metrics.applied_index.store(self.node.applied_index().0, Ordering::Relaxed);
+        metrics.last_index.store(self.node.last_index().0, Ordering::Relaxed);
+        metrics.is_leader.store(u64::from(self.node.role() == Role::Leader), Ordering::Relaxed);
+    }
+
+    fn build_status(&self) -> Status {
+        let node = &self.node;
+        let membership = node.membership();
+        let tick_ms = self.config.tick_interval.as_millis() as u64;
+        let last_index = node.last_index().0;
+        let followers: Vec<FollowerStatus> = node
+            .follower_progress()
+            .map(|progress| FollowerStatus {
+                id: progress.id.0,
+                match_index: progress.match_index.0,
+                next_index: progress.next_index.0,
+                state: format!("{:?}", progress.state).to_lowercase(),
+                last_contact_ms: progress.ticks_since_contact * tick_ms,
+            })
+            .collect();
+        if let Ok(mut lags) = self.metrics.peer_lag.lock() {
+            lags.clear();
+            lags.extend(followers.iter().map(|f| (f.id, last_index.saturating_sub(f.match_index))));
+        }
+        let last_contact_ms = if node.role() == Role::Leader {
+            Some(0)
+        } else {
+            self.last_leader_contact.map(|at| at.elapsed().as_millis() as u64)
+        };
+        Status {
+            id: node.id().0,
+            role: node.role().to_string(),
+            term: node.term().0,
+            leader: node.leader().map(|id| id.0),
+            commit_index: node.commit_index().0,
+            applied_index: node.applied_index().0,
+            last_index,
+            voters: membership.voters.iter().map(|id| id.0).collect(),
+            learners: membership.learners.iter().map(|id| id.0).collect(),
+            followers,
+            last_contact_ms,
+            elections_started: node.stats().elections_started,
+            messages_dropped_invalid: node.stats().messages_dropped_invalid,
+            fatal_error: self.fatal_error.clone(),
+        }
+    }
+
+    fn publish_status(&self) {
+        self.update_metrics();
+        self.status.send_replace(self.build_status());
+    }
+}
+
+async fn wait_job(job: &mut Option<JoinHandle<StorageDone>>) -> Result<StorageDone, tokio::task::JoinError> {
+    match job {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}

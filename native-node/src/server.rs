@@ -1,0 +1,635 @@
+//! One node's server: storage, the core task, the peer transport and the HTTP/WebSocket API,
+//! all on one port.
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /raft` (WebSocket) | peer transport, see [`crate::transport`] |
+//! | `GET /client` (WebSocket), `POST /client` | the JSON client API, see [`crate::api`] |
+//! | `GET/PUT/DELETE /v1/kv/{key}` | curl-friendly shortcuts (`?read=stale`) |
+//! | `GET /events` (WebSocket) | the node's event stream, JSON |
+//! | `GET /health` | 200 with role and leader while the node runs |
+//! | `GET /metrics` | Prometheus text |
+//! | `/` | static files (the playground, `../web` by default) |
+//!
+//! A follower answers writes and linearizable reads with `not_leader` and the leader's address
+//! (HTTP: `307` with `Location`), so clients go to the leader directly next time.
+//!
+//! [`run`] takes the listener and a shutdown future, as `main` and tests both need.
+
+use crate::api::{self, Operation, Request};
+use crate::kv::{KvResponse, StateMachine};
+use crate::metrics::Metrics;
+use crate::raft::{Raft, RaftConfig, RaftError};
+use crate::storage::{Identity, Storage, StorageError};
+use crate::transport::{Transport, TransportConfig};
+use axum::body::Bytes as BodyBytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use raft_core::{Membership, NodeId};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Requests one client WebSocket may have in flight; reading pauses beyond it.
+pub const CLIENT_INFLIGHT_REQUESTS_MAX: usize = 1024;
+
+/// Everything `raft-node serve` is told.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// This node.
+    pub node_id: NodeId,
+    /// The cluster's id; peers and data directories of other clusters are refused.
+    pub cluster_id: String,
+    /// The cluster secret (peers and admin calls must know it).
+    pub secret: Vec<u8>,
+    /// Where the log, hard state and snapshots live.
+    pub data_dir: PathBuf,
+    /// The host:port peers and clients reach this node at; the listener's address by default.
+    pub advertise_address: Option<String>,
+    /// Start a new cluster of these members (id, host:port) if the data directory is empty.
+    pub bootstrap: Vec<(NodeId, String)>,
+    /// Ask this node (host:port) to add us as a voter.
+    pub join: Option<String>,
+    /// Static files served at `/`.
+    pub web_dir: Option<PathBuf>,
+    /// Wall-clock length of one Raft tick.
+    pub tick_interval: Duration,
+    /// How long a client request may wait for its answer.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("node_id", &self.node_id)
+            .field("cluster_id", &self.cluster_id)
+            .field("data_dir", &self.data_dir)
+            .field("bootstrap", &self.bootstrap)
+            .field("join", &self.join)
+            .finish()
+    }
+}
+
+impl ServeConfig {
+    /// A configuration with defaults for everything but identity, secret and data directory.
+    pub fn new(node_id: NodeId, secret: Vec<u8>, data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            node_id,
+            cluster_id: "flotilla".into(),
+            secret,
+            data_dir,
+            advertise_address: None,
+            bootstrap: Vec::new(),
+            join: None,
+            web_dir: None,
+            tick_interval: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a node could not start or had to stop.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Storage could not be opened or holds corrupt data.
+    Storage(StorageError),
+    /// The node could not start.
+    Start(String),
+    /// The node stopped on an error while running.
+    Fatal(String),
+    /// The listener failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Storage(error) => write!(f, "{error}"),
+            ServeError::Start(why) => write!(f, "cannot start: {why}"),
+            ServeError::Fatal(why) => write!(f, "stopped on an error: {why}"),
+            ServeError::Io(error) => write!(f, "listener: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+struct AppState {
+    raft: Raft,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    secret: Vec<u8>,
+    node_id: NodeId,
+    address: String,
+    request_timeout: Duration,
+}
+
+type Shared = Arc<AppState>;
+
+/// A running node: its handle, its transport and its address. [`Node::shutdown`] stops it.
+pub struct Node {
+    /// The Raft handle.
+    pub raft: Raft,
+    /// The peer transport.
+    pub transport: Transport,
+    /// The bound address.
+    pub address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    helpers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("address", &self.address).finish()
+    }
+}
+
+fn seed_for(node_id: NodeId) -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes = (now.as_nanos() as u64).to_le_bytes();
+    }
+    u64::from_le_bytes(bytes) ^ node_id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Opens storage, starts the core task, the transport and the HTTP server on `listener`.
+///
+/// # Errors
+/// [`ServeError`] when storage is corrupt or locked, or the node cannot be restored.
+pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, ServeError> {
+    let address = listener.local_addr().map_err(ServeError::Io)?;
+    let advertise = config.advertise_address.clone().unwrap_or_else(|| address.to_string());
+    let data_dir = config.data_dir.clone();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+        .await
+        .map_err(|e| ServeError::Start(e.to_string()))?
+        .map_err(ServeError::Storage)?;
+    storage
+        .claim_identity(&Identity { cluster_id: config.cluster_id.clone(), node_id: config.node_id })
+        .map_err(ServeError::Storage)?;
+    let recovered_addresses = storage.recover().map_err(ServeError::Storage)?.addresses;
+    let storage = Arc::new(storage);
+
+    let metrics = Arc::new(Metrics::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
+    let transport = Transport::new(
+        TransportConfig::new(
+            config.node_id,
+            config.cluster_id.clone(),
+            config.secret.clone(),
+            Some(advertise.clone()),
+        ),
+        inbound_tx,
+        metrics.clone(),
+        shutdown_rx.clone(),
+    );
+    let mut addresses = recovered_addresses;
+    for (id, peer_address) in &config.bootstrap {
+        addresses.insert(*id, peer_address.clone());
+    }
+    if !config.bootstrap.is_empty() {
+        storage.save_addresses(&addresses).map_err(ServeError::Storage)?;
+    }
+
+    let mut raft_config = RaftConfig::new(config.node_id, seed_for(config.node_id));
+    raft_config.tick_interval = config.tick_interval;
+    if !config.bootstrap.is_empty() {
+        raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
+    }
+    let state_machine: Box<dyn StateMachine> = Box::new(crate::kv::KvStore::new());
+    let raft = Raft::start(
+        raft_config,
+        state_machine,
+        storage,
+        Arc::new(transport.clone()),
+        inbound_rx,
+        metrics.clone(),
+    )
+    .map_err(|e| match e {
+        crate::raft::StartError::Storage(error) => ServeError::Storage(error),
+        other => ServeError::Start(other.to_string()),
+    })?;
+    for (id, peer_address) in addresses {
+        transport.set_address(id, peer_address);
+    }
+
+    let state = Arc::new(AppState {
+        raft: raft.clone(),
+        transport: transport.clone(),
+        metrics,
+        secret: config.secret.clone(),
+        node_id: config.node_id,
+        address: advertise.clone(),
+        request_timeout: config.request_timeout,
+    });
+    let router = router(state, config.web_dir.clone());
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "http server failed");
+        }
+    });
+    let mut helpers = Vec::new();
+    if let Some(join) = config.join.clone() {
+        helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
+    }
+    tracing::info!(node = %config.node_id, %address, "node serving");
+    Ok(Node { raft, transport, address, shutdown: shutdown_tx, server, helpers })
+}
+
+/// Asks `join` to add this node as a voter, until it answers for good.
+async fn join_cluster(join: String, node_id: NodeId, advertise: String, secret: Vec<u8>) {
+    let mut config = crate::client::ClientConfig::new(vec![join.clone()]);
+    config.secret = Some(String::from_utf8_lossy(&secret).into_owned());
+    config.use_session = false;
+    let mut client = crate::client::Client::new(config);
+    match client.admin(json!({ "op": "add_voter", "node": node_id.0, "address": advertise })).await {
+        Ok(response) => tracing::info!(%join, ?response, "joined the cluster"),
+        Err(error) => tracing::error!(%join, %error, "joining the cluster failed"),
+    }
+}
+
+impl Node {
+    /// Stops the node gracefully: the HTTP server stops accepting, peers are told, the core
+    /// task finishes its write in flight.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.raft.shutdown().await;
+        for helper in self.helpers {
+            helper.abort();
+        }
+        // Connections (client WebSockets) may linger; do not wait for them forever.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
+    }
+}
+
+/// Runs a node until `shutdown` resolves or the node stops on an error.
+///
+/// # Errors
+/// [`ServeError`] when the node cannot start or stops on an error (for example corrupt storage
+/// or a failed fsync).
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let node = start(config, listener).await?;
+    let mut status = node.raft.watch_status();
+    let fatal = async {
+        loop {
+            if let Some(error) = status.borrow_and_update().fatal_error.clone() {
+                return error;
+            }
+            if status.changed().await.is_err() {
+                return "the core task ended".to_string();
+            }
+        }
+    };
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        error = fatal => Err(ServeError::Fatal(error)),
+    };
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    result
+}
+
+fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
+    let router = Router::new()
+        .route("/raft", get(raft_socket))
+        .route("/client", get(client_socket).post(client_http))
+        .route("/events", get(events_socket))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
+        .with_state(state);
+    match web_dir {
+        Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => router,
+    }
+}
+
+async fn raft_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
+    let frame_bytes_max = state.transport.config().frame_bytes_max;
+    let transport = state.transport.clone();
+    upgrade
+        .max_message_size(frame_bytes_max)
+        .max_frame_size(frame_bytes_max)
+        .on_upgrade(move |socket| async move { transport.accept(socket).await })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_string)
+}
+
+/// Runs one request. Returns the HTTP status and the JSON body (without `id`).
+async fn execute(state: &AppState, request: Request, header_secret: Option<String>) -> (StatusCode, Value) {
+    state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
+    let operation = request.operation;
+    if operation.is_admin() {
+        let given = request.secret.or(header_secret).unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), &state.secret) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                api::error_response("unauthorized", "admin operations need the cluster secret", false),
+            );
+        }
+    }
+    let timeout = state.request_timeout;
+    if let Some(command) = operation.command() {
+        return match state.raft.apply(command.encode(), timeout).await {
+            Ok(applied) => {
+                let response = KvResponse::decode(&applied.response);
+                let status = match response {
+                    KvResponse::CasFailed { .. } => StatusCode::CONFLICT,
+                    KvResponse::Error { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                    _ => StatusCode::OK,
+                };
+                (status, api::kv_response(response, Some(applied.index.0)))
+            }
+            Err(error) => raft_error(state, &error),
+        };
+    }
+    if let Some((query, mode)) = operation.query() {
+        return match state.raft.read(query.encode(), mode, timeout).await {
+            Ok(bytes) => (StatusCode::OK, api::kv_response(KvResponse::decode(&bytes), None)),
+            Err(error) => raft_error(state, &error),
+        };
+    }
+    let result = match operation {
+        Operation::Status => {
+            let status = state.raft.status();
+            let leader_address = status.leader.and_then(|id| state.transport.address(NodeId(id)));
+            return (
+                StatusCode::OK,
+                json!({
+                    "ok": true,
+                    "node": state.node_id.0,
+                    "address": state.address,
+                    "leader": status.leader,
+                    "leader_address": leader_address,
+                    "status": status,
+                    "peers": state.transport.peer_statuses(),
+                }),
+            );
+        }
+        Operation::Snapshot => {
+            state.raft.snapshot(timeout).await.map(|index| json!({ "ok": true, "index": index.0 }))
+        }
+        Operation::AddVoter { node, address } => state
+            .raft
+            .add_voter(NodeId(node), address)
+            .await
+            .map(|index| json!({ "ok": true, "index": index.0 })),
+        Operation::AddNonvoter { node, address } => state
+            .raft
+            .add_nonvoter(NodeId(node), address)
+            .await
+            .map(|index| json!({ "ok": true, "index": index.0 })),
+        Operation::Demote { node } => {
+            state.raft.demote_voter(NodeId(node)).await.map(|index| json!({ "ok": true, "index": index.0 }))
+        }
+        Operation::Remove { node } => {
+            state.raft.remove_server(NodeId(node)).await.map(|index| json!({ "ok": true, "index": index.0 }))
+        }
+        Operation::Transfer { node } => {
+            state.raft.leadership_transfer(node.map(NodeId)).await.map(|()| json!({ "ok": true }))
+        }
+        _ => {
+            return (StatusCode::BAD_REQUEST, api::error_response("bad_request", "unknown operation", false))
+        }
+    };
+    match result {
+        Ok(body) => (StatusCode::OK, body),
+        Err(error) => raft_error(state, &error),
+    }
+}
+
+fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
+    let code = api::raft_error_code(error);
+    let mut body = api::error_response(code, error.to_string(), error.is_retryable());
+    let status = match error {
+        RaftError::NotLeader { leader } => {
+            state.metrics.client_redirects_total.fetch_add(1, Ordering::Relaxed);
+            if let (Some(object), Some(leader)) = (body.as_object_mut(), leader) {
+                object.insert("leader".into(), json!(leader.0));
+                object.insert("leader_address".into(), json!(state.transport.address(*leader)));
+            }
+            if leader.is_some() {
+                StatusCode::TEMPORARY_REDIRECT
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+        RaftError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        RaftError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RaftError::LeadershipLost | RaftError::Busy(_) | RaftError::Timeout | RaftError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    (status, body)
+}
+
+fn http_response(status: StatusCode, body: Value) -> Response {
+    let location = (status == StatusCode::TEMPORARY_REDIRECT)
+        .then(|| body.get("leader_address").and_then(Value::as_str).map(str::to_string))
+        .flatten();
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(location) = location {
+        if let Ok(value) = header::HeaderValue::from_str(&format!("http://{location}/client")) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    response
+}
+
+async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
+    match api::parse_request(&body) {
+        Ok(request) => {
+            let id = request.id;
+            let (status, body) = execute(&state, request, bearer(&headers)).await;
+            http_response(status, api::with_id(body, id))
+        }
+        Err(message) => {
+            state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+            http_response(StatusCode::BAD_REQUEST, api::error_response("bad_request", message, false))
+        }
+    }
+}
+
+async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(api::REQUEST_BYTES_MAX)
+        .on_upgrade(move |socket| serve_client_socket(state, socket))
+}
+
+/// One task reads requests and spawns one task per request (bounded by a semaphore); answers
+/// go back through a channel to the writer, in completion order, matched by `id`.
+async fn serve_client_socket(state: Shared, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (answers_tx, mut answers_rx) = mpsc::channel::<String>(CLIENT_INFLIGHT_REQUESTS_MAX);
+    let writer = tokio::spawn(async move {
+        while let Some(answer) = answers_rx.recv().await {
+            if sink.feed(WsMessage::Text(answer.into())).await.is_err() {
+                return;
+            }
+            while let Ok(answer) = answers_rx.try_recv() {
+                if sink.feed(WsMessage::Text(answer.into())).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let inflight = Arc::new(Semaphore::new(CLIENT_INFLIGHT_REQUESTS_MAX));
+    while let Some(message) = stream.next().await {
+        let bytes: Vec<u8> = match message {
+            Ok(WsMessage::Text(text)) => text.as_bytes().to_vec(),
+            Ok(WsMessage::Binary(bytes)) => bytes.to_vec(),
+            Ok(WsMessage::Close(_)) => break,
+            Ok(_) => continue,
+            Err(error) => {
+                state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "client socket error");
+                break;
+            }
+        };
+        let request = match api::parse_request(&bytes) {
+            Ok(request) => request,
+            Err(message) => {
+                state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+                let body = api::error_response("bad_request", message, false);
+                if answers_tx.send(body.to_string()).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(permit) = inflight.clone().acquire_owned().await else { break };
+        let state = state.clone();
+        let answers = answers_tx.clone();
+        tokio::spawn(async move {
+            let id = request.id;
+            let (_, body) = execute(&state, request, None).await;
+            let _ = answers.send(api::with_id(body, id).to_string()).await;
+            drop(permit);
+        });
+    }
+    drop(answers_tx);
+    let _ = writer.await;
+}
+
+async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |mut socket| async move {
+        let mut events = state.raft.subscribe();
+        let status = json!({ "event": "status", "status": state.raft.status() });
+        if socket.send(WsMessage::Text(status.to_string().into())).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        let text = serde_json::to_string(&event).unwrap_or_default();
+                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let text = json!({ "event": "lagged", "missed": missed }).to_string();
+                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
+}
+
+async fn health(State(state): State<Shared>) -> Response {
+    let status = state.raft.status();
+    let body = json!({
+        "ok": status.fatal_error.is_none() && status.role != "stopped",
+        "node": status.id,
+        "role": status.role,
+        "term": status.term,
+        "leader": status.leader,
+        "commit_index": status.commit_index,
+        "applied_index": status.applied_index,
+        "error": status.fatal_error,
+    });
+    let code = if body["ok"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let text = state.metrics.render(state.node_id.0);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ReadParams {
+    #[serde(default)]
+    read: crate::raft::ReadMode,
+}
+
+async fn kv_get(
+    State(state): State<Shared>,
+    UrlPath(key): UrlPath<String>,
+    Query(params): Query<ReadParams>,
+) -> Response {
+    let request = Request { id: None, secret: None, operation: Operation::Get { key, read: params.read } };
+    let (status, body) = execute(&state, request, None).await;
+    http_response(status, body)
+}
+
+async fn kv_put(State(state): State<Shared>, UrlPath(key): UrlPath<String>, body: BodyBytes) -> Response {
+    let Ok(value) = String::from_utf8(body.to_vec()) else {
+        return http_response(
+            StatusCode::BAD_REQUEST,
+            api::error_response("bad_request", "the value must be UTF-8 text", false),
+        );
+    };
+    let request = Request { id: None, secret: None, operation: Operation::Put { key, value, session: None } };
+    let (status, body) = execute(&state, request, None).await;
+    http_response(status, body)
+}
+
+async fn kv_delete(State(state): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
+    let request = Request { id: None, secret: None, operation: Operation::Del { key, session: None } };
+    let (status, body) = execute(&state, request, None).await;
+    http_response(status, body)
+}

@@ -1,0 +1,519 @@
+//! Durable storage of one node: the Raft log, the hard state and snapshots.
+//!
+//! The log and the hard state live in one redb database (`raft.redb` in the data directory), so a
+//! `Ready` batch (truncate, append, new hard state) is written in one transaction and made
+//! durable by one fsync: that is the group commit. Every stored value carries a CRC-32 of its
+//! bytes, checked on every read: redb protects its own pages, the checksum protects against
+//! anything that slips past it (a bug, a bit flip in a value, a tool that edited the file), so
+//! corrupt data stops the node with a clear error instead of being used.
+//!
+//! Snapshots are separate files (`snapshots/`), written under a temporary name, fsynced, then
+//! renamed, and checksummed as a whole: a crash mid-write leaves the previous snapshot intact.
+
+use raft_core::{Entry, HardState, LogIndex, NodeId, SnapshotMeta};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_HARD_STATE: &str = "hard_state";
+const META_IDENTITY: &str = "identity";
+const META_ADDRESSES: &str = "addresses";
+
+/// Name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "raft.redb";
+/// Name of the snapshot folder inside the data directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+/// First bytes of every snapshot file, so a stray file is never taken for one.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"FLOTSNP1";
+
+/// Why storage failed. Every variant names the data directory or the item concerned.
+#[derive(Debug)]
+pub enum StorageError {
+    /// A file-system operation failed.
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The database engine refused or failed.
+    Database {
+        /// What was being done.
+        context: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// Stored data failed its checksum or contradicts itself; it is not used.
+    Corrupt {
+        /// What is corrupt and how it was noticed.
+        what: String,
+    },
+    /// The data directory belongs to another node or cluster.
+    WrongIdentity {
+        /// What the directory holds versus what was asked for.
+        what: String,
+    },
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io { context, source } => write!(f, "{context}: {source}"),
+            StorageError::Database { context, message } => write!(f, "{context}: {message}"),
+            StorageError::Corrupt { what } => write!(f, "corrupt data: {what}"),
+            StorageError::WrongIdentity { what } => write!(f, "data directory belongs elsewhere: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+fn db_error(context: impl Into<String>) -> impl FnOnce(redb::Error) -> StorageError {
+    let context = context.into();
+    move |error| StorageError::Database { context, message: error.to_string() }
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
+    let context = context.into();
+    move |source| StorageError::Io { context, source }
+}
+
+/// `[crc32 of payload, little endian][postcard payload]`.
+fn encode_checked<T: Serialize>(value: &T) -> Vec<u8> {
+    let payload = postcard::to_allocvec(value).unwrap_or_default();
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn decode_checked<T: DeserializeOwned>(bytes: &[u8], what: impl Fn() -> String) -> Result<T, StorageError> {
+    if bytes.len() < 4 {
+        return Err(StorageError::Corrupt { what: format!("{}: {} bytes, too short", what(), bytes.len()) });
+    }
+    let (checksum, payload) = bytes.split_at(4);
+    let expected = u32::from_le_bytes([checksum[0], checksum[1], checksum[2], checksum[3]]);
+    let actual = crc32fast::hash(payload);
+    if expected != actual {
+        return Err(StorageError::Corrupt {
+            what: format!("{}: checksum {actual:08x}, expected {expected:08x}", what()),
+        });
+    }
+    postcard::from_bytes(payload)
+        .map_err(|error| StorageError::Corrupt { what: format!("{}: undecodable: {error}", what()) })
+}
+
+/// Which cluster and node a data directory belongs to, recorded on first start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// This node's id.
+    pub node_id: NodeId,
+}
+
+/// Everything read back at start.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// The last durable hard state, if any was ever written.
+    pub hard_state: Option<HardState>,
+    /// The durable log, contiguous.
+    pub entries: Vec<Entry>,
+    /// Peer addresses learned so far.
+    pub addresses: BTreeMap<NodeId, String>,
+    /// The latest valid snapshot, with the state machine's bytes.
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+}
+
+/// How long one persist took; the fsync histogram is fed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct PersistReport {
+    /// Time spent in the commit (the fsync dominates it).
+    pub commit_duration: Duration,
+    /// Entries written.
+    pub entries_written: usize,
+}
+
+/// One node's durable state. `Sync`: the core task hands persist jobs to a blocking thread.
+pub struct Storage {
+    database: Database,
+    data_dir: PathBuf,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage").field("data_dir", &self.data_dir).finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    meta: SnapshotMeta,
+    data_bytes: u64,
+    data_crc32: u32,
+}
+
+impl Storage {
+    /// Opens (or creates) the storage in `data_dir`.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the directory cannot be created, the database is locked by another
+    /// process, or the file is not a database.
+    pub fn open(data_dir: &Path) -> Result<Storage, StorageError> {
+        fs::create_dir_all(data_dir.join(SNAPSHOT_DIR))
+            .map_err(io_error(format!("creating data directory {}", data_dir.display())))?;
+        let path = data_dir.join(DATABASE_FILE);
+        let database = Database::create(&path).map_err(|error| StorageError::Database {
+            context: format!("opening {}", path.display()),
+            message: match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "the database is in use by another process (is another node running on this data directory?)"
+                        .to_string()
+                }
+                other => format!("{other} (the file may be corrupt; it was not modified)"),
+            },
+        })?;
+        let storage = Storage { database, data_dir: data_dir.to_path_buf() };
+        storage.create_tables()?;
+        Ok(storage)
+    }
+
+    fn create_tables(&self) -> Result<(), StorageError> {
+        let txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
+        {
+            txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
+            txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
+        }
+        txn.commit().map_err(|e| db_error("create tables")(e.into()))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Checks that the directory belongs to `identity`, recording it on first use.
+    ///
+    /// # Errors
+    /// [`StorageError::WrongIdentity`] when it belongs to another node or cluster.
+    pub fn claim_identity(&self, identity: &Identity) -> Result<(), StorageError> {
+        let stored: Option<Identity> = self.read_meta(META_IDENTITY)?;
+        match stored {
+            Some(stored) if stored == *identity => Ok(()),
+            Some(stored) => Err(StorageError::WrongIdentity {
+                what: format!(
+                    "{} holds node {} of cluster {:?}, not node {} of cluster {:?}",
+                    self.data_dir.display(),
+                    stored.node_id,
+                    stored.cluster_id,
+                    identity.node_id,
+                    identity.cluster_id
+                ),
+            }),
+            None => self.write_meta(META_IDENTITY, identity),
+        }
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+        let txn = self.database.begin_read().map_err(|e| db_error("begin read")(e.into()))?;
+        let table = txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
+        let value = table.get(key).map_err(|e| db_error(format!("read {key}"))(e.into()))?;
+        match value {
+            Some(guard) => Ok(Some(decode_checked(guard.value(), || format!("meta {key}"))?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
+        let txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
+        {
+            let mut table = txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
+            table
+                .insert(key, encode_checked(value).as_slice())
+                .map_err(|e| db_error(format!("write {key}"))(e.into()))?;
+        }
+        txn.commit().map_err(|e| db_error(format!("commit {key}"))(e.into()))
+    }
+
+    /// Records the peer address book.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the write fails.
+    pub fn save_addresses(&self, addresses: &BTreeMap<NodeId, String>) -> Result<(), StorageError> {
+        self.write_meta(META_ADDRESSES, addresses)
+    }
+
+    /// Reads everything back, checking every checksum and that the log is contiguous.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] naming the first bad item.
+    pub fn recover(&self) -> Result<Recovered, StorageError> {
+        let hard_state: Option<HardState> = self.read_meta(META_HARD_STATE)?;
+        let addresses: BTreeMap<NodeId, String> = self.read_meta(META_ADDRESSES)?.unwrap_or_default();
+        let txn = self.database.begin_read().map_err(|e| db_error("begin read")(e.into()))?;
+        let table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
+        let mut entries: Vec<Entry> = Vec::new();
+        for item in table.range(0u64..).map_err(|e| db_error("scan entries")(e.into()))? {
+            let (key, value) = item.map_err(|e| db_error("scan entries")(e.into()))?;
+            let index = key.value();
+            let entry: Entry = decode_checked(value.value(), || format!("log entry {index}"))?;
+            if entry.index.0 != index {
+                return Err(StorageError::Corrupt {
+                    what: format!("log entry stored under {index} says it is {}", entry.index),
+                });
+            }
+            if let Some(previous) = entries.last() {
+                if previous.index.next() != entry.index {
+                    return Err(StorageError::Corrupt {
+                        what: format!("log has a gap between {} and {}", previous.index, entry.index),
+                    });
+                }
+            }
+            entries.push(entry);
+        }
+        let snapshot = self.load_latest_snapshot()?;
+        if let (Some(hard_state), Some(last)) = (hard_state, entries.last()) {
+            if last.term > hard_state.term {
+                return Err(StorageError::Corrupt {
+                    what: format!(
+                        "last log entry has term {} but the hard state says term {}",
+                        last.term, hard_state.term
+                    ),
+                });
+            }
+        }
+        Ok(Recovered { hard_state, entries, addresses, snapshot })
+    }
+
+    /// Makes one `Ready` batch durable with one fsync: removes stored entries from the first
+    /// new entry's index on, appends the new ones and records `hard_state`, in one transaction.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the write or the fsync fails; the caller must stop the node,
+    /// because what it promised may not be durable.
+    pub fn persist(&self, hard_state: &HardState, entries: &[Entry]) -> Result<PersistReport, StorageError> {
+        let started = Instant::now();
+        let mut txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
+        txn.set_durability(Durability::Immediate).map_err(|e| StorageError::Database {
+            context: "set durability".into(),
+            message: e.to_string(),
+        })?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
+            if let Some(first) = entries.first() {
+                // Truncate a conflicting suffix (§5.3) before appending.
+                table
+                    .retain_in(first.index.0.., |_, _| false)
+                    .map_err(|e| db_error("truncate log")(e.into()))?;
+            }
+            for entry in entries {
+                table
+                    .insert(entry.index.0, encode_checked(entry).as_slice())
+                    .map_err(|e| db_error(format!("append entry {}", entry.index))(e.into()))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
+            meta.insert(META_HARD_STATE, encode_checked(hard_state).as_slice())
+                .map_err(|e| db_error("write hard state")(e.into()))?;
+        }
+        txn.commit().map_err(|e| db_error("commit (fsync)")(e.into()))?;
+        Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
+    }
+
+    fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir.join(SNAPSHOT_DIR)
+    }
+
+    /// Writes a snapshot file: temporary name, fsync, rename, fsync of the folder. Older
+    /// snapshot files are removed afterwards.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when any step fails; the previous snapshot is still intact then.
+    pub fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf, StorageError> {
+        let dir = self.snapshot_dir();
+        let name = format!("snapshot-{:020}-{:020}.bin", meta.index.0, meta.term.0);
+        let final_path = dir.join(&name);
+        let temporary_path = dir.join(format!("{name}.tmp"));
+        let header = SnapshotHeader {
+            meta: meta.clone(),
+            data_bytes: data.len() as u64,
+            data_crc32: crc32fast::hash(data),
+        };
+        let header_bytes = encode_checked(&header);
+        {
+            let mut file = fs::File::create(&temporary_path)
+                .map_err(io_error(format!("creating {}", temporary_path.display())))?;
+            file.write_all(SNAPSHOT_MAGIC)
+                .and_then(|()| file.write_all(&(header_bytes.len() as u32).to_le_bytes()))
+                .and_then(|()| file.write_all(&header_bytes))
+                .and_then(|()| file.write_all(data))
+                .and_then(|()| file.sync_all())
+                .map_err(io_error(format!("writing {}", temporary_path.display())))?;
+        }
+        fs::rename(&temporary_path, &final_path)
+            .map_err(io_error(format!("renaming {}", temporary_path.display())))?;
+        fs::File::open(&dir)
+            .and_then(|folder| folder.sync_all())
+            .map_err(io_error(format!("syncing {}", dir.display())))?;
+        for old in self.snapshot_files()? {
+            if old != final_path {
+                let _ = fs::remove_file(old);
+            }
+        }
+        Ok(final_path)
+    }
+
+    fn snapshot_files(&self) -> Result<Vec<PathBuf>, StorageError> {
+        let dir = self.snapshot_dir();
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(io_error(format!("listing {}", dir.display())))?
+            .filter_map(|item| item.ok().map(|item| item.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "bin"))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// Reads and verifies one snapshot file.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the magic, the header or the data checksum is wrong.
+    pub fn read_snapshot(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let bytes = fs::read(path).map_err(io_error(format!("reading {}", path.display())))?;
+        let corrupt =
+            |why: &str| StorageError::Corrupt { what: format!("snapshot {}: {why}", path.display()) };
+        if bytes.len() < 12 || &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt("not a snapshot file (bad magic)"));
+        }
+        let header_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let header_end = 12usize.checked_add(header_len).filter(|&end| end <= bytes.len());
+        let Some(header_end) = header_end else {
+            return Err(corrupt("truncated header"));
+        };
+        let header: SnapshotHeader =
+            decode_checked(&bytes[12..header_end], || format!("snapshot {} header", path.display()))?;
+        let data = &bytes[header_end..];
+        if data.len() as u64 != header.data_bytes {
+            return Err(corrupt(&format!("{} data bytes, header says {}", data.len(), header.data_bytes)));
+        }
+        if crc32fast::hash(data) != header.data_crc32 {
+            return Err(corrupt("data checksum mismatch"));
+        }
+        Ok((header.meta, data.to_vec()))
+    }
+
+    fn load_latest_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        match self.snapshot_files()?.last() {
+            Some(path) => Ok(Some(Storage::read_snapshot(path)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Test helper: overwrites the stored bytes of one entry, as a disk fault would.
+    #[doc(hidden)]
+    pub fn corrupt_entry_for_test(&self, index: LogIndex) -> Result<(), StorageError> {
+        let txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
+            let mut bytes = match table.get(index.0).map_err(|e| db_error("read")(e.into()))? {
+                Some(guard) => guard.value().to_vec(),
+                None => return Ok(()),
+            };
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 0x5a;
+            }
+            table.insert(index.0, bytes.as_slice()).map_err(|e| db_error("write")(e.into()))?;
+        }
+        txn.commit().map_err(|e| db_error("commit")(e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::{EntryPayload, Membership, Term};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload: EntryPayload::Command(bytes::Bytes::from(format!("e{index}"))),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flotilla-storage-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn persist_truncates_a_conflicting_suffix_and_survives_reopen() {
+        let dir = temp_dir("truncate");
+        {
+            let storage = Storage::open(&dir).unwrap();
+            let hs = HardState { term: Term(2), voted_for: Some(NodeId(1)), commit: LogIndex(0) };
+            storage.persist(&hs, &[entry(1, 1), entry(2, 1), entry(3, 2)]).unwrap();
+            storage.persist(&hs, &[entry(2, 2)]).unwrap();
+        }
+        let storage = Storage::open(&dir).unwrap();
+        let recovered = storage.recover().unwrap();
+        let indexes: Vec<(u64, u64)> = recovered.entries.iter().map(|e| (e.index.0, e.term.0)).collect();
+        assert_eq!(indexes, vec![(1, 1), (2, 2)]);
+        assert_eq!(recovered.hard_state.unwrap().voted_for, Some(NodeId(1)));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_reported_not_used() {
+        let dir = temp_dir("corrupt");
+        let storage = Storage::open(&dir).unwrap();
+        let hs = HardState { term: Term(1), voted_for: None, commit: LogIndex(0) };
+        storage.persist(&hs, &[entry(1, 1), entry(2, 1)]).unwrap();
+        storage.corrupt_entry_for_test(LogIndex(2)).unwrap();
+        let error = storage.recover().unwrap_err().to_string();
+        assert!(error.contains("log entry 2") && error.contains("checksum"), "{error}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn identity_is_claimed_once() {
+        let dir = temp_dir("identity");
+        let storage = Storage::open(&dir).unwrap();
+        let me = Identity { cluster_id: "c".into(), node_id: NodeId(1) };
+        storage.claim_identity(&me).unwrap();
+        storage.claim_identity(&me).unwrap();
+        let other = Identity { cluster_id: "c".into(), node_id: NodeId(2) };
+        assert!(matches!(storage.claim_identity(&other), Err(StorageError::WrongIdentity { .. })));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn snapshots_are_checksummed_and_replaced_atomically() {
+        let dir = temp_dir("snapshot");
+        let storage = Storage::open(&dir).unwrap();
+        let meta = SnapshotMeta {
+            index: LogIndex(7),
+            term: Term(2),
+            membership: Membership::with_voters([NodeId(1)]),
+        };
+        let path = storage.save_snapshot(&meta, b"state").unwrap();
+        let (read_meta, data) = Storage::read_snapshot(&path).unwrap();
+        assert_eq!((read_meta, data.as_slice()), (meta.clone(), &b"state"[..]));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        let error = storage.recover().unwrap_err().to_string();
+        assert!(error.contains("checksum"), "{error}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
