@@ -12,11 +12,20 @@
 //! "message": "...", "leader": 2, "leader_address": "127.0.0.1:7002"}`. `error` is a stable code;
 //! `retryable` says whether the same request (same session sequence) may be sent again.
 
-use crate::kv::{KvCommand, KvQuery, KvResponse, SessionRef};
 use crate::raft::{RaftError, ReadMode};
 use bytes::Bytes;
-use serde::Deserialize;
+use raft_core::kv::{self, ClientId, Command, KvError, Output, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+/// A client's session and this request's place in it (thesis §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRef {
+    /// The id `register` returned.
+    pub client_id: u64,
+    /// Increases with every new request; a retry reuses it.
+    pub sequence: u64,
+}
 
 /// Bytes a JSON request may have at most; larger ones are refused before parsing.
 pub const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
@@ -164,35 +173,42 @@ impl Operation {
         )
     }
 
-    /// The state-machine command of a write, if this is one.
-    pub fn command(&self) -> Option<KvCommand> {
-        match self {
-            Operation::Put { key, value, session } => Some(KvCommand::Put {
-                session: *session,
-                key: Bytes::from(key.clone()),
-                value: Bytes::from(value.clone()),
-            }),
-            Operation::Del { key, session } => {
-                Some(KvCommand::Delete { session: *session, key: Bytes::from(key.clone()) })
+    /// The state-machine command of a write, if this is one. `timestamp_ms` is the proposer's
+    /// clock, from which the store derives its log time (session expiry).
+    pub fn command(&self, timestamp_ms: u64) -> Option<Command> {
+        let (session, operation) = match self {
+            Operation::Put { key, value, session } => (
+                session,
+                kv::Operation::Put { key: Bytes::from(key.clone()), value: Bytes::from(value.clone()) },
+            ),
+            Operation::Del { key, session } => (session, kv::Operation::Delete { key: Bytes::from(key.clone()) }),
+            Operation::Cas { key, expected, value, session } => (
+                session,
+                kv::Operation::CompareAndSwap {
+                    key: Bytes::from(key.clone()),
+                    expected: expected.clone().map(Bytes::from),
+                    new: Bytes::from(value.clone()),
+                },
+            ),
+            Operation::Register => return Some(Command::register(timestamp_ms)),
+            _ => return None,
+        };
+        Some(match session {
+            Some(SessionRef { client_id, sequence }) => {
+                Command::request(timestamp_ms, ClientId(*client_id), *sequence, operation)
             }
-            Operation::Cas { key, expected, value, session } => Some(KvCommand::CompareAndSwap {
-                session: *session,
-                key: Bytes::from(key.clone()),
-                expected: expected.clone().map(Bytes::from),
-                value: Bytes::from(value.clone()),
-            }),
-            Operation::Register => Some(KvCommand::Register),
-            _ => None,
-        }
+            None => Command::unsessioned(timestamp_ms, operation),
+        })
     }
 
     /// The state-machine query of a read, if this is one.
-    pub fn query(&self) -> Option<(KvQuery, ReadMode)> {
+    pub fn query(&self) -> Option<(kv::Operation, ReadMode)> {
         match self {
-            Operation::Get { key, read } => Some((KvQuery::Get { key: Bytes::from(key.clone()) }, *read)),
-            Operation::List { prefix, limit, read } => {
-                Some((KvQuery::List { prefix: Bytes::from(prefix.clone()), limit: *limit }, *read))
-            }
+            Operation::Get { key, read } => Some((kv::Operation::Get { key: Bytes::from(key.clone()) }, *read)),
+            Operation::List { prefix, limit, read } => Some((
+                kv::Operation::List { prefix: Bytes::from(prefix.clone()), start_after: None, limit: *limit },
+                *read,
+            )),
             _ => None,
         }
     }
@@ -201,26 +217,40 @@ impl Operation {
 fn text(bytes: &Bytes) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => Value::String(text.to_string()),
-        Err(_) => json!({ "base64": null, "hex": hex::encode(bytes) }),
+        Err(_) => json!({ "hex": hex::encode(bytes) }),
     }
 }
 
-/// A successful or refused response body (without `id`).
-pub fn kv_response(response: KvResponse, index: Option<u64>) -> Value {
+/// The stable code of a [`KvError`].
+pub fn kv_error_code(error: &KvError) -> &'static str {
+    match error {
+        KvError::Decode(_) => "invalid_command",
+        KvError::KeyTooLarge { .. } => "key_too_large",
+        KvError::ValueTooLarge { .. } => "value_too_large",
+        KvError::StoreFull { .. } => "store_full",
+        KvError::UnknownSession { .. } => "unknown_session",
+        KvError::SessionExpired { .. } => "session_expired",
+        KvError::StaleSequence { .. } => "stale_sequence",
+        KvError::NotReadOnly => "not_read_only",
+    }
+}
+
+/// A state-machine response as a JSON body (without `id`).
+pub fn kv_response(response: Response, index: Option<u64>) -> Value {
     let mut body = match response {
-        KvResponse::Ok { value, version } => {
-            json!({ "ok": true, "value": value.as_ref().map(text), "version": version })
-        }
-        KvResponse::Registered { client_id } => json!({ "ok": true, "client_id": client_id }),
-        KvResponse::CasFailed { current } => json!({
+        Ok(Output::Value(value)) => json!({ "ok": true, "value": value.as_ref().map(text) }),
+        Ok(Output::Registered { client_id }) => json!({ "ok": true, "client_id": client_id.0 }),
+        Ok(Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand) => json!({ "ok": true }),
+        Ok(Output::Deleted { existed }) => json!({ "ok": true, "existed": existed }),
+        Ok(Output::NotSwapped { current }) => json!({
             "ok": false, "error": "cas_failed", "retryable": false,
             "message": "compare-and-swap failed: the current value differs",
             "current": current.as_ref().map(text),
         }),
-        KvResponse::Keys { keys } => json!({ "ok": true, "keys": keys.iter().map(text).collect::<Vec<_>>() }),
-        KvResponse::Error { message } => {
-            json!({ "ok": false, "error": "rejected", "retryable": false, "message": message })
+        Ok(Output::Keys { keys, truncated }) => {
+            json!({ "ok": true, "keys": keys.iter().map(text).collect::<Vec<_>>(), "truncated": truncated })
         }
+        Err(error) => error_response(kv_error_code(&error), error.to_string(), false),
     };
     if let (Some(index), Some(object)) = (index, body.as_object_mut()) {
         object.insert("index".into(), json!(index));

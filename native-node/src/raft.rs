@@ -310,14 +310,13 @@ impl Raft {
             }
         } else {
             let mut hard_state = recovered.hard_state.unwrap_or_default();
-            let mut applied = LogIndex(0);
             if let Some((meta, data)) = &recovered.snapshot {
                 // A local checkpoint of the state machine: entries up to `meta.index` need not
                 // be applied again. The log itself is not compacted (see `Raft::snapshot`).
                 state_machine.restore(data).map_err(StartError::Snapshot)?;
-                applied = meta.index;
                 hard_state.commit = hard_state.commit.max(meta.index);
             }
+            let applied = state_machine.applied_index();
             tracing::info!(
                 node = %id,
                 term = %hard_state.term,
@@ -868,6 +867,9 @@ impl CoreTask {
             self.send(message);
         }
         for entry in pending.committed_entries {
+            if self.fatal_error.is_some() {
+                return;
+            }
             self.apply_entry(entry);
         }
         self.node.advance();
@@ -876,19 +878,20 @@ impl CoreTask {
 
     fn apply_entry(&mut self, entry: Entry) {
         self.metrics.entries_applied_total.fetch_add(1, Ordering::Relaxed);
-        let response = match &entry.payload {
-            EntryPayload::Command(data) if !data.is_empty() => {
-                Some(self.state_machine.apply(entry.index, data))
-            }
-            EntryPayload::Command(_) => None,
-            EntryPayload::Noop => None,
-            EntryPayload::Membership(membership) => {
-                let _ = self.events.send(Event::ConfigurationApplied {
-                    index: entry.index.0,
-                    voters: membership.voters.iter().map(|id| id.0).collect(),
-                    learners: membership.learners.iter().map(|id| id.0).collect(),
-                });
-                None
+        if let EntryPayload::Membership(membership) = &entry.payload {
+            let _ = self.events.send(Event::ConfigurationApplied {
+                index: entry.index.0,
+                voters: membership.voters.iter().map(|id| id.0).collect(),
+                learners: membership.learners.iter().map(|id| id.0).collect(),
+            });
+        }
+        // Every entry goes to the state machine (it tracks the applied index); barrier entries
+        // (empty commands) get a deterministic error response there that nobody reads.
+        let response = match self.state_machine.apply(&entry) {
+            Ok(response) => response,
+            Err(why) => {
+                self.fail(format!("state machine refused entry {}: {why}", entry.index));
+                return;
             }
         };
         // Waiters at lower indexes were skipped over (their entries vanished); the entry at
@@ -904,8 +907,7 @@ impl CoreTask {
             }
             match waiter {
                 Waiter::Apply(reply) => {
-                    let response = response.clone().unwrap_or_default();
-                    let _ = reply.send(Ok(Applied { index, response }));
+                    let _ = reply.send(Ok(Applied { index, response: response.clone() }));
                 }
                 Waiter::Barrier(reply) => {
                     let _ = reply.send(Ok(index));

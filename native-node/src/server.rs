@@ -17,7 +17,8 @@
 //! [`run`] takes the listener and a shutdown future, as `main` and tests both need.
 
 use crate::api::{self, Operation, Request};
-use crate::kv::{KvResponse, StateMachine};
+use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
+use raft_core::kv::{KvConfig, KvError, Output};
 use crate::metrics::Metrics;
 use crate::raft::{Raft, RaftConfig, RaftError};
 use crate::storage::{Identity, Storage, StorageError};
@@ -211,7 +212,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
-    let state_machine: Box<dyn StateMachine> = Box::new(crate::kv::KvStore::new());
+    let state_machine: Box<dyn StateMachine> =
+        Box::new(KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?);
     let raft = Raft::start(
         raft_config,
         state_machine,
@@ -361,23 +363,22 @@ async fn execute(state: &AppState, request: Request, header_secret: Option<Strin
         }
     }
     let timeout = state.request_timeout;
-    if let Some(command) = operation.command() {
+    if let Some(command) = operation.command(now_ms()) {
+        // Refuse what the store would refuse before it costs a log entry.
+        if let Err(error) = command.validate() {
+            return (StatusCode::UNPROCESSABLE_ENTITY, api::kv_response(Err(error), None));
+        }
         return match state.raft.apply(command.encode(), timeout).await {
-            Ok(applied) => {
-                let response = KvResponse::decode(&applied.response);
-                let status = match response {
-                    KvResponse::CasFailed { .. } => StatusCode::CONFLICT,
-                    KvResponse::Error { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::OK,
-                };
-                (status, api::kv_response(response, Some(applied.index.0)))
-            }
+            Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),
             Err(error) => raft_error(state, &error),
         };
     }
     if let Some((query, mode)) = operation.query() {
-        return match state.raft.read(query.encode(), mode, timeout).await {
-            Ok(bytes) => (StatusCode::OK, api::kv_response(KvResponse::decode(&bytes), None)),
+        if let Err(error) = query.validate() {
+            return (StatusCode::UNPROCESSABLE_ENTITY, api::kv_response(Err(error), None));
+        }
+        return match state.raft.read(encode_query(&query), mode, timeout).await {
+            Ok(bytes) => kv_answer(decode_response(&bytes), None),
             Err(error) => raft_error(state, &error),
         };
     }
@@ -428,6 +429,26 @@ async fn execute(state: &AppState, request: Request, header_secret: Option<Strin
         Ok(body) => (StatusCode::OK, body),
         Err(error) => raft_error(state, &error),
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u64>) -> (StatusCode, Value) {
+    let response = match response {
+        Ok(response) => response,
+        Err(why) => return (StatusCode::INTERNAL_SERVER_ERROR, api::error_response("internal", why, false)),
+    };
+    let status = match &response {
+        Ok(Output::NotSwapped { .. }) => StatusCode::CONFLICT,
+        Ok(_) => StatusCode::OK,
+        Err(KvError::SessionExpired { .. } | KvError::UnknownSession { .. } | KvError::StaleSequence { .. }) => {
+            StatusCode::CONFLICT
+        }
+        Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (status, api::kv_response(response, index))
 }
 
 fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
