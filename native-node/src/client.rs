@@ -234,8 +234,8 @@ impl Client {
         Ok(self.session.as_ref().map(|s| (s.client_id, s.next_sequence)))
     }
 
-    /// Sends a write with the session attached; the sequence number advances once the write has
-    /// a final answer.
+    /// Sends a write with the session attached; retries inside the call reuse its sequence
+    /// number, the next write gets the next one.
     ///
     /// # Errors
     /// As [`Client::call`].
@@ -246,7 +246,9 @@ impl Client {
             }
         }
         let result = self.call(request).await;
-        if let (Some(session), Ok(_) | Err(ClientError::Refused { .. })) = (self.session.as_mut(), &result) {
+        // Whatever the outcome, this sequence number now belongs to this request: reusing it for
+        // another one would get that one answered from the session cache without being applied.
+        if let Some(session) = self.session.as_mut() {
             session.next_sequence += 1;
         }
         result
