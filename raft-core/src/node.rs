@@ -131,7 +131,7 @@ impl RaftNode {
                 ));
             }
             if let EntryPayload::Membership(m) = &entry.payload {
-                memberships.push((entry.index, m.clone()));
+                memberships.push((entry.index, (**m).clone()));
             }
         }
         let mut log = RaftLog::restore(snapshot_index, snapshot_term, entries);
@@ -390,7 +390,7 @@ impl RaftNode {
 
     fn append_as_leader(&mut self, entry: Entry) {
         if let EntryPayload::Membership(m) = &entry.payload {
-            self.memberships.push((entry.index, m.clone()));
+            self.memberships.push((entry.index, (**m).clone()));
         }
         self.log.append_new(entry);
         self.needs_flush = true;
@@ -828,7 +828,7 @@ impl RaftNode {
             if let EntryPayload::Membership(m) = &entry.payload {
                 let known = self.memberships.iter().any(|(index, _)| *index == entry.index);
                 if !known && self.log.matches(entry.index, entry.term) {
-                    self.memberships.push((entry.index, m.clone()));
+                    self.memberships.push((entry.index, (**m).clone()));
                 }
             }
         }
@@ -879,10 +879,12 @@ impl RaftNode {
         };
         pr.recent_active = true;
         pr.last_contact_tick = ticks;
-        if pr.state == ProgressState::Probe {
-            pr.probe_sent = false;
-        }
-        if pr.match_index < self.log.last_index() || pr.commit_sent < self.log.committed {
+        if pr.match_index < self.log.last_index() {
+            match pr.state {
+                // Resend the probe: the last one or its answer may have been lost.
+                ProgressState::Probe => pr.probe_sent = false,
+                ProgressState::Replicate => pr.check_lost_entries = pr.next_index > self.log.last_index(),
+            }
             self.needs_flush = true;
         }
     }
@@ -921,9 +923,8 @@ impl RaftNode {
         }
     }
 
-    /// Sends every AppendEntries that flow control allows: new entries, and the commit index to
-    /// followers that have not heard it. Called once per `Ready`, so proposals made between two
-    /// batches travel together.
+    /// Sends every AppendEntries that flow control allows. Called once per `Ready`, so proposals
+    /// made between two batches travel together.
     fn send_appends(&mut self) {
         let me = self.config.id;
         let last_index = self.log.last_index();
@@ -934,9 +935,12 @@ impl RaftNode {
                     break;
                 }
                 let has_entries = pr.next_index <= last_index;
-                if !has_entries && pr.commit_sent >= committed {
+                // The commit index travels with the next AppendEntries or heartbeat (§5.3), so
+                // a new commit alone sends nothing: that halves the messages per commit.
+                if !has_entries && !pr.check_lost_entries {
                     break;
                 }
+                pr.check_lost_entries = false;
                 let prev_log_index = pr.next_index.prev();
                 let Some(prev_log_term) = self.log.term(prev_log_index) else {
                     // Compacted away: this follower needs a snapshot.
@@ -950,7 +954,6 @@ impl RaftNode {
                 let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
                 let count = entries.len();
                 pr.sent(prev_log_index.plus(count as u64), bytes, count);
-                pr.commit_sent = committed;
                 let body = MessageBody::AppendEntries {
                     prev_log_index,
                     prev_log_term,

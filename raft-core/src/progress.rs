@@ -84,8 +84,10 @@ pub(crate) struct Progress {
     pub(crate) inflights: Inflights,
     /// Heard from since the last check-quorum round.
     pub(crate) recent_active: bool,
-    /// The last commit index this follower was sent.
-    pub(crate) commit_sent: LogIndex,
+    /// A heartbeat answer showed the follower behind while nothing is left to send: some
+    /// AppendEntries may have been lost. Send one empty AppendEntries at `next_index - 1`;
+    /// a rejection of it sends the follower back to probing from where it really is.
+    pub(crate) check_lost_entries: bool,
     /// Tick count at which the leader last heard from it.
     pub(crate) last_contact_tick: u64,
 }
@@ -99,7 +101,7 @@ impl Progress {
             probe_sent: false,
             inflights: Inflights::new(messages_max, bytes_max),
             recent_active: false,
-            commit_sent: LogIndex(0),
+            check_lost_entries: false,
             last_contact_tick: 0,
         }
     }

@@ -23,9 +23,22 @@ fn majority_committed(voters: &BTreeSet<NodeId>, match_of: &impl Fn(NodeId) -> L
         // An empty half (the outgoing set outside a joint change) agrees with anything.
         return LogIndex(u64::MAX);
     }
-    let mut matched: Vec<LogIndex> = voters.iter().map(|&id| match_of(id)).collect();
+    // The leader asks this after every acknowledgement: keep small clusters off the heap.
+    const STACK_VOTERS_MAX: usize = 16;
+    let count = voters.len();
+    let mut stack = [LogIndex(0); STACK_VOTERS_MAX];
+    let mut heap = Vec::new();
+    let matched: &mut [LogIndex] = if count <= STACK_VOTERS_MAX {
+        for (slot, &id) in stack.iter_mut().zip(voters) {
+            *slot = match_of(id);
+        }
+        &mut stack[..count]
+    } else {
+        heap.extend(voters.iter().map(|&id| match_of(id)));
+        &mut heap
+    };
     matched.sort_unstable_by(|a, b| b.cmp(a));
-    matched[voters.len() / 2]
+    matched[count / 2]
 }
 
 /// The highest index stored on a majority of voters (of both halves when joint).

@@ -91,7 +91,11 @@ impl Restored {
 /// holding one configuration entry at index 1, term 1, already committed. Every initial member
 /// must be bootstrapped with the same `membership`.
 pub fn bootstrap(membership: Membership) -> Restored {
-    let entry = Entry { term: Term(1), index: LogIndex(1), payload: EntryPayload::Membership(membership) };
+    let entry = Entry {
+        term: Term(1),
+        index: LogIndex(1),
+        payload: EntryPayload::Membership(alloc::boxed::Box::new(membership)),
+    };
     Restored {
         hard_state: HardState { term: Term(1), voted_for: None, commit: LogIndex(1) },
         snapshot: None,

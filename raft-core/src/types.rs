@@ -1,5 +1,6 @@
 //! The identities and positions Raft talks about: nodes, terms, log indexes, entries.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use bytes::Bytes;
 use core::fmt;
@@ -119,8 +120,9 @@ pub enum EntryPayload {
     Noop,
     /// An application command, opaque to Raft.
     Command(Bytes),
-    /// A new cluster configuration, effective as soon as it is appended (thesis §4.1).
-    Membership(Membership),
+    /// A new cluster configuration, effective as soon as it is appended (thesis §4.1). Boxed
+    /// because it is rare and large: it would otherwise double the size of every entry.
+    Membership(Box<Membership>),
 }
 
 /// One entry of the replicated log.

@@ -408,6 +408,14 @@ impl Simulation {
                 _ => self.stats.proposals_refused += 1,
             },
             Input::Crash(id) => self.crash(id),
+            Input::WipeDisk(id) => {
+                self.crash(id);
+                if let Some(k) = self.index(id) {
+                    let restored = bootstrap(Membership::with_voters(self.config.node_ids()));
+                    self.nodes[k].storage =
+                        Storage { hard_state: restored.hard_state, entries: restored.entries };
+                }
+            }
             Input::Restart(id) => {
                 if self.index(id).is_some_and(|k| self.nodes[k].raft.is_none()) {
                     self.start_node(id);

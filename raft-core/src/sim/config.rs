@@ -42,6 +42,9 @@ pub struct FaultSet {
     pub reorder: bool,
     /// Pause nodes (a long GC or a stopped VM): no ticks, no messages handled.
     pub pause: bool,
+    /// Wipe a crashed node's disk. Not a fault Raft tolerates, so not part of `all`: it is
+    /// there to show that the checkers catch what it breaks.
+    pub amnesia: bool,
 }
 
 impl FaultSet {
@@ -60,6 +63,7 @@ impl FaultSet {
             duplicate: true,
             reorder: true,
             pause: true,
+            amnesia: false,
         }
     }
 
@@ -83,6 +87,7 @@ impl FaultSet {
                 "duplicate" | "dup" => faults.duplicate = true,
                 "reorder" => faults.reorder = true,
                 "pause" => faults.pause = true,
+                "amnesia" => faults.amnesia = true,
                 other => return Err(alloc::format!("unknown fault {other:?}")),
             }
         }
@@ -102,6 +107,7 @@ impl FaultSet {
             (self.duplicate, "duplicate"),
             (self.reorder, "reorder"),
             (self.pause, "pause"),
+            (self.amnesia, "amnesia"),
         ];
         let chosen: alloc::vec::Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
         if chosen.is_empty() {

@@ -29,6 +29,10 @@ pub enum Input {
     Crash(NodeId),
     /// A crashed server starts again from what it persisted.
     Restart(NodeId),
+    /// The server crashes and its disk is wiped back to the bootstrap state: it forgets its
+    /// votes and log. Raft does not survive this (a lost vote can elect two leaders in one
+    /// term); it exists to prove that the checkers notice.
+    WipeDisk(NodeId),
     /// The server stops handling ticks and messages; messages queue up for it.
     Pause(NodeId),
     /// A paused server goes on, handling what queued up.
@@ -164,7 +168,7 @@ pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
     }
     // The calm tail: everything healed, every server running.
     for &id in &ids {
-        if plan.faults.crash {
+        if plan.faults.crash || plan.faults.amnesia {
             script.push(fault_end, Input::Restart(id));
         }
         if plan.faults.pause {
@@ -180,6 +184,7 @@ pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FaultKind {
     Crash,
+    Amnesia,
     Partition,
     OneWay,
     Pause,
@@ -199,6 +204,9 @@ fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
     if faults.pause {
         kinds.push(FaultKind::Pause);
     }
+    if faults.amnesia {
+        kinds.push(FaultKind::Amnesia);
+    }
     kinds
 }
 
@@ -211,6 +219,11 @@ fn push_fault(script: &mut Script, rng: &mut Rng, ids: &[NodeId], kind: FaultKin
         FaultKind::Crash => {
             let victim = pick(rng, ids);
             script.push(start, Input::Crash(victim));
+            script.push(end, Input::Restart(victim));
+        }
+        FaultKind::Amnesia => {
+            let victim = pick(rng, ids);
+            script.push(start, Input::WipeDisk(victim));
             script.push(end, Input::Restart(victim));
         }
         FaultKind::Pause => {

@@ -1,0 +1,235 @@
+//! A small, fully controlled cluster for scenario tests: messages move only when the test says
+//! so, storage is in memory, and persistence is synchronous. Tests read like the paper's
+//! figures: `campaign(1)`, `stabilize()`, `isolate(3)`, `crash(2)`.
+#![allow(dead_code)]
+
+use raft_core::{
+    bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, NodeId, RaftNode,
+    Restored, Role, Term,
+};
+use std::collections::{BTreeSet, VecDeque};
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub hard_state: HardState,
+    pub entries: Vec<Entry>,
+}
+
+pub struct TestCluster {
+    pub nodes: Vec<Option<RaftNode>>,
+    pub disks: Vec<Disk>,
+    pub configs: Vec<Config>,
+    /// Messages sent and not yet delivered.
+    pub network: VecDeque<Message>,
+    /// Directed links that lose everything.
+    pub cut: BTreeSet<(u64, u64)>,
+    /// Every message delivered, in order (for counting).
+    pub delivered: Vec<Message>,
+    /// Entries applied per node (this incarnation).
+    pub applied: Vec<Vec<Entry>>,
+}
+
+pub fn config(id: u64) -> Config {
+    let mut config = Config::new(NodeId(id), 1000 + id);
+    config.election_timeout_ticks = 10;
+    config.heartbeat_interval_ticks = 2;
+    config
+}
+
+impl TestCluster {
+    /// A bootstrapped cluster of `size` voters with default configs.
+    pub fn new(size: u64) -> TestCluster {
+        TestCluster::with_configs((1..=size).map(config).collect())
+    }
+
+    pub fn with_configs(configs: Vec<Config>) -> TestCluster {
+        let membership = Membership::with_voters(configs.iter().map(|c| c.id));
+        let restored: Vec<Restored> = configs.iter().map(|_| bootstrap(membership.clone())).collect();
+        TestCluster::from_restored(configs, restored)
+    }
+
+    /// Nodes restarted from hand-made storage (for logs that diverge on purpose).
+    pub fn from_restored(configs: Vec<Config>, restored: Vec<Restored>) -> TestCluster {
+        let disks =
+            restored.iter().map(|r| Disk { hard_state: r.hard_state, entries: r.entries.clone() }).collect();
+        let nodes = configs
+            .iter()
+            .zip(restored)
+            .map(|(c, r)| Some(RaftNode::new(c.clone(), r).expect("valid node")))
+            .collect();
+        let size = configs.len();
+        TestCluster {
+            nodes,
+            disks,
+            configs,
+            network: VecDeque::new(),
+            cut: BTreeSet::new(),
+            delivered: Vec::new(),
+            applied: vec![Vec::new(); size],
+        }
+    }
+
+    pub fn node(&self, id: u64) -> &RaftNode {
+        self.nodes[(id - 1) as usize].as_ref().expect("node is running")
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut RaftNode {
+        self.nodes[(id - 1) as usize].as_mut().expect("node is running")
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        (1..=self.nodes.len() as u64).collect()
+    }
+
+    /// Hands out every running node's batch: persist, queue messages, apply, advance.
+    pub fn flush(&mut self) {
+        for k in 0..self.nodes.len() {
+            let Some(node) = self.nodes[k].as_mut() else { continue };
+            while node.has_ready() {
+                let ready = node.ready();
+                self.network.extend(ready.messages);
+                if let Some(hard_state) = ready.hard_state {
+                    self.disks[k].hard_state = hard_state;
+                }
+                if let Some(first) = ready.entries.first() {
+                    self.disks[k].entries.truncate((first.index.0 - 1) as usize);
+                    self.disks[k].entries.extend(ready.entries.iter().cloned());
+                }
+                self.network.extend(ready.messages_after_persist);
+                self.applied[k].extend(ready.committed_entries);
+                node.advance();
+            }
+        }
+    }
+
+    /// Delivers one message (dropping it if its link is cut or its receiver is down).
+    pub fn deliver(&mut self, message: Message) {
+        if self.cut.contains(&(message.from.0, message.to.0)) {
+            return;
+        }
+        let k = (message.to.0 - 1) as usize;
+        if let Some(node) = self.nodes[k].as_mut() {
+            self.delivered.push(message.clone());
+            let _ = node.step(message);
+        }
+    }
+
+    /// Delivers messages until none are left.
+    pub fn stabilize(&mut self) {
+        self.flush();
+        while let Some(message) = self.network.pop_front() {
+            self.deliver(message);
+            self.flush();
+        }
+    }
+
+    /// Delivers only the messages `keep` accepts; the others are lost.
+    pub fn stabilize_filtered(&mut self, keep: impl Fn(&Message) -> bool) {
+        self.flush();
+        while let Some(message) = self.network.pop_front() {
+            if keep(&message) {
+                self.deliver(message);
+            }
+            self.flush();
+        }
+    }
+
+    pub fn tick(&mut self, id: u64) {
+        self.node_mut(id).tick();
+        self.flush();
+    }
+
+    /// Ticks every running node `count` times, delivering messages after each round.
+    pub fn tick_all(&mut self, count: u64) {
+        for _ in 0..count {
+            for k in 0..self.nodes.len() {
+                if let Some(node) = self.nodes[k].as_mut() {
+                    node.tick();
+                }
+            }
+            self.stabilize();
+        }
+    }
+
+    pub fn campaign(&mut self, id: u64) {
+        self.node_mut(id).campaign();
+        self.stabilize();
+    }
+
+    pub fn propose(&mut self, id: u64, data: &'static [u8]) -> LogIndex {
+        let index = self.node_mut(id).propose(Bytes::from_static(data)).expect("leader takes the proposal");
+        self.stabilize();
+        index
+    }
+
+    /// Cuts `id` off from everyone, both ways.
+    pub fn isolate(&mut self, id: u64) {
+        for other in self.ids() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// The process dies; its disk stays.
+    pub fn crash(&mut self, id: u64) {
+        self.nodes[(id - 1) as usize] = None;
+        self.network.retain(|m| m.from.0 != id);
+    }
+
+    /// Starts again from the disk.
+    pub fn restart(&mut self, id: u64) {
+        let k = (id - 1) as usize;
+        let disk = &self.disks[k];
+        let restored = Restored {
+            hard_state: disk.hard_state,
+            snapshot: None,
+            entries: disk.entries.clone(),
+            applied: LogIndex(0),
+        };
+        self.nodes[k] = Some(RaftNode::new(self.configs[k].clone(), restored).expect("restart from disk"));
+        self.applied[k].clear();
+    }
+
+    pub fn leaders(&self) -> Vec<u64> {
+        self.nodes.iter().flatten().filter(|n| n.role() == Role::Leader).map(|n| n.id().0).collect()
+    }
+
+    /// The terms of a node's log, index 1 first.
+    pub fn log_terms(&self, id: u64) -> Vec<u64> {
+        self.node(id).entries().iter().map(|e| e.term.0).collect()
+    }
+
+    pub fn count_delivered(&self, kind: &str) -> usize {
+        self.delivered.iter().filter(|m| m.body.kind_name() == kind).count()
+    }
+}
+
+/// Entries for a hand-made log of a `voters`-node cluster: one per term in `terms`, starting at
+/// index 1 (which holds the configuration).
+pub fn entries_with_terms(voters: u64, terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| {
+            let payload = if k == 0 {
+                raft_core::EntryPayload::Membership(Box::new(Membership::with_voters(
+                    (1..=voters).map(NodeId),
+                )))
+            } else {
+                raft_core::EntryPayload::Command(Bytes::from(format!("{k}@{t}")))
+            };
+            Entry { term: Term(t), index: LogIndex(k as u64 + 1), payload }
+        })
+        .collect()
+}
+
+pub fn is_append(message: &Message) -> bool {
+    matches!(message.body, MessageBody::AppendEntries { .. })
+}
