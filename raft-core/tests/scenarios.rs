@@ -216,7 +216,7 @@ fn s5_4_2_figure_8_a_leader_never_commits_an_earlier_terms_entry_by_counting_rep
 fn s5_4_commit_index_never_decreases() {
     let mut cluster = TestCluster::new(3);
     cluster.campaign(1);
-    let mut seen = vec![LogIndex(0); 3];
+    let mut seen = [LogIndex(0); 3];
     for round in 0..20u64 {
         if round % 5 == 0 {
             cluster.isolate(round % 3 + 1);
