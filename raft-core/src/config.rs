@@ -32,6 +32,10 @@ pub struct Config {
     pub inflight_bytes_max: u64,
     /// A leader refuses proposals while this many bytes of its log are not yet committed.
     pub uncommitted_bytes_max: u64,
+    /// The most two servers' clocks may drift apart during one election timeout, in ticks.
+    /// Lease reads stop this long before the lease would end on a perfect clock (thesis
+    /// §6.4.1); it must be below the election timeout.
+    pub clock_drift_ticks_max: u64,
 }
 
 impl Config {
@@ -50,6 +54,7 @@ impl Config {
             inflight_messages_max: 64,
             inflight_bytes_max: 8 << 20,
             uncommitted_bytes_max: 64 << 20,
+            clock_drift_ticks_max: 2,
         }
     }
 
@@ -70,6 +75,9 @@ impl Config {
         }
         if self.inflight_messages_max == 0 || self.inflight_bytes_max == 0 {
             return Err(ConfigError::ZeroLimit("inflight_messages_max/inflight_bytes_max"));
+        }
+        if self.clock_drift_ticks_max >= self.election_timeout_ticks {
+            return Err(ConfigError::ClockDrift);
         }
         if self.uncommitted_bytes_max == 0 {
             return Err(ConfigError::ZeroLimit("uncommitted_bytes_max"));

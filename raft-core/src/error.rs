@@ -12,6 +12,8 @@ pub enum ConfigError {
     HeartbeatInterval,
     /// A limit that must be positive is zero.
     ZeroLimit(&'static str),
+    /// `clock_drift_ticks_max` must be below the election timeout.
+    ClockDrift,
     /// The restored state contradicts itself.
     InconsistentRestore(&'static str),
 }
@@ -24,6 +26,7 @@ impl fmt::Display for ConfigError {
                 f.write_str("heartbeat interval must be at least 1 tick and below the election timeout")
             }
             ConfigError::ZeroLimit(name) => write!(f, "limit {name} must be positive"),
+            ConfigError::ClockDrift => f.write_str("clock drift bound must be below the election timeout"),
             ConfigError::InconsistentRestore(what) => write!(f, "restored state is inconsistent: {what}"),
         }
     }

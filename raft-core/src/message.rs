@@ -114,6 +114,19 @@ pub enum MessageBody {
     /// Start an election now, skipping pre-vote and leases: the leader is handing over
     /// (thesis §3.10).
     TimeoutNow,
+    /// A follower asks the leader for a read index on behalf of its client (thesis §6.4).
+    ReadIndex {
+        /// The follower's id for the read, echoed back.
+        request_id: u64,
+    },
+    /// The leader's answer to [`MessageBody::ReadIndex`]: the confirmed read index, or `None`
+    /// if it could not confirm one.
+    ReadIndexResponse {
+        /// The follower's id for the read.
+        request_id: u64,
+        /// The read index.
+        index: Option<LogIndex>,
+    },
 }
 
 impl MessageBody {
@@ -129,6 +142,8 @@ impl MessageBody {
             MessageBody::Heartbeat { .. } => "Heartbeat",
             MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::ReadIndex { .. } => "ReadIndex",
+            MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
         }
     }
 
@@ -139,6 +154,7 @@ impl MessageBody {
             MessageBody::VoteResponse { .. }
                 | MessageBody::AppendResponse { .. }
                 | MessageBody::HeartbeatResponse { .. }
+                | MessageBody::ReadIndexResponse { .. }
         )
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Progress {
     /// AppendEntries may have been lost. Send one empty AppendEntries at `next_index - 1`;
     /// a rejection of it sends the follower back to probing from where it really is.
     pub(crate) check_lost_entries: bool,
+    /// The latest heartbeat round it answered (reads are confirmed by rounds).
+    pub(crate) acked_round: u64,
     /// Tick count at which the leader last heard from it.
     pub(crate) last_contact_tick: u64,
 }
@@ -102,6 +104,7 @@ impl Progress {
             inflights: Inflights::new(messages_max, bytes_max),
             recent_active: false,
             check_lost_entries: false,
+            acked_round: 0,
             last_contact_tick: 0,
         }
     }

@@ -1,6 +1,7 @@
 //! The batch a node hands to its driver, and what the driver restores a node from.
 
 use crate::message::Message;
+use crate::reads::ReadState;
 use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -30,6 +31,8 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Role, leader or term changed since the last `Ready`: the new values.
     pub soft_state: Option<SoftState>,
+    /// Reads given an index (serve each once `index` is applied) or refused.
+    pub read_states: Vec<ReadState>,
 }
 
 impl Ready {
@@ -41,6 +44,7 @@ impl Ready {
             && self.messages_after_persist.is_empty()
             && self.committed_entries.is_empty()
             && self.soft_state.is_none()
+            && self.read_states.is_empty()
     }
 }
 

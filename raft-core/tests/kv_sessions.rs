@@ -213,7 +213,7 @@ fn a_full_store_refuses_new_keys_but_updates_existing_ones() {
 fn register_client_id_is_the_log_index_of_its_entry() {
     let mut r = Replica::with_defaults();
     assert_eq!(r.store.apply(&r.next_entry(EntryPayload::Noop)), Ok(Output::NoCommand));
-    let membership = EntryPayload::Membership(Membership::with_voters([NodeId(1)]));
+    let membership = EntryPayload::Membership(Box::new(Membership::with_voters([NodeId(1)])));
     assert_eq!(r.store.apply(&r.next_entry(membership)), Ok(Output::NoCommand));
     assert_eq!(r.store.applied_index(), LogIndex(2));
     let client_id = r.register(5);

@@ -84,7 +84,15 @@ impl TestCluster {
 
     /// Hands out every running node's batch: persist, queue messages, apply, advance.
     pub fn flush(&mut self) {
+        self.flush_except(0);
+    }
+
+    /// Like `flush`, but leaves node `skip` alone (a test reads its batches itself).
+    pub fn flush_except(&mut self, skip: u64) {
         for k in 0..self.nodes.len() {
+            if k as u64 + 1 == skip {
+                continue;
+            }
             let Some(node) = self.nodes[k].as_mut() else { continue };
             while node.has_ready() {
                 let ready = node.ready();
