@@ -181,7 +181,9 @@ impl Operation {
                 session,
                 kv::Operation::Put { key: Bytes::from(key.clone()), value: Bytes::from(value.clone()) },
             ),
-            Operation::Del { key, session } => (session, kv::Operation::Delete { key: Bytes::from(key.clone()) }),
+            Operation::Del { key, session } => {
+                (session, kv::Operation::Delete { key: Bytes::from(key.clone()) })
+            }
             Operation::Cas { key, expected, value, session } => (
                 session,
                 kv::Operation::CompareAndSwap {
@@ -204,7 +206,9 @@ impl Operation {
     /// The state-machine query of a read, if this is one.
     pub fn query(&self) -> Option<(kv::Operation, ReadMode)> {
         match self {
-            Operation::Get { key, read } => Some((kv::Operation::Get { key: Bytes::from(key.clone()) }, *read)),
+            Operation::Get { key, read } => {
+                Some((kv::Operation::Get { key: Bytes::from(key.clone()) }, *read))
+            }
             Operation::List { prefix, limit, read } => Some((
                 kv::Operation::List { prefix: Bytes::from(prefix.clone()), start_after: None, limit: *limit },
                 *read,
@@ -240,7 +244,9 @@ pub fn kv_response(response: Response, index: Option<u64>) -> Value {
     let mut body = match response {
         Ok(Output::Value(value)) => json!({ "ok": true, "value": value.as_ref().map(text) }),
         Ok(Output::Registered { client_id }) => json!({ "ok": true, "client_id": client_id.0 }),
-        Ok(Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand) => json!({ "ok": true }),
+        Ok(Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand) => {
+            json!({ "ok": true })
+        }
         Ok(Output::Deleted { existed }) => json!({ "ok": true, "existed": existed }),
         Ok(Output::NotSwapped { current }) => json!({
             "ok": false, "error": "cas_failed", "retryable": false,

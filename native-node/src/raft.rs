@@ -658,10 +658,8 @@ impl CoreTask {
         }
         // Let the write in flight finish: what it promised becomes durable, nothing is torn.
         if let Some(job) = self.storage_job.take() {
-            if let Ok(done) = job.await {
-                if let StorageDone::Persisted { result: Ok(_), .. } = done {
-                    tracing::debug!("last write completed before shutdown");
-                }
+            if let Ok(StorageDone::Persisted { result: Ok(_), .. }) = job.await {
+                tracing::debug!("last write completed before shutdown");
             }
         }
         for (_, (_, waiter)) in std::mem::take(&mut self.waiters) {

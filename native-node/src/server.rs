@@ -18,7 +18,6 @@
 
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
-use raft_core::kv::{KvConfig, KvError, Output};
 use crate::metrics::Metrics;
 use crate::raft::{Raft, RaftConfig, RaftError};
 use crate::storage::{Identity, Storage, StorageError};
@@ -31,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
+use raft_core::kv::{KvConfig, KvError, Output};
 use raft_core::{Membership, NodeId};
 use serde_json::{json, Value};
 use std::future::Future;
@@ -443,9 +443,9 @@ fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u6
     let status = match &response {
         Ok(Output::NotSwapped { .. }) => StatusCode::CONFLICT,
         Ok(_) => StatusCode::OK,
-        Err(KvError::SessionExpired { .. } | KvError::UnknownSession { .. } | KvError::StaleSequence { .. }) => {
-            StatusCode::CONFLICT
-        }
+        Err(
+            KvError::SessionExpired { .. } | KvError::UnknownSession { .. } | KvError::StaleSequence { .. },
+        ) => StatusCode::CONFLICT,
         Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     (status, api::kv_response(response, index))

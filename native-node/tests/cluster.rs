@@ -78,7 +78,10 @@ async fn three_nodes_elect_a_leader_and_replicate_writes_to_all() {
     let (code, metrics) = http_get(leader_address, "/metrics").await;
     assert_eq!(code, 200);
     assert!(metrics.contains("raft_fsync_seconds_count"), "{metrics}");
-    assert!(metrics.contains("raft_is_leader{node=\"") && metrics.contains("raft_peer_lag_entries{"), "{metrics}");
+    assert!(
+        metrics.contains("raft_is_leader{node=\"") && metrics.contains("raft_peer_lag_entries{"),
+        "{metrics}"
+    );
     cluster.shutdown().await;
 }
 
@@ -273,7 +276,8 @@ async fn garbage_json_gets_clear_errors_and_the_connection_stays_usable() {
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("value"), "{body}");
     let big_key = "k".repeat(raft_core::kv::KEY_BYTES_MAX + 1);
-    let (status, _, body) = http_post(&address, &json!({"op":"put","key":big_key,"value":"v"}).to_string()).await;
+    let (status, _, body) =
+        http_post(&address, &json!({"op":"put","key":big_key,"value":"v"}).to_string()).await;
     assert_eq!((status, body["error"].clone()), (422, json!("key_too_large")), "{body}");
 
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/client")).await.unwrap();

@@ -36,7 +36,8 @@ impl Drop for Process {
 }
 
 fn spawn_node(id: u64, addresses: &[String], root: &Path) -> Process {
-    let bootstrap: Vec<String> = addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+    let bootstrap: Vec<String> =
+        addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -141,7 +142,8 @@ async fn load(number: usize, addresses: Vec<String>, stop: Arc<AtomicBool>) -> O
 async fn kill_leader_under_load_round(round: usize) {
     let root = TempDir::new(&format!("kill9-{round}"));
     let addresses: Vec<String> = free_ports(3).into_iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut processes: Vec<Option<Process>> = (1..=3).map(|id| Some(spawn_node(id, &addresses, &root.0))).collect();
+    let mut processes: Vec<Option<Process>> =
+        (1..=3).map(|id| Some(spawn_node(id, &addresses, &root.0))).collect();
     leader_of(&addresses, Duration::from_secs(15)).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -194,11 +196,18 @@ async fn kill_leader_under_load_round(round: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut probe = client(std::slice::from_ref(&restarted), false);
-        let applied = probe.admin(json!({ "op": "status" })).await.ok().and_then(|s: Value| s["status"]["applied_index"].as_u64());
+        let applied = probe
+            .admin(json!({ "op": "status" }))
+            .await
+            .ok()
+            .and_then(|s: Value| s["status"]["applied_index"].as_u64());
         if applied.is_some_and(|a| a >= commit) {
             break;
         }
-        assert!(Instant::now() < deadline, "restarted node {leader} did not catch up to {commit}: {applied:?}");
+        assert!(
+            Instant::now() < deadline,
+            "restarted node {leader} did not catch up to {commit}: {applied:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("round {round}: killed leader {leader}; {acked} acknowledged writes verified");

@@ -41,7 +41,8 @@ pub struct Cluster {
 }
 
 pub fn node_config(id: u64, members: &[(NodeId, String)], dir: &TempDir) -> ServeConfig {
-    let mut config = ServeConfig::new(NodeId(id), SECRET.as_bytes().to_vec(), dir.0.join(format!("node-{id}")));
+    let mut config =
+        ServeConfig::new(NodeId(id), SECRET.as_bytes().to_vec(), dir.0.join(format!("node-{id}")));
     config.bootstrap = members.to_vec();
     config.advertise_address = Some(members[(id - 1) as usize].1.clone());
     config
@@ -103,7 +104,8 @@ impl Cluster {
     pub async fn wait_for_applied(&self, index: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let applied: Vec<u64> = self.nodes.iter().flatten().map(|n| n.raft.status().applied_index).collect();
+            let applied: Vec<u64> =
+                self.nodes.iter().flatten().map(|n| n.raft.status().applied_index).collect();
             if applied.iter().all(|a| *a >= index) {
                 return;
             }
