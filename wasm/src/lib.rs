@@ -1,8 +1,38 @@
 //! WebAssembly bindings of raft-core for the Flotilla playground.
+//!
+//! The only Rust that knows about JavaScript. [`SimCluster`] wraps [`raft_core::sim::Simulation`]
+//! behind an opaque handle: long-lived state stays in wasm memory, JavaScript gets flat typed
+//! arrays per frame and plain objects for rarer views. There is no protocol logic here: every
+//! decision is the core's, this crate only drives the simulator and reads its observers.
+#![no_std]
+
+extern crate alloc;
+
+mod bench;
+mod cluster;
+mod errors;
+mod events;
+mod frame;
+mod input;
+mod options;
+mod run_text;
+mod snapshot;
+
+pub use bench::run_seed_workload;
+pub use cluster::SimCluster;
+
+use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
 /// The version of the Flotilla core compiled into this module.
 #[wasm_bindgen]
 pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_string()
+    String::from(env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs once when the module is instantiated: panics show their message in the console
+/// instead of "unreachable executed".
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
 }
