@@ -46,7 +46,8 @@ pub enum ReadMode {
     /// Linearizable: the leader proves it still leads before answering (thesis §6.4).
     #[default]
     Linearizable,
-    /// Lease-based; until raft-core offers leases this is served as `Linearizable`.
+    /// A leader lease: no round trip while the lease holds (thesis §6.4.1); linearizable if
+    /// clocks drift no more than raft-core's `clock_drift_ticks_max` allows.
     Lease,
     /// Whatever this node has applied; may be stale, served by any node.
     Stale,
@@ -347,7 +348,9 @@ impl Raft {
             handed_out_hard_state: initial_hard_state,
             persisted_hard_state: initial_hard_state,
             waiters: BTreeMap::new(),
-            open_read_barrier: None,
+            reads_asked: BTreeMap::new(),
+            reads_ready: BTreeMap::new(),
+            next_read_id: 1,
             last_leader_contact: None,
             soft_state: None,
             fatal_error: None,
@@ -405,10 +408,11 @@ impl Raft {
         self.call(|reply| Command::Barrier { reply }, timeout).await
     }
 
-    /// Answers `query` from the state machine. In `Linearizable` mode the leader first commits
-    /// a barrier entry of its term, which proves it still leads (hashicorp's `VerifyLeader` +
-    /// `Barrier`); concurrent reads share one barrier. Raft-core's ReadIndex will replace the
-    /// barrier entry with a heartbeat round when it lands.
+    /// Answers `query` from the state machine (thesis §6.4). `Linearizable`: ReadIndex, the
+    /// leader confirms with one heartbeat round that it still leads (concurrent reads share the
+    /// round) and the query runs once this node has applied the read index; on a follower the
+    /// core asks the leader for the index. `Lease`: the leader skips the round while its lease
+    /// holds. `Stale`: whatever this node has applied.
     ///
     /// # Errors
     /// As [`Raft::apply`]; stale reads only fail when the node is stopping.
@@ -542,8 +546,6 @@ impl Raft {
 enum Waiter {
     Apply(Reply<Applied>),
     Barrier(Reply<LogIndex>),
-    /// Reads that share this barrier entry.
-    Reads(Vec<(Bytes, Reply<Bytes>)>),
 }
 
 impl Waiter {
@@ -554,11 +556,6 @@ impl Waiter {
             }
             Waiter::Barrier(reply) => {
                 let _ = reply.send(Err(error));
-            }
-            Waiter::Reads(reads) => {
-                for (_, reply) in reads {
-                    let _ = reply.send(Err(error.clone()));
-                }
             }
         }
     }
@@ -595,8 +592,11 @@ struct CoreTask {
     persisted_hard_state: HardState,
     /// Clients waiting for an index to be applied, with the term their entry was proposed in.
     waiters: BTreeMap<LogIndex, (Term, Waiter)>,
-    /// The read barrier new linearizable reads may join while it is not yet committed.
-    open_read_barrier: Option<LogIndex>,
+    /// Reads handed to the core, by request id, until it answers with a read index.
+    reads_asked: BTreeMap<u64, (Bytes, Reply<Bytes>)>,
+    /// Reads with a read index, waiting until the state machine has applied it.
+    reads_ready: BTreeMap<LogIndex, Vec<(Bytes, Reply<Bytes>)>>,
+    next_read_id: u64,
     last_leader_contact: Option<Instant>,
     soft_state: Option<SoftState>,
     fatal_error: Option<String>,
@@ -665,6 +665,11 @@ impl CoreTask {
         for (_, (_, waiter)) in std::mem::take(&mut self.waiters) {
             waiter.fail(RaftError::ShuttingDown);
         }
+        let asked = std::mem::take(&mut self.reads_asked).into_values();
+        let ready = std::mem::take(&mut self.reads_ready).into_values().flatten();
+        for (_, reply) in asked.chain(ready) {
+            let _ = reply.send(Err(RaftError::ShuttingDown));
+        }
         let error = self.fatal_error.clone();
         let mut status = self.build_status();
         status.role = "stopped".into();
@@ -711,36 +716,21 @@ impl CoreTask {
             Command::Read { query, mode: ReadMode::Stale, reply } => {
                 let _ = reply.send(Ok(self.state_machine.query(&query)));
             }
-            Command::Read { query, mode: ReadMode::Linearizable | ReadMode::Lease, reply } => {
-                self.read(query, reply);
+            Command::Read { query, mode, reply } => {
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                self.reads_asked.insert(id, (query, reply));
+                let mode = match mode {
+                    ReadMode::Lease => raft_core::ReadMode::Lease,
+                    _ => raft_core::ReadMode::Linearizable,
+                };
+                self.node.read(id, mode);
             }
             Command::Campaign => self.node.campaign(),
             Command::Snapshot { reply } => self.snapshot(reply),
             Command::Shutdown { reply } => {
                 // Handled in `run`; unreachable in practice, answered anyway.
                 let _ = reply.send(());
-            }
-        }
-    }
-
-    /// A linearizable read joins the open barrier if that is not committed yet (every write
-    /// committed before this read arrived has a lower index), otherwise proposes a new one.
-    fn read(&mut self, query: Bytes, reply: Reply<Bytes>) {
-        if let Some(index) = self.open_read_barrier {
-            if index > self.node.commit_index() {
-                if let Some((_, Waiter::Reads(reads))) = self.waiters.get_mut(&index) {
-                    reads.push((query, reply));
-                    return;
-                }
-            }
-        }
-        match self.propose(Bytes::new()) {
-            Ok((index, term)) => {
-                self.open_read_barrier = Some(index);
-                self.waiters.insert(index, (term, Waiter::Reads(vec![(query, reply)])));
-            }
-            Err(error) => {
-                let _ = reply.send(Err(error));
             }
         }
     }
@@ -801,6 +791,21 @@ impl CoreTask {
         for message in ready.messages {
             self.send(message);
         }
+        for read in ready.read_states {
+            let Some((query, reply)) = self.reads_asked.remove(&read.request_id) else { continue };
+            match read.result {
+                Ok(index) => self.reads_ready.entry(index).or_default().push((query, reply)),
+                Err(error) => {
+                    let error = match error {
+                        raft_core::ReadError::NoLeader => RaftError::NotLeader { leader: None },
+                        raft_core::ReadError::LeadershipLost => RaftError::LeadershipLost,
+                        other => RaftError::Busy(other.to_string()),
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        self.serve_reads();
         if let Some(hard_state) = ready.hard_state {
             self.handed_out_hard_state = hard_state;
         }
@@ -871,7 +876,21 @@ impl CoreTask {
             self.apply_entry(entry);
         }
         self.node.advance();
+        self.serve_reads();
         self.update_metrics();
+    }
+
+    /// Answers the reads whose read index the state machine has reached.
+    fn serve_reads(&mut self) {
+        let applied = self.state_machine.applied_index();
+        while let Some(entry) = self.reads_ready.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for (query, reply) in entry.remove() {
+                let _ = reply.send(Ok(self.state_machine.query(&query)));
+            }
+        }
     }
 
     fn apply_entry(&mut self, entry: Entry) {
@@ -910,11 +929,6 @@ impl CoreTask {
                 Waiter::Barrier(reply) => {
                     let _ = reply.send(Ok(index));
                 }
-                Waiter::Reads(reads) => {
-                    for (query, reply) in reads {
-                        let _ = reply.send(Ok(self.state_machine.query(&query)));
-                    }
-                }
             }
         }
     }
@@ -931,9 +945,6 @@ impl CoreTask {
         }
         tracing::info!(role = %soft_state.role, term = %soft_state.term, leader = ?soft_state.leader.map(|id| id.0), "state changed");
         self.soft_state = Some(soft_state);
-        if soft_state.role != Role::Leader {
-            self.open_read_barrier = None;
-        }
         let _ = self.events.send(Event::StateChanged {
             role: soft_state.role.to_string(),
             term: soft_state.term.0,

@@ -57,6 +57,16 @@ fn spawn_node(id: u64, addresses: &[String], root: &Path) -> Process {
     Process { child }
 }
 
+/// A client for one node that gives up quickly: probes must not wait for a dead node.
+fn probe(address: &str) -> Client {
+    let mut config = ClientConfig::new(vec![address.to_string()]);
+    config.secret = Some(SECRET.into());
+    config.use_session = false;
+    config.attempt_timeout = Duration::from_millis(500);
+    config.call_timeout = Duration::from_millis(300);
+    Client::new(config)
+}
+
 fn client(addresses: &[String], use_session: bool) -> Client {
     let mut config = ClientConfig::new(addresses.to_vec());
     config.secret = Some(SECRET.into());
@@ -70,8 +80,7 @@ async fn leader_of(addresses: &[String], timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
         for address in addresses {
-            let mut probe = client(std::slice::from_ref(address), false);
-            if let Ok(status) = probe.admin(json!({ "op": "status" })).await {
+            if let Ok(status) = probe(address).admin(json!({ "op": "status" })).await {
                 if let Some(leader) = status["leader"].as_u64() {
                     if status["status"]["role"] == json!("leader") {
                         return leader;
