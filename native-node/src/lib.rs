@@ -5,8 +5,8 @@
 //!
 //! - [`raft`]: the [`Raft`] handle with hashicorp/raft's operations, and the one task that owns
 //!   the core (no lock around it).
-//! - [`storage`]: the log, hard state and snapshots on redb and in checksummed files; one fsync
-//!   per `Ready` batch (group commit).
+//! - [`storage`] and [`wal`]: the log and hard state in a preallocated write-ahead log, one
+//!   `fdatasync` per `Ready` batch (group commit); metadata on redb; checksummed snapshot files.
 //! - [`transport`]: peer messages over WebSockets at `/raft` (versioned binary frames, an
 //!   authenticated handshake, bounded per-peer queues, reconnect with backoff).
 //! - [`server`]: one port for `/raft`, the JSON client API (`/client`), `/health`, `/metrics`,
@@ -25,6 +25,7 @@ pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod transport;
+pub mod wal;
 
 pub use raft::{Raft, RaftConfig, RaftError, ReadMode, Status};
 pub use server::{run, ServeConfig};

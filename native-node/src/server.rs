@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub tick_interval: Duration,
     /// How long a client request may wait for its answer.
     pub request_timeout: Duration,
+    /// Size of one preallocated log segment.
+    pub wal_segment_bytes: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -97,6 +99,7 @@ impl ServeConfig {
             web_dir: None,
             tick_interval: Duration::from_millis(10),
             request_timeout: Duration::from_secs(5),
+            wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
         }
     }
 }
@@ -175,14 +178,16 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     let address = listener.local_addr().map_err(ServeError::Io)?;
     let advertise = config.advertise_address.clone().unwrap_or_else(|| address.to_string());
     let data_dir = config.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
-        .await
-        .map_err(|e| ServeError::Start(e.to_string()))?
-        .map_err(ServeError::Storage)?;
+    let segment_bytes = config.wal_segment_bytes;
+    let storage =
+        tokio::task::spawn_blocking(move || Storage::open_with_segment_bytes(&data_dir, segment_bytes))
+            .await
+            .map_err(|e| ServeError::Start(e.to_string()))?
+            .map_err(ServeError::Storage)?;
     storage
         .claim_identity(&Identity { cluster_id: config.cluster_id.clone(), node_id: config.node_id })
         .map_err(ServeError::Storage)?;
-    let recovered_addresses = storage.recover().map_err(ServeError::Storage)?.addresses;
+    let recovered_addresses = storage.addresses().map_err(ServeError::Storage)?;
     let storage = Arc::new(storage);
 
     let metrics = Arc::new(Metrics::default());

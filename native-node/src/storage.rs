@@ -1,16 +1,16 @@
 //! Durable storage of one node: the Raft log, the hard state and snapshots.
 //!
-//! The log and the hard state live in one redb database (`raft.redb` in the data directory), so a
-//! `Ready` batch (truncate, append, new hard state) is written in one transaction and made
-//! durable by one fsync: that is the group commit. Every stored value carries a CRC-32 of its
-//! bytes, checked on every read: redb protects its own pages, the checksum protects against
-//! anything that slips past it (a bug, a bit flip in a value, a tool that edited the file), so
+//! The log and the hard state live in the write-ahead log ([`crate::wal`]): a `Ready` batch
+//! (truncate, append, new hard state) is one record made durable by one `fdatasync`: that is the
+//! group commit. Rarely written metadata (which node and cluster the directory belongs to, peer
+//! addresses) lives in a small redb database (`raft.redb`), which also locks the directory
+//! against a second process. Every stored value carries a CRC-32 checked on every read, so
 //! corrupt data stops the node with a clear error instead of being used.
 //!
 //! Snapshots are separate files (`snapshots/`), written under a temporary name, fsynced, then
 //! renamed, and checksummed as a whole: a crash mid-write leaves the previous snapshot intact.
 
-use raft_core::{Entry, HardState, LogIndex, NodeId, SnapshotMeta};
+use raft_core::{Entry, HardState, NodeId, SnapshotMeta};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,12 +19,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use crate::wal::{Wal, WalState};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::sync::Mutex;
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-const META_HARD_STATE: &str = "hard_state";
 const META_IDENTITY: &str = "identity";
 const META_ADDRESSES: &str = "addresses";
 
@@ -147,6 +147,10 @@ pub struct PersistReport {
 pub struct Storage {
     database: Database,
     data_dir: PathBuf,
+    /// Only the storage thread appends, one batch at a time; the lock is never contended.
+    wal: Mutex<Wal>,
+    /// What the log held at open, handed out once by [`Storage::recover`].
+    replayed: Mutex<Option<WalState>>,
 }
 
 impl fmt::Debug for Storage {
@@ -169,6 +173,14 @@ impl Storage {
     /// [`StorageError`] when the directory cannot be created, the database is locked by another
     /// process, or the file is not a database.
     pub fn open(data_dir: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with_segment_bytes(data_dir, crate::wal::SEGMENT_BYTES_DEFAULT)
+    }
+
+    /// As [`Storage::open`], with log segments of `segment_bytes` (tests use small ones).
+    ///
+    /// # Errors
+    /// As [`Storage::open`], and [`StorageError::Corrupt`] when the log fails its checks.
+    pub fn open_with_segment_bytes(data_dir: &Path, segment_bytes: u64) -> Result<Storage, StorageError> {
         fs::create_dir_all(data_dir.join(SNAPSHOT_DIR))
             .map_err(io_error(format!("creating data directory {}", data_dir.display())))?;
         let path = data_dir.join(DATABASE_FILE);
@@ -182,7 +194,13 @@ impl Storage {
                 other => format!("{other} (the file may be corrupt; it was not modified)"),
             },
         })?;
-        let storage = Storage { database, data_dir: data_dir.to_path_buf() };
+        let (wal, replayed) = Wal::open(data_dir, segment_bytes)?;
+        let storage = Storage {
+            database,
+            data_dir: data_dir.to_path_buf(),
+            wal: Mutex::new(wal),
+            replayed: Mutex::new(Some(replayed)),
+        };
         storage.create_tables()?;
         Ok(storage)
     }
@@ -190,7 +208,6 @@ impl Storage {
     fn create_tables(&self) -> Result<(), StorageError> {
         let txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
         {
-            txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
             txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
         }
         txn.commit().map_err(|e| db_error("create tables")(e.into()))
@@ -252,34 +269,24 @@ impl Storage {
         self.write_meta(META_ADDRESSES, addresses)
     }
 
-    /// Reads everything back, checking every checksum and that the log is contiguous.
+    /// The recorded peer addresses.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the record fails its checksum.
+    pub fn addresses(&self) -> Result<BTreeMap<NodeId, String>, StorageError> {
+        Ok(self.read_meta(META_ADDRESSES)?.unwrap_or_default())
+    }
+
+    /// Everything read back at open: the log (already checked record by record and for
+    /// contiguity), the hard state, the addresses and the latest snapshot. The log is handed
+    /// out once; a second call returns an empty one.
     ///
     /// # Errors
     /// [`StorageError::Corrupt`] naming the first bad item.
     pub fn recover(&self) -> Result<Recovered, StorageError> {
-        let hard_state: Option<HardState> = self.read_meta(META_HARD_STATE)?;
-        let addresses: BTreeMap<NodeId, String> = self.read_meta(META_ADDRESSES)?.unwrap_or_default();
-        let txn = self.database.begin_read().map_err(|e| db_error("begin read")(e.into()))?;
-        let table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
-        let mut entries: Vec<Entry> = Vec::new();
-        for item in table.range(0u64..).map_err(|e| db_error("scan entries")(e.into()))? {
-            let (key, value) = item.map_err(|e| db_error("scan entries")(e.into()))?;
-            let index = key.value();
-            let entry: Entry = decode_checked(value.value(), || format!("log entry {index}"))?;
-            if entry.index.0 != index {
-                return Err(StorageError::Corrupt {
-                    what: format!("log entry stored under {index} says it is {}", entry.index),
-                });
-            }
-            if let Some(previous) = entries.last() {
-                if previous.index.next() != entry.index {
-                    return Err(StorageError::Corrupt {
-                        what: format!("log has a gap between {} and {}", previous.index, entry.index),
-                    });
-                }
-            }
-            entries.push(entry);
-        }
+        let replayed = self.replayed.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_default();
+        let WalState { hard_state, entries } = replayed;
+        let addresses = self.addresses()?;
         let snapshot = self.load_latest_snapshot()?;
         if let (Some(hard_state), Some(last)) = (hard_state, entries.last()) {
             if last.term > hard_state.term {
@@ -294,37 +301,17 @@ impl Storage {
         Ok(Recovered { hard_state, entries, addresses, snapshot })
     }
 
-    /// Makes one `Ready` batch durable with one fsync: removes stored entries from the first
-    /// new entry's index on, appends the new ones and records `hard_state`, in one transaction.
+    /// Makes one `Ready` batch durable with one `fdatasync`: entries from the first new one's
+    /// index on are replaced, the new ones appended and `hard_state` recorded, in one log record.
     ///
     /// # Errors
-    /// [`StorageError`] when the write or the fsync fails; the caller must stop the node,
+    /// [`StorageError`] when the write or the sync fails; the caller must stop the node,
     /// because what it promised may not be durable.
     pub fn persist(&self, hard_state: &HardState, entries: &[Entry]) -> Result<PersistReport, StorageError> {
         let started = Instant::now();
-        let mut txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| StorageError::Database {
-            context: "set durability".into(),
-            message: e.to_string(),
-        })?;
-        {
-            let mut table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
-            if let Some(first) = entries.first() {
-                // Truncate a conflicting suffix (§5.3) before appending.
-                table
-                    .retain_in(first.index.0.., |_, _| false)
-                    .map_err(|e| db_error("truncate log")(e.into()))?;
-            }
-            for entry in entries {
-                table
-                    .insert(entry.index.0, encode_checked(entry).as_slice())
-                    .map_err(|e| db_error(format!("append entry {}", entry.index))(e.into()))?;
-            }
-            let mut meta = txn.open_table(META).map_err(|e| db_error("open meta")(e.into()))?;
-            meta.insert(META_HARD_STATE, encode_checked(hard_state).as_slice())
-                .map_err(|e| db_error("write hard state")(e.into()))?;
-        }
-        txn.commit().map_err(|e| db_error("commit (fsync)")(e.into()))?;
+        let mut wal =
+            self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
+        wal.append(hard_state, entries)?;
         Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
     }
 
@@ -417,29 +404,18 @@ impl Storage {
         }
     }
 
-    /// Test helper: overwrites the stored bytes of one entry, as a disk fault would.
+    /// Test helper: damages the first log record of a closed data directory, as a disk fault
+    /// would.
     #[doc(hidden)]
-    pub fn corrupt_entry_for_test(&self, index: LogIndex) -> Result<(), StorageError> {
-        let txn = self.database.begin_write().map_err(|e| db_error("begin write")(e.into()))?;
-        {
-            let mut table = txn.open_table(ENTRIES).map_err(|e| db_error("open entries")(e.into()))?;
-            let mut bytes = match table.get(index.0).map_err(|e| db_error("read")(e.into()))? {
-                Some(guard) => guard.value().to_vec(),
-                None => return Ok(()),
-            };
-            if let Some(last) = bytes.last_mut() {
-                *last ^= 0x5a;
-            }
-            table.insert(index.0, bytes.as_slice()).map_err(|e| db_error("write")(e.into()))?;
-        }
-        txn.commit().map_err(|e| db_error("commit")(e.into()))
+    pub fn corrupt_log_for_test(data_dir: &Path) -> std::io::Result<()> {
+        Wal::corrupt_first_record_for_test(data_dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::{EntryPayload, Membership, Term};
+    use raft_core::{EntryPayload, LogIndex, Membership, Term};
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry {
@@ -475,12 +451,15 @@ mod tests {
     #[test]
     fn a_corrupt_entry_is_reported_not_used() {
         let dir = temp_dir("corrupt");
-        let storage = Storage::open(&dir).unwrap();
-        let hs = HardState { term: Term(1), voted_for: None, commit: LogIndex(0) };
-        storage.persist(&hs, &[entry(1, 1), entry(2, 1)]).unwrap();
-        storage.corrupt_entry_for_test(LogIndex(2)).unwrap();
-        let error = storage.recover().unwrap_err().to_string();
-        assert!(error.contains("log entry 2") && error.contains("checksum"), "{error}");
+        {
+            let storage = Storage::open(&dir).unwrap();
+            let hs = HardState { term: Term(1), voted_for: None, commit: LogIndex(0) };
+            storage.persist(&hs, &[entry(1, 1)]).unwrap();
+            storage.persist(&hs, &[entry(2, 1)]).unwrap();
+        }
+        Storage::corrupt_log_for_test(&dir).unwrap();
+        let error = Storage::open(&dir).unwrap_err().to_string();
+        assert!(error.contains("corrupt data") && error.contains("checksum"), "{error}");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use native_node::server::{self, ServeConfig};
 use native_node::storage::Storage;
 use native_node::transport::{self, HandshakeError, TransportConfig, PROTOCOL_VERSION};
-use raft_core::{LogIndex, NodeId};
+use raft_core::NodeId;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -136,12 +136,9 @@ async fn corrupt_storage_stops_the_node_with_a_clear_error() {
     cluster.client().put("a", "1").await.unwrap();
     cluster.stop(1).await;
     let data_dir = cluster.dir.0.join("node-1");
-    {
-        let storage = Storage::open(&data_dir).unwrap();
-        storage.corrupt_entry_for_test(LogIndex(2)).unwrap();
-    }
+    Storage::corrupt_log_for_test(&data_dir).unwrap();
     let error = cluster.restart(1).await.unwrap_err().to_string();
-    assert!(error.contains("corrupt data") && error.contains("log entry 2"), "{error}");
+    assert!(error.contains("corrupt data") && error.contains("checksum mismatch"), "{error}");
 
     // A database file overwritten with garbage is refused too, and left as it was.
     let file = data_dir.join(native_node::storage::DATABASE_FILE);

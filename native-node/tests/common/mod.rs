@@ -45,6 +45,7 @@ pub fn node_config(id: u64, members: &[(NodeId, String)], dir: &TempDir) -> Serv
         ServeConfig::new(NodeId(id), SECRET.as_bytes().to_vec(), dir.0.join(format!("node-{id}")));
     config.bootstrap = members.to_vec();
     config.advertise_address = Some(members[(id - 1) as usize].1.clone());
+    config.wal_segment_bytes = 1024 * 1024;
     config
 }
 

@@ -1,0 +1,413 @@
+//! The write-ahead log: Raft entries and hard state, one record per `Ready` batch, one
+//! `fdatasync` per record (group commit).
+//!
+//! Why not the key-value engine: a redb commit costs ~1.3 ms here (several page writes and
+//! syncs), an `fdatasync` of an overwrite inside a preallocated, zero-filled file ~0.12 ms. The
+//! log is append-only and read back only at start, so a purpose-built file is both simpler and
+//! 5-10x faster on the path every write waits for.
+//!
+//! **Layout.** `wal/wal-<seq>.log` segments, each preallocated with zeros (so a write changes no
+//! file metadata and `fdatasync` flushes data only). A record is
+//! `[payload length: u32][crc32 of payload: u32][payload][trailer: u32 magic][length again: u32]`,
+//! the payload being a postcard [`Batch`]: the hard state, and entries that replace the log from
+//! the first one's index on. Zeros where a header would be mark the end of the data.
+//!
+//! **Recovery.** Segments are replayed in order. A record that fails its checks is:
+//! - a *torn write* (the process died mid-write: nothing was acknowledged) when it is in the last
+//!   segment, its trailer is missing and everything after it is zero: it is erased and the log
+//!   ends before it;
+//! - *corruption* otherwise (its trailer says it was written whole, or valid data follows it):
+//!   the node refuses to start, naming the segment and offset. Nothing is silently dropped.
+
+use crate::storage::StorageError;
+use raft_core::{Entry, HardState};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+/// Folder of the segments inside the data directory.
+pub const WAL_DIR: &str = "wal";
+/// Default size of one segment.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
+const HEADER_BYTES: u64 = 8;
+const TRAILER_BYTES: u64 = 8;
+const TRAILER_MAGIC: u32 = 0xF10A_7111;
+const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// One persisted `Ready` batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Batch {
+    hard_state: HardState,
+    entries: Vec<Entry>,
+}
+
+/// What the log holds after replay.
+#[derive(Clone, Debug, Default)]
+pub struct WalState {
+    /// The last hard state written, if any.
+    pub hard_state: Option<HardState>,
+    /// The log, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+/// An open write-ahead log.
+pub struct Wal {
+    dir: PathBuf,
+    segment_bytes: u64,
+    active: File,
+    active_sequence: u64,
+    active_bytes: u64,
+    write_offset: u64,
+    /// The next segment, being zero-filled in the background.
+    spare: Option<JoinHandle<std::io::Result<(PathBuf, u64)>>>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("dir", &self.dir).field("segment", &self.active_sequence).finish()
+    }
+}
+
+fn segment_name(sequence: u64) -> String {
+    format!("wal-{sequence:020}.log")
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> StorageError {
+    move |source| StorageError::Io { context, source }
+}
+
+/// Writes a zero-filled file of `bytes` under a temporary name, syncs it and renames it.
+fn preallocate(dir: &Path, sequence: u64, bytes: u64) -> std::io::Result<(PathBuf, u64)> {
+    let temporary = dir.join(format!("{}.prealloc", segment_name(sequence)));
+    let mut file = File::create(&temporary)?;
+    let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+    let mut written = 0u64;
+    while written < bytes {
+        let chunk = (bytes - written).min(ZERO_CHUNK_BYTES as u64) as usize;
+        file.write_all(&zeros[..chunk])?;
+        written += chunk as u64;
+    }
+    file.sync_all()?;
+    Ok((temporary, bytes))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+impl Wal {
+    /// Opens the log in `data_dir/wal`, replaying every segment.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] naming the segment and offset of a bad record, or I/O errors.
+    pub fn open(data_dir: &Path, segment_bytes: u64) -> Result<(Wal, WalState), StorageError> {
+        let dir = data_dir.join(WAL_DIR);
+        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+        for item in fs::read_dir(&dir).map_err(io(format!("listing {}", dir.display())))? {
+            let path = item.map_err(io(format!("listing {}", dir.display())))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.ends_with(".prealloc") {
+                // A spare segment never put to use; made again when needed.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let sequence = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log"));
+            match sequence.and_then(|s| s.parse::<u64>().ok()) {
+                Some(sequence) => segments.push((sequence, path)),
+                None => {
+                    return Err(StorageError::Corrupt {
+                        what: format!("unexpected file {} in the log folder", path.display()),
+                    })
+                }
+            }
+        }
+        segments.sort();
+        for pair in segments.windows(2) {
+            if pair[1].0 != pair[0].0 + 1 {
+                return Err(StorageError::Corrupt {
+                    what: format!("log segment {} is missing", pair[0].0 + 1),
+                });
+            }
+        }
+        let mut state = WalState::default();
+        let mut end = (0u64, 0u64);
+        let count = segments.len();
+        for (position, (sequence, path)) in segments.iter().enumerate() {
+            let is_last = position + 1 == count;
+            end = (*sequence, replay_segment(path, is_last, &mut state)?);
+        }
+        if segments.is_empty() {
+            let (temporary, _) =
+                preallocate(&dir, 1, segment_bytes).map_err(io(format!("creating {}", dir.display())))?;
+            fs::rename(&temporary, dir.join(segment_name(1)))
+                .map_err(io("naming the first segment".into()))?;
+            sync_dir(&dir).map_err(io(format!("syncing {}", dir.display())))?;
+            end = (1, 0);
+        }
+        let path = dir.join(segment_name(end.0));
+        let active = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        let active_bytes = active.metadata().map_err(io(format!("reading {}", path.display())))?.len();
+        let wal = Wal {
+            dir,
+            segment_bytes,
+            active,
+            active_sequence: end.0,
+            active_bytes,
+            write_offset: end.1,
+            spare: None,
+        };
+        Ok((wal, state))
+    }
+
+    /// Appends one batch and makes it durable (one `fdatasync`).
+    ///
+    /// # Errors
+    /// I/O errors; the caller must stop, the batch may not be durable.
+    pub fn append(&mut self, hard_state: &HardState, entries: &[Entry]) -> Result<(), StorageError> {
+        let payload = postcard::to_allocvec(&Batch { hard_state: *hard_state, entries: entries.to_vec() })
+            .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
+        let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        record.extend_from_slice(&payload);
+        record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        // Keep room for an end marker (a zero header) after the record.
+        if self.write_offset + record.len() as u64 + HEADER_BYTES > self.active_bytes {
+            self.roll_over(record.len() as u64 + HEADER_BYTES)?;
+        }
+        self.active
+            .write_all_at(&record, self.write_offset)
+            .map_err(io(format!("writing log segment {}", self.active_sequence)))?;
+        self.active.sync_data().map_err(io(format!("syncing log segment {}", self.active_sequence)))?;
+        self.write_offset += record.len() as u64;
+        if self.spare.is_none() && self.write_offset > self.active_bytes / 2 {
+            let dir = self.dir.clone();
+            let sequence = self.active_sequence + 1;
+            let bytes = self.segment_bytes;
+            self.spare = Some(std::thread::spawn(move || preallocate(&dir, sequence, bytes)));
+        }
+        Ok(())
+    }
+
+    fn roll_over(&mut self, needed_bytes: u64) -> Result<(), StorageError> {
+        let sequence = self.active_sequence + 1;
+        let spare = self.spare.take().and_then(|handle| handle.join().ok()).and_then(Result::ok);
+        let (temporary, bytes) = match spare {
+            Some((path, bytes)) if bytes >= needed_bytes => (path, bytes),
+            _ => preallocate(&self.dir, sequence, self.segment_bytes.max(needed_bytes))
+                .map_err(io(format!("preallocating log segment {sequence}")))?,
+        };
+        let path = self.dir.join(segment_name(sequence));
+        fs::rename(&temporary, &path).map_err(io(format!("naming log segment {sequence}")))?;
+        sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
+        self.active = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        self.active_sequence = sequence;
+        self.active_bytes = bytes;
+        self.write_offset = 0;
+        Ok(())
+    }
+
+    /// Test helper: flips one payload byte of the first record, as a disk fault would.
+    #[doc(hidden)]
+    pub fn corrupt_first_record_for_test(data_dir: &Path) -> std::io::Result<()> {
+        let path = data_dir.join(WAL_DIR).join(segment_name(1));
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, HEADER_BYTES + 2)?;
+        byte[0] ^= 0x5a;
+        file.write_all_at(&byte, HEADER_BYTES + 2)?;
+        file.sync_all()
+    }
+}
+
+/// Replays one segment into `state`; returns the offset where its data ends.
+fn replay_segment(path: &Path, is_last: bool, state: &mut WalState) -> Result<u64, StorageError> {
+    let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+    let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
+        what: format!("log segment {} offset {offset}: {why}", path.display()),
+    };
+    let mut offset = 0usize;
+    loop {
+        if offset + HEADER_BYTES as usize > bytes.len() {
+            return Ok(offset as u64);
+        }
+        let length = read_u32(&bytes, offset) as usize;
+        let checksum = read_u32(&bytes, offset + 4);
+        if length == 0 && checksum == 0 {
+            if bytes[offset..].iter().any(|&b| b != 0) {
+                return Err(corrupt(offset, "zero header followed by data"));
+            }
+            return Ok(offset as u64);
+        }
+        let payload_start = offset + HEADER_BYTES as usize;
+        let record_end =
+            payload_start.checked_add(length).and_then(|end| end.checked_add(TRAILER_BYTES as usize));
+        let problem = match record_end {
+            Some(end) if end <= bytes.len() => {
+                let payload = &bytes[payload_start..payload_start + length];
+                let trailer_ok = read_u32(&bytes, payload_start + length) == TRAILER_MAGIC
+                    && read_u32(&bytes, payload_start + length + 4) as usize == length;
+                if !trailer_ok {
+                    Some((false, "record trailer missing".to_string()))
+                } else if crc32fast::hash(payload) != checksum {
+                    Some((true, "checksum mismatch".to_string()))
+                } else {
+                    match postcard::from_bytes::<Batch>(payload) {
+                        Ok(batch) => {
+                            apply_batch(state, batch).map_err(|why| corrupt(offset, &why))?;
+                            offset = end;
+                            None
+                        }
+                        Err(error) => Some((true, format!("undecodable record: {error}"))),
+                    }
+                }
+            }
+            _ => Some((false, "record runs past the end of the segment".to_string())),
+        };
+        let Some((written_whole, why)) = problem else { continue };
+        let extent_end = record_end.unwrap_or(usize::MAX).min(bytes.len());
+        let zeros_after = bytes[extent_end..].iter().all(|&b| b == 0);
+        if is_last && !written_whole && zeros_after {
+            // A torn write: erase it so later appends do not mix with its remains.
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io(format!("opening {}", path.display())))?;
+            file.write_all_at(&vec![0u8; extent_end - offset], offset as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(io(format!("erasing a torn record in {}", path.display())))?;
+            tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
+            return Ok(offset as u64);
+        }
+        return Err(corrupt(offset, &why));
+    }
+}
+
+fn apply_batch(state: &mut WalState, batch: Batch) -> Result<(), String> {
+    if let Some(first) = batch.entries.first() {
+        let next = state.entries.last().map_or(first.index, |last| last.index.next());
+        let start = state.entries.first().map_or(first.index, |e| e.index);
+        if first.index > next || (first.index < start && !state.entries.is_empty()) {
+            return Err(format!("batch starts at entry {} but the log ends before {next}", first.index));
+        }
+        let keep = (first.index.0 - start.0) as usize;
+        state.entries.truncate(keep.min(state.entries.len()));
+        for (k, entry) in batch.entries.iter().enumerate() {
+            if entry.index != first.index.plus(k as u64) {
+                return Err(format!("batch entries are not contiguous at {}", entry.index));
+            }
+        }
+        state.entries.extend(batch.entries);
+    }
+    state.hard_state = Some(batch.hard_state);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::{EntryPayload, LogIndex, NodeId, Term};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload: EntryPayload::Command(bytes::Bytes::from(vec![index as u8; 100])),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flotilla-wal-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn hs(term: u64) -> HardState {
+        HardState { term: Term(term), voted_for: Some(NodeId(1)), commit: LogIndex(0) }
+    }
+
+    fn indexes(state: &WalState) -> Vec<(u64, u64)> {
+        state.entries.iter().map(|e| (e.index.0, e.term.0)).collect()
+    }
+
+    #[test]
+    fn batches_replay_with_truncation_across_segments() {
+        let dir = temp_dir("replay");
+        {
+            let (mut wal, state) = Wal::open(&dir, 4096).unwrap();
+            assert!(state.entries.is_empty() && state.hard_state.is_none());
+            for i in 1..=60 {
+                wal.append(&hs(1), &[entry(i, 1)]).unwrap();
+            }
+            wal.append(&hs(2), &[entry(50, 2), entry(51, 2)]).unwrap();
+        }
+        let (mut wal, state) = Wal::open(&dir, 4096).unwrap();
+        assert_eq!(state.entries.len(), 51);
+        assert_eq!(indexes(&state).last(), Some(&(51, 2)));
+        assert_eq!(state.hard_state, Some(hs(2)));
+        assert!(fs::read_dir(dir.join(WAL_DIR)).unwrap().count() > 1, "several segments were used");
+        wal.append(&hs(3), &[]).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(&dir, 4096).unwrap();
+        assert_eq!((state.entries.len(), state.hard_state), (51, Some(hs(3))));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_erased_but_corruption_is_refused() {
+        let dir = temp_dir("torn");
+        let record_end;
+        {
+            let (mut wal, _) = Wal::open(&dir, 1 << 16).unwrap();
+            wal.append(&hs(1), &[entry(1, 1)]).unwrap();
+            record_end = wal.write_offset;
+            wal.append(&hs(1), &[entry(2, 1)]).unwrap();
+        }
+        let path = dir.join(WAL_DIR).join(segment_name(1));
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        // Tear the second record: its last 20 bytes (trailer included) never reached the disk.
+        let end = fs::read(&path).unwrap().iter().rposition(|&b| b != 0).unwrap() + 1;
+        file.write_all_at(&[0u8; 20], end as u64 - 20).unwrap();
+        let (mut wal, state) = Wal::open(&dir, 1 << 16).unwrap();
+        assert_eq!(indexes(&state), vec![(1, 1)]);
+        wal.append(&hs(1), &[entry(2, 1), entry(3, 1)]).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(&dir, 1 << 16).unwrap();
+        assert_eq!(indexes(&state), vec![(1, 1), (2, 1), (3, 1)]);
+
+        // A flipped bit in a record followed by others is corruption, reported with its place.
+        Wal::corrupt_first_record_for_test(&dir).unwrap();
+        let error = Wal::open(&dir, 1 << 16).unwrap_err().to_string();
+        assert!(error.contains("offset 0") && error.contains("checksum mismatch"), "{error}");
+        let _ = record_end;
+
+        // So is a flipped bit in the last record when its trailer shows it was written whole.
+        let dir2 = temp_dir("last-corrupt");
+        {
+            let (mut wal, _) = Wal::open(&dir2, 1 << 16).unwrap();
+            wal.append(&hs(1), &[entry(1, 1)]).unwrap();
+        }
+        Wal::corrupt_first_record_for_test(&dir2).unwrap();
+        let error = Wal::open(&dir2, 1 << 16).unwrap_err().to_string();
+        assert!(error.contains("checksum mismatch"), "{error}");
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&dir2);
+    }
+}
