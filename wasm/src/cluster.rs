@@ -391,6 +391,50 @@ impl SimCluster {
         self.column(2).collect()
     }
 
+    /// The tail of node `id`'s log as numbers: `[firstIndex, term, term, ...]` for the last
+    /// `count` entries (a crashed node's disk). Cheap enough to draw every frame.
+    ///
+    /// # Errors
+    /// `RangeError` for a node out of range.
+    #[wasm_bindgen(js_name = logTerms)]
+    pub fn log_terms(&self, id: u32, count: usize) -> Result<Vec<f64>, JsValue> {
+        let id = self.node_id(id)?;
+        let node = self.simulation.node(id).ok_or_else(|| range_error("no such node"))?;
+        let entries = match node.raft.as_ref() {
+            Some(raft) => raft.entries(),
+            None => &node.storage.entries[..],
+        };
+        let tail = &entries[entries.len().saturating_sub(count)..];
+        let mut out = Vec::with_capacity(tail.len() + 1);
+        out.push(tail.first().map_or(0.0, |e| e.index.0 as f64));
+        out.extend(tail.iter().map(|e| e.term.0 as f64));
+        Ok(out)
+    }
+
+    /// A leader's view of its followers as rows of `[id, matchIndex, nextIndex, state
+    /// (0 probe, 1 replicate), inflight]`; empty unless node `id` leads.
+    ///
+    /// # Errors
+    /// `RangeError` for a node out of range.
+    #[wasm_bindgen(js_name = progressFrame)]
+    pub fn progress_frame(&self, id: u32) -> Result<Vec<f64>, JsValue> {
+        let id = self.node_id(id)?;
+        let node = self.simulation.node(id).ok_or_else(|| range_error("no such node"))?;
+        let mut out = Vec::new();
+        if let Some(raft) = node.raft.as_ref() {
+            for progress in raft.follower_progress() {
+                out.extend_from_slice(&[
+                    progress.id.0 as f64,
+                    progress.match_index.0 as f64,
+                    progress.next_index.0 as f64,
+                    f64::from(u8::from(progress.state == raft_core::ProgressState::Replicate)),
+                    progress.inflight as f64,
+                ]);
+            }
+        }
+        Ok(out)
+    }
+
     /// Cut links as `[from, to, from, to, ...]`.
     #[wasm_bindgen(js_name = cutLinks)]
     pub fn cut_links(&self) -> Vec<u32> {

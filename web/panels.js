@@ -1,0 +1,182 @@
+// The side panels: DOM that shows the richer, slower views (a node in full, a message in full,
+// scenario steps, the event log, the checker). Each function takes data and writes DOM; none
+// reads the simulation itself.
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+/** The accessible name of a node's button: "node 3, leader, term 4". */
+export function nodeLabel(node) {
+  const state = node.liveness === 'down' ? 'down' : node.liveness === 'paused' ? `paused ${node.role}` : node.role;
+  return `node ${node.id}, ${state}, term ${node.term}`;
+}
+
+/** Keeps one focusable button per node over the canvas, placed on the node's circle. */
+export function syncNodeButtons(container, layout, frame, onActivate) {
+  while (container.children.length > layout.nodes.length) container.lastChild.remove();
+  while (container.children.length < layout.nodes.length) {
+    const button = element('button', undefined, 'node-hit');
+    button.type = 'button';
+    const id = container.children.length + 1;
+    button.dataset.node = String(id);
+    button.addEventListener('click', (event) => {
+      // A click that ended a drag was handled by the drag; the keyboard sends detail 0.
+      if (button.dataset.dragged === '1') {
+        button.dataset.dragged = '0';
+        return;
+      }
+      onActivate(id, event);
+    });
+    container.append(button);
+  }
+  layout.nodes.forEach((p, k) => {
+    const button = container.children[k];
+    const size = `${Math.round(p.r * 2)}px`;
+    if (button.style.width !== size) {
+      button.style.width = size;
+      button.style.height = size;
+    }
+    button.style.left = `${Math.round(p.x - p.r)}px`;
+    button.style.top = `${Math.round(p.y - p.r)}px`;
+    const label = nodeLabel(frame.nodes[k]);
+    if (button.getAttribute('aria-label') !== label) button.setAttribute('aria-label', label);
+  });
+}
+
+/** The checker badge: green while every invariant holds. */
+export function showChecker(violations) {
+  const badge = $('checker');
+  if (violations.length === 0) {
+    badge.className = 'checker ok';
+    badge.textContent = '✓ Every safety invariant holds';
+    badge.title = 'election safety, log matching, leader completeness, state-machine safety, commit monotonicity';
+  } else {
+    const first = violations[0];
+    badge.className = 'checker bad';
+    badge.textContent = `✗ ${first.property} violated at ${first.timeMs} ms`;
+    badge.title = first.detail;
+  }
+}
+
+/** The scenario's steps, with the current one marked; clicking a step seeks to it. */
+export function showSteps(scenario, current, onSeek) {
+  const list = $('steps');
+  if (list.dataset.scenario !== (scenario?.id ?? '')) {
+    list.replaceChildren();
+    list.dataset.scenario = scenario?.id ?? '';
+    for (const step of scenario?.steps ?? []) {
+      const item = element('li');
+      const button = element('button', `${step.atMs} ms: ${step.caption}`);
+      button.type = 'button';
+      button.addEventListener('click', () => onSeek(step.atMs));
+      item.append(button);
+      list.append(item);
+    }
+  }
+  [...list.children].forEach((item, k) => {
+    const state = current && k === current.index ? 'current' : current && k < current.index ? 'done' : '';
+    if (item.className !== state) item.className = state;
+  });
+}
+
+/** Appends lines to the event log, keeping the newest `keep`. */
+export function appendEvents(lines, keep = 200) {
+  if (lines.length === 0) return;
+  const list = $('event-log');
+  for (const line of lines.slice(-keep)) {
+    const item = element('li', undefined, line.tone);
+    const time = element('time', `${line.timeMs} ms`);
+    item.append(time, document.createTextNode(line.text));
+    list.append(item);
+  }
+  while (list.children.length > keep) list.firstChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+export function clearEvents() {
+  $('event-log').replaceChildren();
+}
+
+/** The node panel: summary, leader's progress table, log tail, key-value state. */
+export function showNode(view, log, kv, nodeCount) {
+  const panel = $('node-panel');
+  if (!view) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  $('node-heading').textContent = `Node ${view.id}`;
+  const parts = [`${view.role}`, `term ${view.term}`];
+  if (view.liveness !== 'up') parts.push(view.liveness);
+  if (view.votedFor) parts.push(`voted for ${view.votedFor}`);
+  if (view.leader && view.leader !== view.id) parts.push(`follows ${view.leader}`);
+  parts.push(`commit ${view.commit}`, `applied ${view.applied}`, `last ${view.last}`);
+  if (view.timerTimeout) parts.push(`timer ${view.timerElapsed}/${view.timerTimeout} ticks`);
+  if (view.votes.length) parts.push(`votes: ${view.votes.map((v) => `${v.id}${v.granted ? '✓' : '✗'}`).join(' ')}`);
+  $('node-summary').textContent = parts.join(' · ');
+
+  const table = $('node-progress');
+  table.replaceChildren();
+  if (view.progress.length) {
+    const head = element('tr');
+    for (const name of ['follower', 'match', 'next', 'state', 'in flight']) head.append(element('th', name));
+    table.append(head);
+    for (const p of view.progress) {
+      const row = element('tr');
+      for (const value of [p.id, p.matchIndex, p.nextIndex, p.state, p.inflight]) row.append(element('td', String(value)));
+      table.append(row);
+    }
+  } else {
+    table.append(element('caption', 'only a leader tracks its followers'));
+  }
+
+  const entries = $('node-log');
+  entries.replaceChildren();
+  for (const e of log.entries.slice().reverse()) {
+    entries.append(element('li', `${e.index} · term ${e.term} · ${e.text}${e.committed ? '' : ' (not committed)'}`, e.committed ? '' : 'uncommitted'));
+  }
+  $('node-kv').textContent = kv.length ? kv.map((p) => `${p.key}=${p.value}`).join(', ') : 'empty';
+
+  const peers = $('link-peer');
+  if (peers.options.length !== nodeCount - 1 || peers.dataset.node !== String(view.id)) {
+    peers.replaceChildren();
+    peers.dataset.node = String(view.id);
+    for (let id = 1; id <= nodeCount; id++) {
+      if (id !== view.id) peers.append(new Option(`node ${id}`, String(id)));
+    }
+  }
+}
+
+/** The message list (refreshed while paused) and the selected message's fields. */
+export function showMessages(frame, selectedId, details) {
+  const list = $('message-list');
+  const wanted = frame.messages.map((m) => String(m.id));
+  const have = [...list.options].slice(1).map((o) => o.value);
+  if (wanted.join(',') !== have.join(',')) {
+    list.replaceChildren(new Option(`${frame.messages.length} in flight`, ''));
+    for (const m of frame.messages) {
+      list.append(new Option(`#${m.id} ${m.kindName} ${m.from}→${m.to}`, String(m.id)));
+    }
+  }
+  list.value = selectedId !== null && wanted.includes(String(selectedId)) ? String(selectedId) : '';
+  const fields = $('message-fields');
+  fields.replaceChildren();
+  $('message-drop').disabled = !details;
+  $('message-duplicate').disabled = !details;
+  if (!details) return;
+  const rows = [
+    ['message', `#${details.id} ${details.kind}`],
+    ['from → to', `${details.from} → ${details.to}`],
+    ['term', details.term],
+    ['sent → arrives', `${details.sentMs} → ${details.deliverMs} ms`],
+    ...(details.ok === undefined ? [] : [['outcome', details.ok ? 'granted / accepted' : 'refused / rejected']]),
+    ...details.fields,
+  ];
+  for (const [name, value] of rows) fields.append(element('dt', name), element('dd', String(value)));
+}

@@ -1,0 +1,395 @@
+// The renderer: state in, canvas pixels out. Pure drawing and geometry; it keeps no state,
+// reads no clock and touches no DOM beyond the context it is given.
+
+/** Clusters up to this size get the full ring with labels and per-node log lanes. */
+export const FULL_LAYOUT_NODES_MAX = 9;
+
+const TAU = Math.PI * 2;
+
+/** A term's colour: hues spread by the golden angle so neighbouring terms differ. */
+export function termColor(term, lightness = 55) {
+  if (!term) return `hsl(0 0% ${lightness + 20}%)`;
+  return `hsl(${(term * 137.508) % 360} 62% ${lightness}%)`;
+}
+
+export const KIND_COLORS = {
+  PreVote: '#c98a00',
+  RequestVote: '#e0601f',
+  PreVoteResponse: '#c98a00',
+  RequestVoteResponse: '#e0601f',
+  AppendEntries: '#2563eb',
+  AppendEntriesResponse: '#2563eb',
+  Heartbeat: '#64748b',
+  HeartbeatResponse: '#64748b',
+  TimeoutNow: '#9333ea',
+  InstallSnapshot: '#0d9488',
+  InstallSnapshotResponse: '#0d9488',
+  ReadIndex: '#0891b2',
+  ReadIndexResponse: '#0891b2',
+  Other: '#334155',
+};
+
+const OK_COLOR = '#16a34a';
+const REFUSED_COLOR = '#dc2626';
+const INK = '#0f172a';
+const MUTED = '#94a3b8';
+
+/**
+ * Where everything goes for `count` nodes on a `width` × `height` (CSS pixel) canvas: a ring of
+ * nodes on top, log lanes below.
+ */
+export function computeLayout(count, width, height) {
+  const compact = count > FULL_LAYOUT_NODES_MAX;
+  const laneRows = compact ? 2 : count;
+  const laneHeight = compact ? 24 : Math.max(16, Math.min(30, (height * 0.36) / (laneRows + 1)));
+  const logHeight = Math.min(height * 0.4, laneHeight * (laneRows + 1) + 16);
+  const ringHeight = height - logHeight;
+  const cx = width / 2;
+  const cy = ringHeight / 2 + 4;
+  // Room around the ring for the node, its timer arc and its role label.
+  const margin = compact ? 30 : 84;
+  const radius = Math.max(40, Math.min(width, ringHeight) / 2 - margin);
+  const spacing = count > 1 ? (TAU * radius) / count : radius;
+  const nodeRadius = compact ? Math.max(7, Math.min(16, spacing * 0.38)) : Math.max(18, Math.min(38, spacing * 0.32));
+  const nodes = [];
+  for (let k = 0; k < count; k++) {
+    // Node 1 at the top, then clockwise, like a clock face.
+    const angle = count === 1 ? -Math.PI / 2 : -Math.PI / 2 + (TAU * k) / count;
+    nodes.push({ id: k + 1, x: cx + radius * Math.cos(angle), y: cy + radius * Math.sin(angle), r: nodeRadius });
+  }
+  return {
+    width,
+    height,
+    compact,
+    ring: { cx, cy, radius },
+    nodes,
+    log: { x: 8, y: ringHeight, width: width - 16, height: logHeight - 4, laneHeight },
+  };
+}
+
+/** Where message `m` is drawn at simulated time `timeMs` (fractional), or null. */
+export function messagePosition(m, layout, timeMs) {
+  const from = layout.nodes[m.from - 1];
+  const to = layout.nodes[m.to - 1];
+  if (!from || !to) return null;
+  const span = Math.max(1, m.deliverMs - m.sentMs);
+  const t = Math.min(1, Math.max(0, (timeMs - m.sentMs) / span));
+  const dx = to.x - from.x;
+  const dy = to.y - from.y;
+  const length = Math.hypot(dx, dy) || 1;
+  // Requests and responses travel on lanes offset to their right, so a pair does not overlap.
+  const offset = layout.compact ? 2 : 5;
+  const ox = (-dy / length) * offset;
+  const oy = (dx / length) * offset;
+  const sx = from.x + (dx / length) * from.r;
+  const sy = from.y + (dy / length) * from.r;
+  const ex = to.x - (dx / length) * to.r;
+  const ey = to.y - (dy / length) * to.r;
+  return { x: sx + (ex - sx) * t + ox, y: sy + (ey - sy) * t + oy };
+}
+
+/** The node under (x, y), or null. */
+export function hitNode(layout, x, y) {
+  for (const node of layout.nodes) {
+    if (Math.hypot(node.x - x, node.y - y) <= node.r + 4) return node.id;
+  }
+  return null;
+}
+
+/** The message drawn nearest to (x, y) within reach, or null. */
+export function hitMessage(frame, layout, timeMs, x, y) {
+  let best = null;
+  let bestDistance = layout.compact ? 8 : 12;
+  for (const m of frame.messages) {
+    const p = messagePosition(m, layout, timeMs);
+    if (!p) continue;
+    const distance = Math.hypot(p.x - x, p.y - y);
+    if (distance < bestDistance) {
+      best = m;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/**
+ * Draws one frame. `view` = {frame, logs, timeMs, selectedNode, selectedMessage, drag,
+ * reducedMotion}; the context is already scaled to CSS pixels.
+ */
+export function drawFrame(ctx, layout, view) {
+  const { frame } = view;
+  ctx.clearRect(0, 0, layout.width, layout.height);
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, layout.width, layout.height);
+  drawLinks(ctx, layout, frame);
+  if (view.drag) drawDrag(ctx, layout, view.drag);
+  for (const node of frame.nodes) drawNode(ctx, layout, node, frame, view.selectedNode === node.id);
+  for (const m of frame.messages) drawMessage(ctx, layout, m, view.timeMs, view.selectedMessage === m.id);
+  drawLogs(ctx, layout, view);
+}
+
+function drawLinks(ctx, layout, frame) {
+  const cut = new Set(frame.cuts.map(([a, b]) => `${a}>${b}`));
+  if (!layout.compact) {
+    ctx.strokeStyle = '#e2e8f0';
+    ctx.lineWidth = 1;
+    ctx.setLineDash([]);
+    for (const a of layout.nodes) {
+      for (const b of layout.nodes) {
+        if (a.id < b.id && !cut.has(`${a.id}>${b.id}`) && !cut.has(`${b.id}>${a.id}`)) line(ctx, a, b);
+      }
+    }
+  }
+  ctx.strokeStyle = REFUSED_COLOR;
+  ctx.lineWidth = layout.compact ? 1 : 2;
+  ctx.setLineDash([6, 5]);
+  for (const [from, to] of frame.cuts) {
+    const a = layout.nodes[from - 1];
+    const b = layout.nodes[to - 1];
+    if (!a || !b) continue;
+    const both = cut.has(`${to}>${from}`);
+    if (both && from > to) continue; // drawn once for both directions
+    line(ctx, a, b);
+    if (!both && !layout.compact) {
+      // One-way: a small bar on the receiving side shows which direction is cut.
+      const t = 0.7;
+      const x = a.x + (b.x - a.x) * t;
+      const y = a.y + (b.y - a.y) * t;
+      ctx.setLineDash([]);
+      ctx.beginPath();
+      ctx.arc(x, y, 4, 0, TAU);
+      ctx.fillStyle = REFUSED_COLOR;
+      ctx.fill();
+      ctx.setLineDash([6, 5]);
+    }
+  }
+  ctx.setLineDash([]);
+}
+
+function line(ctx, a, b) {
+  ctx.beginPath();
+  ctx.moveTo(a.x, a.y);
+  ctx.lineTo(b.x, b.y);
+  ctx.stroke();
+}
+
+function drawDrag(ctx, layout, drag) {
+  const from = layout.nodes[drag.from - 1];
+  if (!from) return;
+  ctx.strokeStyle = REFUSED_COLOR;
+  ctx.lineWidth = 2;
+  ctx.setLineDash([3, 4]);
+  line(ctx, from, drag);
+  ctx.setLineDash([]);
+}
+
+function drawNode(ctx, layout, node, frame, selected) {
+  const p = layout.nodes[node.id - 1];
+  const { x, y, r } = p;
+  const down = node.liveness === 'down';
+  const paused = node.liveness === 'paused';
+  // Election timer: an arc that fills as the timeout nears (followers and candidates).
+  if (!down && node.role !== 'leader' && node.timerTimeout > 0) {
+    const fraction = Math.min(1, node.timerElapsed / node.timerTimeout);
+    ctx.beginPath();
+    ctx.arc(x, y, r + (layout.compact ? 3 : 6), -Math.PI / 2, -Math.PI / 2 + TAU * fraction);
+    ctx.strokeStyle = fraction > 0.8 ? '#f97316' : '#475569';
+    ctx.lineWidth = layout.compact ? 2 : 3;
+    ctx.stroke();
+  }
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, TAU);
+  ctx.fillStyle = down ? '#e5e7eb' : termColor(node.term, paused ? 82 : 72);
+  ctx.fill();
+  ctx.lineWidth = node.role === 'leader' ? (layout.compact ? 3 : 5) : 2;
+  ctx.strokeStyle = down ? MUTED : node.role === 'leader' ? INK : termColor(node.term, 38);
+  ctx.setLineDash(node.role === 'candidate' ? [6, 4] : node.role === 'pre-candidate' ? [2, 4] : []);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  if (selected) {
+    ctx.beginPath();
+    ctx.arc(x, y, r + (layout.compact ? 6 : 11), 0, TAU);
+    ctx.strokeStyle = '#0ea5e9';
+    ctx.lineWidth = 2;
+    ctx.stroke();
+  }
+  ctx.fillStyle = down ? MUTED : INK;
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'middle';
+  if (layout.compact) {
+    ctx.font = `600 ${Math.max(8, r * 0.9)}px system-ui, sans-serif`;
+    ctx.fillText(String(node.id), x, y);
+  } else {
+    ctx.font = `700 ${Math.round(r * 0.62)}px system-ui, sans-serif`;
+    ctx.fillText(String(node.id), x, y - r * 0.2);
+    ctx.font = `${Math.round(r * 0.34)}px system-ui, sans-serif`;
+    ctx.fillText(`term ${node.term}`, x, y + r * 0.38);
+    const label = down ? 'down' : paused ? 'paused' : node.role;
+    ctx.font = `${node.role === 'leader' ? 700 : 400} 12px system-ui, sans-serif`;
+    ctx.fillStyle = down || paused ? MUTED : INK;
+    const outward = y >= layout.ring.cy ? 1 : -1;
+    ctx.fillText(node.role === 'leader' && !down ? '★ leader' : label, x, y + outward * (r + 20));
+  }
+  if (down) cross(ctx, x, y, r * 0.55);
+  if (paused) pauseBars(ctx, x + r * 0.7, y - r * 0.7, Math.max(4, r * 0.22));
+  if (!down && (node.role === 'candidate' || node.role === 'pre-candidate')) voteDots(ctx, layout, p, node, frame);
+}
+
+// One dot per other voter inside the candidate: filled green granted, red refused, hollow pending.
+function voteDots(ctx, layout, p, node, frame) {
+  const others = frame.nodes.length - 1;
+  if (others <= 0 || layout.compact) return;
+  const dot = Math.max(2.5, Math.min(4.5, p.r / 8));
+  const width = others * dot * 2.6;
+  for (let k = 0; k < others; k++) {
+    const x = p.x - width / 2 + dot * 1.3 + k * dot * 2.6;
+    const y = p.y + p.r * 0.72;
+    ctx.beginPath();
+    ctx.arc(x, y, dot, 0, TAU);
+    if (k < node.votesGranted) {
+      ctx.fillStyle = OK_COLOR;
+      ctx.fill();
+    } else if (k < node.votesGranted + node.votesRefused) {
+      ctx.fillStyle = REFUSED_COLOR;
+      ctx.fill();
+    } else {
+      ctx.strokeStyle = INK;
+      ctx.lineWidth = 1;
+      ctx.stroke();
+    }
+  }
+}
+
+function cross(ctx, x, y, size) {
+  ctx.strokeStyle = REFUSED_COLOR;
+  ctx.lineWidth = 3;
+  ctx.beginPath();
+  ctx.moveTo(x - size, y - size);
+  ctx.lineTo(x + size, y + size);
+  ctx.moveTo(x + size, y - size);
+  ctx.lineTo(x - size, y + size);
+  ctx.stroke();
+}
+
+function pauseBars(ctx, x, y, size) {
+  ctx.fillStyle = INK;
+  ctx.fillRect(x - size, y - size, size * 0.7, size * 2);
+  ctx.fillRect(x + size * 0.3, y - size, size * 0.7, size * 2);
+}
+
+function drawMessage(ctx, layout, m, timeMs, selected) {
+  const p = messagePosition(m, layout, timeMs);
+  if (!p) return;
+  const color = KIND_COLORS[m.kindName] ?? KIND_COLORS.Other;
+  const heartbeat = m.kindName.startsWith('Heartbeat');
+  let r = layout.compact ? 2.5 : heartbeat ? 4 : 6;
+  if (m.entries > 0 && !layout.compact) r = 7 + Math.min(4, Math.log2(m.entries));
+  const response = m.kindName.endsWith('Response');
+  ctx.beginPath();
+  ctx.arc(p.x, p.y, r, 0, TAU);
+  if (response) {
+    ctx.fillStyle = '#ffffff';
+    ctx.fill();
+    ctx.lineWidth = layout.compact ? 1 : 2;
+    ctx.strokeStyle = color;
+    ctx.stroke();
+    if (m.flag >= 0 && !layout.compact) {
+      // Granted / accepted: a green centre; refused / rejected: a red one.
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, r * 0.45, 0, TAU);
+      ctx.fillStyle = m.flag > 0 ? OK_COLOR : REFUSED_COLOR;
+      ctx.fill();
+    }
+  } else {
+    ctx.fillStyle = color;
+    ctx.fill();
+    if (m.entries > 0 && !layout.compact) {
+      ctx.fillStyle = '#ffffff';
+      ctx.font = '600 9px system-ui, sans-serif';
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'middle';
+      ctx.fillText(String(m.entries), p.x, p.y + 0.5);
+    }
+  }
+  if (selected) {
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, r + 4, 0, TAU);
+    ctx.strokeStyle = '#0ea5e9';
+    ctx.lineWidth = 2;
+    ctx.stroke();
+  }
+}
+
+// Log lanes: one row per node (compact: the leader and the selected node), entries aligned by
+// index, coloured by term; committed entries solid, uncommitted hollow. Under a follower's row,
+// the leader's nextIndex (▲) and matchIndex (a bar).
+function drawLogs(ctx, layout, view) {
+  const { frame, logs } = view;
+  if (!logs) return;
+  const area = layout.log;
+  const labelWidth = 54;
+  const box = Math.max(12, Math.min(26, area.laneHeight - 6));
+  const columns = Math.max(4, Math.floor((area.width - labelWidth) / (box + 2)));
+  const last = Math.max(1, ...frame.nodes.map((n) => n.last));
+  const start = Math.max(1, last - columns + 1);
+  const rows = layout.compact
+    ? [...new Set([frame.leader, view.selectedNode].filter((id) => id))]
+    : frame.nodes.map((n) => n.id);
+  ctx.font = '10px system-ui, sans-serif';
+  ctx.textBaseline = 'middle';
+  ctx.textAlign = 'center';
+  ctx.fillStyle = MUTED;
+  for (let index = start; index < start + columns && index <= last; index++) {
+    if (index % 5 === 0 || index === start) {
+      ctx.fillText(String(index), area.x + labelWidth + (index - start) * (box + 2) + box / 2, area.y + 6);
+    }
+  }
+  const progress = new Map(frame.progress.map((p) => [p.id, p]));
+  rows.forEach((id, row) => {
+    const node = frame.nodes[id - 1];
+    const log = logs[id - 1];
+    if (!node || !log) return;
+    const y = area.y + 14 + row * area.laneHeight;
+    ctx.textAlign = 'left';
+    ctx.font = `${node.role === 'leader' ? 700 : 400} 11px system-ui, sans-serif`;
+    ctx.fillStyle = node.liveness === 'down' ? MUTED : INK;
+    ctx.fillText(`${node.role === 'leader' ? '★' : ''}node ${id}`, area.x, y + box / 2);
+    ctx.textAlign = 'center';
+    ctx.globalAlpha = node.liveness === 'down' ? 0.45 : 1;
+    log.terms.forEach((term, k) => {
+      const index = log.first + k;
+      if (index < start) return;
+      const bx = area.x + labelWidth + (index - start) * (box + 2);
+      if (bx + box > area.x + area.width) return;
+      const committed = index <= node.commit;
+      ctx.fillStyle = committed ? termColor(term, 60) : '#ffffff';
+      ctx.fillRect(bx, y, box, box);
+      ctx.strokeStyle = termColor(term, 40);
+      ctx.lineWidth = committed ? 1 : 2;
+      ctx.strokeRect(bx + 0.5, y + 0.5, box - 1, box - 1);
+      if (box >= 14) {
+        ctx.fillStyle = committed ? '#ffffff' : INK;
+        ctx.font = '600 9px system-ui, sans-serif';
+        ctx.fillText(String(term), bx + box / 2, y + box / 2 + 0.5);
+      }
+    });
+    ctx.globalAlpha = 1;
+    const p = progress.get(id);
+    if (p && !layout.compact) {
+      const marker = (index) => area.x + labelWidth + (index - start) * (box + 2) + box / 2;
+      if (p.next >= start && p.next < start + columns) {
+        ctx.fillStyle = '#0ea5e9';
+        ctx.beginPath();
+        const nx = marker(p.next);
+        ctx.moveTo(nx, y + box + 1);
+        ctx.lineTo(nx - 4, y + box + 6);
+        ctx.lineTo(nx + 4, y + box + 6);
+        ctx.fill();
+      }
+      if (p.match >= start) {
+        ctx.fillStyle = INK;
+        ctx.fillRect(marker(Math.min(p.match, start + columns - 1)) - box / 2, y + box + 1, box, 2);
+      }
+    }
+  });
+}

@@ -1,0 +1,21 @@
+// The one module that loads the generated wasm package (web/pkg, built by scripts/build-wasm.sh).
+// Everything else imports SimCluster and the table names from here, so the package can move or
+// be rebuilt without touching the rest.
+import init, { SimCluster, runSeedWorkload, version } from './pkg/flotilla_wasm.js';
+
+let ready = null;
+
+/** Loads and instantiates the module once; later calls share the same promise. */
+export function loadWasm() {
+  ready ??= init().then(() => ({
+    SimCluster,
+    runSeedWorkload,
+    version: version(),
+    nodeFields: SimCluster.nodeFields(),
+    nodeStride: SimCluster.nodeStride(),
+    messageFields: SimCluster.messageFields(),
+    messageStride: SimCluster.messageStride(),
+    messageKinds: SimCluster.messageKinds(),
+  }));
+  return ready;
+}
