@@ -474,6 +474,10 @@ function installPageApi(ready) {
     stop: () => setPlaying(false),
     setSpeed,
     traceHash: () => cluster().traceHash(),
+    /** Node `id`'s log tail: {commit, last, entries: [{index, term, committed, text}]}. */
+    log: (id, limit = 64) => cluster().nodeLog(id, limit),
+    /** Node `id`'s key-value state as [{key, value}]. */
+    kv: (id) => cluster().kv(id, 100),
     /** The fragment that reproduces this run at this moment. */
     link: () => {
       updateUrl(true);
