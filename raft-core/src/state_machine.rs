@@ -3,7 +3,7 @@
 //! Raft only agrees on a sequence of entries. A [`StateMachine`] gives the entries meaning: the
 //! driver applies every committed entry to it in log order ([`StateMachine::apply`]), takes
 //! point-in-time snapshots of it so the log can be compacted (thesis §5.1), and replaces its
-//! whole state from a snapshot a leader sent (InstallSnapshot, thesis §5.3).
+//! whole state from a snapshot a leader sent (InstallSnapshot, thesis §5.1, Figure 5.3).
 //!
 //! Snapshots travel as a stream of byte chunks whose total size is not known up front: the
 //! state machine never has to hold its encoded state in one buffer, and a driver can write the
@@ -56,7 +56,8 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 64 * 1024;
 ///   applied and which [`crate::Restored::applied`] reports back to the engine.
 /// - **Point-in-time snapshots.** [`StateMachine::snapshot`] captures the state after exactly
 ///   `applied_index()` entries. The returned stream owns what it needs, so the driver may keep
-///   applying entries while it writes the snapshot out (hashicorp's `FSMSnapshot.Persist`).
+///   applying entries while it writes the snapshot out (thesis §5.1.1, snapshotting
+///   concurrently; hashicorp's `FSMSnapshot.Persist`).
 ///   The same state must produce the same bytes on every replica.
 /// - **All-or-nothing restore.** A restore is fed chunks in the order the snapshot produced
 ///   them. Nothing observable changes until [`StateMachine::finish_restore`] succeeds, and then
@@ -73,7 +74,7 @@ pub trait StateMachine {
     /// Why a snapshot could not be restored.
     type RestoreError: core::error::Error;
 
-    /// Applies one committed entry and returns its response (thesis §5, hashicorp's `Apply`).
+    /// Applies one committed entry and returns its response (hashicorp's `FSM.Apply`).
     ///
     /// # Panics
     ///

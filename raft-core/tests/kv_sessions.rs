@@ -515,6 +515,18 @@ fn writes_are_refused_on_the_local_read_path() {
 }
 
 #[test]
+fn errors_and_snapshots_travel_between_threads() {
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+    error::<KvError>();
+    error::<DecodeError>();
+    error::<SnapshotError>();
+    sendable::<raft_core::kv::KvSnapshot>();
+    sendable::<raft_core::kv::KvRestore>();
+    sendable::<KvStore>();
+}
+
+#[test]
 #[should_panic(expected = "in log order")]
 fn skipping_an_entry_is_a_driver_bug() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();

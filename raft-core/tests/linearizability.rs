@@ -244,6 +244,18 @@ fn operations_that_touch_at_one_instant_count_as_concurrent() {
 }
 
 #[test]
+fn errors_are_thread_safe_and_histories_round_trip_through_json() {
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<HistoryError>();
+    let original = history(vec![record(1, 0, None, Op::cas("x", None, "1"), Observed::Unknown)]);
+    let json = serde_json::to_string(&original).unwrap();
+    assert_eq!(serde_json::from_str::<History>(&json).unwrap(), original);
+    let backwards =
+        r#"[{"client":1,"invoke_time":5,"complete_time":1,"op":{"Get":{"key":[120]}},"observed":"Failed"}]"#;
+    assert!(serde_json::from_str::<History>(backwards).is_err(), "deserializing validates");
+}
+
+#[test]
 fn an_empty_history_is_linearizable() {
     let result = check(&History::default());
     assert_eq!(result.verdict(), Verdict::Linearizable);

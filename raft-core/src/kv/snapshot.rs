@@ -1,4 +1,4 @@
-//! The key-value store's snapshot format, written and read as a stream (thesis §5.1, §5.3).
+//! The key-value store's snapshot format, written and read as a stream (thesis §5.1).
 //!
 //! ```text
 //! header   "FLOTKV" magic (6 bytes), format version (u16 little-endian)

@@ -59,11 +59,11 @@ impl KvConfig {
         Ok(())
     }
 
-    fn sessions_max(&self) -> usize {
+    fn sessions_capacity(&self) -> usize {
         usize::try_from(self.sessions_max).unwrap_or(usize::MAX)
     }
 
-    fn expired_remembered_max(&self) -> usize {
+    fn expired_capacity(&self) -> usize {
         usize::try_from(self.expired_sessions_remembered_max).unwrap_or(usize::MAX)
     }
 }
@@ -155,12 +155,12 @@ impl KvStore {
         // monotonic even when a new leader's clock is behind the old one's (thesis §6.3).
         self.state.clock_ms = self.state.clock_ms.max(command.timestamp_ms);
         let clock_ms = self.state.clock_ms;
-        let remembered_max = self.config.expired_remembered_max();
+        let remembered_max = self.config.expired_capacity();
         self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
         match command.body {
             CommandBody::RegisterClient => {
                 let client_id = ClientId::from(index);
-                let sessions_max = self.config.sessions_max();
+                let sessions_max = self.config.sessions_capacity();
                 self.state.sessions.register(client_id, clock_ms, sessions_max, remembered_max);
                 Ok(Output::Registered { client_id })
             }
