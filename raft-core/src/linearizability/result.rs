@@ -49,8 +49,8 @@ impl fmt::Display for Inconclusive {
 /// How far shrinking a counterexample got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShrinkStatus {
-    /// Removing any single operation makes it linearizable, or leaves a read without the only
-    /// write it could have seen.
+    /// Removing any single operation makes it linearizable, or takes away a write that a
+    /// remaining read may have seen.
     Minimal,
     /// The shrink budget ran out first; smaller failing subsets may exist.
     BudgetExhausted,
@@ -60,9 +60,9 @@ pub enum ShrinkStatus {
 
 /// A non-linearizable history of one key, shrunk to a small subset that still fails.
 ///
-/// Shrinking never removes the only possible source of a value that a remaining read (or
-/// successful compare-and-swap) observed, so the counterexample never blames a read for a
-/// write that the shrinker itself removed.
+/// Shrinking never removes a write that a remaining read (or compare-and-swap with a known
+/// outcome) may have seen, so the counterexample never blames a read for a write the shrinker
+/// itself removed: a stale read stays stale, it does not turn into a read from nowhere.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counterexample {
     /// The key.
