@@ -66,6 +66,8 @@ fn main() -> ExitCode {
     let mut committed = 0u64;
     let mut failing: Option<&RunReport> = None;
     let (mut elections, mut messages, mut crashes, mut no_leader) = (0u64, 0u64, 0u64, 0u64);
+    let (mut snapshots_installed, mut membership_changes, mut leader_transfers, mut entries_sent) =
+        (0u64, 0u64, 0u64, 0u64);
     for report in &reports {
         trace_hash = combine(trace_hash, &report.trace_hash);
         violations += report.violations.len();
@@ -73,6 +75,10 @@ fn main() -> ExitCode {
         elections += report.stats.elections;
         messages += report.stats.messages_delivered;
         crashes += report.stats.crashes;
+        snapshots_installed += report.stats.snapshots_installed;
+        membership_changes += report.stats.membership_changes;
+        leader_transfers += report.stats.leader_transfers;
+        entries_sent += report.stats.entries_sent;
         no_leader += u64::from(!report.leader_at_end);
         if !report.violations.is_empty() {
             let violation = &report.violations[0];
@@ -98,6 +104,10 @@ fn main() -> ExitCode {
         "elections": elections,
         "messages_delivered": messages,
         "crashes": crashes,
+        "snapshots_installed": snapshots_installed,
+        "membership_changes": membership_changes,
+        "leader_transfers": leader_transfers,
+        "entries_sent": entries_sent,
         "runs_without_leader_at_end": no_leader,
         "trace_hash": format!("{trace_hash:016x}"),
     });

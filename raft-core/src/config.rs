@@ -36,6 +36,12 @@ pub struct Config {
     /// Lease reads stop this long before the lease would end on a perfect clock (thesis
     /// §6.4.1); it must be below the election timeout.
     pub clock_drift_ticks_max: u64,
+    /// [`crate::RaftNode::snapshot_wanted`] asks for a snapshot once this many entries were
+    /// applied since the last one (0: only on demand).
+    pub snapshot_interval_entries: u64,
+    /// Entries kept in the log behind a snapshot, so that a slightly slow follower can still
+    /// catch up from the log instead of needing the whole snapshot.
+    pub snapshot_trailing_entries: u64,
 }
 
 impl Config {
@@ -55,6 +61,8 @@ impl Config {
             inflight_bytes_max: 8 << 20,
             uncommitted_bytes_max: 64 << 20,
             clock_drift_ticks_max: 2,
+            snapshot_interval_entries: 0,
+            snapshot_trailing_entries: 1024,
         }
     }
 

@@ -58,8 +58,13 @@ pub use bytes::Bytes;
 pub use config::Config;
 pub use error::{ConfigError, ProposeError, StepError};
 pub use message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
-pub use node::{FollowerProgress, RaftNode, Stats};
+pub use node::{
+    FollowerProgress, MembershipChange, MembershipError, RaftNode, SnapshotError, Stats, TransferError,
+    CATCH_UP_ROUNDS_MAX,
+};
 pub use progress::ProgressState;
 pub use reads::{ReadError, ReadMode, ReadState};
-pub use ready::{bootstrap, Ready, Restored, SnapshotMeta, SoftState};
+pub use ready::{
+    bootstrap, Ready, Restored, SnapshotChunk, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta, SoftState,
+};
 pub use types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};

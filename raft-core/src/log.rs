@@ -145,6 +145,40 @@ impl RaftLog {
         Ok(last_new)
     }
 
+    /// Discards entries up to and including `index` (they are in a snapshot). Only applied
+    /// entries are ever compacted.
+    pub(crate) fn compact_to(&mut self, index: LogIndex) {
+        if index <= self.snapshot_index || index > self.applied {
+            return;
+        }
+        let Some(term) = self.term(index) else {
+            return;
+        };
+        let drop = self.offset(index) + 1;
+        self.entries.drain(..drop);
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.unstable_from = self.unstable_from.max(index.next());
+    }
+
+    /// Installs a snapshot ending at (`index`, `term`) (§7): if the log holds that entry, the
+    /// entries after it are kept; otherwise the whole log is replaced. Everything kept is
+    /// handed out to persist again, so storage can simply start over from the snapshot.
+    pub(crate) fn install_snapshot(&mut self, index: LogIndex, term: Term) {
+        if self.matches(index, term) && index > self.snapshot_index {
+            let drop = self.offset(index) + 1;
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.committed = self.committed.max(index);
+        self.applied = index;
+        self.stable = index;
+        self.unstable_from = index.next();
+    }
+
     /// Removes every entry from `index` on. Never called on committed entries.
     fn truncate_from(&mut self, index: LogIndex) {
         assert!(index > self.committed, "truncating committed entry {index}");

@@ -4,8 +4,10 @@
 //! term first (§5.1: a higher term makes it a follower, a stale one is dropped or answered) and
 //! only then dispatches on the body.
 
+use crate::ready::SnapshotMeta;
 use crate::types::{Entry, LogIndex, NodeId, Term};
 use alloc::vec::Vec;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// One message between two servers of a cluster.
@@ -114,6 +116,27 @@ pub enum MessageBody {
     /// Start an election now, skipping pre-vote and leases: the leader is handing over
     /// (thesis §3.10).
     TimeoutNow,
+    /// One chunk of a snapshot, streamed to a follower that needs compacted entries (§7).
+    /// Chunks go in order; the total size is not known until the `last` one.
+    InstallSnapshot {
+        /// The snapshot being sent.
+        meta: SnapshotMeta,
+        /// Byte offset of this chunk in the snapshot.
+        offset: u64,
+        /// The chunk.
+        data: Bytes,
+        /// Whether this is the final chunk.
+        last: bool,
+    },
+    /// The answer to an [`MessageBody::InstallSnapshot`]: where to go on from, or done.
+    InstallSnapshotResponse {
+        /// Index of the snapshot being received.
+        snapshot_index: LogIndex,
+        /// The offset the follower expects next (after a lost chunk: where to resume).
+        next_offset: u64,
+        /// The snapshot is installed, or the follower already had everything it covers.
+        done: bool,
+    },
     /// A follower asks the leader for a read index on behalf of its client (thesis §6.4).
     ReadIndex {
         /// The follower's id for the read, echoed back.
@@ -142,6 +165,8 @@ impl MessageBody {
             MessageBody::Heartbeat { .. } => "Heartbeat",
             MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
             MessageBody::ReadIndex { .. } => "ReadIndex",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
         }
@@ -155,6 +180,7 @@ impl MessageBody {
                 | MessageBody::AppendResponse { .. }
                 | MessageBody::HeartbeatResponse { .. }
                 | MessageBody::ReadIndexResponse { .. }
+                | MessageBody::InstallSnapshotResponse { .. }
         )
     }
 }

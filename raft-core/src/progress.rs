@@ -14,6 +14,8 @@ pub enum ProgressState {
     Probe,
     /// The follower is known to match: stream entries, up to the in-flight window.
     Replicate,
+    /// The follower needs entries this leader compacted: a snapshot is being streamed.
+    Snapshot,
 }
 
 /// One AppendEntries still unacknowledged.
@@ -88,6 +90,12 @@ pub(crate) struct Progress {
     /// AppendEntries may have been lost. Send one empty AppendEntries at `next_index - 1`;
     /// a rejection of it sends the follower back to probing from where it really is.
     pub(crate) check_lost_entries: bool,
+    /// In snapshot state: the snapshot being sent, the offset acknowledged so far, whether a
+    /// chunk is out, and when it was sent (to resend a lost one).
+    pub(crate) snapshot_index: LogIndex,
+    pub(crate) snapshot_offset: u64,
+    pub(crate) chunk_outstanding: bool,
+    pub(crate) chunk_sent_tick: u64,
     /// The latest heartbeat round it answered (reads are confirmed by rounds).
     pub(crate) acked_round: u64,
     /// Tick count at which the leader last heard from it.
@@ -105,6 +113,10 @@ impl Progress {
             recent_active: false,
             check_lost_entries: false,
             acked_round: 0,
+            snapshot_index: LogIndex(0),
+            snapshot_offset: 0,
+            chunk_outstanding: false,
+            chunk_sent_tick: 0,
             last_contact_tick: 0,
         }
     }
@@ -114,6 +126,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.is_full(),
+            ProgressState::Snapshot => true,
         }
     }
 
@@ -122,6 +135,16 @@ impl Progress {
         self.probe_sent = false;
         self.inflights.clear();
         self.next_index = self.next_index.max(self.match_index.next());
+    }
+
+    /// Starts streaming the snapshot that ends at `index`.
+    pub(crate) fn become_snapshot(&mut self, index: LogIndex) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.inflights.clear();
+        self.snapshot_index = index;
+        self.snapshot_offset = 0;
+        self.chunk_outstanding = false;
     }
 
     pub(crate) fn become_replicate(&mut self) {
@@ -152,6 +175,7 @@ impl Progress {
                 }
             }
             ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -170,6 +194,8 @@ impl Progress {
                 self.next_index = match_hint.min(rejected_index).next().max(self.match_index.next());
                 true
             }
+            // A rejection of an AppendEntries sent before the snapshot started.
+            ProgressState::Snapshot => false,
             ProgressState::Probe => {
                 if self.next_index.prev() != rejected_index {
                     return false;

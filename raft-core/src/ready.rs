@@ -33,6 +33,49 @@ pub struct Ready {
     pub soft_state: Option<SoftState>,
     /// Reads given an index (serve each once `index` is applied) or refused.
     pub read_states: Vec<ReadState>,
+    /// Leader: read these chunks of your latest snapshot and hand each to
+    /// [`crate::RaftNode::send_snapshot_chunk`].
+    pub snapshot_chunks_wanted: Vec<SnapshotChunkRequest>,
+    /// Follower: snapshot chunks received, to write (in order) to a staging area before the
+    /// messages after persist go out.
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// Follower: the staged snapshot is complete. Make it the current snapshot, delete every
+    /// stored log entry, restore the state machine from it, then persist `entries` as usual;
+    /// `committed_entries` continue after it.
+    pub snapshot_installed: Option<SnapshotMeta>,
+}
+
+/// A leader's request for one chunk of its snapshot, for follower `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotChunkRequest {
+    /// The follower the chunk is for.
+    pub to: NodeId,
+    /// The snapshot (the leader's latest).
+    pub meta: SnapshotMeta,
+    /// Byte offset of the chunk wanted.
+    pub offset: u64,
+}
+
+/// One received snapshot chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotChunk {
+    /// The snapshot it belongs to.
+    pub meta: SnapshotMeta,
+    /// Its byte offset (chunks arrive in order, without gaps).
+    pub offset: u64,
+    /// The bytes.
+    pub data: bytes::Bytes,
+    /// Whether it is the final chunk.
+    pub last: bool,
+}
+
+/// What [`crate::RaftNode::snapshot_created`] decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotCreated {
+    /// The snapshot, as followers will receive it.
+    pub meta: SnapshotMeta,
+    /// Storage may delete every entry up to and including this index.
+    pub compact_through: LogIndex,
 }
 
 impl Ready {
@@ -45,6 +88,9 @@ impl Ready {
             && self.committed_entries.is_empty()
             && self.soft_state.is_none()
             && self.read_states.is_empty()
+            && self.snapshot_chunks_wanted.is_empty()
+            && self.snapshot_chunks.is_empty()
+            && self.snapshot_installed.is_none()
     }
 }
 
@@ -75,9 +121,10 @@ pub struct SnapshotMeta {
 pub struct Restored {
     /// The last persisted hard state.
     pub hard_state: HardState,
-    /// The latest snapshot, if any; `entries` continue right after it.
+    /// The latest snapshot, if any.
     pub snapshot: Option<SnapshotMeta>,
-    /// The persisted log entries, contiguous.
+    /// The persisted log entries, contiguous. With a snapshot they must start at or before
+    /// `snapshot.index + 1`; entries the snapshot covers are dropped on restore.
     pub entries: Vec<Entry>,
     /// The highest index the state machine already holds (at least the snapshot's index).
     /// Entries after it are handed out again to apply.

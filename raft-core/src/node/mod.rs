@@ -19,7 +19,12 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+mod membership;
 mod reads;
+mod snapshot;
+
+pub use membership::{MembershipChange, MembershipError, TransferError, CATCH_UP_ROUNDS_MAX};
+pub use snapshot::SnapshotError;
 
 /// Counters of what a node did and refused; for observers and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +51,14 @@ pub struct Stats {
     pub proposals_refused: u64,
     /// AppendEntries rejected by followers and handled here as leader.
     pub append_rejections: u64,
+    /// Snapshots this leader finished sending.
+    pub snapshots_sent: u64,
+    /// Snapshots this node installed from a leader.
+    pub snapshots_installed: u64,
+    /// Configuration changes this node appended as leader.
+    pub membership_changes: u64,
+    /// Leadership transfers this leader completed by sending TimeoutNow.
+    pub leader_transfers: u64,
 }
 
 /// A leader's view of one follower, for observers (the playground, metrics).
@@ -115,6 +128,17 @@ pub struct RaftNode {
     read_states: Vec<ReadState>,
     /// Leader only: the server a leadership transfer is handing over to.
     transfer: Option<NodeId>,
+    /// Ticks since the transfer started; it is abandoned after an election timeout.
+    transfer_elapsed: u64,
+    /// The latest snapshot this node holds (taken or installed).
+    snapshot: Option<crate::ready::SnapshotMeta>,
+    /// Follower: the snapshot being received and the offset expected next.
+    incoming_snapshot: Option<(crate::ready::SnapshotMeta, u64)>,
+    snapshot_chunks_wanted: Vec<crate::ready::SnapshotChunkRequest>,
+    snapshot_chunks: Vec<crate::ready::SnapshotChunk>,
+    snapshot_installed: Option<crate::ready::SnapshotMeta>,
+    /// Leader: a server catching up before it becomes a voter (thesis §4.2.1).
+    catch_up: Option<membership::CatchUp>,
     messages: Vec<Message>,
     messages_after_persist: Vec<Message>,
     hard_state_handed_out: HardState,
@@ -131,11 +155,20 @@ impl RaftNode {
     /// [`ConfigError`] if the configuration is invalid or the restored state contradicts itself.
     pub fn new(config: Config, restored: Restored) -> Result<RaftNode, ConfigError> {
         config.validate()?;
-        let Restored { hard_state, snapshot, entries, applied } = restored;
-        let (snapshot_index, snapshot_term, mut memberships) = match snapshot {
-            Some(meta) => (meta.index, meta.term, alloc::vec![(meta.index, meta.membership)]),
+        let Restored { hard_state, snapshot, mut entries, applied } = restored;
+        let (snapshot_index, snapshot_term, mut memberships) = match &snapshot {
+            Some(meta) => (meta.index, meta.term, alloc::vec![(meta.index, meta.membership.clone())]),
             None => (LogIndex(0), Term(0), Vec::new()),
         };
+        // Entries the snapshot covers (trailing entries kept for slow followers) are dropped:
+        // the log restarts right after the snapshot.
+        let covered = entries.iter().take_while(|e| e.index <= snapshot_index).count();
+        if covered > 0 {
+            if entries[covered - 1].index == snapshot_index && entries[covered - 1].term != snapshot_term {
+                return Err(ConfigError::InconsistentRestore("log disagrees with the snapshot"));
+            }
+            entries.drain(..covered);
+        }
         for (k, entry) in entries.iter().enumerate() {
             if entry.index != snapshot_index.plus(k as u64 + 1) {
                 return Err(ConfigError::InconsistentRestore(
@@ -178,6 +211,13 @@ impl RaftNode {
             forwarded_reads: Vec::new(),
             read_states: Vec::new(),
             transfer: None,
+            transfer_elapsed: 0,
+            snapshot,
+            incoming_snapshot: None,
+            snapshot_chunks_wanted: Vec::new(),
+            snapshot_chunks: Vec::new(),
+            snapshot_installed: None,
+            catch_up: None,
             messages: Vec::new(),
             messages_after_persist: Vec::new(),
             hard_state_handed_out: hard_state,
@@ -341,6 +381,8 @@ impl RaftNode {
 
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
+        self.tick_transfer();
+        self.advance_catch_up();
         if self.election_elapsed >= self.config.election_timeout_ticks {
             self.election_elapsed = 0;
             if self.config.check_quorum && !self.check_quorum_round() {
@@ -389,6 +431,10 @@ impl RaftNode {
             self.stats.proposals_refused += 1;
             return Err(ProposeError::NotLeader { leader: self.leader });
         }
+        if self.transfer.is_some() {
+            self.stats.proposals_refused += 1;
+            return Err(ProposeError::LeadershipTransferInProgress);
+        }
         let index = self.log.last_index().next();
         let entry = Entry { term: self.term, index, payload };
         let size = entry.size_bytes();
@@ -404,11 +450,18 @@ impl RaftNode {
     }
 
     fn append_as_leader(&mut self, entry: Entry) {
-        if let EntryPayload::Membership(m) = &entry.payload {
+        let membership_changed = if let EntryPayload::Membership(m) = &entry.payload {
             self.memberships.push((entry.index, (**m).clone()));
-        }
+            true
+        } else {
+            false
+        };
         self.log.append_new(entry);
         self.needs_flush = true;
+        if membership_changed {
+            // A configuration counts as soon as it is appended (thesis §4.1).
+            self.sync_progress_with_membership();
+        }
     }
 
     /// Handles one message from a peer.
@@ -506,7 +559,9 @@ impl RaftNode {
             }
             // A granted pre-vote carries the term we would campaign in; nothing changes yet.
             MessageBody::VoteResponse { kind: VoteKind::PreVote, granted: true } => true,
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(message.term, Some(message.from));
                 true
             }
@@ -523,7 +578,9 @@ impl RaftNode {
         match &message.body {
             // A deposed leader back from a partition may never see a higher term otherwise:
             // with pre-vote and check-quorum no one will raise the term past it. Tell it.
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. }
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
                 if self.config.check_quorum || self.config.pre_vote =>
             {
                 self.send(message.from, MessageBody::HeartbeatResponse { context: 0 });
@@ -569,6 +626,12 @@ impl RaftNode {
                 self.handle_read_index_response(request_id, index);
                 Ok(())
             }
+            MessageBody::InstallSnapshot { meta, offset, data, last } => {
+                self.hear_from_leader(message.from);
+                self.handle_install_snapshot(message.from, meta, offset, data, last);
+                Ok(())
+            }
+            MessageBody::InstallSnapshotResponse { .. } => Ok(()),
             // Responses are for leaders and candidates; a follower has nothing to do with them.
             MessageBody::VoteResponse { .. }
             | MessageBody::AppendResponse { .. }
@@ -578,7 +641,9 @@ impl RaftNode {
 
     fn step_candidate(&mut self, message: Message) -> Result<(), StepError> {
         match message.body {
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 // §5.2: a leader of our term exists; recognise it.
                 self.become_follower(self.term, Some(message.from));
                 self.step_follower(message)
@@ -598,7 +663,8 @@ impl RaftNode {
             MessageBody::TimeoutNow
             | MessageBody::AppendResponse { .. }
             | MessageBody::HeartbeatResponse { .. }
-            | MessageBody::ReadIndexResponse { .. } => Ok(()),
+            | MessageBody::ReadIndexResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => Ok(()),
         }
     }
 
@@ -624,8 +690,14 @@ impl RaftNode {
                 self.handle_vote_request(&message, kind, last_log_index, last_log_term);
                 Ok(())
             }
+            MessageBody::InstallSnapshotResponse { snapshot_index, next_offset, done } => {
+                self.handle_snapshot_response(message.from, snapshot_index, next_offset, done);
+                Ok(())
+            }
             // Election safety (§5.2) means no other leader shares our term.
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 Err(StepError::Malformed("a second leader claims this term"))
             }
             MessageBody::VoteResponse { .. }
@@ -655,6 +727,7 @@ impl RaftNode {
             self.fail_reads();
         }
         self.transfer = None;
+        self.catch_up = None;
         if term != self.term {
             debug_assert!(term > self.term, "terms never go back");
             self.term = term;
@@ -681,6 +754,7 @@ impl RaftNode {
     fn campaign_round(&mut self, kind: VoteKind, reason: CampaignReason) {
         self.fail_reads();
         self.transfer = None;
+        self.catch_up = None;
         self.votes.clear();
         self.progress.clear();
         self.leader = None;
@@ -899,21 +973,32 @@ impl RaftNode {
                 match pr.state {
                     ProgressState::Probe => pr.become_replicate(),
                     ProgressState::Replicate => pr.inflights.free_to(match_index),
+                    // Caught up from the log after all (an answer from before the snapshot).
+                    ProgressState::Snapshot if pr.match_index >= pr.snapshot_index => pr.become_replicate(),
+                    ProgressState::Snapshot => {}
                 }
                 self.needs_flush = true;
                 // Only an acknowledgement past the commit index can move it.
                 if match_index > self.log.committed {
                     self.maybe_commit();
                 }
+                if self.transfer == Some(from) {
+                    self.maybe_send_timeout_now();
+                }
+                if self.catch_up.is_some() {
+                    self.advance_catch_up();
+                }
             }
             AppendOutcome::Rejected { rejected_index, hint_index, hint_term } => {
                 self.stats.append_rejections += 1;
                 // Skip back a whole term at a time: the last index of ours whose term is at
                 // most the follower's term at its hint may match.
-                let match_hint = if hint_term.0 > 0 {
-                    self.log.find_conflict_by_term(hint_index, hint_term).0
-                } else {
+                // A follower behind our compaction point can only be helped by a snapshot: aim
+                // below the compacted prefix so the next send finds no term and streams one.
+                let match_hint = if hint_index < self.log.snapshot_index() || hint_term.0 == 0 {
                     hint_index
+                } else {
+                    self.log.find_conflict_by_term(hint_index, hint_term).0
                 };
                 if pr.reject(rejected_index, match_hint) {
                     self.needs_flush = true;
@@ -934,13 +1019,23 @@ impl RaftNode {
         if round <= self.round {
             pr.acked_round = pr.acked_round.max(round);
         }
+        let mut resend_chunk = false;
         if pr.match_index < self.log.last_index() {
             match pr.state {
                 // Resend the probe: the last one or its answer may have been lost.
                 ProgressState::Probe => pr.probe_sent = false,
                 ProgressState::Replicate => pr.check_lost_entries = pr.next_index > self.log.last_index(),
+                // A chunk unanswered for two heartbeat intervals was lost: send it again.
+                ProgressState::Snapshot => {
+                    let waited = ticks.saturating_sub(pr.chunk_sent_tick);
+                    resend_chunk =
+                        !pr.chunk_outstanding || waited >= 2 * self.config.heartbeat_interval_ticks;
+                }
             }
             self.needs_flush = true;
+        }
+        if resend_chunk {
+            self.request_snapshot_chunk(from);
         }
         self.release_reads();
     }
@@ -967,6 +1062,7 @@ impl RaftNode {
         self.log.commit_to(quorum_index);
         self.needs_flush = true;
         self.unpark_reads();
+        self.on_commit_membership();
         true
     }
 
@@ -1002,7 +1098,15 @@ impl RaftNode {
                 pr.check_lost_entries = false;
                 let prev_log_index = pr.next_index.prev();
                 let Some(prev_log_term) = self.log.term(prev_log_index) else {
-                    // Compacted away: this follower needs a snapshot.
+                    // Compacted away: this follower needs a snapshot (§7).
+                    if let Some(meta) = &self.snapshot {
+                        pr.become_snapshot(meta.index);
+                        pr.chunk_outstanding = true;
+                        pr.chunk_sent_tick = self.ticks;
+                        let request =
+                            crate::ready::SnapshotChunkRequest { to: id, meta: meta.clone(), offset: 0 };
+                        self.snapshot_chunks_wanted.push(request);
+                    }
                     break;
                 };
                 let entries = self.log.entries_from(
@@ -1049,6 +1153,9 @@ impl RaftNode {
             || self.log.unstable_from <= self.log.last_index()
             || self.log.committed > self.log.applied
             || !self.read_states.is_empty()
+            || !self.snapshot_chunks_wanted.is_empty()
+            || !self.snapshot_chunks.is_empty()
+            || self.snapshot_installed.is_some()
             || (self.role == Role::Leader && (self.needs_flush || self.reads.round_wanted))
     }
 
@@ -1086,6 +1193,9 @@ impl RaftNode {
             committed_entries,
             soft_state: (soft_state != self.soft_state_handed_out).then_some(soft_state),
             read_states: self.take_read_states(),
+            snapshot_chunks_wanted: core::mem::take(&mut self.snapshot_chunks_wanted),
+            snapshot_chunks: core::mem::take(&mut self.snapshot_chunks),
+            snapshot_installed: self.snapshot_installed.take(),
         }
     }
 

@@ -41,7 +41,8 @@ pub struct Checker {
     chains: BTreeMap<(LogIndex, Term), u64>,
     /// committed_terms[i - 1]: term of the entry committed at index i.
     committed_terms: Vec<Term>,
-    /// applied[i - 1]: hash of the entry applied at index i.
+    /// applied[i - 1]: chain hash of the state machine after applying index i (it covers every
+    /// entry up to i, so a snapshot can be checked by its chain hash alone).
     applied: Vec<u64>,
     violations: Vec<Violation>,
     /// Turns the log-matching check off: for tests that prove other checks catch bugs.
@@ -51,10 +52,15 @@ pub struct Checker {
 /// The checker's per-node record.
 #[derive(Clone, Debug, Default)]
 pub struct NodeTrack {
-    /// chain[i - 1]: chain hash of the node's log at index i.
+    /// The log's chain hash at `chain_base` (a snapshot's index, or 0).
+    chain_base_hash: u64,
+    chain_base: LogIndex,
+    /// chain[k]: chain hash of the node's log at index `chain_base + 1 + k`.
     chain: Vec<u64>,
     /// Last index the node applied (in this incarnation).
     applied: LogIndex,
+    /// Chain hash of what the node's state machine applied.
+    applied_chain: u64,
     /// Commit index last seen in this incarnation.
     commit: LogIndex,
     /// Whether the node was leader when last seen.
@@ -82,9 +88,23 @@ impl Checker {
     }
 
     /// A node (re)starts with `entries` in storage after `base` (its snapshot index).
-    pub fn node_started(&mut self, track: &mut NodeTrack, entries: &[Entry], time_ms: u64) {
+    pub fn node_started(
+        &mut self,
+        track: &mut NodeTrack,
+        snapshot: Option<(LogIndex, Term, u64)>,
+        entries: &[Entry],
+        time_ms: u64,
+    ) {
         track.chain.clear();
         track.applied = LogIndex(0);
+        track.applied_chain = 0;
+        track.chain_base = LogIndex(0);
+        track.chain_base_hash = 0;
+        if let Some((index, term, state_chain)) = snapshot {
+            self.snapshot_restored(NodeId(0), track, index, term, state_chain, time_ms);
+        }
+        let entries: Vec<Entry> = entries.iter().filter(|e| e.index > track.chain_base).cloned().collect();
+        let entries = &entries[..];
         // The restored commit index may be below the one before the crash (it is persisted
         // lazily); count from zero so the restored committed prefix is checked again.
         track.commit = LogIndex(0);
@@ -97,7 +117,11 @@ impl Checker {
         let Some(first) = entries.first() else {
             return;
         };
-        let keep = (first.index.0 - 1) as usize;
+        if first.index <= track.chain_base {
+            self.flag("log-matching", time_ms, format!("entries from {} overwrite a snapshot", first.index));
+            return;
+        }
+        let keep = (first.index.0 - 1 - track.chain_base.0) as usize;
         if keep > track.chain.len() {
             self.flag(
                 "log-matching",
@@ -108,7 +132,7 @@ impl Checker {
         }
         track.chain.truncate(keep);
         for entry in entries {
-            let previous = track.chain.last().copied().unwrap_or(0);
+            let previous = track.chain.last().copied().unwrap_or(track.chain_base_hash);
             let chain = combine(previous, &entry_hash(entry));
             track.chain.push(chain);
             if self.log_matching_disabled {
@@ -137,7 +161,8 @@ impl Checker {
             self.flag("applied-order", time_ms, detail);
         }
         track.applied = entry.index;
-        let hash = entry_hash(entry);
+        track.applied_chain = combine(track.applied_chain, &entry_hash(entry));
+        let hash = track.applied_chain;
         let slot = (entry.index.0 - 1) as usize;
         if slot < self.applied.len() {
             if self.applied[slot] != hash {
@@ -229,6 +254,34 @@ impl Checker {
             let detail = format!("node {id} leads term {term} without committed entry {committed}");
             self.flag("leader-completeness", time_ms, detail);
         }
+    }
+
+    /// A node's state machine was replaced by a snapshot covering (`index`, `term`) whose
+    /// state has chain hash `state_chain`; its log now starts after `index`.
+    pub fn snapshot_restored(
+        &mut self,
+        id: NodeId,
+        track: &mut NodeTrack,
+        index: LogIndex,
+        term: Term,
+        state_chain: u64,
+        time_ms: u64,
+    ) {
+        track.applied = index;
+        track.applied_chain = state_chain;
+        let slot = (index.0 - 1) as usize;
+        match self.applied.get(slot) {
+            Some(&known) if known != state_chain => {
+                let detail = format!("node {id} holds a snapshot at {index} unlike the applied state");
+                self.flag("state-machine-safety", time_ms, detail);
+            }
+            _ => {}
+        }
+        track.chain.clear();
+        track.chain_base = index;
+        // Log matching continues from the snapshot: its last entry's chain hash is known from
+        // whoever appended it.
+        track.chain_base_hash = self.chains.get(&(index, term)).copied().unwrap_or(0);
     }
 
     /// Reports a node that failed to restart from its own storage.

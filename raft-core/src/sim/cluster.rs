@@ -8,37 +8,49 @@
 use crate::config::Config;
 use crate::message::Message;
 use crate::node::RaftNode;
+use crate::ready::SnapshotMeta;
 use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
 use crate::sim::checker::{Checker, NodeTrack, Violation};
 use crate::sim::config::{LinkConfig, SimConfig};
 use crate::sim::hash::combine;
+use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::script::{Input, Script};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use bytes::Bytes;
 
 /// What a node's disk holds: everything that survives a crash.
 #[derive(Clone, Debug, Default)]
 pub struct Storage {
     /// The last persisted hard state.
     pub hard_state: HardState,
-    /// The persisted log.
+    /// The persisted log (possibly starting after a compaction point).
     pub entries: Vec<Entry>,
+    /// The latest snapshot and its bytes.
+    pub snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// A snapshot being received. On a real disk this is a temporary file; a crash discards it.
+    pub staging: Vec<u8>,
 }
 
 impl Storage {
-    fn persist(&mut self, ready: &Ready) {
-        if let Some(hard_state) = ready.hard_state {
-            self.hard_state = hard_state;
-        }
-        if let Some(first) = ready.entries.first() {
-            let keep = (first.index.0 - 1) as usize;
-            self.entries.truncate(keep);
-            self.entries.extend_from_slice(&ready.entries);
-        }
+    /// Stores a batch's entries: everything from the first one's index is replaced.
+    fn store_entries(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let keep = self.entries.iter().take_while(|e| e.index < first.index).count();
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// Drops entries up to and including `index`.
+    fn compact(&mut self, index: LogIndex) {
+        let covered = self.entries.iter().take_while(|e| e.index <= index).count();
+        self.entries.drain(..covered);
     }
 }
 
@@ -72,8 +84,8 @@ pub struct SimNode {
     /// A persist finished while paused.
     persist_done_held: bool,
     track: NodeTrack,
-    /// Entries applied in this incarnation (the simulated state machine).
-    pub applied: Vec<Entry>,
+    /// The simulated state machine (rebuilt from the snapshot and the log on restart).
+    pub machine: SimStateMachine,
 }
 
 impl SimNode {
@@ -112,6 +124,8 @@ enum Event {
 pub struct SimStats {
     /// Messages handed to the network.
     pub messages_sent: u64,
+    /// Log entries carried by the AppendEntries sent.
+    pub entries_sent: u64,
     /// Messages handled by their receiver.
     pub messages_delivered: u64,
     /// Messages lost: random loss, cut links, or a crashed receiver.
@@ -126,6 +140,16 @@ pub struct SimStats {
     pub proposals_refused: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Snapshots taken by servers (by policy or on demand).
+    pub snapshots_taken: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Configuration changes appended.
+    pub membership_changes: u64,
+    /// Membership changes asked for but refused (for example while another was in progress).
+    pub membership_changes_refused: u64,
+    /// Leadership transfers that ended with the target leading.
+    pub leader_transfers: u64,
     /// Elections started (terms raised), summed over servers.
     pub elections: u64,
     /// Batches made durable.
@@ -149,6 +173,8 @@ pub struct Simulation {
     checker: Checker,
     trace_hash: u64,
     stats: SimStats,
+    /// A transfer asked for: (target, term when asked).
+    transfer_pending: Option<(NodeId, crate::types::Term)>,
 }
 
 impl Simulation {
@@ -158,7 +184,7 @@ impl Simulation {
     /// A lowercase description if the configuration is invalid.
     pub fn new(config: SimConfig, script: Script) -> Result<Simulation, String> {
         config.validate()?;
-        let membership = Membership::with_voters(config.node_ids());
+        let membership = Membership::with_voters(config.node_ids().filter(|&id| config.is_initial_voter(id)));
         let mut simulation = Simulation {
             rng: Rng::new(config.seed),
             script,
@@ -173,11 +199,16 @@ impl Simulation {
             checker: Checker::new(),
             trace_hash: combine(0, &config.seed),
             stats: SimStats::default(),
+            transfer_pending: None,
             config,
         };
         for id in simulation.config.node_ids() {
             let restored = bootstrap(membership.clone());
-            let storage = Storage { hard_state: restored.hard_state, entries: restored.entries.clone() };
+            let mut storage = Storage::default();
+            if simulation.config.is_initial_voter(id) {
+                storage.hard_state = restored.hard_state;
+                storage.entries = restored.entries.clone();
+            }
             simulation.nodes.push(SimNode {
                 id,
                 raft: None,
@@ -188,7 +219,7 @@ impl Simulation {
                 held: VecDeque::new(),
                 persist_done_held: false,
                 track: NodeTrack::default(),
-                applied: Vec::new(),
+                machine: SimStateMachine::default(),
             });
             simulation.start_node(id);
         }
@@ -358,6 +389,8 @@ impl Simulation {
         config.heartbeat_interval_ticks = self.config.heartbeat_interval_ticks;
         config.pre_vote = self.config.pre_vote;
         config.check_quorum = self.config.check_quorum;
+        config.snapshot_interval_entries = self.config.snapshot_interval_entries;
+        config.snapshot_trailing_entries = self.config.snapshot_trailing_entries;
         config
     }
 
@@ -367,12 +400,17 @@ impl Simulation {
         };
         let incarnation = self.nodes[k].incarnation + 1;
         let config = self.node_config(id, incarnation);
-        let storage = &self.nodes[k].storage;
+        let storage = &mut self.nodes[k].storage;
+        storage.staging.clear();
+        let machine = match &storage.snapshot {
+            Some((_, data)) => SimStateMachine::restore(data).unwrap_or_default(),
+            None => SimStateMachine::default(),
+        };
         let restored = Restored {
             hard_state: storage.hard_state,
-            snapshot: None,
+            snapshot: storage.snapshot.as_ref().map(|(meta, _)| meta.clone()),
             entries: storage.entries.clone(),
-            applied: LogIndex(0),
+            applied: machine.applied,
         };
         let raft = match RaftNode::new(config, restored) {
             Ok(raft) => raft,
@@ -388,8 +426,9 @@ impl Simulation {
         node.held.clear();
         node.persist_done_held = false;
         node.persisting = None;
-        node.applied.clear();
-        self.checker.node_started(&mut node.track, &node.storage.entries, now);
+        let snapshot = node.storage.snapshot.as_ref().map(|(meta, _)| (meta.index, meta.term, machine.chain));
+        node.machine = machine;
+        self.checker.node_started(&mut node.track, snapshot, &node.storage.entries, now);
         node.raft = Some(raft);
         // Nodes tick at their own phase so they do not act in lockstep.
         let phase = self.rng.range(0, self.config.tick_ms);
@@ -411,9 +450,13 @@ impl Simulation {
             Input::WipeDisk(id) => {
                 self.crash(id);
                 if let Some(k) = self.index(id) {
-                    let restored = bootstrap(Membership::with_voters(self.config.node_ids()));
-                    self.nodes[k].storage =
-                        Storage { hard_state: restored.hard_state, entries: restored.entries };
+                    let initial = self.config.node_ids().filter(|&id| self.config.is_initial_voter(id));
+                    let restored = bootstrap(Membership::with_voters(initial));
+                    self.nodes[k].storage = Storage {
+                        hard_state: restored.hard_state,
+                        entries: restored.entries,
+                        ..Storage::default()
+                    };
                 }
             }
             Input::Restart(id) => {
@@ -458,6 +501,34 @@ impl Simulation {
             Input::Heal => self.cut.clear(),
             Input::SetLink { from, to, link } => {
                 self.links.insert((from, to), link);
+            }
+            Input::Snapshot(id) => {
+                if let Some(k) = self.index(id) {
+                    self.take_snapshot(k);
+                }
+            }
+            Input::ChangeMembership { change } => {
+                let accepted = self.leader().and_then(|id| self.index(id)).is_some_and(|k| {
+                    let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
+                    let expected = raft.membership_index();
+                    let accepted = raft.change_membership(change, expected).is_ok();
+                    self.after_node_changed(k);
+                    accepted
+                });
+                if accepted {
+                    self.stats.membership_changes += 1;
+                } else {
+                    self.stats.membership_changes_refused += 1;
+                }
+            }
+            Input::TransferLeadership { target } => {
+                if let Some(k) = self.leader().and_then(|id| self.index(id)) {
+                    let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
+                    if let Ok(target) = raft.transfer_leadership(target) {
+                        self.transfer_pending = Some((target, raft.term()));
+                    }
+                    self.after_node_changed(k);
+                }
             }
             Input::DropMessage { id } => self.alter_in_flight(id, false),
             Input::DuplicateMessage { id } => self.alter_in_flight(id, true),
@@ -588,10 +659,21 @@ impl Simulation {
             }
             let mut ready = raft.ready();
             let now = self.now_ms;
+            if let Some(meta) = &ready.snapshot_installed {
+                // The checker follows the node's log from the snapshot on.
+                let node = &mut self.nodes[k];
+                let mut data = node.storage.staging.clone();
+                for chunk in &ready.snapshot_chunks {
+                    data.extend_from_slice(&chunk.data);
+                }
+                let chain = SimStateMachine::restore(&data).map_or(0, |m| m.chain);
+                self.checker.snapshot_restored(node.id, &mut node.track, meta.index, meta.term, chain, now);
+            }
             self.checker.entries_appended(&mut self.nodes[k].track, &ready.entries, now);
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
             }
+            self.serve_snapshot_chunks(k, &ready.snapshot_chunks_wanted);
             self.nodes[k].persisting = Some(ready);
             if self.config.disk_latency_ms > 0 {
                 let node = &self.nodes[k];
@@ -610,7 +692,25 @@ impl Simulation {
             return;
         };
         self.stats.persists += 1;
-        self.nodes[k].storage.persist(&ready);
+        let node = &mut self.nodes[k];
+        for chunk in &ready.snapshot_chunks {
+            if chunk.offset == 0 {
+                node.storage.staging.clear();
+            }
+            node.storage.staging.extend_from_slice(&chunk.data);
+        }
+        if let Some(meta) = ready.snapshot_installed.take() {
+            // The staged snapshot becomes the current one; the stored log starts over.
+            let data = Bytes::from(core::mem::take(&mut node.storage.staging));
+            node.machine = SimStateMachine::restore(&data).unwrap_or_default();
+            node.storage.snapshot = Some((meta, data));
+            node.storage.entries.clear();
+            self.stats.snapshots_installed += 1;
+        }
+        if let Some(hard_state) = ready.hard_state {
+            node.storage.hard_state = hard_state;
+        }
+        node.storage.store_entries(&ready.entries);
         for message in core::mem::take(&mut ready.messages_after_persist) {
             self.send(message);
         }
@@ -618,10 +718,47 @@ impl Simulation {
         let node = &mut self.nodes[k];
         for entry in &ready.committed_entries {
             self.checker.entry_applied(node.id, &mut node.track, entry, now);
+            node.machine.apply(entry);
         }
-        node.applied.extend(ready.committed_entries);
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();
+        }
+        if self.nodes[k].raft.as_ref().and_then(RaftNode::snapshot_wanted).is_some() {
+            self.take_snapshot(k);
+        }
+    }
+
+    /// The node snapshots its state machine and compacts its log behind it.
+    fn take_snapshot(&mut self, k: usize) {
+        let node = &mut self.nodes[k];
+        let Some(raft) = node.raft.as_mut() else {
+            return;
+        };
+        let index = node.machine.applied;
+        if index != raft.applied_index() {
+            return; // A batch is still being applied; try again later.
+        }
+        if let Ok(created) = raft.snapshot_created(index) {
+            node.storage.snapshot = Some((created.meta, node.machine.snapshot()));
+            node.storage.compact(created.compact_through);
+            self.stats.snapshots_taken += 1;
+        }
+    }
+
+    /// Leader: read the chunks the core asked for from the stored snapshot and hand them back.
+    fn serve_snapshot_chunks(&mut self, k: usize, wanted: &[crate::ready::SnapshotChunkRequest]) {
+        let node = &mut self.nodes[k];
+        let (Some(raft), Some((meta, data))) = (node.raft.as_mut(), node.storage.snapshot.as_ref()) else {
+            return;
+        };
+        for request in wanted {
+            if request.meta != *meta {
+                continue;
+            }
+            let start = (request.offset as usize).min(data.len());
+            let end = (start + SNAPSHOT_CHUNK_BYTES).min(data.len());
+            let last = end == data.len();
+            raft.send_snapshot_chunk(request.to, meta.index, request.offset, data.slice(start..end), last);
         }
     }
 
@@ -631,6 +768,12 @@ impl Simulation {
         let Some(raft) = node.raft.as_ref() else {
             return;
         };
+        if let Some((target, term)) = self.transfer_pending {
+            if raft.id() == target && raft.role() == Role::Leader && raft.term() > term {
+                self.stats.leader_transfers += 1;
+                self.transfer_pending = None;
+            }
+        }
         self.checker.observe_node(
             node.id,
             &mut node.track,
@@ -646,6 +789,9 @@ impl Simulation {
     /// Puts a message on the wire: the link decides whether, when and how often it arrives.
     fn send(&mut self, message: Message) {
         self.stats.messages_sent += 1;
+        if let crate::message::MessageBody::AppendEntries { entries, .. } = &message.body {
+            self.stats.entries_sent += entries.len() as u64;
+        }
         self.message_ids += 1;
         let id = self.message_ids;
         let key = (message.from, message.to);

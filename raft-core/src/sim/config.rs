@@ -42,6 +42,13 @@ pub struct FaultSet {
     pub reorder: bool,
     /// Pause nodes (a long GC or a stopped VM): no ticks, no messages handled.
     pub pause: bool,
+    /// Change the membership: remove servers (the leader too), demote and re-add voters,
+    /// replace the voter set through joint consensus.
+    pub membership: bool,
+    /// Snapshot every 10–100 entries, so lagging and restarted servers need InstallSnapshot.
+    pub snapshot: bool,
+    /// Ask the leader to hand over to another server, under load.
+    pub transfer: bool,
     /// Wipe a crashed node's disk. Not a fault Raft tolerates, so not part of `all`: it is
     /// there to show that the checkers catch what it breaks.
     pub amnesia: bool,
@@ -63,6 +70,9 @@ impl FaultSet {
             duplicate: true,
             reorder: true,
             pause: true,
+            membership: true,
+            snapshot: true,
+            transfer: true,
             amnesia: false,
         }
     }
@@ -88,6 +98,9 @@ impl FaultSet {
                 "reorder" => faults.reorder = true,
                 "pause" => faults.pause = true,
                 "amnesia" => faults.amnesia = true,
+                "membership" => faults.membership = true,
+                "snapshot" => faults.snapshot = true,
+                "transfer" => faults.transfer = true,
                 other => return Err(alloc::format!("unknown fault {other:?}")),
             }
         }
@@ -107,6 +120,9 @@ impl FaultSet {
             (self.duplicate, "duplicate"),
             (self.reorder, "reorder"),
             (self.pause, "pause"),
+            (self.membership, "membership"),
+            (self.snapshot, "snapshot"),
+            (self.transfer, "transfer"),
             (self.amnesia, "amnesia"),
         ];
         let chosen: alloc::vec::Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
@@ -139,6 +155,13 @@ pub struct SimConfig {
     pub disk_latency_ms: u64,
     /// Default behaviour of every link.
     pub link: LinkConfig,
+    /// Servers 1..=voters_initial start as the cluster's voters; the others start empty and
+    /// wait to be added (0: all of them).
+    pub voters_initial: usize,
+    /// Servers snapshot after this many applied entries (0: only on demand).
+    pub snapshot_interval_entries: u64,
+    /// Entries kept behind a snapshot for slow followers.
+    pub snapshot_trailing_entries: u64,
 }
 
 impl SimConfig {
@@ -154,7 +177,15 @@ impl SimConfig {
             check_quorum: true,
             disk_latency_ms: 1,
             link: LinkConfig::default(),
+            voters_initial: 0,
+            snapshot_interval_entries: 0,
+            snapshot_trailing_entries: 16,
         }
+    }
+
+    /// Whether server `id` is one of the voters the cluster is bootstrapped with.
+    pub fn is_initial_voter(&self, id: NodeId) -> bool {
+        self.voters_initial == 0 || id.0 <= self.voters_initial as u64
     }
 
     /// Ids of the servers: 1..=nodes.
@@ -175,6 +206,9 @@ impl SimConfig {
         }
         if self.link.latency_ms_min > self.link.latency_ms_max {
             return Err(String::from("latency_ms_min above latency_ms_max"));
+        }
+        if self.voters_initial > self.nodes {
+            return Err(String::from("voters_initial above the number of servers"));
         }
         if self.link.loss_per_mille > 1000 || self.link.duplicate_per_mille > 1000 {
             return Err(String::from("per-mille chances must be at most 1000"));

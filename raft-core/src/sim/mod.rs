@@ -10,11 +10,13 @@ mod checker;
 mod cluster;
 mod config;
 pub mod hash;
+mod machine;
 mod script;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
 pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
 pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
+pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
 
 use alloc::string::String;
@@ -52,6 +54,13 @@ pub struct RunOptions {
 pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
     let mut config = SimConfig::new(options.nodes, seed);
     config.link = link_for_faults(options.faults);
+    if options.faults.snapshot {
+        // Snapshot every 10–100 entries, keeping few trailing entries, so that followers
+        // behind by more than that need InstallSnapshot.
+        let mut rng = crate::rng::Rng::new(seed ^ 0x736E_6170);
+        config.snapshot_interval_entries = rng.range(10, 101);
+        config.snapshot_trailing_entries = rng.range(0, 20);
+    }
     config
 }
 

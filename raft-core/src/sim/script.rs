@@ -4,9 +4,11 @@
 //! hash, on every target. The nemesis turns a seed and a [`FaultSet`] into a script, and the
 //! playground appends whatever the user does to the same kind of script.
 
+use crate::node::MembershipChange;
 use crate::rng::Rng;
 use crate::sim::config::{FaultSet, LinkConfig, SimConfig};
 use crate::types::NodeId;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -68,6 +70,19 @@ pub enum Input {
         to: NodeId,
         /// How the link behaves from now on.
         link: LinkConfig,
+    },
+    /// The server snapshots its state machine now and compacts its log.
+    Snapshot(NodeId),
+    /// The current leader is asked to change the configuration (expecting the configuration
+    /// it has now).
+    ChangeMembership {
+        /// The change.
+        change: crate::node::MembershipChange,
+    },
+    /// The current leader is asked to hand over to `target` (or the best other voter).
+    TransferLeadership {
+        /// The server to hand over to.
+        target: Option<NodeId>,
     },
     /// Lose one message that is on the wire (by its [`crate::sim::InFlight`] id).
     DropMessage {
@@ -178,11 +193,21 @@ pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
     if plan.faults.partition || plan.faults.one_way {
         script.push(fault_end, Input::Heal);
     }
+    if plan.faults.membership {
+        // Every server a voter again; retried, since a change may be in progress.
+        let everyone: BTreeSet<NodeId> = ids.iter().copied().collect();
+        for delay_ms in [300, 900, 1_500, 2_100] {
+            let change = MembershipChange::ReplaceVoters(everyone.clone());
+            script.push(fault_end + delay_ms, Input::ChangeMembership { change });
+        }
+    }
     script
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FaultKind {
+    Membership,
+    Transfer,
     Crash,
     Amnesia,
     Partition,
@@ -207,6 +232,12 @@ fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
     if faults.amnesia {
         kinds.push(FaultKind::Amnesia);
     }
+    if faults.membership {
+        kinds.push(FaultKind::Membership);
+    }
+    if faults.transfer {
+        kinds.push(FaultKind::Transfer);
+    }
     kinds
 }
 
@@ -220,6 +251,36 @@ fn push_fault(script: &mut Script, rng: &mut Rng, ids: &[NodeId], kind: FaultKin
             let victim = pick(rng, ids);
             script.push(start, Input::Crash(victim));
             script.push(end, Input::Restart(victim));
+        }
+        FaultKind::Membership => {
+            let victim = pick(rng, ids);
+            let change = |change| Input::ChangeMembership { change };
+            match rng.range(0, 3) {
+                0 => {
+                    script.push(start, change(MembershipChange::RemoveServer(victim)));
+                    script.push(end, change(MembershipChange::AddVoter(victim)));
+                }
+                1 => {
+                    script.push(start, change(MembershipChange::DemoteVoter(victim)));
+                    script.push(end, change(MembershipChange::AddVoter(victim)));
+                }
+                _ => {
+                    // A new voter set of any size from one server up, in one joint step.
+                    let size = rng.range(1, ids.len() as u64 + 1) as usize;
+                    let mut pool: Vec<NodeId> = ids.to_vec();
+                    let mut voters = BTreeSet::new();
+                    while voters.len() < size {
+                        let k = rng.range(0, pool.len() as u64) as usize;
+                        voters.insert(pool.swap_remove(k));
+                    }
+                    script.push(start, change(MembershipChange::ReplaceVoters(voters)));
+                    script.push(end, change(MembershipChange::ReplaceVoters(ids.iter().copied().collect())));
+                }
+            }
+        }
+        FaultKind::Transfer => {
+            let target = if rng.chance(1, 2) { Some(pick(rng, ids)) } else { None };
+            script.push(start, Input::TransferLeadership { target });
         }
         FaultKind::Amnesia => {
             let victim = pick(rng, ids);

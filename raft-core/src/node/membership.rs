@@ -1,0 +1,369 @@
+//! Changing who is in the cluster (thesis ch. 4) and handing leadership over (thesis §3.10).
+//!
+//! - One change at a time, each naming the configuration index it expects (compare-and-set).
+//! - A leader first commits an entry of its own term (the fix for the 2015 single-server
+//!   change bug), and a configuration counts as soon as it is appended (§4.1).
+//! - A new voter catches up as a learner in rounds and is promoted automatically once a round
+//!   finishes within an election timeout (§4.2.1).
+//! - Any change of the voter set in one step goes through joint consensus C_old,new (§4.3),
+//!   which the leader leaves on its own once C_old,new commits.
+//! - A leader that removes itself leads until the change commits, then steps down (§4.2.2).
+
+use super::RaftNode;
+use crate::error::ProposeError;
+use crate::message::MessageBody;
+use crate::progress::Progress;
+use crate::types::{EntryPayload, LogIndex, Membership, NodeId, Role};
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use core::fmt;
+
+/// Catch-up rounds a new voter gets before the leader gives up on promoting it.
+pub const CATCH_UP_ROUNDS_MAX: u32 = 10;
+
+/// A requested change of the cluster's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChange {
+    /// Add a voter. It joins as a learner, catches up, and is promoted automatically (§4.2.1).
+    AddVoter(NodeId),
+    /// Add a member that receives the log but never votes.
+    AddLearner(NodeId),
+    /// Turn a voter into a learner.
+    DemoteVoter(NodeId),
+    /// Remove a server in any role.
+    RemoveServer(NodeId),
+    /// Replace the voter set in one step, through joint consensus (§4.3). Learners that become
+    /// voters stop being learners; other learners stay.
+    ReplaceVoters(BTreeSet<NodeId>),
+}
+
+/// Why a membership change was refused. Nothing was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipError {
+    /// Only the leader changes the configuration.
+    NotLeader {
+        /// The current leader as far as this node knows.
+        leader: Option<NodeId>,
+    },
+    /// The configuration is not the one the caller expected (compare-and-set failed).
+    ConfigurationChanged {
+        /// Index of the configuration in effect.
+        current: LogIndex,
+    },
+    /// An earlier change has not committed yet (or a joint change is being left, or a new
+    /// voter is still catching up).
+    ChangeInProgress,
+    /// The leader has not committed an entry of its own term yet; retry shortly.
+    LeaderNotReady,
+    /// A leadership transfer is in progress.
+    LeadershipTransferInProgress,
+    /// The change would change nothing (for example adding a voter that already votes).
+    NoChange,
+    /// The change would leave the cluster without voters.
+    NoVotersLeft,
+    /// The server is not a member.
+    NotAMember(NodeId),
+}
+
+impl fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MembershipError::NotLeader { leader: Some(id) } => write!(f, "not the leader; node {id} leads"),
+            MembershipError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
+            MembershipError::ConfigurationChanged { current } => {
+                write!(f, "configuration changed; the current one is at index {current}")
+            }
+            MembershipError::ChangeInProgress => f.write_str("another configuration change is in progress"),
+            MembershipError::LeaderNotReady => {
+                f.write_str("leader has not committed an entry of its term yet")
+            }
+            MembershipError::LeadershipTransferInProgress => f.write_str("leadership transfer in progress"),
+            MembershipError::NoChange => f.write_str("the change would change nothing"),
+            MembershipError::NoVotersLeft => f.write_str("the change would leave no voters"),
+            MembershipError::NotAMember(id) => write!(f, "node {id} is not a member"),
+        }
+    }
+}
+
+impl core::error::Error for MembershipError {}
+
+/// Why a leadership transfer was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader transfers leadership.
+    NotLeader {
+        /// The current leader as far as this node knows.
+        leader: Option<NodeId>,
+    },
+    /// A transfer is already under way.
+    InProgress,
+    /// The target is not a voter (or is this leader itself).
+    NotAVoter(NodeId),
+    /// No other voter exists.
+    NoTarget,
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader: Some(id) } => write!(f, "not the leader; node {id} leads"),
+            TransferError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
+            TransferError::InProgress => f.write_str("a leadership transfer is already in progress"),
+            TransferError::NotAVoter(id) => write!(f, "node {id} is not another voter"),
+            TransferError::NoTarget => f.write_str("no other voter to transfer to"),
+        }
+    }
+}
+
+impl core::error::Error for TransferError {}
+
+/// A server catching up before it becomes a voter (thesis §4.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CatchUp {
+    id: NodeId,
+    /// The round ends when the server's log reaches this index.
+    round_end: LogIndex,
+    round_started_tick: u64,
+    rounds: u32,
+}
+
+impl RaftNode {
+    /// Index of the configuration entry in effect (pass it to
+    /// [`RaftNode::change_membership`] as the expected index).
+    pub fn membership_index(&self) -> LogIndex {
+        self.memberships.last().map_or(LogIndex(0), |(i, _)| *i)
+    }
+
+    /// The server being caught up to become a voter, if any.
+    pub fn catching_up(&self) -> Option<NodeId> {
+        self.catch_up.map(|c| c.id)
+    }
+
+    /// The server a leadership transfer is handing over to, if any.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer
+    }
+
+    /// Starts a configuration change. `expected_index` must be the current
+    /// [`RaftNode::membership_index`]. Returns the index of the appended configuration entry
+    /// (for `AddVoter`, of the learner entry; the promotion follows by itself).
+    ///
+    /// # Errors
+    /// [`MembershipError`] says why nothing was appended.
+    pub fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        expected_index: LogIndex,
+    ) -> Result<LogIndex, MembershipError> {
+        if self.role != Role::Leader {
+            return Err(MembershipError::NotLeader { leader: self.leader });
+        }
+        if self.transfer.is_some() {
+            return Err(MembershipError::LeadershipTransferInProgress);
+        }
+        let current_index = self.membership_index();
+        if expected_index != current_index {
+            return Err(MembershipError::ConfigurationChanged { current: current_index });
+        }
+        if current_index > self.log.committed || self.membership().is_joint() || self.catch_up.is_some() {
+            return Err(MembershipError::ChangeInProgress);
+        }
+        if !self.committed_own_term() {
+            return Err(MembershipError::LeaderNotReady);
+        }
+        let current = self.membership().clone();
+        let mut next = current.clone();
+        match change {
+            MembershipChange::AddVoter(id) => {
+                if current.voters.contains(&id) {
+                    return Err(MembershipError::NoChange);
+                }
+                self.catch_up = Some(CatchUp {
+                    id,
+                    round_end: self.log.last_index(),
+                    round_started_tick: self.ticks,
+                    rounds: 1,
+                });
+                if current.learners.contains(&id) {
+                    return Ok(current_index);
+                }
+                next.learners.insert(id);
+                // The learner entry is part of what it must catch up on.
+                if let Some(c) = self.catch_up.as_mut() {
+                    c.round_end = self.log.last_index().next();
+                }
+            }
+            MembershipChange::AddLearner(id) => {
+                if current.contains(id) {
+                    return Err(MembershipError::NoChange);
+                }
+                next.learners.insert(id);
+            }
+            MembershipChange::DemoteVoter(id) => {
+                if !next.voters.remove(&id) {
+                    return Err(MembershipError::NotAMember(id));
+                }
+                next.learners.insert(id);
+            }
+            MembershipChange::RemoveServer(id) => {
+                if !current.contains(id) {
+                    return Err(MembershipError::NotAMember(id));
+                }
+                next.voters.remove(&id);
+                next.learners.remove(&id);
+            }
+            MembershipChange::ReplaceVoters(voters) => {
+                if voters == current.voters {
+                    return Err(MembershipError::NoChange);
+                }
+                next.learners.retain(|id| !voters.contains(id));
+                next.voters_outgoing = current.voters.clone();
+                next.voters = voters;
+            }
+        }
+        if next.voters.is_empty() {
+            self.catch_up = None;
+            return Err(MembershipError::NoVotersLeft);
+        }
+        self.append_membership(next).map_err(|_| MembershipError::ChangeInProgress)
+    }
+
+    fn append_membership(&mut self, membership: Membership) -> Result<LogIndex, ProposeError> {
+        let index = self.propose_payload(EntryPayload::Membership(Box::new(membership)))?;
+        self.stats.membership_changes += 1;
+        Ok(index)
+    }
+
+    /// Leader: track exactly the members of the configuration in effect.
+    pub(super) fn sync_progress_with_membership(&mut self) {
+        let me = self.config.id;
+        let members = self.membership().members();
+        self.progress.retain(|id, _| members.contains(id));
+        let next = self.log.last_index().next();
+        for id in members {
+            if id != me && !self.progress.contains_key(&id) {
+                let mut pr =
+                    Progress::new(next, self.config.inflight_messages_max, self.config.inflight_bytes_max);
+                pr.last_contact_tick = self.ticks;
+                pr.recent_active = true;
+                self.progress.insert(id, pr);
+            }
+        }
+        if self.catch_up.is_some_and(|c| !self.membership().contains(c.id)) {
+            self.catch_up = None;
+        }
+        if self.transfer.is_some_and(|t| !self.membership().is_voter(t)) {
+            self.transfer = None;
+        }
+    }
+
+    /// Leader, after its commit index moved: leave a committed joint configuration, and step
+    /// down once a configuration without this server as voter has committed.
+    pub(super) fn on_commit_membership(&mut self) {
+        if self.role != Role::Leader || self.membership_index() > self.log.committed {
+            return;
+        }
+        if self.membership().is_joint() {
+            let mut next = self.membership().clone();
+            next.voters_outgoing.clear();
+            let _ = self.append_membership(next);
+            return;
+        }
+        if !self.membership().is_voter(self.config.id) {
+            // §4.2.2: the removed leader has done its job; let the others elect a leader.
+            self.become_follower(self.term, None);
+        }
+    }
+
+    /// Leader: advance a new voter's catch-up and promote it when a round was fast enough.
+    pub(super) fn advance_catch_up(&mut self) {
+        let Some(mut catch_up) = self.catch_up else {
+            return;
+        };
+        let Some(pr) = self.progress.get(&catch_up.id) else {
+            self.catch_up = None;
+            return;
+        };
+        if pr.match_index < catch_up.round_end {
+            return;
+        }
+        let round_ticks = self.ticks.saturating_sub(catch_up.round_started_tick);
+        if round_ticks <= self.config.election_timeout_ticks {
+            // Promote once nothing else is pending; until then keep the round's result.
+            if self.membership_index() <= self.log.committed && !self.membership().is_joint() {
+                let mut next = self.membership().clone();
+                next.learners.remove(&catch_up.id);
+                next.voters.insert(catch_up.id);
+                self.catch_up = None;
+                let _ = self.append_membership(next);
+            }
+            return;
+        }
+        if catch_up.rounds >= CATCH_UP_ROUNDS_MAX {
+            // It cannot keep up; it stays a learner.
+            self.catch_up = None;
+            return;
+        }
+        catch_up.rounds += 1;
+        catch_up.round_end = self.log.last_index();
+        catch_up.round_started_tick = self.ticks;
+        self.catch_up = Some(catch_up);
+    }
+
+    /// Hands leadership to `target`, or to the most up-to-date other voter (thesis §3.10):
+    /// proposals are refused meanwhile, the target is brought up to date and then told to
+    /// campaign at once with TimeoutNow. Abandoned after an election timeout.
+    ///
+    /// # Errors
+    /// [`TransferError`] if this is not the leader, a transfer runs, or the target is invalid.
+    pub fn transfer_leadership(&mut self, target: Option<NodeId>) -> Result<NodeId, TransferError> {
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader { leader: self.leader });
+        }
+        if self.transfer.is_some() {
+            return Err(TransferError::InProgress);
+        }
+        let me = self.config.id;
+        let target = match target {
+            Some(id) if id != me && self.membership().is_voter(id) && self.progress.contains_key(&id) => id,
+            Some(id) => return Err(TransferError::NotAVoter(id)),
+            None => {
+                let membership = self.membership();
+                self.progress
+                    .iter()
+                    .filter(|(id, _)| membership.is_voter(**id))
+                    .max_by_key(|(id, pr)| (pr.match_index, core::cmp::Reverse(**id)))
+                    .map(|(id, _)| *id)
+                    .ok_or(TransferError::NoTarget)?
+            }
+        };
+        self.transfer = Some(target);
+        self.transfer_elapsed = 0;
+        self.maybe_send_timeout_now();
+        self.needs_flush = true;
+        Ok(target)
+    }
+
+    /// Sends TimeoutNow once the transfer target holds the whole log.
+    pub(super) fn maybe_send_timeout_now(&mut self) {
+        let Some(target) = self.transfer else {
+            return;
+        };
+        let caught_up = self.progress.get(&target).is_some_and(|pr| pr.match_index == self.log.last_index());
+        if caught_up {
+            self.send(target, MessageBody::TimeoutNow);
+            self.stats.leader_transfers += 1;
+        }
+    }
+
+    /// Leader tick: give up a transfer that took longer than an election timeout.
+    pub(super) fn tick_transfer(&mut self) {
+        if self.transfer.is_none() {
+            return;
+        }
+        self.transfer_elapsed += 1;
+        if self.transfer_elapsed >= self.config.election_timeout_ticks {
+            self.transfer = None;
+        }
+    }
+}
