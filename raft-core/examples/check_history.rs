@@ -87,7 +87,7 @@ fn run(arguments: &[String]) -> Result<ExitCode, String> {
             history = with_stale_read(&history);
         }
         let label = format!(
-            "{} operations, {} keys, {} clients, operation time <= {}, {} per mille unknown, seed {seed}",
+            "operations {}, keys {}, clients {}, operation time <= {}, unknown per mille {}, seed {seed}",
             shape.operations, shape.keys, shape.clients, shape.operation_time_max, shape.unknown_per_mille
         );
         if report(&label, &history) != ExitCode::SUCCESS {
