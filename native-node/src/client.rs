@@ -120,7 +120,10 @@ impl Client {
     async fn attempt(&mut self, address: &str, request: &Value) -> Result<Value, String> {
         if self.socket.as_ref().is_none_or(|(connected, _)| connected != address) {
             let url = format!("ws://{address}/client");
-            let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
+            // A small read buffer: tungstenite zero-fills it on every read (see the server's).
+            let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4 * 1024);
+            let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true);
             let (socket, _) = tokio::time::timeout(self.config.attempt_timeout, connect)
                 .await
                 .map_err(|_| format!("connecting to {address} timed out"))?

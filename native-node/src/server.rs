@@ -43,6 +43,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
+/// Read buffer of a client WebSocket. tungstenite zero-fills its read buffer up to this size on
+/// every socket read, so the 128 KiB default costs a large memset per small JSON request.
+pub const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Requests one client WebSocket may have in flight; reading pauses beyond it.
 pub const CLIENT_INFLIGHT_REQUESTS_MAX: usize = 1024;
 
@@ -342,6 +346,7 @@ async fn raft_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> 
     upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
+        .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move { transport.accept(socket).await })
 }
 
@@ -511,6 +516,7 @@ async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: Body
 async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(api::REQUEST_BYTES_MAX)
+        .read_buffer_size(CLIENT_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| serve_client_socket(state, socket))
 }
 

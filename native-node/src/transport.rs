@@ -40,6 +40,10 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// AppendEntries at `message_bytes_max` (1 MiB by default) of payload, plus entry overhead.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Read buffer of a peer WebSocket: tungstenite zero-fills it up to this size on every socket
+/// read, so it is kept well below the 128 KiB default; large frames just take several reads.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -393,7 +397,8 @@ pub async fn dial(
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.frame_bytes_max))
-        .max_frame_size(Some(config.frame_bytes_max));
+        .max_frame_size(Some(config.frame_bytes_max))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let url = format!("ws://{address}/raft");
     let handshake = async {
         let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true)
