@@ -348,9 +348,8 @@ async fn dev_cluster(args: DevClusterArgs, secret: Option<Vec<u8>>) -> Result<()
     }
     println!("try: raft-node kv --endpoints {} put hello world", endpoints.join(","));
     shutdown_signal().await;
-    for node in nodes {
-        node.shutdown().await;
-    }
+    // All at once, so the last nodes do not hold elections while the first ones stop.
+    futures_util::future::join_all(nodes.into_iter().map(|node| node.shutdown())).await;
     Ok(())
 }
 
