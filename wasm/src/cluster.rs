@@ -642,6 +642,17 @@ impl SimCluster {
         self.rows.iter().skip(field).step_by(NODE_STRIDE).copied()
     }
 
+    /// A cluster for Rust callers (benchmarks, tests): `config` and a script of inputs.
+    ///
+    /// # Errors
+    /// A lowercase description if the config is invalid.
+    pub fn with_script(config: raft_core::sim::SimConfig, script: Script) -> Result<SimCluster, String> {
+        crate::options::check_config(&config)?;
+        let simulation = Simulation::new(config, Script::new())?;
+        let events = EventLog::new(&simulation);
+        Ok(SimCluster { simulation, script, fed: 0, events, rows: Vec::new() })
+    }
+
     /// The simulation, for Rust callers (benchmarks, tests).
     pub fn simulation(&self) -> &Simulation {
         &self.simulation
