@@ -133,7 +133,9 @@ export function showNode(view, log, kv, nodeCount) {
       table.append(row);
     }
   } else {
-    table.append(element('caption', 'only a leader tracks its followers'));
+    const row = element('tr');
+    row.append(element('td', 'Only a leader tracks its followers.'));
+    table.append(row);
   }
 
   const entries = $('node-log');

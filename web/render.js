@@ -235,10 +235,11 @@ function drawNode(ctx, layout, node, frame, selected) {
   if (!down && (node.role === 'candidate' || node.role === 'pre-candidate')) voteDots(ctx, layout, p, node, frame);
 }
 
-// One dot per other voter inside the candidate: filled green granted, red refused, hollow pending.
+// One dot per voter inside the candidate (its own vote included): filled green granted, red
+// refused, hollow not yet answered.
 function voteDots(ctx, layout, p, node, frame) {
-  const others = frame.nodes.length - 1;
-  if (others <= 0 || layout.compact) return;
+  const others = frame.nodes.length;
+  if (others <= 1 || layout.compact) return;
   const dot = Math.max(2.5, Math.min(4.5, p.r / 8));
   const width = others * dot * 2.6;
   for (let k = 0; k < others; k++) {

@@ -86,6 +86,11 @@ impl SimCluster {
         encode_run(self.simulation.config(), &self.script)
     }
 
+    /// Only the input script, as the text `run()` ends with (see the run_text module).
+    pub fn script(&self) -> String {
+        crate::run_text::encode_script(&self.script)
+    }
+
     /// The options that recreate this cluster (every field filled in).
     ///
     /// # Errors

@@ -77,6 +77,13 @@ try {
   const native = nativeExample('core_bench', Object.values(workload));
   const same = wasm.hash === native.hash ? 'same trace hash' : `DIFFERENT trace hashes ${wasm.hash} / ${native.hash}`;
   console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults): wasm ${wasm.ms.toFixed(0)} ms, native ${native.ms.toFixed(0)} ms, wasm speed ${(native.ms / wasm.ms).toFixed(2)}x native (${same})`);
+
+  // The README's picture: log replication, while AppendEntries carry the first write.
+  await page.evaluate(() => window.flotilla.loadScenario('log-replication'));
+  await page.evaluate(() => window.flotilla.seek(612));
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${root}web/screenshot.png` });
+  console.log('saved web/screenshot.png');
 } finally {
   await browser.close();
   server.kill();
