@@ -65,6 +65,7 @@ pub use node::{
 pub use progress::ProgressState;
 pub use reads::{ReadError, ReadMode, ReadState};
 pub use ready::{
-    bootstrap, Ready, Restored, SnapshotChunk, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta, SoftState,
+    bootstrap, recover_cluster, Ready, Restored, SnapshotChunk, SnapshotChunkRequest, SnapshotCreated,
+    SnapshotMeta, SoftState,
 };
 pub use types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};

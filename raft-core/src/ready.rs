@@ -154,3 +154,43 @@ pub fn bootstrap(membership: Membership) -> Restored {
         applied: LogIndex(0),
     }
 }
+
+/// Recovery after a permanent loss of quorum (hashicorp's `RecoverCluster`).
+///
+/// **Unsafe by design.** When a majority of voters is gone for good, no leader can ever be
+/// elected again. This rewrites a *stopped* survivor's stored state so that `membership` (for
+/// example just the survivors) is in effect: it appends a configuration entry in a new term
+/// after the last stored entry. Run it with the same `membership` on every survivor, then start
+/// them; the most up-to-date survivor wins the election and commits the new configuration.
+///
+/// What it can cost: entries that only the lost servers stored, committed or not, are gone,
+/// and clients that saw them committed will not see them again. Only an operator who knows
+/// the lost servers will never return should run it.
+///
+/// # Errors
+/// [`crate::ConfigError::InconsistentRestore`] if `membership` has no voters.
+pub fn recover_cluster(
+    mut restored: Restored,
+    membership: Membership,
+) -> Result<Restored, crate::ConfigError> {
+    if membership.voters.is_empty() || membership.is_joint() {
+        return Err(crate::ConfigError::InconsistentRestore(
+            "recovery needs a plain configuration with voters",
+        ));
+    }
+    let (last_index, last_term) = match (restored.entries.last(), &restored.snapshot) {
+        (Some(entry), _) => (entry.index, entry.term),
+        (None, Some(meta)) => (meta.index, meta.term),
+        (None, None) => (LogIndex(0), Term(0)),
+    };
+    // A term no server has used, so the new entry can never be mistaken for an old one.
+    let term = restored.hard_state.term.max(last_term).next();
+    restored.entries.push(Entry {
+        term,
+        index: last_index.next(),
+        payload: EntryPayload::Membership(alloc::boxed::Box::new(membership)),
+    });
+    restored.hard_state.term = term;
+    restored.hard_state.voted_for = None;
+    Ok(restored)
+}

@@ -18,7 +18,8 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use core::fmt;
 
-/// Catch-up rounds a new voter gets before the leader gives up on promoting it.
+/// Catch-up rounds a new voter gets before the leader gives up on promoting it; the whole
+/// catch-up may also take at most this many election timeouts.
 pub const CATCH_UP_ROUNDS_MAX: u32 = 10;
 
 /// A requested change of the cluster's configuration.
@@ -125,6 +126,7 @@ pub(super) struct CatchUp {
     round_end: LogIndex,
     round_started_tick: u64,
     rounds: u32,
+    started_tick: u64,
 }
 
 impl RaftNode {
@@ -183,6 +185,7 @@ impl RaftNode {
                     round_end: self.log.last_index(),
                     round_started_tick: self.ticks,
                     rounds: 1,
+                    started_tick: self.ticks,
                 });
                 if current.learners.contains(&id) {
                     return Ok(current_index);
@@ -284,6 +287,12 @@ impl RaftNode {
             self.catch_up = None;
             return;
         };
+        let total_ticks = self.ticks.saturating_sub(catch_up.started_tick);
+        if total_ticks > u64::from(CATCH_UP_ROUNDS_MAX) * self.config.election_timeout_ticks {
+            // Unreachable or too slow: it stays a learner.
+            self.catch_up = None;
+            return;
+        }
         if pr.match_index < catch_up.round_end {
             return;
         }
@@ -339,6 +348,14 @@ impl RaftNode {
         };
         self.transfer = Some(target);
         self.transfer_elapsed = 0;
+        let last_index = self.log.last_index();
+        if let Some(pr) = self.progress.get_mut(&target) {
+            if pr.match_index < last_index && pr.next_index > last_index {
+                // Entries believed in flight may be lost: check now rather than at the next
+                // heartbeat, so the handover is quick.
+                pr.check_lost_entries = true;
+            }
+        }
         self.maybe_send_timeout_now();
         self.needs_flush = true;
         Ok(target)

@@ -1092,7 +1092,9 @@ impl RaftNode {
                 let has_entries = pr.next_index <= last_index;
                 // The commit index travels with the next AppendEntries or heartbeat (§5.3), so
                 // a new commit alone sends nothing: that halves the messages per commit.
-                if !has_entries && !pr.check_lost_entries {
+                // A probe with no entries still finds out where the follower's log stands.
+                let probe_needed = pr.state == ProgressState::Probe && pr.match_index < pr.next_index.prev();
+                if !has_entries && !pr.check_lost_entries && !probe_needed {
                     break;
                 }
                 pr.check_lost_entries = false;

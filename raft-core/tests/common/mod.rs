@@ -3,9 +3,10 @@
 //! figures: `campaign(1)`, `stabilize()`, `isolate(3)`, `crash(2)`.
 #![allow(dead_code)]
 
+use raft_core::sim::SimStateMachine;
 use raft_core::{
     bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, NodeId, RaftNode,
-    Restored, Role, Term,
+    Restored, Role, SnapshotMeta, Term,
 };
 use std::collections::{BTreeSet, VecDeque};
 
@@ -14,7 +15,14 @@ use std::collections::{BTreeSet, VecDeque};
 pub struct Disk {
     pub hard_state: HardState,
     pub entries: Vec<Entry>,
+    /// The latest snapshot and its bytes (a `SimStateMachine`).
+    pub snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// A snapshot being received.
+    pub staging: Vec<u8>,
 }
+
+/// Bytes per snapshot chunk in tests: tiny, so a snapshot takes many chunks.
+pub const TEST_CHUNK_BYTES: usize = 16;
 
 pub struct TestCluster {
     pub nodes: Vec<Option<RaftNode>>,
@@ -28,6 +36,8 @@ pub struct TestCluster {
     pub delivered: Vec<Message>,
     /// Entries applied per node (this incarnation).
     pub applied: Vec<Vec<Entry>>,
+    /// Each node's state machine.
+    pub machines: Vec<SimStateMachine>,
 }
 
 pub fn config(id: u64) -> Config {
@@ -51,8 +61,10 @@ impl TestCluster {
 
     /// Nodes restarted from hand-made storage (for logs that diverge on purpose).
     pub fn from_restored(configs: Vec<Config>, restored: Vec<Restored>) -> TestCluster {
-        let disks =
-            restored.iter().map(|r| Disk { hard_state: r.hard_state, entries: r.entries.clone() }).collect();
+        let disks = restored
+            .iter()
+            .map(|r| Disk { hard_state: r.hard_state, entries: r.entries.clone(), ..Disk::default() })
+            .collect();
         let nodes = configs
             .iter()
             .zip(restored)
@@ -67,6 +79,7 @@ impl TestCluster {
             cut: BTreeSet::new(),
             delivered: Vec::new(),
             applied: vec![Vec::new(); size],
+            machines: vec![SimStateMachine::default(); size],
         }
     }
 
@@ -97,14 +110,46 @@ impl TestCluster {
             while node.has_ready() {
                 let ready = node.ready();
                 self.network.extend(ready.messages);
+                let disk = &mut self.disks[k];
+                // Leader: serve snapshot chunks from the stored snapshot.
+                if let Some((meta, data)) = &disk.snapshot {
+                    for request in ready.snapshot_chunks_wanted.iter().filter(|r| r.meta == *meta) {
+                        let start = (request.offset as usize).min(data.len());
+                        let end = (start + TEST_CHUNK_BYTES).min(data.len());
+                        node.send_snapshot_chunk(
+                            request.to,
+                            meta.index,
+                            request.offset,
+                            data.slice(start..end),
+                            end == data.len(),
+                        );
+                    }
+                }
+                // Follower: stage received chunks; install a complete snapshot.
+                for chunk in &ready.snapshot_chunks {
+                    if chunk.offset == 0 {
+                        disk.staging.clear();
+                    }
+                    disk.staging.extend_from_slice(&chunk.data);
+                }
+                if let Some(meta) = &ready.snapshot_installed {
+                    let data = Bytes::from(std::mem::take(&mut disk.staging));
+                    self.machines[k] = SimStateMachine::restore(&data).expect("a complete snapshot");
+                    disk.snapshot = Some((meta.clone(), data));
+                    disk.entries.clear();
+                }
                 if let Some(hard_state) = ready.hard_state {
-                    self.disks[k].hard_state = hard_state;
+                    disk.hard_state = hard_state;
                 }
                 if let Some(first) = ready.entries.first() {
-                    self.disks[k].entries.truncate((first.index.0 - 1) as usize);
-                    self.disks[k].entries.extend(ready.entries.iter().cloned());
+                    let keep = disk.entries.iter().take_while(|e| e.index < first.index).count();
+                    disk.entries.truncate(keep);
+                    disk.entries.extend(ready.entries.iter().cloned());
                 }
                 self.network.extend(ready.messages_after_persist);
+                for entry in &ready.committed_entries {
+                    self.machines[k].apply(entry);
+                }
                 self.applied[k].extend(ready.committed_entries);
                 node.advance();
             }
@@ -194,15 +239,46 @@ impl TestCluster {
     /// Starts again from the disk.
     pub fn restart(&mut self, id: u64) {
         let k = (id - 1) as usize;
-        let disk = &self.disks[k];
+        let disk = &mut self.disks[k];
+        disk.staging.clear();
+        let machine = disk
+            .snapshot
+            .as_ref()
+            .map_or_else(SimStateMachine::default, |(_, data)| SimStateMachine::restore(data).unwrap());
         let restored = Restored {
             hard_state: disk.hard_state,
-            snapshot: None,
+            snapshot: disk.snapshot.as_ref().map(|(meta, _)| meta.clone()),
             entries: disk.entries.clone(),
-            applied: LogIndex(0),
+            applied: machine.applied,
         };
+        self.machines[k] = machine;
         self.nodes[k] = Some(RaftNode::new(self.configs[k].clone(), restored).expect("restart from disk"));
         self.applied[k].clear();
+    }
+
+    /// Node `id` snapshots its state machine now and compacts its log and disk.
+    pub fn snapshot(&mut self, id: u64) -> LogIndex {
+        let k = (id - 1) as usize;
+        let index = self.machines[k].applied;
+        let data = self.machines[k].snapshot();
+        let created = self.node_mut(id).snapshot_created(index).expect("snapshot accepted");
+        let disk = &mut self.disks[k];
+        disk.snapshot = Some((created.meta, data));
+        let covered = disk.entries.iter().take_while(|e| e.index <= created.compact_through).count();
+        disk.entries.drain(..covered);
+        index
+    }
+
+    /// Adds a server that starts empty and waits to be added to the configuration.
+    pub fn add_empty_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let config = config(id);
+        self.nodes.push(Some(RaftNode::new(config.clone(), Restored::empty()).expect("valid node")));
+        self.configs.push(config);
+        self.disks.push(Disk::default());
+        self.applied.push(Vec::new());
+        self.machines.push(SimStateMachine::default());
+        id
     }
 
     pub fn leaders(&self) -> Vec<u64> {
