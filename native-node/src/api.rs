@@ -283,6 +283,7 @@ pub fn raft_error_code(error: &RaftError) -> &'static str {
         RaftError::ShuttingDown => "shutting_down",
         RaftError::Unsupported(_) => "unsupported",
         RaftError::Storage(_) => "storage",
+        RaftError::Refused(_) => "refused",
     }
 }
 

@@ -7,8 +7,9 @@
 //! postcard-encoded between the core task and the API layer.
 
 use bytes::Bytes;
-use raft_core::kv::{KvConfig, KvStore, Operation, Response};
+use raft_core::kv::{Command, CommandBody, KvConfig, KvStore, Operation, Response};
 use raft_core::state_machine::{restore_from_chunks, StateMachine as CoreStateMachine};
+use raft_core::NodeId;
 use raft_core::{Entry, LogIndex};
 
 /// What the core task needs from a replicated state machine (hashicorp's `FSM`).
@@ -33,6 +34,45 @@ pub trait StateMachine: Send + 'static {
     /// # Errors
     /// A message saying why the bytes are not a valid snapshot.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    /// Peer addresses recorded in the state (see [`ADDRESS_KEY_PREFIX`]).
+    fn peer_addresses(&self) -> Vec<(NodeId, String)> {
+        Vec::new()
+    }
+}
+
+/// Keys under this prefix record where a member can be dialled (hashicorp keeps addresses in
+/// its configuration; raft-core's `Membership` holds ids only, so the address travels through
+/// the log as a key-value record, and every node, including future leaders, learns it).
+pub const ADDRESS_KEY_PREFIX: &[u8] = b"\x00flotilla/address/";
+
+/// The log command that records `address` for `id`.
+pub fn address_record(id: NodeId, address: &str) -> Bytes {
+    let mut key = ADDRESS_KEY_PREFIX.to_vec();
+    key.extend_from_slice(id.0.to_string().as_bytes());
+    let timestamp_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Command::unsessioned(
+        timestamp_ms,
+        Operation::Put { key: Bytes::from(key), value: Bytes::from(address.to_string()) },
+    )
+    .encode()
+}
+
+fn parse_address(key: &[u8], value: &[u8]) -> Option<(NodeId, String)> {
+    let id = key.strip_prefix(ADDRESS_KEY_PREFIX)?;
+    let id: u64 = std::str::from_utf8(id).ok()?.parse().ok()?;
+    let address = std::str::from_utf8(value).ok()?.to_string();
+    Some((NodeId(id), address))
+}
+
+/// The member address a log command records, if it is such a record.
+pub fn parse_address_record(command: &[u8]) -> Option<(NodeId, String)> {
+    let command = Command::decode(command).ok()?;
+    match command.body {
+        CommandBody::Request { operation: Operation::Put { key, value }, .. } => parse_address(&key, &value),
+        _ => None,
+    }
 }
 
 /// raft-core's [`KvStore`] as the node's state machine.
@@ -109,6 +149,10 @@ impl StateMachine for KvStateMachine {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         restore_from_chunks(&mut self.store, [snapshot]).map_err(|e| e.to_string())
     }
+
+    fn peer_addresses(&self) -> Vec<(NodeId, String)> {
+        self.store.iter().filter_map(|(key, value)| parse_address(key, value)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -133,11 +177,16 @@ mod tests {
         copy.restore(&snapshot).unwrap();
         assert_eq!(copy.applied_index(), LogIndex(1));
         // A replayed entry that the snapshot already covers is not applied twice.
-        assert!(copy.apply(&entry(1, &Command::unsessioned(1, put))).unwrap().is_empty());
+        assert!(copy.apply(&entry(1, &Command::unsessioned(1, put.clone()))).unwrap().is_empty());
         let get = encode_query(&Operation::Get { key: Bytes::from("k") });
         assert_eq!(decode_response(&copy.query(&get)).unwrap(), Ok(Output::Value(Some(Bytes::from("v")))));
         assert!(copy.restore(b"garbage").is_err());
         assert_eq!(copy.applied_index(), LogIndex(1));
+        let record = address_record(NodeId(4), "127.0.0.1:7004");
+        assert_eq!(parse_address_record(&record), Some((NodeId(4), "127.0.0.1:7004".to_string())));
+        assert_eq!(parse_address_record(&Command::unsessioned(1, put.clone()).encode()), None);
+        copy.apply(&entry(2, &Command::decode(&record).unwrap())).unwrap();
+        assert_eq!(copy.peer_addresses(), vec![(NodeId(4), "127.0.0.1:7004".to_string())]);
         let _ = ClientId(0);
     }
 }

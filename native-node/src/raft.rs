@@ -15,13 +15,13 @@
 //!    acknowledgements promise durability), committed entries are applied, waiting clients are
 //!    answered, and `advance()` is called.
 
-use crate::kv::StateMachine;
+use crate::kv::{address_record, parse_address_record, StateMachine};
 use crate::metrics::Metrics;
 use crate::storage::{PersistReport, Storage, StorageError};
 use bytes::Bytes;
 use raft_core::{
-    Config, Entry, EntryPayload, HardState, LogIndex, Membership, Message, NodeId, ProposeError, RaftNode,
-    Restored, Role, SnapshotMeta, SoftState, Term,
+    Config, Entry, EntryPayload, HardState, LogIndex, Membership, MembershipChange, Message, NodeId,
+    ProposeError, RaftNode, Restored, Role, SnapshotMeta, SoftState, Term,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -37,7 +37,13 @@ use tokio::task::JoinHandle;
 pub trait Network: Send + Sync + 'static {
     /// Queues `message` for `message.to`.
     fn send(&self, message: Message);
+
+    /// Learns where `id` can be dialled (from a replicated address record or an admin call).
+    fn learn_address(&self, _id: NodeId, _address: String) {}
 }
+
+/// Bytes of snapshot data per InstallSnapshot message; well below the peer frame limit.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 
 /// How a read is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -74,6 +80,8 @@ pub enum RaftError {
     Unsupported(&'static str),
     /// Storage failed; the node stopped.
     Storage(String),
+    /// The request cannot succeed as asked (for example adding a voter that already votes).
+    Refused(String),
 }
 
 impl fmt::Display for RaftError {
@@ -87,6 +95,7 @@ impl fmt::Display for RaftError {
             RaftError::ShuttingDown => f.write_str("the node is shutting down"),
             RaftError::Unsupported(what) => write!(f, "not supported yet: {what}"),
             RaftError::Storage(why) => write!(f, "storage failed: {why}"),
+            RaftError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -139,6 +148,11 @@ pub enum Event {
         /// Last index it covers.
         index: u64,
     },
+    /// A snapshot from the leader replaced this node's state.
+    SnapshotInstalled {
+        /// Last index it covers.
+        index: u64,
+    },
     /// The node stopped.
     Stopped {
         /// Why, if it was not asked to.
@@ -187,6 +201,12 @@ pub struct Status {
     pub followers: Vec<FollowerStatus>,
     /// Milliseconds since this node last heard from a leader (0 on the leader itself), if ever.
     pub last_contact_ms: Option<u64>,
+    /// Index of the configuration entry in effect.
+    pub membership_index: u64,
+    /// A server being caught up before it becomes a voter, if any.
+    pub catching_up: Option<u64>,
+    /// Last index covered by this node's latest snapshot.
+    pub snapshot_index: u64,
     /// Elections this node started.
     pub elections_started: u64,
     /// Peer messages the core refused as invalid.
@@ -217,6 +237,8 @@ impl RaftConfig {
         let mut core = Config::new(id, seed);
         core.election_timeout_ticks = 15;
         core.heartbeat_interval_ticks = 3;
+        core.snapshot_interval_entries = 10_000;
+        core.snapshot_trailing_entries = 1024;
         RaftConfig {
             core,
             tick_interval: Duration::from_millis(10),
@@ -259,6 +281,8 @@ enum Command {
     Read { query: Bytes, mode: ReadMode, reply: Reply<Bytes> },
     Campaign,
     Snapshot { reply: Reply<LogIndex> },
+    ChangeMembership { change: MembershipChange, address: Option<(NodeId, String)>, reply: Reply<LogIndex> },
+    Transfer { target: Option<NodeId>, reply: Reply<NodeId> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -312,8 +336,8 @@ impl Raft {
         } else {
             let mut hard_state = recovered.hard_state.unwrap_or_default();
             if let Some((meta, data)) = &recovered.snapshot {
-                // A local checkpoint of the state machine: entries up to `meta.index` need not
-                // be applied again. The log itself is not compacted (see `Raft::snapshot`).
+                // The state machine starts from the snapshot; the core drops the entries it
+                // covers and checks that the log agrees with it.
                 state_machine.restore(data).map_err(StartError::Snapshot)?;
                 hard_state.commit = hard_state.commit.max(meta.index);
             }
@@ -325,8 +349,13 @@ impl Raft {
                 applied = %applied,
                 "recovered from storage"
             );
-            Restored { hard_state, snapshot: None, entries: recovered.entries, applied }
+            let snapshot = recovered.snapshot.as_ref().map(|(meta, _)| meta.clone());
+            Restored { hard_state, snapshot, entries: recovered.entries, applied }
         };
+        let snapshot_data = recovered.snapshot.map(|(meta, data)| (meta, Bytes::from(data)));
+        for (peer, address) in state_machine.peer_addresses() {
+            network.learn_address(peer, address);
+        }
         let initial_hard_state = restored.hard_state;
         let node =
             RaftNode::new(config.core.clone(), restored).map_err(|e| StartError::Core(e.to_string()))?;
@@ -354,6 +383,10 @@ impl Raft {
             last_leader_contact: None,
             soft_state: None,
             fatal_error: None,
+            snapshot_data,
+            incoming_snapshot: None,
+            snapshot_requested: Vec::new(),
+            pending_transfer: None,
         };
         core.publish_status();
         let task = tokio::spawn(core.run());
@@ -440,50 +473,82 @@ impl Raft {
     /// Restores a user-supplied snapshot (hashicorp's `Restore`).
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core can install snapshots.
+    /// Always [`RaftError::Unsupported`]: raft-core installs snapshots from a leader, but has no
+    /// operation yet to make a user's snapshot the cluster's state.
     pub async fn restore(&self, _snapshot: Bytes) -> Result<(), RaftError> {
-        Err(RaftError::Unsupported("restore needs raft-core snapshot installation (issue 3)"))
+        Err(RaftError::Unsupported("restoring a user snapshot needs a raft-core operation"))
     }
 
-    /// Adds a voter (hashicorp's `AddVoter`).
+    async fn change(
+        &self,
+        change: MembershipChange,
+        address: Option<(NodeId, String)>,
+        timeout: Duration,
+    ) -> Result<LogIndex, RaftError> {
+        self.call(|reply| Command::ChangeMembership { change, address, reply }, timeout).await
+    }
+
+    /// Adds a voter (hashicorp's `AddVoter`): it joins as a non-voter, catches up, and raft-core
+    /// promotes it once a catch-up round finishes within an election timeout (thesis §4.2.1).
+    /// Its address is replicated, so every node can reach it. Returns once the first
+    /// configuration entry is applied here.
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
-    pub async fn add_voter(&self, _id: NodeId, _address: String) -> Result<LogIndex, RaftError> {
-        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    /// [`RaftError::NotLeader`], [`RaftError::Busy`] while another change runs,
+    /// [`RaftError::Refused`] if it already votes.
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        address: String,
+        timeout: Duration,
+    ) -> Result<LogIndex, RaftError> {
+        self.change(MembershipChange::AddVoter(id), Some((id, address)), timeout).await
     }
 
     /// Adds a non-voter (hashicorp's `AddNonvoter`).
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
-    pub async fn add_nonvoter(&self, _id: NodeId, _address: String) -> Result<LogIndex, RaftError> {
-        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    /// As [`Raft::add_voter`].
+    pub async fn add_nonvoter(
+        &self,
+        id: NodeId,
+        address: String,
+        timeout: Duration,
+    ) -> Result<LogIndex, RaftError> {
+        self.change(MembershipChange::AddLearner(id), Some((id, address)), timeout).await
     }
 
     /// Demotes a voter to non-voter (hashicorp's `DemoteVoter`).
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
-    pub async fn demote_voter(&self, _id: NodeId) -> Result<LogIndex, RaftError> {
-        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    /// As [`Raft::add_voter`].
+    pub async fn demote_voter(&self, id: NodeId, timeout: Duration) -> Result<LogIndex, RaftError> {
+        self.change(MembershipChange::DemoteVoter(id), None, timeout).await
     }
 
-    /// Removes a server (hashicorp's `RemoveServer`).
+    /// Removes a server (hashicorp's `RemoveServer`). Removing the leader: it leads until the
+    /// change commits, then steps down.
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core exposes membership changes.
-    pub async fn remove_server(&self, _id: NodeId) -> Result<LogIndex, RaftError> {
-        Err(RaftError::Unsupported("membership changes need raft-core support (issue 3)"))
+    /// As [`Raft::add_voter`].
+    pub async fn remove_server(&self, id: NodeId, timeout: Duration) -> Result<LogIndex, RaftError> {
+        self.change(MembershipChange::RemoveServer(id), None, timeout).await
     }
 
-    /// Hands leadership to `target`, or to the most up-to-date follower (hashicorp's
-    /// `LeadershipTransfer[ToServer]`).
+    /// Hands leadership to `target`, or to the most up-to-date other voter (hashicorp's
+    /// `LeadershipTransfer[ToServer]`, thesis §3.10). Returns the new leader once this node
+    /// has heard from it.
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`] until raft-core exposes leadership transfer.
-    pub async fn leadership_transfer(&self, _target: Option<NodeId>) -> Result<(), RaftError> {
-        Err(RaftError::Unsupported("leadership transfer needs raft-core support (issue 3)"))
+    /// [`RaftError::NotLeader`], [`RaftError::Busy`] while a transfer runs,
+    /// [`RaftError::Refused`] for a target that is not another voter, [`RaftError::Timeout`] if
+    /// the target did not take over in time.
+    pub async fn leadership_transfer(
+        &self,
+        target: Option<NodeId>,
+        timeout: Duration,
+    ) -> Result<NodeId, RaftError> {
+        self.call(|reply| Command::Transfer { target, reply }, timeout).await
     }
 
     /// The node's status as of the last tick or state change.
@@ -565,11 +630,14 @@ impl Waiter {
 struct PendingReady {
     messages_after_persist: Vec<Message>,
     committed_entries: Vec<Entry>,
+    /// A snapshot from the leader, now on disk, to restore the state machine from.
+    installed: Option<(SnapshotMeta, Bytes)>,
 }
 
 enum StorageDone {
     Persisted { result: Result<PersistReport, StorageError>, pending: PendingReady, hard_state: HardState },
-    Snapshot { result: Result<LogIndex, StorageError>, reply: Reply<LogIndex> },
+    Snapshot { result: Result<(), StorageError>, meta: SnapshotMeta, data: Bytes },
+    Compacted { result: Result<usize, StorageError> },
 }
 
 struct CoreTask {
@@ -600,6 +668,16 @@ struct CoreTask {
     last_leader_contact: Option<Instant>,
     soft_state: Option<SoftState>,
     fatal_error: Option<String>,
+    /// The latest snapshot's bytes, served to followers in chunks.
+    snapshot_data: Option<(SnapshotMeta, Bytes)>,
+    /// Chunks of a snapshot the leader is sending us. Kept in memory: raft-core forgets a
+    /// partial transfer on restart anyway, and the whole snapshot is made durable before the
+    /// last chunk is acknowledged.
+    incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// Callers of `Raft::snapshot` waiting for the next snapshot.
+    snapshot_requested: Vec<Reply<LogIndex>>,
+    /// A leadership transfer: its target, deadline and caller.
+    pending_transfer: Option<(NodeId, Instant, Reply<NodeId>)>,
 }
 
 impl CoreTask {
@@ -612,10 +690,12 @@ impl CoreTask {
                 break;
             }
             self.drive_ready();
+            self.maybe_snapshot();
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
                     self.node.tick();
+                    self.check_transfer();
                     self.publish_status();
                 }
                 done = wait_job(&mut self.storage_job), if self.storage_job.is_some() => {
@@ -668,6 +748,12 @@ impl CoreTask {
         let asked = std::mem::take(&mut self.reads_asked).into_values();
         let ready = std::mem::take(&mut self.reads_ready).into_values().flatten();
         for (_, reply) in asked.chain(ready) {
+            let _ = reply.send(Err(RaftError::ShuttingDown));
+        }
+        for reply in std::mem::take(&mut self.snapshot_requested) {
+            let _ = reply.send(Err(RaftError::ShuttingDown));
+        }
+        if let Some((_, _, reply)) = self.pending_transfer.take() {
             let _ = reply.send(Err(RaftError::ShuttingDown));
         }
         let error = self.fatal_error.clone();
@@ -727,7 +813,27 @@ impl CoreTask {
                 self.node.read(id, mode);
             }
             Command::Campaign => self.node.campaign(),
-            Command::Snapshot { reply } => self.snapshot(reply),
+            Command::Snapshot { reply } => self.snapshot_requested.push(reply),
+            Command::ChangeMembership { change, address, reply } => {
+                self.change_membership(change, address, reply)
+            }
+            Command::Transfer { target, reply } => match self.node.transfer_leadership(target) {
+                Ok(target) => {
+                    let ticks = 2 * self.config.core.election_timeout_ticks;
+                    let deadline = Instant::now() + self.config.tick_interval * ticks as u32;
+                    if let Some((_, _, earlier)) = self.pending_transfer.replace((target, deadline, reply)) {
+                        let _ = earlier.send(Err(RaftError::Busy("superseded by another transfer".into())));
+                    }
+                }
+                Err(error) => {
+                    let error = match error {
+                        raft_core::TransferError::NotLeader { leader } => RaftError::NotLeader { leader },
+                        raft_core::TransferError::InProgress => RaftError::Busy(error.to_string()),
+                        other => RaftError::Refused(other.to_string()),
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            },
             Command::Shutdown { reply } => {
                 // Handled in `run`; unreachable in practice, answered anyway.
                 let _ = reply.send(());
@@ -751,32 +857,117 @@ impl CoreTask {
         }
     }
 
-    fn snapshot(&mut self, reply: Reply<LogIndex>) {
-        if self.storage_job.is_some() {
-            // Keep one storage job at a time; the caller retries (the CLI does).
-            let _ = reply.send(Err(RaftError::Busy("a write is in flight; retry".into())));
+    /// A membership change; with an address, the address is replicated first (a kv record under
+    /// [`crate::kv::ADDRESS_KEY_PREFIX`]) so that every node, and every future leader, can dial the server.
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        address: Option<(NodeId, String)>,
+        reply: Reply<LogIndex>,
+    ) {
+        if let Some((id, address)) = address {
+            let record = address_record(id, &address);
+            if let Err(error) = self.propose(record) {
+                let _ = reply.send(Err(error));
+                return;
+            }
+            self.network.learn_address(id, address);
+        }
+        let expected = self.node.membership_index();
+        match self.node.change_membership(change, expected) {
+            Ok(index) => {
+                let term = self.node.term();
+                self.waiters.insert(index, (term, Waiter::Barrier(reply)));
+            }
+            Err(error) => {
+                use raft_core::MembershipError as E;
+                let error = match error {
+                    E::NotLeader { leader } => RaftError::NotLeader { leader },
+                    E::ChangeInProgress | E::LeaderNotReady | E::LeadershipTransferInProgress => {
+                        RaftError::Busy(error.to_string())
+                    }
+                    other => RaftError::Refused(other.to_string()),
+                };
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn check_transfer(&mut self) {
+        let Some((target, deadline, _)) = &self.pending_transfer else { return };
+        if self.node.leader() == Some(*target) {
+            if let Some((target, _, reply)) = self.pending_transfer.take() {
+                let _ = reply.send(Ok(target));
+            }
+        } else if Instant::now() > *deadline {
+            if let Some((_, _, reply)) = self.pending_transfer.take() {
+                let _ = reply.send(Err(RaftError::Timeout));
+            }
+        }
+    }
+
+    /// Takes a snapshot when asked to or when raft-core's policy wants one, while no other
+    /// storage job runs. The state machine's bytes are taken here, in the task that owns it, so
+    /// they are exactly the state at the applied index; writing them happens on the blocking pool.
+    fn maybe_snapshot(&mut self) {
+        if self.storage_job.is_some() || self.fatal_error.is_some() {
+            return;
+        }
+        if self.snapshot_requested.is_empty() && self.node.snapshot_wanted().is_none() {
             return;
         }
         let index = self.node.applied_index();
-        let Some(term) = self.node.term_at(index) else {
-            let _ = reply.send(Err(RaftError::Busy("nothing applied yet".into())));
+        if index != self.state_machine.applied_index() {
             return;
-        };
-        let meta = SnapshotMeta { index, term, membership: self.node.membership().clone() };
-        let data = self.state_machine.snapshot();
-        // The hard state's commit must cover the snapshot, or a restart would clamp `applied`
-        // below it and apply entries twice; `index` is applied, so it is committed and durable.
-        let mut hard_state = self.persisted_hard_state;
-        hard_state.commit = hard_state.commit.max(index);
+        }
+        let current = self.node.latest_snapshot().map_or(self.node.snapshot_index(), |meta| meta.index);
+        if index <= current {
+            for reply in std::mem::take(&mut self.snapshot_requested) {
+                let _ = reply.send(Ok(current));
+            }
+            return;
+        }
+        let Some(term) = self.node.term_at(index) else { return };
+        let meta = SnapshotMeta { index, term, membership: self.node.membership_at(index) };
+        let data = Bytes::from(self.state_machine.snapshot());
         let storage = self.storage.clone();
         self.storage_job = Some(tokio::task::spawn_blocking(move || {
-            let result = storage
-                .save_snapshot(&meta, &data)
-                .and_then(|_| storage.persist(&hard_state, &[]))
-                .map(|_| index);
-            StorageDone::Snapshot { result, reply }
+            let result = storage.save_snapshot(&meta, &data).map(|_| ());
+            StorageDone::Snapshot { result, meta, data }
         }));
-        self.persisted_hard_state = hard_state;
+    }
+
+    /// Leader: hands raft-core the chunk of the latest snapshot a follower needs next.
+    fn send_snapshot_chunk(&mut self, request: raft_core::SnapshotChunkRequest) {
+        let Some((meta, data)) = &self.snapshot_data else { return };
+        if meta.index != request.meta.index {
+            return;
+        }
+        let start = (request.offset as usize).min(data.len());
+        let end = (start + SNAPSHOT_CHUNK_BYTES).min(data.len());
+        let chunk = data.slice(start..end);
+        let last = end == data.len();
+        self.node.send_snapshot_chunk(request.to, meta.index, request.offset, chunk, last);
+    }
+
+    /// Follower: collects a chunk of the snapshot the leader is sending.
+    fn receive_snapshot_chunk(&mut self, chunk: raft_core::SnapshotChunk) {
+        if chunk.offset == 0 {
+            self.incoming_snapshot = Some((chunk.meta.clone(), Vec::new()));
+        }
+        match &mut self.incoming_snapshot {
+            Some((meta, data)) if *meta == chunk.meta && data.len() as u64 == chunk.offset => {
+                data.extend_from_slice(&chunk.data);
+            }
+            _ => {
+                // raft-core hands chunks over in order and without gaps; anything else is a bug
+                // that would install a wrong snapshot.
+                self.fail(format!(
+                    "snapshot chunk at offset {} of snapshot {} does not follow the chunks received",
+                    chunk.offset, chunk.meta.index
+                ));
+            }
+        }
     }
 
     fn drive_ready(&mut self) {
@@ -806,6 +997,22 @@ impl CoreTask {
             }
         }
         self.serve_reads();
+        for request in ready.snapshot_chunks_wanted {
+            self.send_snapshot_chunk(request);
+        }
+        for chunk in ready.snapshot_chunks {
+            self.receive_snapshot_chunk(chunk);
+        }
+        let installed = match ready.snapshot_installed {
+            Some(meta) => match self.incoming_snapshot.take() {
+                Some((received, data)) if received == meta => Some((meta, Bytes::from(data))),
+                _ => {
+                    self.fail(format!("snapshot {} installed without all of its chunks", meta.index));
+                    return;
+                }
+            },
+            None => None,
+        };
         if let Some(hard_state) = ready.hard_state {
             self.handed_out_hard_state = hard_state;
         }
@@ -814,26 +1021,46 @@ impl CoreTask {
         // that only moves it costs no fsync; it is written with the next batch that has to be.
         let vote_changed = hard_state.term != self.persisted_hard_state.term
             || hard_state.voted_for != self.persisted_hard_state.voted_for;
+        let reset = installed.is_some();
         let pending = PendingReady {
             messages_after_persist: ready.messages_after_persist,
             committed_entries: ready.committed_entries,
+            installed,
         };
-        if ready.entries.is_empty() && !vote_changed {
+        if ready.entries.is_empty() && !vote_changed && !reset {
             self.finish_ready(pending);
             return;
         }
         let entries = ready.entries;
         let storage = self.storage.clone();
         self.storage_job = Some(tokio::task::spawn_blocking(move || {
-            let result = storage.persist(&hard_state, &entries);
+            // An installed snapshot is written whole before the log restarts after it, and
+            // both before the last chunk is acknowledged.
+            let saved = match &pending.installed {
+                Some((meta, data)) => storage.save_snapshot(meta, data).map(|_| ()),
+                None => Ok(()),
+            };
+            let result = saved.and_then(|()| storage.persist_batch(&hard_state, reset, &entries));
             StorageDone::Persisted { result, pending, hard_state }
         }));
     }
 
     fn on_storage_done(&mut self, done: Result<StorageDone, tokio::task::JoinError>) {
         match done {
-            Ok(StorageDone::Persisted { result: Ok(report), pending, hard_state }) => {
+            Ok(StorageDone::Persisted { result: Ok(report), mut pending, hard_state }) => {
                 self.persisted_hard_state = hard_state;
+                if let Some((meta, data)) = pending.installed.take() {
+                    if let Err(why) = self.state_machine.restore(&data) {
+                        self.fail(format!("the leader's snapshot {} does not restore: {why}", meta.index));
+                        return;
+                    }
+                    for (peer, address) in self.state_machine.peer_addresses() {
+                        self.network.learn_address(peer, address);
+                    }
+                    tracing::info!(index = %meta.index, bytes = data.len(), "installed a snapshot from the leader");
+                    let _ = self.events.send(Event::SnapshotInstalled { index: meta.index.0 });
+                    self.snapshot_data = Some((meta, data));
+                }
                 self.metrics.fsyncs_total.fetch_add(1, Ordering::Relaxed);
                 self.metrics.fsync_seconds.observe(report.commit_duration);
                 self.metrics
@@ -845,16 +1072,39 @@ impl CoreTask {
                 // What the batch promised may not be durable: stop before anyone relies on it.
                 self.fail(format!("persisting a batch failed: {error}"));
             }
-            Ok(StorageDone::Snapshot { result, reply }) => match result {
-                Ok(index) => {
-                    let _ = self.events.send(Event::SnapshotTaken { index: index.0 });
-                    tracing::info!(index = %index, "snapshot written");
-                    let _ = reply.send(Ok(index));
+            Ok(StorageDone::Snapshot { result: Ok(()), meta, data }) => {
+                match self.node.snapshot_created(meta.index) {
+                    Ok(created) => {
+                        tracing::info!(index = %meta.index, bytes = data.len(), "snapshot written");
+                        let _ = self.events.send(Event::SnapshotTaken { index: meta.index.0 });
+                        for reply in std::mem::take(&mut self.snapshot_requested) {
+                            let _ = reply.send(Ok(meta.index));
+                        }
+                        self.snapshot_data = Some((created.meta, data));
+                        let storage = self.storage.clone();
+                        let through = created.compact_through;
+                        self.storage_job = Some(tokio::task::spawn_blocking(move || {
+                            StorageDone::Compacted { result: storage.compact_log(through) }
+                        }));
+                    }
+                    Err(error) => {
+                        tracing::warn!(index = %meta.index, %error, "raft-core did not take the snapshot");
+                        for reply in std::mem::take(&mut self.snapshot_requested) {
+                            let _ = reply.send(Err(RaftError::Busy(error.to_string())));
+                        }
+                    }
                 }
-                Err(error) => {
+            }
+            Ok(StorageDone::Snapshot { result: Err(error), .. }) => {
+                for reply in std::mem::take(&mut self.snapshot_requested) {
                     let _ = reply.send(Err(RaftError::Storage(error.to_string())));
-                    self.fail(format!("writing a snapshot failed: {error}"));
                 }
+                self.fail(format!("writing a snapshot failed: {error}"));
+            }
+            Ok(StorageDone::Compacted { result }) => match result {
+                Ok(deleted) => tracing::debug!(deleted, "log segments deleted behind the snapshot"),
+                // Old segments that stay are replayed again at start; harmless, so only logged.
+                Err(error) => tracing::warn!(%error, "deleting old log segments failed"),
             },
             Err(join_error) => self.fail(format!("storage thread failed: {join_error}")),
         }
@@ -895,6 +1145,11 @@ impl CoreTask {
 
     fn apply_entry(&mut self, entry: Entry) {
         self.metrics.entries_applied_total.fetch_add(1, Ordering::Relaxed);
+        if let EntryPayload::Command(data) = &entry.payload {
+            if let Some((id, address)) = parse_address_record(data) {
+                self.network.learn_address(id, address);
+            }
+        }
         if let EntryPayload::Membership(membership) = &entry.payload {
             let _ = self.events.send(Event::ConfigurationApplied {
                 index: entry.index.0,
@@ -945,6 +1200,7 @@ impl CoreTask {
         }
         tracing::info!(role = %soft_state.role, term = %soft_state.term, leader = ?soft_state.leader.map(|id| id.0), "state changed");
         self.soft_state = Some(soft_state);
+        self.check_transfer();
         let _ = self.events.send(Event::StateChanged {
             role: soft_state.role.to_string(),
             term: soft_state.term.0,
@@ -998,6 +1254,9 @@ impl CoreTask {
             learners: membership.learners.iter().map(|id| id.0).collect(),
             followers,
             last_contact_ms,
+            membership_index: node.membership_index().0,
+            catching_up: node.catching_up().map(|id| id.0),
+            snapshot_index: node.latest_snapshot().map_or(node.snapshot_index().0, |meta| meta.index.0),
             elections_started: node.stats().elections_started,
             messages_dropped_invalid: node.stats().messages_dropped_invalid,
             fatal_error: self.fatal_error.clone(),

@@ -414,23 +414,29 @@ async fn execute(state: &AppState, request: Request, header_secret: Option<Strin
         }
         Operation::AddVoter { node, address } => state
             .raft
-            .add_voter(NodeId(node), address)
+            .add_voter(NodeId(node), address, timeout)
             .await
             .map(|index| json!({ "ok": true, "index": index.0 })),
         Operation::AddNonvoter { node, address } => state
             .raft
-            .add_nonvoter(NodeId(node), address)
+            .add_nonvoter(NodeId(node), address, timeout)
             .await
             .map(|index| json!({ "ok": true, "index": index.0 })),
-        Operation::Demote { node } => {
-            state.raft.demote_voter(NodeId(node)).await.map(|index| json!({ "ok": true, "index": index.0 }))
-        }
-        Operation::Remove { node } => {
-            state.raft.remove_server(NodeId(node)).await.map(|index| json!({ "ok": true, "index": index.0 }))
-        }
-        Operation::Transfer { node } => {
-            state.raft.leadership_transfer(node.map(NodeId)).await.map(|()| json!({ "ok": true }))
-        }
+        Operation::Demote { node } => state
+            .raft
+            .demote_voter(NodeId(node), timeout)
+            .await
+            .map(|index| json!({ "ok": true, "index": index.0 })),
+        Operation::Remove { node } => state
+            .raft
+            .remove_server(NodeId(node), timeout)
+            .await
+            .map(|index| json!({ "ok": true, "index": index.0 })),
+        Operation::Transfer { node } => state
+            .raft
+            .leadership_transfer(node.map(NodeId), timeout)
+            .await
+            .map(|leader| json!({ "ok": true, "leader": leader.0 })),
         _ => {
             return (StatusCode::BAD_REQUEST, api::error_response("bad_request", "unknown operation", false))
         }
@@ -478,6 +484,7 @@ fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
             }
         }
         RaftError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        RaftError::Refused(_) => StatusCode::CONFLICT,
         RaftError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         RaftError::LeadershipLost | RaftError::Busy(_) | RaftError::Timeout | RaftError::ShuttingDown => {
             StatusCode::SERVICE_UNAVAILABLE

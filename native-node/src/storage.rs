@@ -308,11 +308,35 @@ impl Storage {
     /// [`StorageError`] when the write or the sync fails; the caller must stop the node,
     /// because what it promised may not be durable.
     pub fn persist(&self, hard_state: &HardState, entries: &[Entry]) -> Result<PersistReport, StorageError> {
+        self.persist_batch(hard_state, false, entries)
+    }
+
+    /// As [`Storage::persist`]; with `reset`, every stored entry is dropped first (a snapshot
+    /// was installed and the log starts over after it).
+    ///
+    /// # Errors
+    /// As [`Storage::persist`].
+    pub fn persist_batch(
+        &self,
+        hard_state: &HardState,
+        reset: bool,
+        entries: &[Entry],
+    ) -> Result<PersistReport, StorageError> {
         let started = Instant::now();
         let mut wal =
             self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
-        wal.append(hard_state, entries)?;
+        wal.append(hard_state, reset, entries)?;
         Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
+    }
+
+    /// Deletes log segments a snapshot through `index` makes unnecessary.
+    ///
+    /// # Errors
+    /// I/O errors while deleting.
+    pub fn compact_log(&self, index: raft_core::LogIndex) -> Result<usize, StorageError> {
+        let mut wal =
+            self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
+        wal.compact_through(index.0)
     }
 
     fn snapshot_dir(&self) -> PathBuf {

@@ -838,6 +838,13 @@ async fn next_queued(lease: &mut Option<QueueLease>) -> Option<Message> {
 }
 
 impl Network for Transport {
+    fn learn_address(&self, id: NodeId, address: String) {
+        if self.address(id).as_deref() != Some(address.as_str()) {
+            tracing::info!(peer = %id, %address, "learned a peer address");
+            self.set_address(id, address);
+        }
+    }
+
     fn send(&self, message: Message) {
         if message.to == self.inner.config.node_id {
             return;

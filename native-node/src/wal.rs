@@ -41,6 +41,8 @@ const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Batch {
     hard_state: HardState,
+    /// A snapshot was installed: every stored entry goes before `entries` are appended.
+    reset: bool,
     entries: Vec<Entry>,
 }
 
@@ -63,6 +65,8 @@ pub struct Wal {
     write_offset: u64,
     /// The next segment, being zero-filled in the background.
     spare: Option<JoinHandle<std::io::Result<(PathBuf, u64)>>>,
+    /// Highest entry index each segment holds (0: none), to know which may be deleted.
+    segment_max_index: std::collections::BTreeMap<u64, u64>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -140,9 +144,12 @@ impl Wal {
         let mut state = WalState::default();
         let mut end = (0u64, 0u64);
         let count = segments.len();
+        let mut segment_max_index = std::collections::BTreeMap::new();
         for (position, (sequence, path)) in segments.iter().enumerate() {
             let is_last = position + 1 == count;
-            end = (*sequence, replay_segment(path, is_last, &mut state)?);
+            let mut max_index = 0;
+            end = (*sequence, replay_segment(path, is_last, &mut state, &mut max_index)?);
+            segment_max_index.insert(*sequence, max_index);
         }
         if segments.is_empty() {
             let (temporary, _) =
@@ -167,6 +174,7 @@ impl Wal {
             active_bytes,
             write_offset: end.1,
             spare: None,
+            segment_max_index,
         };
         Ok((wal, state))
     }
@@ -175,8 +183,14 @@ impl Wal {
     ///
     /// # Errors
     /// I/O errors; the caller must stop, the batch may not be durable.
-    pub fn append(&mut self, hard_state: &HardState, entries: &[Entry]) -> Result<(), StorageError> {
-        let payload = postcard::to_allocvec(&Batch { hard_state: *hard_state, entries: entries.to_vec() })
+    pub fn append(
+        &mut self,
+        hard_state: &HardState,
+        reset: bool,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
+        let payload = postcard::to_allocvec(&batch)
             .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
         let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -193,6 +207,10 @@ impl Wal {
             .map_err(io(format!("writing log segment {}", self.active_sequence)))?;
         self.active.sync_data().map_err(io(format!("syncing log segment {}", self.active_sequence)))?;
         self.write_offset += record.len() as u64;
+        if let Some(last) = entries.last() {
+            let max = self.segment_max_index.entry(self.active_sequence).or_insert(0);
+            *max = (*max).max(last.index.0);
+        }
         if self.spare.is_none() && self.write_offset > self.active_bytes / 2 {
             let dir = self.dir.clone();
             let sequence = self.active_sequence + 1;
@@ -221,7 +239,32 @@ impl Wal {
         self.active_sequence = sequence;
         self.active_bytes = bytes;
         self.write_offset = 0;
+        self.segment_max_index.insert(sequence, 0);
         Ok(())
+    }
+
+    /// Deletes the segments (never the active one) whose entries are all at or below `index`:
+    /// a snapshot covers them. Later records never reach back into them, because only
+    /// uncommitted entries are ever replaced and a snapshot covers committed ones only.
+    ///
+    /// # Errors
+    /// I/O errors while deleting; what was not deleted is replayed again, harmlessly.
+    pub fn compact_through(&mut self, index: u64) -> Result<usize, StorageError> {
+        let doomed: Vec<u64> = self
+            .segment_max_index
+            .iter()
+            .take_while(|(sequence, max)| **sequence < self.active_sequence && **max <= index)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in &doomed {
+            let path = self.dir.join(segment_name(*sequence));
+            fs::remove_file(&path).map_err(io(format!("deleting {}", path.display())))?;
+            self.segment_max_index.remove(sequence);
+        }
+        if !doomed.is_empty() {
+            sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
+        }
+        Ok(doomed.len())
     }
 
     /// Test helper: flips one payload byte of the first record, as a disk fault would.
@@ -237,8 +280,23 @@ impl Wal {
     }
 }
 
+impl Drop for Wal {
+    /// Waits for a spare segment being zero-filled, so no thread writes in the folder after
+    /// the log is closed (a reopened log would race with it).
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.join();
+        }
+    }
+}
+
 /// Replays one segment into `state`; returns the offset where its data ends.
-fn replay_segment(path: &Path, is_last: bool, state: &mut WalState) -> Result<u64, StorageError> {
+fn replay_segment(
+    path: &Path,
+    is_last: bool,
+    state: &mut WalState,
+    max_index: &mut u64,
+) -> Result<u64, StorageError> {
     let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
     let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
         what: format!("log segment {} offset {offset}: {why}", path.display()),
@@ -271,6 +329,9 @@ fn replay_segment(path: &Path, is_last: bool, state: &mut WalState) -> Result<u6
                 } else {
                     match postcard::from_bytes::<Batch>(payload) {
                         Ok(batch) => {
+                            if let Some(last) = batch.entries.last() {
+                                *max_index = (*max_index).max(last.index.0);
+                            }
                             apply_batch(state, batch).map_err(|why| corrupt(offset, &why))?;
                             offset = end;
                             None
@@ -301,6 +362,9 @@ fn replay_segment(path: &Path, is_last: bool, state: &mut WalState) -> Result<u6
 }
 
 fn apply_batch(state: &mut WalState, batch: Batch) -> Result<(), String> {
+    if batch.reset {
+        state.entries.clear();
+    }
     if let Some(first) = batch.entries.first() {
         let next = state.entries.last().map_or(first.index, |last| last.index.next());
         let start = state.entries.first().map_or(first.index, |e| e.index);
@@ -354,19 +418,29 @@ mod tests {
             let (mut wal, state) = Wal::open(&dir, 4096).unwrap();
             assert!(state.entries.is_empty() && state.hard_state.is_none());
             for i in 1..=60 {
-                wal.append(&hs(1), &[entry(i, 1)]).unwrap();
+                wal.append(&hs(1), false, &[entry(i, 1)]).unwrap();
             }
-            wal.append(&hs(2), &[entry(50, 2), entry(51, 2)]).unwrap();
+            wal.append(&hs(2), false, &[entry(50, 2), entry(51, 2)]).unwrap();
         }
         let (mut wal, state) = Wal::open(&dir, 4096).unwrap();
         assert_eq!(state.entries.len(), 51);
         assert_eq!(indexes(&state).last(), Some(&(51, 2)));
         assert_eq!(state.hard_state, Some(hs(2)));
         assert!(fs::read_dir(dir.join(WAL_DIR)).unwrap().count() > 1, "several segments were used");
-        wal.append(&hs(3), &[]).unwrap();
+        wal.append(&hs(3), false, &[]).unwrap();
         drop(wal);
         let (_, state) = Wal::open(&dir, 4096).unwrap();
         assert_eq!((state.entries.len(), state.hard_state), (51, Some(hs(3))));
+        // A snapshot through 45 lets the segments holding only entries up to 45 go.
+        let (mut wal, _) = Wal::open(&dir, 4096).unwrap();
+        let segments_before = fs::read_dir(dir.join(WAL_DIR)).unwrap().count();
+        assert!(wal.compact_through(45).unwrap() > 0);
+        assert!(fs::read_dir(dir.join(WAL_DIR)).unwrap().count() < segments_before);
+        // After a snapshot install everything goes, and the log restarts after it.
+        wal.append(&hs(4), true, &[entry(70, 4)]).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(&dir, 4096).unwrap();
+        assert_eq!(indexes(&state), vec![(70, 4)]);
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -376,9 +450,9 @@ mod tests {
         let record_end;
         {
             let (mut wal, _) = Wal::open(&dir, 1 << 16).unwrap();
-            wal.append(&hs(1), &[entry(1, 1)]).unwrap();
+            wal.append(&hs(1), false, &[entry(1, 1)]).unwrap();
             record_end = wal.write_offset;
-            wal.append(&hs(1), &[entry(2, 1)]).unwrap();
+            wal.append(&hs(1), false, &[entry(2, 1)]).unwrap();
         }
         let path = dir.join(WAL_DIR).join(segment_name(1));
         let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
@@ -387,7 +461,7 @@ mod tests {
         file.write_all_at(&[0u8; 20], end as u64 - 20).unwrap();
         let (mut wal, state) = Wal::open(&dir, 1 << 16).unwrap();
         assert_eq!(indexes(&state), vec![(1, 1)]);
-        wal.append(&hs(1), &[entry(2, 1), entry(3, 1)]).unwrap();
+        wal.append(&hs(1), false, &[entry(2, 1), entry(3, 1)]).unwrap();
         drop(wal);
         let (_, state) = Wal::open(&dir, 1 << 16).unwrap();
         assert_eq!(indexes(&state), vec![(1, 1), (2, 1), (3, 1)]);
@@ -402,7 +476,7 @@ mod tests {
         let dir2 = temp_dir("last-corrupt");
         {
             let (mut wal, _) = Wal::open(&dir2, 1 << 16).unwrap();
-            wal.append(&hs(1), &[entry(1, 1)]).unwrap();
+            wal.append(&hs(1), false, &[entry(1, 1)]).unwrap();
         }
         Wal::corrupt_first_record_for_test(&dir2).unwrap();
         let error = Wal::open(&dir2, 1 << 16).unwrap_err().to_string();
