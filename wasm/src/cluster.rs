@@ -417,7 +417,7 @@ impl SimCluster {
     }
 
     /// A leader's view of its followers as rows of `[id, matchIndex, nextIndex, state
-    /// (0 probe, 1 replicate), inflight]`; empty unless node `id` leads.
+    /// (0 probe, 1 replicate, 2 snapshot), inflight]`; empty unless node `id` leads.
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
@@ -432,7 +432,11 @@ impl SimCluster {
                     progress.id.0 as f64,
                     progress.match_index.0 as f64,
                     progress.next_index.0 as f64,
-                    f64::from(u8::from(progress.state == raft_core::ProgressState::Replicate)),
+                    match progress.state {
+                        raft_core::ProgressState::Probe => 0.0,
+                        raft_core::ProgressState::Replicate => 1.0,
+                        _ => 2.0,
+                    },
                     progress.inflight as f64,
                 ]);
             }

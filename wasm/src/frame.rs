@@ -171,6 +171,8 @@ fn message_index(body: &MessageBody) -> (f64, f64) {
         }
         MessageBody::VoteRequest { last_log_index, .. } => (0.0, last_log_index.0 as f64),
         MessageBody::Heartbeat { commit, .. } => (0.0, commit.0 as f64),
+        MessageBody::InstallSnapshot { meta, .. } => (0.0, meta.index.0 as f64),
+        MessageBody::InstallSnapshotResponse { snapshot_index, .. } => (0.0, snapshot_index.0 as f64),
         _ => (0.0, 0.0),
     }
 }

@@ -6,7 +6,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::kv::{Command, CommandBody, Operation};
 use raft_core::sim::{Input, LinkConfig};
-use raft_core::{Bytes, EntryPayload, NodeId};
+use raft_core::{Bytes, EntryPayload, MembershipChange, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// One input as JavaScript writes it. `put`, `get` and `delete` are client requests encoded as
@@ -114,6 +114,42 @@ pub enum InputObject {
         #[serde(default)]
         duplicate_per_mille: u32,
     },
+    /// Make a server snapshot its state machine now and compact its log.
+    Snapshot {
+        /// The server.
+        node: u64,
+    },
+    /// Ask the leader to add a voter (it joins as a learner and is promoted once caught up).
+    AddVoter {
+        /// The server.
+        node: u64,
+    },
+    /// Ask the leader to add a learner (receives the log, never votes).
+    AddLearner {
+        /// The server.
+        node: u64,
+    },
+    /// Ask the leader to turn a voter into a learner.
+    DemoteVoter {
+        /// The server.
+        node: u64,
+    },
+    /// Ask the leader to remove a server.
+    RemoveServer {
+        /// The server.
+        node: u64,
+    },
+    /// Ask the leader to replace the voters in one joint-consensus change.
+    ReplaceVoters {
+        /// The new voters.
+        voters: Vec<u64>,
+    },
+    /// Ask the leader to hand over to `node` (or, without one, to the best other voter).
+    TransferLeadership {
+        /// The server to hand over to.
+        #[serde(default)]
+        node: Option<u64>,
+    },
     /// Lose a message on the wire.
     DropMessage {
         /// The message's id.
@@ -204,9 +240,25 @@ pub fn to_input(object: &InputObject, nodes: usize, time_ms: u64) -> Result<Inpu
                 },
             }
         }
+        InputObject::Snapshot { node: id } => Input::Snapshot(node(*id)?),
+        InputObject::AddVoter { node: id } => membership(MembershipChange::AddVoter(node(*id)?)),
+        InputObject::AddLearner { node: id } => membership(MembershipChange::AddLearner(node(*id)?)),
+        InputObject::DemoteVoter { node: id } => membership(MembershipChange::DemoteVoter(node(*id)?)),
+        InputObject::RemoveServer { node: id } => membership(MembershipChange::RemoveServer(node(*id)?)),
+        InputObject::ReplaceVoters { voters } => {
+            let voters = voters.iter().map(|&id| node(id)).collect::<Result<_, _>>()?;
+            membership(MembershipChange::ReplaceVoters(voters))
+        }
+        InputObject::TransferLeadership { node: id } => {
+            Input::TransferLeadership { target: id.map(node).transpose()? }
+        }
         InputObject::DropMessage { id } => Input::DropMessage { id: *id },
         InputObject::DuplicateMessage { id } => Input::DuplicateMessage { id: *id },
     })
+}
+
+fn membership(change: MembershipChange) -> Input {
+    Input::ChangeMembership { change }
 }
 
 /// A scripted input for display: its time, its object form and a short description.
@@ -247,6 +299,21 @@ pub fn from_input(input: &Input) -> InputObject {
             loss_per_mille: link.loss_per_mille,
             duplicate_per_mille: link.duplicate_per_mille,
         },
+        Input::Snapshot(id) => InputObject::Snapshot { node: id.0 },
+        Input::ChangeMembership { change } => match change {
+            MembershipChange::AddVoter(id) => InputObject::AddVoter { node: id.0 },
+            MembershipChange::AddLearner(id) => InputObject::AddLearner { node: id.0 },
+            MembershipChange::DemoteVoter(id) => InputObject::DemoteVoter { node: id.0 },
+            MembershipChange::RemoveServer(id) => InputObject::RemoveServer { node: id.0 },
+            MembershipChange::ReplaceVoters(voters) => {
+                InputObject::ReplaceVoters { voters: voters.iter().map(|id| id.0).collect() }
+            }
+            #[allow(unreachable_patterns)]
+            other => InputObject::Propose { data: format!("{other:?}") },
+        },
+        Input::TransferLeadership { target } => {
+            InputObject::TransferLeadership { node: target.map(|id| id.0) }
+        }
         Input::DropMessage { id } => InputObject::DropMessage { id: *id },
         Input::DuplicateMessage { id } => InputObject::DuplicateMessage { id: *id },
         // Inputs the core adds later: shown as a no-op proposal until this crate learns them.
@@ -277,6 +344,21 @@ pub fn describe_input(input: &Input) -> String {
             "link {from} → {to}: {}–{} ms, loss {}‰",
             link.latency_ms_min, link.latency_ms_max, link.loss_per_mille
         ),
+        Input::Snapshot(id) => format!("node {id} takes a snapshot"),
+        Input::ChangeMembership { change } => match change {
+            MembershipChange::AddVoter(id) => format!("add node {id} as a voter"),
+            MembershipChange::AddLearner(id) => format!("add node {id} as a learner"),
+            MembershipChange::DemoteVoter(id) => format!("demote node {id} to learner"),
+            MembershipChange::RemoveServer(id) => format!("remove node {id}"),
+            MembershipChange::ReplaceVoters(voters) => {
+                let ids: Vec<String> = voters.iter().map(ToString::to_string).collect();
+                format!("replace the voters with {{{}}}", ids.join(", "))
+            }
+            #[allow(unreachable_patterns)]
+            other => format!("{other:?}"),
+        },
+        Input::TransferLeadership { target: Some(id) } => format!("transfer leadership to node {id}"),
+        Input::TransferLeadership { target: None } => String::from("transfer leadership"),
         Input::DropMessage { id } => format!("drop message {id}"),
         Input::DuplicateMessage { id } => format!("duplicate message {id}"),
         #[allow(unreachable_patterns)]

@@ -35,10 +35,17 @@ pub struct ClusterOptions {
     pub pre_vote: Option<bool>,
     /// Check-quorum (thesis §6.2).
     pub check_quorum: Option<bool>,
+    /// Servers 1..=votersInitial start as voters, the others empty, waiting to be added
+    /// (0: all start as voters).
+    pub voters_initial: Option<usize>,
+    /// Servers snapshot after this many applied entries (0: only on demand).
+    pub snapshot_interval_entries: Option<u64>,
+    /// Entries kept behind a snapshot for slow followers.
+    pub snapshot_trailing_entries: Option<u64>,
 }
 
 /// The option names JavaScript may use, as `ClusterOptions` spells them in camelCase.
-pub const OPTION_NAMES: [&str; 12] = [
+pub const OPTION_NAMES: [&str; 15] = [
     "nodes",
     "seed",
     "tickMs",
@@ -51,6 +58,9 @@ pub const OPTION_NAMES: [&str; 12] = [
     "diskLatencyMs",
     "preVote",
     "checkQuorum",
+    "votersInitial",
+    "snapshotIntervalEntries",
+    "snapshotTrailingEntries",
 ];
 
 /// Largest seed accepted: JavaScript numbers hold integers exactly only up to 2^53 - 1.
@@ -91,6 +101,11 @@ impl ClusterOptions {
         if let Some(check_quorum) = self.check_quorum {
             config.check_quorum = check_quorum;
         }
+        if let Some(voters) = self.voters_initial {
+            config.voters_initial = voters;
+        }
+        set(&mut config.snapshot_interval_entries, self.snapshot_interval_entries);
+        set(&mut config.snapshot_trailing_entries, self.snapshot_trailing_entries);
         check_config(&config)?;
         Ok(config)
     }
@@ -110,6 +125,9 @@ impl ClusterOptions {
             disk_latency_ms: Some(config.disk_latency_ms),
             pre_vote: Some(config.pre_vote),
             check_quorum: Some(config.check_quorum),
+            voters_initial: Some(config.voters_initial),
+            snapshot_interval_entries: Some(config.snapshot_interval_entries),
+            snapshot_trailing_entries: Some(config.snapshot_trailing_entries),
         }
     }
 }

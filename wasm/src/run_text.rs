@@ -13,7 +13,9 @@
 //!   `p<b64>` propose, `q<node>.<b64>` propose to, `c` crash, `r` restart, `w` wipe disk, `z` pause,
 //!   `u` resume, `t` campaign (force a timeout), `x<n>.<n>..` partition, `k<a>.<b>` cut link,
 //!   `o<a>.<b>` restore link, `h` heal, `l<a>.<b>.<min>.<max>.<loss>.<dup>` set link,
-//!   `d<id>` drop a message, `y<id>` duplicate a message. Data is base64url without padding.
+//!   `d<id>` drop a message, `y<id>` duplicate a message, `n<node>` snapshot now,
+//!   `ma|ml|md|mr<node>` add voter / add learner / demote / remove, `mx<n>.<n>..` replace the
+//!   voters, `g[<node>]` transfer leadership. Data is base64url without padding.
 //!
 //! Every character used is allowed unescaped in a URL fragment.
 
@@ -22,7 +24,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write;
 use raft_core::sim::{Input, LinkConfig, Script, SimConfig, NODES_MAX};
-use raft_core::{Bytes, NodeId};
+use raft_core::{Bytes, MembershipChange, NodeId};
 
 /// The version written at the front of every run text.
 pub const RUN_TEXT_VERSION: &str = "1";
@@ -63,7 +65,7 @@ pub fn decode_run(text: &str) -> Result<(SimConfig, Script), String> {
 pub fn encode_config(config: &SimConfig) -> String {
     let link = &config.link;
     format!(
-        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}",
+        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}",
         config.nodes,
         config.seed,
         config.tick_ms,
@@ -76,6 +78,9 @@ pub fn encode_config(config: &SimConfig) -> String {
         config.disk_latency_ms,
         u8::from(config.pre_vote),
         u8::from(config.check_quorum),
+        config.voters_initial,
+        config.snapshot_interval_entries,
+        config.snapshot_trailing_entries,
     )
 }
 
@@ -104,6 +109,9 @@ pub fn decode_config(text: &str) -> Result<SimConfig, String> {
             "dk" => config.disk_latency_ms = number(value)?,
             "pv" => config.pre_vote = flag(value)?,
             "cq" => config.check_quorum = flag(value)?,
+            "vi" => config.voters_initial = number(value)? as usize,
+            "si" => config.snapshot_interval_entries = number(value)?,
+            "st" => config.snapshot_trailing_entries = number(value)?,
             other => return Err(format!("unknown config key {other:?}")),
         }
     }
@@ -154,6 +162,23 @@ fn encode_input(text: &mut String, input: &Input) {
             link.loss_per_mille,
             link.duplicate_per_mille
         ),
+        Input::Snapshot(id) => write!(text, "n{}", id.0),
+        Input::ChangeMembership { change } => match change {
+            MembershipChange::AddVoter(id) => write!(text, "ma{}", id.0),
+            MembershipChange::AddLearner(id) => write!(text, "ml{}", id.0),
+            MembershipChange::DemoteVoter(id) => write!(text, "md{}", id.0),
+            MembershipChange::RemoveServer(id) => write!(text, "mr{}", id.0),
+            MembershipChange::ReplaceVoters(voters) => {
+                let ids: Vec<String> = voters.iter().map(|id| id.0.to_string()).collect();
+                write!(text, "mx{}", ids.join("."))
+            }
+            #[allow(unreachable_patterns)]
+            _ => write!(text, "!"),
+        },
+        Input::TransferLeadership { target } => match target {
+            Some(id) => write!(text, "g{}", id.0),
+            None => write!(text, "g"),
+        },
         Input::DropMessage { id } => write!(text, "d{id}"),
         Input::DuplicateMessage { id } => write!(text, "y{id}"),
         // An input kind the core added after this format: written so that decoding refuses it
@@ -236,6 +261,25 @@ fn decode_input(text: &str, nodes: usize) -> Result<Input, String> {
             }
             Input::SetLink { from: node(from)?, to: node(to)?, link }
         }
+        'n' => Input::Snapshot(node(args)?),
+        'm' => {
+            let mut chars = args.chars();
+            let kind = chars.next().ok_or("membership change needs a kind")?;
+            let rest = chars.as_str();
+            let change = match kind {
+                'a' => MembershipChange::AddVoter(node(rest)?),
+                'l' => MembershipChange::AddLearner(node(rest)?),
+                'd' => MembershipChange::DemoteVoter(node(rest)?),
+                'r' => MembershipChange::RemoveServer(node(rest)?),
+                'x' => MembershipChange::ReplaceVoters(
+                    rest.split('.').filter(|s| !s.is_empty()).map(node).collect::<Result<_, _>>()?,
+                ),
+                other => return Err(format!("unknown membership change {other:?}")),
+            };
+            Input::ChangeMembership { change }
+        }
+        'g' if args.is_empty() => Input::TransferLeadership { target: None },
+        'g' => Input::TransferLeadership { target: Some(node(args)?) },
         'd' => Input::DropMessage { id: number(args)? },
         'y' => Input::DuplicateMessage { id: number(args)? },
         '!' => return Err(String::from("input kind not supported by this run text version")),
@@ -340,6 +384,12 @@ mod tests {
         script.push(901, Input::ProposeTo { node: NodeId(2), data: Bytes::new() });
         script.push(950, Input::DuplicateMessage { id: 12 });
         script.push(1000, Input::Heal);
+        script.push(1001, Input::Snapshot(NodeId(2)));
+        script.push(1002, Input::ChangeMembership { change: MembershipChange::AddLearner(NodeId(6)) });
+        let voters = [NodeId(1), NodeId(2), NodeId(6)].into_iter().collect();
+        script.push(1003, Input::ChangeMembership { change: MembershipChange::ReplaceVoters(voters) });
+        script.push(1004, Input::TransferLeadership { target: Some(NodeId(2)) });
+        script.push(1005, Input::TransferLeadership { target: None });
         let text = encode_run(&config, &script);
         assert!(text.starts_with("1~n7.s99."), "{text}");
         assert_eq!(decode_run(&text).unwrap(), (config, script));
@@ -352,7 +402,7 @@ mod tests {
         assert!(script.inputs.is_empty());
         assert!(decode_run("2~n3~").unwrap_err().contains("version"));
         assert!(decode_run("1~n3~5c4").unwrap_err().contains("node 4"));
-        assert!(decode_run("1~n3~5w1").unwrap_err().contains("unknown op"));
+        assert!(decode_run("1~n3~5v1").unwrap_err().contains("unknown op"));
         assert!(decode_run("1~n0~").unwrap_err().contains("nodes"));
     }
 }

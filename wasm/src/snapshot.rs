@@ -185,6 +185,17 @@ fn role_name(role: Role) -> String {
     role.to_string()
 }
 
+/// `probe`, `replicate` or `snapshot`.
+pub fn progress_state_name(state: ProgressState) -> &'static str {
+    match state {
+        ProgressState::Probe => "probe",
+        ProgressState::Replicate => "replicate",
+        ProgressState::Snapshot => "snapshot",
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    }
+}
+
 /// The view of `node`.
 pub fn node_view(node: &SimNode) -> NodeView {
     let liveness = match node.liveness() {
@@ -236,10 +247,7 @@ pub fn node_view(node: &SimNode) -> NodeView {
                 id: p.id.0,
                 match_index: p.match_index.0,
                 next_index: p.next_index.0,
-                state: match p.state {
-                    ProgressState::Probe => "probe",
-                    ProgressState::Replicate => "replicate",
-                },
+                state: progress_state_name(p.state),
                 inflight: p.inflight,
                 ticks_since_contact: p.ticks_since_contact,
             })
@@ -270,15 +278,22 @@ pub struct KvPair {
     pub value: String,
 }
 
-/// A node's key-value state: its applied entries replayed through the kv store. Display only,
-/// computed on request; at most `limit` pairs.
+/// A node's key-value state: the commands its state machine applied, replayed through the kv
+/// store. Display only, computed on request; at most `limit` pairs.
 pub fn kv_view(node: &SimNode, limit: usize) -> Vec<KvPair> {
     let Ok(mut store) = KvStore::new(KvConfig::default()) else {
         return Vec::new();
     };
-    for entry in &node.applied {
-        // Entries that are not kv commands (plain proposals) just answer an error.
-        let _ = store.apply(entry);
+    // The simulated machine keeps command payloads only (no-ops and configurations carry
+    // nothing for the store), so they get consecutive indexes of their own here.
+    for (k, data) in node.machine.commands.iter().enumerate() {
+        let entry = Entry {
+            term: raft_core::Term(1),
+            index: raft_core::LogIndex(k as u64 + 1),
+            payload: raft_core::EntryPayload::Command(data.clone()),
+        };
+        // Commands that are not kv commands (plain proposals) just answer an error.
+        let _ = store.apply(&entry);
     }
     store
         .iter()
@@ -373,6 +388,18 @@ fn body_fields(body: &MessageBody) -> Vec<(&'static str, String)> {
         }
         MessageBody::HeartbeatResponse { context } => vec![("context", context.to_string())],
         MessageBody::TimeoutNow => Vec::new(),
+        MessageBody::InstallSnapshot { meta, offset, data, last } => vec![
+            ("snapshotIndex", meta.index.to_string()),
+            ("snapshotTerm", meta.term.to_string()),
+            ("offset", offset.to_string()),
+            ("chunkBytes", data.len().to_string()),
+            ("last", last.to_string()),
+        ],
+        MessageBody::InstallSnapshotResponse { snapshot_index, next_offset, done } => vec![
+            ("snapshotIndex", snapshot_index.to_string()),
+            ("nextOffset", next_offset.to_string()),
+            ("done", done.to_string()),
+        ],
         // A kind the core added after this crate: its debug form says enough for an inspector.
         #[allow(unreachable_patterns)]
         other => vec![("body", format!("{other:?}"))],
@@ -399,6 +426,16 @@ pub struct StatsView {
     pub proposals_refused: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Snapshots taken.
+    pub snapshots_taken: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Membership changes accepted by a leader.
+    pub membership_changes: u64,
+    /// Membership changes refused.
+    pub membership_changes_refused: u64,
+    /// Leadership transfers completed.
+    pub leader_transfers: u64,
     /// Elections started.
     pub elections: u64,
     /// Batches made durable.
@@ -420,6 +457,11 @@ pub fn stats_view(simulation: &Simulation) -> StatsView {
         proposals_accepted: stats.proposals_accepted,
         proposals_refused: stats.proposals_refused,
         crashes: stats.crashes,
+        snapshots_taken: stats.snapshots_taken,
+        snapshots_installed: stats.snapshots_installed,
+        membership_changes: stats.membership_changes,
+        membership_changes_refused: stats.membership_changes_refused,
+        leader_transfers: stats.leader_transfers,
         elections: stats.elections,
         persists: stats.persists,
         committed: simulation.committed_index().0,
