@@ -207,6 +207,8 @@ pub struct Status {
     pub catching_up: Option<u64>,
     /// Last index covered by this node's latest snapshot.
     pub snapshot_index: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
     /// Elections this node started.
     pub elections_started: u64,
     /// Peer messages the core refused as invalid.
@@ -1257,6 +1259,7 @@ impl CoreTask {
             membership_index: node.membership_index().0,
             catching_up: node.catching_up().map(|id| id.0),
             snapshot_index: node.latest_snapshot().map_or(node.snapshot_index().0, |meta| meta.index.0),
+            snapshots_installed: node.stats().snapshots_installed,
             elections_started: node.stats().elections_started,
             messages_dropped_invalid: node.stats().messages_dropped_invalid,
             fatal_error: self.fatal_error.clone(),

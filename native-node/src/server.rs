@@ -75,6 +75,10 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Size of one preallocated log segment.
     pub wal_segment_bytes: u64,
+    /// Take a snapshot (and compact the log) after this many applied entries; 0: never.
+    pub snapshot_interval_entries: u64,
+    /// Entries kept behind a snapshot for slightly slow followers.
+    pub snapshot_trailing_entries: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -104,6 +108,8 @@ impl ServeConfig {
             tick_interval: Duration::from_millis(10),
             request_timeout: Duration::from_secs(5),
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
+            snapshot_interval_entries: 10_000,
+            snapshot_trailing_entries: 1024,
         }
     }
 }
@@ -218,6 +224,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
 
     let mut raft_config = RaftConfig::new(config.node_id, seed_for(config.node_id));
     raft_config.tick_interval = config.tick_interval;
+    raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
+    raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
