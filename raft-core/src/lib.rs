@@ -40,6 +40,7 @@ extern crate std;
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod kv;
 pub mod linearizability;
 mod log;
@@ -57,6 +58,7 @@ pub mod types;
 pub use bytes::Bytes;
 pub use config::Config;
 pub use error::{ConfigError, ProposeError, StepError};
+pub use events::{RaftEvent, Status};
 pub use message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
 pub use node::{
     FollowerProgress, MembershipChange, MembershipError, RaftNode, SnapshotError, Stats, TransferError,

@@ -43,6 +43,8 @@ pub struct Ready {
     /// stored log entry, restore the state machine from it, then persist `entries` as usual;
     /// `committed_entries` continue after it.
     pub snapshot_installed: Option<SnapshotMeta>,
+    /// What happened since the last `Ready`, for observers.
+    pub events: Vec<crate::events::RaftEvent>,
 }
 
 /// A leader's request for one chunk of its snapshot, for follower `to`.
@@ -91,6 +93,7 @@ impl Ready {
             && self.snapshot_chunks_wanted.is_empty()
             && self.snapshot_chunks.is_empty()
             && self.snapshot_installed.is_none()
+            && self.events.is_empty()
     }
 }
 

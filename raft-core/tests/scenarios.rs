@@ -421,3 +421,35 @@ fn restored_log(terms: &[u64], term: u64) -> Restored {
         applied: LogIndex(0),
     }
 }
+
+#[test]
+fn observers_see_role_and_leader_changes_as_events_and_a_status() {
+    let mut cluster = TestCluster::new(3);
+    cluster.node_mut(1).campaign();
+    let mut events = Vec::new();
+    for _ in 0..6 {
+        let node = cluster.node_mut(1);
+        let ready = node.ready();
+        node.advance();
+        events.extend(ready.events);
+        cluster.network.extend(ready.messages);
+        cluster.network.extend(ready.messages_after_persist);
+        while let Some(message) = cluster.network.pop_front() {
+            cluster.deliver(message);
+            cluster.flush_except(1);
+        }
+    }
+    let roles: Vec<Role> = events
+        .iter()
+        .filter_map(|e| match e {
+            raft_core::RaftEvent::RoleChanged { role, .. } => Some(*role),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles, vec![Role::PreCandidate, Role::Candidate, Role::Leader]);
+    assert!(events.contains(&raft_core::RaftEvent::LeaderChanged { leader: Some(NodeId(1)), term: Term(2) }));
+    let status = cluster.node(1).status();
+    assert_eq!(status.role, Role::Leader);
+    assert_eq!(status.followers.len(), 2);
+    assert_eq!(status.membership.voters.len(), 3);
+}

@@ -11,6 +11,7 @@
 
 use super::RaftNode;
 use crate::error::ProposeError;
+use crate::events::RaftEvent;
 use crate::message::MessageBody;
 use crate::progress::Progress;
 use crate::types::{EntryPayload, LogIndex, Membership, NodeId, Role};
@@ -291,6 +292,7 @@ impl RaftNode {
         if total_ticks > u64::from(CATCH_UP_ROUNDS_MAX) * self.config.election_timeout_ticks {
             // Unreachable or too slow: it stays a learner.
             self.catch_up = None;
+            self.events.push(RaftEvent::CatchUpAbandoned { id: catch_up.id });
             return;
         }
         if pr.match_index < catch_up.round_end {
@@ -311,6 +313,7 @@ impl RaftNode {
         if catch_up.rounds >= CATCH_UP_ROUNDS_MAX {
             // It cannot keep up; it stays a learner.
             self.catch_up = None;
+            self.events.push(RaftEvent::CatchUpAbandoned { id: catch_up.id });
             return;
         }
         catch_up.rounds += 1;
@@ -348,6 +351,7 @@ impl RaftNode {
         };
         self.transfer = Some(target);
         self.transfer_elapsed = 0;
+        self.events.push(RaftEvent::TransferStarted { target });
         let last_index = self.log.last_index();
         if let Some(pr) = self.progress.get_mut(&target) {
             if pr.match_index < last_index && pr.next_index > last_index {
@@ -380,7 +384,9 @@ impl RaftNode {
         }
         self.transfer_elapsed += 1;
         if self.transfer_elapsed >= self.config.election_timeout_ticks {
-            self.transfer = None;
+            if let Some(target) = self.transfer.take() {
+                self.events.push(RaftEvent::TransferAbandoned { target });
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::error::{ConfigError, ProposeError, StepError};
+use crate::events::{RaftEvent, Status};
 use crate::log::{AppendError, RaftLog};
 use crate::message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
 use crate::progress::{Progress, ProgressState};
@@ -139,6 +140,8 @@ pub struct RaftNode {
     snapshot_installed: Option<crate::ready::SnapshotMeta>,
     /// Leader: a server catching up before it becomes a voter (thesis §4.2.1).
     catch_up: Option<membership::CatchUp>,
+    /// Events since the last `Ready`.
+    events: Vec<RaftEvent>,
     messages: Vec<Message>,
     messages_after_persist: Vec<Message>,
     hard_state_handed_out: HardState,
@@ -218,6 +221,7 @@ impl RaftNode {
             snapshot_chunks: Vec::new(),
             snapshot_installed: None,
             catch_up: None,
+            events: Vec::new(),
             messages: Vec::new(),
             messages_after_persist: Vec::new(),
             hard_state_handed_out: hard_state,
@@ -365,6 +369,38 @@ impl RaftNode {
         self.membership().is_voter(self.config.id)
     }
 
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            self.role = role;
+            self.events.push(RaftEvent::RoleChanged { role, term: self.term });
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.events.push(RaftEvent::LeaderChanged { leader, term: self.term });
+        }
+    }
+
+    /// Everything an operator asks about, in one snapshot.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit_index: self.log.committed,
+            applied_index: self.log.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.snapshot.as_ref().map_or(LogIndex(0), |m| m.index),
+            membership: self.membership().clone(),
+            membership_index: self.membership_index(),
+            ticks_since_leader_contact: if self.role == Role::Leader { 0 } else { self.election_elapsed },
+            followers: self.follower_progress().collect(),
+        }
+    }
+
     // ----- inputs ----------------------------------------------------------------------------
 
     /// Advances the node's logical clock by one tick: election timeouts, heartbeats and
@@ -387,6 +423,7 @@ impl RaftNode {
             self.election_elapsed = 0;
             if self.config.check_quorum && !self.check_quorum_round() {
                 self.stats.check_quorum_step_downs += 1;
+                self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
                 self.become_follower(self.term, None);
                 return;
             }
@@ -452,6 +489,7 @@ impl RaftNode {
     fn append_as_leader(&mut self, entry: Entry) {
         let membership_changed = if let EntryPayload::Membership(m) = &entry.payload {
             self.memberships.push((entry.index, (**m).clone()));
+            self.events.push(RaftEvent::MembershipChanged { index: entry.index, membership: (**m).clone() });
             true
         } else {
             false
@@ -719,7 +757,7 @@ impl RaftNode {
         if self.leader != Some(leader) {
             self.fail_reads();
         }
-        self.leader = Some(leader);
+        self.set_leader(Some(leader));
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -733,8 +771,8 @@ impl RaftNode {
             self.term = term;
             self.voted_for = None;
         }
-        self.role = Role::Follower;
-        self.leader = leader;
+        self.set_role(Role::Follower);
+        self.set_leader(leader);
         self.progress.clear();
         self.votes.clear();
         self.uncommitted_bytes = 0;
@@ -757,18 +795,18 @@ impl RaftNode {
         self.catch_up = None;
         self.votes.clear();
         self.progress.clear();
-        self.leader = None;
+        self.set_leader(None);
         self.reset_election_timer();
         let campaign_term = match kind {
             VoteKind::PreVote => {
-                self.role = Role::PreCandidate;
+                self.set_role(Role::PreCandidate);
                 self.stats.pre_votes_started += 1;
                 self.term.next()
             }
             VoteKind::Vote => {
-                self.role = Role::Candidate;
                 self.term = self.term.next();
                 self.voted_for = Some(self.config.id);
+                self.set_role(Role::Candidate);
                 self.stats.elections_started += 1;
                 self.term
             }
@@ -861,8 +899,8 @@ impl RaftNode {
 
     fn become_leader(&mut self) {
         debug_assert_eq!(self.role, Role::Candidate);
-        self.role = Role::Leader;
-        self.leader = Some(self.config.id);
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.config.id));
         self.votes.clear();
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
@@ -951,6 +989,8 @@ impl RaftNode {
                 let known = self.memberships.iter().any(|(index, _)| *index == entry.index);
                 if !known && self.log.matches(entry.index, entry.term) {
                     self.memberships.push((entry.index, (**m).clone()));
+                    let membership = (**m).clone();
+                    self.events.push(RaftEvent::MembershipChanged { index: entry.index, membership });
                 }
             }
         }
@@ -1155,6 +1195,7 @@ impl RaftNode {
             || self.log.unstable_from <= self.log.last_index()
             || self.log.committed > self.log.applied
             || !self.read_states.is_empty()
+            || !self.events.is_empty()
             || !self.snapshot_chunks_wanted.is_empty()
             || !self.snapshot_chunks.is_empty()
             || self.snapshot_installed.is_some()
@@ -1198,6 +1239,7 @@ impl RaftNode {
             snapshot_chunks_wanted: core::mem::take(&mut self.snapshot_chunks_wanted),
             snapshot_chunks: core::mem::take(&mut self.snapshot_chunks),
             snapshot_installed: self.snapshot_installed.take(),
+            events: core::mem::take(&mut self.events),
         }
     }
 

@@ -210,6 +210,7 @@ impl RaftNode {
         }
         self.memberships = memberships;
         self.stats.snapshots_installed += 1;
+        self.events.push(crate::events::RaftEvent::SnapshotInstalled { index: meta.index });
         self.snapshot_installed = Some(meta.clone());
         self.snapshot = Some(meta);
     }
