@@ -47,7 +47,7 @@ fn spawn_node(id: u64, addresses: &[String], root: &Path) -> Process {
         .args(["serve", "--id", &id.to_string(), "--listen", &addresses[(id - 1) as usize]])
         .arg("--data-dir")
         .arg(root.join(format!("node-{id}")))
-        .args(["--bootstrap", &bootstrap.join(","), "--wal-segment-mib", "2"])
+        .args(["--bootstrap", &bootstrap.join(","), "--wal-segment-mib", "2", "--snapshot-interval", "150"])
         .env("FLOTILLA_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
