@@ -91,6 +91,8 @@ function syncRunForm() {
   $('opt-latency').value = `${options.latencyMsMin}-${options.latencyMsMax}`;
   $('opt-loss').value = options.lossPerMille;
   $('opt-prevote').checked = options.preVote;
+  $('opt-voters').value = options.votersInitial;
+  $('opt-snapshot').value = options.snapshotIntervalEntries;
 }
 
 // ----- time --------------------------------------------------------------------------------
@@ -400,6 +402,8 @@ function wireControls() {
         latencyMsMax: max,
         lossPerMille: Number($('opt-loss').value) || 0,
         preVote: $('opt-prevote').checked,
+        votersInitial: Number($('opt-voters').value) || 0,
+        snapshotIntervalEntries: Number($('opt-snapshot').value) || 0,
       });
     } catch (error) {
       $('caption').textContent = `Cannot start that run: ${error.message}`;
@@ -457,6 +461,12 @@ function installPageApi(ready) {
     resumeNode: (id) => act([{ type: 'resume', node: id }]),
     timeout: (id) => act([{ type: 'campaign', node: id }]),
     isolate: (id) => act([{ type: 'partition', side: [id] }]),
+    snapshot: (id) => act([{ type: 'snapshot', node: id }]),
+    addVoter: (id) => act([{ type: 'addVoter', node: id }]),
+    addLearner: (id) => act([{ type: 'addLearner', node: id }]),
+    removeServer: (id) => act([{ type: 'removeServer', node: id }]),
+    /** Asks the leader to hand over to `id` (or to the best other voter without one). */
+    transferLeadership: (id) => act([{ type: 'transferLeadership', node: id ?? null }]),
     /** Cuts every link between the two groups (groupB defaults to everyone else). */
     partition,
     heal: () => act([{ type: 'heal' }]),

@@ -7,6 +7,9 @@ const KIND_TERM = 1;
 const KIND_LIVENESS = 2;
 const KIND_COMMIT = 3;
 const KIND_VIOLATION = 4;
+const KIND_MEMBER = 5;
+const KIND_SNAPSHOT = 6;
+const MEMBER = ['no longer a member', 'a voter', 'a learner'];
 
 /** One sentence per row; commits are merged into one line per drain so fast runs stay readable. */
 export function describeEvents(rows, violations) {
@@ -36,6 +39,12 @@ export function describeEvents(rows, violations) {
         lines.push({ timeMs, text: `safety violated: ${v ? `${v.property}: ${v.detail}` : 'see the checker'}`, tone: 'bad' });
         break;
       }
+      case KIND_MEMBER:
+        lines.push({ timeMs, text: `node ${node} is now ${MEMBER[a] ?? 'changed'}`, tone: '' });
+        break;
+      case KIND_SNAPSHOT:
+        lines.push({ timeMs, text: `node ${node} holds a snapshot up to index ${a}`, tone: '' });
+        break;
       default:
         break;
     }

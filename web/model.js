@@ -3,6 +3,7 @@
 
 export const ROLES = ['follower', 'pre-candidate', 'candidate', 'leader'];
 export const LIVENESS = ['up', 'down', 'paused'];
+export const MEMBERSHIP = ['none', 'voter', 'learner'];
 
 /** Rows of `stride` numbers as objects keyed by `fields`. */
 function rows(array, fields, stride) {
@@ -25,6 +26,7 @@ export function readFrame(cluster, tables) {
     ...row,
     role: row.liveness === 1 ? 'down' : ROLES[row.role],
     liveness: LIVENESS[row.liveness],
+    member: MEMBERSHIP[row.member] ?? 'none',
   }));
   const messages = rows(cluster.messageFrame(), tables.messageFields, tables.messageStride).map((m) => ({
     ...m,
@@ -38,7 +40,7 @@ export function readFrame(cluster, tables) {
   if (leader !== null) {
     const p = cluster.progressFrame(leader);
     for (let k = 0; k + 4 < p.length; k += 5) {
-      progress.push({ id: p[k], match: p[k + 1], next: p[k + 2], replicate: p[k + 3] === 1, inflight: p[k + 4] });
+      progress.push({ id: p[k], match: p[k + 1], next: p[k + 2], state: ['probe', 'replicate', 'snapshot'][p[k + 3]], inflight: p[k + 4] });
     }
   }
   return {
@@ -87,6 +89,8 @@ export function publicState(frame, traceHash) {
       applied: n.applied,
       leader: n.leader || null,
       votedFor: n.votedFor || null,
+      member: n.member,
+      snapshot: n.snapshot,
     })),
     messages: frame.messages.length,
     cuts: frame.cuts,

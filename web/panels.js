@@ -14,7 +14,8 @@ function element(tag, text, className) {
 /** The accessible name of a node's button: "node 3, leader, term 4". */
 export function nodeLabel(node) {
   const state = node.liveness === 'down' ? 'down' : node.liveness === 'paused' ? `paused ${node.role}` : node.role;
-  return `node ${node.id}, ${state}, term ${node.term}`;
+  const member = node.liveness === 'down' ? '' : node.member === 'learner' ? ', learner' : node.member === 'none' ? ', not a member' : '';
+  return `node ${node.id}, ${state}, term ${node.term}${member}`;
 }
 
 /** Keeps one focusable button per node over the canvas, placed on the node's circle. */
@@ -70,7 +71,7 @@ export function showSteps(scenario, current, onSeek) {
   if (list.dataset.scenario !== (scenario?.id ?? '')) {
     list.replaceChildren();
     list.dataset.scenario = scenario?.id ?? '';
-    for (const step of scenario?.steps ?? []) {
+    for (const step of (scenario?.steps ?? []).filter((s) => s.caption)) {
       const item = element('li');
       const button = element('button', `${step.atMs} ms: ${step.caption}`);
       button.type = 'button';
@@ -114,6 +115,9 @@ export function showNode(view, log, kv, nodeCount) {
   $('node-heading').textContent = `Node ${view.id}`;
   const parts = [`${view.role}`, `term ${view.term}`];
   if (view.liveness !== 'up') parts.push(view.liveness);
+  if (view.liveness !== 'down') {
+    parts.push(view.voters.includes(view.id) ? 'voter' : view.learners.includes(view.id) ? 'learner' : 'not a member');
+  }
   if (view.votedFor) parts.push(`voted for ${view.votedFor}`);
   if (view.leader && view.leader !== view.id) parts.push(`follows ${view.leader}`);
   parts.push(`commit ${view.commit}`, `applied ${view.applied}`, `last ${view.last}`);

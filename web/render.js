@@ -188,8 +188,11 @@ function drawNode(ctx, layout, node, frame, selected) {
   const { x, y, r } = p;
   const down = node.liveness === 'down';
   const paused = node.liveness === 'paused';
+  // A server outside the configuration (not yet added, or removed) is drawn faint.
+  ctx.globalAlpha = !down && node.member === 'none' ? 0.45 : 1;
   // Election timer: an arc that fills as the timeout nears (followers and candidates).
-  if (!down && node.role !== 'leader' && node.timerTimeout > 0) {
+  // Only a voter campaigns, so only a voter's timer is worth drawing.
+  if (!down && node.role !== 'leader' && node.member === 'voter' && node.timerTimeout > 0) {
     const fraction = Math.min(1, node.timerElapsed / node.timerTimeout);
     ctx.beginPath();
     ctx.arc(x, y, r + (layout.compact ? 3 : 6), -Math.PI / 2, -Math.PI / 2 + TAU * fraction);
@@ -224,7 +227,15 @@ function drawNode(ctx, layout, node, frame, selected) {
     ctx.fillText(String(node.id), x, y - r * 0.2);
     ctx.font = `${Math.round(r * 0.34)}px system-ui, sans-serif`;
     ctx.fillText(`term ${node.term}`, x, y + r * 0.38);
-    const label = down ? 'down' : paused ? 'paused' : node.role;
+    const label = down
+      ? 'down'
+      : paused
+        ? 'paused'
+        : node.member === 'none'
+          ? 'not a member'
+          : node.member === 'learner'
+            ? `learner`
+            : node.role;
     ctx.font = `${node.role === 'leader' ? 700 : 400} 12px system-ui, sans-serif`;
     ctx.fillStyle = down || paused ? MUTED : INK;
     const outward = y >= layout.ring.cy ? 1 : -1;
@@ -233,6 +244,7 @@ function drawNode(ctx, layout, node, frame, selected) {
   if (down) cross(ctx, x, y, r * 0.55);
   if (paused) pauseBars(ctx, x + r * 0.7, y - r * 0.7, Math.max(4, r * 0.22));
   if (!down && (node.role === 'candidate' || node.role === 'pre-candidate')) voteDots(ctx, layout, p, node, frame);
+  ctx.globalAlpha = 1;
 }
 
 // One dot per voter inside the candidate (its own vote included): filled green granted, red
@@ -357,6 +369,33 @@ function drawLogs(ctx, layout, view) {
     ctx.fillText(`${node.role === 'leader' ? '★' : ''}node ${id}`, area.x, y + box / 2);
     ctx.textAlign = 'center';
     ctx.globalAlpha = node.liveness === 'down' ? 0.45 : 1;
+    if (node.snapshot > 0 && node.snapshot >= start) {
+      // Entries up to the snapshot index are compacted away: one hatched block stands for them.
+      const right = Math.min(area.x + area.width, area.x + labelWidth + (node.snapshot - start + 1) * (box + 2) - 2);
+      const left = area.x + labelWidth;
+      ctx.fillStyle = '#e2e8f0';
+      ctx.fillRect(left, y, right - left, box);
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(left, y, right - left, box);
+      ctx.clip();
+      ctx.strokeStyle = '#94a3b8';
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let hx = left - box; hx < right; hx += 6) {
+        ctx.moveTo(hx, y + box);
+        ctx.lineTo(hx + box, y);
+      }
+      ctx.stroke();
+      ctx.restore();
+      ctx.fillStyle = INK;
+      ctx.font = '9px system-ui, sans-serif';
+      if (right - left > 40) ctx.fillText(`snapshot ≤ ${node.snapshot}`, (left + right) / 2, y + box / 2 + 0.5);
+    } else if (node.snapshot > 0) {
+      ctx.fillStyle = MUTED;
+      ctx.font = '9px system-ui, sans-serif';
+      ctx.fillText('⋯', area.x + labelWidth - 6, y + box / 2);
+    }
     log.terms.forEach((term, k) => {
       const index = log.first + k;
       if (index < start) return;

@@ -1,4 +1,5 @@
-// Scripted runs: each is a seed + config + input script, with a one-line caption per step.
+// Scripted runs: each is a seed + config + input script, with a one-line caption per step
+// (steps without a caption only add inputs).
 // Times are simulated milliseconds. Steps without inputs only caption what the core does on its
 // own at that moment: the runs are deterministic, so the captions stay true (the browser tests
 // play every scenario to its end and check its outcome).
@@ -179,11 +180,70 @@ export const SCENARIOS = [
     ],
     check: (s) => (s.leader !== null && s.nodes[2].term >= 9 ? null : 'the cluster should have been forced into a high term'),
   },
+  {
+    id: 'membership-change',
+    title: 'Membership change',
+    options: { ...PLAYGROUND_OPTIONS, votersInitial: 3 },
+    endMs: 2600,
+    steps: [
+      { atMs: 0, caption: 'Five servers, but only 1, 2 and 3 are in the cluster; 4 and 5 wait, empty and faint.' },
+      { atMs: 254, caption: 'Node 3 leads term 2: two votes of three are a majority.' },
+      { atMs: 600, inputs: [put('x', '1')], caption: 'x=1 is committed by the three voters.' },
+      { atMs: 800, inputs: [{ type: 'addVoter', node: 4 }], caption: 'Add node 4 as a voter. It first joins as a learner: it gets the log but has no vote yet.' },
+      { atMs: 825, caption: 'The configuration with learner 4 is an ordinary log entry; the leader sends node 4 the whole log.' },
+      { atMs: 888, caption: 'Node 4 has caught up, so the leader promotes it: a second configuration entry makes it a voter (thesis §4.2.1).' },
+      { atMs: 1300, inputs: [{ type: 'addVoter', node: 5 }], caption: 'Add node 5 the same way. One server at a time keeps every two majorities overlapping.' },
+      { atMs: 1406, caption: 'Five voters now: a majority is three.' },
+      { atMs: 1800, inputs: [{ type: 'removeServer', node: 1 }], caption: 'Remove node 1. The new configuration takes effect on each server as soon as it is in its log.' },
+      { atMs: 1834, caption: 'Committed without node 1, which never hears of it and soon stops hearing heartbeats.' },
+      { atMs: 2151, caption: 'Node 1 times out and asks for pre-votes, but the others still hear their leader and ignore it: no disruption.' },
+    ],
+    check: (s) => (s.leader === 3 && [2, 3, 4, 5].every((id) => s.nodes[id - 1].commit >= 8) ? null : 'node 3 should lead the new configuration {2, 3, 4, 5}'),
+  },
+  {
+    id: 'snapshot',
+    title: 'A slow follower gets a snapshot',
+    options: { ...PLAYGROUND_OPTIONS, snapshotIntervalEntries: 10, snapshotTrailingEntries: 2 },
+    endMs: 1600,
+    steps: [
+      { atMs: 0, caption: 'Every server snapshots its state every 10 applied entries and drops the log before it (keeping 2).' },
+      { atMs: 500, inputs: [{ type: 'crash', node: 5 }], caption: 'Node 5 crashes.' },
+      {
+        atMs: 600,
+        inputs: [put('k0', '0')],
+        caption: 'Clients write 24 keys, one every 20 ms. The others commit them and take snapshots (the hatched block in their logs).',
+      },
+      // The other 23 writes: input-only steps, no caption of their own.
+      ...Array.from({ length: 23 }, (_, k) => ({ atMs: 620 + k * 20, inputs: [put(`k${k + 1}`, String(k + 1))] })),
+      { atMs: 1300, inputs: [{ type: 'restart', node: 5 }], caption: 'Node 5 restarts, far behind.' },
+      { atMs: 1355, caption: 'It rejects the leader’s AppendEntries: it lacks the entries before them.' },
+      { atMs: 1368, caption: 'Those entries are gone from the leader’s log, compacted into its snapshot: it sends InstallSnapshot (teal) instead.' },
+      { atMs: 1386, caption: 'Node 5 installs the snapshot: its state jumps to index 20 in one step.' },
+      { atMs: 1405, caption: 'Then ordinary AppendEntries bring it the few entries after the snapshot.' },
+      { atMs: 1446, caption: 'Node 5 has caught up.' },
+    ],
+    check: (s) => (s.nodes.every((n) => n.commit === s.committed) && s.nodes[4].snapshot > 0 ? null : 'node 5 should have installed a snapshot and caught up'),
+  },
+  {
+    id: 'leadership-transfer',
+    title: 'Leadership transfer',
+    options: { ...PLAYGROUND_OPTIONS },
+    endMs: 1300,
+    steps: [
+      { atMs: 0, caption: 'Node 3 becomes leader of term 2.' },
+      { atMs: 600, inputs: [put('x', '1')], caption: 'x=1 is committed.' },
+      { atMs: 800, inputs: [{ type: 'transferLeadership', node: 1 }], caption: 'We ask node 3 to hand leadership to node 1 (say, before restarting node 3 for an upgrade).' },
+      { atMs: 801, caption: 'Node 3 stops taking writes, makes sure node 1 is up to date, and sends it TimeoutNow (purple).' },
+      { atMs: 816, caption: 'Node 1 starts an election at once, skipping pre-vote: the leader asked it to (thesis §3.10).' },
+      { atMs: 833, caption: 'The vote request carries term 3: node 3 steps down.' },
+      { atMs: 845, caption: 'Node 1 leads term 3, with no period of waiting for timeouts.' },
+    ],
+    check: (s) => (s.leader === 1 && s.nodes[0].term === 3 ? null : 'node 1 should lead term 3'),
+  },
 ];
 
-/** Membership change, snapshot and leadership-transfer scenarios wait for the simulator's
- * inputs for them (raft_core::sim::Input has none yet). */
-export const PENDING_SCENARIOS = ['membership change', 'a slow follower gets a snapshot', 'leadership transfer'];
+/** Scenarios the simulator cannot stage yet (none: membership, snapshots and transfer landed). */
+export const PENDING_SCENARIOS = [];
 
 /** The scenario with `id`, or undefined. */
 export function findScenario(id) {
@@ -197,10 +257,15 @@ export function scheduleScenario(cluster, scenario) {
   }
 }
 
-/** The caption in force at `timeMs`, with its step number. */
+/** The steps that have a caption, in order. */
+export function captionedSteps(scenario) {
+  return scenario.steps.filter((step) => step.caption);
+}
+
+/** The caption in force at `timeMs`, with its position among the captioned steps. */
 export function captionAt(scenario, timeMs) {
   let current = null;
-  scenario.steps.forEach((step, k) => {
+  captionedSteps(scenario).forEach((step, k) => {
     if (step.atMs <= timeMs) current = { index: k, caption: step.caption, atMs: step.atMs };
   });
   return current;

@@ -6,7 +6,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use raft_core::sim::{Liveness, Simulation};
 
-use crate::frame::{liveness_code, role_code};
+use crate::frame::{liveness_code, member_code, role_code};
 
 /// Kind codes of an event row.
 pub mod kind {
@@ -20,6 +20,10 @@ pub mod kind {
     pub const COMMIT: f64 = 3.0;
     /// A safety property broke: `a` = the violation's position in `violations()`.
     pub const VIOLATION: f64 = 4.0;
+    /// A node's own view of its membership changed: `a` = 0 not a member, 1 voter, 2 learner.
+    pub const MEMBER: f64 = 5.0;
+    /// A node's snapshot moved: `a` = the index it now covers, `b` = the previous one.
+    pub const SNAPSHOT: f64 = 6.0;
 }
 
 /// Numbers per event row: time, kind, node, a, b.
@@ -34,6 +38,8 @@ struct Seen {
     liveness: u8,
     role: u8,
     term: u64,
+    member: u8,
+    snapshot: u64,
 }
 
 /// Watches a simulation and keeps rows of what changed.
@@ -76,6 +82,13 @@ impl EventLog {
                 self.push([now, kind::ROLE, node, f64::from(current.role), term]);
             } else if current.term != before.term && current.liveness != liveness_code(Liveness::Down) {
                 self.push([now, kind::TERM, node, term, before.term as f64]);
+            }
+            let running = current.liveness != liveness_code(Liveness::Down);
+            if running && current.member != before.member {
+                self.push([now, kind::MEMBER, node, f64::from(current.member), f64::from(before.member)]);
+            }
+            if running && current.snapshot != before.snapshot {
+                self.push([now, kind::SNAPSHOT, node, current.snapshot as f64, before.snapshot as f64]);
             }
             self.seen[k] = current;
         }
@@ -121,11 +134,18 @@ impl EventLog {
 
 fn seen(simulation: &Simulation, id: u64) -> Seen {
     let Some(node) = simulation.node(raft_core::NodeId(id)) else {
-        return Seen { liveness: 0, role: 0, term: 0 };
+        return Seen { liveness: 0, role: 0, term: 0, member: 0, snapshot: 0 };
     };
     let liveness = liveness_code(node.liveness());
     match node.raft.as_ref() {
-        Some(raft) => Seen { liveness, role: role_code(raft.role()), term: raft.term().0 },
-        None => Seen { liveness, role: 0, term: node.storage.hard_state.term.0 },
+        Some(raft) => Seen {
+            liveness,
+            role: role_code(raft.role()),
+            term: raft.term().0,
+            member: member_code(raft.membership(), node.id),
+            snapshot: raft.snapshot_index().0,
+        },
+        // A crashed node keeps what it was; its restart reports any change.
+        None => Seen { liveness, role: 0, term: node.storage.hard_state.term.0, member: 1, snapshot: 0 },
     }
 }

@@ -76,6 +76,18 @@ pub fn liveness_code(liveness: Liveness) -> u8 {
     }
 }
 
+/// The `member` code of the node row: 0 not a member (as far as the node knows), 1 voter,
+/// 2 learner.
+pub fn member_code(membership: &raft_core::Membership, id: raft_core::NodeId) -> u8 {
+    if membership.is_voter(id) {
+        1
+    } else if membership.contains(id) {
+        2
+    } else {
+        0
+    }
+}
+
 /// Appends one node's row to `out`.
 pub fn push_node_row(out: &mut Vec<f64>, node: &SimNode) {
     let start = out.len();
@@ -84,14 +96,7 @@ pub fn push_node_row(out: &mut Vec<f64>, node: &SimNode) {
             let (elapsed, timeout) = raft.election_timer();
             let (granted, refused) =
                 raft.votes().fold((0u32, 0u32), |(g, r), (_, ok)| if ok { (g + 1, r) } else { (g, r + 1) });
-            let membership = raft.membership();
-            let member = if membership.is_voter(node.id) {
-                1.0
-            } else if membership.contains(node.id) {
-                2.0
-            } else {
-                0.0
-            };
+            let member = f64::from(member_code(raft.membership(), node.id));
             out.extend_from_slice(&[
                 f64::from(role_code(raft.role())),
                 f64::from(liveness_code(node.liveness())),
