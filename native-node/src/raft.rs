@@ -460,14 +460,12 @@ impl Raft {
         let _ = self.commands.send(Command::Campaign).await;
     }
 
-    /// Writes a snapshot of the state machine at the applied index (hashicorp's `Snapshot`).
-    ///
-    /// Until raft-core supports compaction and InstallSnapshot this is a local checkpoint: a
-    /// restart restores the state machine from it instead of applying the whole log again, but
-    /// the log is kept, so lagging followers can still be caught up entry by entry.
+    /// Writes a snapshot of the state machine at the applied index (hashicorp's `Snapshot`),
+    /// tells raft-core, which compacts its log behind it, and deletes the log segments it
+    /// covers. raft-core's policy also asks for one every `snapshot_interval_entries`.
     ///
     /// # Errors
-    /// [`RaftError::Storage`] when the file cannot be written.
+    /// [`RaftError::Storage`] when the file cannot be written (the node then stops).
     pub async fn snapshot(&self, timeout: Duration) -> Result<LogIndex, RaftError> {
         self.call(|reply| Command::Snapshot { reply }, timeout).await
     }
