@@ -462,6 +462,8 @@ function installPageApi(ready) {
     timeout: (id) => act([{ type: 'campaign', node: id }]),
     isolate: (id) => act([{ type: 'partition', side: [id] }]),
     snapshot: (id) => act([{ type: 'snapshot', node: id }]),
+    /** Crashes `id` and wipes its disk: unsafe on purpose, to show the checker at work. */
+    wipeDisk: (id) => act([{ type: 'wipeDisk', node: id }]),
     addVoter: (id) => act([{ type: 'addVoter', node: id }]),
     addLearner: (id) => act([{ type: 'addLearner', node: id }]),
     removeServer: (id) => act([{ type: 'removeServer', node: id }]),

@@ -227,3 +227,28 @@ test('drag between two nodes cuts the link; a message can be dropped', async ({ 
   expect(decodeURIComponent(link)).toContain(`d${id}`);
   expect(errors).toEqual([]);
 });
+
+test('reduced motion starts paused; the frame exports as PNG', async ({ page }) => {
+  await page.emulateMedia({ reducedMotion: 'reduce' });
+  await page.goto('/');
+  await page.waitForFunction(() => document.body.dataset.ready === 'true');
+  expect((await state(page)).playing).toBe(false);
+  const png = await page.evaluate(() => window.flotilla.pngDataUrl());
+  expect(png.startsWith('data:image/png;base64,')).toBe(true);
+  expect(png.length).toBeGreaterThan(10_000);
+});
+
+test('the checker badge follows the checker after an unsafe disk wipe', async ({ page }) => {
+  await open(page);
+  await freshRun(page, { nodes: 3, seed: 2 });
+  await page.evaluate(() => window.flotilla.advance(800));
+  const leader = (await state(page)).leader;
+  // A voter forgets its vote and log: Raft's safety no longer holds, and the checker watches.
+  const follower = leader === 1 ? 2 : 1;
+  await page.evaluate((id) => window.flotilla.wipeDisk(id), follower);
+  await page.evaluate((id) => window.flotilla.restart(id), follower);
+  await page.evaluate(() => window.flotilla.advance(1500));
+  const s = await state(page);
+  const badge = await page.locator('#checker').textContent();
+  expect(badge).toMatch(s.violations === 0 ? /invariant holds/ : /violated/);
+});
