@@ -9,7 +9,9 @@
 //! Prints one JSON line with `entries_per_sec` (commits at the leader) and `messages_per_sec`.
 
 use clap::Parser;
-use raft_core::{bootstrap, Bytes, Config, Entry, HardState, Membership, Message, NodeId, RaftNode, Role};
+use raft_core::{
+    bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, NodeId, RaftNode, Role,
+};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -28,6 +30,10 @@ struct Args {
     /// Payload bytes per entry.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Snapshot policy: every node snapshots after this many applied entries and compacts
+    /// its log behind it (0: never).
+    #[arg(long, default_value_t = 0)]
+    snapshot_interval: u64,
 }
 
 /// What a node's disk would hold, kept in memory.
@@ -35,6 +41,9 @@ struct Args {
 struct MemoryStorage {
     hard_state: HardState,
     entries: Vec<Entry>,
+    /// The state machine: a running hash of what was applied (its snapshot is that hash).
+    state: u64,
+    snapshot: Option<(LogIndex, u64)>,
 }
 
 impl MemoryStorage {
@@ -43,9 +52,17 @@ impl MemoryStorage {
             self.hard_state = hard_state;
         }
         if let Some(first) = entries.first() {
-            self.entries.truncate((first.index.0 - 1) as usize);
+            let stored_from = self.entries.first().map_or(first.index, |e| e.index);
+            let keep = first.index.0.saturating_sub(stored_from.0) as usize;
+            self.entries.truncate(keep);
             self.entries.extend(entries);
         }
+    }
+
+    fn compact(&mut self, through: LogIndex) {
+        let stored_from = self.entries.first().map_or(through, |e| e.index);
+        let covered = (through.0 + 1).saturating_sub(stored_from.0).min(self.entries.len() as u64);
+        self.entries.drain(..covered as usize);
     }
 }
 
@@ -58,12 +75,13 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(size: usize) -> Cluster {
+    fn new(size: usize, snapshot_interval: u64) -> Cluster {
         let membership = Membership::with_voters((1..=size as u64).map(NodeId));
         let nodes = (1..=size as u64)
             .map(|id| {
                 let mut config = Config::new(NodeId(id), id);
                 config.inflight_messages_max = 256;
+                config.snapshot_interval_entries = snapshot_interval;
                 RaftNode::new(config, bootstrap(membership.clone())).expect("valid config")
             })
             .collect();
@@ -85,7 +103,16 @@ impl Cluster {
                 self.storage[k].persist(ready.hard_state, ready.entries);
                 self.network.extend(ready.messages_after_persist);
                 self.applied += ready.committed_entries.len() as u64;
+                let storage = &mut self.storage[k];
+                for entry in &ready.committed_entries {
+                    storage.state = storage.state.rotate_left(5) ^ entry.index.0;
+                }
                 self.nodes[k].advance();
+                if let Some(index) = self.nodes[k].snapshot_wanted() {
+                    let created = self.nodes[k].snapshot_created(index).expect("applied index");
+                    storage.snapshot = Some((index, storage.state));
+                    storage.compact(created.compact_through);
+                }
             }
             while let Some(message) = self.network.pop_front() {
                 busy = true;
@@ -102,7 +129,7 @@ impl Cluster {
 
 fn main() {
     let args = Args::parse();
-    let mut cluster = Cluster::new(args.nodes);
+    let mut cluster = Cluster::new(args.nodes, args.snapshot_interval);
     cluster.nodes[0].campaign();
     cluster.settle();
     assert_eq!(cluster.nodes[0].role(), Role::Leader, "node 1 should win the first election");
@@ -130,6 +157,7 @@ fn main() {
         "nodes": args.nodes,
         "outstanding": args.outstanding,
         "payload": args.payload,
+        "snapshot_interval": args.snapshot_interval,
         "entries": committed,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "entries_per_sec": (committed as f64 / seconds).round(),

@@ -119,8 +119,9 @@ pub enum MessageBody {
     /// One chunk of a snapshot, streamed to a follower that needs compacted entries (§7).
     /// Chunks go in order; the total size is not known until the `last` one.
     InstallSnapshot {
-        /// The snapshot being sent.
-        meta: SnapshotMeta,
+        /// The snapshot being sent (boxed: it is large and rare, and every message would
+        /// otherwise be as big as this one).
+        meta: alloc::boxed::Box<SnapshotMeta>,
         /// Byte offset of this chunk in the snapshot.
         offset: u64,
         /// The chunk.

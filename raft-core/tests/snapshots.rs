@@ -136,7 +136,12 @@ fn s7_a_stale_snapshot_never_rolls_a_node_back() {
         from: NodeId(1),
         to: NodeId(2),
         term,
-        body: MessageBody::InstallSnapshot { meta, offset: 0, data: Bytes::from_static(b"old"), last: true },
+        body: MessageBody::InstallSnapshot {
+            meta: Box::new(meta),
+            offset: 0,
+            data: Bytes::from_static(b"old"),
+            last: true,
+        },
     };
     cluster.deliver(old);
     cluster.stabilize();

@@ -666,7 +666,7 @@ impl RaftNode {
             }
             MessageBody::InstallSnapshot { meta, offset, data, last } => {
                 self.hear_from_leader(message.from);
-                self.handle_install_snapshot(message.from, meta, offset, data, last);
+                self.handle_install_snapshot(message.from, *meta, offset, data, last);
                 Ok(())
             }
             MessageBody::InstallSnapshotResponse { .. } => Ok(()),

@@ -118,7 +118,10 @@ impl RaftNode {
         let Some(meta) = self.snapshot.clone().filter(|m| wanted && m.index == snapshot_index) else {
             return;
         };
-        self.send(to, MessageBody::InstallSnapshot { meta, offset, data, last });
+        self.send(
+            to,
+            MessageBody::InstallSnapshot { meta: alloc::boxed::Box::new(meta), offset, data, last },
+        );
     }
 
     /// Leader: a follower acknowledged a chunk (or the whole snapshot).
