@@ -5,6 +5,7 @@
 mod common;
 
 use common::{bind_retrying, node_config, Cluster, SECRET};
+use futures_util::StreamExt;
 use native_node::client::{Client, ClientConfig};
 use native_node::server::{self, ServeConfig};
 use raft_core::NodeId;
@@ -97,9 +98,23 @@ async fn leadership_moves_to_the_named_follower() {
     let target = if leader == 3 { 1 } else { leader + 1 };
     let mut client = cluster.client();
     client.put("before", "1").await.unwrap();
+    // Observers see the handover on the event stream.
+    let events_url = format!("ws://{}/events", cluster.addresses[(leader - 1) as usize]);
+    let (mut events, _) = tokio_tungstenite::connect_async(events_url).await.unwrap();
+    let first = events.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(first.contains("\"event\":\"status\""), "{first}");
     let response = client.admin(json!({ "op": "transfer", "node": target })).await.unwrap();
     assert_eq!(response["leader"], json!(target), "{response}");
     assert_eq!(cluster.wait_for_leader(LEADER_TIMEOUT).await, target);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(remaining, events.next()).await.expect("a state change event");
+        let text = event.unwrap().unwrap().into_text().unwrap().to_string();
+        if text.contains("state_changed") && text.contains(&format!("\"leader\":{target}")) {
+            break;
+        }
+    }
     client.put("after", "2").await.unwrap();
     assert_eq!(client.get("before", "linearizable").await.unwrap()["value"], json!("1"));
     cluster.shutdown().await;
