@@ -30,6 +30,8 @@
 //! assert_eq!(node.commit_index(), index);
 //! # let _ = ready;
 //! ```
+//!
+#![doc = include_str!("../GUIDE.md")]
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
