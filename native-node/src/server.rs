@@ -47,6 +47,10 @@ use tokio::task::JoinHandle;
 /// every socket read, so the 128 KiB default costs a large memset per small JSON request.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// WebSocket connections (peers, clients, event streams) one node serves at once; more are
+/// refused with 503 rather than exhausting memory or file descriptors.
+pub const WEBSOCKETS_MAX: usize = 4096;
+
 /// Requests one client WebSocket may have in flight; reading pauses beyond it.
 pub const CLIENT_INFLIGHT_REQUESTS_MAX: usize = 1024;
 
@@ -148,6 +152,7 @@ struct AppState {
     node_id: NodeId,
     address: String,
     request_timeout: Duration,
+    websockets: Arc<Semaphore>,
 }
 
 type Shared = Arc<AppState>;
@@ -255,6 +260,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         node_id: config.node_id,
         address: advertise.clone(),
         request_timeout: config.request_timeout,
+        websockets: Arc::new(Semaphore::new(WEBSOCKETS_MAX)),
     });
     let router = router(state, config.web_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
@@ -268,7 +274,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         }
     });
     let mut helpers = Vec::new();
-    if let Some(join) = config.join.clone() {
+    // A node that already has a log is a member (or was): asking to join again would be refused.
+    if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
         helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
     }
     tracing::info!(node = %config.node_id, %address, "node serving");
@@ -348,14 +355,23 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
     }
 }
 
+fn too_many_sockets() -> Response {
+    let body = api::error_response("busy", format!("more than {WEBSOCKETS_MAX} WebSocket connections"), true);
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
 async fn raft_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
     let frame_bytes_max = state.transport.config().frame_bytes_max;
     let transport = state.transport.clone();
     upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
         .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move { transport.accept(socket).await })
+        .on_upgrade(move |socket| async move {
+            transport.accept(socket).await;
+            drop(permit);
+        })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -529,10 +545,13 @@ async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: Body
 }
 
 async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade
-        .max_message_size(api::REQUEST_BYTES_MAX)
-        .read_buffer_size(CLIENT_READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve_client_socket(state, socket))
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+    upgrade.max_message_size(api::REQUEST_BYTES_MAX).read_buffer_size(CLIENT_READ_BUFFER_BYTES).on_upgrade(
+        move |socket| async move {
+            serve_client_socket(state, socket).await;
+            drop(permit);
+        },
+    )
 }
 
 /// One task reads requests and spawns one task per request (bounded by a semaphore); answers
@@ -594,7 +613,9 @@ async fn serve_client_socket(state: Shared, socket: WebSocket) {
 }
 
 async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
     upgrade.on_upgrade(move |mut socket| async move {
+        let _permit = permit;
         let mut events = state.raft.subscribe();
         let status = json!({ "event": "status", "status": state.raft.status() });
         if socket.send(WsMessage::Text(status.to_string().into())).await.is_err() {
