@@ -79,7 +79,10 @@ try {
   console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults): wasm ${wasm.ms.toFixed(0)} ms, native ${native.ms.toFixed(0)} ms, wasm speed ${(native.ms / wasm.ms).toFixed(2)}x native (${same})`);
 
   // The README's picture: log replication, while AppendEntries carry the first write.
-  await page.evaluate(() => window.flotilla.loadScenario('log-replication'));
+  await page.evaluate(() => {
+    window.flotilla.loadScenario('log-replication');
+    window.flotilla.setSpeed(0.1);
+  });
   await page.evaluate(() => window.flotilla.seek(612));
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${root}web/screenshot.png` });
