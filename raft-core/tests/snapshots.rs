@@ -25,6 +25,16 @@ fn propose_many(cluster: &mut TestCluster, leader: u64, count: u64) {
     }
 }
 
+/// Node 3 missed 30 entries that node 1, the leader, has since compacted into a snapshot.
+fn follower_behind_a_snapshot() -> TestCluster {
+    let mut cluster = cluster_with_policy(3, 0, 0);
+    cluster.campaign(1);
+    cluster.isolate(3);
+    propose_many(&mut cluster, 1, 30);
+    cluster.snapshot(1);
+    cluster
+}
+
 fn is_snapshot_chunk(message: &Message) -> bool {
     matches!(message.body, MessageBody::InstallSnapshot { .. })
 }
@@ -46,11 +56,7 @@ fn s7_the_policy_asks_for_a_snapshot_and_compaction_keeps_trailing_entries() {
 
 #[test]
 fn s7_a_follower_far_behind_gets_the_snapshot_in_chunks_then_replicates() {
-    let mut cluster = cluster_with_policy(3, 0, 0);
-    cluster.campaign(1);
-    cluster.isolate(3);
-    propose_many(&mut cluster, 1, 30);
-    cluster.snapshot(1);
+    let mut cluster = follower_behind_a_snapshot();
     propose_many(&mut cluster, 1, 2);
     cluster.heal();
     cluster.tick_all(4);
@@ -70,11 +76,7 @@ fn s7_a_follower_far_behind_gets_the_snapshot_in_chunks_then_replicates() {
 
 #[test]
 fn s7_a_lost_chunk_is_resent_and_the_transfer_resumes() {
-    let mut cluster = cluster_with_policy(3, 0, 0);
-    cluster.campaign(1);
-    cluster.isolate(3);
-    propose_many(&mut cluster, 1, 30);
-    cluster.snapshot(1);
+    let mut cluster = follower_behind_a_snapshot();
     cluster.heal();
     // Lose the third chunk once.
     let seen = std::cell::Cell::new(0);
@@ -97,11 +99,7 @@ fn s7_a_lost_chunk_is_resent_and_the_transfer_resumes() {
 
 #[test]
 fn s7_a_crash_during_install_starts_the_transfer_over_safely() {
-    let mut cluster = cluster_with_policy(3, 0, 0);
-    cluster.campaign(1);
-    cluster.isolate(3);
-    propose_many(&mut cluster, 1, 30);
-    cluster.snapshot(1);
+    let mut cluster = follower_behind_a_snapshot();
     cluster.heal();
     let delivered = std::cell::Cell::new(0);
     // Let a few chunks through, then crash the receiver mid-transfer.

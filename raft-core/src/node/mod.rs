@@ -997,14 +997,28 @@ impl RaftNode {
         self.memberships.sort_by_key(|(index, _)| *index);
     }
 
-    fn handle_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
+    /// Leader: `from` answered. Marks it active for check-quorum and returns whether it is a
+    /// member this leader tracks (answers from strangers are counted and ignored).
+    fn note_answer(&mut self, from: NodeId) -> bool {
         let ticks = self.ticks;
-        let Some(pr) = self.progress.get_mut(&from) else {
-            self.stats.messages_from_unknown += 1;
+        match self.progress.get_mut(&from) {
+            Some(pr) => {
+                pr.recent_active = true;
+                pr.last_contact_tick = ticks;
+                true
+            }
+            None => {
+                self.stats.messages_from_unknown += 1;
+                false
+            }
+        }
+    }
+
+    fn handle_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
+        if !self.note_answer(from) {
             return;
-        };
-        pr.recent_active = true;
-        pr.last_contact_tick = ticks;
+        }
+        let Some(pr) = self.progress.get_mut(&from) else { return };
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if !pr.accept(match_index) {
@@ -1048,13 +1062,11 @@ impl RaftNode {
     }
 
     fn handle_heartbeat_response(&mut self, from: NodeId, round: u64) {
-        let ticks = self.ticks;
-        let Some(pr) = self.progress.get_mut(&from) else {
-            self.stats.messages_from_unknown += 1;
+        if !self.note_answer(from) {
             return;
-        };
-        pr.recent_active = true;
-        pr.last_contact_tick = ticks;
+        }
+        let ticks = self.ticks;
+        let Some(pr) = self.progress.get_mut(&from) else { return };
         // Rounds are numbered by this leader; a larger one cannot be a genuine answer.
         if round <= self.round {
             pr.acked_round = pr.acked_round.max(round);

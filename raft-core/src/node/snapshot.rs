@@ -132,13 +132,10 @@ impl RaftNode {
         next_offset: u64,
         done: bool,
     ) {
-        let ticks = self.ticks;
-        let Some(pr) = self.progress.get_mut(&from) else {
-            self.stats.messages_from_unknown += 1;
+        if !self.note_answer(from) {
             return;
-        };
-        pr.recent_active = true;
-        pr.last_contact_tick = ticks;
+        }
+        let Some(pr) = self.progress.get_mut(&from) else { return };
         if pr.state != ProgressState::Snapshot || pr.snapshot_index != snapshot_index {
             return;
         }
