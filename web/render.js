@@ -47,7 +47,7 @@ export function computeLayout(count, width, height) {
   const cx = width / 2;
   const cy = ringHeight / 2 + 4;
   // Room around the ring for the node, its timer arc and its role label.
-  const margin = compact ? 30 : 84;
+  const margin = compact ? 30 : 66;
   const radius = Math.max(40, Math.min(width, ringHeight) / 2 - margin);
   const spacing = count > 1 ? (TAU * radius) / count : radius;
   const nodeRadius = compact ? Math.max(7, Math.min(16, spacing * 0.38)) : Math.max(18, Math.min(38, spacing * 0.32));

@@ -5,6 +5,10 @@
 
 export const CHECKPOINT_EVERY_MS = 1000;
 export const CHECKPOINTS_MAX = 200;
+export const CHECKPOINTS_MIN = 8;
+/** Each checkpoint copies every node's log: keep (checkpoints × entries × nodes) under this, so a
+ * long, busy run cannot exhaust memory. Thinning keeps seeking exact, only slower. */
+export const CHECKPOINT_ENTRY_COPIES_MAX = 4_000_000;
 
 export class Timeline {
   /** Takes ownership of `cluster` (at time 0). */
@@ -87,17 +91,25 @@ export class Timeline {
   #keep(time) {
     if (this.checkpoints.has(time)) return;
     this.checkpoints.set(time, this.cluster.clone());
-    if (this.checkpoints.size > CHECKPOINTS_MAX) this.#thin();
+    if (this.checkpoints.size > this.#limit()) this.#thin();
   }
 
-  // Too many checkpoints: keep every other one (double the spacing), so memory stays bounded
-  // and seeking stays at most a few spacings of re-execution.
+  #limit() {
+    const copiesPerCheckpoint = (this.cluster.committedIndex + 100) * this.cluster.nodeCount;
+    const affordable = Math.floor(CHECKPOINT_ENTRY_COPIES_MAX / copiesPerCheckpoint);
+    return Math.max(CHECKPOINTS_MIN, Math.min(CHECKPOINTS_MAX, affordable));
+  }
+
+  // Too many checkpoints: keep every other one (double the spacing) until under the limit, so
+  // memory stays bounded and seeking stays at most a few spacings of re-execution.
   #thin() {
-    this.everyMs *= 2;
-    for (const [time, copy] of this.checkpoints) {
-      if (time % this.everyMs !== 0) {
-        copy.free();
-        this.checkpoints.delete(time);
+    while (this.checkpoints.size > this.#limit()) {
+      this.everyMs *= 2;
+      for (const [time, copy] of this.checkpoints) {
+        if (time % this.everyMs !== 0) {
+          copy.free();
+          this.checkpoints.delete(time);
+        }
       }
     }
   }
