@@ -81,6 +81,19 @@ impl SimCluster {
         SimCluster::build(config, script)
     }
 
+    /// A cluster from an options object (as for the constructor) and a script text (as
+    /// `script()` writes it), at time 0.
+    ///
+    /// # Errors
+    /// `TypeError` or `RangeError` as for the constructor, `RangeError` for a bad script text.
+    #[wasm_bindgen(js_name = fromScript)]
+    pub fn from_script(options: JsValue, script: &str) -> Result<SimCluster, JsValue> {
+        let mut cluster = SimCluster::new(options)?;
+        let nodes = cluster.simulation.config().nodes;
+        cluster.script = crate::run_text::decode_script(script, nodes).map_err(|e| range_error(&e))?;
+        Ok(cluster)
+    }
+
     /// The run as compact URL-safe text: config and every input, past and scheduled.
     pub fn run(&self) -> String {
         encode_run(self.simulation.config(), &self.script)
