@@ -581,3 +581,37 @@ proptest! {
         prop_assert_eq!(target.snapshot_bytes(), snapshot);
     }
 }
+
+/// hashicorp's `Restore`: a user snapshot goes through the log, so every replica swaps its
+/// state at the same index; a corrupt one is refused and changes nothing.
+#[test]
+fn a_user_snapshot_restores_through_the_log_and_a_corrupt_one_changes_nothing() {
+    let mut backup = Replica::with_defaults();
+    backup.apply(&Command::unsessioned(1, put("a", "from backup"))).unwrap();
+    let snapshot = Bytes::from(backup.snapshot_bytes());
+    let mut replicas = [Replica::with_defaults(), Replica::with_defaults()];
+    for replica in &mut replicas {
+        replica.apply(&Command::unsessioned(5, put("b", "live"))).unwrap();
+        let restore = Command {
+            timestamp_ms: 9,
+            body: raft_core::kv::CommandBody::Restore { snapshot: snapshot.clone() },
+        };
+        assert_eq!(replica.apply(&restore), Ok(Output::Restored));
+        assert_eq!(replica.store.get(&b("a")), Some(&b("from backup")));
+        assert_eq!(replica.store.get(&b("b")), None);
+        assert_eq!(replica.store.applied_index(), LogIndex(2), "the log decides the applied index");
+    }
+    assert_eq!(replicas[0].snapshot_bytes(), replicas[1].snapshot_bytes());
+    let mut corrupt = snapshot.to_vec();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xFF;
+    let before = replicas[0].snapshot_bytes();
+    let bad = Command {
+        timestamp_ms: 10,
+        body: raft_core::kv::CommandBody::Restore { snapshot: Bytes::from(corrupt) },
+    };
+    assert!(matches!(replicas[0].apply(&bad), Err(KvError::RestoreRejected { .. })));
+    let after = replicas[0].snapshot_bytes();
+    assert_ne!(before, after, "only the applied index moved");
+    assert_eq!(replicas[0].store.get(&b("a")), Some(&b("from backup")));
+}

@@ -4,7 +4,7 @@
 //! byte lets a later build refuse (with [`DecodeError::UnsupportedVersion`]) rather than
 //! misread commands from a newer one.
 
-use crate::kv::limits::{COMMAND_BYTES_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use crate::kv::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::kv::response::{DecodeError, KvError};
 use crate::types::LogIndex;
 use alloc::vec::Vec;
@@ -57,6 +57,14 @@ pub enum CommandBody {
     CloseSession {
         /// The session to close.
         client_id: ClientId,
+    },
+    /// Replace the whole store by a user-supplied snapshot (hashicorp's `Restore`), for
+    /// example a backup taken with [`crate::state_machine::StateMachine::snapshot`]. It goes
+    /// through the log like any command, so every replica swaps its state at the same index,
+    /// exactly once; a corrupt snapshot is refused and changes nothing.
+    Restore {
+        /// The snapshot bytes, at most [`super::limits::RESTORE_BYTES_MAX`].
+        snapshot: Bytes,
     },
     /// Carry out an operation, at most once if `session` is set.
     Request {
@@ -207,6 +215,12 @@ impl Command {
         match &self.body {
             CommandBody::Request { operation, .. } => operation.validate(),
             CommandBody::RegisterClient | CommandBody::CloseSession { .. } => Ok(()),
+            CommandBody::Restore { snapshot } if snapshot.len() > super::limits::RESTORE_BYTES_MAX => {
+                Err(KvError::RestoreRejected {
+                    reason: alloc::format!("snapshot of {} bytes is too large", snapshot.len()),
+                })
+            }
+            CommandBody::Restore { .. } => Ok(()),
         }
     }
 
@@ -228,7 +242,7 @@ impl Command {
     ///
     /// A [`DecodeError`] saying what is wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
-        if bytes.len() > COMMAND_BYTES_MAX {
+        if bytes.len() > super::limits::ENCODED_COMMAND_BYTES_MAX {
             return Err(DecodeError::TooLarge { len_bytes: bytes.len() as u64 });
         }
         let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
@@ -276,7 +290,7 @@ mod tests {
         let mut long = sample().encode().to_vec();
         long.push(0);
         assert_eq!(Command::decode(&long), Err(DecodeError::TrailingBytes { len_bytes: 1 }));
-        let huge = alloc::vec![COMMAND_FORMAT_VERSION; COMMAND_BYTES_MAX + 1];
+        let huge = alloc::vec![COMMAND_FORMAT_VERSION; crate::kv::limits::ENCODED_COMMAND_BYTES_MAX + 1];
         assert!(matches!(Command::decode(&huge), Err(DecodeError::TooLarge { .. })));
     }
 

@@ -18,3 +18,10 @@ pub const LIST_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 /// The longest encoded command, in bytes: a compare-and-swap with a maximal key, expected value
 /// and new value, plus room for the envelope. Longer input is rejected before decoding.
 pub const COMMAND_BYTES_MAX: usize = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX + 256;
+
+/// Largest user snapshot a [`crate::kv::CommandBody::Restore`] may carry. It travels as one log
+/// entry, so it is bounded well below the peers' frame limits.
+pub const RESTORE_BYTES_MAX: usize = 4 << 20;
+
+/// Largest encoded command of any kind [`crate::kv::Command::decode`] accepts.
+pub const ENCODED_COMMAND_BYTES_MAX: usize = RESTORE_BYTES_MAX + 256;

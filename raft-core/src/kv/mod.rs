@@ -43,7 +43,10 @@ mod snapshot;
 mod store;
 
 pub use command::{ClientId, Command, CommandBody, Operation, SessionRequest, COMMAND_FORMAT_VERSION};
-pub use limits::{COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, VALUE_BYTES_MAX};
+pub use limits::{
+    COMMAND_BYTES_MAX, ENCODED_COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX,
+    RESTORE_BYTES_MAX, VALUE_BYTES_MAX,
+};
 pub use response::{DecodeError, KvError, Output, Response};
 pub use snapshot::{
     KvRestore, KvSnapshot, SnapshotError, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_FRAME_BYTES_MAX, SNAPSHOT_MAGIC,

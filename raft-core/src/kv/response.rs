@@ -23,6 +23,8 @@ pub enum Output {
     },
     /// The session was closed at the client's request.
     SessionClosed,
+    /// A user snapshot replaced the store's contents.
+    Restored,
     /// The value of a get; `None` if the key is absent.
     Value(Option<Bytes>),
     /// A put took effect.
@@ -92,6 +94,11 @@ pub enum KvError {
     },
     /// A write was sent where only reads are served (for example a local ReadIndex read).
     NotReadOnly,
+    /// A user snapshot could not be restored; the store is unchanged.
+    RestoreRejected {
+        /// Why, in words.
+        reason: alloc::string::String,
+    },
 }
 
 impl fmt::Display for KvError {
@@ -115,6 +122,7 @@ impl fmt::Display for KvError {
                  sequence {last_sequence}"
             ),
             KvError::NotReadOnly => f.write_str("operation is not read-only"),
+            KvError::RestoreRejected { reason } => write!(f, "restore rejected: {reason}"),
         }
     }
 }
@@ -133,7 +141,7 @@ impl core::error::Error for KvError {
 pub enum DecodeError {
     /// No bytes at all.
     Empty,
-    /// More than [`crate::kv::COMMAND_BYTES_MAX`] bytes.
+    /// More than [`crate::kv::ENCODED_COMMAND_BYTES_MAX`] bytes.
     TooLarge {
         /// The input's length in bytes.
         len_bytes: u64,
@@ -157,7 +165,11 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Empty => f.write_str("empty command"),
             DecodeError::TooLarge { len_bytes } => {
-                write!(f, "command of {len_bytes} bytes exceeds {} bytes", crate::kv::COMMAND_BYTES_MAX)
+                write!(
+                    f,
+                    "command of {len_bytes} bytes exceeds {} bytes",
+                    crate::kv::ENCODED_COMMAND_BYTES_MAX
+                )
             }
             DecodeError::UnsupportedVersion { version } => {
                 write!(f, "unsupported command format version {version}")

@@ -6,7 +6,7 @@ use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SnapshotRestore, StateMachine};
 use crate::types::{Entry, EntryPayload, LogIndex};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -167,6 +167,7 @@ impl KvStore {
             CommandBody::CloseSession { client_id } => {
                 self.state.sessions.close(client_id).map(|()| Output::SessionClosed)
             }
+            CommandBody::Restore { snapshot } => self.restore_user_snapshot(&snapshot),
             CommandBody::Request { session: None, operation } => self.execute(&operation),
             CommandBody::Request { session: Some(SessionRequest { client_id, sequence }), operation } => {
                 match self.state.sessions.admit(client_id, sequence, clock_ms) {
@@ -179,6 +180,19 @@ impl KvStore {
                 response
             }
         }
+    }
+
+    /// Swaps in a user snapshot's data and sessions. The log, not the snapshot, says where this
+    /// store stands (applied index) and what time it is (the clock never goes back).
+    fn restore_user_snapshot(&mut self, snapshot: &[u8]) -> Response {
+        let rejected = |error: SnapshotError| KvError::RestoreRejected { reason: alloc::format!("{error}") };
+        let mut restore = KvRestore::new(self.config);
+        restore.write_chunk(snapshot).map_err(rejected)?;
+        let mut state = restore.finish().map_err(rejected)?;
+        state.applied_index = self.state.applied_index;
+        state.clock_ms = state.clock_ms.max(self.state.clock_ms);
+        self.state = state;
+        Ok(Output::Restored)
     }
 
     fn execute(&mut self, operation: &Operation) -> Response {

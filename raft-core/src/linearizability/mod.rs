@@ -175,6 +175,7 @@ impl Observed {
                 kv::Output::NoCommand
                 | kv::Output::Registered { .. }
                 | kv::Output::SessionClosed
+                | kv::Output::Restored
                 | kv::Output::Keys { .. },
             ) => Observed::Unknown,
         }
