@@ -83,6 +83,9 @@ struct ServeArgs {
     /// Size of one preallocated log segment in MiB.
     #[arg(long, default_value_t = 32)]
     wal_segment_mib: u64,
+    /// Election timeout in milliseconds (elections start after 1-2x this much silence).
+    #[arg(long, default_value_t = 500)]
+    election_timeout_ms: u64,
     /// Snapshot and compact the log after this many applied entries (0: never).
     #[arg(long, default_value_t = 10_000)]
     snapshot_interval: u64,
@@ -240,6 +243,7 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     });
     config.web_dir = args.web_dir.or_else(default_web_dir);
     config.tick_interval = Duration::from_millis(args.tick_ms.max(1));
+    config.election_timeout_ticks = Some(args.election_timeout_ms / args.tick_ms.max(1));
     config.wal_segment_bytes = args.wal_segment_mib.max(1) * 1024 * 1024;
     config.snapshot_interval_entries = args.snapshot_interval;
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())

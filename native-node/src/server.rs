@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub web_dir: Option<PathBuf>,
     /// Wall-clock length of one Raft tick.
     pub tick_interval: Duration,
+    /// Election timeout in ticks (heartbeats go every tenth of it); `None`: the default.
+    pub election_timeout_ticks: Option<u64>,
     /// How long a client request may wait for its answer.
     pub request_timeout: Duration,
     /// Size of one preallocated log segment.
@@ -110,6 +112,7 @@ impl ServeConfig {
             join: None,
             web_dir: None,
             tick_interval: Duration::from_millis(10),
+            election_timeout_ticks: None,
             request_timeout: Duration::from_secs(5),
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             snapshot_interval_entries: 10_000,
@@ -229,6 +232,11 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
 
     let mut raft_config = RaftConfig::new(config.node_id, seed_for(config.node_id));
     raft_config.tick_interval = config.tick_interval;
+    if let Some(ticks) = config.election_timeout_ticks {
+        raft_config.core.election_timeout_ticks = ticks.max(4);
+        raft_config.core.heartbeat_interval_ticks = (ticks / 10).max(1);
+        raft_config.core.clock_drift_ticks_max = (ticks / 10).max(1);
+    }
     raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
     raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
     if !config.bootstrap.is_empty() {
