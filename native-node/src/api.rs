@@ -240,6 +240,7 @@ pub fn kv_error_code(error: &KvError) -> &'static str {
         KvError::SessionExpired { .. } => "session_expired",
         KvError::StaleSequence { .. } => "stale_sequence",
         KvError::NotReadOnly => "not_read_only",
+        KvError::RestoreRejected { .. } => "restore_rejected",
     }
 }
 
@@ -248,7 +249,9 @@ pub fn kv_response(response: Response, index: Option<u64>) -> Value {
     let mut body = match response {
         Ok(Output::Value(value)) => json!({ "ok": true, "value": value.as_ref().map(text) }),
         Ok(Output::Registered { client_id }) => json!({ "ok": true, "client_id": client_id.0 }),
-        Ok(Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand) => {
+        Ok(
+            Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand | Output::Restored,
+        ) => {
             json!({ "ok": true })
         }
         Ok(Output::Deleted { existed }) => json!({ "ok": true, "existed": existed }),
