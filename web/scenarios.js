@@ -5,7 +5,8 @@
 // play every scenario to its end and check its outcome).
 
 /** The playground's timing: elections after 200–400 ms of silence, heartbeats every 50 ms,
- * messages take 10–20 ms — slow enough to watch at 0.1×. */
+ * messages take 10–20 ms — slow enough to watch at 0.1×. Servers snapshot every 200 entries,
+ * as a real deployment would, so long busy runs keep short logs (and fast-forward stays fast). */
 export const PLAYGROUND_OPTIONS = Object.freeze({
   nodes: 5,
   seed: 18,
@@ -14,6 +15,7 @@ export const PLAYGROUND_OPTIONS = Object.freeze({
   heartbeatIntervalTicks: 5,
   latencyMsMin: 10,
   latencyMsMax: 20,
+  snapshotIntervalEntries: 200,
 });
 
 const put = (key, value) => ({ type: 'put', key, value });

@@ -16,12 +16,15 @@ const SIMULATED_MS: u64 = 60_000;
 const WRITE_EVERY_MS: u64 = 10;
 
 fn main() {
-    // The playground's timing (web/scenarios.js PLAYGROUND_OPTIONS).
+    // The playground's config (web/scenarios.js PLAYGROUND_OPTIONS).
     let mut config = SimConfig::new(5, 18);
     config.election_timeout_ticks = 20;
     config.heartbeat_interval_ticks = 5;
     config.link.latency_ms_min = 10;
     config.link.latency_ms_max = 20;
+    // As the playground: a snapshot every 200 entries (SNAPSHOT_EVERY overrides; 0 never).
+    config.snapshot_interval_entries =
+        std::env::var("SNAPSHOT_EVERY").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let mut script = Script::new();
     for (k, time_ms) in (1_000..SIMULATED_MS).step_by(WRITE_EVERY_MS as usize).enumerate() {
         let operation =
