@@ -305,3 +305,118 @@ impl Client {
         self.call(request).await
     }
 }
+
+/// One HTTP/1.1 answer: status, headers (lowercase names) and body.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Sends one HTTP/1.1 request with `Connection: close` and reads the whole answer. Small on
+/// purpose: the admin backup/restore commands need raw bytes, which the JSON API does not carry.
+///
+/// # Errors
+/// A message when the node cannot be reached or answers something that is not HTTP.
+pub async fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body: &[u8],
+) -> Result<HttpAnswer, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(secret) = secret {
+            head.push_str(&format!("Authorization: Bearer {secret}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.map_err(|e| format!("send to {address}: {e}"))?;
+        stream.write_all(body).await.map_err(|e| format!("send to {address}: {e}"))?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.map_err(|e| format!("receive from {address}: {e}"))?;
+        Ok::<Vec<u8>, String>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| format!("{address} did not answer in time"))??;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{address} sent no HTTP header"))?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{address} sent no HTTP status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let mut body = answer[split + 4..].to_vec();
+    if headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")) {
+        body = dechunk(&body).ok_or_else(|| format!("{address} sent a malformed chunked body"))?;
+    }
+    Ok(HttpAnswer { status, headers, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// Sends an admin HTTP request to the first endpoint that answers, following `not_leader`
+/// answers to the leader.
+///
+/// # Errors
+/// A message when no endpoint answered.
+pub async fn http_admin(
+    endpoints: &[String],
+    secret: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<HttpAnswer, String> {
+    let mut last_error = "no endpoints given".to_string();
+    let mut queue: std::collections::VecDeque<String> = endpoints.iter().cloned().collect();
+    let mut hops = 0;
+    while let Some(address) = queue.pop_front() {
+        match http_request(&address, method, path, secret, body).await {
+            Ok(answer) if answer.status == 307 && hops < 5 => {
+                hops += 1;
+                let leader = serde_json::from_slice::<Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v.get("leader_address").and_then(Value::as_str).map(str::to_string));
+                if let Some(leader) = leader {
+                    queue.push_front(leader);
+                }
+            }
+            Ok(answer) => return Ok(answer),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}

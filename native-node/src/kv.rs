@@ -38,6 +38,11 @@ pub trait StateMachine: Send + 'static {
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
         Vec::new()
     }
+    /// The log command that replaces the whole state by a user's snapshot (hashicorp's
+    /// `Restore`), or `None` if this state machine cannot do that.
+    fn restore_command(&self, _snapshot: Bytes) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Keys under this prefix record where a member can be dialled (hashicorp keeps addresses in
@@ -152,6 +157,13 @@ impl StateMachine for KvStateMachine {
 
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
         self.store.iter().filter_map(|(key, value)| parse_address(key, value)).collect()
+    }
+
+    fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Some(Command { timestamp_ms, body: CommandBody::Restore { snapshot } }.encode())
     }
 }
 

@@ -131,6 +131,10 @@ enum AdminOperation {
     Transfer { id: Option<u64> },
     /// Write a snapshot now.
     Snapshot,
+    /// Save the leader's current state to FILE (snapshot bytes).
+    Backup { file: PathBuf },
+    /// Replace the whole cluster's state by a backup FILE (goes through the log).
+    Restore { file: PathBuf },
 }
 
 #[derive(Args)]
@@ -306,6 +310,78 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
         eprintln!("error: admin needs the cluster secret: set FLOTILLA_SECRET or pass --secret-file");
         return ExitCode::from(2);
     }
+    let secret_text = secret.as_ref().map(|s| String::from_utf8_lossy(s).into_owned());
+    match &operation {
+        AdminOperation::Backup { file } => {
+            let answer = native_node::client::http_admin(
+                &endpoints.endpoints,
+                secret_text.as_deref(),
+                "GET",
+                "/admin/backup",
+                &[],
+            )
+            .await;
+            return match answer {
+                Ok(answer) if answer.status == 200 => match std::fs::write(file, &answer.body) {
+                    Ok(()) => {
+                        let index = answer
+                            .headers
+                            .iter()
+                            .find(|(n, _)| n == "x-flotilla-index")
+                            .map(|(_, v)| v.clone());
+                        println!("{}", json!({ "ok": true, "bytes": answer.body.len(), "index": index }));
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("error: cannot write {}: {error}", file.display());
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(answer) => {
+                    eprintln!("{}", String::from_utf8_lossy(&answer.body));
+                    ExitCode::FAILURE
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        AdminOperation::Restore { file } => {
+            let data = match std::fs::read(file) {
+                Ok(data) => data,
+                Err(error) => {
+                    eprintln!("error: cannot read {}: {error}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let answer = native_node::client::http_admin(
+                &endpoints.endpoints,
+                secret_text.as_deref(),
+                "POST",
+                "/admin/restore",
+                &data,
+            )
+            .await;
+            return match answer {
+                Ok(answer) => {
+                    let text = String::from_utf8_lossy(&answer.body);
+                    if answer.status == 200 {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("{text}");
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let mut client = client_for(endpoints, secret);
     let request = match operation {
         AdminOperation::Status => json!({ "op": "status" }),
@@ -319,6 +395,7 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
         AdminOperation::Remove { id } => json!({ "op": "remove", "node": id }),
         AdminOperation::Transfer { id } => json!({ "op": "transfer", "node": id }),
         AdminOperation::Snapshot => json!({ "op": "snapshot" }),
+        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } => return ExitCode::FAILURE,
     };
     match client.admin(request).await {
         Ok(response) => {

@@ -289,6 +289,8 @@ enum Command {
     Campaign,
     Snapshot { reply: Reply<LogIndex> },
     ChangeMembership { change: MembershipChange, address: Option<(NodeId, String)>, reply: Reply<LogIndex> },
+    Backup { reply: Reply<(LogIndex, Bytes)> },
+    Restore { snapshot: Bytes, reply: Reply<Applied> },
     Transfer { target: Option<NodeId>, reply: Reply<NodeId> },
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -475,13 +477,23 @@ impl Raft {
         self.call(|reply| Command::Snapshot { reply }, timeout).await
     }
 
-    /// Restores a user-supplied snapshot (hashicorp's `Restore`).
+    /// The state machine's state as of this node's applied index, as snapshot bytes (a backup
+    /// to give to [`Raft::restore`] later). Ask the leader after a barrier for the latest state.
     ///
     /// # Errors
-    /// Always [`RaftError::Unsupported`]: raft-core installs snapshots from a leader, but has no
-    /// operation yet to make a user's snapshot the cluster's state.
-    pub async fn restore(&self, _snapshot: Bytes) -> Result<(), RaftError> {
-        Err(RaftError::Unsupported("restoring a user snapshot needs a raft-core operation"))
+    /// [`RaftError::ShuttingDown`] when the node stops.
+    pub async fn backup(&self, timeout: Duration) -> Result<(LogIndex, Bytes), RaftError> {
+        self.call(|reply| Command::Backup { reply }, timeout).await
+    }
+
+    /// Replaces the state of every replica by a user-supplied snapshot (hashicorp's `Restore`):
+    /// the snapshot travels through the log, so every replica swaps at the same index, once.
+    /// The response is the state machine's (a corrupt snapshot is refused and changes nothing).
+    ///
+    /// # Errors
+    /// As [`Raft::apply`]; [`RaftError::Unsupported`] if the state machine cannot restore.
+    pub async fn restore(&self, snapshot: Bytes, timeout: Duration) -> Result<Applied, RaftError> {
+        self.call(|reply| Command::Restore { snapshot, reply }, timeout).await
     }
 
     async fn change(
@@ -822,6 +834,24 @@ impl CoreTask {
             Command::ChangeMembership { change, address, reply } => {
                 self.change_membership(change, address, reply)
             }
+            Command::Backup { reply } => {
+                let data = Bytes::from(self.state_machine.snapshot());
+                let _ = reply.send(Ok((self.state_machine.applied_index(), data)));
+            }
+            Command::Restore { snapshot, reply } => match self.state_machine.restore_command(snapshot) {
+                Some(command) => match self.propose(command) {
+                    Ok((index, term)) => {
+                        self.waiters.insert(index, (term, Waiter::Apply(reply)));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+                None => {
+                    let _ = reply
+                        .send(Err(RaftError::Unsupported("this state machine cannot restore a snapshot")));
+                }
+            },
             Command::Transfer { target, reply } => match self.node.transfer_leadership(target) {
                 Ok(target) => {
                     let ticks = 2 * self.config.core.election_timeout_ticks;

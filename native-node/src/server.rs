@@ -355,6 +355,12 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/admin/backup", get(admin_backup))
+        .route(
+            "/admin/restore",
+            axum::routing::post(admin_restore)
+                .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
+        )
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
         .with_state(state);
     match web_dir {
@@ -653,6 +659,52 @@ async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
             }
         }
     })
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    constant_time_eq(bearer(headers).unwrap_or_default().as_bytes(), &state.secret)
+}
+
+fn unauthorized() -> Response {
+    http_response(
+        StatusCode::UNAUTHORIZED,
+        api::error_response("unauthorized", "admin operations need the cluster secret", false),
+    )
+}
+
+/// `GET /admin/backup`: this node's state machine as snapshot bytes (ask the leader for the
+/// latest state), with its applied index in `x-flotilla-index`.
+async fn admin_backup(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match state.raft.backup(state.request_timeout).await {
+        Ok((index, data)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::HeaderName::from_static("x-flotilla-index"), index.0.to_string()),
+            ],
+            data,
+        )
+            .into_response(),
+        Err(error) => {
+            let (status, body) = raft_error(&state, &error);
+            http_response(status, body)
+        }
+    }
+}
+
+/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body.
+async fn admin_restore(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
+    let (status, body) = match state.raft.restore(body, state.request_timeout).await {
+        Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),
+        Err(error) => raft_error(&state, &error),
+    };
+    http_response(status, body)
 }
 
 async fn health(State(state): State<Shared>) -> Response {

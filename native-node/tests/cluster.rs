@@ -308,3 +308,42 @@ async fn a_restarted_follower_catches_up() {
     cluster.wait_for_applied(index, Duration::from_secs(10)).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restores_every_replica_and_garbage_is_refused() {
+    use native_node::client::http_admin;
+    let cluster = Cluster::start(3, "backup").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let mut client = cluster.client();
+    client.put("a", "1").await.unwrap();
+    client.put("b", "2").await.unwrap();
+    let endpoints = cluster.addresses.clone();
+    let backup = http_admin(&endpoints, Some(SECRET), "GET", "/admin/backup", &[]).await.unwrap();
+    assert_eq!(backup.status, 200);
+    assert!(!backup.body.is_empty());
+    let refused = http_admin(&endpoints, Some("wrong"), "GET", "/admin/backup", &[]).await.unwrap();
+    assert_eq!(refused.status, 401);
+
+    client.put("a", "changed").await.unwrap();
+    client.put("c", "3").await.unwrap();
+    let restored =
+        http_admin(&endpoints, Some(SECRET), "POST", "/admin/restore", &backup.body).await.unwrap();
+    assert_eq!(restored.status, 200, "{}", String::from_utf8_lossy(&restored.body));
+    let mut client = cluster.client();
+    assert_eq!(client.get("a", "linearizable").await.unwrap()["value"], json!("1"));
+    assert_eq!(client.get("c", "linearizable").await.unwrap()["value"], Value::Null);
+    // Every replica swapped at the same log index.
+    let index: u64 = serde_json::from_slice::<Value>(&restored.body).unwrap()["index"].as_u64().unwrap();
+    cluster.wait_for_applied(index, Duration::from_secs(5)).await;
+    for address in &cluster.addresses {
+        let (_, _, body) = http_post(address, r#"{"op":"get","key":"c","read":"stale"}"#).await;
+        assert_eq!(body["value"], Value::Null, "at {address}");
+    }
+
+    let garbage =
+        http_admin(&endpoints, Some(SECRET), "POST", "/admin/restore", b"not a snapshot").await.unwrap();
+    let body: Value = serde_json::from_slice(&garbage.body).unwrap();
+    assert_eq!((garbage.status, body["error"].clone()), (422, json!("restore_rejected")), "{body}");
+    assert_eq!(client.get("b", "linearizable").await.unwrap()["value"], json!("2"));
+    cluster.shutdown().await;
+}
