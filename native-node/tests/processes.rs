@@ -258,3 +258,48 @@ fn the_binary_refuses_corrupt_data_and_a_missing_secret_with_clear_messages() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("FLOTILLA_SECRET"));
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY).args(args).env("FLOTILLA_SECRET", SECRET).env("RUST_LOG", "off").output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_talks_to_a_cluster_of_processes() {
+    let root = TempDir::new("cli");
+    let addresses: Vec<String> = free_ports(3).into_iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let _processes: Vec<Process> = (1..=3).map(|id| spawn_node(id, &addresses, &root.0)).collect();
+    let leader = leader_of(&addresses, Duration::from_secs(15)).await;
+    let endpoints = addresses.join(",");
+    let output = cli(&["kv", "--endpoints", &endpoints, "put", "greeting", "hello world"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = cli(&["kv", "--endpoints", &endpoints, "get", "greeting"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello world\n");
+    let output = cli(&["kv", "--endpoints", &endpoints, "cas", "greeting", "hello world", "bye"]);
+    assert!(output.status.success());
+    let output = cli(&["kv", "--endpoints", &endpoints, "cas", "greeting", "hello world", "again"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cas_failed"));
+    let output = cli(&["kv", "--endpoints", &endpoints, "del", "greeting"]);
+    assert!(output.status.success());
+    let output = cli(&["kv", "--endpoints", &endpoints, "get", "greeting"]);
+    assert_eq!(output.status.code(), Some(1));
+    let output = cli(&["admin", "--endpoints", &endpoints, "status"]);
+    let status: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["leader"], json!(leader));
+    let output =
+        cli(&["bench", "--endpoints", &endpoints, "--clients", "4", "--ops", "200", "--value-size", "256"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((report["ops"].clone(), report["errors"].clone()), (json!(200), json!(0)), "{report}");
+    for field in ["ops_per_sec", "p50_ms", "p99_ms", "p999_ms"] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field} in {report}");
+    }
+    // Admin needs the secret.
+    let output = Command::new(BINARY)
+        .args(["admin", "--endpoints", &endpoints, "status"])
+        .env("FLOTILLA_SECRET", "wrong")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unauthorized"));
+}
