@@ -374,6 +374,10 @@ pub fn describe_command(data: &[u8]) -> String {
             CommandBody::RegisterClient => String::from("register"),
             CommandBody::CloseSession { client_id } => format!("close session {client_id}"),
             CommandBody::Request { operation, .. } => describe_operation(&operation),
+            CommandBody::Restore { snapshot } => format!("restore a {}-byte snapshot", snapshot.len()),
+            // Kinds the store adds later.
+            #[allow(unreachable_patterns)]
+            _ => String::from("command"),
         };
     }
     match core::str::from_utf8(data) {
