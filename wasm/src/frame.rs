@@ -64,6 +64,9 @@ pub fn role_code(role: Role) -> u8 {
         Role::PreCandidate => 1,
         Role::Candidate => 2,
         Role::Leader => 3,
+        // A role the core adds later draws as a follower until this table learns it.
+        #[allow(unreachable_patterns)]
+        _ => 0,
     }
 }
 
@@ -73,6 +76,8 @@ pub fn liveness_code(liveness: Liveness) -> u8 {
         Liveness::Up => 0,
         Liveness::Down => 1,
         Liveness::Paused => 2,
+        #[allow(unreachable_patterns)]
+        _ => 0,
     }
 }
 

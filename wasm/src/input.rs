@@ -394,6 +394,8 @@ fn describe_operation(operation: &Operation) -> String {
         Operation::Put { key, value } => format!("put {}={}", text(key), text(value)),
         Operation::Delete { key } => format!("delete {}", text(key)),
         Operation::CompareAndSwap { key, new, .. } => format!("cas {}={}", text(key), text(new)),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
     }
 }
 
@@ -411,6 +413,8 @@ pub fn describe_payload(payload: &EntryPayload) -> (&'static str, String) {
             }
             ("membership", text)
         }
+        #[allow(unreachable_patterns)]
+        _ => ("other", String::from("entry")),
     }
 }
 

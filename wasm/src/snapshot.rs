@@ -202,6 +202,8 @@ pub fn node_view(node: &SimNode) -> NodeView {
         raft_core::sim::Liveness::Up => "up",
         raft_core::sim::Liveness::Down => "down",
         raft_core::sim::Liveness::Paused => "paused",
+        #[allow(unreachable_patterns)]
+        _ => "up",
     };
     let Some(raft) = node.raft.as_ref() else {
         let stored = &node.storage;
