@@ -4,11 +4,23 @@
 //! cargo run --release -p raft-core --example simulate -- --seed 1 --runs 200 --nodes 5 --faults all --ticks 20000
 //! ```
 //!
-//! The last line is one JSON object; the exit code is non-zero when any run broke a property.
-//! The same arguments always give the same `trace_hash`.
+//! With a client workload, the servers run the key-value store and simulated clients use it;
+//! `--check linearizability` checks each run's history and adds `ops` and
+//! `linearizability_violations` (runs whose history is not linearizable) to the JSON line:
+//!
+//! ```text
+//! cargo run --release -p raft-core --example simulate -- --seed 1 --runs 300 --nodes 5 --faults all --workload kv --clients 8 --read-mode linearizable --check linearizability
+//! ```
+//!
+//! The last line is one JSON object; the exit code is non-zero when any run broke a property
+//! (or, when checked, linearizability). The same arguments always give the same `trace_hash`.
 
 use clap::Parser;
-use raft_core::sim::{hash::combine, run_seed, FaultSet, RunOptions, RunReport};
+use raft_core::linearizability::{Counterexample, Verdict};
+use raft_core::sim::{
+    hash::combine, run_seed, run_seed_workload, FaultSet, HistoryCheck, RunOptions, RunReport, WorkloadConfig,
+};
+use raft_core::ReadMode;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -33,12 +45,79 @@ struct Args {
     /// Worker threads (runs are independent; the result does not depend on this).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Client load: none (the nemesis proposes opaque commands) or kv (simulated clients of the
+    /// key-value store, with sessions).
+    #[arg(long, default_value = "none")]
+    workload: String,
+    /// Clients of the kv workload.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Keys of the kv workload.
+    #[arg(long, default_value_t = 10)]
+    keys: usize,
+    /// How servers serve the kv workload's reads: linearizable (ReadIndex), lease or stale.
+    #[arg(long, default_value = "linearizable")]
+    read_mode: String,
+    /// Check each run's client history: none or linearizability.
+    #[arg(long, default_value = "none")]
+    check: String,
+}
+
+impl Args {
+    /// The workload flags as given, for the reproduce command.
+    fn workload_flags(&self) -> String {
+        if self.workload == "none" {
+            return String::new();
+        }
+        format!(
+            " --workload {} --clients {} --keys {} --read-mode {} --check {}",
+            self.workload, self.clients, self.keys, self.read_mode, self.check
+        )
+    }
+}
+
+fn parse_read_mode(name: &str) -> Result<ReadMode, String> {
+    match name {
+        "linearizable" => Ok(ReadMode::Linearizable),
+        "lease" => Ok(ReadMode::Lease),
+        "stale" => Ok(ReadMode::Stale),
+        other => Err(format!("unknown read mode {other:?} (linearizable, lease or stale)")),
+    }
+}
+
+/// What to run: the nemesis alone, or with the kv clients.
+#[derive(Clone, Copy)]
+enum Load {
+    Nemesis,
+    Clients(WorkloadConfig, HistoryCheck),
+}
+
+fn parse_load(args: &Args) -> Result<Load, String> {
+    let check = match args.check.as_str() {
+        "none" => HistoryCheck::None,
+        "linearizability" => HistoryCheck::Linearizability,
+        other => return Err(format!("--check: unknown check {other:?} (none or linearizability)")),
+    };
+    match args.workload.as_str() {
+        "none" if check == HistoryCheck::None => Ok(Load::Nemesis),
+        "none" => Err(String::from("--check linearizability needs --workload kv")),
+        "kv" => {
+            let mut config = WorkloadConfig::new(args.clients, parse_read_mode(&args.read_mode)?);
+            config.keys = args.keys;
+            config.validate()?;
+            Ok(Load::Clients(config, check))
+        }
+        other => Err(format!("--workload: unknown workload {other:?} (none or kv)")),
+    }
 }
 
 fn reproduce_command(args: &Args, seed: u64) -> String {
     format!(
-        "cargo run --release -p raft-core --example simulate -- --seed {seed} --runs 1 --nodes {} --faults {} --ticks {}",
-        args.nodes, args.faults, args.ticks
+        "cargo run --release -p raft-core --example simulate -- --seed {seed} --runs 1 --nodes {} --faults {} --ticks {}{}",
+        args.nodes,
+        args.faults,
+        args.ticks,
+        args.workload_flags()
     )
 }
 
@@ -52,9 +131,16 @@ fn main() -> ExitCode {
         }
     };
     let options = RunOptions { nodes: args.nodes, faults, ticks: args.ticks };
+    let load = match parse_load(&args) {
+        Ok(load) => load,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let started = Instant::now();
     let seeds: Vec<u64> = (0..args.runs).map(|k| args.seed.wrapping_add(k)).collect();
-    let reports = match run_all(&seeds, &options, args.threads.max(1)) {
+    let reports = match run_all(&seeds, &options, load, args.threads.max(1)) {
         Ok(reports) => reports,
         Err(error) => {
             eprintln!("error: {error}");
@@ -65,6 +151,8 @@ fn main() -> ExitCode {
     let mut violations = 0usize;
     let mut committed = 0u64;
     let mut failing: Option<&RunReport> = None;
+    let (mut ops, mut linearizability_violations, mut undecided, mut double_applications) =
+        (0u64, 0u64, 0u64, 0u64);
     let (mut elections, mut messages, mut crashes, mut no_leader) = (0u64, 0u64, 0u64, 0u64);
     let (mut snapshots_installed, mut membership_changes, mut leader_transfers, mut entries_sent) =
         (0u64, 0u64, 0u64, 0u64);
@@ -80,6 +168,27 @@ fn main() -> ExitCode {
         leader_transfers += report.stats.leader_transfers;
         entries_sent += report.stats.entries_sent;
         no_leader += u64::from(!report.leader_at_end);
+        if let Some(workload) = &report.workload {
+            ops += workload.ops as u64;
+            double_applications += workload.stats.double_applications;
+            if let Some(check) = &workload.check {
+                match check.verdict() {
+                    Verdict::Linearizable => {}
+                    Verdict::Unknown => undecided += 1,
+                    Verdict::NotLinearizable => {
+                        linearizability_violations += 1;
+                        if let Some(smallest) = check.counterexamples().min_by_key(|c| c.operations.len()) {
+                            print_counterexample(
+                                report.seed,
+                                smallest,
+                                &reproduce_command(&args, report.seed),
+                            );
+                        }
+                        failing.get_or_insert(report);
+                    }
+                }
+            }
+        }
         if !report.violations.is_empty() {
             let violation = &report.violations[0];
             println!(
@@ -111,34 +220,70 @@ fn main() -> ExitCode {
         "runs_without_leader_at_end": no_leader,
         "trace_hash": format!("{trace_hash:016x}"),
     });
+    if let Load::Clients(config, check) = load {
+        summary["workload"] = "kv".into();
+        summary["clients"] = config.clients.into();
+        summary["read_mode"] = args.read_mode.clone().into();
+        summary["ops"] = ops.into();
+        summary["double_applications"] = double_applications.into();
+        if check == HistoryCheck::Linearizability {
+            summary["linearizability_violations"] = linearizability_violations.into();
+            summary["linearizability_undecided"] = undecided.into();
+        }
+    }
     if let Some(report) = failing {
         summary["failing_seed"] = report.seed.into();
         summary["reproduce"] = reproduce_command(&args, report.seed).into();
     }
     println!("{summary}");
-    if violations > 0 {
+    if violations > 0 || linearizability_violations > 0 || double_applications > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
 }
 
+fn print_counterexample(seed: u64, counterexample: &Counterexample, reproduce: &str) {
+    println!("seed {seed}: history not linearizable; the smallest failing key history:");
+    print!("{counterexample}");
+    println!("reproduce with: {reproduce}");
+}
+
+fn run_one(seed: u64, options: &RunOptions, load: Load) -> Result<RunReport, String> {
+    match load {
+        Load::Nemesis => run_seed(seed, options),
+        Load::Clients(config, check) => run_seed_workload(seed, options, &config, check),
+    }
+}
+
 /// Runs the seeds on `threads` workers; reports come back in seed order.
-fn run_all(seeds: &[u64], options: &RunOptions, threads: usize) -> Result<Vec<RunReport>, String> {
-    let chunk = seeds.len().div_ceil(threads).max(1);
+fn run_all(
+    seeds: &[u64],
+    options: &RunOptions,
+    load: Load,
+    threads: usize,
+) -> Result<Vec<RunReport>, String> {
+    // Small chunks handed out in turn keep both workers busy when some runs take longer.
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = seeds
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || part.iter().map(|&seed| run_seed(seed, options)).collect::<Vec<_>>())
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&seed) = seeds.get(k) else { break };
+                        done.push((k, run_one(seed, options, load)));
+                    }
+                    done
+                })
             })
             .collect();
         let mut reports = Vec::with_capacity(seeds.len());
         for worker in workers {
-            for report in worker.join().map_err(|_| String::from("a worker thread panicked"))? {
-                reports.push(report?);
-            }
+            reports.extend(worker.join().map_err(|_| String::from("a worker thread panicked"))?);
         }
-        Ok(reports)
+        reports.sort_by_key(|(k, _)| *k);
+        reports.into_iter().map(|(_, report)| report).collect()
     })
 }

@@ -16,6 +16,7 @@ use crate::sim::config::{LinkConfig, SimConfig};
 use crate::sim::hash::combine;
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::script::{Input, Script};
+use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
@@ -114,9 +115,17 @@ pub struct InFlight {
 
 #[derive(Clone, Debug)]
 enum Event {
-    Tick { node: NodeId, incarnation: u64 },
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
     Deliver(InFlight),
-    PersistDone { node: NodeId, incarnation: u64 },
+    PersistDone {
+        node: NodeId,
+        incarnation: u64,
+    },
+    /// Client traffic and client timers (only with a workload).
+    Workload(WorkloadEvent),
 }
 
 /// Counters of one run.
@@ -175,6 +184,8 @@ pub struct Simulation {
     stats: SimStats,
     /// A transfer asked for: (target, term when asked).
     transfer_pending: Option<(NodeId, crate::types::Term)>,
+    /// Clients of the key-value store, and the store on every server (see [`Workload`]).
+    workload: Option<alloc::boxed::Box<Workload>>,
 }
 
 impl Simulation {
@@ -200,6 +211,7 @@ impl Simulation {
             trace_hash: combine(0, &config.seed),
             stats: SimStats::default(),
             transfer_pending: None,
+            workload: None,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -226,7 +238,30 @@ impl Simulation {
         Ok(simulation)
     }
 
+    /// Builds a cluster whose servers run the key-value store, with `workload`'s clients using
+    /// it (see [`Workload`]). Plain [`Input::Propose`] inputs still reach the log, where the
+    /// store answers them with a decode error.
+    ///
+    /// # Errors
+    /// A lowercase description if either configuration is invalid.
+    pub fn with_workload(
+        config: SimConfig,
+        script: Script,
+        workload: WorkloadConfig,
+    ) -> Result<Simulation, String> {
+        let mut simulation = Simulation::new(config, script)?;
+        let workload = Workload::new(workload, &simulation.config)?;
+        simulation.workload = Some(alloc::boxed::Box::new(workload));
+        simulation.flush_workload();
+        Ok(simulation)
+    }
+
     // ----- observers -------------------------------------------------------------------------
+
+    /// The client workload, if the run has one.
+    pub fn workload(&self) -> Option<&Workload> {
+        self.workload.as_deref()
+    }
 
     /// The run's configuration.
     pub fn config(&self) -> &SimConfig {
@@ -430,6 +465,12 @@ impl Simulation {
         node.machine = machine;
         self.checker.node_started(&mut node.track, snapshot, &node.storage.entries, now);
         node.raft = Some(raft);
+        if let Some(workload) = self.workload.as_mut() {
+            let data = self.nodes[k].storage.snapshot.as_ref().map(|(_, data)| data.clone());
+            if let Err(why) = workload.started(k, data.as_deref()) {
+                self.checker.restore_failed(id, now, why);
+            }
+        }
         // Nodes tick at their own phase so they do not act in lockstep.
         let phase = self.rng.range(0, self.config.tick_ms);
         self.push_event(now + phase + 1, Event::Tick { node: id, incarnation });
@@ -562,6 +603,9 @@ impl Simulation {
         node.held.clear();
         node.persist_done_held = false;
         self.stats.crashes += 1;
+        if let Some(workload) = self.workload.as_mut() {
+            workload.crashed(k);
+        }
     }
 
     fn resume(&mut self, id: NodeId) {
@@ -577,6 +621,10 @@ impl Simulation {
         }
         while let Some(message) = self.nodes[k].held.pop_front() {
             self.deliver(k, message);
+        }
+        if let (Some(workload), Some(raft)) = (self.workload.as_mut(), self.nodes[k].raft.as_mut()) {
+            workload.resume(k, raft, self.now_ms);
+            self.flush_workload();
         }
         self.after_node_changed(k);
     }
@@ -629,6 +677,59 @@ impl Simulation {
                 self.finish_persist(k);
                 self.after_node_changed(k);
             }
+            Event::Workload(event) => self.handle_workload(event),
+        }
+    }
+
+    /// Client traffic: a request reaches a server (dropped if it is down, held if paused), or
+    /// an answer or a timer reaches a client.
+    fn handle_workload(&mut self, event: WorkloadEvent) {
+        let now = self.now_ms;
+        self.trace_hash = combine(self.trace_hash, &(now, 'w', event.trace_key()));
+        let server = event.server().and_then(|id| self.index(id));
+        let Some(workload) = self.workload.as_mut() else {
+            return;
+        };
+        let mut changed = None;
+        match event {
+            WorkloadEvent::Timer { client, timer } => workload.client_timer(client, timer, now),
+            WorkloadEvent::ToClient(message) => workload.client_answer(message, now),
+            WorkloadEvent::ToServer(message) => {
+                let Some(k) = server else {
+                    return;
+                };
+                let node = &mut self.nodes[k];
+                match (node.paused, node.raft.as_mut()) {
+                    (_, None) => {}
+                    (true, Some(_)) => workload.hold(k, message),
+                    (false, Some(raft)) => {
+                        workload.serve(k, raft, message, now);
+                        changed = Some(k);
+                    }
+                }
+            }
+        }
+        self.flush_workload();
+        if let Some(k) = changed {
+            self.after_node_changed(k);
+        }
+    }
+
+    /// Puts what the workload sent on the network; client i sits next to its home server, so
+    /// its messages take that server's links (and are cut with them).
+    fn flush_workload(&mut self) {
+        let Some(workload) = self.workload.as_mut() else {
+            return;
+        };
+        let (cut, links, default) = (&self.cut, &self.links, self.config.link);
+        let events = workload.route(self.now_ms, |from, to| {
+            if cut.contains(&(from, to)) {
+                return None;
+            }
+            Some(links.get(&(from, to)).copied().unwrap_or(default))
+        });
+        for (time_ms, event) in events {
+            self.push_event(time_ms, Event::Workload(event));
         }
     }
 
@@ -670,6 +771,10 @@ impl Simulation {
                 self.checker.snapshot_restored(node.id, &mut node.track, meta.index, meta.term, chain, now);
             }
             self.checker.entries_appended(&mut self.nodes[k].track, &ready.entries, now);
+            if let Some(workload) = self.workload.as_mut() {
+                workload.read_states(k, &ready.read_states);
+                self.flush_workload();
+            }
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
             }
@@ -703,6 +808,11 @@ impl Simulation {
             // The staged snapshot becomes the current one; the stored log starts over.
             let data = Bytes::from(core::mem::take(&mut node.storage.staging));
             node.machine = SimStateMachine::restore(&data).unwrap_or_default();
+            if let Some(workload) = self.workload.as_mut() {
+                if let Err(why) = workload.snapshot_installed(k, &data) {
+                    self.checker.restore_failed(node.id, self.now_ms, why);
+                }
+            }
             node.storage.snapshot = Some((meta, data));
             node.storage.entries.clear();
             self.stats.snapshots_installed += 1;
@@ -719,7 +829,12 @@ impl Simulation {
         for entry in &ready.committed_entries {
             self.checker.entry_applied(node.id, &mut node.track, entry, now);
             node.machine.apply(entry);
+            if let Some(workload) = self.workload.as_mut() {
+                workload.apply(k, entry);
+            }
         }
+        self.flush_workload();
+        let node = &mut self.nodes[k];
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();
         }
@@ -738,8 +853,18 @@ impl Simulation {
         if index != raft.applied_index() {
             return; // A batch is still being applied; try again later.
         }
+        let data = match self.workload.as_ref().map(|workload| workload.snapshot(k)) {
+            None => node.machine.snapshot(),
+            // The store's state follows the machine's, so one snapshot carries both.
+            Some((kv_index, kv)) if kv_index == index => {
+                let mut data = node.machine.snapshot().to_vec();
+                data.extend_from_slice(&kv);
+                Bytes::from(data)
+            }
+            Some(_) => return,
+        };
         if let Ok(created) = raft.snapshot_created(index) {
-            node.storage.snapshot = Some((created.meta, node.machine.snapshot()));
+            node.storage.snapshot = Some((created.meta, data));
             node.storage.compact(created.compact_through);
             self.stats.snapshots_taken += 1;
         }

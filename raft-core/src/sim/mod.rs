@@ -5,6 +5,10 @@
 //! script of proposals and faults from the config's seed. The [`Checker`] checks Raft's safety
 //! properties after every event, and [`Simulation::trace_hash`] sums the run up, so the same
 //! arguments give the same hash on every machine and target.
+//!
+//! With a [`Workload`] ([`Simulation::with_workload`], [`run_seed_workload`]) the servers run the
+//! key-value store and simulated clients use it, recording a history for the linearizability
+//! checker ([`crate::linearizability`]).
 
 mod checker;
 mod cluster;
@@ -12,12 +16,18 @@ mod config;
 pub mod hash;
 mod machine;
 mod script;
+mod workload;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
 pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
 pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
+pub use workload::{
+    RetrySafety, Workload, WorkloadConfig, WorkloadStats, CLIENTS_MAX, KEYS_MAX, SERVER_PENDING_MAX,
+};
+
+use crate::linearizability::CheckResult;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -37,6 +47,28 @@ pub struct RunReport {
     pub stats: SimStats,
     /// Whether a leader was running at the end.
     pub leader_at_end: bool,
+    /// What the clients did, for runs with a workload.
+    pub workload: Option<WorkloadReport>,
+}
+
+/// What the clients of a run with a workload did and how their history checked out.
+#[derive(Clone, Debug)]
+pub struct WorkloadReport {
+    /// Counters.
+    pub stats: WorkloadStats,
+    /// Operations in the history.
+    pub ops: usize,
+    /// The linearizability check of the history, if asked for.
+    pub check: Option<CheckResult>,
+}
+
+/// Whether [`run_seed_workload`] checks the clients' history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HistoryCheck {
+    /// Record the history only.
+    None,
+    /// Check it for linearizability, key by key.
+    Linearizability,
 }
 
 /// Options of a seeded run (what the `simulate` example's flags set).
@@ -82,5 +114,44 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
         trace_hash: simulation.trace_hash(),
         stats: simulation.stats(),
         leader_at_end: simulation.leader().is_some(),
+        workload: None,
+    })
+}
+
+/// Runs one seed under the nemesis with `workload`'s clients as the only load (the nemesis
+/// proposes nothing itself), checking safety after every event and, if asked, the clients'
+/// history for linearizability at the end.
+///
+/// # Errors
+/// A lowercase description if the options are invalid.
+pub fn run_seed_workload(
+    seed: u64,
+    options: &RunOptions,
+    workload: &WorkloadConfig,
+    history_check: HistoryCheck,
+) -> Result<RunReport, String> {
+    let config = run_config(seed, options);
+    let duration_ms = options.ticks.saturating_mul(config.tick_ms);
+    let mut plan = NemesisPlan::new(options.faults, duration_ms);
+    plan.propose_interval_ms = 0;
+    let script = generate(&config, &plan);
+    let mut simulation = Simulation::with_workload(config, script, *workload)?;
+    simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty());
+    let Some(clients) = simulation.workload() else {
+        return Err(String::from("the simulation lost its workload"));
+    };
+    let history = clients.history();
+    let check = match history_check {
+        HistoryCheck::None => None,
+        HistoryCheck::Linearizability => Some(crate::linearizability::check(&history)),
+    };
+    Ok(RunReport {
+        seed,
+        violations: simulation.violations().to_vec(),
+        committed: simulation.committed_index().0,
+        trace_hash: simulation.trace_hash(),
+        stats: simulation.stats(),
+        leader_at_end: simulation.leader().is_some(),
+        workload: Some(WorkloadReport { stats: clients.stats(), ops: history.len(), check }),
     })
 }
