@@ -245,7 +245,10 @@ function showTime() {
   const c = cluster();
   const scrub = $('scrub');
   const max = Math.max(app.timeline.endMs, app.scenario?.endMs ?? 0, c.nowMs, 1000);
-  if (Number(scrub.max) !== max) scrub.max = String(max);
+  if (Number(scrub.max) !== max || Number($('marks').dataset.length) !== c.scriptLength) {
+    scrub.max = String(max);
+    showMarks(c, max);
+  }
   if (document.activeElement !== scrub || !scrub.matches(':active')) scrub.value = String(c.nowMs);
   scrub.setAttribute('aria-valuetext', `${c.nowMs} milliseconds`);
   $('time-out').textContent = `${(c.nowMs / 1000).toFixed(3)} s · tick ${app.frame.tick}${app.timeline.inPast ? ' · replay' : ''}`;
@@ -255,6 +258,25 @@ function showTime() {
     : 'Free play: click a server for its controls, drag between two servers to cut a link.';
   if ($('caption').textContent !== text) $('caption').textContent = text;
   panels.showSteps(app.scenario, caption, seek);
+}
+
+/** Ticks above the time slider where the script has inputs (at most one per pixel-ish slot). */
+function showMarks(c, max) {
+  const marks = $('marks');
+  marks.dataset.length = String(c.scriptLength);
+  const slots = new Map();
+  for (const item of c.scriptItems()) {
+    const slot = Math.round((item.timeMs / max) * 400);
+    if (!slots.has(slot)) slots.set(slot, item);
+  }
+  marks.replaceChildren(
+    ...[...slots.values()].map((item) => {
+      const tick = document.createElement('i');
+      tick.style.left = `${(item.timeMs / max) * 100}%`;
+      tick.title = `${item.timeMs} ms: ${item.text}`;
+      return tick;
+    }),
+  );
 }
 
 function refreshPanels() {

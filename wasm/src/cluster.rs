@@ -757,6 +757,21 @@ mod tests {
         assert_ne!(replay.simulation().leader(), Some(leader));
     }
 
+    /// The event log reports the first election: the winner's role change, then a commit.
+    #[test]
+    fn events_report_the_election_and_the_commit() {
+        let mut cluster = SimCluster::build(SimConfig::new(3, 1), Script::new()).unwrap();
+        cluster.run_to(1_000);
+        let leader = cluster.simulation().leader().expect("a leader").0 as f64;
+        let rows = cluster.drain_events();
+        let events: Vec<&[f64]> = rows.chunks(crate::events::EVENT_STRIDE).collect();
+        let elected =
+            events.iter().position(|e| e[1] == crate::events::kind::ROLE && e[2] == leader && e[3] == 3.0);
+        let committed = events.iter().position(|e| e[1] == crate::events::kind::COMMIT);
+        assert!(elected.is_some() && committed.is_some(), "{events:?}");
+        assert!(cluster.drain_events().is_empty(), "drained rows are gone");
+    }
+
     /// A checkpoint taken before a live action replays it once it adopts the live script.
     #[test]
     fn checkpoints_adopt_later_inputs() {
