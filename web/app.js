@@ -283,6 +283,11 @@ function refreshPanels() {
   const c = cluster();
   panels.showChecker(c.violationCount ? c.violations() : []);
   $('trace-hash').textContent = c.traceHash();
+  const st = c.stats();
+  $('stats').textContent =
+    `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${st.elections} elections · ` +
+    `${st.committed} entries committed · ${st.snapshotsTaken} snapshots taken, ${st.snapshotsInstalled} sent · ` +
+    `${st.membershipChanges} membership changes`;
   if (app.selectedNode !== null) {
     panels.showNode(c.node(app.selectedNode), c.nodeLog(app.selectedNode, 12), c.kv(app.selectedNode, 20), c.nodeCount);
     const peer = Number($('link-peer').value);
