@@ -672,13 +672,18 @@ fn unauthorized() -> Response {
     )
 }
 
-/// `GET /admin/backup`: this node's state machine as snapshot bytes (ask the leader for the
-/// latest state), with its applied index in `x-flotilla-index`.
+/// `GET /admin/backup`: the leader's state machine as snapshot bytes, taken after a barrier,
+/// with its applied index in `x-flotilla-index`. A follower redirects to the leader.
 async fn admin_backup(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
     }
-    match state.raft.backup(state.request_timeout).await {
+    // On the leader, after a barrier: the backup holds every write acknowledged before it.
+    let backup = match state.raft.barrier(state.request_timeout).await {
+        Ok(_) => state.raft.backup(state.request_timeout).await,
+        Err(error) => Err(error),
+    };
+    match backup {
         Ok((index, data)) => (
             [
                 (header::CONTENT_TYPE, "application/octet-stream".to_string()),
