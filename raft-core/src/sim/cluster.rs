@@ -43,15 +43,18 @@ impl Storage {
         let Some(first) = entries.first() else {
             return;
         };
-        let keep = self.entries.iter().take_while(|e| e.index < first.index).count();
+        // Stored entries are contiguous, so the cut is found by arithmetic, not by a scan.
+        let stored_from = self.entries.first().map_or(first.index, |e| e.index);
+        let keep = first.index.0.saturating_sub(stored_from.0) as usize;
         self.entries.truncate(keep);
         self.entries.extend_from_slice(entries);
     }
 
     /// Drops entries up to and including `index`.
     fn compact(&mut self, index: LogIndex) {
-        let covered = self.entries.iter().take_while(|e| e.index <= index).count();
-        self.entries.drain(..covered);
+        let stored_from = self.entries.first().map_or(index, |e| e.index);
+        let covered = (index.0 + 1).saturating_sub(stored_from.0).min(self.entries.len() as u64);
+        self.entries.drain(..covered as usize);
     }
 }
 
