@@ -18,7 +18,8 @@
 use clap::Parser;
 use raft_core::linearizability::{Counterexample, Verdict};
 use raft_core::sim::{
-    hash::combine, run_seed, run_seed_workload, FaultSet, HistoryCheck, RunOptions, RunReport, WorkloadConfig,
+    hash::combine, run_seed, run_seed_workload, FaultSet, HistoryCheck, ReadsFrom, RunOptions, RunReport,
+    WorkloadConfig,
 };
 use raft_core::ReadMode;
 use std::process::ExitCode;
@@ -58,6 +59,10 @@ struct Args {
     /// How servers serve the kv workload's reads: linearizable (ReadIndex), lease or stale.
     #[arg(long, default_value = "linearizable")]
     read_mode: String,
+    /// Where kv clients send reads: leader (the server they believe leads) or any (a random
+    /// server per attempt, so followers serve reads too).
+    #[arg(long, default_value = "leader")]
+    reads_from: String,
     /// Check each run's client history: none or linearizability.
     #[arg(long, default_value = "none")]
     check: String,
@@ -70,8 +75,8 @@ impl Args {
             return String::new();
         }
         format!(
-            " --workload {} --clients {} --keys {} --read-mode {} --check {}",
-            self.workload, self.clients, self.keys, self.read_mode, self.check
+            " --workload {} --clients {} --keys {} --read-mode {} --reads-from {} --check {}",
+            self.workload, self.clients, self.keys, self.read_mode, self.reads_from, self.check
         )
     }
 }
@@ -104,6 +109,11 @@ fn parse_load(args: &Args) -> Result<Load, String> {
         "kv" => {
             let mut config = WorkloadConfig::new(args.clients, parse_read_mode(&args.read_mode)?);
             config.keys = args.keys;
+            config.reads_from = match args.reads_from.as_str() {
+                "leader" => ReadsFrom::Leader,
+                "any" => ReadsFrom::AnyServer,
+                other => return Err(format!("--reads-from: unknown {other:?} (leader or any)")),
+            };
             config.validate()?;
             Ok(Load::Clients(config, check))
         }
@@ -224,6 +234,7 @@ fn main() -> ExitCode {
         summary["workload"] = "kv".into();
         summary["clients"] = config.clients.into();
         summary["read_mode"] = args.read_mode.clone().into();
+        summary["reads_from"] = args.reads_from.clone().into();
         summary["ops"] = ops.into();
         summary["double_applications"] = double_applications.into();
         if check == HistoryCheck::Linearizability {

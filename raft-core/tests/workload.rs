@@ -3,10 +3,10 @@
 //! linearizable reads never go back in time (thesis §6.4), while stale reads do and the checker
 //! says so. Short runs keep `cargo test` fast; `simulate --workload kv` runs the long swarms.
 
-use raft_core::linearizability::Verdict;
+use raft_core::linearizability::{check, Verdict};
 use raft_core::sim::{
-    generate, run_config, run_seed_workload, FaultSet, HistoryCheck, NemesisPlan, RetrySafety, RunOptions,
-    RunReport, Simulation, WorkloadConfig,
+    generate, run_config, run_seed_workload, FaultSet, HistoryCheck, Input, NemesisPlan, ReadsFrom,
+    RetrySafety, RunOptions, RunReport, Script, SimConfig, Simulation, WorkloadConfig,
 };
 use raft_core::state_machine::StateMachine;
 use raft_core::ReadMode;
@@ -141,4 +141,38 @@ fn same_seed_same_trace_with_clients() {
     let second = run_seed_workload(9, &options, &workload, HistoryCheck::None).unwrap();
     assert_eq!(first.trace_hash, second.trace_hash);
     assert_eq!(first.workload.unwrap().ops, second.workload.unwrap().ops);
+}
+
+/// Lease reads (thesis §6.4.1) trust the leader's clock to drift at most
+/// `clock_drift_ticks_max` per election timeout. A paused process loses its ticks: its clock
+/// stops while the others elect a new leader and commit writes. A leader paused and cut off,
+/// then resumed, still counts itself inside its lease and answers from its stale store. This
+/// pins the assumption down; an engine or driver that defends leases against lost ticks (for
+/// example by taking the driver's monotonic time with each lease read) turns it around.
+#[test]
+fn lease_reads_break_when_a_paused_leader_loses_its_ticks() {
+    let flagged = (1..=20)
+        .filter(|&seed| {
+            let mut workload = WorkloadConfig::new(10, ReadMode::Lease);
+            workload.reads_from = ReadsFrom::AnyServer;
+            workload.think_ms_max = 50;
+            let mut simulation =
+                Simulation::with_workload(SimConfig::new(5, seed), Script::new(), workload).unwrap();
+            simulation.run_until(2_000);
+            let leader = simulation.leader().unwrap();
+            simulation.act(Input::Pause(leader));
+            simulation.act(Input::Partition { side: vec![leader] });
+            simulation.run_until(3_500);
+            simulation.act(Input::Resume(leader));
+            let raft = simulation.node(leader).unwrap().raft.as_ref().unwrap();
+            assert!(raft.lease_is_valid(), "seed {seed}: the resumed leader believes in its lease");
+            simulation.run_until(3_700);
+            simulation.act(Input::Heal);
+            simulation.run_until(5_000);
+            assert!(simulation.violations().is_empty());
+            check(&simulation.workload().unwrap().history()).verdict() == Verdict::NotLinearizable
+        })
+        .count();
+    eprintln!("stale lease reads flagged in {flagged} of 20 seeds");
+    assert!(flagged >= 1, "a paused leader never served a stale lease read");
 }

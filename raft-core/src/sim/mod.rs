@@ -24,7 +24,8 @@ pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
 pub use workload::{
-    RetrySafety, Workload, WorkloadConfig, WorkloadStats, CLIENTS_MAX, KEYS_MAX, SERVER_PENDING_MAX,
+    ReadsFrom, RetrySafety, Workload, WorkloadConfig, WorkloadStats, CLIENTS_MAX, KEYS_MAX,
+    SERVER_PENDING_MAX, SERVER_READS_WAITING_MAX,
 };
 
 use crate::linearizability::CheckResult;

@@ -54,6 +54,11 @@ pub const KEYS_MAX: usize = 1_000;
 /// server answers "busy" and the client backs off.
 pub const SERVER_PENDING_MAX: usize = 4_096;
 
+/// Reads one server keeps waiting for a read index at most; beyond it the oldest is forgotten
+/// (its client gave up long ago). A read index can fail to come: the engine does not answer a
+/// forwarded read whose message was lost until the follower's leader changes.
+pub const SERVER_READS_WAITING_MAX: usize = 1_024;
+
 /// Wait before retrying at a server named by a leader hint.
 const REDIRECT_BACKOFF_MS: u64 = 1;
 /// Wait before retrying when nobody knows a leader, or the server was busy.
@@ -68,6 +73,16 @@ pub enum RetrySafety {
     /// Writes carry no session, so a retry after a lost answer may be applied twice. Unsafe on
     /// purpose: it shows that the audit notices.
     NoSessions,
+}
+
+/// Which server a client sends its reads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadsFrom {
+    /// The server it believes leads, like its writes.
+    Leader,
+    /// A random server for every attempt: followers serve reads too (forwarding ReadIndex to
+    /// the leader in the linearizable and lease modes).
+    AnyServer,
 }
 
 /// What the clients do.
@@ -88,6 +103,8 @@ pub struct WorkloadConfig {
     pub op_timeout_ms: u64,
     /// Whether writes are retried inside a session.
     pub retry_safety: RetrySafety,
+    /// Where reads go.
+    pub reads_from: ReadsFrom,
     /// Clients invoke no new operation from this simulated time on (`None`: they never stop).
     pub stop_ms: Option<u64>,
 }
@@ -103,6 +120,7 @@ impl WorkloadConfig {
             request_timeout_ms: 250,
             op_timeout_ms: 2_000,
             retry_safety: RetrySafety::Sessions,
+            reads_from: ReadsFrom::Leader,
             stop_ms: None,
         }
     }
@@ -561,14 +579,16 @@ impl Workload {
     }
 
     fn send(&mut self, c: usize, outstanding: Outstanding, now: u64) {
+        let node = match (&outstanding.request, self.config.reads_from) {
+            (Request::Read { .. }, ReadsFrom::AnyServer) => {
+                self.node_ids[self.rng.range(0, self.node_ids.len() as u64) as usize]
+            }
+            _ => self.clients[c].target,
+        };
         let client = &mut self.clients[c];
         client.attempt += 1;
-        let message = ToServer {
-            client: c,
-            attempt: client.attempt,
-            node: client.target,
-            request: outstanding.request.clone(),
-        };
+        let message =
+            ToServer { client: c, attempt: client.attempt, node, request: outstanding.request.clone() };
         client.state = ClientState::Waiting(outstanding);
         self.outbox.push(Outgoing::ToServer(message));
         self.set_timer(c, now + self.config.request_timeout_ms);
@@ -705,7 +725,10 @@ impl Workload {
 
     /// A request reached server `k`, which is paused: it waits for the server to resume.
     pub(crate) fn hold(&mut self, k: usize, message: ToServer) {
-        self.servers[k].held.push_back(message);
+        // A full socket buffer drops what comes next.
+        if self.servers[k].held.len() < SERVER_PENDING_MAX {
+            self.servers[k].held.push_back(message);
+        }
     }
 
     /// Server `k` resumed: it handles the requests that arrived meanwhile.
@@ -736,7 +759,11 @@ impl Workload {
                 }
                 self.next_read_id += 1;
                 let request_id = self.next_read_id;
-                self.servers[k].reads.insert(request_id, PendingRead { client, attempt, operation });
+                let reads = &mut self.servers[k].reads;
+                if reads.len() >= SERVER_READS_WAITING_MAX {
+                    reads.pop_first();
+                }
+                reads.insert(request_id, PendingRead { client, attempt, operation });
                 raft.read(request_id, self.config.read_mode);
                 return;
             }
