@@ -6,11 +6,13 @@
 //! cargo run --release -p raft-core --example bench_reads -- --reads 4000000 --batch 4096
 //! ```
 //!
-//! Three phases in one run: writes alone (puts through the log, `--outstanding` in flight), reads
-//! alone (`--batch` reads per round), then the same writes with `--mixed-batch` reads issued
-//! beside every batch of proposals. Reads write nothing to the log, so the writes' log entries
-//! and messages per write do not change; the last line is JSON with `reads_per_sec`,
-//! `writes_per_sec_alone` and `writes_per_sec_with_reads`.
+//! Phases in one run: writes alone (puts through the log, `--outstanding` in flight), the same
+//! writes with `--mixed-batch` reads issued beside every batch of proposals (one phase per
+//! value), then reads alone (`--batch` reads per round). Reads write nothing to the log and
+//! share the heartbeat round, so the writes' log entries and messages do not change; what reads
+//! take from writes is only the one thread's time spent serving them. The last line is JSON
+//! with `reads_per_sec`, `writes_per_sec_alone` and `writes_per_sec_with_reads` (by reads per
+//! round).
 
 use clap::Parser;
 use raft_core::kv::{Command, KvConfig, KvStore, Operation, Output};
@@ -37,9 +39,9 @@ struct Args {
     /// Proposals kept in flight at the leader.
     #[arg(long, default_value_t = 256)]
     outstanding: u64,
-    /// Reads registered beside every batch of proposals in the mixed phase.
-    #[arg(long, default_value_t = 256)]
-    mixed_batch: u64,
+    /// Reads registered beside every batch of proposals, one mixed phase per value.
+    #[arg(long, value_delimiter = ',', default_value = "16,256")]
+    mixed_batch: Vec<u64>,
     /// Keys written and read.
     #[arg(long, default_value_t = 1000)]
     keys: u64,
@@ -213,6 +215,13 @@ fn run_phase(cluster: &mut Cluster, args: &Args, writes: u64, reads: u64, reads_
     }
 }
 
+/// One figure per mixed phase, keyed by its reads per round.
+fn by_batch(batches: &[u64], phases: &[Phase], figure: impl Fn(&Phase) -> f64) -> serde_json::Value {
+    let map =
+        batches.iter().zip(phases).map(|(batch, phase)| (batch.to_string(), figure(phase).into())).collect();
+    serde_json::Value::Object(map)
+}
+
 /// The faster of two runs of the same phase.
 fn better(best: Option<Phase>, phase: Phase) -> Phase {
     match best {
@@ -235,17 +244,20 @@ fn main() {
     let warm = run_phase(&mut cluster, &args, args.keys, 0, 0);
     assert_eq!(warm.writes, args.keys);
 
-    // Writes alone and writes beside reads take turns, twice, and the better of each counts,
+    // Writes alone and writes beside reads take turns, three times, and the best of each counts,
     // so that warm-up and a busy machine do not favour one of them.
     let mut writes_alone: Option<Phase> = None;
-    let mut mixed: Option<Phase> = None;
-    for _ in 0..2 {
+    let mut mixed: Vec<Option<Phase>> = args.mixed_batch.iter().map(|_| None).collect();
+    for _ in 0..3 {
         let alone = run_phase(&mut cluster, &args, args.writes, 0, 0);
         writes_alone = Some(better(writes_alone, alone));
-        let beside = run_phase(&mut cluster, &args, args.writes, 0, args.mixed_batch);
-        mixed = Some(better(mixed, beside));
+        for (best, &reads_per_round) in mixed.iter_mut().zip(&args.mixed_batch) {
+            let beside = run_phase(&mut cluster, &args, args.writes, 0, reads_per_round);
+            *best = Some(better(best.take(), beside));
+        }
     }
-    let (writes_alone, mixed) = (writes_alone.expect("ran"), mixed.expect("ran"));
+    let writes_alone = writes_alone.expect("ran");
+    let mixed: Vec<Phase> = mixed.into_iter().map(|phase| phase.expect("ran")).collect();
     let reads_alone = run_phase(&mut cluster, &args, 0, args.reads, args.batch);
     assert_eq!(cluster.reads_found, cluster.reads_served, "every read finds its key");
     let heartbeat_rounds = reads_alone.messages as f64 / 4.0;
@@ -261,10 +273,11 @@ fn main() {
         "writes": writes_alone.writes,
         "outstanding": args.outstanding,
         "writes_per_sec_alone": per_sec(writes_alone.writes, writes_alone.seconds),
-        "writes_per_sec_with_reads": per_sec(mixed.writes, mixed.seconds),
-        "reads_per_sec_beside_writes": per_sec(mixed.reads, mixed.seconds),
         "messages_per_write_alone": (writes_alone.messages as f64 / writes_alone.writes as f64 * 100.0).round() / 100.0,
-        "messages_per_write_with_reads": (mixed.messages as f64 / mixed.writes as f64 * 100.0).round() / 100.0,
+        "writes_per_sec_with_reads": by_batch(&args.mixed_batch, &mixed, |phase| per_sec(phase.writes, phase.seconds)),
+        "reads_per_sec_beside_writes": by_batch(&args.mixed_batch, &mixed, |phase| per_sec(phase.reads, phase.seconds)),
+        "log_entries_per_write_with_reads": by_batch(&args.mixed_batch, &mixed, |phase| phase.entries as f64 / phase.writes as f64),
+        "messages_per_write_with_reads": by_batch(&args.mixed_batch, &mixed, |phase| (phase.messages as f64 / phase.writes as f64 * 100.0).round() / 100.0),
     });
     println!("{summary}");
 }
