@@ -27,8 +27,10 @@ pub trait StateMachine: Send + 'static {
     fn applied_index(&self) -> LogIndex;
     /// Answers a read-only query against the current state.
     fn query(&self, query: &[u8]) -> Bytes;
-    /// The whole state, as of `applied_index`.
-    fn snapshot(&self) -> Vec<u8>;
+    /// The whole state as of `applied_index`, as a stream of chunks that owns what it needs:
+    /// taking it must be cheap, because the core task waits; encoding it happens on a blocking
+    /// thread while the state machine goes on applying.
+    fn snapshot(&self) -> Box<dyn Iterator<Item = Bytes> + Send>;
     /// Replaces the whole state with a snapshot's; the old state stays on error.
     ///
     /// # Errors
@@ -143,12 +145,8 @@ impl StateMachine for KvStateMachine {
         encode_response(&response)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in self.store.snapshot() {
-            out.extend_from_slice(&chunk);
-        }
-        out
+    fn snapshot(&self) -> Box<dyn Iterator<Item = Bytes> + Send> {
+        Box::new(self.store.snapshot())
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
@@ -184,7 +182,7 @@ mod tests {
         let response = machine.apply(&entry(1, &Command::unsessioned(1, put.clone()))).unwrap();
         assert_eq!(decode_response(&response).unwrap(), Ok(Output::Written));
         assert!(machine.apply(&entry(3, &Command::unsessioned(2, put.clone()))).is_err());
-        let snapshot = machine.snapshot();
+        let snapshot: Vec<u8> = machine.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
         let mut copy = KvStateMachine::new(KvConfig::default()).unwrap();
         copy.restore(&snapshot).unwrap();
         assert_eq!(copy.applied_index(), LogIndex(1));

@@ -87,7 +87,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 500)]
     election_timeout_ms: u64,
     /// Snapshot and compact the log after this many applied entries (0: never).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     snapshot_interval: u64,
 }
 

@@ -42,6 +42,9 @@ pub trait Network: Send + Sync + 'static {
     fn learn_address(&self, _id: NodeId, _address: String) {}
 }
 
+/// A log write slower than this is logged: every message of the next batch waits for it.
+const SLOW_PERSIST: Duration = Duration::from_millis(100);
+
 /// Bytes of snapshot data per InstallSnapshot message; well below the peer frame limit.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -244,7 +247,8 @@ impl RaftConfig {
         core.heartbeat_interval_ticks = 5;
         // Lease reads assume clocks drift by at most 10% of an election timeout.
         core.clock_drift_ticks_max = 5;
-        core.snapshot_interval_entries = 10_000;
+        // etcd's default: a snapshot costs a full copy and write of the state, so not often.
+        core.snapshot_interval_entries = 100_000;
         core.snapshot_trailing_entries = 1024;
         RaftConfig {
             core,
@@ -383,6 +387,7 @@ impl Raft {
             metrics: metrics.clone(),
             config,
             storage_job: None,
+            snapshot_job: None,
             handed_out_hard_state: initial_hard_state,
             persisted_hard_state: initial_hard_state,
             waiters: BTreeMap::new(),
@@ -671,6 +676,10 @@ struct CoreTask {
     /// The one storage job in flight, if any. Invariant: at most one, so writes reach the disk
     /// in the order the core produced them.
     storage_job: Option<JoinHandle<StorageDone>>,
+    /// Writing a snapshot of our own, then deleting the log segments it covers. Beside the log
+    /// writes, not in their line: a snapshot of a large state takes long, and heartbeats must
+    /// not wait for it.
+    snapshot_job: Option<JoinHandle<StorageDone>>,
     /// The latest hard state the core handed out (persisted or not).
     handed_out_hard_state: HardState,
     /// The latest hard state known durable.
@@ -719,6 +728,10 @@ impl CoreTask {
                     self.storage_job = None;
                     self.on_storage_done(done);
                 }
+                done = wait_job(&mut self.snapshot_job), if self.snapshot_job.is_some() => {
+                    self.snapshot_job = None;
+                    self.on_storage_done(done);
+                }
                 message = self.inbound.recv() => {
                     let Some(message) = message else { break };
                     self.step(message);
@@ -754,6 +767,9 @@ impl CoreTask {
             }
         }
         // Let the write in flight finish: what it promised becomes durable, nothing is torn.
+        if let Some(job) = self.snapshot_job.take() {
+            let _ = job.await;
+        }
         if let Some(job) = self.storage_job.take() {
             if let Ok(StorageDone::Persisted { result: Ok(_), .. }) = job.await {
                 tracing::debug!("last write completed before shutdown");
@@ -835,8 +851,12 @@ impl CoreTask {
                 self.change_membership(change, address, reply)
             }
             Command::Backup { reply } => {
-                let data = Bytes::from(self.state_machine.snapshot());
-                let _ = reply.send(Ok((self.state_machine.applied_index(), data)));
+                let index = self.state_machine.applied_index();
+                let chunks = self.state_machine.snapshot();
+                tokio::task::spawn_blocking(move || {
+                    let data: Vec<u8> = chunks.flat_map(|chunk| chunk.to_vec()).collect();
+                    let _ = reply.send(Ok((index, Bytes::from(data))));
+                });
             }
             Command::Restore { snapshot, reply } => match self.state_machine.restore_command(snapshot) {
                 Some(command) => match self.propose(command) {
@@ -941,11 +961,12 @@ impl CoreTask {
         }
     }
 
-    /// Takes a snapshot when asked to or when raft-core's policy wants one, while no other
-    /// storage job runs. The state machine's bytes are taken here, in the task that owns it, so
-    /// they are exactly the state at the applied index; writing them happens on the blocking pool.
+    /// Takes a snapshot when asked to or when raft-core's policy wants one, one at a time. The
+    /// state machine's snapshot stream is taken here, in the task that owns it, so it is exactly
+    /// the state at the applied index; encoding and writing it happen on the blocking pool,
+    /// beside the log writes.
     fn maybe_snapshot(&mut self) {
-        if self.storage_job.is_some() || self.fatal_error.is_some() {
+        if self.snapshot_job.is_some() || self.fatal_error.is_some() {
             return;
         }
         if self.snapshot_requested.is_empty() && self.node.snapshot_wanted().is_none() {
@@ -964,9 +985,11 @@ impl CoreTask {
         }
         let Some(term) = self.node.term_at(index) else { return };
         let meta = SnapshotMeta { index, term, membership: self.node.membership_at(index) };
-        let data = Bytes::from(self.state_machine.snapshot());
+        let chunks = self.state_machine.snapshot();
         let storage = self.storage.clone();
-        self.storage_job = Some(tokio::task::spawn_blocking(move || {
+        self.snapshot_job = Some(tokio::task::spawn_blocking(move || {
+            let data: Vec<u8> = chunks.flat_map(|chunk| chunk.to_vec()).collect();
+            let data = Bytes::from(data);
             let result = storage.save_snapshot(&meta, &data).map(|_| ());
             StorageDone::Snapshot { result, meta, data }
         }));
@@ -1098,6 +1121,13 @@ impl CoreTask {
                 }
                 self.metrics.fsyncs_total.fetch_add(1, Ordering::Relaxed);
                 self.metrics.fsync_seconds.observe(report.commit_duration);
+                if report.commit_duration > SLOW_PERSIST {
+                    tracing::warn!(
+                        duration_ms = report.commit_duration.as_millis() as u64,
+                        entries = report.entries_written,
+                        "slow log write: heartbeats and replies wait for it"
+                    );
+                }
                 self.metrics
                     .entries_persisted_total
                     .fetch_add(report.entries_written as u64, Ordering::Relaxed);
@@ -1118,7 +1148,7 @@ impl CoreTask {
                         self.snapshot_data = Some((created.meta, data));
                         let storage = self.storage.clone();
                         let through = created.compact_through;
-                        self.storage_job = Some(tokio::task::spawn_blocking(move || {
+                        self.snapshot_job = Some(tokio::task::spawn_blocking(move || {
                             StorageDone::Compacted { result: storage.compact_log(through) }
                         }));
                     }

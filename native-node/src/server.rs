@@ -115,7 +115,7 @@ impl ServeConfig {
             election_timeout_ticks: None,
             request_timeout: Duration::from_secs(5),
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
-            snapshot_interval_entries: 10_000,
+            snapshot_interval_entries: 100_000,
             snapshot_trailing_entries: 1024,
         }
     }

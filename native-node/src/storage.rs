@@ -343,8 +343,8 @@ impl Storage {
         self.data_dir.join(SNAPSHOT_DIR)
     }
 
-    /// Writes a snapshot file: temporary name, fsync, rename, fsync of the folder. Older
-    /// snapshot files are removed afterwards.
+    /// Writes a snapshot file: temporary name, fsync, rename, fsync of the folder. Snapshot
+    /// files of lower indexes are removed afterwards (names sort by index).
     ///
     /// # Errors
     /// [`StorageError::Io`] when any step fails; the previous snapshot is still intact then.
@@ -374,8 +374,10 @@ impl Storage {
         fs::File::open(&dir)
             .and_then(|folder| folder.sync_all())
             .map_err(io_error(format!("syncing {}", dir.display())))?;
+        // Only older snapshots go: a snapshot installed from the leader may be written while
+        // this node's own (older) one is, and the newer must survive whichever finishes last.
         for old in self.snapshot_files()? {
-            if old != final_path {
+            if old < final_path {
                 let _ = fs::remove_file(old);
             }
         }
