@@ -40,6 +40,8 @@ pub enum ReadError {
     LeadershipLost,
     /// Too many reads are waiting; retry later.
     TooManyPending,
+    /// A follower got no answer from its leader within an election timeout.
+    TimedOut,
 }
 
 impl fmt::Display for ReadError {
@@ -48,6 +50,7 @@ impl fmt::Display for ReadError {
             ReadError::NoLeader => f.write_str("no leader known"),
             ReadError::LeadershipLost => f.write_str("leadership lost before the read was confirmed"),
             ReadError::TooManyPending => f.write_str("too many reads pending; retry later"),
+            ReadError::TimedOut => f.write_str("no answer from the leader in time"),
         }
     }
 }

@@ -139,3 +139,18 @@ fn a_read_without_a_known_leader_fails_at_once() {
     let states = read_states(&mut cluster, 2);
     assert_eq!(states, vec![ReadState { request_id: 1, result: Err(ReadError::NoLeader) }]);
 }
+
+#[test]
+fn thesis_6_4_a_forwarded_read_whose_answer_is_lost_fails_after_an_election_timeout() {
+    let mut cluster = elected();
+    cluster.node_mut(2).read(4, ReadMode::Linearizable);
+    let _ = read_states(&mut cluster, 2);
+    cluster.network.clear(); // the ReadIndex request is lost
+    let mut states = Vec::new();
+    for _ in 0..cluster.node(2).config().election_timeout_ticks {
+        cluster.node_mut(2).tick();
+        states.extend(read_states(&mut cluster, 2));
+        cluster.network.clear();
+    }
+    assert_eq!(states, vec![ReadState { request_id: 4, result: Err(ReadError::TimedOut) }]);
+}

@@ -124,7 +124,8 @@ pub struct RaftNode {
     /// Leader only: reads waiting for a round or for an entry of this term to commit.
     reads: ReadTracker,
     /// Follower only: reads forwarded to the leader and not yet answered.
-    forwarded_reads: Vec<u64>,
+    /// (request id, tick it was forwarded at); expired after an election timeout.
+    forwarded_reads: Vec<(u64, u64)>,
     /// Reads answered since the last `Ready`.
     read_states: Vec<ReadState>,
     /// Leader only: the server a leadership transfer is handing over to.
@@ -408,6 +409,7 @@ impl RaftNode {
     pub fn tick(&mut self) {
         self.ticks += 1;
         self.election_elapsed += 1;
+        self.expire_forwarded_reads();
         if self.role == Role::Leader {
             self.tick_leader();
         } else if self.election_elapsed >= self.election_timeout_randomized && self.is_promotable() {
@@ -720,7 +722,9 @@ impl RaftNode {
                 if self.progress.contains_key(&message.from) {
                     self.register_read(request_id, Some(message.from));
                 } else {
+                    // Not a member this leader serves: say no rather than leave it waiting.
                     self.stats.messages_from_unknown += 1;
+                    self.send(message.from, MessageBody::ReadIndexResponse { request_id, index: None });
                 }
                 Ok(())
             }

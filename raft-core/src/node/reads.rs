@@ -22,8 +22,11 @@ impl RaftNode {
         }
         if self.role != Role::Leader {
             match self.leader {
+                Some(_) if self.forwarded_reads.len() >= PENDING_READS_MAX => {
+                    self.read_states.push(ReadState { request_id, result: Err(ReadError::TooManyPending) });
+                }
                 Some(leader) => {
-                    self.forwarded_reads.push(request_id);
+                    self.forwarded_reads.push((request_id, self.ticks));
                     self.send(leader, MessageBody::ReadIndex { request_id });
                 }
                 None => self.read_states.push(ReadState { request_id, result: Err(ReadError::NoLeader) }),
@@ -133,14 +136,29 @@ impl RaftNode {
         for read in self.reads.drain() {
             self.answer_read(read, None);
         }
-        for request_id in core::mem::take(&mut self.forwarded_reads) {
+        for (request_id, _) in core::mem::take(&mut self.forwarded_reads) {
             self.read_states.push(ReadState { request_id, result: Err(ReadError::LeadershipLost) });
         }
     }
 
+    /// A forwarded read whose request or answer was lost would wait forever: after an election
+    /// timeout it fails, and the client retries.
+    pub(super) fn expire_forwarded_reads(&mut self) {
+        let deadline = self.config.election_timeout_ticks;
+        let ticks = self.ticks;
+        let read_states = &mut self.read_states;
+        self.forwarded_reads.retain(|&(request_id, sent)| {
+            let alive = ticks.saturating_sub(sent) < deadline;
+            if !alive {
+                read_states.push(ReadState { request_id, result: Err(ReadError::TimedOut) });
+            }
+            alive
+        });
+    }
+
     /// A follower's answer from the leader.
     pub(super) fn handle_read_index_response(&mut self, request_id: u64, index: Option<LogIndex>) {
-        let Some(position) = self.forwarded_reads.iter().position(|&id| id == request_id) else {
+        let Some(position) = self.forwarded_reads.iter().position(|&(id, _)| id == request_id) else {
             return; // Already failed, or never ours.
         };
         self.forwarded_reads.swap_remove(position);
