@@ -710,6 +710,12 @@ impl CoreTask {
     async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.config.tick_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The core's clock is its tick count. After a stall (a stopped process, a slow disk,
+        // an overloaded machine) the ticks it missed are delivered at once, before anything
+        // else is handled, so its election timer and leader lease never lag real time
+        // (thesis §6.4.1: lease reads are only as safe as the clock).
+        let clock_start = Instant::now();
+        let mut ticks_delivered: u64 = 0;
         let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
         loop {
             if self.fatal_error.is_some() {
@@ -720,7 +726,13 @@ impl CoreTask {
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
-                    self.node.tick();
+                    let interval_nanos = self.config.tick_interval.as_nanos().max(1);
+                    let due = (clock_start.elapsed().as_nanos() / interval_nanos) as u64;
+                    let owed = due.saturating_sub(ticks_delivered).max(1);
+                    for _ in 0..owed {
+                        self.node.tick();
+                    }
+                    ticks_delivered += owed;
                     self.check_transfer();
                     self.publish_status();
                 }
