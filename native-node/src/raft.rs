@@ -728,7 +728,7 @@ impl CoreTask {
                 _ = ticker.tick() => {
                     let interval_nanos = self.config.tick_interval.as_nanos().max(1);
                     let due = (clock_start.elapsed().as_nanos() / interval_nanos) as u64;
-                    let owed = due.saturating_sub(ticks_delivered).max(1);
+                    let owed = due.saturating_sub(ticks_delivered);
                     for _ in 0..owed {
                         self.node.tick();
                     }
