@@ -117,7 +117,10 @@ impl Client {
         self.socket = None;
     }
 
-    async fn attempt(&mut self, address: &str, request: &Value) -> Result<Value, String> {
+    /// One attempt. `body` is the request serialized once per call, without its `id`: each
+    /// attempt gets a fresh id spliced in front, so a late answer to an earlier attempt is
+    /// recognised and skipped.
+    async fn attempt(&mut self, address: &str, body: &str) -> Result<Value, String> {
         if self.socket.as_ref().is_none_or(|(connected, _)| connected != address) {
             let url = format!("ws://{address}/client");
             // A small read buffer: tungstenite zero-fills it on every read (see the server's).
@@ -132,15 +135,11 @@ impl Client {
         }
         let id = self.next_request_id;
         self.next_request_id += 1;
-        let mut request = request.clone();
-        if let Some(object) = request.as_object_mut() {
-            object.insert("id".into(), json!(id));
-        }
+        let rest = body.strip_prefix('{').unwrap_or("}");
+        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+        let text = format!("{{\"id\":{id}{separator}{rest}");
         let Some((_, socket)) = self.socket.as_mut() else { return Err("not connected".into()) };
-        socket
-            .send(WsMessage::text(request.to_string()))
-            .await
-            .map_err(|e| format!("send to {address}: {e}"))?;
+        socket.send(WsMessage::text(text)).await.map_err(|e| format!("send to {address}: {e}"))?;
         let deadline = Instant::now() + self.config.attempt_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -170,6 +169,10 @@ impl Client {
     /// [`ClientError::Refused`] for a final `ok: false`, [`ClientError::Unavailable`] after the
     /// call timeout.
     pub async fn call(&mut self, request: Value) -> Result<Value, ClientError> {
+        if !request.is_object() {
+            return Err(ClientError::Unavailable("a request must be a JSON object".into()));
+        }
+        let body = request.to_string();
         let deadline = Instant::now() + self.config.call_timeout;
         let mut backoff = Duration::from_millis(10);
         let mut last_error = String::from("no endpoints");
@@ -185,7 +188,7 @@ impl Client {
             let Some(address) = self.pick_address() else {
                 return Err(ClientError::Unavailable("no endpoints given".into()));
             };
-            let response = match self.attempt(&address, &request).await {
+            let response = match self.attempt(&address, &body).await {
                 Ok(response) => response,
                 Err(error) => {
                     last_error = error;
