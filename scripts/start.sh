@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# `npm start`: set up, build the wasm package into web/pkg, and serve the playground at
-# http://127.0.0.1:8080/ (PORT overrides the port). Ctrl-C stops the server.
+# `npm start`: set up, build the wasm package into web/pkg and the raft-node binary, start a local
+# 3-node cluster (data in .data/dev-cluster, git-ignored) and serve the playground at
+# http://127.0.0.1:8080/ (PORT overrides the port). Ctrl-C stops both.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/build-wasm.sh
 
-# >>> HOOK: start a local native cluster here (raft-node serve …) for the live view, in the
-# background, and stop it on exit (trap). The playground itself needs nothing but the server. <<<
+echo "start: building raft-node (release)"
+cargo build --release -p native-node
+target_dir="${CARGO_TARGET_DIR:-target}"
 
+# A development secret unless the caller brings one; the cluster refuses peers and admin calls
+# without it.
+export FLOTILLA_SECRET="${FLOTILLA_SECRET:-flotilla-dev}"
+"$target_dir/release/raft-node" dev-cluster --nodes 3 --data-root .data/dev-cluster --web-dir web &
+cluster_pid=$!
+trap 'kill -TERM "$cluster_pid" 2>/dev/null || true; wait "$cluster_pid" 2>/dev/null || true' EXIT INT TERM
+
+echo "start: a 3-node Raft cluster serves http://127.0.0.1:7001/ (and :7002, :7003);"
+echo "       try: FLOTILLA_SECRET=$FLOTILLA_SECRET $target_dir/release/raft-node kv --endpoints 127.0.0.1:7001 put hello world"
 echo "start: the playground is at http://127.0.0.1:${PORT:-8080}/"
-exec node scripts/serve.mjs
+node scripts/serve.mjs
