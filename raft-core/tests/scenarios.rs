@@ -453,3 +453,22 @@ fn observers_see_role_and_leader_changes_as_events_and_a_status() {
     assert_eq!(status.followers.len(), 2);
     assert_eq!(status.membership.voters.len(), 3);
 }
+
+#[test]
+fn thesis_10_2_1_a_leader_replicates_while_its_own_batch_is_being_persisted() {
+    let mut cluster = TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.node_mut(1).propose(Bytes::from_static(b"a")).unwrap();
+    // The leader's batch is out to disk (not yet advanced) when a second proposal arrives.
+    let ready = cluster.node_mut(1).ready();
+    cluster.network.extend(ready.messages);
+    cluster.node_mut(1).propose(Bytes::from_static(b"b")).unwrap();
+    let early = cluster.node_mut(1).take_messages();
+    assert!(!early.is_empty(), "the second entry goes out without waiting for the disk");
+    assert!(early.iter().all(|m| matches!(m.body, MessageBody::AppendEntries { .. })));
+    assert!(cluster.node(1).commit_index() < cluster.node(1).last_index(), "nothing counted before persist");
+    cluster.network.extend(early);
+    cluster.node_mut(1).advance();
+    cluster.stabilize();
+    assert_eq!(cluster.node(1).commit_index(), cluster.node(1).last_index());
+}

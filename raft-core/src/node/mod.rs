@@ -1259,6 +1259,23 @@ impl RaftNode {
         }
     }
 
+    /// Messages that may leave now, without waiting for the next `Ready`: heartbeats, a
+    /// leader's AppendEntries (a leader may send entries before it has persisted them itself,
+    /// thesis §10.2.1) and others that promise nothing about durable state. A driver may call
+    /// this at any time, in particular while a `Ready` is being persisted, so that replication
+    /// and heartbeats do not wait for the disk. Messages that must follow a persist stay queued
+    /// for the next `Ready`.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        if self.role == Role::Leader && self.reads.round_wanted {
+            self.broadcast_heartbeat();
+        }
+        if self.role == Role::Leader && self.needs_flush {
+            self.needs_flush = false;
+            self.send_appends();
+        }
+        core::mem::take(&mut self.messages)
+    }
+
     /// Confirms that the last `Ready` was done: state persisted, messages sent, entries applied.
     pub fn advance(&mut self) {
         let Some(pending) = self.pending.take() else {
