@@ -154,3 +154,22 @@ fn thesis_6_4_a_forwarded_read_whose_answer_is_lost_fails_after_an_election_time
     }
     assert_eq!(states, vec![ReadState { request_id: 4, result: Err(ReadError::TimedOut) }]);
 }
+
+#[test]
+fn verify_leader_and_barrier_are_read_rounds() {
+    let mut cluster = elected();
+    cluster.node_mut(1).verify_leader(1);
+    cluster.node_mut(1).barrier(2);
+    let states = settle_reads(&mut cluster, 1);
+    let commit = cluster.node(1).commit_index();
+    assert_eq!(
+        states,
+        vec![
+            ReadState { request_id: 1, result: Ok(commit) },
+            ReadState { request_id: 2, result: Ok(commit) }
+        ]
+    );
+    cluster.node_mut(2).verify_leader(3);
+    let states = read_states(&mut cluster, 2);
+    assert_eq!(states, vec![ReadState { request_id: 3, result: Err(ReadError::LeadershipLost) }]);
+}

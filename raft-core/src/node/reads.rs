@@ -41,6 +41,25 @@ impl RaftNode {
         self.register_read(request_id, None);
     }
 
+    /// hashicorp's `VerifyLeader`: confirms with one heartbeat round that this node still
+    /// leads. The answer comes in [`crate::Ready::read_states`] under `request_id`: `Ok` once a
+    /// majority answered, an error if this node is not (or stops being) the leader.
+    pub fn verify_leader(&mut self, request_id: u64) {
+        if self.role != Role::Leader {
+            let error = if self.leader.is_some() { ReadError::LeadershipLost } else { ReadError::NoLeader };
+            self.read_states.push(ReadState { request_id, result: Err(error) });
+            return;
+        }
+        self.register_read(request_id, None);
+    }
+
+    /// hashicorp's `Barrier`: the returned index covers every entry committed before the call,
+    /// so once the state machine has applied it, all earlier operations are applied. It is a
+    /// linearizable read index; like [`RaftNode::read`] it is answered in `read_states`.
+    pub fn barrier(&mut self, request_id: u64) {
+        self.read(request_id, ReadMode::Linearizable);
+    }
+
     /// Whether this leader's lease covers the current tick (thesis §6.4.1).
     pub fn lease_is_valid(&self) -> bool {
         if self.role != Role::Leader || !self.config.check_quorum || self.transfer.is_some() {
