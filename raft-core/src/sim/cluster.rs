@@ -18,6 +18,7 @@ use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::script::{Input, Script};
 use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -176,7 +177,8 @@ pub struct Simulation {
     next_input: usize,
     now_ms: u64,
     rng: Rng,
-    events: BTreeMap<(u64, u64), Event>,
+    /// Boxed: the map shifts its entries on every insert, and a message is large.
+    events: BTreeMap<(u64, u64), Box<Event>>,
     sequence: u64,
     message_ids: u64,
     nodes: Vec<SimNode>,
@@ -304,7 +306,7 @@ impl Simulation {
 
     /// Messages on the wire, in delivery order.
     pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
-        self.events.values().filter_map(|event| match event {
+        self.events.values().filter_map(|event| match &**event {
             Event::Deliver(message) => Some(message),
             _ => None,
         })
@@ -404,7 +406,7 @@ impl Simulation {
                     return false;
                 };
                 self.now_ms = self.now_ms.max(t);
-                self.handle_event(event);
+                self.handle_event(*event);
                 true
             }
             _ => false,
@@ -413,7 +415,7 @@ impl Simulation {
 
     fn push_event(&mut self, time_ms: u64, event: Event) {
         self.sequence += 1;
-        self.events.insert((time_ms, self.sequence), event);
+        self.events.insert((time_ms, self.sequence), Box::new(event));
     }
 
     fn index(&self, id: NodeId) -> Option<usize> {
@@ -952,8 +954,8 @@ impl Simulation {
         let found = self
             .events
             .iter()
-            .find(|(_, event)| matches!(event, Event::Deliver(m) if m.id == id))
-            .map(|(key, event)| (*key, event.clone()));
+            .find(|(_, event)| matches!(&***event, Event::Deliver(m) if m.id == id))
+            .map(|(key, event)| (*key, (**event).clone()));
         let Some((key, event)) = found else {
             return;
         };
