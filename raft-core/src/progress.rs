@@ -189,7 +189,6 @@ impl Progress {
                     return false;
                 }
                 // Entries past the match point are lost or conflict: fall back to probing.
-                self.next_index = self.match_index.next();
                 self.become_probe();
                 self.next_index = match_hint.min(rejected_index).next().max(self.match_index.next());
                 true

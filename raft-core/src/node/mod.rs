@@ -543,7 +543,7 @@ impl RaftNode {
             return Err(StepError::FromSelf);
         }
         match &message.body {
-            MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit } => {
+            MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, .. } => {
                 if *prev_log_term > message.term {
                     return Err(StepError::Malformed("prev_log_term above the message term"));
                 }
@@ -562,7 +562,6 @@ impl RaftNode {
                     expected_index = expected_index.next();
                     previous_term = entry.term;
                 }
-                let _ = leader_commit;
                 Ok(())
             }
             MessageBody::VoteRequest { last_log_term, .. } if *last_log_term > message.term => {

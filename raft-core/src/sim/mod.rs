@@ -108,15 +108,20 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
     let mut simulation = Simulation::new(config, script)?;
     // Stop at the first violation: what follows it is noise.
     simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty());
-    Ok(RunReport {
+    Ok(report(seed, &simulation, None))
+}
+
+/// What a finished run reports, with the clients' summary if it had a workload.
+fn report(seed: u64, simulation: &Simulation, workload: Option<WorkloadReport>) -> RunReport {
+    RunReport {
         seed,
         violations: simulation.violations().to_vec(),
         committed: simulation.committed_index().0,
         trace_hash: simulation.trace_hash(),
         stats: simulation.stats(),
         leader_at_end: simulation.leader().is_some(),
-        workload: None,
-    })
+        workload,
+    }
 }
 
 /// Runs one seed under the nemesis with `workload`'s clients as the only load (the nemesis
@@ -146,13 +151,6 @@ pub fn run_seed_workload(
         HistoryCheck::None => None,
         HistoryCheck::Linearizability => Some(crate::linearizability::check(&history)),
     };
-    Ok(RunReport {
-        seed,
-        violations: simulation.violations().to_vec(),
-        committed: simulation.committed_index().0,
-        trace_hash: simulation.trace_hash(),
-        stats: simulation.stats(),
-        leader_at_end: simulation.leader().is_some(),
-        workload: Some(WorkloadReport { stats: clients.stats(), ops: history.len(), check }),
-    })
+    let clients = WorkloadReport { stats: clients.stats(), ops: history.len(), check };
+    Ok(report(seed, &simulation, Some(clients)))
 }
