@@ -161,6 +161,30 @@ fn thesis_4_3_joint_consensus_replaces_the_voter_set_in_one_step_and_leaves_by_i
 }
 
 #[test]
+fn thesis_4_3_a_pending_leadership_transfer_does_not_hold_the_cluster_in_the_joint_configuration() {
+    let mut cluster = elected(3);
+    let four = cluster.add_empty_node();
+    let five = cluster.add_empty_node();
+    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(four))).unwrap();
+    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(five))).unwrap();
+    let expected = cluster.node(1).membership_index();
+    cluster
+        .node_mut(1)
+        .change_membership(MembershipChange::ReplaceVoters(ids(&[1, 4, 5])), expected)
+        .unwrap();
+    // The transfer target is cut off, so the transfer stays pending while C_old,new commits
+    // on {1, 2, 3} of the old voters and {1, 5} of the new.
+    cluster.isolate(four);
+    cluster.node_mut(1).transfer_leadership(Some(NodeId(four))).unwrap();
+    cluster.stabilize();
+    assert_eq!(cluster.node(1).transfer_target(), Some(NodeId(four)));
+    let membership = cluster.node(1).membership().clone();
+    assert!(!membership.is_joint(), "C_new follows C_old,new even while a transfer is pending");
+    assert_eq!(membership.voters, ids(&[1, 4, 5]));
+    assert_eq!(cluster.node(1).commit_index(), cluster.node(1).last_index());
+}
+
+#[test]
 fn thesis_4_demoting_a_voter_keeps_it_as_a_learner() {
     let mut cluster = elected(3);
     change(&mut cluster, 1, MembershipChange::DemoteVoter(NodeId(2))).unwrap();

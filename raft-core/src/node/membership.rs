@@ -270,7 +270,8 @@ impl RaftNode {
         if self.membership().is_joint() {
             let mut next = self.membership().clone();
             next.voters_outgoing.clear();
-            let _ = self.append_membership(next);
+            self.append_protocol_entry(EntryPayload::Membership(Box::new(next)));
+            self.stats.membership_changes += 1;
             return;
         }
         if !self.membership().is_voter(self.config.id) {

@@ -488,6 +488,17 @@ impl RaftNode {
         Ok(index)
     }
 
+    /// Leader: appends an entry the protocol itself needs (leaving a joint configuration),
+    /// past the checks that guard client proposals. Neither a leadership transfer nor a full
+    /// uncommitted window may hold the cluster in C_old,new: nothing else would retry it
+    /// until the next commit.
+    fn append_protocol_entry(&mut self, payload: EntryPayload) {
+        let index = self.log.last_index().next();
+        let entry = Entry { term: self.term, index, payload };
+        self.uncommitted_bytes += entry.size_bytes();
+        self.append_as_leader(entry);
+    }
+
     fn append_as_leader(&mut self, entry: Entry) {
         let membership_changed = if let EntryPayload::Membership(m) = &entry.payload {
             self.memberships.push((entry.index, (**m).clone()));
