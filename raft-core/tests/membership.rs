@@ -132,8 +132,9 @@ fn thesis_4_2_3_a_removed_server_cannot_disrupt_the_cluster() {
     assert_eq!(cluster.node(1).term(), term, "pre-vote and leases kept the term");
 }
 
-#[test]
-fn thesis_4_3_joint_consensus_replaces_the_voter_set_in_one_step_and_leaves_by_itself() {
+/// Three voters, then learners 4 and 5, then the leader (node 1) appends C_old,new for voters
+/// {1, 4, 5}. Returns the cluster and node 4's id.
+fn replacing_voters_2_and_3_with_4_and_5() -> (TestCluster, u64) {
     let mut cluster = elected(3);
     let four = cluster.add_empty_node();
     let five = cluster.add_empty_node();
@@ -144,6 +145,12 @@ fn thesis_4_3_joint_consensus_replaces_the_voter_set_in_one_step_and_leaves_by_i
         .node_mut(1)
         .change_membership(MembershipChange::ReplaceVoters(ids(&[1, 4, 5])), expected)
         .unwrap();
+    (cluster, four)
+}
+
+#[test]
+fn thesis_4_3_joint_consensus_replaces_the_voter_set_in_one_step_and_leaves_by_itself() {
+    let (mut cluster, _) = replacing_voters_2_and_3_with_4_and_5();
     // C_old,new is in effect as soon as it is appended.
     assert!(cluster.node(1).membership().is_joint());
     assert_eq!(cluster.node(1).membership().voters_outgoing, ids(&[1, 2, 3]));
@@ -162,16 +169,7 @@ fn thesis_4_3_joint_consensus_replaces_the_voter_set_in_one_step_and_leaves_by_i
 
 #[test]
 fn thesis_4_3_a_pending_leadership_transfer_does_not_hold_the_cluster_in_the_joint_configuration() {
-    let mut cluster = elected(3);
-    let four = cluster.add_empty_node();
-    let five = cluster.add_empty_node();
-    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(four))).unwrap();
-    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(five))).unwrap();
-    let expected = cluster.node(1).membership_index();
-    cluster
-        .node_mut(1)
-        .change_membership(MembershipChange::ReplaceVoters(ids(&[1, 4, 5])), expected)
-        .unwrap();
+    let (mut cluster, four) = replacing_voters_2_and_3_with_4_and_5();
     // The transfer target is cut off, so the transfer stays pending while C_old,new commits
     // on {1, 2, 3} of the old voters and {1, 5} of the new.
     cluster.isolate(four);
