@@ -11,6 +11,7 @@
 //! checker ([`crate::linearizability`]).
 
 mod checker;
+mod client_reads;
 mod cluster;
 mod config;
 pub mod hash;
@@ -19,6 +20,7 @@ mod script;
 mod workload;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
+pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
 pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
 pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
