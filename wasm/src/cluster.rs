@@ -301,7 +301,13 @@ impl SimCluster {
     #[wasm_bindgen(js_name = readResults)]
     pub fn read_results(&self) -> Result<JsValue, JsValue> {
         let views: Vec<_> = self.simulation.client_reads().map(read_view).collect();
-        to_js(&views)
+        to_js_with_nulls(&views)
+    }
+
+    /// Reads asked so far: the id the next read will get.
+    #[wasm_bindgen(getter, js_name = readsAsked)]
+    pub fn reads_asked(&self) -> f64 {
+        self.simulation.client_read_counts().0 as f64
     }
 
     /// Client read `id` (as `readResults()` lists it), or `undefined` if there is none.
@@ -312,7 +318,7 @@ impl SimCluster {
     pub fn read_result(&self, id: f64) -> Result<JsValue, JsValue> {
         let id = whole(id, "read id")?;
         match self.simulation.client_read(id) {
-            Some(read) => to_js(&read_view(read)),
+            Some(read) => to_js_with_nulls(&read_view(read)),
             None => Ok(JsValue::UNDEFINED),
         }
     }
@@ -751,6 +757,13 @@ fn check_option_names(options: &JsValue) -> Result<(), JsValue> {
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
     serde_wasm_bindgen::to_value(value).map_err(|e| type_error(&format!("{e}")))
+}
+
+/// As `to_js`, but a missing value (`None`) becomes `null`, not `undefined`: read results
+/// say `value: null` for an absent key.
+fn to_js_with_nulls<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    value.serialize(&serializer).map_err(|e| type_error(&format!("{e}")))
 }
 
 /// A JavaScript number that must be a whole, non-negative, exactly representable count.
