@@ -9,6 +9,10 @@
 //! With a [`Workload`] ([`Simulation::with_workload`], [`run_seed_workload`]) the servers run the
 //! key-value store and simulated clients use it, recording a history for the linearizability
 //! checker ([`crate::linearizability`]).
+//!
+//! [`Input::Read`] has a client read one key through a chosen server with a
+//! [`crate::ReadMode`]; the server answers as a real driver would (once it has applied the read
+//! index, thesis §6.4), and [`Simulation::client_reads`] records every answer.
 
 mod checker;
 mod client_reads;
