@@ -186,6 +186,9 @@ impl ClientReads {
 
     /// Server `k`'s state machine moved: answer every read whose index it has applied.
     pub(crate) fn applied(&mut self, k: usize, machine: &SimStateMachine, now: u64, trace: &mut u64) {
+        if self.ready.is_empty() {
+            return; // The common case, after every persisted batch: nothing to look up.
+        }
         let due: Vec<(LogIndex, u64)> = self
             .ready
             .range((k, LogIndex(0), 0)..=(k, machine.applied, u64::MAX))
