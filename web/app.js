@@ -50,6 +50,8 @@ const app = {
   urlAt: 0,
   wasPlayingWhenHidden: false,
   reducedMotion: matchMedia('(prefers-reduced-motion: reduce)').matches,
+  /** Id of the latest client get asked from the page, whose answer shows next to the control. */
+  lastReadId: null,
 };
 
 const cluster = () => app.timeline.cluster;
@@ -63,7 +65,9 @@ function startRun(newCluster, { scenario = null, atMs = 0, play = false } = {}) 
   app.scenarioDone = false;
   app.selectedNode = null;
   app.selectedMessage = null;
+  app.lastReadId = null;
   panels.clearEvents();
+  panels.showReadAnswer(null);
   if (atMs > 0) app.timeline.seek(atMs);
   app.displayMs = cluster().nowMs;
   $('scenario').value = scenario?.id ?? '';
@@ -180,6 +184,21 @@ function partition(groupA, groupB) {
   act(inputs);
 }
 
+/**
+ * A client reads `key` through server `node` (default: the leader now, else node 1) with `mode`
+ * ('linearizable', 'lease' or 'stale'). Returns the read as `readResult` gives it: answered at
+ * once for stale and lease reads, pending while a ReadIndex round is on the wire.
+ */
+function get(key, { node = null, mode = 'linearizable' } = {}) {
+  const id = cluster().readsAsked;
+  const via = Number(node) || cluster().leader() || 1;
+  act([{ type: 'read', node: via, key: String(key), mode }]);
+  app.lastReadId = id;
+  const read = cluster().readResult(id) ?? null;
+  panels.showReadAnswer(read);
+  return read;
+}
+
 function nodeAction(action, id) {
   if (action === 'isolate') act([{ type: 'partition', side: [id] }]);
   else act([{ type: action, node: id }]);
@@ -214,7 +233,7 @@ function drainEvents() {
   const rows = cluster().drainEvents();
   if (rows.length === 0) return;
   const violations = cluster().violationCount ? cluster().violations() : [];
-  panels.appendEvents(describeEvents(rows, violations));
+  panels.appendEvents(describeEvents(rows, violations, (id) => cluster().readResult(id)));
 }
 
 /** Reads the frame, draws it, and (at most a few times a second, or when forced) the panels. */
@@ -283,6 +302,9 @@ function refreshPanels() {
   const c = cluster();
   panels.showChecker(c.violationCount ? c.violations() : []);
   $('trace-hash').textContent = c.traceHash();
+  panels.syncReadNodes(c.nodeCount);
+  // Follows the timeline: answered once the run gets there, gone when scrubbed back before it.
+  if (app.lastReadId !== null) panels.showReadAnswer(c.readResult(app.lastReadId) ?? null);
   const st = c.stats();
   $('stats').textContent =
     `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${st.elections} elections · ` +
@@ -418,6 +440,14 @@ function wireControls() {
     event.preventDefault();
     act([{ type: 'put', key: $('client-key').value, value: $('client-value').value }]);
   });
+  $('client-get').addEventListener('submit', (event) => {
+    event.preventDefault();
+    try {
+      get($('get-key').value, { node: $('get-node').value || null, mode: $('get-mode').value });
+    } catch (error) {
+      $('get-answer').textContent = `Cannot read: ${error.message}`;
+    }
+  });
   $('new-run').addEventListener('submit', (event) => {
     event.preventDefault();
     const [min, max] = parseRange($('opt-latency').value);
@@ -477,6 +507,8 @@ function installPageApi(ready) {
     playing: app.playing,
     speed: app.speed,
     endMs: app.timeline.endMs,
+    /** Client reads, oldest first: [{id, node, key, mode, askedMs, answeredMs, readIndex, status, value, error, text}]. */
+    reads: cluster().readResults(),
   });
   window.flotilla = {
     ready,
@@ -501,6 +533,10 @@ function installPageApi(ready) {
     heal: () => act([{ type: 'heal' }]),
     propose: (value) => act([{ type: 'propose', data: String(value) }]),
     put: (key, value) => act([{ type: 'put', key: String(key), value: String(value) }]),
+    /** Reads `key` through `node` (default: the leader) with `mode`; returns the read, maybe still pending. */
+    get,
+    /** Client read `id` as `get` returned it, up to date (or undefined). */
+    readResult: (id) => cluster().readResult(id),
     cutLink: (a, b) => act([{ type: 'cutLink', from: a, to: b }, { type: 'cutLink', from: b, to: a }]),
     dropMessage: (id) => act([{ type: 'dropMessage', id }]),
     duplicateMessage: (id) => act([{ type: 'duplicateMessage', id }]),

@@ -9,10 +9,14 @@ const KIND_COMMIT = 3;
 const KIND_VIOLATION = 4;
 const KIND_MEMBER = 5;
 const KIND_SNAPSHOT = 6;
+const KIND_READ = 7;
 const MEMBER = ['no longer a member', 'a voter', 'a learner'];
 
-/** One sentence per row; commits are merged into one line per drain so fast runs stay readable. */
-export function describeEvents(rows, violations) {
+/**
+ * One sentence per row; commits are merged into one line per drain so fast runs stay readable.
+ * `readAt(id)` gives an answered client read (`readResult(id)` of the wasm) for its sentence.
+ */
+export function describeEvents(rows, violations, readAt = () => undefined) {
   const lines = [];
   let commitFrom = null;
   let commitTo = null;
@@ -45,6 +49,11 @@ export function describeEvents(rows, violations) {
       case KIND_SNAPSHOT:
         lines.push({ timeMs, text: `node ${node} holds a snapshot up to index ${a}`, tone: '' });
         break;
+      case KIND_READ: {
+        const read = readAt(a);
+        lines.push({ timeMs, text: read?.text ?? `node ${node} answered read ${a}`, tone: b === 1 ? 'read' : 'read-failed' });
+        break;
+      }
       default:
         break;
     }

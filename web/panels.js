@@ -159,6 +159,25 @@ export function showNode(view, log, kv, nodeCount) {
   }
 }
 
+/** The client get's server choice: the leader (resolved when asked) or one node by id. */
+export function syncReadNodes(nodeCount) {
+  const select = $('get-node');
+  if (select.options.length === nodeCount + 1) return;
+  const chosen = select.value;
+  select.replaceChildren(new Option('the leader', ''));
+  for (let id = 1; id <= nodeCount; id++) select.append(new Option(`node ${id}`, String(id)));
+  select.value = Number(chosen) <= nodeCount ? chosen : '';
+}
+
+/** The answer to the client's latest get, next to the control (`read` as `readResult` gives it). */
+export function showReadAnswer(read) {
+  const answer = $('get-answer');
+  const text = read ? read.text : '';
+  // Rewritten only when it changes, so screen readers announce each answer once.
+  if (answer.textContent !== text) answer.textContent = text;
+  answer.classList.toggle('failed', read?.status === 'failed');
+}
+
 /** The message list (refreshed while paused) and the selected message's fields. */
 export function showMessages(frame, selectedId, details) {
   const list = $('message-list');

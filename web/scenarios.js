@@ -19,6 +19,7 @@ export const PLAYGROUND_OPTIONS = Object.freeze({
 });
 
 const put = (key, value) => ({ type: 'put', key, value });
+const read = (node, mode) => ({ type: 'read', node, key: 'x', mode });
 
 export const SCENARIOS = [
   {
@@ -241,6 +242,42 @@ export const SCENARIOS = [
       { atMs: 845, caption: 'Node 1 leads term 3, with no period of waiting for timeouts.' },
     ],
     check: (s) => (s.leader === 1 && s.nodes[0].term === 3 ? null : 'node 1 should lead term 3'),
+  },
+  {
+    id: 'read-modes',
+    title: 'Read modes',
+    options: { ...PLAYGROUND_OPTIONS },
+    endMs: 2300,
+    steps: [
+      { atMs: 0, caption: 'Node 3 becomes leader of term 2. Reads do not go through the log: each server answers from what it has applied.' },
+      { atMs: 600, inputs: [put('x', '1')], caption: 'A client writes x=1; it is committed everywhere.' },
+      { atMs: 700, inputs: [read(5, 'linearizable')], caption: 'A linearizable read through follower 5: it asks leader 3 for a read index (ReadIndex, thesis §6.4).' },
+      { atMs: 768, caption: 'Leader 3 confirmed with one heartbeat round that it still leads; node 5 answers x=1 once it has applied that index.' },
+      { atMs: 800, inputs: [{ type: 'partition', side: [1, 3] }], caption: 'Leader 3 and node 1 are cut off from nodes 2, 4 and 5.' },
+      { atMs: 820, inputs: [read(3, 'linearizable')], caption: 'A linearizable read at node 3 needs a majority to answer a heartbeat round: it waits.' },
+      { atMs: 830, inputs: [read(3, 'lease')], caption: 'A lease read at node 3 answers x=1 at once: a majority heard from it within an election timeout, so no other leader can exist yet (§6.4.1).' },
+      { atMs: 1055, caption: 'No majority for an election timeout: node 3 steps down (check-quorum), and its waiting read fails: leadership lost.' },
+      { atMs: 1067, caption: 'Nodes 2, 4 and 5 elect node 4 leader of term 3.' },
+      { atMs: 1500, inputs: [put('x', '2')], caption: 'A client writes x=2 through node 4; the majority commits it.' },
+      { atMs: 1700, inputs: [read(3, 'stale')], caption: 'A stale read at node 3 still answers x=1: stale reads can go back in time.' },
+      { atMs: 1800, inputs: [read(3, 'linearizable')], caption: 'A linearizable read at node 3 fails at once: it knows no leader to confirm with.' },
+      { atMs: 1900, inputs: [read(4, 'linearizable')], caption: 'Through node 4, a linearizable read sees x=2 after one heartbeat round.' },
+      { atMs: 2000, inputs: [{ type: 'heal' }], caption: 'The partition heals; nodes 1 and 3 catch up with term 3’s log.' },
+      { atMs: 2250, inputs: [read(3, 'stale')], caption: 'Now even a stale read at node 3 answers x=2.' },
+    ],
+    check: (s) => {
+      const seen = s.reads.map((r) => `${r.node}:${r.mode}:${r.status}:${r.value ?? r.error}`);
+      const expected = [
+        '5:linearizable:ok:1',
+        '3:linearizable:failed:leadership lost before the read was confirmed',
+        '3:lease:ok:1',
+        '3:stale:ok:1',
+        '3:linearizable:failed:no leader known',
+        '4:linearizable:ok:2',
+        '3:stale:ok:2',
+      ];
+      return JSON.stringify(seen) === JSON.stringify(expected) ? null : `reads answered ${JSON.stringify(seen)}`;
+    },
   },
 ];
 

@@ -27,8 +27,11 @@ use crate::events::EventLog;
 use crate::frame::{
     message_frame, node_frame, MESSAGE_FIELDS, MESSAGE_KINDS, MESSAGE_STRIDE, NODE_FIELDS, NODE_STRIDE,
 };
-use crate::input::{describe_input, from_input, to_input, InputObject, ScriptItem};
+use crate::input::{
+    check_read_key, describe_input, from_input, to_input, InputObject, ReadModeName, ScriptItem,
+};
 use crate::options::ClusterOptions;
+use crate::reads::read_view;
 use crate::run_text::{decode_run, encode_run};
 use crate::snapshot::{kv_view, log_view, message_view, node_view, stats_view, violation_view};
 
@@ -167,7 +170,8 @@ impl SimCluster {
     /// `put {key, value}`, `get {key}`, `delete {key}`, `crash|restart|pause|resume|campaign
     /// {node}`, `partition {side}`, `cutLink|restoreLink {from, to}`, `heal`, `setLink {from,
     /// to, latencyMsMin, latencyMsMax, lossPerMille, duplicatePerMille}`, `dropMessage|
-    /// duplicateMessage {id}`.
+    /// duplicateMessage {id}`, `read {node, key, mode}` (mode `linearizable`, `lease` or
+    /// `stale`; the answer comes in `readResults()` and the event log).
     ///
     /// # Errors
     /// `TypeError` for a malformed input, `RangeError` for a node out of range.
@@ -262,6 +266,61 @@ impl SimCluster {
     pub fn propose(&mut self, data: &str) -> f64 {
         let data = raft_core::Bytes::from(String::from(data).into_bytes());
         self.act_input(Input::Propose { data }) as f64
+    }
+
+    /// A client reads `key` through node `node` with `mode` (`linearizable`, the default,
+    /// `lease` or `stale`). Returns the read's id: its answer is `readResult(id)` once it came.
+    ///
+    /// # Errors
+    /// `RangeError` for a node out of range, an unknown mode or a key over the store's limit.
+    pub fn read(&mut self, node: u32, key: &str, mode: Option<String>) -> Result<f64, JsValue> {
+        let id = self.node_id(node)?;
+        let mode = match mode.as_deref() {
+            None | Some("linearizable") => ReadModeName::Linearizable,
+            Some("lease") => ReadModeName::Lease,
+            Some("stale") => ReadModeName::Stale,
+            Some(other) => return Err(range_error(&format!("unknown read mode {other:?}"))),
+        };
+        check_read_key(key).map_err(|crate::input::InputError::Range(message)| range_error(&message))?;
+        let read_id = self.simulation.client_read_counts().0;
+        let input = Input::Read {
+            node: id,
+            key: raft_core::Bytes::from(String::from(key).into_bytes()),
+            mode: mode.mode(),
+        };
+        self.act_input(input);
+        Ok(read_id as f64)
+    }
+
+    /// Every client read remembered, oldest first: `[{id, node, key, mode, askedMs,
+    /// answeredMs, readIndex, status ('pending', 'ok' or 'failed'), value, error, text}]`.
+    /// `value` is null for an absent key.
+    ///
+    /// # Errors
+    /// Never in practice; a serialisation failure becomes a `TypeError`.
+    #[wasm_bindgen(js_name = readResults)]
+    pub fn read_results(&self) -> Result<JsValue, JsValue> {
+        let views: Vec<_> = self.simulation.client_reads().map(read_view).collect();
+        to_js_with_nulls(&views)
+    }
+
+    /// Reads asked so far: the id the next read will get.
+    #[wasm_bindgen(getter, js_name = readsAsked)]
+    pub fn reads_asked(&self) -> f64 {
+        self.simulation.client_read_counts().0 as f64
+    }
+
+    /// Client read `id` (as `readResults()` lists it), or `undefined` if there is none.
+    ///
+    /// # Errors
+    /// `RangeError` if `id` is not a whole number.
+    #[wasm_bindgen(js_name = readResult)]
+    pub fn read_result(&self, id: f64) -> Result<JsValue, JsValue> {
+        let id = whole(id, "read id")?;
+        match self.simulation.client_read(id) {
+            Some(read) => to_js_with_nulls(&read_view(read)),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     /// Loses message `id` (from `messageFrame`) on the wire.
@@ -473,7 +532,7 @@ impl SimCluster {
     }
 
     /// Event rows since the last call, `[timeMs, kind, node, a, b]` each (see the events
-    /// module for kinds).
+    /// module for kinds; kind 7 is an answered read, `a` its id for `readResult`).
     #[wasm_bindgen(js_name = drainEvents)]
     pub fn drain_events(&mut self) -> Vec<f64> {
         self.events.drain()
@@ -700,6 +759,13 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
     serde_wasm_bindgen::to_value(value).map_err(|e| type_error(&format!("{e}")))
 }
 
+/// As `to_js`, but a missing value (`None`) becomes `null`, not `undefined`: read results
+/// say `value: null` for an absent key.
+fn to_js_with_nulls<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    value.serialize(&serializer).map_err(|e| type_error(&format!("{e}")))
+}
+
 /// A JavaScript number that must be a whole, non-negative, exactly representable count.
 fn whole(value: f64, what: &str) -> Result<u64, JsValue> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > crate::options::SEED_MAX as f64 {
@@ -770,6 +836,31 @@ mod tests {
         let committed = events.iter().position(|e| e[1] == crate::events::kind::COMMIT);
         assert!(elected.is_some() && committed.is_some(), "{events:?}");
         assert!(cluster.drain_events().is_empty(), "drained rows are gone");
+    }
+
+    /// A read is an input like any other: answered, reported in the event log, and replayed from
+    /// the run text with the same answer and hash.
+    #[test]
+    fn reads_are_answered_reported_and_replayed() {
+        let mut live = SimCluster::build(SimConfig::new(3, 2), Script::new()).unwrap();
+        live.run_to(1_000);
+        let leader = live.simulation().leader().expect("a leader");
+        let key = raft_core::Bytes::from_static(b"x");
+        live.act_input(Input::Read { node: leader, key, mode: raft_core::ReadMode::Linearizable });
+        live.run_to(1_200);
+        let reads: Vec<_> = live.simulation().client_reads().map(read_view).collect();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].status, "ok", "{reads:?}");
+        assert!(reads[0].read_index.is_some(), "{reads:?}");
+        let rows = live.drain_events();
+        let answered: Vec<&[f64]> =
+            rows.chunks(crate::events::EVENT_STRIDE).filter(|e| e[1] == crate::events::kind::READ).collect();
+        assert_eq!(answered, [[reads[0].answered_ms.unwrap() as f64, 7.0, leader.0 as f64, 0.0, 1.0]]);
+        let (config, script) = decode_run(&live.run()).unwrap();
+        let mut replay = SimCluster::build(config, script).unwrap();
+        replay.run_to(1_200);
+        assert_eq!(replay.simulation().trace_hash(), live.simulation().trace_hash());
+        assert_eq!(replay.simulation().client_reads().map(read_view).collect::<Vec<_>>(), reads);
     }
 
     /// A checkpoint taken before a live action replays it once it adopts the live script.

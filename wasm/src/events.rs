@@ -24,6 +24,9 @@ pub mod kind {
     pub const MEMBER: f64 = 5.0;
     /// A node's snapshot moved: `a` = the index it now covers, `b` = the previous one.
     pub const SNAPSHOT: f64 = 6.0;
+    /// A client read was answered: `a` = its id (see `readResult`), `b` = 1 with a value or an
+    /// absent key, 0 if it failed.
+    pub const READ: f64 = 7.0;
 }
 
 /// Numbers per event row: time, kind, node, a, b.
@@ -50,6 +53,10 @@ pub struct EventLog {
     violations: usize,
     rows: VecDeque<[f64; EVENT_STRIDE]>,
     dropped: u64,
+    /// Client reads asked and answered when last seen, and the ids still waiting.
+    reads_asked: u64,
+    reads_answered: u64,
+    reads_waiting: Vec<u64>,
 }
 
 impl EventLog {
@@ -59,6 +66,9 @@ impl EventLog {
             seen: simulation.nodes().iter().map(|n| seen(simulation, n.id.0)).collect(),
             committed: simulation.committed_index().0,
             violations: simulation.violations().len(),
+            reads_waiting: simulation.client_reads().filter(|r| r.answer.is_none()).map(|r| r.id).collect(),
+            reads_asked: simulation.client_read_counts().0,
+            reads_answered: simulation.client_read_counts().1,
             ..EventLog::default()
         }
     }
@@ -101,6 +111,29 @@ impl EventLog {
         while self.violations < violations {
             self.push([now, kind::VIOLATION, 0.0, self.violations as f64, 0.0]);
             self.violations += 1;
+        }
+        self.observe_reads(simulation, now);
+    }
+
+    /// Reports reads answered since the last look; costs nothing while no read is asked or
+    /// answered.
+    fn observe_reads(&mut self, simulation: &Simulation, now: f64) {
+        let (asked, answered) = simulation.client_read_counts();
+        if (asked, answered) == (self.reads_asked, self.reads_answered) {
+            return;
+        }
+        self.reads_waiting.extend(self.reads_asked..asked);
+        (self.reads_asked, self.reads_answered) = (asked, answered);
+        for id in core::mem::take(&mut self.reads_waiting) {
+            // A read no longer remembered is forgotten here too.
+            let Some(read) = simulation.client_read(id) else { continue };
+            match &read.answer {
+                None => self.reads_waiting.push(id),
+                Some(answer) => {
+                    let ok = f64::from(u8::from(answer.is_ok()));
+                    self.push([now, kind::READ, read.node.0 as f64, id as f64, ok]);
+                }
+            }
         }
     }
 

@@ -6,11 +6,12 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::kv::{Command, CommandBody, Operation};
 use raft_core::sim::{Input, LinkConfig};
-use raft_core::{Bytes, EntryPayload, MembershipChange, NodeId};
+use raft_core::{Bytes, EntryPayload, MembershipChange, NodeId, ReadMode};
 use serde::{Deserialize, Serialize};
 
 /// One input as JavaScript writes it. `put`, `get` and `delete` are client requests encoded as
-/// [`raft_core::kv::Command`]s (without a session) and proposed to the leader.
+/// [`raft_core::kv::Command`]s (without a session) and proposed to the leader; `read` asks one
+/// server for a key's value with a read mode, without writing to the log.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum InputObject {
@@ -160,6 +161,68 @@ pub enum InputObject {
         /// The message's id.
         id: u64,
     },
+    /// A client reads `key` through server `node` (thesis §6.4); the answer appears in
+    /// `readResults()` and the event log.
+    Read {
+        /// The server asked.
+        node: u64,
+        /// The key.
+        key: String,
+        /// `linearizable` (ReadIndex, the default), `lease` or `stale`.
+        #[serde(default)]
+        mode: ReadModeName,
+    },
+}
+
+/// A read mode as JavaScript names it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadModeName {
+    /// ReadIndex: a heartbeat round confirms the leader (thesis §6.4).
+    #[default]
+    Linearizable,
+    /// A leader lease (thesis §6.4.1).
+    Lease,
+    /// Whatever the server has applied.
+    Stale,
+}
+
+impl ReadModeName {
+    /// The core's mode.
+    pub fn mode(self) -> ReadMode {
+        match self {
+            ReadModeName::Linearizable => ReadMode::Linearizable,
+            ReadModeName::Lease => ReadMode::Lease,
+            ReadModeName::Stale => ReadMode::Stale,
+        }
+    }
+
+    /// The name of the core's mode.
+    pub fn of(mode: ReadMode) -> ReadModeName {
+        match mode {
+            ReadMode::Linearizable => ReadModeName::Linearizable,
+            ReadMode::Lease => ReadModeName::Lease,
+            ReadMode::Stale => ReadModeName::Stale,
+        }
+    }
+
+    /// The name as text: `linearizable`, `lease` or `stale`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadModeName::Linearizable => "linearizable",
+            ReadModeName::Lease => "lease",
+            ReadModeName::Stale => "stale",
+        }
+    }
+}
+
+/// Refuses a key longer than the store allows.
+///
+/// # Errors
+/// [`InputError::Range`] for a key over the store's limit.
+pub fn check_read_key(key: &str) -> Result<(), InputError> {
+    let operation = Operation::Get { key: Bytes::from(String::from(key).into_bytes()) };
+    operation.validate().map_err(|e| InputError::Range(format!("{e}")))
 }
 
 /// What went wrong with an input object: which JavaScript error class it maps to.
@@ -254,6 +317,10 @@ pub fn to_input(object: &InputObject, nodes: usize, time_ms: u64) -> Result<Inpu
         }
         InputObject::DropMessage { id } => Input::DropMessage { id: *id },
         InputObject::DuplicateMessage { id } => Input::DuplicateMessage { id: *id },
+        InputObject::Read { node: id, key, mode } => {
+            check_read_key(key)?;
+            Input::Read { node: node(*id)?, key: Bytes::from(key.clone().into_bytes()), mode: mode.mode() }
+        }
     })
 }
 
@@ -316,6 +383,11 @@ pub fn from_input(input: &Input) -> InputObject {
         }
         Input::DropMessage { id } => InputObject::DropMessage { id: *id },
         Input::DuplicateMessage { id } => InputObject::DuplicateMessage { id: *id },
+        Input::Read { node, key, mode } => InputObject::Read {
+            node: node.0,
+            key: String::from_utf8_lossy(key).into_owned(),
+            mode: ReadModeName::of(*mode),
+        },
         // Inputs the core adds later: shown as a no-op proposal until this crate learns them.
         #[allow(unreachable_patterns)]
         other => InputObject::Propose { data: format!("{other:?}") },
@@ -361,6 +433,13 @@ pub fn describe_input(input: &Input) -> String {
         Input::TransferLeadership { target: None } => String::from("transfer leadership"),
         Input::DropMessage { id } => format!("drop message {id}"),
         Input::DuplicateMessage { id } => format!("duplicate message {id}"),
+        Input::Read { node, key, mode } => {
+            format!(
+                "{} read of {} at node {node}",
+                ReadModeName::of(*mode).name(),
+                String::from_utf8_lossy(key)
+            )
+        }
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }
@@ -429,6 +508,24 @@ mod tests {
         assert_eq!(describe_input(&input), "propose put x=1");
         assert_eq!(describe_command(b"hello"), "hello");
         assert_eq!(describe_command(&[0, 1, 255]), "0001ff");
+    }
+
+    #[test]
+    fn reads_name_their_mode() {
+        let read = InputObject::Read { node: 2, key: String::from("x"), mode: ReadModeName::Lease };
+        let input = to_input(&read, 3, 0).unwrap();
+        assert_eq!(
+            input,
+            Input::Read { node: NodeId(2), key: Bytes::from_static(b"x"), mode: ReadMode::Lease }
+        );
+        assert_eq!(describe_input(&input), "lease read of x at node 2");
+        assert_eq!(from_input(&input), read);
+        assert!(to_input(
+            &InputObject::Read { node: 4, key: String::new(), mode: ReadModeName::Stale },
+            3,
+            0
+        )
+        .is_err());
     }
 
     #[test]

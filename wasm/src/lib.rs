@@ -15,6 +15,7 @@ mod events;
 mod frame;
 mod input;
 mod options;
+mod reads;
 mod run_text;
 mod snapshot;
 

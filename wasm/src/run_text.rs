@@ -15,7 +15,9 @@
 //!   `o<a>.<b>` restore link, `h` heal, `l<a>.<b>.<min>.<max>.<loss>.<dup>` set link,
 //!   `d<id>` drop a message, `y<id>` duplicate a message, `n<node>` snapshot now,
 //!   `ma|ml|md|mr<node>` add voter / add learner / demote / remove, `mx<n>.<n>..` replace the
-//!   voters, `g[<node>]` transfer leadership. Data is base64url without padding.
+//!   voters, `g[<node>]` transfer leadership, `v<node>.<mode>.<b64 key>` a client read through
+//!   `node` with mode `i` (linearizable, ReadIndex), `l` (lease) or `s` (stale); for example
+//!   `v3.l.eA` is a lease read of `x` at node 3. Data is base64url without padding.
 //!
 //! Every character used is allowed unescaped in a URL fragment.
 
@@ -24,7 +26,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write;
 use raft_core::sim::{Input, LinkConfig, Script, SimConfig, NODES_MAX};
-use raft_core::{Bytes, MembershipChange, NodeId};
+use raft_core::{Bytes, MembershipChange, NodeId, ReadMode};
 
 /// The version written at the front of every run text.
 pub const RUN_TEXT_VERSION: &str = "1";
@@ -181,6 +183,14 @@ fn encode_input(text: &mut String, input: &Input) {
         },
         Input::DropMessage { id } => write!(text, "d{id}"),
         Input::DuplicateMessage { id } => write!(text, "y{id}"),
+        Input::Read { node, key, mode } => {
+            let mode = match mode {
+                ReadMode::Linearizable => 'i',
+                ReadMode::Lease => 'l',
+                ReadMode::Stale => 's',
+            };
+            write!(text, "v{}.{mode}.{}", node.0, base64url_encode(key))
+        }
         // An input kind the core added after this format: written so that decoding refuses it
         // by name instead of silently replaying a different run.
         #[allow(unreachable_patterns)]
@@ -282,6 +292,23 @@ fn decode_input(text: &str, nodes: usize) -> Result<Input, String> {
         'g' => Input::TransferLeadership { target: Some(node(args)?) },
         'd' => Input::DropMessage { id: number(args)? },
         'y' => Input::DuplicateMessage { id: number(args)? },
+        'v' => {
+            let mut fields = args.splitn(3, '.');
+            let (Some(id), Some(mode), Some(key)) = (fields.next(), fields.next(), fields.next()) else {
+                return Err(String::from("read needs node.mode.key"));
+            };
+            let mode = match mode {
+                "i" => ReadMode::Linearizable,
+                "l" => ReadMode::Lease,
+                "s" => ReadMode::Stale,
+                other => return Err(format!("unknown read mode {other:?}")),
+            };
+            let key = base64url_decode(key)?;
+            if key.len() > raft_core::kv::KEY_BYTES_MAX {
+                return Err(format!("read key longer than {} bytes", raft_core::kv::KEY_BYTES_MAX));
+            }
+            Input::Read { node: node(id)?, key: Bytes::from(key), mode }
+        }
         '!' => return Err(String::from("input kind not supported by this run text version")),
         other => return Err(format!("unknown op {other:?}")),
     })
@@ -390,8 +417,18 @@ mod tests {
         script.push(1003, Input::ChangeMembership { change: MembershipChange::ReplaceVoters(voters) });
         script.push(1004, Input::TransferLeadership { target: Some(NodeId(2)) });
         script.push(1005, Input::TransferLeadership { target: None });
+        script.push(
+            1006,
+            Input::Read { node: NodeId(3), key: Bytes::from_static(b"x"), mode: ReadMode::Lease },
+        );
+        script.push(1006, Input::Read { node: NodeId(1), key: Bytes::new(), mode: ReadMode::Stale });
+        script.push(
+            1007,
+            Input::Read { node: NodeId(7), key: Bytes::from_static(b"k.~"), mode: ReadMode::Linearizable },
+        );
         let text = encode_run(&config, &script);
         assert!(text.starts_with("1~n7.s99."), "{text}");
+        assert!(text.ends_with(",1v3.l.eA,0v1.s.,1v7.i.ay5-"), "{text}");
         assert_eq!(decode_run(&text).unwrap(), (config, script));
     }
 
@@ -402,7 +439,10 @@ mod tests {
         assert!(script.inputs.is_empty());
         assert!(decode_run("2~n3~").unwrap_err().contains("version"));
         assert!(decode_run("1~n3~5c4").unwrap_err().contains("node 4"));
-        assert!(decode_run("1~n3~5v1").unwrap_err().contains("unknown op"));
+        assert!(decode_run("1~n3~5f1").unwrap_err().contains("unknown op"));
+        assert!(decode_run("1~n3~5v1").unwrap_err().contains("node.mode.key"));
+        assert!(decode_run("1~n3~5v1.q.eA").unwrap_err().contains("read mode"));
+        assert!(decode_run("1~n3~5v4.i.eA").unwrap_err().contains("node 4"));
         assert!(decode_run("1~n0~").unwrap_err().contains("nodes"));
     }
 }

@@ -12,6 +12,7 @@ use crate::ready::SnapshotMeta;
 use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
 use crate::sim::checker::{Checker, NodeTrack, Violation};
+use crate::sim::client_reads::{ClientRead, ClientReads, ReadFailure};
 use crate::sim::config::{LinkConfig, SimConfig};
 use crate::sim::hash::combine;
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
@@ -191,6 +192,8 @@ pub struct Simulation {
     transfer_pending: Option<(NodeId, crate::types::Term)>,
     /// Clients of the key-value store, and the store on every server (see [`Workload`]).
     workload: Option<alloc::boxed::Box<Workload>>,
+    /// Reads asked with [`Input::Read`], and their answers.
+    client_reads: ClientReads,
 }
 
 impl Simulation {
@@ -217,6 +220,7 @@ impl Simulation {
             stats: SimStats::default(),
             transfer_pending: None,
             workload: None,
+            client_reads: ClientReads::default(),
             config,
         };
         for id in simulation.config.node_ids() {
@@ -338,6 +342,22 @@ impl Simulation {
         stats.elections =
             self.nodes.iter().filter_map(|n| n.raft.as_ref()).map(|r| r.stats().elections_started).sum();
         stats
+    }
+
+    /// Client reads asked with [`Input::Read`], oldest first, with their answers (at most
+    /// [`crate::sim::CLIENT_READS_MAX`] remembered).
+    pub fn client_reads(&self) -> impl ExactSizeIterator<Item = &ClientRead> + '_ {
+        self.client_reads.records().iter()
+    }
+
+    /// The client read with id `id`, if still remembered.
+    pub fn client_read(&self, id: u64) -> Option<&ClientRead> {
+        self.client_reads.get(id)
+    }
+
+    /// (Reads asked, reads answered) so far: cheap to poll for new answers.
+    pub fn client_read_counts(&self) -> (u64, u64) {
+        (self.client_reads.asked_total(), self.client_reads.answered_total())
     }
 
     /// The checker, for tests that need to adjust it.
@@ -578,7 +598,25 @@ impl Simulation {
             }
             Input::DropMessage { id } => self.alter_in_flight(id, false),
             Input::DuplicateMessage { id } => self.alter_in_flight(id, true),
+            Input::Read { node, key, mode } => self.client_read_at(node, key, mode),
         }
+    }
+
+    /// A client asks server `node` for `key`: its node gives a read index (or refuses), and the
+    /// read is answered once the server has applied that index (see [`ClientReads`]).
+    fn client_read_at(&mut self, node: NodeId, key: Bytes, mode: crate::reads::ReadMode) {
+        let now = self.now_ms;
+        let request_id = self.client_reads.ask(node, key, mode, now);
+        let running = self.index(node).filter(|&k| self.nodes[k].liveness() == Liveness::Up);
+        let Some(k) = running else {
+            self.client_reads.fail(request_id, ReadFailure::NotRunning, now, &mut self.trace_hash);
+            return;
+        };
+        if let Some(raft) = self.nodes[k].raft.as_mut() {
+            self.client_reads.waiting(k, request_id);
+            raft.read(request_id, mode);
+        }
+        self.after_node_changed(k);
     }
 
     fn propose_at(&mut self, k: usize, data: bytes::Bytes) {
@@ -608,6 +646,7 @@ impl Simulation {
         node.held.clear();
         node.persist_done_held = false;
         self.stats.crashes += 1;
+        self.client_reads.crashed(k, self.now_ms, &mut self.trace_hash);
         if let Some(workload) = self.workload.as_mut() {
             workload.crashed(k);
         }
@@ -780,6 +819,10 @@ impl Simulation {
                 workload.read_states(k, &ready.read_states);
                 self.flush_workload();
             }
+            if !ready.read_states.is_empty() {
+                let machine = &self.nodes[k].machine;
+                self.client_reads.read_states(k, &ready.read_states, machine, now, &mut self.trace_hash);
+            }
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
             }
@@ -839,6 +882,7 @@ impl Simulation {
             }
         }
         self.flush_workload();
+        self.client_reads.applied(k, &self.nodes[k].machine, now, &mut self.trace_hash);
         let node = &mut self.nodes[k];
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();

@@ -9,8 +9,13 @@
 //! With a [`Workload`] ([`Simulation::with_workload`], [`run_seed_workload`]) the servers run the
 //! key-value store and simulated clients use it, recording a history for the linearizability
 //! checker ([`crate::linearizability`]).
+//!
+//! [`Input::Read`] has a client read one key through a chosen server with a
+//! [`crate::ReadMode`]; the server answers as a real driver would (once it has applied the read
+//! index, thesis §6.4), and [`Simulation::client_reads`] records every answer.
 
 mod checker;
+mod client_reads;
 mod cluster;
 mod config;
 pub mod hash;
@@ -19,6 +24,7 @@ mod script;
 mod workload;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
+pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
 pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
 pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};

@@ -94,6 +94,16 @@ pub enum Input {
         /// The message's id.
         id: u64,
     },
+    /// A client reads `key` through server `node`, checked as `mode` says (thesis §6.4). The
+    /// answer is recorded in [`crate::sim::Simulation::client_reads`].
+    Read {
+        /// The server asked.
+        node: NodeId,
+        /// The key (of the key-value commands the servers applied).
+        key: Bytes,
+        /// How the server checks the read.
+        mode: crate::reads::ReadMode,
+    },
 }
 
 /// External inputs with the simulated time (ms) at which each happens, in time order.
