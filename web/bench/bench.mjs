@@ -20,9 +20,13 @@ function startServer() {
   });
 }
 
-/** Runs a native example of the wasm crate and parses the JSON line it prints last. */
+/**
+ * Runs a native example of the wasm crate and parses the JSON line it prints last. Built with
+ * the wasm package's own profile (wasm-release: fat LTO, one codegen unit), so wasm is compared
+ * with native under the same optimisation settings.
+ */
 function nativeExample(name, args = []) {
-  const cargoArgs = ['run', '--release', '-q', '-p', 'flotilla-wasm', '--example', name, '--', ...args.map(String)];
+  const cargoArgs = ['run', '--profile', 'wasm-release', '-q', '-p', 'flotilla-wasm', '--example', name, '--', ...args.map(String)];
   // BENCH_CARGO_ROOT: build the native side from another checkout of the same workspace.
   const output = execFileSync('cargo', cargoArgs, { cwd: process.env.BENCH_CARGO_ROOT ?? root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(output.trim().split('\n').pop());

@@ -156,12 +156,25 @@ impl Checker {
 
     /// A node applies `entry` to its state machine.
     pub fn entry_applied(&mut self, id: NodeId, track: &mut NodeTrack, entry: &Entry, time_ms: u64) {
+        self.entry_applied_hashed(id, track, entry, entry_hash(entry), time_ms);
+    }
+
+    /// [`Checker::entry_applied`] for a caller that already has the entry's [`entry_hash`]
+    /// (the simulator hashes each applied entry once, for the checker and the state machine).
+    pub fn entry_applied_hashed(
+        &mut self,
+        id: NodeId,
+        track: &mut NodeTrack,
+        entry: &Entry,
+        entry_hash: u64,
+        time_ms: u64,
+    ) {
         if entry.index != track.applied.next() {
             let detail = format!("node {id} applied {} after {}", entry.index, track.applied);
             self.flag("applied-order", time_ms, detail);
         }
         track.applied = entry.index;
-        track.applied_chain = combine(track.applied_chain, &entry_hash(entry));
+        track.applied_chain = combine(track.applied_chain, &entry_hash);
         let hash = track.applied_chain;
         let slot = (entry.index.0 - 1) as usize;
         if slot < self.applied.len() {

@@ -11,14 +11,14 @@ use crate::node::RaftNode;
 use crate::ready::SnapshotMeta;
 use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
-use crate::sim::checker::{Checker, NodeTrack, Violation};
+use crate::sim::checker::{entry_hash, Checker, NodeTrack, Violation};
 use crate::sim::config::{LinkConfig, SimConfig};
 use crate::sim::hash::combine;
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
+use crate::sim::queue::EventQueue;
 use crate::sim::script::{Input, Script};
 use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -132,6 +132,27 @@ enum Event {
     Workload(WorkloadEvent),
 }
 
+impl Event {
+    /// The one server handling this event can change, if only one can.
+    fn server(&self) -> Option<NodeId> {
+        match self {
+            Event::Tick { node, .. } | Event::PersistDone { node, .. } => Some(*node),
+            Event::Deliver(in_flight) => Some(in_flight.message.to),
+            Event::Workload(event) => event.server(),
+        }
+    }
+}
+
+/// Which servers the last step of a [`Simulation`] may have changed, so that an observer
+/// comparing servers before and after every step can look at one instead of all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Only this server (the step was an event addressed to it).
+    One(NodeId),
+    /// Any of them (an input, or an event not tied to one server).
+    All,
+}
+
 /// Counters of one run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
@@ -177,9 +198,7 @@ pub struct Simulation {
     next_input: usize,
     now_ms: u64,
     rng: Rng,
-    /// Boxed: the map shifts its entries on every insert, and a message is large.
-    events: BTreeMap<(u64, u64), Box<Event>>,
-    sequence: u64,
+    events: EventQueue<Event>,
     message_ids: u64,
     nodes: Vec<SimNode>,
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -191,6 +210,8 @@ pub struct Simulation {
     transfer_pending: Option<(NodeId, crate::types::Term)>,
     /// Clients of the key-value store, and the store on every server (see [`Workload`]).
     workload: Option<alloc::boxed::Box<Workload>>,
+    /// What the last step may have changed.
+    changed: Changed,
 }
 
 impl Simulation {
@@ -206,8 +227,7 @@ impl Simulation {
             script,
             next_input: 0,
             now_ms: 0,
-            events: BTreeMap::new(),
-            sequence: 0,
+            events: EventQueue::default(),
             message_ids: 0,
             nodes: Vec::new(),
             cut: BTreeSet::new(),
@@ -217,6 +237,7 @@ impl Simulation {
             stats: SimStats::default(),
             transfer_pending: None,
             workload: None,
+            changed: Changed::All,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -306,7 +327,7 @@ impl Simulation {
 
     /// Messages on the wire, in delivery order.
     pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
-        self.events.values().filter_map(|event| match &**event {
+        self.events.ordered().filter_map(|(_, event)| match event {
             Event::Deliver(message) => Some(message),
             _ => None,
         })
@@ -338,6 +359,11 @@ impl Simulation {
         stats.elections =
             self.nodes.iter().filter_map(|n| n.raft.as_ref()).map(|r| r.stats().elections_started).sum();
         stats
+    }
+
+    /// Which servers the last [`Simulation::step_once`] that ran something may have changed.
+    pub fn changed(&self) -> Changed {
+        self.changed
     }
 
     /// The checker, for tests that need to adjust it.
@@ -391,22 +417,24 @@ impl Simulation {
     /// events of the same time.
     pub fn step_once(&mut self, limit_ms: u64) -> bool {
         let next_input = self.script.inputs.get(self.next_input).map(|(t, _)| *t);
-        let next_event = self.events.keys().next().map(|(t, _)| *t);
+        let next_event = self.events.next_time();
         match (next_input, next_event) {
             (Some(t), e) if t <= limit_ms && e.is_none_or(|e| t <= e) => {
                 let input = self.script.inputs[self.next_input].1.clone();
                 self.next_input += 1;
+                self.changed = Changed::All;
                 self.now_ms = self.now_ms.max(t);
                 self.trace_hash = combine(self.trace_hash, &(t, &input));
                 self.handle_input(input);
                 true
             }
             (_, Some(t)) if t <= limit_ms => {
-                let Some((_, event)) = self.events.pop_first() else {
+                let Some((_, event)) = self.events.pop() else {
                     return false;
                 };
                 self.now_ms = self.now_ms.max(t);
-                self.handle_event(*event);
+                self.changed = event.server().map_or(Changed::All, Changed::One);
+                self.handle_event(event);
                 true
             }
             _ => false,
@@ -414,8 +442,7 @@ impl Simulation {
     }
 
     fn push_event(&mut self, time_ms: u64, event: Event) {
-        self.sequence += 1;
-        self.events.insert((time_ms, self.sequence), Box::new(event));
+        self.events.push(time_ms, event);
     }
 
     fn index(&self, id: NodeId) -> Option<usize> {
@@ -832,8 +859,9 @@ impl Simulation {
         let now = self.now_ms;
         let node = &mut self.nodes[k];
         for entry in &ready.committed_entries {
-            self.checker.entry_applied(node.id, &mut node.track, entry, now);
-            node.machine.apply(entry);
+            let hash = entry_hash(entry);
+            self.checker.entry_applied_hashed(node.id, &mut node.track, entry, hash, now);
+            node.machine.apply_hashed(entry, hash);
             if let Some(workload) = self.workload.as_mut() {
                 workload.apply(k, entry);
             }
@@ -941,29 +969,31 @@ impl Simulation {
             } else {
                 1
             };
-        for _ in 0..copies {
+        // The last copy takes the message itself: a clone only for a duplicate.
+        let mut message = Some(message);
+        for copy in 1..=copies {
             let latency = self.rng.range(link.latency_ms_min, link.latency_ms_max + 1);
             let deliver_ms = self.now_ms + latency;
-            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message: message.clone() };
+            let message = if copy == copies { message.take() } else { message.clone() };
+            let Some(message) = message else {
+                return;
+            };
+            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
             self.push_event(deliver_ms, Event::Deliver(in_flight));
         }
     }
 
     /// Removes one message from the wire, or delivers a second copy of it.
     fn alter_in_flight(&mut self, id: u64, duplicate: bool) {
-        let found = self
-            .events
-            .iter()
-            .find(|(_, event)| matches!(&***event, Event::Deliver(m) if m.id == id))
-            .map(|(key, event)| (*key, (**event).clone()));
-        let Some((key, event)) = found else {
-            return;
-        };
+        let is_it = |event: &Event| matches!(event, Event::Deliver(m) if m.id == id);
         if duplicate {
+            let Some((time_ms, event)) = self.events.first(is_it) else {
+                return;
+            };
+            let event = event.clone();
             self.stats.messages_duplicated += 1;
-            self.push_event(key.0, event);
-        } else {
-            self.events.remove(&key);
+            self.push_event(time_ms, event);
+        } else if self.events.remove_first(is_it).is_some() {
             self.stats.messages_dropped += 1;
         }
     }
