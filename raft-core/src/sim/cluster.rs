@@ -13,7 +13,7 @@ use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
 use crate::sim::checker::{entry_hash, Checker, NodeTrack, Violation};
 use crate::sim::config::{LinkConfig, SimConfig};
-use crate::sim::hash::combine;
+use crate::sim::hash::{combine, trace_combine};
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::queue::EventQueue;
 use crate::sim::script::{Input, Script};
@@ -40,7 +40,7 @@ pub struct Storage {
 
 impl Storage {
     /// Stores a batch's entries: everything from the first one's index is replaced.
-    fn store_entries(&mut self, entries: &[Entry]) {
+    fn store_entries(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else {
             return;
         };
@@ -48,7 +48,7 @@ impl Storage {
         let stored_from = self.entries.first().map_or(first.index, |e| e.index);
         let keep = first.index.0.saturating_sub(stored_from.0) as usize;
         self.entries.truncate(keep);
-        self.entries.extend_from_slice(entries);
+        self.entries.extend(entries);
     }
 
     /// Drops entries up to and including `index`.
@@ -233,7 +233,7 @@ impl Simulation {
             cut: BTreeSet::new(),
             links: BTreeMap::new(),
             checker: Checker::new(),
-            trace_hash: combine(0, &config.seed),
+            trace_hash: trace_combine(0, &config.seed),
             stats: SimStats::default(),
             transfer_pending: None,
             workload: None,
@@ -424,7 +424,7 @@ impl Simulation {
                 self.next_input += 1;
                 self.changed = Changed::All;
                 self.now_ms = self.now_ms.max(t);
-                self.trace_hash = combine(self.trace_hash, &(t, &input));
+                self.trace_hash = trace_combine(self.trace_hash, &(t, &input));
                 self.handle_input(input);
                 true
             }
@@ -675,7 +675,7 @@ impl Simulation {
                 if self.nodes[k].paused {
                     return;
                 }
-                self.trace_hash = combine(self.trace_hash, &(self.now_ms, 't', node.0));
+                self.trace_hash = trace_combine(self.trace_hash, &(self.now_ms, 't', node.0));
                 if let Some(raft) = self.nodes[k].raft.as_mut() {
                     raft.tick();
                 }
@@ -717,7 +717,7 @@ impl Simulation {
     /// an answer or a timer reaches a client.
     fn handle_workload(&mut self, event: WorkloadEvent) {
         let now = self.now_ms;
-        self.trace_hash = combine(self.trace_hash, &(now, 'w', event.trace_key()));
+        self.trace_hash = trace_combine(self.trace_hash, &(now, 'w', event.trace_key()));
         let server = event.server().and_then(|id| self.index(id));
         let Some(workload) = self.workload.as_mut() else {
             return;
@@ -766,7 +766,7 @@ impl Simulation {
     }
 
     fn deliver(&mut self, k: usize, message: Message) {
-        self.trace_hash = combine(self.trace_hash, &(self.now_ms, &message));
+        self.trace_hash = trace_combine(self.trace_hash, &(self.now_ms, &message));
         self.stats.messages_delivered += 1;
         let Some(raft) = self.nodes[k].raft.as_mut() else {
             return;
@@ -852,7 +852,8 @@ impl Simulation {
         if let Some(hard_state) = ready.hard_state {
             node.storage.hard_state = hard_state;
         }
-        node.storage.store_entries(&ready.entries);
+        // The batch is done with its entries: the disk takes them instead of copies.
+        node.storage.store_entries(core::mem::take(&mut ready.entries));
         for message in core::mem::take(&mut ready.messages_after_persist) {
             self.send(message);
         }
