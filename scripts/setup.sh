@@ -45,7 +45,20 @@ else
     cargo install wasm-bindgen-cli --version "$want_wb"
 fi
 
-# 3. npm dependencies (Playwright's test runner; its browser download is never used).
+# 3. binaryen's wasm-opt, which scripts/build-wasm.sh runs on the wasm package.
+if command -v wasm-opt >/dev/null 2>&1; then
+    step "wasm-opt" "ok ($(wasm-opt --version 2>/dev/null | head -n 1))"
+else
+    step "wasm-opt" "installing Debian package binaryen"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -qq binaryen >/dev/null; then
+        step "wasm-opt" "install failed; running apt-get update and retrying"
+        as_root apt-get update -qq
+        as_root apt-get install -y -qq binaryen >/dev/null
+    fi
+fi
+
+# 4. npm dependencies (Playwright's test runner; its browser download is never used).
 stamp=node_modules/.flotilla-setup-stamp
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] \
     || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
@@ -61,7 +74,7 @@ else
     step "npm packages" "ok (node_modules up to date)"
 fi
 
-# 4. Chromium for the browser tests (Debian's package; Playwright drives it).
+# 5. Chromium for the browser tests (Debian's package; Playwright drives it).
 if [ -x /usr/bin/chromium ]; then
     step "chromium" "ok (/usr/bin/chromium)"
 else

@@ -3,7 +3,7 @@
 //! they did the same work).
 //!
 //! ```text
-//! cargo run --release -p flotilla-wasm --example core_bench -- <seed> <runs> <nodes> <ticks>
+//! cargo run --profile wasm-release -p flotilla-wasm --example core_bench -- <seed> <runs> <nodes> <ticks>
 //! ```
 
 use std::time::Instant;

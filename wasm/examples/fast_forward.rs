@@ -4,7 +4,7 @@
 //! the cost of the bindings; the bare figure is the core simulator's own limit.
 //!
 //! ```text
-//! cargo run --release -p flotilla-wasm --example fast_forward
+//! cargo run --profile wasm-release -p flotilla-wasm --example fast_forward
 //! ```
 
 use raft_core::kv::{Command, CommandBody, Operation};

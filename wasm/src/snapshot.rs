@@ -288,11 +288,11 @@ pub fn kv_view(node: &SimNode, limit: usize) -> Vec<KvPair> {
     };
     // The simulated machine keeps command payloads only (no-ops and configurations carry
     // nothing for the store), so they get consecutive indexes of their own here.
-    for (k, data) in node.machine.commands.iter().enumerate() {
+    for (k, data) in node.machine.commands().enumerate() {
         let entry = Entry {
             term: raft_core::Term(1),
             index: raft_core::LogIndex(k as u64 + 1),
-            payload: raft_core::EntryPayload::Command(data.clone()),
+            payload: raft_core::EntryPayload::Command(raft_core::Bytes::copy_from_slice(data)),
         };
         // Commands that are not kv commands (plain proposals) just answer an error.
         let _ = store.apply(&entry);

@@ -1,8 +1,9 @@
 // `npm run bench:web`: a benchmark of the playground that prints figures (not a timed test).
 //   1. wasm time per 60 fps frame, 5 nodes (idle and under 100 writes/s)
 //   2. frames per second of the playground page with 25 nodes playing
-//   3. fast-forward speed of a 5-node cluster under 100 writes/s, in × real time
-//   4. wasm vs native speed of the core on the same seeded workload (raft_core::sim::run_seed)
+//   3. fast-forward speed of a 5-node cluster under 100 writes/s, in × real time (median of 5)
+//   4. wasm vs native speed of the core on the same seeded workload (raft_core::sim::run_seed),
+//      the native side built with the wasm package's profile (medians of 3 alternating pairs)
 // Runs in Debian's Chromium through Playwright, against scripts/serve.mjs on a spare port.
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,9 +21,13 @@ function startServer() {
   });
 }
 
-/** Runs a native example of the wasm crate and parses the JSON line it prints last. */
+/**
+ * Runs a native example of the wasm crate and parses the JSON line it prints last. Built with
+ * the wasm package's own profile (wasm-release: fat LTO, one codegen unit), so wasm is compared
+ * with native under the same optimisation settings.
+ */
 function nativeExample(name, args = []) {
-  const cargoArgs = ['run', '--release', '-q', '-p', 'flotilla-wasm', '--example', name, '--', ...args.map(String)];
+  const cargoArgs = ['run', '--profile', 'wasm-release', '-q', '-p', 'flotilla-wasm', '--example', name, '--', ...args.map(String)];
   // BENCH_CARGO_ROOT: build the native side from another checkout of the same workspace.
   const output = execFileSync('cargo', cargoArgs, { cwd: process.env.BENCH_CARGO_ROOT ?? root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(output.trim().split('\n').pop());
@@ -66,17 +71,33 @@ try {
   await page.evaluate(() => window.flotilla.stop());
   console.log(`playground with 25 nodes playing at 1x: ${fps.toFixed(1)} fps (headless Chromium, software rendering)`);
 
+  // The machine is shared and noisy: each figure is the median of several runs, with its range.
+  const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const range = (values, digits) => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
+
   await run('fastForward', { nodes: 5, writesPerSecond: 100, simulatedMs: 10_000 }); // warm-up
-  const ff = await run('fastForward', { nodes: 5, writesPerSecond: 100 });
-  console.log(`fast-forward, 5 nodes, 100 writes/s: ${ff.timesRealTime.toFixed(0)}x real time (${ff.simulatedMs / 1000} s simulated in ${ff.elapsedMs.toFixed(0)} ms, ${ff.committed} entries committed, ${ff.violations} violations)`);
+  const ffRuns = [];
+  for (let k = 0; k < 5; k++) ffRuns.push(await run('fastForward', { nodes: 5, writesPerSecond: 100 }));
+  const ffTimes = ffRuns.map((r) => r.timesRealTime);
+  const ff = ffRuns[0];
+  console.log(`fast-forward, 5 nodes, 100 writes/s: ${median(ffTimes).toFixed(0)}x real time (median of ${ffTimes.length} runs of ${ff.simulatedMs / 1000} s simulated, range ${range(ffTimes, 0)}x; ${ff.committed} entries committed, ${ff.violations} violations)`);
 
-  const nativeFf = nativeExample('fast_forward');
-  console.log(`  native reference, same run: ${nativeFf.bindingsTimesRealTime}x through the bindings, ${nativeFf.bareTimesRealTime}x for the bare raft_core::sim::Simulation (the core simulator's own limit)`);
+  const nativeFf = [0, 1, 2].map(() => nativeExample('fast_forward'));
+  console.log(`  native reference, same run (wasm-release profile, median of 3): ${median(nativeFf.map((r) => r.bindingsTimesRealTime))}x through the bindings, ${median(nativeFf.map((r) => r.bareTimesRealTime))}x for the bare raft_core::sim::Simulation (the core simulator's own limit)`);
 
-  const wasm = await run('coreWorkload', workload);
-  const native = nativeExample('core_bench', Object.values(workload));
-  const same = wasm.hash === native.hash ? 'same trace hash' : `DIFFERENT trace hashes ${wasm.hash} / ${native.hash}`;
-  console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults): wasm ${wasm.ms.toFixed(0)} ms, native ${native.ms.toFixed(0)} ms, wasm speed ${(native.ms / wasm.ms).toFixed(2)}x native (${same})`);
+  // Wasm and native alternate, so a burst of load elsewhere hits both sides alike.
+  const wasmRuns = [];
+  const nativeRuns = [];
+  for (let k = 0; k < 3; k++) {
+    wasmRuns.push(await run('coreWorkload', workload));
+    nativeRuns.push(nativeExample('core_bench', Object.values(workload)));
+  }
+  const wasmMs = median(wasmRuns.map((r) => r.ms));
+  const nativeMs = median(nativeRuns.map((r) => r.ms));
+  const hashes = new Set([...wasmRuns, ...nativeRuns].map((r) => r.hash));
+  const same = hashes.size === 1 ? 'same trace hash' : `DIFFERENT trace hashes ${[...hashes].join(' / ')}`;
+  const ratios = wasmRuns.map((w, k) => nativeRuns[k].ms / w.ms);
+  console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults; medians of 3): wasm ${wasmMs.toFixed(0)} ms, native ${nativeMs.toFixed(0)} ms (both wasm-release), wasm speed ${(nativeMs / wasmMs).toFixed(2)}x native (pairs ${range(ratios, 2)}x; ${same})`);
 
   // The README's picture: log replication, while AppendEntries carry the first write.
   await page.evaluate(() => {

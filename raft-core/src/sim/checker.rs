@@ -3,12 +3,13 @@
 //! - **Election safety**: at most one leader per term.
 //! - **Log matching**: two logs with an entry of the same index and term are identical up to it.
 //!   Checked with a hash chain: each entry's chain hash covers every entry before it, so two
-//!   nodes agree on a prefix exactly when they agree on the chain hash at its end.
+//!   nodes agree on a prefix exactly when they agree on the chain hash at its end (with a
+//!   64-bit hash, up to a collision).
 //! - **Leader completeness**: a leader holds every entry committed before its term.
 //! - **State-machine safety**: no two nodes apply different entries at one index.
 //! - **Commit monotonicity**: a node's commit index never goes down while it runs.
 
-use crate::sim::hash::{combine, stable_hash};
+use crate::sim::hash::{combine, stable_hash, trace_combine};
 use crate::types::{Entry, LogIndex, NodeId, Term};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -38,7 +39,7 @@ pub struct Checker {
     /// Term → the node that led it.
     leaders: BTreeMap<Term, NodeId>,
     /// (index, term) → chain hash, first seen on any node.
-    chains: BTreeMap<(LogIndex, Term), u64>,
+    chains: Chains,
     /// committed_terms[i - 1]: term of the entry committed at index i.
     committed_terms: Vec<Term>,
     /// applied[i - 1]: chain hash of the state machine after applying index i (it covers every
@@ -47,6 +48,42 @@ pub struct Checker {
     violations: Vec<Violation>,
     /// Turns the log-matching check off: for tests that prove other checks catch bugs.
     log_matching_disabled: bool,
+}
+
+/// The chain hash of every (index, term) seen, first seen on any node. Almost every index only
+/// ever holds one term, so the first term seen at each index sits in a vector addressed by the
+/// index (a lookup per appended entry on every node), and the rare others in a map.
+#[derive(Clone, Debug, Default)]
+struct Chains {
+    /// `first[i - 1]`: the first (term, chain hash) seen at index i.
+    first: Vec<(Term, u64)>,
+    others: BTreeMap<(LogIndex, Term), u64>,
+}
+
+impl Chains {
+    fn get(&self, index: LogIndex, term: Term) -> Option<u64> {
+        match self.slot(index).and_then(|slot| self.first.get(slot)) {
+            Some(&(first_term, chain)) if first_term == term => Some(chain),
+            _ => self.others.get(&(index, term)).copied(),
+        }
+    }
+
+    /// Records a chain hash for an (index, term) not recorded yet.
+    fn insert(&mut self, index: LogIndex, term: Term, chain: u64) {
+        match self.slot(index) {
+            // Entries are appended in index order, so the next index extends the vector; an
+            // index beyond it (a log with a gap, which the checker flags anyway) or a second
+            // term at a known index goes to the map.
+            Some(slot) if slot == self.first.len() => self.first.push((term, chain)),
+            _ => {
+                self.others.insert((index, term), chain);
+            }
+        }
+    }
+
+    fn slot(&self, index: LogIndex) -> Option<usize> {
+        usize::try_from(index.0.checked_sub(1)?).ok()
+    }
 }
 
 /// The checker's per-node record.
@@ -133,13 +170,14 @@ impl Checker {
         track.chain.truncate(keep);
         for entry in entries {
             let previous = track.chain.last().copied().unwrap_or(track.chain_base_hash);
-            let chain = combine(previous, &entry_hash(entry));
+            // The log chains are the checker's own, so they take the faster hasher.
+            let chain = trace_combine(previous, &(entry.term, &entry.payload));
             track.chain.push(chain);
             if self.log_matching_disabled {
                 continue;
             }
-            match self.chains.get(&(entry.index, entry.term)) {
-                Some(&known) if known != chain => {
+            match self.chains.get(entry.index, entry.term) {
+                Some(known) if known != chain => {
                     let detail = format!(
                         "two logs hold index {} term {} but differ before it",
                         entry.index, entry.term
@@ -148,7 +186,7 @@ impl Checker {
                 }
                 Some(_) => {}
                 None => {
-                    self.chains.insert((entry.index, entry.term), chain);
+                    self.chains.insert(entry.index, entry.term, chain);
                 }
             }
         }
@@ -156,12 +194,25 @@ impl Checker {
 
     /// A node applies `entry` to its state machine.
     pub fn entry_applied(&mut self, id: NodeId, track: &mut NodeTrack, entry: &Entry, time_ms: u64) {
+        self.entry_applied_hashed(id, track, entry, entry_hash(entry), time_ms);
+    }
+
+    /// [`Checker::entry_applied`] for a caller that already has the entry's [`entry_hash`]
+    /// (the simulator hashes each applied entry once, for the checker and the state machine).
+    pub fn entry_applied_hashed(
+        &mut self,
+        id: NodeId,
+        track: &mut NodeTrack,
+        entry: &Entry,
+        entry_hash: u64,
+        time_ms: u64,
+    ) {
         if entry.index != track.applied.next() {
             let detail = format!("node {id} applied {} after {}", entry.index, track.applied);
             self.flag("applied-order", time_ms, detail);
         }
         track.applied = entry.index;
-        track.applied_chain = combine(track.applied_chain, &entry_hash(entry));
+        track.applied_chain = combine(track.applied_chain, &entry_hash);
         let hash = track.applied_chain;
         let slot = (entry.index.0 - 1) as usize;
         if slot < self.applied.len() {
@@ -281,7 +332,7 @@ impl Checker {
         track.chain_base = index;
         // Log matching continues from the snapshot: its last entry's chain hash is known from
         // whoever appended it.
-        track.chain_base_hash = self.chains.get(&(index, term)).copied().unwrap_or(0);
+        track.chain_base_hash = self.chains.get(index, term).unwrap_or(0);
     }
 
     /// Reports a node that failed to restart from its own storage.
@@ -326,6 +377,22 @@ mod tests {
         checker.entries_appended(&mut a, &[entry(1, 1, b"x"), entry(2, 2, b"y")], 1);
         checker.entries_appended(&mut b, &[entry(1, 1, b"z"), entry(2, 2, b"y")], 2);
         assert_eq!(checker.violations()[0].property, "log-matching");
+    }
+
+    #[test]
+    fn chains_keep_every_term_of_an_index() {
+        let mut chains = Chains::default();
+        chains.insert(LogIndex(1), Term(1), 10);
+        chains.insert(LogIndex(3), Term(1), 30); // beyond the vector
+        chains.insert(LogIndex(2), Term(1), 20);
+        chains.insert(LogIndex(2), Term(2), 21); // a second term
+        assert_eq!(chains.get(LogIndex(1), Term(1)), Some(10));
+        assert_eq!(chains.get(LogIndex(2), Term(1)), Some(20));
+        assert_eq!(chains.get(LogIndex(2), Term(2)), Some(21));
+        assert_eq!(chains.get(LogIndex(3), Term(1)), Some(30));
+        assert_eq!(chains.get(LogIndex(3), Term(2)), None);
+        assert_eq!(chains.get(LogIndex(0), Term(0)), None);
+        assert_eq!(chains.get(LogIndex(9), Term(1)), None);
     }
 
     #[test]

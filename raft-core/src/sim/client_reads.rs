@@ -14,8 +14,8 @@
 
 use crate::kv::{KvConfig, KvStore};
 use crate::reads::{ReadError, ReadMode, ReadState};
-use crate::sim::hash::combine;
-use crate::sim::machine::SimStateMachine;
+use crate::sim::hash::trace_combine;
+use crate::sim::machine::{split_command, SimStateMachine};
 use crate::state_machine::StateMachine;
 use crate::types::{Entry, EntryPayload, LogIndex, NodeId, Term};
 use alloc::collections::{BTreeSet, VecDeque};
@@ -73,42 +73,54 @@ pub struct ClientRead {
     pub answer: Option<Result<Option<Bytes>, ReadFailure>>,
 }
 
-/// A server's key-value state, built from its applied commands as far as `commands` of them.
+/// A server's key-value state, built from its applied commands up to byte `end` of their
+/// encoding ([`SimStateMachine::encoded_commands`]).
 #[derive(Clone, Debug)]
 struct KvView {
     store: KvStore,
-    commands: usize,
-    last: Option<Bytes>,
+    /// Commands applied to the store.
+    commands: u64,
+    /// Where in the machine's encoded commands the view stopped.
+    end: usize,
+    /// The encoding of the last command the view applied: the machine must still hold it just
+    /// before `end` for the view to extend.
+    tail: Vec<u8>,
 }
 
 impl KvView {
     fn new() -> Option<KvView> {
-        Some(KvView { store: KvStore::new(KvConfig::default()).ok()?, commands: 0, last: None })
+        Some(KvView { store: KvStore::new(KvConfig::default()).ok()?, commands: 0, end: 0, tail: Vec::new() })
     }
 
     /// Brings the view up to `machine`'s applied commands.
     fn sync(&mut self, machine: &SimStateMachine) {
-        let commands = &machine.commands;
-        let extends = self.commands <= commands.len()
-            && (self.commands == 0 || self.last.as_ref() == commands.get(self.commands - 1));
+        let encoded = machine.encoded_commands();
+        let extends = self.end <= encoded.len() && encoded[..self.end].ends_with(&self.tail);
         if !extends {
             if let Some(fresh) = KvView::new() {
                 *self = fresh;
             }
         }
-        for data in &commands[self.commands.min(commands.len())..] {
+        let mut rest = &encoded[self.end..];
+        let mut last_start = None;
+        while let Some((data, after)) = split_command(rest) {
+            last_start = Some(encoded.len() - rest.len());
+            rest = after;
             // The store wants consecutive indexes; no-ops and configurations are not kept by the
             // machine, so commands number themselves. Plain (non key-value) proposals only
             // answer a decode error.
             self.commands += 1;
             let entry = Entry {
                 term: Term(1),
-                index: LogIndex(self.commands as u64),
-                payload: EntryPayload::Command(data.clone()),
+                index: LogIndex(self.commands),
+                payload: EntryPayload::Command(Bytes::copy_from_slice(data)),
             };
             let _ = self.store.apply(&entry);
         }
-        self.last = commands.last().cloned();
+        self.end = encoded.len() - rest.len();
+        if let Some(start) = last_start {
+            self.tail = encoded[start..self.end].to_vec();
+        }
     }
 }
 
@@ -251,7 +263,7 @@ impl ClientReads {
         if read.answer.is_some() {
             return;
         }
-        *trace = combine(*trace, &(now, 'r', read.id, &answer, read.read_index));
+        *trace = trace_combine(*trace, &(now, 'r', read.id, &answer, read.read_index));
         read.answered_ms = Some(now);
         read.answer = Some(answer);
         self.answered += 1;
@@ -301,7 +313,12 @@ mod tests {
     }
 
     fn machine(commands: &[Bytes]) -> SimStateMachine {
-        SimStateMachine { applied: LogIndex(commands.len() as u64), chain: 0, commands: commands.to_vec() }
+        let mut machine = SimStateMachine::default();
+        for (k, data) in commands.iter().enumerate() {
+            let payload = EntryPayload::Command(data.clone());
+            machine.apply(&Entry { term: Term(1), index: LogIndex(k as u64 + 1), payload });
+        }
+        machine
     }
 
     #[test]

@@ -11,15 +11,15 @@ use crate::node::RaftNode;
 use crate::ready::SnapshotMeta;
 use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
-use crate::sim::checker::{Checker, NodeTrack, Violation};
+use crate::sim::checker::{entry_hash, Checker, NodeTrack, Violation};
 use crate::sim::client_reads::{ClientRead, ClientReads, ReadFailure};
 use crate::sim::config::{LinkConfig, SimConfig};
-use crate::sim::hash::combine;
+use crate::sim::hash::{combine, trace_combine};
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
+use crate::sim::queue::EventQueue;
 use crate::sim::script::{Input, Script};
 use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -41,7 +41,7 @@ pub struct Storage {
 
 impl Storage {
     /// Stores a batch's entries: everything from the first one's index is replaced.
-    fn store_entries(&mut self, entries: &[Entry]) {
+    fn store_entries(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else {
             return;
         };
@@ -49,7 +49,7 @@ impl Storage {
         let stored_from = self.entries.first().map_or(first.index, |e| e.index);
         let keep = first.index.0.saturating_sub(stored_from.0) as usize;
         self.entries.truncate(keep);
-        self.entries.extend_from_slice(entries);
+        self.entries.extend(entries);
     }
 
     /// Drops entries up to and including `index`.
@@ -133,6 +133,27 @@ enum Event {
     Workload(WorkloadEvent),
 }
 
+impl Event {
+    /// The one server handling this event can change, if only one can.
+    fn server(&self) -> Option<NodeId> {
+        match self {
+            Event::Tick { node, .. } | Event::PersistDone { node, .. } => Some(*node),
+            Event::Deliver(in_flight) => Some(in_flight.message.to),
+            Event::Workload(event) => event.server(),
+        }
+    }
+}
+
+/// Which servers the last step of a [`Simulation`] may have changed, so that an observer
+/// comparing servers before and after every step can look at one instead of all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Only this server (the step was an event addressed to it).
+    One(NodeId),
+    /// Any of them (an input, or an event not tied to one server).
+    All,
+}
+
 /// Counters of one run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
@@ -178,9 +199,7 @@ pub struct Simulation {
     next_input: usize,
     now_ms: u64,
     rng: Rng,
-    /// Boxed: the map shifts its entries on every insert, and a message is large.
-    events: BTreeMap<(u64, u64), Box<Event>>,
-    sequence: u64,
+    events: EventQueue<Event>,
     message_ids: u64,
     nodes: Vec<SimNode>,
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -194,6 +213,8 @@ pub struct Simulation {
     workload: Option<alloc::boxed::Box<Workload>>,
     /// Reads asked with [`Input::Read`], and their answers.
     client_reads: ClientReads,
+    /// What the last step may have changed.
+    changed: Changed,
 }
 
 impl Simulation {
@@ -209,18 +230,18 @@ impl Simulation {
             script,
             next_input: 0,
             now_ms: 0,
-            events: BTreeMap::new(),
-            sequence: 0,
+            events: EventQueue::default(),
             message_ids: 0,
             nodes: Vec::new(),
             cut: BTreeSet::new(),
             links: BTreeMap::new(),
             checker: Checker::new(),
-            trace_hash: combine(0, &config.seed),
+            trace_hash: trace_combine(0, &config.seed),
             stats: SimStats::default(),
             transfer_pending: None,
             workload: None,
             client_reads: ClientReads::default(),
+            changed: Changed::All,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -310,7 +331,7 @@ impl Simulation {
 
     /// Messages on the wire, in delivery order.
     pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
-        self.events.values().filter_map(|event| match &**event {
+        self.events.ordered().filter_map(|(_, event)| match event {
             Event::Deliver(message) => Some(message),
             _ => None,
         })
@@ -358,6 +379,11 @@ impl Simulation {
     /// (Reads asked, reads answered) so far: cheap to poll for new answers.
     pub fn client_read_counts(&self) -> (u64, u64) {
         (self.client_reads.asked_total(), self.client_reads.answered_total())
+    }
+
+    /// Which servers the last [`Simulation::step_once`] that ran something may have changed.
+    pub fn changed(&self) -> Changed {
+        self.changed
     }
 
     /// The checker, for tests that need to adjust it.
@@ -411,22 +437,24 @@ impl Simulation {
     /// events of the same time.
     pub fn step_once(&mut self, limit_ms: u64) -> bool {
         let next_input = self.script.inputs.get(self.next_input).map(|(t, _)| *t);
-        let next_event = self.events.keys().next().map(|(t, _)| *t);
+        let next_event = self.events.next_time();
         match (next_input, next_event) {
             (Some(t), e) if t <= limit_ms && e.is_none_or(|e| t <= e) => {
                 let input = self.script.inputs[self.next_input].1.clone();
                 self.next_input += 1;
+                self.changed = Changed::All;
                 self.now_ms = self.now_ms.max(t);
-                self.trace_hash = combine(self.trace_hash, &(t, &input));
+                self.trace_hash = trace_combine(self.trace_hash, &(t, &input));
                 self.handle_input(input);
                 true
             }
             (_, Some(t)) if t <= limit_ms => {
-                let Some((_, event)) = self.events.pop_first() else {
+                let Some((_, event)) = self.events.pop() else {
                     return false;
                 };
                 self.now_ms = self.now_ms.max(t);
-                self.handle_event(*event);
+                self.changed = event.server().map_or(Changed::All, Changed::One);
+                self.handle_event(event);
                 true
             }
             _ => false,
@@ -434,8 +462,7 @@ impl Simulation {
     }
 
     fn push_event(&mut self, time_ms: u64, event: Event) {
-        self.sequence += 1;
-        self.events.insert((time_ms, self.sequence), Box::new(event));
+        self.events.push(time_ms, event);
     }
 
     fn index(&self, id: NodeId) -> Option<usize> {
@@ -687,7 +714,7 @@ impl Simulation {
                 if self.nodes[k].paused {
                     return;
                 }
-                self.trace_hash = combine(self.trace_hash, &(self.now_ms, 't', node.0));
+                self.trace_hash = trace_combine(self.trace_hash, &(self.now_ms, 't', node.0));
                 if let Some(raft) = self.nodes[k].raft.as_mut() {
                     raft.tick();
                 }
@@ -729,7 +756,7 @@ impl Simulation {
     /// an answer or a timer reaches a client.
     fn handle_workload(&mut self, event: WorkloadEvent) {
         let now = self.now_ms;
-        self.trace_hash = combine(self.trace_hash, &(now, 'w', event.trace_key()));
+        self.trace_hash = trace_combine(self.trace_hash, &(now, 'w', event.trace_key()));
         let server = event.server().and_then(|id| self.index(id));
         let Some(workload) = self.workload.as_mut() else {
             return;
@@ -778,7 +805,7 @@ impl Simulation {
     }
 
     fn deliver(&mut self, k: usize, message: Message) {
-        self.trace_hash = combine(self.trace_hash, &(self.now_ms, &message));
+        self.trace_hash = trace_combine(self.trace_hash, &(self.now_ms, &message));
         self.stats.messages_delivered += 1;
         let Some(raft) = self.nodes[k].raft.as_mut() else {
             return;
@@ -868,15 +895,17 @@ impl Simulation {
         if let Some(hard_state) = ready.hard_state {
             node.storage.hard_state = hard_state;
         }
-        node.storage.store_entries(&ready.entries);
+        // The batch is done with its entries: the disk takes them instead of copies.
+        node.storage.store_entries(core::mem::take(&mut ready.entries));
         for message in core::mem::take(&mut ready.messages_after_persist) {
             self.send(message);
         }
         let now = self.now_ms;
         let node = &mut self.nodes[k];
         for entry in &ready.committed_entries {
-            self.checker.entry_applied(node.id, &mut node.track, entry, now);
-            node.machine.apply(entry);
+            let hash = entry_hash(entry);
+            self.checker.entry_applied_hashed(node.id, &mut node.track, entry, hash, now);
+            node.machine.apply_hashed(entry, hash);
             if let Some(workload) = self.workload.as_mut() {
                 workload.apply(k, entry);
             }
@@ -985,29 +1014,31 @@ impl Simulation {
             } else {
                 1
             };
-        for _ in 0..copies {
+        // The last copy takes the message itself: a clone only for a duplicate.
+        let mut message = Some(message);
+        for copy in 1..=copies {
             let latency = self.rng.range(link.latency_ms_min, link.latency_ms_max + 1);
             let deliver_ms = self.now_ms + latency;
-            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message: message.clone() };
+            let message = if copy == copies { message.take() } else { message.clone() };
+            let Some(message) = message else {
+                return;
+            };
+            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
             self.push_event(deliver_ms, Event::Deliver(in_flight));
         }
     }
 
     /// Removes one message from the wire, or delivers a second copy of it.
     fn alter_in_flight(&mut self, id: u64, duplicate: bool) {
-        let found = self
-            .events
-            .iter()
-            .find(|(_, event)| matches!(&***event, Event::Deliver(m) if m.id == id))
-            .map(|(key, event)| (*key, (**event).clone()));
-        let Some((key, event)) = found else {
-            return;
-        };
+        let is_it = |event: &Event| matches!(event, Event::Deliver(m) if m.id == id);
         if duplicate {
+            let Some((time_ms, event)) = self.events.first(is_it) else {
+                return;
+            };
+            let event = event.clone();
             self.stats.messages_duplicated += 1;
-            self.push_event(key.0, event);
-        } else {
-            self.events.remove(&key);
+            self.push_event(time_ms, event);
+        } else if self.events.remove_first(is_it).is_some() {
             self.stats.messages_dropped += 1;
         }
     }

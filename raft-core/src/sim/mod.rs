@@ -20,12 +20,13 @@ mod cluster;
 mod config;
 pub mod hash;
 mod machine;
+mod queue;
 mod script;
 mod workload;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
 pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
-pub use cluster::{InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
+pub use cluster::{Changed, InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
 pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
