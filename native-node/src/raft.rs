@@ -721,8 +721,10 @@ impl CoreTask {
             if self.fatal_error.is_some() {
                 break;
             }
-            self.drive_ready();
+            // Snapshot first: with no write in flight the state machine and the core agree on
+            // the applied index (`drive_ready` may apply entries ahead of `advance`).
             self.maybe_snapshot();
+            self.drive_ready();
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
@@ -1092,9 +1094,29 @@ impl CoreTask {
         let vote_changed = hard_state.term != self.persisted_hard_state.term
             || hard_state.voted_for != self.persisted_hard_state.voted_for;
         let reset = installed.is_some();
+        let mut committed_entries = ready.committed_entries;
+        if !reset {
+            // Committed entries below this batch's first new entry were made durable here by
+            // earlier batches (one write at a time), and committed means durable on a majority:
+            // apply them now and answer their clients, rather than after this batch's fsync.
+            // A leader's committed entries always qualify (it counts itself toward a majority
+            // only once its own write is durable); a follower may be told an index it is only
+            // now writing, and those entries wait for the write. After an installed snapshot
+            // everything waits for the restore.
+            let durable_below = ready.entries.first().map_or(LogIndex(u64::MAX), |entry| entry.index);
+            let split = committed_entries.partition_point(|entry| entry.index < durable_below);
+            let later = committed_entries.split_off(split);
+            for entry in std::mem::replace(&mut committed_entries, later) {
+                if self.fatal_error.is_some() {
+                    return;
+                }
+                self.apply_entry(entry);
+            }
+            self.serve_reads();
+        }
         let pending = PendingReady {
             messages_after_persist: ready.messages_after_persist,
-            committed_entries: ready.committed_entries,
+            committed_entries,
             installed,
         };
         if ready.entries.is_empty() && !vote_changed && !reset {

@@ -8,6 +8,7 @@ use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
 use crate::state_machine::{SnapshotRestore, StateMachine};
 use crate::types::{Entry, EntryPayload, LogIndex};
+use alloc::collections::btree_map::Entry as Slot;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -201,27 +202,57 @@ impl KvStore {
         match operation {
             Operation::Get { .. } | Operation::List { .. } => self.read(operation),
             Operation::Put { key, value } => {
-                check_room(data, key, self.config.keys_max)?;
-                data.insert(key.clone(), value.clone());
+                write(data, key, value, self.config.keys_max)?;
                 Ok(Output::Written)
             }
             Operation::Delete { key } => Ok(Output::Deleted { existed: data.remove(key).is_some() }),
             Operation::CompareAndSwap { key, expected, new } => {
-                let current = data.get(key);
-                if current != expected.as_ref() {
-                    return Ok(Output::NotSwapped { current: current.cloned() });
+                let keys_max = self.config.keys_max;
+                let full = data.len() as u64 >= keys_max;
+                // One descent of the tree for the comparison and the write.
+                match data.entry(key.clone()) {
+                    Slot::Occupied(mut slot) => {
+                        if Some(slot.get()) != expected.as_ref() {
+                            return Ok(Output::NotSwapped { current: Some(slot.get().clone()) });
+                        }
+                        slot.insert(new.clone());
+                    }
+                    Slot::Vacant(slot) => {
+                        if expected.is_some() {
+                            return Ok(Output::NotSwapped { current: None });
+                        }
+                        if full {
+                            return Err(KvError::StoreFull { keys_max });
+                        }
+                        slot.insert(new.clone());
+                    }
                 }
-                check_room(data, key, self.config.keys_max)?;
-                data.insert(key.clone(), new.clone());
                 Ok(Output::Swapped)
             }
         }
     }
 }
 
-fn check_room(data: &BTreeMap<Bytes, Bytes>, key: &Bytes, keys_max: u64) -> Result<(), KvError> {
-    if !data.contains_key(key) && data.len() as u64 >= keys_max {
-        return Err(KvError::StoreFull { keys_max });
+/// Sets `key` to `value` with a single descent of the tree (the lookup is the costly part of a
+/// put: one cache miss per key compared); a new key is refused when the store holds
+/// `keys_max` keys already.
+fn write(
+    data: &mut BTreeMap<Bytes, Bytes>,
+    key: &Bytes,
+    value: &Bytes,
+    keys_max: u64,
+) -> Result<(), KvError> {
+    let full = data.len() as u64 >= keys_max;
+    match data.entry(key.clone()) {
+        Slot::Occupied(mut slot) => {
+            slot.insert(value.clone());
+        }
+        Slot::Vacant(slot) => {
+            if full {
+                return Err(KvError::StoreFull { keys_max });
+            }
+            slot.insert(value.clone());
+        }
     }
     Ok(())
 }
