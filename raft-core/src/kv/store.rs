@@ -2,6 +2,7 @@
 
 use crate::error::ConfigError;
 use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
+use crate::kv::key::Key;
 use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
@@ -118,7 +119,7 @@ impl KvStore {
 
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.state.data.iter()
+        self.state.data.iter().map(|(key, value)| (key.bytes(), value))
     }
 
     /// The number of live sessions.
@@ -140,7 +141,7 @@ impl KvStore {
     pub fn read(&self, operation: &Operation) -> Response {
         operation.validate()?;
         match operation {
-            Operation::Get { key } => Ok(Output::Value(self.state.data.get(key).cloned())),
+            Operation::Get { key } => Ok(Output::Value(self.state.data.get(&Key::new(key.clone())).cloned())),
             Operation::List { prefix, start_after, limit } => {
                 Ok(list(&self.state.data, prefix, start_after.as_ref(), *limit))
             }
@@ -205,12 +206,14 @@ impl KvStore {
                 write(data, key, value, self.config.keys_max)?;
                 Ok(Output::Written)
             }
-            Operation::Delete { key } => Ok(Output::Deleted { existed: data.remove(key).is_some() }),
+            Operation::Delete { key } => {
+                Ok(Output::Deleted { existed: data.remove(&Key::new(key.clone())).is_some() })
+            }
             Operation::CompareAndSwap { key, expected, new } => {
                 let keys_max = self.config.keys_max;
                 let full = data.len() as u64 >= keys_max;
                 // One descent of the tree for the comparison and the write.
-                match data.entry(key.clone()) {
+                match data.entry(Key::new(key.clone())) {
                     Slot::Occupied(mut slot) => {
                         if Some(slot.get()) != expected.as_ref() {
                             return Ok(Output::NotSwapped { current: Some(slot.get().clone()) });
@@ -236,14 +239,9 @@ impl KvStore {
 /// Sets `key` to `value` with a single descent of the tree (the lookup is the costly part of a
 /// put: one cache miss per key compared); a new key is refused when the store holds
 /// `keys_max` keys already.
-fn write(
-    data: &mut BTreeMap<Bytes, Bytes>,
-    key: &Bytes,
-    value: &Bytes,
-    keys_max: u64,
-) -> Result<(), KvError> {
+fn write(data: &mut BTreeMap<Key, Bytes>, key: &Bytes, value: &Bytes, keys_max: u64) -> Result<(), KvError> {
     let full = data.len() as u64 >= keys_max;
-    match data.entry(key.clone()) {
+    match data.entry(Key::new(key.clone())) {
         Slot::Occupied(mut slot) => {
             slot.insert(value.clone());
         }
@@ -259,13 +257,13 @@ fn write(
 
 /// Keys starting with `prefix`, after `start_after`, at most `limit` of them and at most
 /// [`LIST_RESPONSE_BYTES_MAX`] bytes of keys.
-fn list(data: &BTreeMap<Bytes, Bytes>, prefix: &Bytes, start_after: Option<&Bytes>, limit: u32) -> Output {
+fn list(data: &BTreeMap<Key, Bytes>, prefix: &Bytes, start_after: Option<&Bytes>, limit: u32) -> Output {
     let keys_max = limit.min(LIST_KEYS_MAX) as usize;
     let start: Bound<&[u8]> = match start_after {
         Some(after) if after >= prefix => Bound::Excluded(after),
         _ => Bound::Included(prefix),
     };
-    let mut matching = data.range::<[u8], _>((start, Bound::Unbounded)).map(|(key, _)| key);
+    let mut matching = data.range::<[u8], _>((start, Bound::Unbounded)).map(|(key, _)| key.bytes());
     let mut matching = core::iter::from_fn(move || matching.next().filter(|key| key.starts_with(prefix)));
     let mut keys = Vec::new();
     let mut bytes = 0;
