@@ -233,6 +233,10 @@ pub struct RaftConfig {
     pub command_queue_max: usize,
     /// Commands taken from the queue per wake-up before the next `Ready` is handed out.
     pub commands_per_batch_max: usize,
+    /// The largest snapshot a follower stages in memory while the leader sends it. A larger
+    /// one stops the node with an error saying so (and counts in
+    /// `raft_snapshot_staging_refused_total`) rather than growing without bound.
+    pub snapshot_staging_bytes_max: u64,
 }
 
 impl RaftConfig {
@@ -256,6 +260,7 @@ impl RaftConfig {
             bootstrap: None,
             command_queue_max: 16 * 1024,
             commands_per_batch_max: 1024,
+            snapshot_staging_bytes_max: 1 << 30,
         }
     }
 }
@@ -1029,6 +1034,19 @@ impl CoreTask {
         }
         match &mut self.incoming_snapshot {
             Some((meta, data)) if *meta == chunk.meta && data.len() as u64 == chunk.offset => {
+                let limit = self.config.snapshot_staging_bytes_max;
+                if (data.len() + chunk.data.len()) as u64 > limit {
+                    // raft-core has taken the chunk and will acknowledge it: the transfer cannot
+                    // be refused from here, and a follower without the snapshot cannot catch up.
+                    let index = meta.index;
+                    self.incoming_snapshot = None;
+                    self.metrics.snapshot_staging_refused_total.fetch_add(1, Ordering::Relaxed);
+                    self.fail(format!(
+                        "the leader's snapshot {index} is larger than the staging limit of {limit} bytes \
+                         (RaftConfig::snapshot_staging_bytes_max)"
+                    ));
+                    return;
+                }
                 data.extend_from_slice(&chunk.data);
             }
             _ => {
@@ -1074,6 +1092,9 @@ impl CoreTask {
         }
         for chunk in ready.snapshot_chunks {
             self.receive_snapshot_chunk(chunk);
+        }
+        if self.fatal_error.is_some() {
+            return;
         }
         let installed = match ready.snapshot_installed {
             Some(meta) => match self.incoming_snapshot.take() {
@@ -1211,7 +1232,8 @@ impl CoreTask {
 
     fn fail(&mut self, why: String) {
         tracing::error!(error = %why, "stopping the node");
-        self.fatal_error = Some(why);
+        // The first error is the cause; later ones are its consequences.
+        self.fatal_error.get_or_insert(why);
     }
 
     fn finish_ready(&mut self, pending: PendingReady) {

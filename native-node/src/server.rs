@@ -28,6 +28,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -86,6 +87,8 @@ pub struct ServeConfig {
     pub snapshot_interval_entries: u64,
     /// Entries kept behind a snapshot for slightly slow followers.
     pub snapshot_trailing_entries: u64,
+    /// The largest snapshot from a leader this node stages in memory.
+    pub snapshot_staging_bytes_max: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -118,6 +121,7 @@ impl ServeConfig {
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             snapshot_interval_entries: 100_000,
             snapshot_trailing_entries: 1024,
+            snapshot_staging_bytes_max: 1 << 30,
         }
     }
 }
@@ -240,6 +244,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     }
     raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
     raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
+    raft_config.snapshot_staging_bytes_max = config.snapshot_staging_bytes_max;
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
@@ -274,6 +279,14 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     let router = router(state, config.web_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
+        // No Nagle on accepted sockets either (dialled ones disable it): raft frames that
+        // follow one another on a peer connection would otherwise wait for the previous
+        // frame's ACK, and a client's answer for its predecessor's.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
+            }
+        });
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = server_shutdown.wait_for(|stop| *stop).await;
