@@ -86,6 +86,8 @@ pub struct Metrics {
     pub peer_inbox_dropped_total: AtomicU64,
     /// Peer frames that could not be decoded (bad version, kind or body).
     pub peer_frames_malformed_total: AtomicU64,
+    /// Snapshots from a leader refused because they outgrew the staging limit.
+    pub snapshot_staging_refused_total: AtomicU64,
     /// Peer connections refused at the handshake (secret, cluster, version).
     pub peer_handshakes_refused_total: AtomicU64,
     /// Peer connections established (both directions).
@@ -195,6 +197,12 @@ impl Metrics {
             "raft_peer_frames_malformed_total",
             "Undecodable peer frames.",
             &self.peer_frames_malformed_total,
+        );
+        counter(
+            &mut out,
+            "raft_snapshot_staging_refused_total",
+            "Snapshots from a leader refused: larger than the staging limit.",
+            &self.snapshot_staging_refused_total,
         );
         counter(
             &mut out,

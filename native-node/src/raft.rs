@@ -233,6 +233,10 @@ pub struct RaftConfig {
     pub command_queue_max: usize,
     /// Commands taken from the queue per wake-up before the next `Ready` is handed out.
     pub commands_per_batch_max: usize,
+    /// The largest snapshot a follower stages in memory while the leader sends it. A larger
+    /// one stops the node with an error saying so (and counts in
+    /// `raft_snapshot_staging_refused_total`) rather than growing without bound.
+    pub snapshot_staging_bytes_max: u64,
 }
 
 impl RaftConfig {
@@ -256,6 +260,7 @@ impl RaftConfig {
             bootstrap: None,
             command_queue_max: 16 * 1024,
             commands_per_batch_max: 1024,
+            snapshot_staging_bytes_max: 1 << 30,
         }
     }
 }
@@ -721,8 +726,10 @@ impl CoreTask {
             if self.fatal_error.is_some() {
                 break;
             }
-            self.drive_ready();
+            // Snapshot first: with no write in flight the state machine and the core agree on
+            // the applied index (`drive_ready` may apply entries ahead of `advance`).
             self.maybe_snapshot();
+            self.drive_ready();
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
@@ -1027,6 +1034,19 @@ impl CoreTask {
         }
         match &mut self.incoming_snapshot {
             Some((meta, data)) if *meta == chunk.meta && data.len() as u64 == chunk.offset => {
+                let limit = self.config.snapshot_staging_bytes_max;
+                if (data.len() + chunk.data.len()) as u64 > limit {
+                    // raft-core has taken the chunk and will acknowledge it: the transfer cannot
+                    // be refused from here, and a follower without the snapshot cannot catch up.
+                    let index = meta.index;
+                    self.incoming_snapshot = None;
+                    self.metrics.snapshot_staging_refused_total.fetch_add(1, Ordering::Relaxed);
+                    self.fail(format!(
+                        "the leader's snapshot {index} is larger than the staging limit of {limit} bytes \
+                         (RaftConfig::snapshot_staging_bytes_max)"
+                    ));
+                    return;
+                }
                 data.extend_from_slice(&chunk.data);
             }
             _ => {
@@ -1073,6 +1093,9 @@ impl CoreTask {
         for chunk in ready.snapshot_chunks {
             self.receive_snapshot_chunk(chunk);
         }
+        if self.fatal_error.is_some() {
+            return;
+        }
         let installed = match ready.snapshot_installed {
             Some(meta) => match self.incoming_snapshot.take() {
                 Some((received, data)) if received == meta => Some((meta, Bytes::from(data))),
@@ -1092,9 +1115,29 @@ impl CoreTask {
         let vote_changed = hard_state.term != self.persisted_hard_state.term
             || hard_state.voted_for != self.persisted_hard_state.voted_for;
         let reset = installed.is_some();
+        let mut committed_entries = ready.committed_entries;
+        if !reset {
+            // Committed entries below this batch's first new entry were made durable here by
+            // earlier batches (one write at a time), and committed means durable on a majority:
+            // apply them now and answer their clients, rather than after this batch's fsync.
+            // A leader's committed entries always qualify (it counts itself toward a majority
+            // only once its own write is durable); a follower may be told an index it is only
+            // now writing, and those entries wait for the write. After an installed snapshot
+            // everything waits for the restore.
+            let durable_below = ready.entries.first().map_or(LogIndex(u64::MAX), |entry| entry.index);
+            let split = committed_entries.partition_point(|entry| entry.index < durable_below);
+            let later = committed_entries.split_off(split);
+            for entry in std::mem::replace(&mut committed_entries, later) {
+                if self.fatal_error.is_some() {
+                    return;
+                }
+                self.apply_entry(entry);
+            }
+            self.serve_reads();
+        }
         let pending = PendingReady {
             messages_after_persist: ready.messages_after_persist,
-            committed_entries: ready.committed_entries,
+            committed_entries,
             installed,
         };
         if ready.entries.is_empty() && !vote_changed && !reset {
@@ -1189,7 +1232,8 @@ impl CoreTask {
 
     fn fail(&mut self, why: String) {
         tracing::error!(error = %why, "stopping the node");
-        self.fatal_error = Some(why);
+        // The first error is the cause; later ones are its consequences.
+        self.fatal_error.get_or_insert(why);
     }
 
     fn finish_ready(&mut self, pending: PendingReady) {

@@ -28,8 +28,10 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use raft_core::kv::{KvConfig, KvError, Output};
 use raft_core::{Membership, NodeId};
 use serde_json::{json, Value};
@@ -85,6 +87,8 @@ pub struct ServeConfig {
     pub snapshot_interval_entries: u64,
     /// Entries kept behind a snapshot for slightly slow followers.
     pub snapshot_trailing_entries: u64,
+    /// The largest snapshot from a leader this node stages in memory.
+    pub snapshot_staging_bytes_max: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -117,6 +121,7 @@ impl ServeConfig {
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             snapshot_interval_entries: 100_000,
             snapshot_trailing_entries: 1024,
+            snapshot_staging_bytes_max: 1 << 30,
         }
     }
 }
@@ -239,6 +244,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     }
     raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
     raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
+    raft_config.snapshot_staging_bytes_max = config.snapshot_staging_bytes_max;
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
@@ -273,6 +279,14 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     let router = router(state, config.web_dir.clone());
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
+        // No Nagle on accepted sockets either (dialled ones disable it): raft frames that
+        // follow one another on a peer connection would otherwise wait for the previous
+        // frame's ACK, and a client's answer for its predecessor's.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
+            }
+        });
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -568,62 +582,66 @@ async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
     )
 }
 
-/// One task reads requests and spawns one task per request (bounded by a semaphore); answers
-/// go back through a channel to the writer, in completion order, matched by `id`.
+/// One task per socket reads requests, runs them concurrently (at most
+/// [`CLIENT_INFLIGHT_REQUESTS_MAX`]) and writes answers in completion order, matched by `id`.
+/// The requests are futures polled by this task rather than tasks of their own: no spawn,
+/// permit or answer channel per request, and no cross-task wake-up to write each answer.
+/// Answers that are ready together go out in one flush.
 async fn serve_client_socket(state: Shared, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (answers_tx, mut answers_rx) = mpsc::channel::<String>(CLIENT_INFLIGHT_REQUESTS_MAX);
-    let writer = tokio::spawn(async move {
-        while let Some(answer) = answers_rx.recv().await {
+    let mut inflight = FuturesUnordered::new();
+    let mut reading = true;
+    loop {
+        let mut answer = tokio::select! {
+            message = stream.next(), if reading && inflight.len() < CLIENT_INFLIGHT_REQUESTS_MAX => {
+                let bytes: Vec<u8> = match message {
+                    Some(Ok(WsMessage::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(WsMessage::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(WsMessage::Close(_))) | None => {
+                        reading = false;
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => {
+                        state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%error, "client socket error");
+                        reading = false;
+                        continue;
+                    }
+                };
+                match api::parse_request(&bytes) {
+                    Ok(request) => {
+                        let state = state.clone();
+                        inflight.push(async move {
+                            let id = request.id;
+                            let (_, body) = execute(&state, request, None).await;
+                            api::with_id(body, id).to_string()
+                        });
+                        continue;
+                    }
+                    Err(message) => {
+                        state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+                        api::error_response("bad_request", message, false).to_string()
+                    }
+                }
+            }
+            Some(answer) = inflight.next(), if !inflight.is_empty() => answer,
+            else => break,
+        };
+        // Write this answer and every other one already finished, then flush once.
+        loop {
             if sink.feed(WsMessage::Text(answer.into())).await.is_err() {
                 return;
             }
-            while let Ok(answer) = answers_rx.try_recv() {
-                if sink.feed(WsMessage::Text(answer.into())).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
+            match inflight.next().now_or_never() {
+                Some(Some(next)) => answer = next,
+                _ => break,
             }
         }
-    });
-    let inflight = Arc::new(Semaphore::new(CLIENT_INFLIGHT_REQUESTS_MAX));
-    while let Some(message) = stream.next().await {
-        let bytes: Vec<u8> = match message {
-            Ok(WsMessage::Text(text)) => text.as_bytes().to_vec(),
-            Ok(WsMessage::Binary(bytes)) => bytes.to_vec(),
-            Ok(WsMessage::Close(_)) => break,
-            Ok(_) => continue,
-            Err(error) => {
-                state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%error, "client socket error");
-                break;
-            }
-        };
-        let request = match api::parse_request(&bytes) {
-            Ok(request) => request,
-            Err(message) => {
-                state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
-                let body = api::error_response("bad_request", message, false);
-                if answers_tx.send(body.to_string()).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let Ok(permit) = inflight.clone().acquire_owned().await else { break };
-        let state = state.clone();
-        let answers = answers_tx.clone();
-        tokio::spawn(async move {
-            let id = request.id;
-            let (_, body) = execute(&state, request, None).await;
-            let _ = answers.send(api::with_id(body, id).to_string()).await;
-            drop(permit);
-        });
+        if sink.flush().await.is_err() {
+            return;
+        }
     }
-    drop(answers_tx);
-    let _ = writer.await;
 }
 
 async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {

@@ -172,3 +172,51 @@ async fn a_follower_too_far_behind_is_caught_up_with_a_snapshot() {
     assert_eq!(at_lagging.get("k149", "stale").await.unwrap()["value"], json!("v149"));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_the_staging_limit_stops_the_follower_with_a_clear_error() {
+    let mut cluster = Cluster::start(3, "staging").await;
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+    let members = cluster.members.clone();
+    for id in 1..=3u64 {
+        let listener = bind_retrying(&cluster.addresses[(id - 1) as usize]).await;
+        let mut config = node_config(id, &members, &cluster.dir);
+        config.snapshot_interval_entries = 40;
+        config.snapshot_trailing_entries = 5;
+        cluster.nodes[(id - 1) as usize] = Some(server::start(config, listener).await.unwrap());
+    }
+    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let lagging = if leader == 1 { 2 } else { 1 };
+    cluster.stop(lagging).await;
+    let mut client = cluster.client();
+    for i in 0..150 {
+        client.put(&format!("k{i}"), &format!("v{i}")).await.unwrap();
+    }
+    assert!(cluster.node(leader).raft.status().snapshot_index >= 80, "the leader snapshotted");
+
+    // The lagging node may stage only 64 bytes: the leader's snapshot (150 keys) is larger.
+    let address = cluster.addresses[(lagging - 1) as usize].clone();
+    let mut config = node_config(lagging, &members, &cluster.dir);
+    config.snapshot_staging_bytes_max = 64;
+    cluster.nodes[(lagging - 1) as usize] =
+        Some(server::start(config, bind_retrying(&address).await).await.unwrap());
+    let node = cluster.node(lagging);
+    let status = node.raft.watch_status();
+    wait_until("the lagging node stops", Duration::from_secs(15), || status.borrow().fatal_error.is_some())
+        .await;
+    let error = status.borrow().fatal_error.clone().unwrap();
+    assert!(error.contains("larger than the staging limit of 64 bytes"), "{error}");
+    assert_eq!(
+        node.raft.metrics().snapshot_staging_refused_total.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let metrics = node.raft.metrics().render(lagging);
+    assert!(
+        metrics.contains(&format!("raft_snapshot_staging_refused_total{{node=\"{lagging}\"}} 1")),
+        "{metrics}"
+    );
+    assert_eq!(node.raft.status().role, "stopped");
+    cluster.shutdown().await;
+}

@@ -36,6 +36,7 @@
 
 mod checksum;
 mod command;
+mod key;
 mod limits;
 mod response;
 mod session;

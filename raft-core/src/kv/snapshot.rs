@@ -14,6 +14,7 @@
 
 use crate::kv::checksum::Crc32c;
 use crate::kv::command::ClientId;
+use crate::kv::key::Key;
 use crate::kv::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::kv::response::Response;
 use crate::kv::session::{Session, Sessions};
@@ -76,7 +77,7 @@ impl Record {
 pub(crate) struct KvState {
     pub(crate) applied_index: LogIndex,
     pub(crate) clock_ms: u64,
-    pub(crate) data: BTreeMap<Bytes, Bytes>,
+    pub(crate) data: BTreeMap<Key, Bytes>,
     pub(crate) sessions: Sessions,
 }
 
@@ -91,7 +92,7 @@ pub struct KvSnapshot {
     crc: Crc32c,
     /// The State record, until it is written.
     state: Option<(LogIndex, u64)>,
-    pairs: btree_map::IntoIter<Bytes, Bytes>,
+    pairs: btree_map::IntoIter<Key, Bytes>,
     sessions: btree_map::IntoIter<ClientId, Session>,
     expired: btree_set::IntoIter<ClientId>,
     /// Whether the trailer was written: nothing more will be added to `buffer`.
@@ -141,7 +142,7 @@ impl KvSnapshot {
         if let Some((applied_index, clock_ms)) = self.state.take() {
             self.write_record(&RecordRef::State { applied_index: applied_index.0, clock_ms });
         } else if let Some((key, value)) = self.pairs.next() {
-            self.write_record(&RecordRef::Pair { key: &key, value: &value });
+            self.write_record(&RecordRef::Pair { key: key.bytes(), value: &value });
         } else if let Some((client_id, session)) = self.sessions.next() {
             let last_active_ms = session.last_active_ms;
             self.write_record(&RecordRef::Session { client_id, last_active_ms, last: &session.last });
@@ -352,13 +353,13 @@ impl KvRestore {
                 if key.len() > KEY_BYTES_MAX || value.len() > VALUE_BYTES_MAX {
                     return Err(SnapshotError::Invalid("key or value over the size limit"));
                 }
-                if staged.data.last_key_value().is_some_and(|(last, _)| *last >= key) {
+                if staged.data.last_key_value().is_some_and(|(last, _)| *last.bytes() >= key) {
                     return Err(SnapshotError::Invalid("keys out of order"));
                 }
                 if staged.data.len() as u64 >= self.config.keys_max {
                     return Err(SnapshotError::Invalid("more keys than keys_max"));
                 }
-                staged.data.insert(key, value);
+                staged.data.insert(Key::new(key), value);
             }
             Record::Session { client_id, last_active_ms, last } => {
                 if client_id.0 == 0 || client_id.0 > staged.applied_index.0 {

@@ -2,12 +2,14 @@
 
 use crate::error::ConfigError;
 use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
+use crate::kv::key::Key;
 use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
 use crate::state_machine::{SnapshotRestore, StateMachine};
 use crate::types::{Entry, EntryPayload, LogIndex};
+use alloc::collections::btree_map::Entry as Slot;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -117,7 +119,7 @@ impl KvStore {
 
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.state.data.iter()
+        self.state.data.iter().map(|(key, value)| (key.bytes(), value))
     }
 
     /// The number of live sessions.
@@ -139,7 +141,7 @@ impl KvStore {
     pub fn read(&self, operation: &Operation) -> Response {
         operation.validate()?;
         match operation {
-            Operation::Get { key } => Ok(Output::Value(self.state.data.get(key).cloned())),
+            Operation::Get { key } => Ok(Output::Value(self.state.data.get(&Key::new(key.clone())).cloned())),
             Operation::List { prefix, start_after, limit } => {
                 Ok(list(&self.state.data, prefix, start_after.as_ref(), *limit))
             }
@@ -201,40 +203,67 @@ impl KvStore {
         match operation {
             Operation::Get { .. } | Operation::List { .. } => self.read(operation),
             Operation::Put { key, value } => {
-                check_room(data, key, self.config.keys_max)?;
-                data.insert(key.clone(), value.clone());
+                write(data, key, value, self.config.keys_max)?;
                 Ok(Output::Written)
             }
-            Operation::Delete { key } => Ok(Output::Deleted { existed: data.remove(key).is_some() }),
+            Operation::Delete { key } => {
+                Ok(Output::Deleted { existed: data.remove(&Key::new(key.clone())).is_some() })
+            }
             Operation::CompareAndSwap { key, expected, new } => {
-                let current = data.get(key);
-                if current != expected.as_ref() {
-                    return Ok(Output::NotSwapped { current: current.cloned() });
+                let keys_max = self.config.keys_max;
+                let full = data.len() as u64 >= keys_max;
+                // One descent of the tree for the comparison and the write.
+                match data.entry(Key::new(key.clone())) {
+                    Slot::Occupied(mut slot) => {
+                        if Some(slot.get()) != expected.as_ref() {
+                            return Ok(Output::NotSwapped { current: Some(slot.get().clone()) });
+                        }
+                        slot.insert(new.clone());
+                    }
+                    Slot::Vacant(slot) => {
+                        if expected.is_some() {
+                            return Ok(Output::NotSwapped { current: None });
+                        }
+                        if full {
+                            return Err(KvError::StoreFull { keys_max });
+                        }
+                        slot.insert(new.clone());
+                    }
                 }
-                check_room(data, key, self.config.keys_max)?;
-                data.insert(key.clone(), new.clone());
                 Ok(Output::Swapped)
             }
         }
     }
 }
 
-fn check_room(data: &BTreeMap<Bytes, Bytes>, key: &Bytes, keys_max: u64) -> Result<(), KvError> {
-    if !data.contains_key(key) && data.len() as u64 >= keys_max {
-        return Err(KvError::StoreFull { keys_max });
+/// Sets `key` to `value` with a single descent of the tree (the lookup is the costly part of a
+/// put: one cache miss per key compared); a new key is refused when the store holds
+/// `keys_max` keys already.
+fn write(data: &mut BTreeMap<Key, Bytes>, key: &Bytes, value: &Bytes, keys_max: u64) -> Result<(), KvError> {
+    let full = data.len() as u64 >= keys_max;
+    match data.entry(Key::new(key.clone())) {
+        Slot::Occupied(mut slot) => {
+            slot.insert(value.clone());
+        }
+        Slot::Vacant(slot) => {
+            if full {
+                return Err(KvError::StoreFull { keys_max });
+            }
+            slot.insert(value.clone());
+        }
     }
     Ok(())
 }
 
 /// Keys starting with `prefix`, after `start_after`, at most `limit` of them and at most
 /// [`LIST_RESPONSE_BYTES_MAX`] bytes of keys.
-fn list(data: &BTreeMap<Bytes, Bytes>, prefix: &Bytes, start_after: Option<&Bytes>, limit: u32) -> Output {
+fn list(data: &BTreeMap<Key, Bytes>, prefix: &Bytes, start_after: Option<&Bytes>, limit: u32) -> Output {
     let keys_max = limit.min(LIST_KEYS_MAX) as usize;
     let start: Bound<&[u8]> = match start_after {
         Some(after) if after >= prefix => Bound::Excluded(after),
         _ => Bound::Included(prefix),
     };
-    let mut matching = data.range::<[u8], _>((start, Bound::Unbounded)).map(|(key, _)| key);
+    let mut matching = data.range::<[u8], _>((start, Bound::Unbounded)).map(|(key, _)| key.bytes());
     let mut matching = core::iter::from_fn(move || matching.next().filter(|key| key.starts_with(prefix)));
     let mut keys = Vec::new();
     let mut bytes = 0;
