@@ -1,10 +1,17 @@
-//! `raft-node bench`: C concurrent clients, each with its own WebSocket and session, issue
-//! puts of 8-byte keys and fixed-size values, one outstanding request each, and the latency
-//! of every put is recorded (client send → applied on the leader → answer received).
+//! `raft-node bench`: C concurrent clients, each with its own session, issue puts of 8-byte keys
+//! and fixed-size values, one outstanding request each, and the latency of every put is
+//! recorded (client send → applied on the leader → answer received). The clients share
+//! `connections` WebSockets per server, round-robin, as the clients of one process share a
+//! pool (and as etcd's benchmark shares `--conns` among `--clients`): on this 2-core machine a
+//! socket per client costs more in system calls and wake-ups than the rest of a put.
 
 use crate::client::{Client, ClientConfig};
+use crate::connection::ConnectionPool;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+
+/// Clients per shared connection unless told otherwise (`raft-node bench --conns`).
+pub const CLIENTS_PER_CONNECTION: usize = 16;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -13,6 +20,8 @@ pub struct BenchConfig {
     pub endpoints: Vec<String>,
     /// Concurrent clients.
     pub clients: usize,
+    /// WebSocket connections per server the clients share (at most one per client).
+    pub connections: usize,
     /// Total puts across all clients.
     pub ops: usize,
     /// Bytes per value.
@@ -26,6 +35,8 @@ pub struct BenchConfig {
 pub struct BenchReport {
     /// Concurrent clients.
     pub clients: usize,
+    /// Connections per server they shared.
+    pub connections: usize,
     /// Puts that succeeded.
     pub ops: usize,
     /// Puts that failed.
@@ -57,12 +68,14 @@ pub async fn run(config: BenchConfig) -> BenchReport {
     let clients = config.clients.max(1);
     let value = "x".repeat(config.value_size_bytes);
     // Connect and open sessions first, so the timed part measures puts only.
+    let connections = config.connections.clamp(1, clients);
+    let pools: Vec<ConnectionPool> = (0..connections).map(|_| ConnectionPool::new()).collect();
     let mut prepared = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for number in 0..clients {
         let mut client_config = ClientConfig::new(config.endpoints.clone());
         client_config.use_session = config.use_session;
         client_config.call_timeout = Duration::from_secs(10);
-        let mut client = Client::new(client_config);
+        let mut client = Client::with_pool(client_config, pools[number % connections].clone());
         let _ = client.put("bench-warmup", "1").await;
         prepared.push(client);
     }
@@ -103,6 +116,7 @@ pub async fn run(config: BenchConfig) -> BenchReport {
     latencies.sort_unstable();
     BenchReport {
         clients,
+        connections,
         ops: latencies.len(),
         errors,
         elapsed_s: elapsed,

@@ -5,13 +5,11 @@
 //! (thesis §6.3), resends a write with the same sequence number after a timeout or a lost
 //! connection, so the cluster applies it once even when the first attempt did land.
 
-use futures_util::{SinkExt, StreamExt};
+use crate::connection::{Connection, ConnectionPool};
 use serde_json::{json, Value};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Where and how a client talks to a cluster.
 #[derive(Clone, Debug)]
@@ -77,27 +75,25 @@ struct Session {
 /// A connection-keeping, retrying client.
 pub struct Client {
     config: ClientConfig,
-    socket: Option<(String, Socket)>,
+    pool: ConnectionPool,
+    socket: Option<Arc<Connection>>,
     preferred: Option<String>,
     cursor: usize,
-    next_request_id: u64,
     session: Option<Session>,
     /// Attempts that were retried (for the bench's error accounting).
     pub retries: u64,
 }
 
 impl Client {
-    /// A client; it connects on first use.
+    /// A client with connections of its own; it connects on first use.
     pub fn new(config: ClientConfig) -> Client {
-        Client {
-            config,
-            socket: None,
-            preferred: None,
-            cursor: 0,
-            next_request_id: 1,
-            session: None,
-            retries: 0,
-        }
+        Client::with_pool(config, ConnectionPool::new())
+    }
+
+    /// A client that shares `pool`'s connections with the other clients given it: its requests
+    /// travel beside theirs on one WebSocket per server (see [`crate::connection`]).
+    pub fn with_pool(config: ClientConfig, pool: ConnectionPool) -> Client {
+        Client { config, pool, socket: None, preferred: None, cursor: 0, session: None, retries: 0 }
     }
 
     fn pick_address(&mut self) -> Option<String> {
@@ -117,50 +113,19 @@ impl Client {
         self.socket = None;
     }
 
-    /// One attempt. `body` is the request serialized once per call, without its `id`: each
-    /// attempt gets a fresh id spliced in front, so a late answer to an earlier attempt is
-    /// recognised and skipped.
+    /// One attempt. `body` is the request serialized once per call, without its `id`: the
+    /// connection gives each attempt a fresh one, so a late answer to an earlier attempt never
+    /// passes for this one's.
     async fn attempt(&mut self, address: &str, body: &str) -> Result<Value, String> {
-        if self.socket.as_ref().is_none_or(|(connected, _)| connected != address) {
-            let url = format!("ws://{address}/client");
-            // A small read buffer: tungstenite zero-fills it on every read (see the server's).
-            let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .read_buffer_size(4 * 1024);
-            let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true);
-            let (socket, _) = tokio::time::timeout(self.config.attempt_timeout, connect)
-                .await
-                .map_err(|_| format!("connecting to {address} timed out"))?
-                .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-            self.socket = Some((address.to_string(), socket));
-        }
-        let id = self.next_request_id;
-        self.next_request_id += 1;
-        let rest = body.strip_prefix('{').unwrap_or("}");
-        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
-        let text = format!("{{\"id\":{id}{separator}{rest}");
-        let Some((_, socket)) = self.socket.as_mut() else { return Err("not connected".into()) };
-        socket.send(WsMessage::text(text)).await.map_err(|e| format!("send to {address}: {e}"))?;
-        let deadline = Instant::now() + self.config.attempt_timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let message = tokio::time::timeout(remaining, socket.next())
-                .await
-                .map_err(|_| format!("no answer from {address} in time"))?;
-            let text = match message {
-                Some(Ok(WsMessage::Text(text))) => text.to_string(),
-                Some(Ok(WsMessage::Close(_))) | None => {
-                    return Err(format!("{address} closed the connection"))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("receive from {address}: {e}")),
-            };
-            let response: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{address} sent invalid JSON: {e}"))?;
-            // Answers to abandoned earlier attempts may still arrive; skip them.
-            if response.get("id").and_then(Value::as_u64) == Some(id) {
-                return Ok(response);
+        let connection = match &self.socket {
+            Some(open) if open.address() == address && !open.is_closed() => open.clone(),
+            _ => {
+                let connection = self.pool.connection(address, self.config.attempt_timeout).await?;
+                self.socket = Some(connection.clone());
+                connection
             }
-        }
+        };
+        connection.call(body.to_string(), self.config.attempt_timeout).await
     }
 
     /// Sends one request (a JSON object with `op`), retrying as the module docs say.

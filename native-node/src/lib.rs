@@ -11,7 +11,8 @@
 //!   authenticated handshake, bounded per-peer queues, reconnect with backoff).
 //! - [`server`]: one port for `/raft`, the JSON client API (`/client`), `/health`, `/metrics`,
 //!   `/events` and static files.
-//! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use.
+//! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use, over
+//!   [`connection`]s that many clients can share.
 //! - [`kv`]: the key-value state machine with client sessions.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod bench;
 pub mod client;
+pub mod connection;
 pub mod kv;
 pub mod metrics;
 pub mod raft;

@@ -144,6 +144,10 @@ struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 1)]
     clients: usize,
+    /// WebSocket connections per server that the clients share, as etcd's benchmark `--conns`
+    /// [default: one per 16 clients; `--conns` equal to `--clients` gives each its own].
+    #[arg(long)]
+    conns: Option<usize>,
     /// Total puts.
     #[arg(long, default_value_t = 10_000)]
     ops: usize,
@@ -483,6 +487,7 @@ fn main() -> ExitCode {
                 let report = bench::run(BenchConfig {
                     endpoints: args.endpoints.endpoints,
                     clients: args.clients,
+                    connections: args.conns.unwrap_or(args.clients.div_ceil(bench::CLIENTS_PER_CONNECTION)),
                     ops: args.ops,
                     value_size_bytes: args.value_size,
                     use_session: !args.no_session,
