@@ -88,7 +88,7 @@ try {
   // Wasm and native alternate, so a burst of load elsewhere hits both sides alike.
   const wasmRuns = [];
   const nativeRuns = [];
-  for (let k = 0; k < 3; k++) {
+  for (let k = 0; k < 5; k++) {
     wasmRuns.push(await run('coreWorkload', workload));
     nativeRuns.push(nativeExample('core_bench', Object.values(workload)));
   }
@@ -97,7 +97,7 @@ try {
   const hashes = new Set([...wasmRuns, ...nativeRuns].map((r) => r.hash));
   const same = hashes.size === 1 ? 'same trace hash' : `DIFFERENT trace hashes ${[...hashes].join(' / ')}`;
   const ratios = wasmRuns.map((w, k) => nativeRuns[k].ms / w.ms);
-  console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults; medians of 3): wasm ${wasmMs.toFixed(0)} ms, native ${nativeMs.toFixed(0)} ms (both wasm-release), wasm speed ${(nativeMs / wasmMs).toFixed(2)}x native (pairs ${range(ratios, 2)}x; ${same})`);
+  console.log(`core workload (run_seed, seeds ${workload.seed}..${workload.seed + workload.runs - 1}, ${workload.nodes} nodes, ${workload.ticks} ticks, all faults; medians of 5 alternating pairs): wasm ${wasmMs.toFixed(0)} ms, native ${nativeMs.toFixed(0)} ms (both wasm-release), wasm speed ${(nativeMs / wasmMs).toFixed(2)}x native (pairs ${range(ratios, 2)}x; ${same})`);
 
   // The README's picture: log replication, while AppendEntries carry the first write.
   await page.evaluate(() => {
