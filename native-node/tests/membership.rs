@@ -120,10 +120,11 @@ async fn leadership_moves_to_the_named_follower() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_too_far_behind_is_caught_up_with_a_snapshot() {
-    let mut cluster = Cluster::start(3, "install").await;
-    // Small snapshot settings so that the leader compacts away what the follower misses.
+/// Three nodes with small snapshot settings (every 40 entries, 5 kept); one follower is stopped
+/// while 150 puts go in, so the leader compacts away what it missed. Returns the cluster, the
+/// stopped follower and the index of the last put.
+async fn leader_snapshotted_past_a_stopped_follower(name: &str) -> (Cluster, u64, u64) {
+    let mut cluster = Cluster::start(3, name).await;
     for id in 1..=3 {
         cluster.stop(id).await;
     }
@@ -145,7 +146,13 @@ async fn a_follower_too_far_behind_is_caught_up_with_a_snapshot() {
     }
     let leader_status = cluster.node(leader).raft.status();
     assert!(leader_status.snapshot_index >= 80, "the leader snapshotted: {leader_status:?}");
+    (cluster, lagging, last)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_too_far_behind_is_caught_up_with_a_snapshot() {
+    let (mut cluster, lagging, last) = leader_snapshotted_past_a_stopped_follower("install").await;
+    let members = cluster.members.clone();
     let restart = |cluster: &mut Cluster| {
         let address = cluster.addresses[(lagging - 1) as usize].clone();
         let mut config = node_config(lagging, &members, &cluster.dir);
@@ -175,26 +182,8 @@ async fn a_follower_too_far_behind_is_caught_up_with_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_larger_than_the_staging_limit_stops_the_follower_with_a_clear_error() {
-    let mut cluster = Cluster::start(3, "staging").await;
-    for id in 1..=3 {
-        cluster.stop(id).await;
-    }
+    let (mut cluster, lagging, _) = leader_snapshotted_past_a_stopped_follower("staging").await;
     let members = cluster.members.clone();
-    for id in 1..=3u64 {
-        let listener = bind_retrying(&cluster.addresses[(id - 1) as usize]).await;
-        let mut config = node_config(id, &members, &cluster.dir);
-        config.snapshot_interval_entries = 40;
-        config.snapshot_trailing_entries = 5;
-        cluster.nodes[(id - 1) as usize] = Some(server::start(config, listener).await.unwrap());
-    }
-    let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await;
-    let lagging = if leader == 1 { 2 } else { 1 };
-    cluster.stop(lagging).await;
-    let mut client = cluster.client();
-    for i in 0..150 {
-        client.put(&format!("k{i}"), &format!("v{i}")).await.unwrap();
-    }
-    assert!(cluster.node(leader).raft.status().snapshot_index >= 80, "the leader snapshotted");
 
     // The lagging node may stage only 64 bytes: the leader's snapshot (150 keys) is larger.
     let address = cluster.addresses[(lagging - 1) as usize].clone();

@@ -2,21 +2,7 @@
 // Every test drives the simulation through window.flotilla while paused, so what it checks is a
 // pure function of seed + script, not of frame timing.
 import { expect, test } from '@playwright/test';
-
-/** Opens the playground (optionally at a fragment), waits for the core, and stops playback. */
-async function open(page, fragment = '') {
-  const errors = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`/${fragment}`);
-  await page.waitForFunction(() => document.body.dataset.ready === 'true');
-  await page.evaluate(() => window.flotilla.stop());
-  return errors;
-}
-
-const state = (page) => page.evaluate(() => window.flotilla.state());
+import { open, state } from './helpers.mjs';
 
 async function freshRun(page, options = {}) {
   await page.evaluate((o) => window.flotilla.newRun({ nodes: 5, seed: 18, ...o }), options);

@@ -2,20 +2,7 @@
 // As in playground.spec.mjs, the simulation is driven while paused, so every check is a pure
 // function of seed + script.
 import { expect, test } from '@playwright/test';
-
-async function open(page, fragment = '') {
-  const errors = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`/${fragment}`);
-  await page.waitForFunction(() => document.body.dataset.ready === 'true');
-  await page.evaluate(() => window.flotilla.stop());
-  return errors;
-}
-
-const state = (page) => page.evaluate(() => window.flotilla.state());
+import { open, state } from './helpers.mjs';
 
 /** Runs until read `id` is answered (at most `ms` simulated ms) and returns it. */
 async function answered(page, id, ms = 3000) {
