@@ -45,17 +45,22 @@ else
     cargo install wasm-bindgen-cli --version "$want_wb"
 fi
 
+# Installs Debian package $2 for step $1; refreshes the package lists once if the first try fails.
+apt_install() {
+    step "$1" "installing Debian package $2"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -qq "$2" >/dev/null; then
+        step "$1" "install failed; running apt-get update and retrying"
+        as_root apt-get update -qq
+        as_root apt-get install -y -qq "$2" >/dev/null
+    fi
+}
+
 # 3. binaryen's wasm-opt, which scripts/build-wasm.sh runs on the wasm package.
 if command -v wasm-opt >/dev/null 2>&1; then
     step "wasm-opt" "ok ($(wasm-opt --version 2>/dev/null | head -n 1))"
 else
-    step "wasm-opt" "installing Debian package binaryen"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! as_root apt-get install -y -qq binaryen >/dev/null; then
-        step "wasm-opt" "install failed; running apt-get update and retrying"
-        as_root apt-get update -qq
-        as_root apt-get install -y -qq binaryen >/dev/null
-    fi
+    apt_install wasm-opt binaryen
 fi
 
 # 4. npm dependencies (Playwright's test runner; its browser download is never used).
@@ -78,11 +83,5 @@ fi
 if [ -x /usr/bin/chromium ]; then
     step "chromium" "ok (/usr/bin/chromium)"
 else
-    step "chromium" "installing Debian package chromium"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! as_root apt-get install -y -qq chromium >/dev/null; then
-        step "chromium" "install failed; running apt-get update and retrying"
-        as_root apt-get update -qq
-        as_root apt-get install -y -qq chromium >/dev/null
-    fi
+    apt_install chromium chromium
 fi
