@@ -32,7 +32,7 @@ impl Rng {
         let span = high - low;
         // Multiply-shift maps 64 random bits onto the span without a division (Lemire 2019);
         // the bias is below 2^-32 for the spans used here.
-        low + ((u128::from(self.next_u64()) * u128::from(span)) >> 64) as u64
+        low + mul_high(self.next_u64(), span)
     }
 
     /// True with probability `numerator / denominator`.
@@ -41,9 +41,46 @@ impl Rng {
     }
 }
 
+/// The high 64 bits of the 128-bit product `a * b`.
+#[inline]
+fn mul_high(a: u64, b: u64) -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        mul_high_by_halves(a, b)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        ((u128::from(a) * u128::from(b)) >> 64) as u64
+    }
+}
+
+/// [`mul_high`] from 32-bit halves, for wasm: it has no 64×64→128 multiply, and the compiler's
+/// generic 128-bit multiply there is a call to a routine that multiplies full 128-bit operands.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn mul_high_by_halves(a: u64, b: u64) -> u64 {
+    const LOW: u64 = 0xFFFF_FFFF;
+    let (a_low, a_high) = (a & LOW, a >> 32);
+    let (b_low, b_high) = (b & LOW, b >> 32);
+    let high_low = a_high * b_low;
+    // At most (2^32 - 1)^2 + 2 * (2^32 - 1) = 2^64 - 1: no overflow.
+    let middle = ((a_low * b_low) >> 32) + (high_low & LOW) + a_low * b_high;
+    a_high * b_high + (high_low >> 32) + (middle >> 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_high_half_by_halves_is_the_128_bit_products() {
+        let mut rng = Rng::new(7);
+        let edges = [0, 1, 2, 0xFFFF_FFFF, 0x1_0000_0000, u64::MAX - 1, u64::MAX];
+        let pairs = edges.iter().flat_map(|&a| edges.iter().map(move |&b| (a, b)));
+        let random = (0..10_000).map(|_| (rng.next_u64(), rng.next_u64()));
+        for (a, b) in pairs.chain(random) {
+            assert_eq!(mul_high_by_halves(a, b), ((u128::from(a) * u128::from(b)) >> 64) as u64, "{a} * {b}");
+        }
+    }
 
     #[test]
     fn same_seed_same_sequence() {
