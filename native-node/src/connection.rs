@@ -9,6 +9,7 @@
 //! the CPU of a 256-client benchmark. [`ConnectionPool`] hands out one connection per server
 //! address; clients given the same pool share them.
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -87,65 +88,95 @@ impl Connection {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Reply = oneshot::Sender<Result<Value, String>>;
 
-/// The connection's task: writes queued requests (one flush per batch) and routes answers by id.
-/// When it ends, every caller still waiting gets an error (their reply senders are dropped).
-async fn run(socket: Socket, mut queue: mpsc::UnboundedReceiver<Outgoing>, address: String) {
-    let (mut sink, mut stream) = socket.split();
-    let mut waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>> = HashMap::new();
+/// Callers waiting for an answer, by request id.
+struct Waiting {
+    replies: HashMap<u64, Reply>,
+    prune_at: usize,
+}
+
+impl Waiting {
+    fn insert(&mut self, id: u64, reply: Reply) {
+        if self.replies.len() >= self.prune_at {
+            // Callers that gave up (timed out) are forgotten here rather than when their answer
+            // comes, which it may never do.
+            self.replies.retain(|_, reply| !reply.is_closed());
+            self.prune_at = (2 * self.replies.len()).max(PRUNE_AT_LEAST);
+        }
+        self.replies.insert(id, reply);
+    }
+}
+
+/// The connection's task: writes queued requests and routes answers, side by side, so that
+/// a write waiting for the server to read never keeps this side from reading the server's
+/// answers (each side waiting for the other would stall both). When either side ends, so does
+/// the connection, and every caller still waiting gets an error (its reply is dropped).
+async fn run(socket: Socket, queue: mpsc::UnboundedReceiver<Outgoing>, address: String) {
+    let (sink, stream) = socket.split();
+    let waiting = Mutex::new(Waiting { replies: HashMap::new(), prune_at: PRUNE_AT_LEAST });
+    tokio::select! {
+        () = write_requests(sink, queue, &waiting) => {}
+        () = read_answers(stream, &waiting, &address) => {}
+    }
+}
+
+fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
+    waiting.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Gives each request an id and writes every request queued at that moment with one flush.
+async fn write_requests(
+    mut sink: SplitSink<Socket, WsMessage>,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    waiting: &Mutex<Waiting>,
+) {
     let mut next_id: u64 = 1;
-    let mut prune_at = PRUNE_AT_LEAST;
-    loop {
-        tokio::select! {
-            request = queue.recv() => {
-                let Some(mut request) = request else { break };
-                loop {
-                    let id = next_id;
-                    next_id += 1;
-                    if waiting.len() >= prune_at {
-                        // Callers that gave up (timed out) are forgotten here rather than when
-                        // their answer comes, which it may never do.
-                        waiting.retain(|_, reply| !reply.is_closed());
-                        prune_at = (2 * waiting.len()).max(PRUNE_AT_LEAST);
-                    }
-                    waiting.insert(id, request.reply);
-                    if sink.feed(WsMessage::text(with_id(&request.body, id))).await.is_err() {
-                        return;
-                    }
-                    match queue.try_recv() {
-                        Ok(next) => request = next,
-                        Err(_) => break,
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
+    while let Some(mut request) = queue.recv().await {
+        loop {
+            let id = next_id;
+            next_id += 1;
+            lock(waiting).insert(id, request.reply);
+            if sink.feed(WsMessage::text(with_id(&request.body, id))).await.is_err() {
+                return;
             }
-            message = stream.next() => {
-                let text = match message {
-                    Some(Ok(WsMessage::Text(text))) => text,
-                    Some(Ok(WsMessage::Close(_))) | None => break,
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => {
-                        tracing::debug!(%address, %error, "client connection failed");
-                        break;
-                    }
-                };
-                let answer: Value = match serde_json::from_str(&text) {
-                    Ok(answer) => answer,
-                    Err(error) => {
-                        tracing::warn!(%address, %error, "the server sent invalid JSON; reconnecting");
-                        break;
-                    }
-                };
-                let Some(id) = answer.get("id").and_then(Value::as_u64) else {
-                    tracing::warn!(%address, %answer, "an answer without an id");
-                    continue;
-                };
-                if let Some(reply) = waiting.remove(&id) {
-                    let _ = reply.send(Ok(answer));
-                }
+            match queue.try_recv() {
+                Ok(next) => request = next,
+                Err(_) => break,
             }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Hands each answer to the caller waiting for its id.
+async fn read_answers(mut stream: SplitStream<Socket>, waiting: &Mutex<Waiting>, address: &str) {
+    while let Some(message) = stream.next().await {
+        let text = match message {
+            Ok(WsMessage::Text(text)) => text,
+            Ok(WsMessage::Close(_)) => return,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::debug!(%address, %error, "client connection failed");
+                return;
+            }
+        };
+        let answer: Value = match serde_json::from_str(&text) {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(%address, %error, "the server sent invalid JSON; reconnecting");
+                return;
+            }
+        };
+        let Some(id) = answer.get("id").and_then(Value::as_u64) else {
+            tracing::warn!(%address, %answer, "an answer without an id");
+            continue;
+        };
+        let reply = lock(waiting).replies.remove(&id);
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(answer));
         }
     }
 }

@@ -347,3 +347,39 @@ async fn a_backup_restores_every_replica_and_garbage_is_refused() {
     assert_eq!(client.get("b", "linearizable").await.unwrap()["value"], json!("2"));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sharing_one_connection_each_get_their_own_answers() {
+    use native_node::client::{Client, ClientConfig};
+    use native_node::connection::ConnectionPool;
+    let mut cluster = Cluster::start(3, "shared-connection").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let pool = ConnectionPool::new();
+    let mut tasks = Vec::new();
+    for c in 0..64 {
+        let mut config = ClientConfig::new(cluster.addresses.clone());
+        config.call_timeout = Duration::from_secs(20);
+        let mut client = Client::with_pool(config, pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut indexes = Vec::new();
+            for i in 0..20 {
+                let put = client.put(&format!("c{c}-{i}"), &format!("{c}:{i}")).await.unwrap();
+                indexes.push(put["index"].as_u64().unwrap());
+            }
+            for i in 0..20 {
+                let got = client.get(&format!("c{c}-{i}"), "linearizable").await.unwrap();
+                assert_eq!(got["value"], json!(format!("{c}:{i}")), "client {c} got another's answer");
+            }
+            indexes
+        }));
+    }
+    let mut indexes = Vec::new();
+    for task in tasks {
+        indexes.extend(task.await.unwrap());
+    }
+    let written = indexes.len();
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), written, "every put was answered with its own log index");
+    cluster.shutdown().await;
+}
