@@ -76,7 +76,7 @@ struct Session {
 pub struct Client {
     config: ClientConfig,
     pool: ConnectionPool,
-    socket: Option<Arc<Connection>>,
+    connection: Option<Arc<Connection>>,
     preferred: Option<String>,
     cursor: usize,
     session: Option<Session>,
@@ -93,7 +93,7 @@ impl Client {
     /// A client that shares `pool`'s connections with the other clients given it: its requests
     /// travel beside theirs on one WebSocket per server (see [`crate::connection`]).
     pub fn with_pool(config: ClientConfig, pool: ConnectionPool) -> Client {
-        Client { config, pool, socket: None, preferred: None, cursor: 0, session: None, retries: 0 }
+        Client { config, pool, connection: None, preferred: None, cursor: 0, session: None, retries: 0 }
     }
 
     fn pick_address(&mut self) -> Option<String> {
@@ -110,18 +110,18 @@ impl Client {
     fn rotate(&mut self) {
         self.preferred = None;
         self.cursor = self.cursor.wrapping_add(1);
-        self.socket = None;
+        self.connection = None;
     }
 
     /// One attempt. `body` is the request serialized once per call, without its `id`: the
     /// connection gives each attempt a fresh one, so a late answer to an earlier attempt never
     /// passes for this one's.
     async fn attempt(&mut self, address: &str, body: &str) -> Result<Value, String> {
-        let connection = match &self.socket {
+        let connection = match &self.connection {
             Some(open) if open.address() == address && !open.is_closed() => open.clone(),
             _ => {
                 let connection = self.pool.connection(address, self.config.attempt_timeout).await?;
-                self.socket = Some(connection.clone());
+                self.connection = Some(connection.clone());
                 connection
             }
         };

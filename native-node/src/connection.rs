@@ -30,7 +30,7 @@ const PRUNE_AT_LEAST: usize = 1024;
 /// answer goes.
 struct Outgoing {
     body: String,
-    reply: oneshot::Sender<Result<Value, String>>,
+    reply: Reply,
 }
 
 /// A shared client connection to one server. Cheap to clone the `Arc` around it; it closes when

@@ -352,7 +352,7 @@ async fn a_backup_restores_every_replica_and_garbage_is_refused() {
 async fn clients_sharing_one_connection_each_get_their_own_answers() {
     use native_node::client::{Client, ClientConfig};
     use native_node::connection::ConnectionPool;
-    let mut cluster = Cluster::start(3, "shared-connection").await;
+    let cluster = Cluster::start(3, "shared-connection").await;
     cluster.wait_for_leader(LEADER_TIMEOUT).await;
     let pool = ConnectionPool::new();
     let mut tasks = Vec::new();
