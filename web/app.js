@@ -9,9 +9,9 @@
 import { loadWasm } from './wasm.js';
 import { Timeline } from './timeline.js';
 import { publicState, readFrame, readLogs } from './model.js';
-import { computeLayout, drawFrame, hitMessage, hitNode } from './render.js';
+import { KIND_LEGEND, computeLayout, drawFrame, drawMessageGlyph, hitMessage, hitNode } from './render.js';
 import { hidpiCanvas } from './canvas.js';
-import { PLAYGROUND_OPTIONS, SCENARIOS, captionAt, findScenario, scheduleScenario } from './scenarios.js';
+import { PLAYGROUND_OPTIONS, SCENARIOS, captionAt, captionedSteps, findScenario, readingMs, scheduleScenario } from './scenarios.js';
 import { decodeFragment, encodeFragment } from './share.js';
 import { describeEvents } from './eventlog.js';
 import * as panels from './panels.js';
@@ -24,6 +24,16 @@ const FRAME_BUDGET_MS = 20;
 const LOG_TAIL = 80;
 const PANEL_REFRESH_MS = 250;
 const URL_REFRESH_MS = 500;
+/** Longest wall-clock time the stretch between two captions takes: quieter stretches fast-forward. */
+const SEGMENT_WALL_MS_MAX = 2000;
+/** A forward seek runs this many simulated ms between event drains (the wasm keeps 4096 rows). */
+const SEEK_CHUNK_MS = 500;
+/** The screen-reader announcer speaks at most once per this many wall-clock ms. */
+const ANNOUNCE_EVERY_MS = 2500;
+/** Event history kept per run (the oldest go first beyond it; a long fast run makes many). */
+const HISTORY_LINES_MAX = 100_000;
+/** Event log rows kept on the page. */
+const EVENT_ROWS_SHOWN = 200;
 
 const $ = (id) => document.getElementById(id);
 
@@ -50,8 +60,28 @@ const app = {
   urlAt: 0,
   wasPlayingWhenHidden: false,
   reducedMotion: matchMedia('(prefers-reduced-motion: reduce)').matches,
+  /** 'light' or 'dark': the system's preference unless the toggle chose. */
+  theme: 'light',
+  /** The node whose action menu is open, else null. */
+  menuNode: null,
   /** Id of the latest client get asked from the page, whose answer shows next to the control. */
   lastReadId: null,
+  /** Every event of this branch of the run, oldest first: {timeMs, text, tone, candidateTerm?}. */
+  history: [],
+  /** The history holds every event up to and including this simulated time. */
+  historyMs: -1,
+  /** The cluster's time at the last drain of its events. */
+  drainedMs: -1,
+  /** Narration of a scenario: 'step' (wait for Next at each caption), 'auto' (hold each caption
+   * for a reading time, then go on) or 'off' (play straight through). */
+  narration: 'step',
+  /** Auto narration: the wall-clock time (performance.now) until which the caption is held. */
+  holdUntil: null,
+  /** The stretch being played between two captions: {from, to} in simulated ms. */
+  segment: null,
+  /** Events not yet announced to screen readers, and when the announcer last spoke. */
+  unannounced: [],
+  announcedAt: 0,
 };
 
 const cluster = () => app.timeline.cluster;
@@ -66,9 +96,16 @@ function startRun(newCluster, { scenario = null, atMs = 0, play = false } = {}) 
   app.selectedNode = null;
   app.selectedMessage = null;
   app.lastReadId = null;
+  app.history = [];
+  app.historyMs = -1;
+  app.drainedMs = -1;
+  app.holdUntil = null;
+  app.segment = null;
+  app.unannounced = [];
+  recordEvents(false);
   panels.clearEvents();
   panels.showReadAnswer(null);
-  if (atMs > 0) app.timeline.seek(atMs);
+  if (atMs > 0) seekTo(atMs);
   app.displayMs = cluster().nowMs;
   $('scenario').value = scenario?.id ?? '';
   syncRunForm();
@@ -76,7 +113,7 @@ function startRun(newCluster, { scenario = null, atMs = 0, play = false } = {}) 
   refresh(true);
 }
 
-function loadScenario(id, { play = !app.reducedMotion } = {}) {
+function loadScenario(id, { play = app.narration === 'auto' && !app.reducedMotion } = {}) {
   const scenario = findScenario(id);
   if (!scenario) throw new RangeError(`no scenario ${id}`);
   const fresh = new app.tables.SimCluster(scenario.options);
@@ -106,32 +143,141 @@ function setPlaying(playing) {
   $('play').textContent = playing ? 'Pause' : 'Play';
   $('play').setAttribute('aria-pressed', String(playing));
   app.lastFrameAt = null;
+  app.holdUntil = null;
+  app.segment = null;
   if (!playing) app.displayMs = cluster().nowMs;
+  showNarration();
   updateUrl(true);
 }
 
+function speedText(speed) {
+  return speed < 1 ? speed.toPrecision(2).replace(/\.?0+$/, '') : String(Math.round(speed));
+}
+
 function setSpeed(speed) {
+  if (!Number.isFinite(speed)) return;
   app.speed = Math.min(SPEED_MAX, Math.max(SPEED_MIN, speed));
   $('speed').value = String(Math.log10(app.speed));
-  $('speed-out').textContent = `${app.speed < 1 ? app.speed.toPrecision(2).replace(/\.?0+$/, '') : Math.round(app.speed)}×`;
+  $('speed-out').textContent = `${speedText(app.speed)}×`;
+  $('speed').setAttribute('aria-valuetext', `${speedText(app.speed)} times real time`);
+  if (app.timeline) updateUrl(true);
+}
+
+// ----- narration: a scenario waits at each caption ----------------------------------------
+
+/** The next captioned time after `timeMs` in the scenario, else its end. */
+function nextStop(timeMs) {
+  const step = captionedSteps(app.scenario).find((s) => s.atMs > timeMs);
+  return step ? step.atMs : app.scenario.endMs;
+}
+
+/** Whether the run waits at a caption for the reader (a scenario, narrated, not yet done). */
+function narrated() {
+  return app.scenario !== null && !app.scenarioDone && app.narration !== 'off';
+}
+
+/** Next (button, Space, →): plays to the next caption; while playing, jumps straight to it. */
+function nextStep() {
+  if (!app.scenario || app.scenarioDone) {
+    setPlaying(!app.playing);
+    return;
+  }
+  if (app.playing && app.holdUntil === null) {
+    seek(nextStop(cluster().nowMs));
+    arriveAtStop(performance.now());
+    return;
+  }
+  setPlaying(true);
+}
+
+/** Back (button, ←): to the caption before the one showing, paused. */
+function previousStep() {
+  if (!app.scenario) return;
+  const now = cluster().nowMs;
+  const current = captionAt(app.scenario, now);
+  const steps = captionedSteps(app.scenario);
+  let target = 0;
+  // Mid-way to the next caption: back to the start of this one; at a caption: the one before.
+  if (current) target = current.atMs < now ? current.atMs : steps[Math.max(0, current.index - 1)].atMs;
+  setPlaying(false);
+  seek(target);
+}
+
+function setNarration(mode) {
+  if (!['step', 'auto', 'off'].includes(mode)) throw new RangeError(`no narration mode ${mode}`);
+  app.narration = mode;
+  app.holdUntil = null;
+  showNarration();
+}
+
+/** Reached a caption (or the end) while playing: wait for Next, hold it, or stop at the end. */
+function arriveAtStop(now) {
+  app.segment = null;
+  if (cluster().nowMs >= app.scenario.endMs) {
+    app.scenarioDone = true;
+    setPlaying(false);
+  } else if (app.narration === 'step') {
+    setPlaying(false);
+  } else if (app.narration === 'auto') {
+    const caption = captionAt(app.scenario, cluster().nowMs);
+    app.holdUntil = now + readingMs(caption?.caption ?? '');
+    showNarration();
+  }
+}
+
+function showNarration() {
+  const scenario = app.scenario;
+  const bar = $('narration');
+  if (!bar) return;
+  const steps = scenario ? captionedSteps(scenario) : [];
+  const current = scenario && app.timeline ? captionAt(scenario, cluster().nowMs) : null;
+  const set = (element, property, value) => {
+    if (element[property] !== value) element[property] = value;
+  };
+  set($('back'), 'disabled', !scenario || cluster().nowMs === 0);
+  set($('next'), 'disabled', !scenario || app.scenarioDone);
+  set($('auto'), 'disabled', !scenario);
+  set($('next'), 'textContent', app.playing && app.holdUntil === null && narrated() ? 'Skip ahead' : 'Next');
+  $('auto').setAttribute('aria-pressed', String(app.narration === 'auto'));
+  set($('step-count'), 'textContent', scenario ? `Step ${current ? current.index + 1 : 0} of ${steps.length}${app.scenarioDone ? ' · end' : ''}` : '');
+  bar.dataset.waiting = String(Boolean(scenario) && !app.playing && !app.scenarioDone);
+}
+
+/**
+ * Moves the timeline to `timeMs`, keeping the event history whole: times already seen replay
+ * silently; new ground is run in chunks, each chunk's events recorded.
+ */
+function seekTo(timeMs) {
+  const target = Math.max(0, Math.floor(timeMs));
+  if (target <= app.historyMs) {
+    recordEvents(app.timeline.seek(target));
+    return;
+  }
+  if (cluster().nowMs !== app.historyMs) recordEvents(app.timeline.seek(app.historyMs));
+  while (cluster().nowMs < target) {
+    app.timeline.advanceTo(Math.min(target, cluster().nowMs + SEEK_CHUNK_MS));
+    recordEvents(false);
+  }
 }
 
 /** Moves the view to `timeMs` (simulated milliseconds). */
 function seek(timeMs) {
-  app.timeline.seek(Math.max(0, Math.floor(timeMs)));
+  seekTo(timeMs);
   app.displayMs = cluster().nowMs;
   app.scenarioDone = app.scenario ? cluster().nowMs >= app.scenario.endMs : false;
+  app.holdUntil = null;
+  app.segment = null;
   refresh(true);
   updateUrl(true);
 }
 
 /** Runs forward to `target` within the frame's budget; returns whether it got there. */
-function simulateTo(target) {
+function simulateTo(target, speed) {
   const started = performance.now();
-  const chunk = Math.max(1, Math.ceil(app.speed * 4));
+  const chunk = Math.max(1, Math.ceil(speed * 4));
   while (cluster().nowMs < target) {
     app.timeline.advanceTo(Math.min(target, cluster().nowMs + chunk));
-    drainEvents();
+    recordEvents(false);
     if (performance.now() - started > FRAME_BUDGET_MS) return false;
   }
   return true;
@@ -141,7 +287,7 @@ function stepOnce() {
   setPlaying(false);
   cluster().stepEvent();
   app.timeline.endMs = Math.max(app.timeline.endMs, cluster().nowMs);
-  drainEvents();
+  recordEvents(false, true);
   app.displayMs = cluster().nowMs;
   refresh(true);
 }
@@ -155,9 +301,20 @@ function act(inputs) {
     for (const input of inputs) c.schedule(at, input);
     c.runUntil(at);
   });
-  drainEvents();
+  const fork = app.timeline.lastFork;
+  if (fork) {
+    // The recorded future is gone: its events too, and the reader is told.
+    app.history = app.history.filter((line) => line.timeMs <= fork.atMs);
+    app.historyMs = fork.atMs;
+    showNotice(
+      `You acted at ${fork.atMs} ms, in the past: the run recorded after it (to ${fork.droppedToMs} ms) was dropped, and this is a new branch from here.`,
+    );
+  }
+  recordEvents(false);
   app.displayMs = cluster().nowMs;
   app.scenarioDone = true; // the user went off script: do not stop at the scenario's end
+  app.holdUntil = null;
+  showNarration();
   refresh(true);
   updateUrl(true);
 }
@@ -209,18 +366,32 @@ function nodeAction(action, id) {
 function frameLoop(now) {
   requestAnimationFrame(frameLoop);
   if (document.hidden || !app.timeline) return;
-  if (app.playing) {
+  if (app.playing && app.holdUntil !== null) {
+    // Auto narration holds the caption for its reading time, then plays on.
+    app.lastFrameAt = now;
+    if (now >= app.holdUntil) {
+      app.holdUntil = null;
+      showNarration();
+    }
+  } else if (app.playing) {
     const dt = app.lastFrameAt === null ? 0 : Math.min(100, now - app.lastFrameAt);
     app.lastFrameAt = now;
-    let next = app.displayMs + dt * app.speed;
-    const end = app.scenario && !app.scenarioDone ? app.scenario.endMs : Infinity;
-    if (next >= end) next = end;
-    const reached = simulateTo(Math.floor(next));
-    app.displayMs = reached ? next : cluster().nowMs;
-    if (cluster().nowMs >= end) {
-      app.scenarioDone = true;
-      setPlaying(false);
+    let stop = Infinity;
+    let speed = app.speed;
+    if (narrated()) {
+      stop = nextStop(cluster().nowMs);
+      if (!app.segment || app.segment.to !== stop) app.segment = { from: cluster().nowMs, to: stop };
+      // Fast-forward a long quiet stretch so it takes at most SEGMENT_WALL_MS_MAX.
+      speed = Math.max(app.speed, (app.segment.to - app.segment.from) / SEGMENT_WALL_MS_MAX);
+    } else if (app.scenario && !app.scenarioDone) {
+      stop = app.scenario.endMs;
     }
+    app.effectiveSpeed = speed;
+    let next = app.displayMs + dt * speed;
+    if (next >= stop) next = stop;
+    const reached = simulateTo(Math.floor(next), speed);
+    app.displayMs = reached ? next : cluster().nowMs;
+    if (cluster().nowMs >= stop) arriveAtStop(now);
     app.dirty = true;
   }
   if (app.dirty) {
@@ -229,11 +400,56 @@ function frameLoop(now) {
   }
 }
 
-function drainEvents() {
+/**
+ * Drains the cluster's events into the history. `replayed`: the cluster was restored from a
+ * checkpoint, so events up to `historyMs` are ones already recorded. `partial`: a single step,
+ * after which other events at the same millisecond may still come.
+ */
+function recordEvents(replayed, partial = false) {
   const rows = cluster().drainEvents();
-  if (rows.length === 0) return;
-  const violations = cluster().violationCount ? cluster().violations() : [];
-  panels.appendEvents(describeEvents(rows, violations, (id) => cluster().readResult(id)));
+  const now = cluster().nowMs;
+  // The cluster ran from at or before the history's edge: what it reports up to the edge is
+  // already recorded, and anything recorded past the edge (a single step's) is reported again.
+  const overlaps = replayed || app.drainedMs <= app.historyMs;
+  app.drainedMs = now;
+  if (rows.length > 0) {
+    if (overlaps && app.history.length && app.history[app.history.length - 1].timeMs > app.historyMs) {
+      app.history = app.history.filter((line) => line.timeMs <= app.historyMs);
+    }
+    const violations = cluster().violationCount ? cluster().violations() : [];
+    let lines = describeEvents(rows, violations, (id) => cluster().readResult(id));
+    if (overlaps) lines = lines.filter((line) => line.timeMs > app.historyMs);
+    for (const line of lines) app.history.push(line);
+    if (app.history.length > HISTORY_LINES_MAX) app.history = app.history.slice(-Math.floor(HISTORY_LINES_MAX * 0.9));
+    app.unannounced.push(...lines);
+  }
+  app.historyMs = Math.max(app.historyMs, partial ? now - 1 : now);
+}
+
+/** Speaks new events to screen readers, at most once per ANNOUNCE_EVERY_MS: the most important
+ * of them, and how many others came with it. The event log itself is not a live region. */
+function announce(now) {
+  if (app.unannounced.length === 0 || now - app.announcedAt < ANNOUNCE_EVERY_MS) return;
+  const lines = app.unannounced;
+  app.unannounced = [];
+  app.announcedAt = now;
+  const rank = (line) => (line.tone === 'bad' ? 3 : line.tone === 'leader' ? 2 : line.tone.startsWith('read') ? 1 : 0);
+  const top = lines.reduce((best, line) => (rank(line) >= rank(best) ? line : best));
+  const others = lines.length - 1;
+  $('announcer').textContent = `${top.text}${others > 0 ? ` (and ${others} more event${others === 1 ? '' : 's'})` : ''}`;
+}
+
+/** Elections started up to now: the terms in which some server became a candidate. */
+function electionsUpTo(timeMs) {
+  const terms = new Set();
+  for (const line of app.history) if (line.timeMs <= timeMs && line.candidateTerm) terms.add(line.candidateTerm);
+  return terms.size;
+}
+
+/** A message that stays until dismissed (a bad link, a dropped future). */
+function showNotice(text) {
+  $('notice-text').textContent = text;
+  $('notice').hidden = false;
 }
 
 /** Reads the frame, draws it, and (at most a few times a second, or when forced) the panels. */
@@ -249,9 +465,12 @@ function refresh(force) {
     selectedNode: app.selectedNode,
     selectedMessage: app.selectedMessage,
     drag: app.drag?.moved ? app.drag : null,
+    theme: app.theme,
   });
   panels.syncNodeButtons($('node-buttons'), app.layout, app.frame, selectNode);
   showTime();
+  panels.showEvents(app.history, cluster().nowMs, EVENT_ROWS_SHOWN);
+  announce(performance.now());
   const now = performance.now();
   if (force || now - app.panelsAt > PANEL_REFRESH_MS) {
     app.panelsAt = now;
@@ -270,13 +489,19 @@ function showTime() {
   }
   if (document.activeElement !== scrub || !scrub.matches(':active')) scrub.value = String(c.nowMs);
   scrub.setAttribute('aria-valuetext', `${c.nowMs} milliseconds`);
-  $('time-out').textContent = `${(c.nowMs / 1000).toFixed(3)} s · tick ${app.frame.tick}${app.timeline.inPast ? ' · replay' : ''}`;
+  const fast = app.playing && app.holdUntil === null && narrated() && app.effectiveSpeed > app.speed * 1.01;
+  $('time-out').textContent =
+    `${(c.nowMs / 1000).toFixed(3)} s · tick ${app.frame.tick}${app.timeline.inPast ? ' · replay' : ''}${fast ? ` · fast-forward ${speedText(app.effectiveSpeed)}×` : ''}`;
   const caption = app.scenario ? captionAt(app.scenario, c.nowMs) : null;
   const text = app.scenario
     ? `${caption?.caption ?? ''}${app.scenarioDone && c.nowMs >= app.scenario.endMs ? ' — End of the scenario: press Play to go on, or act on the cluster.' : ''}`
     : 'Free play: click a server for its controls, drag between two servers to cut a link.';
   if ($('caption').textContent !== text) $('caption').textContent = text;
-  panels.showSteps(app.scenario, caption, seek);
+  panels.showSteps(app.scenario, caption, (atMs) => {
+    setPlaying(false);
+    seek(atMs);
+  });
+  showNarration();
 }
 
 /** Ticks above the time slider where the script has inputs (at most one per pixel-ish slot). */
@@ -307,7 +532,7 @@ function refreshPanels() {
   if (app.lastReadId !== null) panels.showReadAnswer(c.readResult(app.lastReadId) ?? null);
   const st = c.stats();
   $('stats').textContent =
-    `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${st.elections} elections · ` +
+    `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${electionsUpTo(c.nowMs)} elections · ` +
     `${st.committed} entries committed · ${st.snapshotsTaken} snapshots taken, ${st.snapshotsInstalled} sent · ` +
     `${st.membershipChanges} membership changes`;
   if (app.selectedNode !== null) {
@@ -330,17 +555,173 @@ function updateUrl(force) {
   const now = performance.now();
   if (!force && now - app.urlAt < URL_REFRESH_MS) return;
   app.urlAt = now;
-  const fragment = encodeFragment({ run: cluster().run(), atMs: cluster().nowMs, scenario: app.scenario?.id });
+  const fragment = encodeFragment({ run: cluster().run(), atMs: cluster().nowMs, scenario: app.scenario?.id, speed: app.speed });
   if (location.hash !== fragment) history.replaceState(null, '', fragment);
   $('share-link').href = fragment;
 }
 
 // ----- selection and pointer ---------------------------------------------------------------
 
+/** A click (or Enter) on a server: select it (its details fill the panel) and open its menu. */
 function selectNode(id) {
-  app.selectedNode = app.selectedNode === id ? null : id;
+  app.selectedNode = id;
   refresh(true);
-  if (app.selectedNode !== null) $('node-heading').scrollIntoView({ block: 'nearest' });
+  openMenu(id);
+}
+
+// ----- the menu at a server ------------------------------------------------------------------
+
+const nodeButton = (id) => $('node-buttons').querySelector(`[data-node="${id}"]`);
+const menuItems = () => [...$('node-menu').querySelectorAll('[role="menuitem"]')].filter((item) => !item.hidden);
+
+/** Opens server `id`'s action menu beside it, offering what applies now, focus on the first. */
+function openMenu(id) {
+  const menu = $('node-menu');
+  const node = app.frame.nodes[id - 1];
+  const place = app.layout.nodes[id - 1];
+  if (!node || !place) return;
+  app.menuNode = id;
+  const down = node.liveness === 'down';
+  const paused = node.liveness === 'paused';
+  const show = {
+    crash: !down,
+    restart: down,
+    pause: !down && !paused,
+    resume: paused,
+    campaign: !down && !paused && node.member === 'voter' && node.role !== 'leader',
+    isolate: true,
+    transferLeadership: !down && app.frame.leader !== null && app.frame.leader !== id && node.member === 'voter',
+    snapshot: !down,
+    details: true,
+  };
+  for (const item of menu.querySelectorAll('[data-menu-action]')) item.hidden = !show[item.dataset.menuAction];
+  $('node-menu-title').textContent = `Node ${id}: ${panels.nodeLabel(node).replace(/^node \d+, /, '')}`;
+  menu.hidden = false;
+  // Beside the server, inside the picture.
+  const width = menu.offsetWidth;
+  const height = menu.offsetHeight;
+  const left = place.x + place.r + 8 + width <= app.width ? place.x + place.r + 8 : Math.max(0, place.x - place.r - 8 - width);
+  const top = Math.min(Math.max(0, place.y - place.r), Math.max(0, app.height - height));
+  menu.style.left = `${Math.round(left)}px`;
+  menu.style.top = `${Math.round(top)}px`;
+  const button = nodeButton(id);
+  button?.setAttribute('aria-expanded', 'true');
+  menuItems()[0]?.focus();
+}
+
+/** Closes the menu; `returnFocus`: back to its server's button. */
+function closeMenu(returnFocus) {
+  if (app.menuNode === null) return;
+  const id = app.menuNode;
+  app.menuNode = null;
+  $('node-menu').hidden = true;
+  const button = nodeButton(id);
+  button?.setAttribute('aria-expanded', 'false');
+  if (returnFocus) button?.focus();
+}
+
+function wireMenu() {
+  const menu = $('node-menu');
+  menu.addEventListener('click', (event) => {
+    const item = event.target.closest('[data-menu-action]');
+    if (!item || app.menuNode === null) return;
+    const id = app.menuNode;
+    const action = item.dataset.menuAction;
+    if (action === 'details') {
+      closeMenu(false);
+      $('node-heading').scrollIntoView({ block: 'nearest' });
+      $('node-heading').focus();
+      return;
+    }
+    closeMenu(true);
+    nodeAction(action, id);
+  });
+  menu.addEventListener('keydown', (event) => {
+    const items = menuItems();
+    const at = items.indexOf(document.activeElement);
+    const move = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+    if (move) {
+      event.preventDefault();
+      items[(at + move + items.length) % items.length].focus();
+    } else if (event.key === 'Home' || event.key === 'End') {
+      event.preventDefault();
+      items[event.key === 'Home' ? 0 : items.length - 1].focus();
+    } else if (event.key === 'Escape') {
+      event.preventDefault();
+      event.stopPropagation();
+      closeMenu(true);
+    } else if (event.key === 'Tab') {
+      closeMenu(false);
+    }
+  });
+  document.addEventListener('pointerdown', (event) => {
+    if (app.menuNode !== null && !menu.contains(event.target) && !event.target.closest?.('.node-hit')) closeMenu(false);
+  });
+  $('node-buttons').addEventListener('contextmenu', (event) => {
+    const id = Number(event.target.dataset?.node);
+    if (!id) return;
+    event.preventDefault();
+    app.selectedNode = id;
+    refresh(true);
+    openMenu(id);
+  });
+}
+
+// ----- theme and legend ----------------------------------------------------------------------
+
+const prefersDark = matchMedia('(prefers-color-scheme: dark)');
+
+function applyTheme() {
+  const chosen = document.documentElement.dataset.theme;
+  app.theme = chosen === 'dark' || chosen === 'light' ? chosen : prefersDark.matches ? 'dark' : 'light';
+  $('theme').setAttribute('aria-pressed', String(app.theme === 'dark'));
+  drawLegend();
+  app.dirty = true;
+}
+
+function wireTheme() {
+  let saved = null;
+  try {
+    saved = localStorage.getItem('flotilla-theme');
+  } catch {
+    saved = null;
+  }
+  if (saved === 'dark' || saved === 'light') document.documentElement.dataset.theme = saved;
+  $('theme').addEventListener('click', () => {
+    const next = app.theme === 'dark' ? 'light' : 'dark';
+    document.documentElement.dataset.theme = next;
+    try {
+      localStorage.setItem('flotilla-theme', next);
+    } catch {
+      // Private browsing: the choice lasts for this page only.
+    }
+    applyTheme();
+  });
+  prefersDark.addEventListener('change', applyTheme);
+  applyTheme();
+}
+
+/** The legend's message kinds, each drawn by the renderer's own glyph function. */
+function drawLegend() {
+  const list = $('legend-kinds');
+  const ratio = window.devicePixelRatio || 1;
+  const item = (m, text) => {
+    const li = document.createElement('li');
+    const canvas = document.createElement('canvas');
+    canvas.width = Math.round(22 * ratio);
+    canvas.height = Math.round(22 * ratio);
+    canvas.setAttribute('aria-hidden', 'true');
+    const ctx = canvas.getContext('2d');
+    ctx.scale(ratio, ratio);
+    drawMessageGlyph(ctx, m, 11, 11, { theme: app.theme });
+    li.append(canvas, document.createTextNode(text));
+    return li;
+  };
+  list.replaceChildren(
+    ...KIND_LEGEND.map(([kindName, text]) => item({ kindName, entries: kindName === 'AppendEntries' ? 2 : 0, flag: -1 }, text)),
+    item({ kindName: 'RequestVoteResponse', entries: 0, flag: 1 }, 'a reply: hollow, in its request’s shape; green centre: granted or accepted'),
+    item({ kindName: 'AppendEntriesResponse', entries: 0, flag: 0 }, 'red centre: refused or rejected'),
+  );
 }
 
 function selectMessage(id) {
@@ -394,6 +775,15 @@ function wirePointer() {
 
 function wireControls() {
   $('play').addEventListener('click', () => setPlaying(!app.playing));
+  $('next').addEventListener('click', nextStep);
+  $('back').addEventListener('click', previousStep);
+  $('auto').addEventListener('click', () => {
+    setNarration(app.narration === 'auto' ? 'step' : 'auto');
+    if (app.narration === 'auto' && app.scenario && !app.scenarioDone && !app.playing) setPlaying(true);
+  });
+  $('notice-close').addEventListener('click', () => {
+    $('notice').hidden = true;
+  });
   $('step').addEventListener('click', stepOnce);
   $('skip').addEventListener('click', () => seek(cluster().nowMs + 1000));
   $('speed').addEventListener('input', (event) => setSpeed(10 ** Number(event.target.value)));
@@ -404,12 +794,19 @@ function wireControls() {
   document.addEventListener('keydown', (event) => {
     const tag = event.target.tagName;
     if (['INPUT', 'SELECT', 'TEXTAREA', 'BUTTON', 'A', 'SUMMARY'].includes(tag)) return;
-    if (event.key === ' ') {
+    if (event.key === ' ' || event.key === 'ArrowRight') {
       event.preventDefault();
-      setPlaying(!app.playing);
+      if (app.scenario && !app.scenarioDone) nextStep();
+      else if (event.key === ' ') setPlaying(!app.playing);
+    } else if (event.key === 'ArrowLeft') {
+      if (app.scenario) {
+        event.preventDefault();
+        previousStep();
+      }
     } else if (event.key === '.') {
       stepOnce();
     } else if (event.key === 'Escape') {
+      closeMenu(true);
       app.selectedNode = null;
       app.selectedMessage = null;
       refresh(true);
@@ -500,6 +897,38 @@ function exportPng() {
 
 // ----- page API ----------------------------------------------------------------------------
 
+/** A short picture of the state, for a failed caption check. */
+function stateSummary(s) {
+  const nodes = s.nodes.map((n) => `${n.id}:${n.role}/t${n.term}/c${n.commit}/l${n.last}/${n.member}`).join(' ');
+  const wire = s.wire.map((m) => `${m.kind}${m.entries ? `[${m.entries}]` : ''} ${m.from}→${m.to} t${m.term}`).join(', ');
+  return `at ${s.timeMs} ms, leader ${s.leader}, config ${JSON.stringify(s.config)}; ${nodes}; wire: ${wire || 'empty'}`;
+}
+
+/**
+ * Plays each scenario (or only `id`) to each captioned step and evaluates the step's `truth`
+ * predicate on the state at that moment. Returns the steps whose predicate is missing or fails.
+ */
+function checkCaptions(id = null, state) {
+  const failures = [];
+  for (const scenario of SCENARIOS.filter((s) => id === null || s.id === id)) {
+    loadScenario(scenario.id, { play: false });
+    for (const step of captionedSteps(scenario)) {
+      seek(step.atMs);
+      const s = state();
+      let verdict;
+      try {
+        verdict = step.truth ? step.truth(s) : 'no truth predicate';
+      } catch (error) {
+        verdict = `the predicate threw: ${error.message}`;
+      }
+      if (verdict !== true) {
+        failures.push({ scenario: scenario.id, atMs: step.atMs, caption: step.caption, problem: `${verdict === false ? 'false' : verdict}; ${stateSummary(s)}` });
+      }
+    }
+  }
+  return failures;
+}
+
 function installPageApi(ready) {
   const state = () => ({
     ...publicState(readFrame(cluster(), app.tables), cluster().traceHash()),
@@ -509,7 +938,16 @@ function installPageApi(ready) {
     endMs: app.timeline.endMs,
     /** Client reads, oldest first: [{id, node, key, mode, askedMs, answeredMs, readIndex, status, value, error, text}]. */
     reads: cluster().readResults(),
+    /** The leader's configuration in effect (null without a leader): {voters, learners}. */
+    config: configOf(cluster().leader()),
+    elections: electionsUpTo(cluster().nowMs),
+    narration: { mode: app.narration, holdMs: app.holdUntil === null ? 0 : Math.max(0, Math.round(app.holdUntil - performance.now())) },
   });
+  const configOf = (id) => {
+    if (!id) return null;
+    const node = cluster().node(id);
+    return { voters: [...node.voters], learners: [...node.learners] };
+  };
   window.flotilla = {
     ready,
     /** {tick, timeMs, leader, committed, violations, traceHash, nodes: [{id, role, term, commit, ...}]} */
@@ -548,6 +986,15 @@ function installPageApi(ready) {
     play: () => setPlaying(true),
     stop: () => setPlaying(false),
     setSpeed,
+    /** Narration of scenarios: 'step' (wait at each caption for Next), 'auto' or 'off'. */
+    setNarration,
+    next: nextStep,
+    back: previousStep,
+    /** Every captioned step of scenario `id` (default: all) whose truth predicate fails at its
+     * moment: [{scenario, atMs, caption, problem}]. Leaves the scenario loaded, paused. */
+    checkCaptions: (id = null) => checkCaptions(id, state),
+    /** The event log's lines shown now: [{timeMs, text}]. */
+    events: () => app.history.filter((line) => line.timeMs <= cluster().nowMs).map(({ timeMs, text }) => ({ timeMs, text })),
     traceHash: () => cluster().traceHash(),
     /** Node `id`'s log tail: {commit, last, entries: [{index, term, committed, text}]}. */
     log: (id, limit = 64) => cluster().nodeLog(id, limit),
@@ -558,7 +1005,7 @@ function installPageApi(ready) {
       updateUrl(true);
       return location.href;
     },
-    scenarios: () => SCENARIOS.map((s) => ({ id: s.id, title: s.title, endMs: s.endMs })),
+    scenarios: () => SCENARIOS.map((s) => ({ id: s.id, title: s.title, endMs: s.endMs, unsafe: Boolean(s.unsafe) })),
     loadScenario: (id, options) => loadScenario(id, options ?? { play: false }),
     /** The scenario's own check of its end state: null when it holds, else what is wrong. */
     checkScenario: () => (app.scenario ? app.scenario.check(state()) : 'no scenario loaded'),
@@ -582,20 +1029,25 @@ async function main() {
     }
   });
   setSpeed(0.1);
+  wireTheme();
   wireControls();
+  wireMenu();
   wirePointer();
   const shared = decodeFragment(location.hash);
   let started = false;
   if (shared) {
+    if (shared.speed !== null) setSpeed(shared.speed);
     try {
       const scenario = shared.scenario ? findScenario(shared.scenario) ?? null : null;
       startRun(app.tables.SimCluster.fromRun(shared.run), { scenario, atMs: shared.atMs, play: false });
       started = true;
     } catch (error) {
-      $('caption').textContent = `This link does not describe a run (${error.message}); starting the first scenario.`;
+      showNotice(`This link does not describe a run (${error.message}). Showing the first scenario instead.`);
     }
+  } else if (location.hash.length > 1) {
+    showNotice('This link holds no run (it needs #run=…). Showing the first scenario instead.');
   }
-  if (!started) loadScenario('first-election');
+  if (!started) loadScenario('first-election', { play: false });
   document.body.dataset.ready = 'true';
   requestAnimationFrame(frameLoop);
 }

@@ -25,7 +25,13 @@ export function describeEvents(rows, violations, readAt = () => undefined) {
     const [timeMs, kind, node, a, b] = rows.subarray(k, k + 5);
     switch (kind) {
       case KIND_ROLE:
-        lines.push({ timeMs, text: `node ${node} became ${ROLES[a]}${a === 3 ? ` of term ${b}` : ` (term ${b})`}`, tone: a === 3 ? 'leader' : '' });
+        lines.push({
+          timeMs,
+          text: `node ${node} became ${ROLES[a]}${a === 3 ? ` of term ${b}` : ` (term ${b})`}`,
+          tone: a === 3 ? 'leader' : '',
+          // An election started: counted by term, so a split vote's two candidates are one.
+          ...(a === 2 ? { candidateTerm: b } : {}),
+        });
         break;
       case KIND_TERM:
         lines.push({ timeMs, text: `node ${node} moved to term ${a}`, tone: '' });

@@ -91,8 +91,25 @@ export function publicState(frame, traceHash) {
       votedFor: n.votedFor || null,
       member: n.member,
       snapshot: n.snapshot,
+      lastTerm: n.lastTerm,
+      timerElapsed: n.timerElapsed,
+      timerTimeout: n.timerTimeout,
+      votesGranted: n.votesGranted,
     })),
     messages: frame.messages.length,
+    /** Messages on the wire: [{id, kind, from, to, term, entries, index, flag}], for checks. */
+    wire: frame.messages.map((m) => ({
+      id: m.id,
+      kind: m.kindName,
+      from: m.from,
+      to: m.to,
+      term: m.term,
+      entries: m.entries,
+      index: m.index,
+      flag: m.flag,
+    })),
     cuts: frame.cuts,
+    /** The leader's view of each follower: [{id, match, next, state, inflight}]. */
+    progress: frame.progress,
   };
 }

@@ -26,6 +26,8 @@ export function syncNodeButtons(container, layout, frame, onActivate) {
     button.type = 'button';
     const id = container.children.length + 1;
     button.dataset.node = String(id);
+    button.setAttribute('aria-haspopup', 'menu');
+    button.setAttribute('aria-expanded', 'false');
     button.addEventListener('click', (event) => {
       // A click that ended a drag was handled by the drag; the keyboard sends detail 0.
       if (button.dataset.dragged === '1') {
@@ -38,13 +40,15 @@ export function syncNodeButtons(container, layout, frame, onActivate) {
   }
   layout.nodes.forEach((p, k) => {
     const button = container.children[k];
-    const size = `${Math.round(p.r * 2)}px`;
+    // At least 44 px to touch (WCAG 2.5.5), where the ring has room for it.
+    const half = layout.compact ? p.r : Math.max(p.r, 22);
+    const size = `${Math.round(half * 2)}px`;
     if (button.style.width !== size) {
       button.style.width = size;
       button.style.height = size;
     }
-    button.style.left = `${Math.round(p.x - p.r)}px`;
-    button.style.top = `${Math.round(p.y - p.r)}px`;
+    button.style.left = `${Math.round(p.x - half)}px`;
+    button.style.top = `${Math.round(p.y - half)}px`;
     const label = nodeLabel(frame.nodes[k]);
     if (button.getAttribute('aria-label') !== label) button.setAttribute('aria-label', label);
   });
@@ -86,22 +90,39 @@ export function showSteps(scenario, current, onSeek) {
   });
 }
 
-/** Appends lines to the event log, keeping the newest `keep`. */
-export function appendEvents(lines, keep = 200) {
-  if (lines.length === 0) return;
+function eventItem(line) {
+  const item = element('li', undefined, line.tone);
+  const time = element('time', `${line.timeMs} ms`);
+  item.append(time, document.createTextNode(line.text));
+  return item;
+}
+
+let shownEvents = { history: null, count: 0 };
+
+/**
+ * The event log shows the events of `history` (oldest first) up to `nowMs`, the newest `keep` of
+ * them: appended while time moves on, redrawn when it goes back or the history changes.
+ */
+export function showEvents(history, nowMs, keep = 200) {
+  let count = history.length;
+  while (count > 0 && history[count - 1].timeMs > nowMs) count -= 1;
   const list = $('event-log');
-  for (const line of lines.slice(-keep)) {
-    const item = element('li', undefined, line.tone);
-    const time = element('time', `${line.timeMs} ms`);
-    item.append(time, document.createTextNode(line.text));
-    list.append(item);
+  // The history only grows by appending; truncating it makes a new array.
+  const same = shownEvents.history === history && shownEvents.count <= count;
+  if (same && shownEvents.count === count) return;
+  if (same) {
+    for (const line of history.slice(Math.max(shownEvents.count, count - keep), count)) list.append(eventItem(line));
+    while (list.children.length > keep) list.firstChild.remove();
+  } else {
+    list.replaceChildren(...history.slice(Math.max(0, count - keep), count).map(eventItem));
   }
-  while (list.children.length > keep) list.firstChild.remove();
+  shownEvents = { history, count };
   list.scrollTop = list.scrollHeight;
 }
 
 export function clearEvents() {
   $('event-log').replaceChildren();
+  shownEvents = { history: null, count: 0 };
 }
 
 /** The node panel: summary, leader's progress table, log tail, key-value state. */

@@ -8,31 +8,93 @@ const TAU = Math.PI * 2;
 
 /** A term's colour: hues spread by the golden angle so neighbouring terms differ. */
 export function termColor(term, lightness = 55) {
-  if (!term) return `hsl(0 0% ${lightness + 20}%)`;
+  // Term 0 (a server that never started): grey, lighter on light, darker on dark.
+  if (!term) return `hsl(0 0% ${lightness > 50 ? lightness + 20 : Math.max(0, lightness - 6)}%)`;
   return `hsl(${(term * 137.508) % 360} 62% ${lightness}%)`;
 }
 
 export const KIND_COLORS = {
-  PreVote: '#c98a00',
-  RequestVote: '#e0601f',
-  PreVoteResponse: '#c98a00',
-  RequestVoteResponse: '#e0601f',
+  PreVote: '#a16207',
+  RequestVote: '#c2410c',
+  PreVoteResponse: '#a16207',
+  RequestVoteResponse: '#c2410c',
   AppendEntries: '#2563eb',
   AppendEntriesResponse: '#2563eb',
   Heartbeat: '#64748b',
   HeartbeatResponse: '#64748b',
   TimeoutNow: '#9333ea',
-  InstallSnapshot: '#0d9488',
-  InstallSnapshotResponse: '#0d9488',
-  ReadIndex: '#0891b2',
-  ReadIndexResponse: '#0891b2',
+  InstallSnapshot: '#0f766e',
+  InstallSnapshotResponse: '#0f766e',
+  ReadIndex: '#db2777',
+  ReadIndexResponse: '#db2777',
   Other: '#334155',
 };
 
-const OK_COLOR = '#16a34a';
-const REFUSED_COLOR = '#dc2626';
-const INK = '#0f172a';
-const MUTED = '#94a3b8';
+/** Each message kind's shape, so kinds differ by more than colour (a reply has its request's). */
+export const KIND_SHAPES = {
+  PreVote: 'triangle',
+  RequestVote: 'diamond',
+  AppendEntries: 'square',
+  Heartbeat: 'circle',
+  TimeoutNow: 'star',
+  InstallSnapshot: 'hexagon',
+  ReadIndex: 'plus',
+  Other: 'circle',
+};
+
+/** The legend: every kind of request, its name and what it is for. */
+export const KIND_LEGEND = [
+  ['PreVote', 'pre-vote: would you vote for me? (asked before starting an election)'],
+  ['RequestVote', 'vote request of a candidate'],
+  ['AppendEntries', 'AppendEntries: log entries (the number inside) from the leader'],
+  ['Heartbeat', 'heartbeat: an empty AppendEntries that keeps followers’ timers from running out'],
+  ['TimeoutNow', 'TimeoutNow: the leader tells a server to start an election at once (leadership transfer)'],
+  ['InstallSnapshot', 'InstallSnapshot: the leader sends its snapshot to a follower too far behind'],
+  ['ReadIndex', 'ReadIndex: a follower asks the leader for a read index (linearizable read)'],
+];
+
+/** Colours of the canvas: WCAG AA contrast for its text (4.5:1) in both themes. `nodeL` and
+ * `logL` are the lightness of a term's colour behind a node's or a log entry's text. */
+export const PALETTES = {
+  light: {
+    background: '#ffffff',
+    link: '#e2e8f0',
+    ink: '#0f172a',
+    muted: '#52606f',
+    faint: '#94a3b8',
+    nodeL: 72,
+    pausedL: 82,
+    strokeL: 38,
+    logL: 72,
+    downFill: '#e5e7eb',
+    timer: '#475569',
+    timerLate: '#c2410c',
+    selected: '#0369a1',
+    hollow: '#ffffff',
+    snapshotFill: '#e2e8f0',
+    ok: '#16a34a',
+    refused: '#dc2626',
+  },
+  dark: {
+    background: '#0b1220',
+    link: '#1e293b',
+    ink: '#e2e8f0',
+    muted: '#a3b1c2',
+    faint: '#64748b',
+    nodeL: 24,
+    pausedL: 18,
+    strokeL: 62,
+    logL: 24,
+    downFill: '#1f2937',
+    timer: '#94a3b8',
+    timerLate: '#fb923c',
+    selected: '#38bdf8',
+    hollow: '#0b1220',
+    snapshotFill: '#1e293b',
+    ok: '#4ade80',
+    refused: '#f87171',
+  },
+};
 
 /**
  * Where everything goes for `count` nodes on a `width` × `height` (CSS pixel) canvas: a ring of
@@ -118,20 +180,21 @@ export function hitMessage(frame, layout, timeMs, x, y) {
  */
 export function drawFrame(ctx, layout, view) {
   const { frame } = view;
+  const pal = PALETTES[view.theme] ?? PALETTES.light;
   ctx.clearRect(0, 0, layout.width, layout.height);
-  ctx.fillStyle = '#ffffff';
+  ctx.fillStyle = pal.background;
   ctx.fillRect(0, 0, layout.width, layout.height);
-  drawLinks(ctx, layout, frame);
-  if (view.drag) drawDrag(ctx, layout, view.drag);
-  for (const node of frame.nodes) drawNode(ctx, layout, node, frame, view.selectedNode === node.id);
-  for (const m of frame.messages) drawMessage(ctx, layout, m, view.timeMs, view.selectedMessage === m.id);
-  drawLogs(ctx, layout, view);
+  drawLinks(ctx, layout, frame, pal);
+  if (view.drag) drawDrag(ctx, layout, view.drag, pal);
+  for (const node of frame.nodes) drawNode(ctx, layout, node, frame, view.selectedNode === node.id, pal);
+  for (const m of frame.messages) drawMessage(ctx, layout, m, view.timeMs, view.selectedMessage === m.id, pal);
+  drawLogs(ctx, layout, view, pal);
 }
 
-function drawLinks(ctx, layout, frame) {
+function drawLinks(ctx, layout, frame, pal) {
   const cut = new Set(frame.cuts.map(([a, b]) => `${a}>${b}`));
   if (!layout.compact) {
-    ctx.strokeStyle = '#e2e8f0';
+    ctx.strokeStyle = pal.link;
     ctx.lineWidth = 1;
     ctx.setLineDash([]);
     for (const a of layout.nodes) {
@@ -140,7 +203,7 @@ function drawLinks(ctx, layout, frame) {
       }
     }
   }
-  ctx.strokeStyle = REFUSED_COLOR;
+  ctx.strokeStyle = pal.refused;
   ctx.lineWidth = layout.compact ? 1 : 2;
   ctx.setLineDash([6, 5]);
   for (const [from, to] of frame.cuts) {
@@ -158,7 +221,7 @@ function drawLinks(ctx, layout, frame) {
       ctx.setLineDash([]);
       ctx.beginPath();
       ctx.arc(x, y, 4, 0, TAU);
-      ctx.fillStyle = REFUSED_COLOR;
+      ctx.fillStyle = pal.refused;
       ctx.fill();
       ctx.setLineDash([6, 5]);
     }
@@ -173,17 +236,17 @@ function line(ctx, a, b) {
   ctx.stroke();
 }
 
-function drawDrag(ctx, layout, drag) {
+function drawDrag(ctx, layout, drag, pal) {
   const from = layout.nodes[drag.from - 1];
   if (!from) return;
-  ctx.strokeStyle = REFUSED_COLOR;
+  ctx.strokeStyle = pal.refused;
   ctx.lineWidth = 2;
   ctx.setLineDash([3, 4]);
   line(ctx, from, drag);
   ctx.setLineDash([]);
 }
 
-function drawNode(ctx, layout, node, frame, selected) {
+function drawNode(ctx, layout, node, frame, selected, pal) {
   const p = layout.nodes[node.id - 1];
   const { x, y, r } = p;
   const down = node.liveness === 'down';
@@ -196,27 +259,29 @@ function drawNode(ctx, layout, node, frame, selected) {
     const fraction = Math.min(1, node.timerElapsed / node.timerTimeout);
     ctx.beginPath();
     ctx.arc(x, y, r + (layout.compact ? 3 : 6), -Math.PI / 2, -Math.PI / 2 + TAU * fraction);
-    ctx.strokeStyle = fraction > 0.8 ? '#f97316' : '#475569';
+    ctx.strokeStyle = fraction > 0.8 ? pal.timerLate : pal.timer;
     ctx.lineWidth = layout.compact ? 2 : 3;
     ctx.stroke();
   }
   ctx.beginPath();
   ctx.arc(x, y, r, 0, TAU);
-  ctx.fillStyle = down ? '#e5e7eb' : termColor(node.term, paused ? 82 : 72);
+  ctx.fillStyle = down ? pal.downFill : termColor(node.term, paused ? pal.pausedL : pal.nodeL);
   ctx.fill();
   ctx.lineWidth = node.role === 'leader' ? (layout.compact ? 3 : 5) : 2;
-  ctx.strokeStyle = down ? MUTED : node.role === 'leader' ? INK : termColor(node.term, 38);
+  ctx.strokeStyle = down ? pal.faint : node.role === 'leader' ? pal.ink : termColor(node.term, pal.strokeL);
   ctx.setLineDash(node.role === 'candidate' ? [6, 4] : node.role === 'pre-candidate' ? [2, 4] : []);
   ctx.stroke();
   ctx.setLineDash([]);
   if (selected) {
     ctx.beginPath();
     ctx.arc(x, y, r + (layout.compact ? 6 : 11), 0, TAU);
-    ctx.strokeStyle = '#0ea5e9';
+    ctx.strokeStyle = pal.selected;
     ctx.lineWidth = 2;
     ctx.stroke();
   }
-  ctx.fillStyle = down ? MUTED : INK;
+  // Text stays at full contrast on a faint (non-member) node.
+  ctx.globalAlpha = 1;
+  ctx.fillStyle = down ? pal.muted : pal.ink;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'middle';
   if (layout.compact) {
@@ -237,19 +302,19 @@ function drawNode(ctx, layout, node, frame, selected) {
             ? `learner`
             : node.role;
     ctx.font = `${node.role === 'leader' ? 700 : 400} 12px system-ui, sans-serif`;
-    ctx.fillStyle = down || paused ? MUTED : INK;
+    ctx.fillStyle = down || paused ? pal.muted : pal.ink;
     const outward = y >= layout.ring.cy ? 1 : -1;
     ctx.fillText(node.role === 'leader' && !down ? '★ leader' : label, x, y + outward * (r + 20));
   }
-  if (down) cross(ctx, x, y, r * 0.55);
-  if (paused) pauseBars(ctx, x + r * 0.7, y - r * 0.7, Math.max(4, r * 0.22));
-  if (!down && (node.role === 'candidate' || node.role === 'pre-candidate')) voteDots(ctx, layout, p, node, frame);
+  if (down) cross(ctx, x, y, r * 0.55, pal);
+  if (paused) pauseBars(ctx, x + r * 0.7, y - r * 0.7, Math.max(4, r * 0.22), pal);
+  if (!down && (node.role === 'candidate' || node.role === 'pre-candidate')) voteDots(ctx, layout, p, node, frame, pal);
   ctx.globalAlpha = 1;
 }
 
 // One dot per voter inside the candidate (its own vote included): filled green granted, red
 // refused, hollow not yet answered.
-function voteDots(ctx, layout, p, node, frame) {
+function voteDots(ctx, layout, p, node, frame, pal) {
   const others = frame.nodes.length;
   if (others <= 1 || layout.compact) return;
   const dot = Math.max(2.5, Math.min(4.5, p.r / 8));
@@ -260,21 +325,21 @@ function voteDots(ctx, layout, p, node, frame) {
     ctx.beginPath();
     ctx.arc(x, y, dot, 0, TAU);
     if (k < node.votesGranted) {
-      ctx.fillStyle = OK_COLOR;
+      ctx.fillStyle = pal.ok;
       ctx.fill();
     } else if (k < node.votesGranted + node.votesRefused) {
-      ctx.fillStyle = REFUSED_COLOR;
+      ctx.fillStyle = pal.refused;
       ctx.fill();
     } else {
-      ctx.strokeStyle = INK;
+      ctx.strokeStyle = pal.ink;
       ctx.lineWidth = 1;
       ctx.stroke();
     }
   }
 }
 
-function cross(ctx, x, y, size) {
-  ctx.strokeStyle = REFUSED_COLOR;
+function cross(ctx, x, y, size, pal) {
+  ctx.strokeStyle = pal.refused;
   ctx.lineWidth = 3;
   ctx.beginPath();
   ctx.moveTo(x - size, y - size);
@@ -284,50 +349,101 @@ function cross(ctx, x, y, size) {
   ctx.stroke();
 }
 
-function pauseBars(ctx, x, y, size) {
-  ctx.fillStyle = INK;
+function pauseBars(ctx, x, y, size, pal) {
+  ctx.fillStyle = pal.ink;
   ctx.fillRect(x - size, y - size, size * 0.7, size * 2);
   ctx.fillRect(x + size * 0.3, y - size, size * 0.7, size * 2);
 }
 
-function drawMessage(ctx, layout, m, timeMs, selected) {
-  const p = messagePosition(m, layout, timeMs);
-  if (!p) return;
-  const color = KIND_COLORS[m.kindName] ?? KIND_COLORS.Other;
-  const heartbeat = m.kindName.startsWith('Heartbeat');
-  let r = layout.compact ? 2.5 : heartbeat ? 4 : 6;
-  if (m.entries > 0 && !layout.compact) r = 7 + Math.min(4, Math.log2(m.entries));
-  const response = m.kindName.endsWith('Response');
+/** Traces `shape` (a KIND_SHAPES value) of radius `r` around (x, y) as the current path. */
+function shapePath(ctx, shape, x, y, r) {
   ctx.beginPath();
-  ctx.arc(p.x, p.y, r, 0, TAU);
+  const polygon = (points, radius, turn) => {
+    for (let k = 0; k < points; k++) {
+      const angle = turn + (TAU * k) / points;
+      const rr = typeof radius === 'function' ? radius(k) : radius;
+      ctx.lineTo(x + rr * Math.cos(angle), y + rr * Math.sin(angle));
+    }
+    ctx.closePath();
+  };
+  switch (shape) {
+    case 'triangle':
+      polygon(3, r * 1.2, -Math.PI / 2);
+      break;
+    case 'diamond':
+      polygon(4, r * 1.2, -Math.PI / 2);
+      break;
+    case 'square':
+      ctx.rect(x - r * 0.9, y - r * 0.9, r * 1.8, r * 1.8);
+      break;
+    case 'star':
+      polygon(10, (k) => (k % 2 ? r * 0.55 : r * 1.3), -Math.PI / 2);
+      break;
+    case 'hexagon':
+      polygon(6, r * 1.1, 0);
+      break;
+    case 'plus': {
+      const a = r * 1.1;
+      const b = r * 0.42;
+      for (const [px, py] of [[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a], [-b, b], [-a, b], [-a, -b], [-b, -b]]) ctx.lineTo(x + px, y + py);
+      ctx.closePath();
+      break;
+    }
+    default:
+      ctx.arc(x, y, r, 0, TAU);
+  }
+}
+
+/**
+ * One message mark: the kind's shape in its colour, filled for a request, hollow for a reply
+ * (with a green centre if granted or accepted, red if refused), the entry count inside. The
+ * canvas and the legend both draw with it. `m` = {kindName, entries, flag}.
+ */
+export function drawMessageGlyph(ctx, m, x, y, { compact = false, theme = 'light' } = {}) {
+  const pal = PALETTES[theme] ?? PALETTES.light;
+  const color = KIND_COLORS[m.kindName] ?? KIND_COLORS.Other;
+  const response = m.kindName.endsWith('Response');
+  const request = response ? m.kindName.slice(0, -'Response'.length) : m.kindName;
+  const shape = KIND_SHAPES[request] ?? KIND_SHAPES.Other;
+  const heartbeat = request === 'Heartbeat';
+  let r = compact ? 2.5 : heartbeat ? 4 : 6;
+  if (m.entries > 0 && !compact) r = 7 + Math.min(4, Math.log2(m.entries));
+  shapePath(ctx, compact ? 'circle' : shape, x, y, r);
   if (response) {
-    ctx.fillStyle = '#ffffff';
+    ctx.fillStyle = pal.hollow;
     ctx.fill();
-    ctx.lineWidth = layout.compact ? 1 : 2;
+    ctx.lineWidth = compact ? 1 : 2;
     ctx.strokeStyle = color;
     ctx.stroke();
-    if (m.flag >= 0 && !layout.compact) {
+    if (m.flag >= 0 && !compact) {
       // Granted / accepted: a green centre; refused / rejected: a red one.
       ctx.beginPath();
-      ctx.arc(p.x, p.y, r * 0.45, 0, TAU);
-      ctx.fillStyle = m.flag > 0 ? OK_COLOR : REFUSED_COLOR;
+      ctx.arc(x, y, r * 0.42, 0, TAU);
+      ctx.fillStyle = m.flag > 0 ? pal.ok : pal.refused;
       ctx.fill();
     }
   } else {
     ctx.fillStyle = color;
     ctx.fill();
-    if (m.entries > 0 && !layout.compact) {
+    if (m.entries > 0 && !compact) {
       ctx.fillStyle = '#ffffff';
-      ctx.font = '600 9px system-ui, sans-serif';
+      ctx.font = '700 10px system-ui, sans-serif';
       ctx.textAlign = 'center';
       ctx.textBaseline = 'middle';
-      ctx.fillText(String(m.entries), p.x, p.y + 0.5);
+      ctx.fillText(String(m.entries), x, y + 0.5);
     }
   }
+  return r;
+}
+
+function drawMessage(ctx, layout, m, timeMs, selected, pal) {
+  const p = messagePosition(m, layout, timeMs);
+  if (!p) return;
+  const r = drawMessageGlyph(ctx, m, p.x, p.y, { compact: layout.compact, theme: pal === PALETTES.dark ? 'dark' : 'light' });
   if (selected) {
     ctx.beginPath();
-    ctx.arc(p.x, p.y, r + 4, 0, TAU);
-    ctx.strokeStyle = '#0ea5e9';
+    ctx.arc(p.x, p.y, r + 5, 0, TAU);
+    ctx.strokeStyle = pal.selected;
     ctx.lineWidth = 2;
     ctx.stroke();
   }
@@ -336,7 +452,7 @@ function drawMessage(ctx, layout, m, timeMs, selected) {
 // Log lanes: one row per node (compact: the leader and the selected node), entries aligned by
 // index, coloured by term; committed entries solid, uncommitted hollow. Under a follower's row,
 // the leader's nextIndex (▲) and matchIndex (a bar).
-function drawLogs(ctx, layout, view) {
+function drawLogs(ctx, layout, view, pal) {
   const { frame, logs } = view;
   if (!logs) return;
   const area = layout.log;
@@ -351,7 +467,7 @@ function drawLogs(ctx, layout, view) {
   ctx.font = '10px system-ui, sans-serif';
   ctx.textBaseline = 'middle';
   ctx.textAlign = 'center';
-  ctx.fillStyle = MUTED;
+  ctx.fillStyle = pal.muted;
   for (let index = start; index < start + columns && index <= last; index++) {
     if (index % 5 === 0 || index === start) {
       ctx.fillText(String(index), area.x + labelWidth + (index - start) * (box + 2) + box / 2, area.y + 6);
@@ -365,7 +481,7 @@ function drawLogs(ctx, layout, view) {
     const y = area.y + 14 + row * area.laneHeight;
     ctx.textAlign = 'left';
     ctx.font = `${node.role === 'leader' ? 700 : 400} 11px system-ui, sans-serif`;
-    ctx.fillStyle = node.liveness === 'down' ? MUTED : INK;
+    ctx.fillStyle = node.liveness === 'down' ? pal.muted : pal.ink;
     ctx.fillText(`${node.role === 'leader' ? '★' : ''}node ${id}`, area.x, y + box / 2);
     ctx.textAlign = 'center';
     ctx.globalAlpha = node.liveness === 'down' ? 0.45 : 1;
@@ -373,13 +489,13 @@ function drawLogs(ctx, layout, view) {
       // Entries up to the snapshot index are compacted away: one hatched block stands for them.
       const right = Math.min(area.x + area.width, area.x + labelWidth + (node.snapshot - start + 1) * (box + 2) - 2);
       const left = area.x + labelWidth;
-      ctx.fillStyle = '#e2e8f0';
+      ctx.fillStyle = pal.snapshotFill;
       ctx.fillRect(left, y, right - left, box);
       ctx.save();
       ctx.beginPath();
       ctx.rect(left, y, right - left, box);
       ctx.clip();
-      ctx.strokeStyle = '#94a3b8';
+      ctx.strokeStyle = pal.faint;
       ctx.lineWidth = 1;
       ctx.beginPath();
       for (let hx = left - box; hx < right; hx += 6) {
@@ -388,11 +504,11 @@ function drawLogs(ctx, layout, view) {
       }
       ctx.stroke();
       ctx.restore();
-      ctx.fillStyle = INK;
+      ctx.fillStyle = pal.ink;
       ctx.font = '9px system-ui, sans-serif';
       if (right - left > 40) ctx.fillText(`snapshot ≤ ${node.snapshot}`, (left + right) / 2, y + box / 2 + 0.5);
     } else if (node.snapshot > 0) {
-      ctx.fillStyle = MUTED;
+      ctx.fillStyle = pal.muted;
       ctx.font = '9px system-ui, sans-serif';
       ctx.fillText('⋯', area.x + labelWidth - 6, y + box / 2);
     }
@@ -402,13 +518,13 @@ function drawLogs(ctx, layout, view) {
       const bx = area.x + labelWidth + (index - start) * (box + 2);
       if (bx + box > area.x + area.width) return;
       const committed = index <= node.commit;
-      ctx.fillStyle = committed ? termColor(term, 60) : '#ffffff';
+      ctx.fillStyle = committed ? termColor(term, pal.logL) : pal.hollow;
       ctx.fillRect(bx, y, box, box);
-      ctx.strokeStyle = termColor(term, 40);
+      ctx.strokeStyle = termColor(term, pal.strokeL);
       ctx.lineWidth = committed ? 1 : 2;
       ctx.strokeRect(bx + 0.5, y + 0.5, box - 1, box - 1);
       if (box >= 14) {
-        ctx.fillStyle = committed ? '#ffffff' : INK;
+        ctx.fillStyle = pal.ink;
         ctx.font = '600 9px system-ui, sans-serif';
         ctx.fillText(String(term), bx + box / 2, y + box / 2 + 0.5);
       }
@@ -418,7 +534,7 @@ function drawLogs(ctx, layout, view) {
     if (p && !layout.compact) {
       const marker = (index) => area.x + labelWidth + (index - start) * (box + 2) + box / 2;
       if (p.next >= start && p.next < start + columns) {
-        ctx.fillStyle = '#0ea5e9';
+        ctx.fillStyle = pal.selected;
         ctx.beginPath();
         const nx = marker(p.next);
         ctx.moveTo(nx, y + box + 1);
@@ -427,7 +543,7 @@ function drawLogs(ctx, layout, view) {
         ctx.fill();
       }
       if (p.match >= start) {
-        ctx.fillStyle = INK;
+        ctx.fillStyle = pal.ink;
         ctx.fillRect(marker(Math.min(p.match, start + columns - 1)) - box / 2, y + box + 1, box, 2);
       }
     }

@@ -1,11 +1,12 @@
 // Shareable runs: the URL fragment holds the whole run (config + input script, as the wasm run
-// text), the time to show, and the scenario whose captions to show. Opening the link replays
+// text), the time to show, the scenario whose captions to show, and the playback speed. Opening the link replays
 // the run to that time, so it shows the same state and the same trace hash.
 
-/** `#run=<run text>&at=<ms>&scenario=<id>`; the run text is already URL-safe. */
-export function encodeFragment({ run, atMs, scenario }) {
+/** `#run=<run text>&at=<ms>&scenario=<id>&speed=<×>`; the run text is already URL-safe. */
+export function encodeFragment({ run, atMs, scenario, speed }) {
   const parts = [`run=${run}`, `at=${Math.floor(atMs)}`];
   if (scenario) parts.push(`scenario=${encodeURIComponent(scenario)}`);
+  if (speed) parts.push(`speed=${Number(speed.toPrecision(3))}`);
   return `#${parts.join('&')}`;
 }
 
@@ -20,7 +21,9 @@ export function decodeFragment(hash) {
   }
   if (!fields.run) return null;
   const atMs = Number(fields.at ?? 0);
+  const speed = Number(fields.speed);
   return {
+    speed: fields.speed !== undefined && Number.isFinite(speed) && speed > 0 ? speed : null,
     run: decodeURIComponent(fields.run),
     atMs: Number.isFinite(atMs) && atMs >= 0 ? Math.floor(atMs) : 0,
     scenario: fields.scenario ? decodeURIComponent(fields.scenario) : null,

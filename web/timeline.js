@@ -18,6 +18,8 @@ export class Timeline {
     this.checkpoints = new Map(); // time ms -> SimCluster copy
     this.endMs = 0; // furthest time this branch has reached
     this.forks = 0;
+    /** The latest act() that forked: {atMs, droppedToMs}, else null. */
+    this.lastFork = null;
     this.#keep(0);
   }
 
@@ -43,7 +45,11 @@ export class Timeline {
     this.endMs = Math.max(this.endMs, this.cluster.nowMs);
   }
 
-  /** Moves the view to `timeMs` (simulated ms): back via a checkpoint, forward by running. */
+  /**
+   * Moves the view to `timeMs` (simulated ms): back via a checkpoint, forward by running.
+   * Returns whether it restored a checkpoint (then the events the cluster reports from here on
+   * replay times the caller may already have seen). The events are left for the caller to drain.
+   */
   seek(timeMs) {
     const target = Math.max(0, Math.floor(timeMs));
     let best = -1;
@@ -54,9 +60,11 @@ export class Timeline {
       restored.adoptScript(this.cluster);
       this.cluster.free();
       this.cluster = restored;
+      this.advanceTo(target);
+      return true;
     }
     this.advanceTo(target);
-    this.cluster.drainEvents(); // a replay's events were already shown, or are noise
+    return false;
   }
 
   /**
@@ -64,8 +72,10 @@ export class Timeline {
    * are checkpoints after now.
    */
   act(action) {
+    this.lastFork = null;
     if (this.inPast) {
       const now = this.cluster.nowMs;
+      this.lastFork = { atMs: now, droppedToMs: this.endMs };
       this.cluster.truncateScriptAfter(now);
       for (const [time, copy] of this.checkpoints) {
         if (time > now) {

@@ -362,7 +362,9 @@ pub async fn run(
 }
 
 fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
+    let playground = web_dir.is_some();
     let router = Router::new()
+        .route("/", get(move |state: State<Shared>| status_page(state, playground)))
         .route("/raft", get(raft_socket))
         .route("/client", get(client_socket).post(client_http))
         .route("/events", get(events_socket))
@@ -744,6 +746,51 @@ async fn health(State(state): State<Shared>) -> Response {
     });
     let code = if body["ok"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
+}
+
+/// `/`: what this is, plainly: one real node of a cluster, its id, role, term, commit index and
+/// members, and where the (simulated) playground is. Refreshes itself every 2 s.
+async fn status_page(State(state): State<Shared>, playground: bool) -> Response {
+    let status = state.raft.status();
+    let list = |ids: &[u64]| {
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let leader = status.leader.map_or_else(|| "none known".to_string(), |id| id.to_string());
+    let playground_link = if playground {
+        "<a href=\"/index.html\">the playground</a> (served from this node's files, but a <strong>simulation</strong> \
+         running in your browser: it does not show or touch this cluster)"
+    } else {
+        "the playground (<code>npm start</code> serves it at http://127.0.0.1:8080/; a <strong>simulation</strong> \
+         running in your browser, not this cluster)"
+    };
+    let error = status.fatal_error.as_deref().map_or(String::new(), |e| {
+        format!("<p><strong>Stopped on an error:</strong> {}</p>", e.replace('&', "&amp;").replace('<', "&lt;"))
+    });
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"2\"><title>Flotilla node {id}: {role}</title></head>\
+         <body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem\">\
+         <h1>Flotilla node {id}</h1>\
+         <p>This is one <strong>real</strong> Raft node (native-node), not the simulated playground.</p>\
+         <dl><dt>Node id</dt><dd>{id}</dd><dt>Role</dt><dd>{role}</dd><dt>Term</dt><dd>{term}</dd>\
+         <dt>Leader</dt><dd>{leader}</dd><dt>Commit index</dt><dd>{commit}</dd><dt>Applied index</dt><dd>{applied}</dd>\
+         <dt>Voters</dt><dd>{voters}</dd><dt>Learners</dt><dd>{learners}</dd></dl>{error}\
+         <p>Machine-readable: <a href=\"/health\">/health</a>, <a href=\"/metrics\">/metrics</a>. \
+         To learn Raft by watching it: {playground_link}.</p></body></html>",
+        id = status.id,
+        role = status.role,
+        term = status.term,
+        commit = status.commit_index,
+        applied = status.applied_index,
+        voters = list(&status.voters),
+        learners = list(&status.learners),
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
