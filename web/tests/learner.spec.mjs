@@ -191,7 +191,7 @@ test('failures are visible: bad link, forked future, elections, speed in links, 
   // The speed slider speaks a speed, not its logarithm.
   await expect(page.locator('#speed')).toHaveAttribute('aria-valuetext', '5 times real time');
   // The event log is not a live region; a throttled announcer speaks a summary instead.
-  await expect(page.locator('#event-log')).toHaveAttribute('aria-live', 'off');
+  await expect(page.getByRole('log')).toHaveAttribute('aria-live', 'off');
   const spoken = await page.evaluate(async () => {
     const announcer = document.getElementById('announcer');
     let changes = 0;

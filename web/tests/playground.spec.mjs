@@ -18,6 +18,8 @@ test('loads and plays without console errors', async ({ page }, testInfo) => {
   await page.waitForFunction(() => document.body.dataset.ready === 'true');
   // Let it play a moment at a speed where the first election happens on screen.
   await page.evaluate(() => window.flotilla.setSpeed(2));
+  // Straight on, without stopping at each caption of the first scenario.
+  await page.evaluate(() => window.flotilla.setNarration('off'));
   await page.evaluate(() => window.flotilla.play());
   await page.waitForFunction(() => window.flotilla.state().timeMs > 300);
   await page.screenshot({ path: testInfo.outputPath('loaded.png') });
