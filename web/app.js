@@ -535,6 +535,8 @@ function refreshPanels() {
     `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${electionsUpTo(c.nowMs)} elections · ` +
     `${st.committed} entries committed · ${st.snapshotsTaken} snapshots taken, ${st.snapshotsInstalled} sent · ` +
     `${st.membershipChanges} membership changes`;
+  const nodeTab = document.querySelector('[data-tab="node-panel"]');
+  if (nodeTab.disabled !== (app.selectedNode === null)) nodeTab.disabled = app.selectedNode === null;
   if (app.selectedNode !== null) {
     panels.showNode(c.node(app.selectedNode), c.nodeLog(app.selectedNode, 12), c.kv(app.selectedNode, 20), c.nodeCount);
     const peer = Number($('link-peer').value);
@@ -620,6 +622,19 @@ function closeMenu(returnFocus) {
   if (returnFocus) button?.focus();
 }
 
+/** On a phone the side panels are tabs: shows panel `id` (its button pressed), hides the rest. */
+function showTab(id) {
+  for (const button of document.querySelectorAll('[data-tab]')) {
+    const shown = button.dataset.tab === id;
+    button.setAttribute('aria-pressed', String(shown));
+    $(button.dataset.tab).classList.toggle('tab-shown', shown);
+  }
+}
+
+function wireTabs() {
+  for (const button of document.querySelectorAll('[data-tab]')) button.addEventListener('click', () => showTab(button.dataset.tab));
+}
+
 function wireMenu() {
   const menu = $('node-menu');
   menu.addEventListener('click', (event) => {
@@ -629,6 +644,7 @@ function wireMenu() {
     const action = item.dataset.menuAction;
     if (action === 'details') {
       closeMenu(false);
+      showTab('node-panel');
       $('node-heading').scrollIntoView({ block: 'nearest' });
       $('node-heading').focus();
       return;
@@ -1032,6 +1048,7 @@ async function main() {
   wireTheme();
   wireControls();
   wireMenu();
+  wireTabs();
   wirePointer();
   const shared = decodeFragment(location.hash);
   let started = false;

@@ -360,6 +360,15 @@ test('phone: no horizontal scroll from 360 px; ring and Next visible without scr
     await phone.locator('.node-hit[data-node="1"]').tap();
     await expect(phone.getByRole('menu')).toBeVisible();
     expect(await phone.evaluate(() => window.scrollY)).toBe(0);
+    // The panels are tabs: one shows at a time; Details… opens the server's.
+    await expect(phone.locator('#scenario-panel')).toBeVisible();
+    await expect(phone.locator('#events-panel')).toBeHidden();
+    await phone.getByRole('menuitem', { name: 'Details…' }).tap();
+    await expect(phone.locator('#node-panel')).toBeVisible();
+    await expect(phone.locator('#scenario-panel')).toBeHidden();
+    await phone.getByRole('button', { name: 'Events', exact: true }).tap();
+    await expect(phone.locator('#events-panel')).toBeVisible();
+    await expect(phone.locator('#node-panel')).toBeHidden();
     await phone.close();
   }
 });
