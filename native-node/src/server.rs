@@ -768,7 +768,10 @@ async fn status_page(State(state): State<Shared>, playground: bool) -> Response 
          running in your browser, not this cluster)"
     };
     let error = status.fatal_error.as_deref().map_or(String::new(), |e| {
-        format!("<p><strong>Stopped on an error:</strong> {}</p>", e.replace('&', "&amp;").replace('<', "&lt;"))
+        format!(
+            "<p><strong>Stopped on an error:</strong> {}</p>",
+            e.replace('&', "&amp;").replace('<', "&lt;")
+        )
     });
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
