@@ -524,9 +524,13 @@ function drawLogs(ctx, layout, view, pal) {
       ctx.lineWidth = committed ? 1 : 2;
       ctx.strokeRect(bx + 0.5, y + 0.5, box - 1, box - 1);
       if (box >= 14) {
+        // The term number at full contrast, also in a faded (down) server's lane.
+        const alpha = ctx.globalAlpha;
+        ctx.globalAlpha = 1;
         ctx.fillStyle = pal.ink;
         ctx.font = '600 9px system-ui, sans-serif';
         ctx.fillText(String(term), bx + box / 2, y + box / 2 + 0.5);
+        ctx.globalAlpha = alpha;
       }
     });
     ctx.globalAlpha = 1;
