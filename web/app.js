@@ -417,7 +417,8 @@ function recordEvents(replayed, partial = false) {
       app.history = app.history.filter((line) => line.timeMs <= app.historyMs);
     }
     const violations = cluster().violationCount ? cluster().violations() : [];
-    let lines = describeEvents(rows, violations, (id) => cluster().readResult(id));
+    // In time order (the merged commit line comes last from describeEvents), so the history is.
+    let lines = describeEvents(rows, violations, (id) => cluster().readResult(id)).sort((a, b) => a.timeMs - b.timeMs);
     if (overlaps) lines = lines.filter((line) => line.timeMs > app.historyMs);
     for (const line of lines) app.history.push(line);
     if (app.history.length > HISTORY_LINES_MAX) app.history = app.history.slice(-Math.floor(HISTORY_LINES_MAX * 0.9));

@@ -104,8 +104,15 @@ let shownEvents = { history: null, count: 0 };
  * them: appended while time moves on, redrawn when it goes back or the history changes.
  */
 export function showEvents(history, nowMs, keep = 200) {
-  let count = history.length;
-  while (count > 0 && history[count - 1].timeMs > nowMs) count -= 1;
+  // How many lines are at or before now (binary search: the history is in time order).
+  let low = 0;
+  let high = history.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (history[middle].timeMs <= nowMs) low = middle + 1;
+    else high = middle;
+  }
+  const count = low;
   const list = $('event-log');
   // The history only grows by appending; truncating it makes a new array.
   const same = shownEvents.history === history && shownEvents.count <= count;
