@@ -524,6 +524,8 @@ function showMarks(c, max) {
   );
 }
 
+const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
 function refreshPanels() {
   const c = cluster();
   panels.showChecker(c.violationCount ? c.violations() : []);
@@ -533,7 +535,7 @@ function refreshPanels() {
   if (app.lastReadId !== null) panels.showReadAnswer(c.readResult(app.lastReadId) ?? null);
   const st = c.stats();
   $('stats').textContent =
-    `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${electionsUpTo(c.nowMs)} elections · ` +
+    `${st.messagesDelivered} messages delivered, ${st.messagesDropped} lost · ${plural(electionsUpTo(c.nowMs), 'election')} · ` +
     `${st.committed} entries committed · ${st.snapshotsTaken} snapshots taken, ${st.snapshotsInstalled} sent · ` +
     `${st.membershipChanges} membership changes`;
   const nodeTab = document.querySelector('[data-tab="node-panel"]');

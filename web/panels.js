@@ -86,7 +86,10 @@ export function showSteps(scenario, current, onSeek) {
   }
   [...list.children].forEach((item, k) => {
     const state = current && k === current.index ? 'current' : current && k < current.index ? 'done' : '';
-    if (item.className !== state) item.className = state;
+    if (item.className === state) return;
+    item.className = state;
+    // Keep the current step in view inside the list (without scrolling the page).
+    if (state === 'current') list.scrollTop = Math.max(0, item.offsetTop - list.offsetTop - list.clientHeight / 3);
   });
 }
 
