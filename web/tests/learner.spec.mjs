@@ -96,6 +96,26 @@ test('a scenario waits at each caption until Next; Back returns; Auto holds a re
   await page.evaluate(() => window.flotilla.stop());
 });
 
+test('Next stops at every captioned step, in order, then at the end', async () => {
+  await page.evaluate(() => window.flotilla.loadScenario('leadership-transfer'));
+  await page.evaluate(() => window.flotilla.setSpeed(1));
+  const expected = await page.evaluate(async () => {
+    const m = await import('/scenarios.js');
+    const scenario = m.findScenario('leadership-transfer');
+    return [...m.captionedSteps(scenario).map((step) => step.atMs).slice(1), scenario.endMs];
+  });
+  const stops = [];
+  for (const _ of expected) {
+    await page.getByRole('button', { name: 'Next', exact: true }).click();
+    await page.waitForFunction(() => !window.flotilla.state().playing);
+    stops.push((await state(page)).timeMs);
+  }
+  expect(stops).toEqual(expected);
+  await expect(page.getByRole('button', { name: 'Next', exact: true })).toBeDisabled();
+  await expect(page.locator('#caption')).toContainText('End of the scenario');
+  await page.evaluate(() => window.flotilla.setSpeed(0.1));
+});
+
 test('hovering a server leaves it drawn (no opaque button background)', async () => {
   await page.evaluate(() => window.flotilla.loadScenario('first-election'));
   await page.evaluate(() => window.flotilla.seek(400));
