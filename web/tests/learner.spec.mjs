@@ -392,3 +392,7 @@ test('phone: no horizontal scroll from 360 px; ring and Next visible without scr
     await phone.close();
   }
 });
+
+test('no console errors or uncaught exceptions on the page used above', async () => {
+  expect(errors).toEqual([]);
+});
