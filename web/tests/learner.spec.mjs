@@ -358,13 +358,13 @@ test('dark mode follows the system and the toggle, page and canvas', async ({ br
   await dark.close();
 });
 
-test('phone: no horizontal scroll from 360 px; ring and Next visible without scrolling; 44 px targets', async ({ browser }) => {
+test('phone: no horizontal scroll from 360 px; ring, Next and the scenario picker visible without scrolling; 44 px targets; panels in tabs', async ({ browser }) => {
   for (const width of [390, 360]) {
     const phone = await browser.newPage({ viewport: { width, height: 844 }, hasTouch: true, isMobile: true });
     await open(phone);
     const sizes = await phone.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
     expect(sizes.scroll, `width ${width}`).toBeLessThanOrEqual(sizes.inner);
-    for (const selector of ['#view', '#next']) {
+    for (const selector of ['#view', '#next', '#scenario']) {
       const box = await phone.locator(selector).boundingBox();
       expect(box.y, selector).toBeGreaterThanOrEqual(0);
       expect(box.y + box.height, `${selector} at ${width} px`).toBeLessThanOrEqual(844);
