@@ -79,19 +79,19 @@ test('a scenario waits at each caption until Next; Back returns; Auto holds a re
   await page.waitForFunction(() => window.flotilla.state().timeMs === 600 && !window.flotilla.state().playing);
   expect(Date.now() - started).toBeLessThan(2700);
   // Auto: holds each caption for a time proportional to its length, then goes on by itself.
-  await page.evaluate(() => window.flotilla.seek(256));
+  await page.evaluate(() => window.flotilla.seek(240));
   await page.getByRole('button', { name: 'Auto', exact: true }).click();
   await expect(page.getByRole('button', { name: 'Auto', exact: true })).toHaveAttribute('aria-pressed', 'true');
   await page.waitForFunction(() => window.flotilla.state().narration.holdMs > 0);
   s = await state(page);
-  expect(s.timeMs).toBe(283);
+  expect(s.timeMs).toBe(256);
   const { readingMs } = await page.evaluate(async () => {
     const m = await import('/scenarios.js');
-    return { readingMs: m.readingMs(m.SCENARIOS[0].steps.find((x) => x.atMs === 283).caption) };
+    return { readingMs: m.readingMs(m.SCENARIOS[0].steps.find((x) => x.atMs === 256).caption) };
   });
   expect(s.narration.holdMs).toBeGreaterThan(readingMs - 500);
   expect(s.narration.holdMs).toBeLessThanOrEqual(readingMs);
-  await page.waitForFunction(() => window.flotilla.state().timeMs > 283, null, { timeout: readingMs + 3000 });
+  await page.waitForFunction(() => window.flotilla.state().timeMs > 256, null, { timeout: readingMs + 3000 });
   await page.getByRole('button', { name: 'Auto', exact: true }).click();
   await page.evaluate(() => window.flotilla.stop());
 });
