@@ -588,6 +588,8 @@ function openMenu(id) {
   app.menuNode = id;
   const down = node.liveness === 'down';
   const paused = node.liveness === 'paused';
+  const leaderView = app.frame.leader !== null ? cluster().node(app.frame.leader) : null;
+  const config = leaderView ? { voters: [...leaderView.voters], learners: [...leaderView.learners] } : null;
   const show = {
     crash: !down,
     restart: down,
@@ -597,6 +599,10 @@ function openMenu(id) {
     isolate: true,
     transferLeadership: !down && app.frame.leader !== null && app.frame.leader !== id && node.member === 'voter',
     snapshot: !down,
+    // Membership, as the leader's configuration has it.
+    addVoter: app.frame.leader !== null && !config?.voters.includes(id),
+    addLearner: app.frame.leader !== null && !config?.voters.includes(id) && !config?.learners.includes(id),
+    removeServer: app.frame.leader !== null && app.frame.leader !== id && Boolean(config?.voters.includes(id) || config?.learners.includes(id)),
     details: true,
   };
   for (const item of menu.querySelectorAll('[data-menu-action]')) item.hidden = !show[item.dataset.menuAction];

@@ -272,6 +272,15 @@ test('a server’s actions are in a menu at the server: click, Enter, right-clic
   await expect(page.getByRole('menuitem', { name: 'Crash' })).toBeHidden();
   await page.getByRole('menuitem', { name: 'Restart' }).click();
   expect((await state(page)).nodes[follower - 1].liveness).toBe('up');
+  // Membership too: a voter can be removed, not added again.
+  await server.click();
+  await expect(page.getByRole('menuitem', { name: 'Add as voter' })).toBeHidden();
+  await page.getByRole('menuitem', { name: 'Remove from the cluster' }).click();
+  await page.evaluate(() => window.flotilla.advance(200));
+  expect((await state(page)).config.voters).not.toContain(follower);
+  await server.click();
+  await expect(page.getByRole('menuitem', { name: 'Add as voter' })).toBeVisible();
+  await page.keyboard.press('Escape');
 });
 
 test('legend: every message kind has a shape and an explanation; canvas text meets WCAG AA', async () => {
