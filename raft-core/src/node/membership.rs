@@ -134,7 +134,7 @@ impl RaftNode {
     /// Index of the configuration entry in effect (pass it to
     /// [`RaftNode::change_membership`] as the expected index).
     pub fn membership_index(&self) -> LogIndex {
-        self.memberships.last().map_or(LogIndex(0), |(i, _)| *i)
+        self.log.membership().0
     }
 
     /// The server being caught up to become a voter, if any.

@@ -98,10 +98,9 @@ pub struct RaftNode {
     voted_for: Option<NodeId>,
     role: Role,
     leader: Option<NodeId>,
+    /// The log, and with it the configuration in force: the latest in the log, counted as soon
+    /// as it is appended (thesis §4.1). There is no second copy to drift from it.
     log: RaftLog,
-    /// Every configuration entry still in the log (plus the snapshot's), in index order. The
-    /// last one is in effect: a configuration counts as soon as it is appended (thesis §4.1).
-    memberships: Vec<(LogIndex, Membership)>,
     /// Ticks since the last heartbeat or election (followers), or since the last check-quorum
     /// round (leaders).
     election_elapsed: u64,
@@ -160,9 +159,9 @@ impl RaftNode {
     pub fn new(config: Config, restored: Restored) -> Result<RaftNode, ConfigError> {
         config.validate()?;
         let Restored { hard_state, snapshot, mut entries, applied } = restored;
-        let (snapshot_index, snapshot_term, mut memberships) = match &snapshot {
-            Some(meta) => (meta.index, meta.term, alloc::vec![(meta.index, meta.membership.clone())]),
-            None => (LogIndex(0), Term(0), Vec::new()),
+        let (snapshot_index, snapshot_term, snapshot_membership) = match &snapshot {
+            Some(meta) => (meta.index, meta.term, meta.membership.clone()),
+            None => (LogIndex(0), Term(0), Membership::default()),
         };
         // Entries the snapshot covers (trailing entries kept for slow followers) are dropped:
         // the log restarts right after the snapshot.
@@ -179,11 +178,8 @@ impl RaftNode {
                     "entries are not contiguous after the snapshot",
                 ));
             }
-            if let EntryPayload::Membership(m) = &entry.payload {
-                memberships.push((entry.index, (**m).clone()));
-            }
         }
-        let mut log = RaftLog::restore(snapshot_index, snapshot_term, entries);
+        let mut log = RaftLog::restore(snapshot_index, snapshot_term, snapshot_membership, entries);
         if hard_state.commit > log.last_index() {
             return Err(ConfigError::InconsistentRestore("commit index beyond the last entry"));
         }
@@ -201,7 +197,6 @@ impl RaftNode {
             role: Role::Follower,
             leader: None,
             log,
-            memberships,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             election_timeout_randomized: config.election_timeout_ticks,
@@ -292,9 +287,10 @@ impl RaftNode {
         self.log.stable
     }
 
-    /// Last index covered by the snapshot; entries up to it are no longer in the log.
+    /// The log's compaction point: entries up to it are no longer in the log. It may lag the
+    /// latest snapshot's index by `snapshot_trailing_entries` (see [`RaftNode::latest_snapshot`]).
     pub fn snapshot_index(&self) -> LogIndex {
-        self.log.snapshot_index()
+        self.log.compacted_index()
     }
 
     /// The term of the entry at `index`, if the log still holds it.
@@ -307,14 +303,9 @@ impl RaftNode {
         self.log.all_entries()
     }
 
-    /// The configuration in effect (the latest one in the log).
+    /// The configuration in effect: the latest one in the log, committed or not (thesis §4.1).
     pub fn membership(&self) -> &Membership {
-        static EMPTY: Membership = Membership {
-            voters: alloc::collections::BTreeSet::new(),
-            voters_outgoing: alloc::collections::BTreeSet::new(),
-            learners: alloc::collections::BTreeSet::new(),
-        };
-        self.memberships.last().map_or(&EMPTY, |(_, m)| m)
+        self.log.membership().1
     }
 
     /// The hard state as it is now (possibly not yet persisted).
@@ -500,19 +491,26 @@ impl RaftNode {
     }
 
     fn append_as_leader(&mut self, entry: Entry) {
-        let membership_changed = if let EntryPayload::Membership(m) = &entry.payload {
-            self.memberships.push((entry.index, (**m).clone()));
-            self.events.push(RaftEvent::MembershipChanged { index: entry.index, membership: (**m).clone() });
-            true
-        } else {
-            false
-        };
+        let membership_changed = matches!(entry.payload, EntryPayload::Membership(_));
         self.log.append_new(entry);
         self.needs_flush = true;
         if membership_changed {
             // A configuration counts as soon as it is appended (thesis §4.1).
+            self.report_membership();
             self.sync_progress_with_membership();
         }
+    }
+
+    /// Identifies the configuration in force cheaply: its index and the term of its entry.
+    fn membership_id(&self) -> (LogIndex, Option<Term>) {
+        let index = self.log.membership().0;
+        (index, self.log.term(index))
+    }
+
+    fn report_membership(&mut self) {
+        let (index, membership) = self.log.membership();
+        let membership = membership.clone();
+        self.events.push(RaftEvent::MembershipChanged { index, membership });
     }
 
     /// Handles one message from a peer.
@@ -968,9 +966,14 @@ impl RaftNode {
             self.send_after_persist(leader, MessageBody::AppendResponse { outcome });
             return Ok(());
         }
-        match self.log.try_append(prev_log_index, prev_log_term, entries) {
+        let membership_before = self.membership_id();
+        let appended = self.log.try_append(prev_log_index, prev_log_term, entries);
+        if self.membership_id() != membership_before {
+            // Appended, or rolled back with a truncated suffix (thesis §4.1).
+            self.report_membership();
+        }
+        match appended {
             Ok(last_new) => {
-                self.track_appended_memberships(entries);
                 // Figure 2, rule 5: commit up to the leader's commit, but only within what this
                 // message proved matches.
                 self.log.commit_to(leader_commit.min(last_new));
@@ -988,27 +991,6 @@ impl RaftNode {
                 Err(StepError::WouldTruncateCommitted { index })
             }
         }
-    }
-
-    /// Keeps the configuration history in step with the log after an append that may have
-    /// replaced a suffix.
-    fn track_appended_memberships(&mut self, entries: &[Entry]) {
-        let log = &self.log;
-        self.memberships.retain(|(index, _)| {
-            *index <= log.snapshot_index()
-                || log.entry(*index).is_some_and(|e| matches!(e.payload, EntryPayload::Membership(_)))
-        });
-        for entry in entries {
-            if let EntryPayload::Membership(m) = &entry.payload {
-                let known = self.memberships.iter().any(|(index, _)| *index == entry.index);
-                if !known && self.log.matches(entry.index, entry.term) {
-                    self.memberships.push((entry.index, (**m).clone()));
-                    let membership = (**m).clone();
-                    self.events.push(RaftEvent::MembershipChanged { index: entry.index, membership });
-                }
-            }
-        }
-        self.memberships.sort_by_key(|(index, _)| *index);
     }
 
     /// Leader: `from` answered. Marks it active for check-quorum and returns whether it is a
@@ -1063,10 +1045,12 @@ impl RaftNode {
                 // most the follower's term at its hint may match.
                 // A follower behind our compaction point can only be helped by a snapshot: aim
                 // below the compacted prefix so the next send finds no term and streams one.
-                let match_hint = if hint_index < self.log.snapshot_index() || hint_term.0 == 0 {
+                let below_compaction = self.log.compacted_index().prev();
+                let match_hint = if hint_index < self.log.compacted_index() || hint_term.0 == 0 {
                     hint_index
                 } else {
-                    self.log.find_conflict_by_term(hint_index, hint_term).0
+                    // Nothing we still hold qualifies: the match point is compacted away (§7).
+                    self.log.find_conflict_by_term(hint_index, hint_term).map_or(below_compaction, |(i, _)| i)
                 };
                 if pr.reject(rejected_index, match_hint) {
                     self.needs_flush = true;

@@ -5,7 +5,7 @@ use super::RaftNode;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::ready::{SnapshotChunk, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta};
-use crate::types::{EntryPayload, LogIndex, Membership, NodeId};
+use crate::types::{LogIndex, Membership, NodeId};
 use bytes::Bytes;
 use core::fmt;
 
@@ -50,7 +50,7 @@ impl RaftNode {
 
     /// The configuration in effect at `index` (the last one appended at or before it).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
-        self.memberships.iter().rev().find(|(i, _)| *i <= index).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.log.membership_at(index).clone()
     }
 
     /// The driver has durably stored a snapshot of its state machine as of `index` (on demand,
@@ -63,21 +63,19 @@ impl RaftNode {
         if index > self.log.applied {
             return Err(SnapshotError::NotApplied { applied: self.log.applied });
         }
-        let current = self.snapshot.as_ref().map_or(self.log.snapshot_index(), |m| m.index);
+        let current = self.snapshot.as_ref().map_or(self.log.compacted_index(), |m| m.index);
         if index <= current {
             return Err(SnapshotError::Stale { current });
         }
-        let term = self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.snapshot_index() })?;
+        let term =
+            self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.compacted_index() })?;
         let meta = SnapshotMeta { index, term, membership: self.membership_at(index) };
         self.snapshot = Some(meta.clone());
         let compact = LogIndex(index.0.saturating_sub(self.config.snapshot_trailing_entries));
-        if compact > self.log.snapshot_index() {
-            // Keep the configuration in effect at the compaction point; older ones go.
-            let keep_from = self.memberships.iter().rposition(|(i, _)| *i <= compact).unwrap_or(0);
-            self.memberships.drain(..keep_from);
+        if compact > self.log.compacted_index() {
             self.log.compact_to(compact);
         }
-        Ok(SnapshotCreated { meta, compact_through: self.log.snapshot_index() })
+        Ok(SnapshotCreated { meta, compact_through: self.log.compacted_index() })
     }
 
     /// Leader: asks the driver for the chunk `to` needs next.
@@ -200,15 +198,11 @@ impl RaftNode {
 
     /// Swaps the log for the snapshot, keeping entries after it if they match (§7).
     fn install_snapshot(&mut self, meta: SnapshotMeta) {
-        self.log.install_snapshot(meta.index, meta.term);
-        let log = &self.log;
-        let mut memberships = alloc::vec![(meta.index, meta.membership.clone())];
-        for entry in log.all_entries() {
-            if let EntryPayload::Membership(m) = &entry.payload {
-                memberships.push((entry.index, (**m).clone()));
-            }
+        let membership_before = self.membership().clone();
+        self.log.install_snapshot(meta.index, meta.term, meta.membership.clone());
+        if *self.membership() != membership_before {
+            self.report_membership();
         }
-        self.memberships = memberships;
         self.stats.snapshots_installed += 1;
         self.events.push(crate::events::RaftEvent::SnapshotInstalled { index: meta.index });
         self.snapshot_installed = Some(meta.clone());
