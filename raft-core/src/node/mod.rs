@@ -10,7 +10,7 @@ use crate::error::{ConfigError, ProposeError, StepError};
 use crate::events::{RaftEvent, Status};
 use crate::log::{AppendError, RaftLog};
 use crate::message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
-use crate::progress::{Progress, ProgressState};
+use crate::progress::{Flow, Progress, ProgressState, Recovery};
 use crate::quorum::{self, VoteResult};
 use crate::reads::{ReadState, ReadTracker};
 use crate::ready::{Ready, Restored, SoftState};
@@ -25,7 +25,7 @@ mod reads;
 mod snapshot;
 
 pub use membership::{MembershipChange, MembershipError, TransferError, CATCH_UP_ROUNDS_MAX};
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotError, SnapshotStatus};
 
 /// Counters of what a node did and refused; for observers and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -350,7 +350,7 @@ impl RaftNode {
             id,
             match_index: pr.match_index,
             next_index: pr.next_index,
-            state: pr.state,
+            state: pr.state(),
             inflight: pr.inflights.len(),
             ticks_since_contact: self.ticks.saturating_sub(pr.last_contact_tick),
         })
@@ -1014,18 +1014,12 @@ impl RaftNode {
         if !self.note_answer(from) {
             return;
         }
+        let round = self.round;
         let Some(pr) = self.progress.get_mut(&from) else { return };
         match outcome {
             AppendOutcome::Accepted { match_index } => {
-                if !pr.accept(match_index) {
+                if !pr.accept(match_index, round) {
                     return;
-                }
-                match pr.state {
-                    ProgressState::Probe => pr.become_replicate(),
-                    ProgressState::Replicate => pr.inflights.free_to(match_index),
-                    // Caught up from the log after all (an answer from before the snapshot).
-                    ProgressState::Snapshot if pr.match_index >= pr.snapshot_index => pr.become_replicate(),
-                    ProgressState::Snapshot => {}
                 }
                 self.needs_flush = true;
                 // Only an acknowledgement past the commit index can move it.
@@ -1064,30 +1058,39 @@ impl RaftNode {
             return;
         }
         let ticks = self.ticks;
-        let Some(pr) = self.progress.get_mut(&from) else { return };
+        let last_index = self.log.last_index();
+        // A chunk unanswered for two heartbeat intervals was lost: send it again.
+        let chunk_resend_ticks = 2 * self.config.heartbeat_interval_ticks;
         // Rounds are numbered by this leader; a larger one cannot be a genuine answer.
-        if round <= self.round {
-            pr.acked_round = pr.acked_round.max(round);
-        }
+        let round = if round <= self.round { round } else { 0 };
+        let Some(pr) = self.progress.get_mut(&from) else { return };
+        pr.acked_round = pr.acked_round.max(round);
         let mut resend_chunk = false;
-        if pr.match_index < self.log.last_index() {
-            match pr.state {
-                // Resend the probe: the last one or its answer may have been lost.
-                ProgressState::Probe => pr.probe_sent = false,
-                ProgressState::Replicate => pr.check_lost_entries = pr.next_index > self.log.last_index(),
-                // A chunk unanswered for two heartbeat intervals was lost: send it again.
-                ProgressState::Snapshot => {
-                    let waited = ticks.saturating_sub(pr.chunk_sent_tick);
-                    resend_chunk =
-                        !pr.chunk_outstanding || waited >= 2 * self.config.heartbeat_interval_ticks;
-                }
-            }
+        if pr.match_index < last_index {
+            // The follower is reachable and behind: whatever should have caught it up may have
+            // been lost, and every flow-control state has its way to make progress again.
+            resend_chunk = pr.recover(round, last_index, ticks, chunk_resend_ticks) == Recovery::ResendChunk;
             self.needs_flush = true;
         }
         if resend_chunk {
             self.request_snapshot_chunk(from);
         }
         self.release_reads();
+    }
+
+    /// Leader: the driver could not reach `peer` (a connection failed or dropped; etcd's
+    /// `ReportUnreachable`). AppendEntries in flight to it are presumed lost: a replicating
+    /// follower goes back to probing from its match point, and a snapshot chunk in flight is
+    /// asked for again at the next heartbeat answer (§5.3: the leader retries indefinitely).
+    /// Ignored on a non-leader or for a peer this leader does not track.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.unreachable();
+            self.needs_flush = true;
+        }
     }
 
     /// §5.3–5.4.2: commit the highest index a majority stores, but only by counting replicas
@@ -1134,6 +1137,7 @@ impl RaftNode {
         let me = self.config.id;
         let last_index = self.log.last_index();
         let committed = self.log.committed;
+        let round = self.round;
         for (&id, pr) in self.progress.iter_mut() {
             loop {
                 if pr.is_paused() {
@@ -1143,7 +1147,8 @@ impl RaftNode {
                 // The commit index travels with the next AppendEntries or heartbeat (§5.3), so
                 // a new commit alone sends nothing: that halves the messages per commit.
                 // A probe with no entries still finds out where the follower's log stands.
-                let probe_needed = pr.state == ProgressState::Probe && pr.match_index < pr.next_index.prev();
+                let probing = matches!(pr.flow, Flow::Probe { .. });
+                let probe_needed = probing && pr.match_index < pr.next_index.prev();
                 if !has_entries && !pr.check_lost_entries && !probe_needed {
                     break;
                 }
@@ -1152,9 +1157,7 @@ impl RaftNode {
                 let Some(prev_log_term) = self.log.term(prev_log_index) else {
                     // Compacted away: this follower needs a snapshot (§7).
                     if let Some(meta) = &self.snapshot {
-                        pr.become_snapshot(meta.index);
-                        pr.chunk_outstanding = true;
-                        pr.chunk_sent_tick = self.ticks;
+                        pr.become_snapshot(meta.index, self.ticks);
                         let request =
                             crate::ready::SnapshotChunkRequest { to: id, meta: meta.clone(), offset: 0 };
                         self.snapshot_chunks_wanted.push(request);
@@ -1168,7 +1171,7 @@ impl RaftNode {
                 );
                 let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
                 let count = entries.len();
-                pr.sent(prev_log_index.plus(count as u64), bytes, count);
+                pr.sent(prev_log_index.plus(count as u64), bytes, count, round);
                 let body = MessageBody::AppendEntries {
                     prev_log_index,
                     prev_log_term,
@@ -1176,7 +1179,7 @@ impl RaftNode {
                     leader_commit: committed,
                 };
                 self.messages.push(Message { from: me, to: id, term: self.term, body });
-                if count == 0 || pr.state == ProgressState::Probe {
+                if count == 0 || probing {
                     break;
                 }
             }

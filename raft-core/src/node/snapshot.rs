@@ -3,7 +3,6 @@
 
 use super::RaftNode;
 use crate::message::MessageBody;
-use crate::progress::ProgressState;
 use crate::ready::{SnapshotChunk, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta};
 use crate::types::{LogIndex, Membership, NodeId};
 use bytes::Bytes;
@@ -34,6 +33,15 @@ impl fmt::Display for SnapshotError {
 }
 
 impl core::error::Error for SnapshotError {}
+
+/// How sending a snapshot to a follower ended, as the driver saw it (etcd's `ReportSnapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SnapshotStatus {
+    /// Every chunk left. Nothing changes: the follower's answer moves the leader on.
+    Finished,
+    /// A chunk could not be sent (the connection failed, the snapshot could not be read).
+    Failed,
+}
 
 impl RaftNode {
     /// The index to snapshot at, once the policy (`snapshot_interval_entries`) says it is time.
@@ -84,16 +92,22 @@ impl RaftNode {
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        let Some(meta) = self.snapshot.as_ref().filter(|m| m.index == pr.snapshot_index) else {
-            // The snapshot was replaced by a newer one: start over with it.
-            pr.become_probe();
-            self.needs_flush = true;
+        let Some(sending) = pr.snapshot_sending() else {
             return;
         };
-        pr.chunk_outstanding = true;
-        pr.chunk_sent_tick = ticks;
-        let request = SnapshotChunkRequest { to, meta: meta.clone(), offset: pr.snapshot_offset };
-        self.snapshot_chunks_wanted.push(request);
+        match self.snapshot.as_ref().filter(|m| m.index == sending.index) {
+            Some(meta) => {
+                sending.chunk_outstanding = true;
+                sending.chunk_sent_tick = ticks;
+                let request = SnapshotChunkRequest { to, meta: meta.clone(), offset: sending.offset };
+                self.snapshot_chunks_wanted.push(request);
+            }
+            None => {
+                // The snapshot was replaced by a newer one: start over with it.
+                pr.become_probe();
+                self.needs_flush = true;
+            }
+        }
     }
 
     /// Leader: the driver read a chunk asked for in [`crate::Ready::snapshot_chunks_wanted`].
@@ -106,13 +120,11 @@ impl RaftNode {
         data: Bytes,
         last: bool,
     ) {
-        let Some(pr) = self.progress.get(&to) else {
+        let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
         let wanted = self.role == super::Role::Leader
-            && pr.state == ProgressState::Snapshot
-            && pr.snapshot_index == snapshot_index
-            && pr.snapshot_offset == offset;
+            && pr.snapshot_sending().is_some_and(|s| s.index == snapshot_index && s.offset == offset);
         let Some(meta) = self.snapshot.clone().filter(|m| wanted && m.index == snapshot_index) else {
             return;
         };
@@ -120,6 +132,20 @@ impl RaftNode {
             to,
             MessageBody::InstallSnapshot { meta: alloc::boxed::Box::new(meta), offset, data, last },
         );
+    }
+
+    /// Leader: the driver tells how sending a snapshot to `peer` ended (etcd's
+    /// `ReportSnapshot`). On [`SnapshotStatus::Failed`] the transfer is given up and the follower
+    /// is probed again once it answers a heartbeat, when a new snapshot is started if it still
+    /// needs one (§7). Ignored on a non-leader, for a peer this leader does not track, or for a
+    /// follower not receiving a snapshot.
+    pub fn report_snapshot(&mut self, peer: NodeId, status: SnapshotStatus) {
+        if self.role != super::Role::Leader || status == SnapshotStatus::Finished {
+            return;
+        }
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.snapshot_failed();
+        }
     }
 
     /// Leader: a follower acknowledged a chunk (or the whole snapshot).
@@ -133,26 +159,27 @@ impl RaftNode {
         if !self.note_answer(from) {
             return;
         }
+        let round = self.round;
         let Some(pr) = self.progress.get_mut(&from) else { return };
-        if pr.state != ProgressState::Snapshot || pr.snapshot_index != snapshot_index {
+        let Some(sending) = pr.snapshot_sending().filter(|s| s.index == snapshot_index) else {
+            return;
+        };
+        if !done {
+            sending.offset = next_offset;
+            sending.chunk_outstanding = false;
+            self.request_snapshot_chunk(from);
             return;
         }
-        if done {
-            // Installed, or the follower had committed past it already: either way its log
-            // matches ours up to the snapshot index (committed entries never differ).
-            pr.accept(snapshot_index);
-            pr.become_probe();
-            pr.next_index = snapshot_index.next().max(pr.match_index.next());
-            self.stats.snapshots_sent += 1;
-            self.needs_flush = true;
-            if snapshot_index > self.log.committed {
-                self.maybe_commit();
-            }
-            return;
+        // Installed, or the follower had committed past it already: either way its log
+        // matches ours up to the snapshot index (committed entries never differ).
+        pr.accept(snapshot_index, round);
+        pr.become_probe();
+        pr.next_index = snapshot_index.next().max(pr.match_index.next());
+        self.stats.snapshots_sent += 1;
+        self.needs_flush = true;
+        if snapshot_index > self.log.committed {
+            self.maybe_commit();
         }
-        pr.snapshot_offset = next_offset;
-        pr.chunk_outstanding = false;
-        self.request_snapshot_chunk(from);
     }
 
     /// Follower: one chunk from the leader. Chunks must arrive in order; any other answer tells
