@@ -152,3 +152,114 @@ fn thesis_4_1_a_truncated_configuration_entry_gives_way_to_the_one_before_it() {
     assert_eq!(cluster.node(1).membership(), &Membership::with_voters(ids(&[1, 2, 3]).into_iter()));
     assert_eq!(cluster.node(1).membership_index(), LogIndex(1));
 }
+
+fn elected(size: u64) -> TestCluster {
+    let mut cluster = TestCluster::new(size);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    assert_eq!(cluster.leaders(), vec![1]);
+    cluster
+}
+
+fn add_voter(cluster: &mut TestCluster, leader: u64, id: u64) {
+    let expected = cluster.node(leader).membership_index();
+    cluster.node_mut(leader).change_membership(MembershipChange::AddVoter(NodeId(id)), expected).unwrap();
+}
+
+/// Thesis §4.2.1: AddVoter promises that the new server becomes a voter once caught up. Here
+/// it catches up while a leadership transfer is in progress, which refuses proposals: the
+/// promotion must wait for the transfer to end, not be dropped (the server would otherwise
+/// stay a learner for good, and nobody would be told).
+#[test]
+fn thesis_4_2_1_a_promotion_blocked_by_a_transfer_waits_and_is_reported_not_dropped() {
+    let mut cluster = elected(3);
+    let new = cluster.add_empty_node();
+    add_voter(&mut cluster, 1, new);
+    // The transfer target is cut off, so the transfer stays in progress until it is abandoned.
+    cluster.isolate(3);
+    cluster.node_mut(1).transfer_leadership(Some(NodeId(3))).unwrap();
+    let mut events = Vec::new();
+    // Delivers everything like `stabilize`, but reads node 1's batches here to see its events.
+    let mut collect = |cluster: &mut TestCluster| {
+        for _ in 0..10_000 {
+            while cluster.node(1).has_ready() {
+                let ready = cluster.node_mut(1).ready();
+                events.extend(ready.events.clone());
+                cluster.network.extend(ready.messages);
+                cluster.network.extend(ready.messages_after_persist);
+                // Node 1's disk plays no part in this scenario.
+                cluster.node_mut(1).advance();
+            }
+            cluster.flush_except(1);
+            let Some(message) = cluster.network.pop_front() else { return };
+            cluster.deliver(message);
+        }
+        panic!("the network never ran dry");
+    };
+    collect(&mut cluster);
+    assert_eq!(cluster.node(new).last_index(), cluster.node(1).last_index(), "caught up");
+    assert!(!cluster.node(1).membership().voters.contains(&NodeId(new)), "not while the transfer runs");
+    for _ in 0..30 {
+        for id in [1, 2, new] {
+            cluster.node_mut(id).tick();
+        }
+        collect(&mut cluster);
+    }
+    assert!(events.contains(&raft_core::RaftEvent::PromotionDeferred { id: NodeId(new) }), "{events:?}");
+    assert!(events.contains(&raft_core::RaftEvent::TransferAbandoned { target: NodeId(3) }));
+    let membership = cluster.node(1).membership().clone();
+    assert_eq!(membership.voters, ids(&[1, 2, 3, new]), "promoted once the transfer ended");
+    assert!(membership.learners.is_empty() && membership.promoting.is_empty());
+    assert_eq!(cluster.node(1).commit_index(), cluster.node(1).last_index());
+}
+
+/// Thesis §4.2.1 across a change of leader: the leader that accepted AddVoter is gone before the
+/// new server caught up. The promotion is in the replicated configuration, so the next leader
+/// catches the server up and promotes it.
+#[test]
+fn thesis_4_2_1_a_new_leader_resumes_the_catch_up_of_a_promised_voter() {
+    let mut cluster = elected(3);
+    let new = cluster.add_empty_node();
+    cluster.isolate(new);
+    add_voter(&mut cluster, 1, new);
+    cluster.stabilize();
+    assert!(cluster.node(2).membership().promoting.contains(&NodeId(new)), "replicated");
+    assert_eq!(cluster.node(1).catching_up(), Some(NodeId(new)));
+    // The leader dies; node 4 is reachable again.
+    cluster.crash(1);
+    cluster.heal();
+    let mut leader = None;
+    for _ in 0..60 {
+        cluster.tick_all(1);
+        leader = cluster.leaders().first().copied();
+        if let Some(l) = leader {
+            if cluster.node(l).membership().voters.contains(&NodeId(new)) {
+                break;
+            }
+        }
+    }
+    let leader = leader.expect("nodes 2 and 3 elect a leader");
+    let membership = cluster.node(leader).membership().clone();
+    assert_eq!(membership.voters, ids(&[1, 2, 3, new]), "the new leader promoted it");
+    assert!(membership.promoting.is_empty());
+    assert_eq!(cluster.node(new).membership(), &membership);
+}
+
+/// The other way a promise ends: a server that cannot keep up is reported, and the leader
+/// withdraws its promotion in the log, so no later leader retries it for ever and other changes
+/// can go ahead.
+#[test]
+fn thesis_4_2_1_a_server_that_cannot_catch_up_is_reported_and_its_promotion_withdrawn() {
+    let mut cluster = elected(3);
+    let new = cluster.add_empty_node();
+    cluster.isolate(new);
+    add_voter(&mut cluster, 1, new);
+    cluster.tick_all(12 * raft_core::CATCH_UP_ROUNDS_MAX as u64);
+    let membership = cluster.node(1).membership().clone();
+    assert!(membership.learners.contains(&NodeId(new)));
+    assert!(membership.promoting.is_empty(), "withdrawn in the log");
+    assert_eq!(cluster.node(1).catching_up(), None);
+    let expected = cluster.node(1).membership_index();
+    let change = cluster.node_mut(1).change_membership(MembershipChange::RemoveServer(NodeId(new)), expected);
+    assert!(change.is_ok(), "{change:?}");
+}
