@@ -263,3 +263,23 @@ fn thesis_4_2_1_a_server_that_cannot_catch_up_is_reported_and_its_promotion_with
     let change = cluster.node_mut(1).change_membership(MembershipChange::RemoveServer(NodeId(new)), expected);
     assert!(change.is_ok(), "{change:?}");
 }
+
+/// Thesis §4.2.1 for joint consensus: a brand-new server would enter C_old,new with an empty log
+/// and could stall every commit until it caught up. ReplaceVoters takes only members; a new
+/// server joins as a learner first.
+#[test]
+fn thesis_4_2_1_replace_voters_refuses_a_server_that_has_not_joined_as_a_learner() {
+    let mut cluster = elected(3);
+    let new = cluster.add_empty_node();
+    let expected = cluster.node(1).membership_index();
+    let refused =
+        cluster.node_mut(1).change_membership(MembershipChange::ReplaceVoters(ids(&[1, 2, new])), expected);
+    assert_eq!(refused, Err(raft_core::MembershipError::JoinAsLearnerFirst(NodeId(new))));
+    assert_eq!(cluster.node(1).membership_index(), expected, "nothing appended");
+    let learner = cluster.node_mut(1).change_membership(MembershipChange::AddLearner(NodeId(new)), expected);
+    let expected = learner.unwrap();
+    cluster.stabilize();
+    let joint =
+        cluster.node_mut(1).change_membership(MembershipChange::ReplaceVoters(ids(&[1, 2, new])), expected);
+    assert!(joint.is_ok(), "{joint:?}");
+}

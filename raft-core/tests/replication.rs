@@ -218,3 +218,46 @@ fn s7_report_snapshot_failure_restarts_the_snapshot_after_the_follower_answers()
     assert_eq!(cluster.node(3).stats().snapshots_installed, 1);
     assert_eq!(cluster.node(3).last_index(), cluster.node(1).last_index());
 }
+
+/// §7 across a change of leader: a partly received snapshot is resumed by offset only from the
+/// leader that sent its start. Another leader's snapshot at the same index need not have the
+/// same bytes, so the follower asks it to start over.
+#[test]
+fn s7_a_partial_snapshot_is_not_resumed_from_another_leader() {
+    use raft_core::{bootstrap, Membership, RaftNode, SnapshotMeta};
+    let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+    let mut node = RaftNode::new(config(3), bootstrap(membership.clone())).unwrap();
+    let meta = SnapshotMeta { index: LogIndex(10), term: Term(2), membership };
+    let chunk = |from: u64, term: u64, offset: u64| Message {
+        from: NodeId(from),
+        to: NodeId(3),
+        term: Term(term),
+        body: MessageBody::InstallSnapshot {
+            meta: Box::new(meta.clone()),
+            offset,
+            data: Bytes::from_static(b"abcd"),
+            last: false,
+        },
+    };
+    let answers = |node: &mut RaftNode| {
+        let ready = node.ready();
+        node.advance();
+        ready
+            .messages
+            .into_iter()
+            .chain(ready.messages_after_persist)
+            .filter_map(|m| match m.body {
+                MessageBody::InstallSnapshotResponse { next_offset, done, .. } => Some((next_offset, done)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    node.step(chunk(1, 2, 0)).unwrap();
+    assert_eq!(answers(&mut node), vec![(4, false)]);
+    // Node 2 leads in term 3 and happens to send a chunk at offset 4 of a snapshot with the
+    // same metadata.
+    node.step(chunk(2, 3, 4)).unwrap();
+    assert_eq!(answers(&mut node), vec![(0, false)], "start over");
+    node.step(chunk(2, 3, 0)).unwrap();
+    assert_eq!(answers(&mut node), vec![(4, false)]);
+}

@@ -35,7 +35,10 @@ pub enum MembershipChange {
     /// Remove a server in any role.
     RemoveServer(NodeId),
     /// Replace the voter set in one step, through joint consensus (§4.3). Learners that become
-    /// voters stop being learners; other learners stay.
+    /// voters stop being learners; other learners stay. Every new voter must already be a
+    /// member: a brand-new server would enter the joint configuration with an empty log and
+    /// could hold up every commit while it catches up (§4.2.1), so add it with `AddLearner`
+    /// first and let it catch up.
     ReplaceVoters(BTreeSet<NodeId>),
 }
 
@@ -67,6 +70,9 @@ pub enum MembershipError {
     NotAMember(NodeId),
     /// The leader's uncommitted-bytes window is full; retry after some commit.
     TooManyUncommitted,
+    /// `ReplaceVoters` names a server that is not a member yet: add it as a learner first, so
+    /// that it catches up before it counts in a majority (§4.2.1).
+    JoinAsLearnerFirst(NodeId),
 }
 
 impl fmt::Display for MembershipError {
@@ -86,6 +92,9 @@ impl fmt::Display for MembershipError {
             MembershipError::NoVotersLeft => f.write_str("the change would leave no voters"),
             MembershipError::NotAMember(id) => write!(f, "node {id} is not a member"),
             MembershipError::TooManyUncommitted => f.write_str("too many uncommitted bytes; retry later"),
+            MembershipError::JoinAsLearnerFirst(id) => {
+                write!(f, "node {id} is not a member; add it as a learner first so it catches up")
+            }
         }
     }
 }
@@ -228,6 +237,9 @@ impl RaftNode {
             MembershipChange::ReplaceVoters(voters) => {
                 if voters == current.voters {
                     return Err(MembershipError::NoChange);
+                }
+                if let Some(&stranger) = voters.iter().find(|&&id| !current.contains(id)) {
+                    return Err(MembershipError::JoinAsLearnerFirst(stranger));
                 }
                 next.learners.retain(|id| !voters.contains(id));
                 next.promoting.retain(|id| !voters.contains(id));

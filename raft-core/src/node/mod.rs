@@ -133,8 +133,8 @@ pub struct RaftNode {
     transfer_elapsed: u64,
     /// The latest snapshot this node holds (taken or installed).
     snapshot: Option<crate::ready::SnapshotMeta>,
-    /// Follower: the snapshot being received and the offset expected next.
-    incoming_snapshot: Option<(crate::ready::SnapshotMeta, u64)>,
+    /// Follower: the snapshot being received.
+    incoming_snapshot: Option<snapshot::Incoming>,
     snapshot_chunks_wanted: Vec<crate::ready::SnapshotChunkRequest>,
     snapshot_chunks: Vec<crate::ready::SnapshotChunk>,
     snapshot_installed: Option<crate::ready::SnapshotMeta>,

@@ -34,6 +34,19 @@ impl fmt::Display for SnapshotError {
 
 impl core::error::Error for SnapshotError {}
 
+/// A follower's snapshot in the middle of its transfer.
+#[derive(Clone, Debug)]
+pub(super) struct Incoming {
+    /// Who sends it, and in which term: chunks are resumed by offset only from the same leader,
+    /// since nothing promises that two leaders' snapshot bytes at one index are the same
+    /// (a state machine's encoding need not be canonical).
+    leader: NodeId,
+    term: crate::types::Term,
+    meta: SnapshotMeta,
+    /// The offset expected next.
+    next_offset: u64,
+}
+
 /// How sending a snapshot to a follower ended, as the driver saw it (etcd's `ReportSnapshot`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SnapshotStatus {
@@ -200,8 +213,12 @@ impl RaftNode {
             self.send_after_persist(leader, body);
             return;
         }
+        let term = self.term;
         let expected = match &self.incoming_snapshot {
-            Some((receiving, next)) if *receiving == meta => *next,
+            Some(incoming) if incoming.meta == meta && incoming.leader == leader && incoming.term == term => {
+                incoming.next_offset
+            }
+            // A new snapshot, or the same one from another leader: start over.
             _ => 0,
         };
         if offset != expected {
@@ -216,7 +233,7 @@ impl RaftNode {
             self.incoming_snapshot = None;
             self.install_snapshot(meta);
         } else {
-            self.incoming_snapshot = Some((meta, next_offset));
+            self.incoming_snapshot = Some(Incoming { leader, term, meta, next_offset });
         }
         // The chunk must be on disk before it is acknowledged.
         let body = MessageBody::InstallSnapshotResponse { snapshot_index, next_offset, done: last };
