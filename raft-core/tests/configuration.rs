@@ -81,7 +81,7 @@ fn thesis_4_1_a_configuration_replaced_at_its_index_is_rolled_back_with_the_log(
         cluster.node_mut(1).change_membership(MembershipChange::RemoveServer(NodeId(4)), expected);
     assert_eq!(stale_change, Ok(LogIndex(4)));
     cluster.stabilize();
-    let c_old_leader = Membership::with_voters(ids(&[1, 2, 3]).into_iter());
+    let c_old_leader = Membership::with_voters(ids(&[1, 2, 3]));
     assert_eq!(cluster.node(1).membership(), &c_old_leader);
 
     // Nodes 2, 3 and 4 elect node 2, which commits its no-op at 3 and then "remove 3" at 4.
@@ -91,7 +91,7 @@ fn thesis_4_1_a_configuration_replaced_at_its_index_is_rolled_back_with_the_log(
     let change = cluster.node_mut(2).change_membership(MembershipChange::RemoveServer(NodeId(3)), expected);
     assert_eq!(change, Ok(LogIndex(4)), "a configuration entry at the same index as node 1's");
     cluster.stabilize();
-    let c_new = Membership::with_voters(ids(&[1, 2, 4]).into_iter());
+    let c_new = Membership::with_voters(ids(&[1, 2, 4]));
     assert_eq!(cluster.node(2).membership(), &c_new);
     assert!(cluster.node(2).commit_index() >= LogIndex(4), "committed by 2 and 4");
 
@@ -149,7 +149,7 @@ fn thesis_4_1_a_truncated_configuration_entry_gives_way_to_the_one_before_it() {
         tick_one(&mut cluster, leader);
     }
     assert_eq!(cluster.node(1).last_index(), cluster.node(leader).last_index());
-    assert_eq!(cluster.node(1).membership(), &Membership::with_voters(ids(&[1, 2, 3]).into_iter()));
+    assert_eq!(cluster.node(1).membership(), &Membership::with_voters(ids(&[1, 2, 3])));
     assert_eq!(cluster.node(1).membership_index(), LogIndex(1));
 }
 
