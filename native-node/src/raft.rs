@@ -40,6 +40,13 @@ pub trait Network: Send + Sync + 'static {
 
     /// Learns where `id` can be dialled (from a replicated address record or an admin call).
     fn learn_address(&self, _id: NodeId, _address: String) {}
+
+    /// Peers whose connection failed or dropped, or whose messages were dropped, since the last
+    /// call. The core task reports each to raft-core (`RaftNode::report_unreachable`) so that
+    /// replication to it restarts from its match point instead of waiting on lost messages.
+    fn take_unreachable(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
 }
 
 /// A log write slower than this is logged: every message of the next batch waits for it.
@@ -740,6 +747,9 @@ impl CoreTask {
                         self.node.tick();
                     }
                     ticks_delivered += owed;
+                    for peer in self.network.take_unreachable() {
+                        self.node.report_unreachable(peer);
+                    }
                     self.check_transfer();
                     self.publish_status();
                 }
@@ -1016,10 +1026,14 @@ impl CoreTask {
 
     /// Leader: hands raft-core the chunk of the latest snapshot a follower needs next.
     fn send_snapshot_chunk(&mut self, request: raft_core::SnapshotChunkRequest) {
-        let Some((meta, data)) = &self.snapshot_data else { return };
-        if meta.index != request.meta.index {
+        let Some((meta, data)) =
+            self.snapshot_data.as_ref().filter(|(meta, _)| meta.index == request.meta.index)
+        else {
+            // The snapshot asked for is not held any more: the leader gives the transfer up and
+            // starts over with the current one.
+            self.node.report_snapshot(request.to, raft_core::SnapshotStatus::Failed);
             return;
-        }
+        };
         let start = (request.offset as usize).min(data.len());
         let end = (start + SNAPSHOT_CHUNK_BYTES).min(data.len());
         let chunk = data.slice(start..end);

@@ -516,6 +516,8 @@ struct TransportInner {
     inbound: mpsc::Sender<Message>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
+    /// Peers to report unreachable to the core (see [`Network::take_unreachable`]).
+    unreachable: Mutex<std::collections::BTreeSet<NodeId>>,
 }
 
 /// The peer network of one node. Cheap to clone.
@@ -546,8 +548,14 @@ impl Transport {
                 inbound,
                 metrics,
                 shutdown,
+                unreachable: Mutex::new(std::collections::BTreeSet::new()),
             }),
         }
+    }
+
+    /// Notes that messages to `id` may have been lost.
+    fn mark_unreachable(&self, id: NodeId) {
+        self.inner.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id);
     }
 
     /// The transport's configuration.
@@ -636,12 +644,14 @@ impl Transport {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
                     delay = config.reconnect_delay_min;
                     self.run_connection(peer.clone(), socket).await;
+                    self.mark_unreachable(peer.id);
                     tracing::info!(peer = %peer.id, "connection to peer closed");
                 }
                 Ok((_, acceptor)) => {
                     tracing::warn!(peer = %peer.id, %address, %acceptor, "address answers as another node");
                 }
                 Err(error) => {
+                    self.mark_unreachable(peer.id);
                     tracing::debug!(peer = %peer.id, %address, %error, "dial failed");
                     if matches!(error, HandshakeError::Rejected(_) | HandshakeError::Protocol(_)) {
                         tracing::warn!(peer = %peer.id, %address, %error, "peer refused the handshake");
@@ -672,6 +682,7 @@ impl Transport {
                 }
                 tracing::info!(peer = %peer_id, "peer connected");
                 self.run_connection(peer, socket).await;
+                self.mark_unreachable(peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
             Err(reason) => {
@@ -853,7 +864,13 @@ impl Network for Transport {
         if peer.queue.try_send(message).is_err() {
             peer.dropped.fetch_add(1, Ordering::Relaxed);
             self.inner.metrics.peer_messages_dropped_total.fetch_add(1, Ordering::Relaxed);
+            self.mark_unreachable(peer.id);
         }
+    }
+
+    fn take_unreachable(&self) -> Vec<NodeId> {
+        let mut unreachable = self.inner.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        core::mem::take(&mut *unreachable).into_iter().collect()
     }
 }
 

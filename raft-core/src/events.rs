@@ -49,8 +49,16 @@ pub enum RaftEvent {
         /// The server that was not handed over to.
         target: NodeId,
     },
-    /// A server catching up to become a voter did not keep up and stays a learner.
+    /// A server catching up to become a voter did not keep up and stays a learner; the leader
+    /// appends a configuration that withdraws its promotion.
     CatchUpAbandoned {
+        /// The server.
+        id: NodeId,
+    },
+    /// A caught-up learner's promotion cannot be appended yet: an earlier configuration change
+    /// has not committed, this leader has not committed an entry of its term, or a leadership
+    /// transfer is in progress. The leader retries on its own; reported once per catch-up.
+    PromotionDeferred {
         /// The server.
         id: NodeId,
     },

@@ -63,8 +63,8 @@ pub use error::{ConfigError, ProposeError, StepError};
 pub use events::{RaftEvent, Status};
 pub use message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
 pub use node::{
-    FollowerProgress, MembershipChange, MembershipError, RaftNode, SnapshotError, Stats, TransferError,
-    CATCH_UP_ROUNDS_MAX,
+    FollowerProgress, MembershipChange, MembershipError, RaftNode, SnapshotError, SnapshotStatus, Stats,
+    TransferError, CATCH_UP_ROUNDS_MAX,
 };
 pub use progress::ProgressState;
 pub use reads::{ReadError, ReadMode, ReadState};

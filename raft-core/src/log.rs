@@ -4,7 +4,7 @@
 //! Invariants: `applied <= committed`, `committed <= last_index`, and every entry at or below
 //! `committed` is never removed (§5.4: committed entries are permanent).
 
-use crate::types::{Entry, LogIndex, Term};
+use crate::types::{Entry, EntryPayload, LogIndex, Membership, Term};
 use alloc::vec::Vec;
 
 /// Why appending a leader's entries failed the consistency check (§5.3).
@@ -16,15 +16,28 @@ pub(crate) enum AppendError {
     WouldTruncateCommitted { index: LogIndex },
 }
 
-/// One node's log.
+/// One node's log, and with it the configuration in force.
+///
+/// The configuration is not kept anywhere else: it is the configuration entry with the highest
+/// index still in the log, or, when the log holds none, the one in force at the compaction
+/// point. Every change to the entries goes through this type, which keeps the index of the
+/// configuration entries in step with them, so that a truncated configuration entry is rolled
+/// back with the entry itself (thesis §4.1), including when the entry replacing it is another
+/// configuration entry.
 #[derive(Clone, Debug)]
 pub(crate) struct RaftLog {
-    /// Last index covered by the snapshot (entries up to it are compacted away).
-    snapshot_index: LogIndex,
-    /// Term of the entry at `snapshot_index`.
-    snapshot_term: Term,
-    /// `entries[k].index == snapshot_index + 1 + k`.
+    /// Last index compacted away (covered by a snapshot); the log's entries start after it.
+    compacted_index: LogIndex,
+    /// Term of the entry at `compacted_index`.
+    compacted_term: Term,
+    /// The configuration in force at `compacted_index` and the index it counts from (its own
+    /// entry's index when this node compacted it, the snapshot's index when it was installed).
+    compacted_membership: (LogIndex, Membership),
+    /// `entries[k].index == compacted_index + 1 + k`.
     entries: Vec<Entry>,
+    /// Indexes of the configuration entries in `entries`, ascending.
+    /// Invariant: exactly the entries whose payload is a membership.
+    membership_indexes: Vec<LogIndex>,
     /// Highest index known to be committed.
     pub(crate) committed: LogIndex,
     /// Highest index handed to the application to apply.
@@ -36,55 +49,93 @@ pub(crate) struct RaftLog {
 }
 
 impl RaftLog {
-    /// A log restored from storage: everything given is durable already.
-    pub(crate) fn restore(snapshot_index: LogIndex, snapshot_term: Term, entries: Vec<Entry>) -> RaftLog {
-        let last = LogIndex(snapshot_index.0 + entries.len() as u64);
+    /// A log restored from storage: everything given is durable already. `membership` is the
+    /// configuration in force at `compacted_index` (a snapshot's), empty for a log from index 1.
+    pub(crate) fn restore(
+        compacted_index: LogIndex,
+        compacted_term: Term,
+        membership: Membership,
+        entries: Vec<Entry>,
+    ) -> RaftLog {
+        let last = LogIndex(compacted_index.0 + entries.len() as u64);
+        let membership_indexes = membership_indexes_of(&entries);
         RaftLog {
-            snapshot_index,
-            snapshot_term,
+            compacted_index,
+            compacted_term,
+            compacted_membership: (compacted_index, membership),
             entries,
-            committed: snapshot_index,
-            applied: snapshot_index,
+            membership_indexes,
+            committed: compacted_index,
+            applied: compacted_index,
             stable: last,
             unstable_from: last.next(),
         }
     }
 
-    pub(crate) fn snapshot_index(&self) -> LogIndex {
-        self.snapshot_index
+    /// The last index compacted away: the log's entries start right after it.
+    pub(crate) fn compacted_index(&self) -> LogIndex {
+        self.compacted_index
     }
 
     pub(crate) fn first_index(&self) -> LogIndex {
-        self.snapshot_index.next()
+        self.compacted_index.next()
     }
 
     pub(crate) fn last_index(&self) -> LogIndex {
-        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
+        LogIndex(self.compacted_index.0 + self.entries.len() as u64)
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries.last().map_or(self.snapshot_term, |e| e.term)
+        self.entries.last().map_or(self.compacted_term, |e| e.term)
+    }
+
+    /// The configuration in force: the latest in the log, whether committed or not (thesis
+    /// §4.1), and the index it counts from.
+    pub(crate) fn membership(&self) -> (LogIndex, &Membership) {
+        match self.membership_indexes.last() {
+            Some(&index) => (index, self.membership_entry(index)),
+            None => (self.compacted_membership.0, &self.compacted_membership.1),
+        }
+    }
+
+    /// The configuration in force at `index`: the latest appended at or before it. Below the
+    /// compaction point only the one in force there is known.
+    pub(crate) fn membership_at(&self, index: LogIndex) -> &Membership {
+        let position = self.membership_indexes.partition_point(|&i| i <= index);
+        match position.checked_sub(1) {
+            Some(k) => self.membership_entry(self.membership_indexes[k]),
+            None => &self.compacted_membership.1,
+        }
+    }
+
+    /// The configuration of the configuration entry at `index` (one of `membership_indexes`).
+    fn membership_entry(&self, index: LogIndex) -> &Membership {
+        match self.entry(index).map(|e| &e.payload) {
+            Some(EntryPayload::Membership(m)) => m,
+            // The invariant of `membership_indexes` rules this out.
+            _ => unreachable!("membership index {index} does not hold a configuration"),
+        }
     }
 
     /// The term of the entry at `index`, if this log still knows it.
     pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
-        if index == self.snapshot_index {
-            return Some(self.snapshot_term);
+        if index == self.compacted_index {
+            return Some(self.compacted_term);
         }
         self.entry(index).map(|e| e.term)
     }
 
     pub(crate) fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        if index <= self.snapshot_index {
+        if index <= self.compacted_index {
             return None;
         }
-        let offset = usize::try_from(index.0 - self.snapshot_index.0 - 1).ok()?;
+        let offset = usize::try_from(index.0 - self.compacted_index.0 - 1).ok()?;
         self.entries.get(offset)
     }
 
     fn offset(&self, index: LogIndex) -> usize {
-        debug_assert!(index > self.snapshot_index);
-        (index.0 - self.snapshot_index.0 - 1) as usize
+        debug_assert!(index > self.compacted_index);
+        (index.0 - self.compacted_index.0 - 1) as usize
     }
 
     pub(crate) fn matches(&self, index: LogIndex, term: Term) -> bool {
@@ -99,6 +150,14 @@ impl RaftLog {
     /// Appends one new entry as leader. The caller sets its index to `last_index + 1`.
     pub(crate) fn append_new(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index().next());
+        self.push(entry);
+    }
+
+    /// The one place entries are added: keeps `membership_indexes` in step.
+    fn push(&mut self, entry: Entry) {
+        if matches!(entry.payload, EntryPayload::Membership(_)) {
+            self.membership_indexes.push(entry.index);
+        }
         self.entries.push(entry);
     }
 
@@ -116,14 +175,17 @@ impl RaftLog {
     ) -> Result<LogIndex, AppendError> {
         if !self.matches(prev_log_index, prev_log_term) {
             let hint_index = prev_log_index.min(self.last_index());
-            let (hint_index, hint_term) = self.find_conflict_by_term(hint_index, prev_log_term);
+            // Our compaction point is committed, so it matches the leader's log whatever its term.
+            let (hint_index, hint_term) = self
+                .find_conflict_by_term(hint_index, prev_log_term)
+                .unwrap_or((self.compacted_index, self.compacted_term));
             return Err(AppendError::Mismatch { hint_index, hint_term });
         }
         let last_new = prev_log_index.plus(entries.len() as u64);
         // Find the first entry we do not already hold with the same term.
         let mut first_new = entries.len();
         for (k, entry) in entries.iter().enumerate() {
-            if entry.index <= self.snapshot_index {
+            if entry.index <= self.compacted_index {
                 continue; // covered by our snapshot: committed, hence matching.
             }
             if self.term(entry.index) != Some(entry.term) {
@@ -141,38 +203,49 @@ impl RaftLog {
             }
             self.truncate_from(conflict_index);
         }
-        self.entries.extend_from_slice(&entries[first_new..]);
+        for entry in &entries[first_new..] {
+            self.push(entry.clone());
+        }
         Ok(last_new)
     }
 
     /// Discards entries up to and including `index` (they are in a snapshot). Only applied
     /// entries are ever compacted.
     pub(crate) fn compact_to(&mut self, index: LogIndex) {
-        if index <= self.snapshot_index || index > self.applied {
+        if index <= self.compacted_index || index > self.applied {
             return;
         }
         let Some(term) = self.term(index) else {
             return;
         };
+        // The configuration in force at the new compaction point outlives its entry.
+        let compacted = self.membership_indexes.partition_point(|&i| i <= index);
+        if let Some(k) = compacted.checked_sub(1) {
+            let at = self.membership_indexes[k];
+            self.compacted_membership = (at, self.membership_entry(at).clone());
+        }
+        self.membership_indexes.drain(..compacted);
         let drop = self.offset(index) + 1;
         self.entries.drain(..drop);
-        self.snapshot_index = index;
-        self.snapshot_term = term;
+        self.compacted_index = index;
+        self.compacted_term = term;
         self.unstable_from = self.unstable_from.max(index.next());
     }
 
     /// Installs a snapshot ending at (`index`, `term`) (§7): if the log holds that entry, the
     /// entries after it are kept; otherwise the whole log is replaced. Everything kept is
     /// handed out to persist again, so storage can simply start over from the snapshot.
-    pub(crate) fn install_snapshot(&mut self, index: LogIndex, term: Term) {
-        if self.matches(index, term) && index > self.snapshot_index {
+    pub(crate) fn install_snapshot(&mut self, index: LogIndex, term: Term, membership: Membership) {
+        if self.matches(index, term) && index > self.compacted_index {
             let drop = self.offset(index) + 1;
             self.entries.drain(..drop);
         } else {
             self.entries.clear();
         }
-        self.snapshot_index = index;
-        self.snapshot_term = term;
+        self.membership_indexes = membership_indexes_of(&self.entries);
+        self.compacted_membership = (index, membership);
+        self.compacted_index = index;
+        self.compacted_term = term;
         self.committed = self.committed.max(index);
         self.applied = index;
         self.stable = index;
@@ -184,27 +257,34 @@ impl RaftLog {
         assert!(index > self.committed, "truncating committed entry {index}");
         let offset = self.offset(index);
         self.entries.truncate(offset);
+        // A configuration entry goes with its entry: the one before it is in force again.
+        let kept = self.membership_indexes.partition_point(|&i| i < index);
+        self.membership_indexes.truncate(kept);
         self.stable = self.stable.min(index.prev());
         self.unstable_from = self.unstable_from.min(index);
     }
 
-    /// The largest index `<= index` whose term is `<= term`, with that term. Used on both sides
-    /// of a rejected AppendEntries to skip a whole term per round trip.
-    pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> (LogIndex, Term) {
+    /// The largest index `<= index` whose term is `<= term`, with that term, or `None` when no
+    /// index this log still knows qualifies (only compacted ones could). Used on both sides of a
+    /// rejected AppendEntries to skip a whole term per round trip (§5.3).
+    ///
+    /// The compaction point qualifies only if its term does: answering it regardless would
+    /// send a leader back to probing the same index forever instead of sending a snapshot (§7).
+    pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> Option<(LogIndex, Term)> {
         let mut i = index.min(self.last_index());
-        while i > self.snapshot_index {
+        while i > self.compacted_index {
             match self.term(i) {
-                Some(t) if t <= term => return (i, t),
+                Some(t) if t <= term => return Some((i, t)),
                 _ => i = i.prev(),
             }
         }
-        (self.snapshot_index, self.snapshot_term)
+        (i == self.compacted_index && self.compacted_term <= term).then_some((i, self.compacted_term))
     }
 
     /// Entries from `from` on, at most `count_max` of them and about `bytes_max` bytes (at least
     /// one entry when any exists).
     pub(crate) fn entries_from(&self, from: LogIndex, count_max: usize, bytes_max: u64) -> Vec<Entry> {
-        if from <= self.snapshot_index || from > self.last_index() {
+        if from <= self.compacted_index || from > self.last_index() {
             return Vec::new();
         }
         let start = self.offset(from);
@@ -223,7 +303,7 @@ impl RaftLog {
 
     /// Entries between `from` and `to`, both inclusive, borrowed.
     pub(crate) fn slice(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
-        if to < from || from <= self.snapshot_index || to > self.last_index() {
+        if to < from || from <= self.compacted_index || to > self.last_index() {
             return &[];
         }
         &self.entries[self.offset(from)..=self.offset(to)]
@@ -256,6 +336,10 @@ impl RaftLog {
     }
 }
 
+fn membership_indexes_of(entries: &[Entry]) -> Vec<LogIndex> {
+    entries.iter().filter(|e| matches!(e.payload, EntryPayload::Membership(_))).map(|e| e.index).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +351,7 @@ mod tests {
 
     fn log_with_terms(terms: &[u64]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(k, t)| entry(k as u64 + 1, *t)).collect();
-        RaftLog::restore(LogIndex(0), Term(0), entries)
+        RaftLog::restore(LogIndex(0), Term(0), Membership::default(), entries)
     }
 
     #[test]
@@ -307,7 +391,7 @@ mod tests {
         assert_eq!(result, Err(AppendError::Mismatch { hint_index: LogIndex(7), hint_term: Term(2) }));
         // Leader with terms 1 1 3 3 3 3 3 looks for the last index with term <= 2: index 2.
         let leader = log_with_terms(&[1, 1, 3, 3, 3, 3, 3]);
-        assert_eq!(leader.find_conflict_by_term(LogIndex(7), Term(2)), (LogIndex(2), Term(1)));
+        assert_eq!(leader.find_conflict_by_term(LogIndex(7), Term(2)), Some((LogIndex(2), Term(1))));
     }
 
     #[test]

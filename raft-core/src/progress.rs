@@ -1,8 +1,18 @@
 //! A leader's view of one follower: how far its log matches and how to send it more.
 //!
-//! Flow control follows the shape etcd raft made standard: a follower starts in `Probe`
-//! (one AppendEntries at a time, until one is accepted) and moves to `Replicate` (pipelined
-//! AppendEntries, bounded by an in-flight window of messages and bytes).
+//! Flow control is an explicit state machine, the shape etcd raft made standard, in which every
+//! state can make progress again after the loss of any message (§5.3: "the leader retries
+//! AppendEntries indefinitely"):
+//!
+//! | state | sends | leaves it | recovers from loss by |
+//! |---|---|---|---|
+//! | [`Flow::Probe`] | one AppendEntries, then waits | an acceptance: `Replicate` | a heartbeat answer (or nothing to wait for) re-arms the probe |
+//! | [`Flow::Replicate`] | AppendEntries pipelined within the in-flight window | a rejection, or an answered heartbeat round that shows the window lost: `Probe` | falling back to `Probe` from the match point |
+//! | [`Flow::Snapshot`] | snapshot chunks, one at a time (§7) | the follower's final answer, or a reported failure: `Probe` | resending a chunk unanswered for two heartbeat intervals |
+//!
+//! A driver may also say a peer is unreachable or a snapshot send failed
+//! ([`crate::RaftNode::report_unreachable`], [`crate::RaftNode::report_snapshot`]); both move
+//! the follower to `Probe` at once rather than after the next heartbeat.
 
 use crate::types::LogIndex;
 use alloc::collections::VecDeque;
@@ -71,6 +81,50 @@ impl Inflights {
     }
 }
 
+/// How the leader sends to one follower now, with the data only that state needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// The match point is unknown: one AppendEntries is out at a time.
+    Probe {
+        /// A probe is out: send nothing more until an answer or a heartbeat answer.
+        probe_sent: bool,
+    },
+    /// The follower is known to match: stream entries, up to the in-flight window.
+    Replicate {
+        /// The leader's heartbeat round when the window last moved (the first message into an
+        /// empty window, or an acceptance that freed some). A follower that answers a later
+        /// round while the window has not moved since lost what is in it, or lost the answers.
+        window_round: u64,
+    },
+    /// The follower needs entries the leader compacted: a snapshot is being streamed (§7).
+    Snapshot(SnapshotSending),
+}
+
+/// A snapshot on its way to a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotSending {
+    /// Last index the snapshot being sent covers (not the leader's compaction point, which may
+    /// lag it by the trailing entries).
+    pub(crate) index: LogIndex,
+    /// The offset the follower acknowledged so far.
+    pub(crate) offset: u64,
+    /// A chunk is out and unanswered.
+    pub(crate) chunk_outstanding: bool,
+    /// When the outstanding chunk was asked for, to resend a lost one.
+    pub(crate) chunk_sent_tick: u64,
+}
+
+/// What a heartbeat answer from a lagging follower calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// Nothing to do.
+    None,
+    /// AppendEntries may be sent again.
+    Send,
+    /// The snapshot chunk must be asked for again.
+    ResendChunk,
+}
+
 /// The leader's record of one follower (Figure 2's nextIndex and matchIndex, plus flow control).
 #[derive(Clone, Debug)]
 pub(crate) struct Progress {
@@ -78,11 +132,9 @@ pub(crate) struct Progress {
     pub(crate) match_index: LogIndex,
     /// Next index to send. Invariant: `match_index < next_index`.
     pub(crate) next_index: LogIndex,
-    /// Probe or replicate.
-    pub(crate) state: ProgressState,
-    /// In probe state: a probe is out, send nothing more until an answer or a heartbeat reply.
-    pub(crate) probe_sent: bool,
-    /// Unacknowledged AppendEntries in replicate state.
+    /// Flow-control state.
+    pub(crate) flow: Flow,
+    /// Unacknowledged AppendEntries. Invariant: empty unless `flow` is `Replicate`.
     pub(crate) inflights: Inflights,
     /// Heard from since the last check-quorum round.
     pub(crate) recent_active: bool,
@@ -90,12 +142,6 @@ pub(crate) struct Progress {
     /// AppendEntries may have been lost. Send one empty AppendEntries at `next_index - 1`;
     /// a rejection of it sends the follower back to probing from where it really is.
     pub(crate) check_lost_entries: bool,
-    /// In snapshot state: the snapshot being sent, the offset acknowledged so far, whether a
-    /// chunk is out, and when it was sent (to resend a lost one).
-    pub(crate) snapshot_index: LogIndex,
-    pub(crate) snapshot_offset: u64,
-    pub(crate) chunk_outstanding: bool,
-    pub(crate) chunk_sent_tick: u64,
     /// The latest heartbeat round it answered (reads are confirmed by rounds).
     pub(crate) acked_round: u64,
     /// Tick count at which the leader last heard from it.
@@ -107,75 +153,102 @@ impl Progress {
         Progress {
             match_index: LogIndex(0),
             next_index,
-            state: ProgressState::Probe,
-            probe_sent: false,
+            flow: Flow::Probe { probe_sent: false },
             inflights: Inflights::new(messages_max, bytes_max),
             recent_active: false,
             check_lost_entries: false,
             acked_round: 0,
-            snapshot_index: LogIndex(0),
-            snapshot_offset: 0,
-            chunk_outstanding: false,
-            chunk_sent_tick: 0,
             last_contact_tick: 0,
+        }
+    }
+
+    /// The state, for observers.
+    pub(crate) fn state(&self) -> ProgressState {
+        match self.flow {
+            Flow::Probe { .. } => ProgressState::Probe,
+            Flow::Replicate { .. } => ProgressState::Replicate,
+            Flow::Snapshot(_) => ProgressState::Snapshot,
+        }
+    }
+
+    /// The snapshot being sent, in the snapshot state.
+    pub(crate) fn snapshot_sending(&mut self) -> Option<&mut SnapshotSending> {
+        match &mut self.flow {
+            Flow::Snapshot(sending) => Some(sending),
+            _ => None,
         }
     }
 
     /// Whether the leader must hold back further AppendEntries.
     pub(crate) fn is_paused(&self) -> bool {
-        match self.state {
-            ProgressState::Probe => self.probe_sent,
-            ProgressState::Replicate => self.inflights.is_full(),
-            ProgressState::Snapshot => true,
+        match self.flow {
+            Flow::Probe { probe_sent } => probe_sent,
+            Flow::Replicate { .. } => self.inflights.is_full(),
+            Flow::Snapshot(_) => true,
         }
     }
 
+    /// Back to probing from the match point; nothing is believed in flight any more, so what
+    /// follows the match point is sent again.
     pub(crate) fn become_probe(&mut self) {
-        self.state = ProgressState::Probe;
-        self.probe_sent = false;
-        self.inflights.clear();
-        self.next_index = self.next_index.max(self.match_index.next());
-    }
-
-    /// Starts streaming the snapshot that ends at `index`.
-    pub(crate) fn become_snapshot(&mut self, index: LogIndex) {
-        self.state = ProgressState::Snapshot;
-        self.probe_sent = false;
-        self.inflights.clear();
-        self.snapshot_index = index;
-        self.snapshot_offset = 0;
-        self.chunk_outstanding = false;
-    }
-
-    pub(crate) fn become_replicate(&mut self) {
-        self.state = ProgressState::Replicate;
-        self.probe_sent = false;
+        self.flow = Flow::Probe { probe_sent: false };
         self.inflights.clear();
         self.next_index = self.match_index.next();
     }
 
-    /// Records an acceptance up to `index`. Returns false for a stale acknowledgement.
-    pub(crate) fn accept(&mut self, index: LogIndex) -> bool {
-        let updated = index > self.match_index;
-        if updated {
-            self.match_index = index;
-            self.probe_sent = false;
-        }
-        self.next_index = self.next_index.max(index.next());
-        updated
+    /// Starts streaming the snapshot that ends at `index`; its first chunk is asked for now.
+    pub(crate) fn become_snapshot(&mut self, index: LogIndex, tick: u64) {
+        self.flow = Flow::Snapshot(SnapshotSending {
+            index,
+            offset: 0,
+            chunk_outstanding: true,
+            chunk_sent_tick: tick,
+        });
+        self.inflights.clear();
     }
 
-    /// Records that a message ending at `last_index` was sent.
-    pub(crate) fn sent(&mut self, last_index: LogIndex, bytes: u64, entry_count: usize) {
-        match self.state {
-            ProgressState::Replicate => {
+    pub(crate) fn become_replicate(&mut self, round: u64) {
+        self.flow = Flow::Replicate { window_round: round };
+        self.inflights.clear();
+        self.next_index = self.match_index.next();
+    }
+
+    /// Records an acceptance up to `index` during heartbeat round `round`, and moves the state
+    /// on. Returns false for a stale acknowledgement.
+    pub(crate) fn accept(&mut self, index: LogIndex, round: u64) -> bool {
+        let updated = index > self.match_index;
+        self.next_index = self.next_index.max(index.next());
+        if !updated {
+            return false;
+        }
+        self.match_index = index;
+        match &mut self.flow {
+            Flow::Probe { .. } => self.become_replicate(round),
+            Flow::Replicate { window_round } => {
+                *window_round = round;
+                self.inflights.free_to(index);
+            }
+            // Caught up from the log after all (an answer from before the snapshot).
+            Flow::Snapshot(sending) if index >= sending.index => self.become_replicate(round),
+            Flow::Snapshot(_) => {}
+        }
+        true
+    }
+
+    /// Records that a message ending at `last_index` was sent during heartbeat round `round`.
+    pub(crate) fn sent(&mut self, last_index: LogIndex, bytes: u64, entry_count: usize, round: u64) {
+        match &mut self.flow {
+            Flow::Replicate { window_round } => {
                 if entry_count > 0 {
+                    if self.inflights.len() == 0 {
+                        *window_round = round;
+                    }
                     self.next_index = last_index.next();
                     self.inflights.add(last_index, bytes);
                 }
             }
-            ProgressState::Probe => self.probe_sent = true,
-            ProgressState::Snapshot => {}
+            Flow::Probe { probe_sent } => *probe_sent = true,
+            Flow::Snapshot(_) => {}
         }
     }
 
@@ -183,8 +256,8 @@ impl Progress {
     /// `match_hint` is the highest index the leader now believes may match. Returns false when
     /// the rejection is stale (it answers a message older than the current state).
     pub(crate) fn reject(&mut self, rejected_index: LogIndex, match_hint: LogIndex) -> bool {
-        match self.state {
-            ProgressState::Replicate => {
+        match self.flow {
+            Flow::Replicate { .. } => {
                 if rejected_index <= self.match_index {
                     return false;
                 }
@@ -194,15 +267,76 @@ impl Progress {
                 true
             }
             // A rejection of an AppendEntries sent before the snapshot started.
-            ProgressState::Snapshot => false,
-            ProgressState::Probe => {
+            Flow::Snapshot(_) => false,
+            Flow::Probe { .. } => {
                 if self.next_index.prev() != rejected_index {
                     return false;
                 }
                 self.next_index = match_hint.min(rejected_index).next().max(self.match_index.next());
-                self.probe_sent = false;
+                self.flow = Flow::Probe { probe_sent: false };
                 true
             }
+        }
+    }
+
+    /// The follower answered heartbeat round `round` while its log is behind the leader's
+    /// `last_index`: whatever should have brought it up to date may have been lost. Decides
+    /// how this state makes progress again. `tick` is now; a chunk unanswered for
+    /// `chunk_resend_ticks` is deemed lost.
+    pub(crate) fn recover(
+        &mut self,
+        round: u64,
+        last_index: LogIndex,
+        tick: u64,
+        chunk_resend_ticks: u64,
+    ) -> Recovery {
+        match &mut self.flow {
+            // Resend the probe: the last one or its answer may have been lost.
+            Flow::Probe { probe_sent } => {
+                *probe_sent = false;
+                Recovery::Send
+            }
+            // The follower answered a round sent after the window last moved and acknowledged
+            // nothing in it meanwhile: the messages or their answers were lost. Without this a
+            // full window would never free again (only acceptances free it).
+            Flow::Replicate { window_round } if self.inflights.len() > 0 && round > *window_round => {
+                self.become_probe();
+                Recovery::Send
+            }
+            Flow::Replicate { .. } => {
+                self.check_lost_entries = self.next_index > last_index;
+                Recovery::Send
+            }
+            Flow::Snapshot(sending) => {
+                let waited = tick.saturating_sub(sending.chunk_sent_tick);
+                if !sending.chunk_outstanding || waited >= chunk_resend_ticks {
+                    Recovery::ResendChunk
+                } else {
+                    Recovery::None
+                }
+            }
+        }
+    }
+
+    /// The driver reports the follower unreachable (a connection failed): whatever is in flight
+    /// is presumed lost.
+    pub(crate) fn unreachable(&mut self) {
+        match &mut self.flow {
+            Flow::Replicate { .. } => self.become_probe(),
+            // The probe out stays out: the next heartbeat answer re-arms it, so an unreachable
+            // follower is not sent a stream of probes.
+            Flow::Probe { .. } => {}
+            // The chunk out is presumed lost: the next heartbeat answer asks for it again.
+            Flow::Snapshot(sending) => sending.chunk_outstanding = false,
+        }
+    }
+
+    /// The driver could not send the snapshot: give it up and probe once the follower answers
+    /// a heartbeat (a new snapshot is started then if it still needs one).
+    pub(crate) fn snapshot_failed(&mut self) {
+        if matches!(self.flow, Flow::Snapshot(_)) {
+            self.become_probe();
+            self.flow = Flow::Probe { probe_sent: true };
         }
     }
 }
@@ -227,12 +361,55 @@ mod tests {
     #[test]
     fn stale_rejection_is_ignored() {
         let mut progress = Progress::new(LogIndex(11), 4, 1000);
-        progress.accept(LogIndex(10));
-        progress.become_replicate();
+        progress.accept(LogIndex(10), 1);
+        assert_eq!(progress.state(), ProgressState::Replicate);
         assert!(!progress.reject(LogIndex(9), LogIndex(3)));
         assert_eq!(progress.next_index, LogIndex(11));
         assert!(progress.reject(LogIndex(12), LogIndex(11)));
-        assert_eq!(progress.state, ProgressState::Probe);
+        assert_eq!(progress.state(), ProgressState::Probe);
         assert_eq!(progress.next_index, LogIndex(12));
+    }
+
+    /// Every state makes progress after the loss of any message (§5.3).
+    #[test]
+    fn a_lost_window_falls_back_to_probe_once_a_later_round_is_answered() {
+        let mut progress = Progress::new(LogIndex(1), 2, 1000);
+        progress.accept(LogIndex(1), 3);
+        progress.sent(LogIndex(2), 10, 1, 3);
+        progress.sent(LogIndex(3), 10, 1, 3);
+        assert!(progress.is_paused(), "window full");
+        // An answer to the round the window was sent in proves nothing.
+        assert_eq!(progress.recover(3, LogIndex(3), 0, 4), Recovery::Send);
+        assert_eq!(progress.state(), ProgressState::Replicate);
+        assert!(progress.is_paused());
+        // A later round answered with nothing acknowledged: the window was lost.
+        assert_eq!(progress.recover(4, LogIndex(3), 0, 4), Recovery::Send);
+        assert_eq!(progress.state(), ProgressState::Probe);
+        assert!(!progress.is_paused());
+        assert_eq!(progress.next_index, LogIndex(2));
+    }
+
+    #[test]
+    fn an_acceptance_moves_the_window_so_a_later_round_does_not_count_it_lost() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.accept(LogIndex(1), 1);
+        progress.sent(LogIndex(2), 10, 1, 1);
+        progress.sent(LogIndex(3), 10, 1, 1);
+        progress.accept(LogIndex(2), 2);
+        assert_eq!(progress.recover(2, LogIndex(3), 0, 4), Recovery::Send);
+        assert_eq!(progress.state(), ProgressState::Replicate);
+    }
+
+    #[test]
+    fn a_failed_snapshot_waits_for_a_heartbeat_answer_before_probing() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.become_snapshot(LogIndex(50), 7);
+        assert_eq!(progress.recover(1, LogIndex(60), 8, 4), Recovery::None, "the chunk is young");
+        assert_eq!(progress.recover(1, LogIndex(60), 11, 4), Recovery::ResendChunk);
+        progress.snapshot_failed();
+        assert_eq!(progress.state(), ProgressState::Probe);
+        assert!(progress.is_paused());
+        assert_eq!(progress.recover(2, LogIndex(60), 12, 4), Recovery::Send);
+        assert!(!progress.is_paused());
     }
 }

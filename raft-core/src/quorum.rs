@@ -107,6 +107,7 @@ mod tests {
             voters: ids(&[1, 2, 3]),
             voters_outgoing: ids(&[3, 4, 5]),
             learners: BTreeSet::new(),
+            promoting: BTreeSet::new(),
         };
         let matched = [0, 10, 10, 2, 2, 2];
         assert_eq!(committed_index(&membership, |id| LogIndex(matched[id.0 as usize])), LogIndex(2));

@@ -68,7 +68,8 @@ impl LogIndex {
 ///
 /// `voters` decide elections and commitment. During a joint change (thesis §4.3) `voters_outgoing`
 /// holds the old voter set and every decision needs a majority of both sets. `learners` receive
-/// the log but never vote.
+/// the log but never vote; those in `promoting` are to become voters once caught up (thesis
+/// §4.2.1), which any leader carries out, so a promotion survives a change of leader.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     /// The voters of the (incoming) configuration.
@@ -77,6 +78,12 @@ pub struct Membership {
     pub voters_outgoing: BTreeSet<NodeId>,
     /// Non-voting members that receive the log.
     pub learners: BTreeSet<NodeId>,
+    /// Learners an `AddVoter` asked to promote: the leader catches each up and then appends the
+    /// configuration that makes it a voter, or one that withdraws the promotion if it cannot
+    /// keep up. Invariant (kept by the leader; ignored where a peer breaks it): a subset of
+    /// `learners`.
+    #[serde(default)]
+    pub promoting: BTreeSet<NodeId>,
 }
 
 impl Membership {
@@ -86,7 +93,13 @@ impl Membership {
             voters: voters.into_iter().collect(),
             voters_outgoing: BTreeSet::new(),
             learners: BTreeSet::new(),
+            promoting: BTreeSet::new(),
         }
+    }
+
+    /// The first learner waiting to be promoted to voter, if any.
+    pub fn next_promotion(&self) -> Option<NodeId> {
+        self.promoting.iter().copied().find(|id| self.learners.contains(id))
     }
 
     /// Whether `id` is a member in any role.

@@ -35,7 +35,10 @@ pub enum MembershipChange {
     /// Remove a server in any role.
     RemoveServer(NodeId),
     /// Replace the voter set in one step, through joint consensus (§4.3). Learners that become
-    /// voters stop being learners; other learners stay.
+    /// voters stop being learners; other learners stay. Every new voter must already be a
+    /// member: a brand-new server would enter the joint configuration with an empty log and
+    /// could hold up every commit while it catches up (§4.2.1), so add it with `AddLearner`
+    /// first and let it catch up.
     ReplaceVoters(BTreeSet<NodeId>),
 }
 
@@ -65,6 +68,11 @@ pub enum MembershipError {
     NoVotersLeft,
     /// The server is not a member.
     NotAMember(NodeId),
+    /// The leader's uncommitted-bytes window is full; retry after some commit.
+    TooManyUncommitted,
+    /// `ReplaceVoters` names a server that is not a member yet: add it as a learner first, so
+    /// that it catches up before it counts in a majority (§4.2.1).
+    JoinAsLearnerFirst(NodeId),
 }
 
 impl fmt::Display for MembershipError {
@@ -83,6 +91,10 @@ impl fmt::Display for MembershipError {
             MembershipError::NoChange => f.write_str("the change would change nothing"),
             MembershipError::NoVotersLeft => f.write_str("the change would leave no voters"),
             MembershipError::NotAMember(id) => write!(f, "node {id} is not a member"),
+            MembershipError::TooManyUncommitted => f.write_str("too many uncommitted bytes; retry later"),
+            MembershipError::JoinAsLearnerFirst(id) => {
+                write!(f, "node {id} is not a member; add it as a learner first so it catches up")
+            }
         }
     }
 }
@@ -119,7 +131,9 @@ impl fmt::Display for TransferError {
 
 impl core::error::Error for TransferError {}
 
-/// A server catching up before it becomes a voter (thesis §4.2.1).
+/// A server catching up before it becomes a voter (thesis §4.2.1). Leader-local: what survives
+/// a change of leader is the server's place in [`Membership::promoting`], from which every new
+/// leader starts the catch-up over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct CatchUp {
     id: NodeId,
@@ -128,13 +142,27 @@ pub(super) struct CatchUp {
     round_started_tick: u64,
     rounds: u32,
     started_tick: u64,
+    /// The outcome, once decided: the configuration entry to append as soon as nothing else is
+    /// pending (one change at a time).
+    decided: Option<Outcome>,
+    /// A [`RaftEvent::PromotionDeferred`] was reported for this catch-up.
+    deferral_reported: bool,
+}
+
+/// How a catch-up ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A round finished within an election timeout: make the server a voter.
+    Promote,
+    /// It did not keep up: it stays a learner and its promotion is withdrawn.
+    Withdraw,
 }
 
 impl RaftNode {
     /// Index of the configuration entry in effect (pass it to
     /// [`RaftNode::change_membership`] as the expected index).
     pub fn membership_index(&self) -> LogIndex {
-        self.memberships.last().map_or(LogIndex(0), |(i, _)| *i)
+        self.log.membership().0
     }
 
     /// The server being caught up to become a voter, if any.
@@ -168,7 +196,8 @@ impl RaftNode {
         if expected_index != current_index {
             return Err(MembershipError::ConfigurationChanged { current: current_index });
         }
-        if current_index > self.log.committed || self.membership().is_joint() || self.catch_up.is_some() {
+        let promotion_pending = self.catch_up.is_some() || !self.membership().promoting.is_empty();
+        if current_index > self.log.committed || self.membership().is_joint() || promotion_pending {
             return Err(MembershipError::ChangeInProgress);
         }
         if !self.committed_own_term() {
@@ -181,21 +210,9 @@ impl RaftNode {
                 if current.voters.contains(&id) {
                     return Err(MembershipError::NoChange);
                 }
-                self.catch_up = Some(CatchUp {
-                    id,
-                    round_end: self.log.last_index(),
-                    round_started_tick: self.ticks,
-                    rounds: 1,
-                    started_tick: self.ticks,
-                });
-                if current.learners.contains(&id) {
-                    return Ok(current_index);
-                }
+                // Replicated, so that whoever leads carries the promotion out (§4.2.1).
                 next.learners.insert(id);
-                // The learner entry is part of what it must catch up on.
-                if let Some(c) = self.catch_up.as_mut() {
-                    c.round_end = self.log.last_index().next();
-                }
+                next.promoting.insert(id);
             }
             MembershipChange::AddLearner(id) => {
                 if current.contains(id) {
@@ -215,21 +232,33 @@ impl RaftNode {
                 }
                 next.voters.remove(&id);
                 next.learners.remove(&id);
+                next.promoting.remove(&id);
             }
             MembershipChange::ReplaceVoters(voters) => {
                 if voters == current.voters {
                     return Err(MembershipError::NoChange);
                 }
+                if let Some(&stranger) = voters.iter().find(|&&id| !current.contains(id)) {
+                    return Err(MembershipError::JoinAsLearnerFirst(stranger));
+                }
                 next.learners.retain(|id| !voters.contains(id));
+                next.promoting.retain(|id| !voters.contains(id));
                 next.voters_outgoing = current.voters.clone();
                 next.voters = voters;
             }
         }
         if next.voters.is_empty() {
-            self.catch_up = None;
             return Err(MembershipError::NoVotersLeft);
         }
-        self.append_membership(next).map_err(|_| MembershipError::ChangeInProgress)
+        let index = self.append_membership(next).map_err(|error| match error {
+            ProposeError::NotLeader { leader } => MembershipError::NotLeader { leader },
+            ProposeError::LeadershipTransferInProgress => MembershipError::LeadershipTransferInProgress,
+            ProposeError::TooManyUncommitted => MembershipError::TooManyUncommitted,
+        })?;
+        // A new voter starts catching up at once (its learner entry is part of what it must
+        // catch up on).
+        self.advance_catch_up();
+        Ok(index)
     }
 
     fn append_membership(&mut self, membership: Membership) -> Result<LogIndex, ProposeError> {
@@ -253,7 +282,7 @@ impl RaftNode {
                 self.progress.insert(id, pr);
             }
         }
-        if self.catch_up.is_some_and(|c| !self.membership().contains(c.id)) {
+        if self.catch_up.is_some_and(|c| !self.membership().promoting.contains(&c.id)) {
             self.catch_up = None;
         }
         if self.transfer.is_some_and(|t| !self.membership().is_voter(t)) {
@@ -277,50 +306,111 @@ impl RaftNode {
         if !self.membership().is_voter(self.config.id) {
             // §4.2.2: the removed leader has done its job; let the others elect a leader.
             self.become_follower(self.term, None);
+            return;
+        }
+        // A promotion waiting for this commit goes now rather than at the next tick.
+        if self.catch_up.is_some_and(|c| c.decided.is_some()) {
+            self.advance_catch_up();
         }
     }
 
-    /// Leader: advance a new voter's catch-up and promote it when a round was fast enough.
+    /// Leader: start, advance and finish the catch-up of a learner waiting to be promoted
+    /// (thesis §4.2.1). Called on every tick, acknowledgement and commit. A decided outcome is
+    /// never dropped: it waits until its configuration entry may be appended, and the wait is
+    /// reported once as [`RaftEvent::PromotionDeferred`].
     pub(super) fn advance_catch_up(&mut self) {
-        let Some(mut catch_up) = self.catch_up else {
+        if self.role != Role::Leader {
             return;
+        }
+        let catch_up = match self.catch_up {
+            Some(catch_up) => catch_up,
+            None => {
+                // A promotion in the configuration and no catch-up: asked for by AddVoter just
+                // now, or left over by an earlier leader. Start (over) from here.
+                let Some(id) = self.membership().next_promotion() else {
+                    return;
+                };
+                CatchUp {
+                    id,
+                    round_end: self.log.last_index(),
+                    round_started_tick: self.ticks,
+                    rounds: 1,
+                    started_tick: self.ticks,
+                    decided: None,
+                    deferral_reported: false,
+                }
+            }
         };
-        let Some(pr) = self.progress.get(&catch_up.id) else {
-            self.catch_up = None;
-            return;
+        self.catch_up = self.catch_up_step(catch_up);
+    }
+
+    /// One step of a catch-up; returns it if it goes on.
+    fn catch_up_step(&mut self, mut catch_up: CatchUp) -> Option<CatchUp> {
+        let id = catch_up.id;
+        if !self.membership().promoting.contains(&id) || !self.membership().learners.contains(&id) {
+            // Settled by a configuration entry: ours, or a change that removed the server.
+            return None;
+        }
+        let match_index = self.progress.get(&id)?.match_index;
+        if catch_up.decided.is_none() {
+            catch_up.decided = self.catch_up_outcome(&mut catch_up, match_index);
+            if catch_up.decided == Some(Outcome::Withdraw) {
+                self.events.push(RaftEvent::CatchUpAbandoned { id });
+            }
+        }
+        let Some(outcome) = catch_up.decided else {
+            return Some(catch_up);
         };
+        if !self.may_append_membership() {
+            if !catch_up.deferral_reported && outcome == Outcome::Promote {
+                catch_up.deferral_reported = true;
+                self.events.push(RaftEvent::PromotionDeferred { id });
+            }
+            return Some(catch_up);
+        }
+        let mut next = self.membership().clone();
+        next.promoting.remove(&id);
+        if outcome == Outcome::Promote {
+            next.learners.remove(&id);
+            next.voters.insert(id);
+        }
+        // A protocol entry: neither the uncommitted-bytes window nor anything else may drop it.
+        self.append_protocol_entry(EntryPayload::Membership(Box::new(next)));
+        self.stats.membership_changes += 1;
+        None
+    }
+
+    /// Whether the outcome of a catch-up is decided: promote after a round that finished within
+    /// an election timeout, withdraw after too many rounds or too long.
+    fn catch_up_outcome(&self, catch_up: &mut CatchUp, match_index: LogIndex) -> Option<Outcome> {
         let total_ticks = self.ticks.saturating_sub(catch_up.started_tick);
         if total_ticks > u64::from(CATCH_UP_ROUNDS_MAX) * self.config.election_timeout_ticks {
             // Unreachable or too slow: it stays a learner.
-            self.catch_up = None;
-            self.events.push(RaftEvent::CatchUpAbandoned { id: catch_up.id });
-            return;
+            return Some(Outcome::Withdraw);
         }
-        if pr.match_index < catch_up.round_end {
-            return;
+        if match_index < catch_up.round_end {
+            return None;
         }
         let round_ticks = self.ticks.saturating_sub(catch_up.round_started_tick);
         if round_ticks <= self.config.election_timeout_ticks {
-            // Promote once nothing else is pending; until then keep the round's result.
-            if self.membership_index() <= self.log.committed && !self.membership().is_joint() {
-                let mut next = self.membership().clone();
-                next.learners.remove(&catch_up.id);
-                next.voters.insert(catch_up.id);
-                self.catch_up = None;
-                let _ = self.append_membership(next);
-            }
-            return;
+            return Some(Outcome::Promote);
         }
         if catch_up.rounds >= CATCH_UP_ROUNDS_MAX {
-            // It cannot keep up; it stays a learner.
-            self.catch_up = None;
-            self.events.push(RaftEvent::CatchUpAbandoned { id: catch_up.id });
-            return;
+            return Some(Outcome::Withdraw);
         }
         catch_up.rounds += 1;
         catch_up.round_end = self.log.last_index();
         catch_up.round_started_tick = self.ticks;
-        self.catch_up = Some(catch_up);
+        None
+    }
+
+    /// Whether this leader may append a configuration entry now: one change at a time, only
+    /// after committing an entry of its own term, not during a leadership transfer.
+    fn may_append_membership(&self) -> bool {
+        self.membership_index() <= self.log.committed
+            && !self.membership().is_joint()
+            && self.committed_own_term()
+            && self.transfer.is_none()
     }
 
     /// Hands leadership to `target`, or to the most up-to-date other voter (thesis §3.10):

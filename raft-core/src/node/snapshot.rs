@@ -3,9 +3,8 @@
 
 use super::RaftNode;
 use crate::message::MessageBody;
-use crate::progress::ProgressState;
 use crate::ready::{SnapshotChunk, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta};
-use crate::types::{EntryPayload, LogIndex, Membership, NodeId};
+use crate::types::{LogIndex, Membership, NodeId};
 use bytes::Bytes;
 use core::fmt;
 
@@ -35,6 +34,28 @@ impl fmt::Display for SnapshotError {
 
 impl core::error::Error for SnapshotError {}
 
+/// A follower's snapshot in the middle of its transfer.
+#[derive(Clone, Debug)]
+pub(super) struct Incoming {
+    /// Who sends it, and in which term: chunks are resumed by offset only from the same leader,
+    /// since nothing promises that two leaders' snapshot bytes at one index are the same
+    /// (a state machine's encoding need not be canonical).
+    leader: NodeId,
+    term: crate::types::Term,
+    meta: SnapshotMeta,
+    /// The offset expected next.
+    next_offset: u64,
+}
+
+/// How sending a snapshot to a follower ended, as the driver saw it (etcd's `ReportSnapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SnapshotStatus {
+    /// Every chunk left. Nothing changes: the follower's answer moves the leader on.
+    Finished,
+    /// A chunk could not be sent (the connection failed, the snapshot could not be read).
+    Failed,
+}
+
 impl RaftNode {
     /// The index to snapshot at, once the policy (`snapshot_interval_entries`) says it is time.
     pub fn snapshot_wanted(&self) -> Option<LogIndex> {
@@ -50,7 +71,7 @@ impl RaftNode {
 
     /// The configuration in effect at `index` (the last one appended at or before it).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
-        self.memberships.iter().rev().find(|(i, _)| *i <= index).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.log.membership_at(index).clone()
     }
 
     /// The driver has durably stored a snapshot of its state machine as of `index` (on demand,
@@ -63,21 +84,19 @@ impl RaftNode {
         if index > self.log.applied {
             return Err(SnapshotError::NotApplied { applied: self.log.applied });
         }
-        let current = self.snapshot.as_ref().map_or(self.log.snapshot_index(), |m| m.index);
+        let current = self.snapshot.as_ref().map_or(self.log.compacted_index(), |m| m.index);
         if index <= current {
             return Err(SnapshotError::Stale { current });
         }
-        let term = self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.snapshot_index() })?;
+        let term =
+            self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.compacted_index() })?;
         let meta = SnapshotMeta { index, term, membership: self.membership_at(index) };
         self.snapshot = Some(meta.clone());
         let compact = LogIndex(index.0.saturating_sub(self.config.snapshot_trailing_entries));
-        if compact > self.log.snapshot_index() {
-            // Keep the configuration in effect at the compaction point; older ones go.
-            let keep_from = self.memberships.iter().rposition(|(i, _)| *i <= compact).unwrap_or(0);
-            self.memberships.drain(..keep_from);
+        if compact > self.log.compacted_index() {
             self.log.compact_to(compact);
         }
-        Ok(SnapshotCreated { meta, compact_through: self.log.snapshot_index() })
+        Ok(SnapshotCreated { meta, compact_through: self.log.compacted_index() })
     }
 
     /// Leader: asks the driver for the chunk `to` needs next.
@@ -86,16 +105,22 @@ impl RaftNode {
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        let Some(meta) = self.snapshot.as_ref().filter(|m| m.index == pr.snapshot_index) else {
-            // The snapshot was replaced by a newer one: start over with it.
-            pr.become_probe();
-            self.needs_flush = true;
+        let Some(sending) = pr.snapshot_sending() else {
             return;
         };
-        pr.chunk_outstanding = true;
-        pr.chunk_sent_tick = ticks;
-        let request = SnapshotChunkRequest { to, meta: meta.clone(), offset: pr.snapshot_offset };
-        self.snapshot_chunks_wanted.push(request);
+        match self.snapshot.as_ref().filter(|m| m.index == sending.index) {
+            Some(meta) => {
+                sending.chunk_outstanding = true;
+                sending.chunk_sent_tick = ticks;
+                let request = SnapshotChunkRequest { to, meta: meta.clone(), offset: sending.offset };
+                self.snapshot_chunks_wanted.push(request);
+            }
+            None => {
+                // The snapshot was replaced by a newer one: start over with it.
+                pr.become_probe();
+                self.needs_flush = true;
+            }
+        }
     }
 
     /// Leader: the driver read a chunk asked for in [`crate::Ready::snapshot_chunks_wanted`].
@@ -108,13 +133,11 @@ impl RaftNode {
         data: Bytes,
         last: bool,
     ) {
-        let Some(pr) = self.progress.get(&to) else {
+        let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
         let wanted = self.role == super::Role::Leader
-            && pr.state == ProgressState::Snapshot
-            && pr.snapshot_index == snapshot_index
-            && pr.snapshot_offset == offset;
+            && pr.snapshot_sending().is_some_and(|s| s.index == snapshot_index && s.offset == offset);
         let Some(meta) = self.snapshot.clone().filter(|m| wanted && m.index == snapshot_index) else {
             return;
         };
@@ -122,6 +145,20 @@ impl RaftNode {
             to,
             MessageBody::InstallSnapshot { meta: alloc::boxed::Box::new(meta), offset, data, last },
         );
+    }
+
+    /// Leader: the driver tells how sending a snapshot to `peer` ended (etcd's
+    /// `ReportSnapshot`). On [`SnapshotStatus::Failed`] the transfer is given up and the follower
+    /// is probed again once it answers a heartbeat, when a new snapshot is started if it still
+    /// needs one (§7). Ignored on a non-leader, for a peer this leader does not track, or for a
+    /// follower not receiving a snapshot.
+    pub fn report_snapshot(&mut self, peer: NodeId, status: SnapshotStatus) {
+        if self.role != super::Role::Leader || status == SnapshotStatus::Finished {
+            return;
+        }
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.snapshot_failed();
+        }
     }
 
     /// Leader: a follower acknowledged a chunk (or the whole snapshot).
@@ -135,26 +172,27 @@ impl RaftNode {
         if !self.note_answer(from) {
             return;
         }
+        let round = self.round;
         let Some(pr) = self.progress.get_mut(&from) else { return };
-        if pr.state != ProgressState::Snapshot || pr.snapshot_index != snapshot_index {
+        let Some(sending) = pr.snapshot_sending().filter(|s| s.index == snapshot_index) else {
+            return;
+        };
+        if !done {
+            sending.offset = next_offset;
+            sending.chunk_outstanding = false;
+            self.request_snapshot_chunk(from);
             return;
         }
-        if done {
-            // Installed, or the follower had committed past it already: either way its log
-            // matches ours up to the snapshot index (committed entries never differ).
-            pr.accept(snapshot_index);
-            pr.become_probe();
-            pr.next_index = snapshot_index.next().max(pr.match_index.next());
-            self.stats.snapshots_sent += 1;
-            self.needs_flush = true;
-            if snapshot_index > self.log.committed {
-                self.maybe_commit();
-            }
-            return;
+        // Installed, or the follower had committed past it already: either way its log
+        // matches ours up to the snapshot index (committed entries never differ).
+        pr.accept(snapshot_index, round);
+        pr.become_probe();
+        pr.next_index = snapshot_index.next().max(pr.match_index.next());
+        self.stats.snapshots_sent += 1;
+        self.needs_flush = true;
+        if snapshot_index > self.log.committed {
+            self.maybe_commit();
         }
-        pr.snapshot_offset = next_offset;
-        pr.chunk_outstanding = false;
-        self.request_snapshot_chunk(from);
     }
 
     /// Follower: one chunk from the leader. Chunks must arrive in order; any other answer tells
@@ -175,8 +213,12 @@ impl RaftNode {
             self.send_after_persist(leader, body);
             return;
         }
+        let term = self.term;
         let expected = match &self.incoming_snapshot {
-            Some((receiving, next)) if *receiving == meta => *next,
+            Some(incoming) if incoming.meta == meta && incoming.leader == leader && incoming.term == term => {
+                incoming.next_offset
+            }
+            // A new snapshot, or the same one from another leader: start over.
             _ => 0,
         };
         if offset != expected {
@@ -191,7 +233,7 @@ impl RaftNode {
             self.incoming_snapshot = None;
             self.install_snapshot(meta);
         } else {
-            self.incoming_snapshot = Some((meta, next_offset));
+            self.incoming_snapshot = Some(Incoming { leader, term, meta, next_offset });
         }
         // The chunk must be on disk before it is acknowledged.
         let body = MessageBody::InstallSnapshotResponse { snapshot_index, next_offset, done: last };
@@ -200,15 +242,11 @@ impl RaftNode {
 
     /// Swaps the log for the snapshot, keeping entries after it if they match (§7).
     fn install_snapshot(&mut self, meta: SnapshotMeta) {
-        self.log.install_snapshot(meta.index, meta.term);
-        let log = &self.log;
-        let mut memberships = alloc::vec![(meta.index, meta.membership.clone())];
-        for entry in log.all_entries() {
-            if let EntryPayload::Membership(m) = &entry.payload {
-                memberships.push((entry.index, (**m).clone()));
-            }
+        let membership_before = self.membership().clone();
+        self.log.install_snapshot(meta.index, meta.term, meta.membership.clone());
+        if *self.membership() != membership_before {
+            self.report_membership();
         }
-        self.memberships = memberships;
         self.stats.snapshots_installed += 1;
         self.events.push(crate::events::RaftEvent::SnapshotInstalled { index: meta.index });
         self.snapshot_installed = Some(meta.clone());
