@@ -37,9 +37,16 @@ impl fmt::Display for LogIndex {
 }
 
 impl Term {
-    /// The term after this one.
+    /// The last term a node may enter. `u64::MAX` is never used: a message carrying it is
+    /// refused and a node at `LAST` does not campaign, so `next` never has to saturate (a term
+    /// that cannot be followed would end the cluster: nobody could be elected after it).
+    pub const LAST: Term = Term(u64::MAX - 1);
+
+    /// The term after this one. Callers only ask below [`Term::LAST`]; at `u64::MAX` it would
+    /// saturate, which is why no node enters that term.
     #[must_use]
     pub fn next(self) -> Term {
+        debug_assert!(self < Term(u64::MAX), "no node enters term u64::MAX");
         Term(self.0.saturating_add(1))
     }
 }

@@ -205,6 +205,22 @@ impl TestCluster {
         }
     }
 
+    /// Lets every running node's restart quiet period run out (a restarted voter withholds
+    /// votes for one election timeout, see `node/lease.rs`): ticks each node that long, and
+    /// loses whatever their timers made them send meanwhile.
+    pub fn let_restart_leases_lapse(&mut self) {
+        for k in 0..self.nodes.len() {
+            let ticks = self.configs[k].election_timeout_ticks;
+            if let Some(node) = self.nodes[k].as_mut() {
+                for _ in 0..ticks {
+                    node.tick();
+                }
+            }
+        }
+        self.flush();
+        self.network.clear();
+    }
+
     pub fn campaign(&mut self, id: u64) {
         self.node_mut(id).campaign();
         self.stabilize();
