@@ -160,6 +160,19 @@ impl Entry {
     }
 }
 
+/// Where a proposal went: the entry's index and the leader's term. The proposal is committed
+/// (and will be applied) at `index` only if the entry committed there has `term`; an entry of
+/// another term at that index means this one was cut from the log when leadership changed
+/// (§5.3), and the client should retry. etcd's and hashicorp's drivers need both to match a
+/// proposal to its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Proposed {
+    /// The index the entry has in the leader's log.
+    pub index: LogIndex,
+    /// The term of the leader that appended it (the entry's term).
+    pub term: Term,
+}
+
 /// The state a node must persist before it answers any message that depends on it (§5, Figure 2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HardState {

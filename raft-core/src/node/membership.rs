@@ -233,7 +233,7 @@ impl RaftNode {
     }
 
     fn append_membership(&mut self, membership: Membership) -> Result<LogIndex, ProposeError> {
-        let index = self.propose_payload(EntryPayload::Membership(Box::new(membership)))?;
+        let index = self.propose_payload(EntryPayload::Membership(Box::new(membership)))?.index;
         self.stats.membership_changes += 1;
         Ok(index)
     }

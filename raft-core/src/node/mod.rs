@@ -15,7 +15,7 @@ use crate::quorum::{self, VoteResult};
 use crate::reads::{ReadState, ReadTracker};
 use crate::ready::{Ready, Restored, SoftState};
 use crate::rng::Rng;
-use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Proposed, Role, Term};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -477,16 +477,17 @@ impl RaftNode {
         }
     }
 
-    /// Proposes a command. Returns the index it will have if committed.
+    /// Proposes a command. Returns the index and term it will have if committed: the command
+    /// is applied at `index` only if the entry applied there has `term` (see [`Proposed`]).
     ///
     /// # Errors
     /// [`ProposeError::NotLeader`] on anyone but the leader (with the leader's id when known),
     /// [`ProposeError::TooManyUncommitted`] when the leader's uncommitted window is full.
-    pub fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
+    pub fn propose(&mut self, data: Bytes) -> Result<Proposed, ProposeError> {
         self.propose_payload(EntryPayload::Command(data))
     }
 
-    fn propose_payload(&mut self, payload: EntryPayload) -> Result<LogIndex, ProposeError> {
+    fn propose_payload(&mut self, payload: EntryPayload) -> Result<Proposed, ProposeError> {
         if self.role != Role::Leader {
             self.stats.proposals_refused += 1;
             return Err(ProposeError::NotLeader { leader: self.leader });
@@ -506,7 +507,7 @@ impl RaftNode {
         self.uncommitted_bytes += size;
         self.append_as_leader(entry);
         self.stats.proposals += 1;
-        Ok(index)
+        Ok(Proposed { index, term: self.term })
     }
 
     /// Leader: appends an entry the protocol itself needs (leaving a joint configuration),

@@ -5,8 +5,8 @@
 
 use raft_core::sim::SimStateMachine;
 use raft_core::{
-    bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, NodeId, RaftNode,
-    Restored, Role, SnapshotMeta, Term,
+    bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, NodeId, Proposed,
+    RaftNode, Restored, Role, SnapshotMeta, Term,
 };
 use std::collections::{BTreeSet, VecDeque};
 
@@ -226,10 +226,11 @@ impl TestCluster {
         self.stabilize();
     }
 
-    pub fn propose(&mut self, id: u64, data: &'static [u8]) -> LogIndex {
-        let index = self.node_mut(id).propose(Bytes::from_static(data)).expect("leader takes the proposal");
+    pub fn propose(&mut self, id: u64, data: &'static [u8]) -> Proposed {
+        let proposed =
+            self.node_mut(id).propose(Bytes::from_static(data)).expect("leader takes the proposal");
         self.stabilize();
-        index
+        proposed
     }
 
     /// Cuts `id` off from everyone, both ways.
