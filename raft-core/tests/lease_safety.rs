@@ -160,8 +160,9 @@ fn thesis_6_4_1_a_restarted_voter_keeps_quiet_for_an_election_timeout_with_clock
         for id in [2, 4, 5] {
             cluster.node_mut(id).tick();
         }
-        // Node 3 counts an election timeout in `timeout - drift` of the leader's ticks.
-        let due = step * timeout / (timeout - drift);
+        // Node 3 counts an election timeout in `timeout - drift` of the leader's ticks, each
+        // tick as early as it may: exactly at the bound.
+        let due = (step * timeout).div_ceil(timeout - drift);
         while node3_ticks < due {
             cluster.node_mut(3).tick();
             node3_ticks += 1;
