@@ -56,6 +56,7 @@ pub mod ready;
 pub mod rng;
 pub mod sim;
 pub mod state_machine;
+pub mod storage;
 pub mod types;
 
 pub use bytes::Bytes;
