@@ -927,9 +927,9 @@ impl CoreTask {
 
     fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), RaftError> {
         match self.node.propose(data) {
-            Ok(index) => {
+            Ok(proposed) => {
                 self.metrics.proposals_total.fetch_add(1, Ordering::Relaxed);
-                Ok((index, self.node.term()))
+                Ok((proposed.index, proposed.term))
             }
             Err(error) => {
                 self.metrics.proposals_refused_total.fetch_add(1, Ordering::Relaxed);

@@ -79,6 +79,16 @@ pub enum StepError {
         /// The first committed index it would have removed.
         index: LogIndex,
     },
+    /// The message's term is `u64::MAX`: no node may enter it, because no term follows it
+    /// ([`crate::Term::LAST`] is the last usable one).
+    TermExhausted,
+    /// The sender is not a member of this node's configuration and the message is one only a
+    /// member sends: a vote response, a higher-term answer nobody asked for, or a vote request
+    /// from a candidate whose log is not even as up to date as this node's.
+    NotAMember {
+        /// The sender.
+        from: NodeId,
+    },
 }
 
 impl fmt::Display for StepError {
@@ -90,6 +100,8 @@ impl fmt::Display for StepError {
             StepError::WouldTruncateCommitted { index } => {
                 write!(f, "message would truncate committed entry {index}")
             }
+            StepError::TermExhausted => f.write_str("message term u64::MAX is beyond the last usable term"),
+            StepError::NotAMember { from } => write!(f, "node {from} is not a member of this configuration"),
         }
     }
 }

@@ -24,10 +24,11 @@
 //!     // persist ready.hard_state + ready.entries, send messages, apply committed entries...
 //!     node.advance();
 //! }
-//! let index = node.propose(bytes::Bytes::from_static(b"x=1")).unwrap();
+//! let proposed = node.propose(bytes::Bytes::from_static(b"x=1")).unwrap();
 //! let ready = node.ready();
 //! node.advance();
-//! assert_eq!(node.commit_index(), index);
+//! assert_eq!(node.commit_index(), proposed.index);
+//! assert_eq!(node.term_at(proposed.index), Some(proposed.term));
 //! # let _ = ready;
 //! ```
 //!
@@ -55,6 +56,7 @@ pub mod ready;
 pub mod rng;
 pub mod sim;
 pub mod state_machine;
+pub mod storage;
 pub mod types;
 
 pub use bytes::Bytes;
@@ -72,4 +74,4 @@ pub use ready::{
     bootstrap, recover_cluster, Ready, Restored, SnapshotChunk, SnapshotChunkRequest, SnapshotCreated,
     SnapshotMeta, SoftState,
 };
-pub use types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};
+pub use types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Proposed, Role, Term};

@@ -37,9 +37,16 @@ impl fmt::Display for LogIndex {
 }
 
 impl Term {
-    /// The term after this one.
+    /// The last term a node may enter. `u64::MAX` is never used: a message carrying it is
+    /// refused and a node at `LAST` does not campaign, so `next` never has to saturate (a term
+    /// that cannot be followed would end the cluster: nobody could be elected after it).
+    pub const LAST: Term = Term(u64::MAX - 1);
+
+    /// The term after this one. Callers only ask below [`Term::LAST`]; at `u64::MAX` it would
+    /// saturate, which is why no node enters that term.
     #[must_use]
     pub fn next(self) -> Term {
+        debug_assert!(self < Term(u64::MAX), "no node enters term u64::MAX");
         Term(self.0.saturating_add(1))
     }
 }
@@ -164,6 +171,19 @@ impl Entry {
         };
         ENTRY_OVERHEAD_BYTES + payload
     }
+}
+
+/// Where a proposal went: the entry's index and the leader's term. The proposal is committed
+/// (and will be applied) at `index` only if the entry committed there has `term`; an entry of
+/// another term at that index means this one was cut from the log when leadership changed
+/// (§5.3), and the client should retry. etcd's and hashicorp's drivers need both to match a
+/// proposal to its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Proposed {
+    /// The index the entry has in the leader's log.
+    pub index: LogIndex,
+    /// The term of the leader that appended it (the entry's term).
+    pub term: Term,
 }
 
 /// The state a node must persist before it answers any message that depends on it (§5, Figure 2).

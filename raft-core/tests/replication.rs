@@ -74,6 +74,8 @@ fn s7_a_rejection_hint_at_the_compaction_point_leads_to_a_snapshot_not_a_probe_l
     let restored =
         vec![restored(&[1, 1, 3, 3, 3], 3), restored(&[1, 1, 3, 3, 3], 3), restored(&[1, 1, 2, 2], 3)];
     let mut cluster = TestCluster::from_restored(configs, restored);
+    // Restored voters keep quiet for one election timeout (node/lease.rs).
+    cluster.let_restart_leases_lapse();
     cluster.isolate(3);
     cluster.campaign(1);
     assert_eq!(cluster.leaders(), vec![1]);

@@ -105,6 +105,7 @@ fn s5_3_a_conflicting_follower_suffix_is_replaced_by_the_leaders() {
     let restored =
         vec![restored_log(&[1, 3, 3], 3), restored_log(&[1, 3, 3], 3), restored_log(&[1, 2, 2, 2, 2], 2)];
     let mut cluster = TestCluster::from_restored(configs, restored);
+    cluster.let_restart_leases_lapse();
     cluster.campaign(1);
     cluster.propose(1, b"after");
     assert_eq!(cluster.log_terms(3), cluster.log_terms(1));
@@ -142,6 +143,7 @@ fn s5_3_a_follower_diverging_by_many_entries_is_repaired_in_few_round_trips() {
     let configs: Vec<_> = (1..=3).map(config).collect();
     let restored = vec![restored_log(&terms_13, 3), restored_log(&terms_13, 3), restored_log(&terms_3, 3)];
     let mut cluster = TestCluster::from_restored(configs, restored);
+    cluster.let_restart_leases_lapse();
     cluster.campaign(1);
     cluster.propose(1, b"x");
     assert_eq!(cluster.log_terms(3), cluster.log_terms(1));

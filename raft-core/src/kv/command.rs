@@ -37,9 +37,10 @@ impl fmt::Display for ClientId {
 /// Every command carries `timestamp_ms`, chosen by the proposer (milliseconds of real or
 /// simulated time). The store's clock is the largest timestamp applied so far, so it is the
 /// same on every replica and never runs backwards even if leaders' clocks disagree; sessions
-/// expire by that clock (thesis §6.3). The leader should stamp commands with its own clock
-/// rather than trust a client's: one timestamp far in the future moves the clock there for
-/// good and expires every session idle by that measure.
+/// expire by that clock (thesis §6.3). The leader should stamp commands with
+/// [`crate::kv::LeaderClock`] rather than trust a client's clock or its own wall clock: one
+/// timestamp far in the future moves the clock there for good and expires every session idle
+/// by that measure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// The proposer's time when it proposed the command, in milliseconds.

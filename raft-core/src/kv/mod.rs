@@ -9,9 +9,18 @@
 //!   and gets a [`ClientId`], the log index of its registration. Each request carries that id
 //!   and a sequence number; the store applies each sequence number once, caches the last
 //!   response, answers a retry from the cache and refuses an older number as stale.
+//!   **One request at a time per session:** only the last response is cached, so a client must
+//!   not send sequence `n + 1` before it has the answer to `n` (it may retry `n` as often as it
+//!   likes). A client that pipelines opens one session per outstanding request; a retry of an
+//!   older number after a newer one was applied is refused as stale, never applied twice.
+//!   (The thesis's variant caches every response the client has not acknowledged; this one keeps
+//!   the table's memory bounded by one response per session.)
 //! - **Log time.** Every command carries a proposer timestamp; the store's clock is the
 //!   largest one applied so far. Sessions idle longer than [`KvConfig::session_timeout_ms`] by
-//!   that clock expire during `apply`, identically on every replica. The table is bounded by
+//!   that clock expire during `apply`, identically on every replica. A leader should stamp with
+//!   [`LeaderClock`] (the store's clock at takeover plus its monotonic elapsed time), not its
+//!   wall clock: one server whose wall clock runs ahead would otherwise move the store's clock
+//!   forward for good and expire every idle session at once. The table is bounded by
 //!   [`KvConfig::sessions_max`]; registering beyond it evicts the least recently used.
 //! - Reads may go through the log (for linearizability without ReadIndex) or be served locally
 //!   with [`KvStore::read`] after ReadIndex or a lease (thesis §6.4).
@@ -35,6 +44,7 @@
 //! ```
 
 mod checksum;
+mod clock;
 mod command;
 mod key;
 mod limits;
@@ -43,6 +53,7 @@ mod session;
 mod snapshot;
 mod store;
 
+pub use clock::LeaderClock;
 pub use command::{ClientId, Command, CommandBody, Operation, SessionRequest, COMMAND_FORMAT_VERSION};
 pub use limits::{
     COMMAND_BYTES_MAX, ENCODED_COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX,

@@ -40,6 +40,7 @@ impl RaftNode {
 
     pub(super) fn hear_from_leader(&mut self, leader: NodeId) {
         self.election_elapsed = 0;
+        self.leader_contact_tick = Some(self.ticks);
         if self.leader != Some(leader) {
             self.fail_reads();
         }
@@ -67,6 +68,12 @@ impl RaftNode {
     }
 
     pub(super) fn start_campaign(&mut self, reason: CampaignReason) {
+        if self.term >= Term::LAST {
+            // The election would need a term no node accepts (issue 11): never saturate.
+            self.stats.campaigns_refused_term_exhausted += 1;
+            self.reset_election_timer();
+            return;
+        }
         let kind = if self.config.pre_vote && reason == CampaignReason::ElectionTimeout {
             VoteKind::PreVote
         } else {

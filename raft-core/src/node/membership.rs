@@ -262,7 +262,7 @@ impl RaftNode {
     }
 
     fn append_membership(&mut self, membership: Membership) -> Result<LogIndex, ProposeError> {
-        let index = self.propose_payload(EntryPayload::Membership(Box::new(membership)))?;
+        let index = self.propose_payload(EntryPayload::Membership(Box::new(membership)))?.index;
         self.stats.membership_changes += 1;
         Ok(index)
     }
@@ -463,6 +463,10 @@ impl RaftNode {
         };
         let caught_up = self.progress.get(&target).is_some_and(|pr| pr.match_index == self.log.last_index());
         if caught_up {
+            // From now on the target may win an election in the next term at any moment (a
+            // delayed TimeoutNow still counts), overriding the followers' leases: this leader's
+            // lease is gone for the rest of its term (thesis §3.10, §6.4.1).
+            self.timeout_now_sent_term = Some(self.term);
             self.send(target, MessageBody::TimeoutNow);
             self.stats.leader_transfers += 1;
         }

@@ -14,13 +14,14 @@ use crate::progress::{Progress, ProgressState};
 use crate::reads::{ReadState, ReadTracker};
 use crate::ready::{Restored, SoftState};
 use crate::rng::Rng;
-use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Role, Term};
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Proposed, Role, Term};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
 mod cycle;
 mod election;
+mod lease;
 mod membership;
 mod reads;
 mod replication;
@@ -63,6 +64,14 @@ pub struct Stats {
     pub membership_changes: u64,
     /// Leadership transfers this leader completed by sending TimeoutNow.
     pub leader_transfers: u64,
+    /// Messages refused because their term is `u64::MAX`, a term no node may enter
+    /// ([`Term::LAST`] is the last one).
+    pub messages_term_exhausted: u64,
+    /// Messages refused because their sender is not a member of this node's configuration and
+    /// the message is one only a member may send (see [`StepError::NotAMember`]).
+    pub messages_from_non_members: u64,
+    /// Campaigns not started because this node's term is [`Term::LAST`].
+    pub campaigns_refused_term_exhausted: u64,
 }
 
 /// A leader's view of one follower, for observers (the playground, metrics).
@@ -134,6 +143,13 @@ pub struct RaftNode {
     transfer: Option<NodeId>,
     /// Ticks since the transfer started; it is abandoned after an election timeout.
     transfer_elapsed: u64,
+    /// The term in which this node last sent TimeoutNow. From then on its lease is forfeited
+    /// for the rest of that term (see `lease_is_valid`).
+    timeout_now_sent_term: Option<Term>,
+    /// The tick at which this node last heard from a leader of its term (AppendEntries,
+    /// heartbeat, snapshot chunk). A node that may have acknowledged a leader before it
+    /// restarted starts with `Some(0)`, as if it had just heard from one (see `node/lease.rs`).
+    leader_contact_tick: Option<u64>,
     /// The latest snapshot this node holds (taken or installed).
     snapshot: Option<crate::ready::SnapshotMeta>,
     /// Follower: the snapshot being received.
@@ -189,6 +205,9 @@ impl RaftNode {
         if hard_state.term < log.last_term() {
             return Err(ConfigError::InconsistentRestore("term older than the last entry's"));
         }
+        if hard_state.term > Term::LAST {
+            return Err(ConfigError::InconsistentRestore("term beyond the last usable term"));
+        }
         log.commit_to(hard_state.commit);
         log.applied = applied.max(snapshot_index).min(log.committed);
         let rng = Rng::new(config.seed);
@@ -214,6 +233,8 @@ impl RaftNode {
             read_states: Vec::new(),
             transfer: None,
             transfer_elapsed: 0,
+            timeout_now_sent_term: None,
+            leader_contact_tick: lease::contact_at_start(hard_state.term),
             snapshot,
             incoming_snapshot: None,
             snapshot_chunks_wanted: Vec::new(),
@@ -266,16 +287,17 @@ impl RaftNode {
         }
     }
 
-    /// Proposes a command. Returns the index it will have if committed.
+    /// Proposes a command. Returns the index and term it will have if committed: the command
+    /// is applied at `index` only if the entry applied there has `term` (see [`Proposed`]).
     ///
     /// # Errors
     /// [`ProposeError::NotLeader`] on anyone but the leader (with the leader's id when known),
     /// [`ProposeError::TooManyUncommitted`] when the leader's uncommitted window is full.
-    pub fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
+    pub fn propose(&mut self, data: Bytes) -> Result<Proposed, ProposeError> {
         self.propose_payload(EntryPayload::Command(data))
     }
 
-    fn propose_payload(&mut self, payload: EntryPayload) -> Result<LogIndex, ProposeError> {
+    fn propose_payload(&mut self, payload: EntryPayload) -> Result<Proposed, ProposeError> {
         if self.role != Role::Leader {
             self.stats.proposals_refused += 1;
             return Err(ProposeError::NotLeader { leader: self.leader });
@@ -295,7 +317,7 @@ impl RaftNode {
         self.uncommitted_bytes += size;
         self.append_as_leader(entry);
         self.stats.proposals += 1;
-        Ok(index)
+        Ok(Proposed { index, term: self.term })
     }
 
     /// Handles one message from a peer.
@@ -305,7 +327,11 @@ impl RaftNode {
     /// is counted. Messages that are merely stale are ignored without an error.
     pub fn step(&mut self, message: Message) -> Result<(), StepError> {
         if let Err(error) = self.validate(&message) {
-            self.stats.messages_dropped_invalid += 1;
+            match error {
+                StepError::TermExhausted => self.stats.messages_term_exhausted += 1,
+                StepError::NotAMember { .. } => self.stats.messages_from_non_members += 1,
+                _ => self.stats.messages_dropped_invalid += 1,
+            }
             return Err(error);
         }
         if message.term > self.term {
@@ -336,6 +362,12 @@ impl RaftNode {
         if message.from == self.config.id {
             return Err(StepError::FromSelf);
         }
+        // No node may enter a term that has no successor (issue 11): it could never campaign
+        // again, and `term + 1` would have to saturate.
+        if message.term > Term::LAST {
+            return Err(StepError::TermExhausted);
+        }
+        self.screen_sender(message)?;
         match &message.body {
             MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, .. } => {
                 if *prev_log_term > message.term {
@@ -376,12 +408,10 @@ impl RaftNode {
     fn step_higher_term(&mut self, message: &Message) -> bool {
         match &message.body {
             MessageBody::VoteRequest { kind, reason, .. } => {
-                // Thesis §4.2.3: while a leader is heard from, ignore vote requests so a removed
-                // or partitioned server cannot disrupt the cluster. A transfer overrides it.
-                let in_lease = self.config.check_quorum
-                    && self.leader.is_some()
-                    && self.election_elapsed < self.config.election_timeout_ticks;
-                if in_lease && *reason != CampaignReason::LeadershipTransfer {
+                // Thesis §4.2.3, §9.6: while a leader is heard from (or just after a restart),
+                // ignore vote requests so that a removed or partitioned server cannot disrupt
+                // the cluster and a leader's lease holds. See `node/lease.rs`.
+                if self.withholds_vote(message.from, *kind, *reason) {
                     self.stats.votes_ignored_in_lease += 1;
                     return false;
                 }
@@ -445,6 +475,10 @@ impl RaftNode {
                 Ok(())
             }
             MessageBody::TimeoutNow => {
+                // Only the leader this node follows may hand over to it (thesis §3.10).
+                if self.leader != Some(message.from) {
+                    return Err(StepError::Malformed("TimeoutNow from a server that is not our leader"));
+                }
                 if self.is_promotable() {
                     self.start_campaign(CampaignReason::LeadershipTransfer);
                 }

@@ -61,8 +61,16 @@ impl RaftNode {
     }
 
     /// Whether this leader's lease covers the current tick (thesis §6.4.1).
+    ///
+    /// Never after this leader sent TimeoutNow in its term, even once the transfer is
+    /// abandoned: the message may be delivered late and its election overrides the followers'
+    /// leases, and no answer this leader could get tells it the target's campaign is over.
+    /// ReadIndex still works meanwhile.
     pub fn lease_is_valid(&self) -> bool {
         if self.role != Role::Leader || !self.config.check_quorum || self.transfer.is_some() {
+            return false;
+        }
+        if self.timeout_now_sent_term == Some(self.term) {
             return false;
         }
         if !self.committed_own_term() {

@@ -78,11 +78,19 @@ impl RaftNode {
     /// or because [`RaftNode::snapshot_wanted`] asked). The log is compacted behind it, keeping
     /// `snapshot_trailing_entries` for slow followers.
     ///
+    /// `index` may be any index the state machine has applied: one acknowledged by
+    /// [`RaftNode::advance`], or one handed out in the `committed_entries` of the `Ready` being
+    /// worked on, so that a driver can snapshot from inside its apply loop (after applying
+    /// `index`, before `advance`). The snapshot proves the entries up to `index` applied, so
+    /// the node counts them as applied from then on.
+    ///
     /// # Errors
-    /// [`SnapshotError`] if `index` is not applied yet or not newer than the current snapshot.
+    /// [`SnapshotError`] if `index` was not handed out to apply yet or is not newer than the
+    /// current snapshot.
     pub fn snapshot_created(&mut self, index: LogIndex) -> Result<SnapshotCreated, SnapshotError> {
-        if index > self.log.applied {
-            return Err(SnapshotError::NotApplied { applied: self.log.applied });
+        let handed_out = self.pending.as_ref().map_or(self.log.applied, |p| p.applied_to);
+        if index > handed_out {
+            return Err(SnapshotError::NotApplied { applied: handed_out });
         }
         let current = self.snapshot.as_ref().map_or(self.log.compacted_index(), |m| m.index);
         if index <= current {
@@ -92,6 +100,9 @@ impl RaftNode {
             self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.compacted_index() })?;
         let meta = SnapshotMeta { index, term, membership: self.membership_at(index) };
         self.snapshot = Some(meta.clone());
+        // Invariant: applied <= handed out <= committed. `advance` later raises it to the rest.
+        debug_assert!(index <= self.log.committed);
+        self.log.applied = self.log.applied.max(index);
         let compact = LogIndex(index.0.saturating_sub(self.config.snapshot_trailing_entries));
         if compact > self.log.compacted_index() {
             self.log.compact_to(compact);

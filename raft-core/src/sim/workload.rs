@@ -769,8 +769,9 @@ impl Workload {
             }
         };
         match raft.propose(command.encode()) {
-            Ok(index) => {
-                let write = PendingWrite { term: raft.term(), client, attempt };
+            Ok(proposed) => {
+                let index = proposed.index;
+                let write = PendingWrite { term: proposed.term, client, attempt };
                 if let Some(replaced) = self.servers[k].writes.insert(index, write) {
                     // A proposal of an earlier term at this index was cut from the log.
                     self.answer(replaced.client, replaced.attempt, node, Answer::NotCommitted);

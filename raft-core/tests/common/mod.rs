@@ -4,22 +4,15 @@
 #![allow(dead_code)]
 
 use raft_core::sim::SimStateMachine;
+use raft_core::storage::MemoryStorage;
 use raft_core::{
-    bootstrap, Bytes, Config, Entry, HardState, LogIndex, Membership, Message, MessageBody, NodeId, RaftNode,
-    Restored, Role, SnapshotMeta, Term,
+    bootstrap, Bytes, Config, Entry, LogIndex, Membership, Message, MessageBody, NodeId, Proposed, RaftNode,
+    Restored, Role, Term,
 };
 use std::collections::{BTreeSet, VecDeque};
 
-/// What survives a crash.
-#[derive(Clone, Debug, Default)]
-pub struct Disk {
-    pub hard_state: HardState,
-    pub entries: Vec<Entry>,
-    /// The latest snapshot and its bytes (a `SimStateMachine`).
-    pub snapshot: Option<(SnapshotMeta, Bytes)>,
-    /// A snapshot being received.
-    pub staging: Vec<u8>,
-}
+/// What survives a crash: the reference storage (snapshot bytes are a `SimStateMachine`'s).
+pub type Disk = MemoryStorage;
 
 /// Bytes per snapshot chunk in tests: tiny, so a snapshot takes many chunks.
 pub const TEST_CHUNK_BYTES: usize = 16;
@@ -61,10 +54,7 @@ impl TestCluster {
 
     /// Nodes restarted from hand-made storage (for logs that diverge on purpose).
     pub fn from_restored(configs: Vec<Config>, restored: Vec<Restored>) -> TestCluster {
-        let disks = restored
-            .iter()
-            .map(|r| Disk { hard_state: r.hard_state, entries: r.entries.clone(), ..Disk::default() })
-            .collect();
+        let disks = restored.iter().map(|r| MemoryStorage::from_restored(r.clone())).collect();
         let nodes = configs
             .iter()
             .zip(restored)
@@ -109,42 +99,19 @@ impl TestCluster {
             let Some(node) = self.nodes[k].as_mut() else { continue };
             while node.has_ready() {
                 let ready = node.ready();
-                self.network.extend(ready.messages);
+                let mut ready = ready;
+                self.network.extend(std::mem::take(&mut ready.messages));
                 let disk = &mut self.disks[k];
                 // Leader: serve snapshot chunks from the stored snapshot.
-                if let Some((meta, data)) = &disk.snapshot {
-                    for request in ready.snapshot_chunks_wanted.iter().filter(|r| r.meta == *meta) {
-                        let start = (request.offset as usize).min(data.len());
-                        let end = (start + TEST_CHUNK_BYTES).min(data.len());
-                        node.send_snapshot_chunk(
-                            request.to,
-                            meta.index,
-                            request.offset,
-                            data.slice(start..end),
-                            end == data.len(),
-                        );
+                for request in &ready.snapshot_chunks_wanted {
+                    if let Some((data, last)) = disk.snapshot_chunk(request, TEST_CHUNK_BYTES) {
+                        node.send_snapshot_chunk(request.to, request.meta.index, request.offset, data, last);
                     }
                 }
-                // Follower: stage received chunks; install a complete snapshot.
-                for chunk in &ready.snapshot_chunks {
-                    if chunk.offset == 0 {
-                        disk.staging.clear();
-                    }
-                    disk.staging.extend_from_slice(&chunk.data);
-                }
-                if let Some(meta) = &ready.snapshot_installed {
-                    let data = Bytes::from(std::mem::take(&mut disk.staging));
+                // Follower: stage received chunks and install a complete snapshot; then the hard
+                // state and entries.
+                if let Some(data) = disk.persist(&ready) {
                     self.machines[k] = SimStateMachine::restore(&data).expect("a complete snapshot");
-                    disk.snapshot = Some((meta.clone(), data));
-                    disk.entries.clear();
-                }
-                if let Some(hard_state) = ready.hard_state {
-                    disk.hard_state = hard_state;
-                }
-                if let Some(first) = ready.entries.first() {
-                    let keep = disk.entries.iter().take_while(|e| e.index < first.index).count();
-                    disk.entries.truncate(keep);
-                    disk.entries.extend(ready.entries.iter().cloned());
                 }
                 self.network.extend(ready.messages_after_persist);
                 for entry in &ready.committed_entries {
@@ -205,15 +172,32 @@ impl TestCluster {
         }
     }
 
+    /// Lets every running node's restart quiet period run out (a restarted voter withholds
+    /// votes for one election timeout, see `node/lease.rs`): ticks each node that long, and
+    /// loses whatever their timers made them send meanwhile.
+    pub fn let_restart_leases_lapse(&mut self) {
+        for k in 0..self.nodes.len() {
+            let ticks = self.configs[k].election_timeout_ticks;
+            if let Some(node) = self.nodes[k].as_mut() {
+                for _ in 0..ticks {
+                    node.tick();
+                }
+            }
+        }
+        self.flush();
+        self.network.clear();
+    }
+
     pub fn campaign(&mut self, id: u64) {
         self.node_mut(id).campaign();
         self.stabilize();
     }
 
-    pub fn propose(&mut self, id: u64, data: &'static [u8]) -> LogIndex {
-        let index = self.node_mut(id).propose(Bytes::from_static(data)).expect("leader takes the proposal");
+    pub fn propose(&mut self, id: u64, data: &'static [u8]) -> Proposed {
+        let proposed =
+            self.node_mut(id).propose(Bytes::from_static(data)).expect("leader takes the proposal");
         self.stabilize();
-        index
+        proposed
     }
 
     /// Cuts `id` off from everyone, both ways.
@@ -245,12 +229,7 @@ impl TestCluster {
             .snapshot
             .as_ref()
             .map_or_else(SimStateMachine::default, |(_, data)| SimStateMachine::restore(data).unwrap());
-        let restored = Restored {
-            hard_state: disk.hard_state,
-            snapshot: disk.snapshot.as_ref().map(|(meta, _)| meta.clone()),
-            entries: disk.entries.clone(),
-            applied: machine.applied,
-        };
+        let restored = disk.restored(machine.applied);
         self.machines[k] = machine;
         self.nodes[k] = Some(RaftNode::new(self.configs[k].clone(), restored).expect("restart from disk"));
         self.applied[k].clear();
@@ -262,10 +241,7 @@ impl TestCluster {
         let index = self.machines[k].applied;
         let data = self.machines[k].snapshot();
         let created = self.node_mut(id).snapshot_created(index).expect("snapshot accepted");
-        let disk = &mut self.disks[k];
-        disk.snapshot = Some((created.meta, data));
-        let covered = disk.entries.iter().take_while(|e| e.index <= created.compact_through).count();
-        disk.entries.drain(..covered);
+        self.disks[k].compact(&created, data);
         index
     }
 

@@ -1,0 +1,193 @@
+//! A reference in-memory storage that follows the driver's contract (etcd's `MemoryStorage`,
+//! hashicorp's `InmemStore`).
+//!
+//! It holds what a real driver keeps on disk: the hard state, the log entries, the latest
+//! snapshot with its bytes, and a staging area for a snapshot being received. Each method is
+//! one step of the contract in [`crate::ready::Ready`], so a driver (or a test) is a short loop:
+//!
+//! ```
+//! use raft_core::storage::MemoryStorage;
+//! use raft_core::{bootstrap, Config, Membership, NodeId, RaftNode};
+//!
+//! let membership = Membership::with_voters([NodeId(1)]);
+//! let mut storage = MemoryStorage::from_restored(bootstrap(membership));
+//! let mut node = RaftNode::new(Config::new(NodeId(1), 7), storage.restored(Default::default())).unwrap();
+//! node.campaign();
+//! let proposed = loop {
+//!     if node.role() == raft_core::Role::Leader {
+//!         break node.propose(raft_core::Bytes::from_static(b"x")).unwrap();
+//!     }
+//!     let ready = node.ready();
+//!     // 1. send ready.messages   2. persist   3. send ready.messages_after_persist
+//!     storage.persist(&ready);
+//!     // 4. apply ready.committed_entries   5. advance
+//!     node.advance();
+//! };
+//! let ready = node.ready();
+//! storage.persist(&ready);
+//! node.advance();
+//! assert_eq!(storage.entries().last().map(|e| e.index), Some(proposed.index));
+//! ```
+//!
+//! "Durable" here means "in this struct": a process that keeps the `MemoryStorage` across a
+//! simulated crash models a disk; dropping it models a wiped one.
+
+use crate::ready::{Ready, Restored, SnapshotChunkRequest, SnapshotCreated, SnapshotMeta};
+use crate::types::{Entry, HardState, LogIndex};
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+/// Everything a node's driver must keep durable, in memory. Fields are public so that tests can
+/// inject the faults a disk has (a lost write, a truncated log); the methods keep them coherent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStorage {
+    /// The last persisted hard state.
+    pub hard_state: HardState,
+    /// The persisted log entries, contiguous, starting after the snapshot (or at its trailing
+    /// entries: entries up to the snapshot may remain until compacted).
+    pub entries: Vec<Entry>,
+    /// The latest snapshot and its bytes.
+    pub snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// The bytes of a snapshot being received, chunk by chunk.
+    pub staging: Vec<u8>,
+}
+
+impl MemoryStorage {
+    /// Storage holding what [`crate::bootstrap`] or [`Restored::empty`] describe (a snapshot's
+    /// bytes are not part of a `Restored`; add them with [`MemoryStorage::snapshot`]).
+    pub fn from_restored(restored: Restored) -> MemoryStorage {
+        MemoryStorage {
+            hard_state: restored.hard_state,
+            entries: restored.entries,
+            snapshot: restored.snapshot.map(|meta| (meta, Bytes::new())),
+            staging: Vec::new(),
+        }
+    }
+
+    /// What to restart a node from. `applied` is the index the driver's state machine holds
+    /// (at least the snapshot's index once restored from it; raised to it here).
+    pub fn restored(&self, applied: LogIndex) -> Restored {
+        let snapshot = self.snapshot.as_ref().map(|(meta, _)| meta.clone());
+        let applied = snapshot.as_ref().map_or(applied, |meta| applied.max(meta.index));
+        Restored { hard_state: self.hard_state, snapshot, entries: self.entries.clone(), applied }
+    }
+
+    /// The persisted hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The persisted entries.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The latest snapshot and its bytes.
+    pub fn snapshot(&self) -> Option<&(SnapshotMeta, Bytes)> {
+        self.snapshot.as_ref()
+    }
+
+    /// Step 2 of the contract for one [`Ready`]: stage received snapshot chunks, install a
+    /// completed snapshot (its log is dropped), then store the hard state and entries (the first
+    /// entry's index says where the stored log is cut). Returns the installed snapshot's bytes,
+    /// from which the driver restores its state machine before applying `committed_entries`.
+    pub fn persist(&mut self, ready: &Ready) -> Option<Bytes> {
+        for chunk in &ready.snapshot_chunks {
+            if chunk.offset == 0 {
+                self.staging.clear();
+            }
+            // Chunks arrive in order without gaps (the node checks offsets); a stray one is
+            // ignored rather than corrupting the staged bytes.
+            if chunk.offset == self.staging.len() as u64 {
+                self.staging.extend_from_slice(&chunk.data);
+            }
+        }
+        let installed = ready.snapshot_installed.as_ref().map(|meta| {
+            let data = Bytes::from(core::mem::take(&mut self.staging));
+            self.snapshot = Some((meta.clone(), data.clone()));
+            self.entries.clear();
+            data
+        });
+        if let Some(hard_state) = ready.hard_state {
+            self.hard_state = hard_state;
+        }
+        if let Some(first) = ready.entries.first() {
+            let keep = self.entries.iter().take_while(|e| e.index < first.index).count();
+            self.entries.truncate(keep);
+            self.entries.extend(ready.entries.iter().cloned());
+        }
+        installed
+    }
+
+    /// Stores a snapshot the driver took (with its bytes) as [`crate::RaftNode::snapshot_created`]
+    /// described it, and deletes the entries it allows.
+    pub fn compact(&mut self, created: &SnapshotCreated, data: Bytes) {
+        self.snapshot = Some((created.meta.clone(), data));
+        let covered = self.entries.iter().take_while(|e| e.index <= created.compact_through).count();
+        self.entries.drain(..covered);
+    }
+
+    /// Leader: the chunk a [`SnapshotChunkRequest`] asks for, at most `chunk_bytes_max` bytes
+    /// (at least 1), and whether it is the last; `None` if the request is for a snapshot this
+    /// storage no longer holds (the node then starts over with the newer one).
+    pub fn snapshot_chunk(
+        &self,
+        request: &SnapshotChunkRequest,
+        chunk_bytes_max: usize,
+    ) -> Option<(Bytes, bool)> {
+        let (meta, data) = self.snapshot.as_ref()?;
+        if *meta != request.meta {
+            return None;
+        }
+        let start = usize::try_from(request.offset).map_or(data.len(), |offset| offset.min(data.len()));
+        let end = start.saturating_add(chunk_bytes_max.max(1)).min(data.len());
+        Some((data.slice(start..end), end == data.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ready::SnapshotChunk;
+    use crate::types::{EntryPayload, Membership, Term};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry { term: Term(term), index: LogIndex(index), payload: EntryPayload::Noop }
+    }
+
+    #[test]
+    fn persist_cuts_the_stored_log_at_the_first_new_entry() {
+        let mut storage = MemoryStorage::default();
+        let ready = Ready { entries: alloc::vec![entry(1, 1), entry(2, 1), entry(3, 1)], ..Ready::default() };
+        storage.persist(&ready);
+        let ready = Ready { entries: alloc::vec![entry(2, 2)], ..Ready::default() };
+        storage.persist(&ready);
+        let terms: Vec<u64> = storage.entries().iter().map(|e| e.term.0).collect();
+        assert_eq!(terms, [1, 2]);
+    }
+
+    #[test]
+    fn a_snapshot_is_staged_installed_and_served_in_chunks() {
+        let meta = SnapshotMeta { index: LogIndex(5), term: Term(2), membership: Membership::default() };
+        let mut storage = MemoryStorage { entries: alloc::vec![entry(1, 1)], ..MemoryStorage::default() };
+        let chunk = |offset: u64, data: &'static [u8], last| SnapshotChunk {
+            meta: meta.clone(),
+            offset,
+            data: Bytes::from_static(data),
+            last,
+        };
+        let ready = Ready {
+            snapshot_chunks: alloc::vec![chunk(0, b"abc", false), chunk(3, b"de", true)],
+            ..Ready::default()
+        };
+        assert_eq!(storage.persist(&ready), None);
+        let ready = Ready { snapshot_installed: Some(meta.clone()), ..Ready::default() };
+        assert_eq!(storage.persist(&ready), Some(Bytes::from_static(b"abcde")));
+        assert!(storage.entries().is_empty());
+        assert_eq!(storage.restored(LogIndex(0)).applied, LogIndex(5));
+        let request = SnapshotChunkRequest { to: crate::NodeId(2), meta: meta.clone(), offset: 3 };
+        assert_eq!(storage.snapshot_chunk(&request, 16), Some((Bytes::from_static(b"de"), true)));
+        let request = SnapshotChunkRequest { offset: 0, ..request };
+        assert_eq!(storage.snapshot_chunk(&request, 2), Some((Bytes::from_static(b"ab"), false)));
+    }
+}
