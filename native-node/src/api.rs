@@ -367,7 +367,7 @@ pub fn error_response(code: &str, message: impl Into<String>, retryable: bool) -
 pub fn raft_error_code(error: &RaftError) -> &'static str {
     match error {
         RaftError::NotLeader { .. } => "not_leader",
-        RaftError::LeadershipLost => "leadership_lost",
+        RaftError::LeadershipLost { .. } => "leadership_lost",
         RaftError::Busy(_) => "busy",
         RaftError::Timeout => "timeout",
         RaftError::ShuttingDown => "shutting_down",

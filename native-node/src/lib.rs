@@ -23,6 +23,8 @@ pub mod client;
 pub mod connection;
 pub mod kv;
 pub mod metrics;
+mod pending;
+pub mod peer_liveness;
 pub mod raft;
 pub mod server;
 pub mod storage;

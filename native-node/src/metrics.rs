@@ -98,6 +98,16 @@ pub struct Metrics {
     pub client_requests_malformed_total: AtomicU64,
     /// Client requests refused because another node leads.
     pub client_redirects_total: AtomicU64,
+    /// Waiting clients answered `leadership_lost` (outcome unknown) when this node stepped down.
+    pub leadership_lost_answers_total: AtomicU64,
+    /// Peer connections closed because nothing was heard on them for an idle timeout.
+    pub peer_idle_closes_total: AtomicU64,
+    /// Peer connections closed because a write did not finish within the write timeout.
+    pub peer_write_timeouts_total: AtomicU64,
+    /// Peer dials that did not connect and authenticate within the dial timeout.
+    pub peer_dial_timeouts_total: AtomicU64,
+    /// Queued peer messages dropped as stale (older than the queue's staleness bound).
+    pub peer_messages_stale_total: AtomicU64,
     /// Per-peer replication lag in entries (leader only), as rendered lines.
     pub peer_lag: Mutex<Vec<(u64, u64)>>,
 }
