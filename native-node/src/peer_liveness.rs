@@ -59,14 +59,14 @@ pub const ELECTION_TIMEOUT_FLOOR: Duration = Duration::from_millis(200);
 
 impl LivenessConfig {
     /// Liveness for a cluster whose election timeout is `election_timeout`: pings every quarter
-    /// of it, an idle connection closed after one, dials given two.
+    /// of it; an idle connection is closed, and a dial abandoned, after one.
     pub fn for_election_timeout(election_timeout: Duration) -> LivenessConfig {
         let election = election_timeout.max(ELECTION_TIMEOUT_FLOOR);
         LivenessConfig {
             ping_interval: election / 4,
             idle_timeout: election,
             write_timeout: election,
-            dial_timeout: election * 2,
+            dial_timeout: election,
             tcp_user_timeout: election * 2,
             stale_after: election * 2,
             redial_delay_max: election / 2,
