@@ -18,7 +18,7 @@
 
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PeerLink};
 use crate::peer_liveness::{self, LivenessConfig};
 use crate::raft::{Raft, RaftConfig, RaftError};
 use crate::storage::{Identity, Storage, StorageError};
@@ -230,18 +230,12 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     );
     // Peer connections are checked against the election timeout: a dead link is replaced
     // before it can cost an election (issue 12).
-    let election_ticks = config.election_timeout_ticks.map_or(
-        RaftConfig::new(config.node_id, 0).core.election_timeout_ticks,
-        |ticks| ticks.max(4),
-    );
+    let election_ticks = config
+        .election_timeout_ticks
+        .map_or(RaftConfig::new(config.node_id, 0).core.election_timeout_ticks, |ticks| ticks.max(4));
     let election_timeout = config.tick_interval * u32::try_from(election_ticks).unwrap_or(u32::MAX);
     transport_config.liveness = LivenessConfig::for_election_timeout(election_timeout);
-    let transport = Transport::new(
-        transport_config,
-        inbound_tx,
-        metrics.clone(),
-        shutdown_rx.clone(),
-    );
+    let transport = Transport::new(transport_config, inbound_tx, metrics.clone(), shutdown_rx.clone());
     let mut addresses = recovered_addresses;
     for (id, peer_address) in &config.bootstrap {
         addresses.insert(*id, peer_address.clone());
@@ -429,8 +423,21 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(str::to_string)
 }
 
-/// Runs one request. Returns the HTTP status and the JSON body (without `id`).
+/// Runs one request and records its latency by op and result. Returns the HTTP status and the
+/// JSON body (without `id`).
 async fn execute(state: &AppState, request: Request, header_secret: Option<String>) -> (StatusCode, Value) {
+    let op = request.operation.name();
+    let started = std::time::Instant::now();
+    let (status, body) = execute_request(state, request, header_secret).await;
+    state.metrics.request_seconds.observe(op, api::result_label(&body), started.elapsed());
+    (status, body)
+}
+
+async fn execute_request(
+    state: &AppState,
+    request: Request,
+    header_secret: Option<String>,
+) -> (StatusCode, Value) {
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let operation = request.operation;
     if operation.is_admin() {
@@ -562,9 +569,7 @@ fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
         RaftError::LeadershipLost { .. }
         | RaftError::Busy(_)
         | RaftError::Timeout
-        | RaftError::ShuttingDown => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        | RaftError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, body)
 }
@@ -771,8 +776,24 @@ async fn health(State(state): State<Shared>) -> Response {
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state.metrics.render(state.node_id.0);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let links: Vec<PeerLink> = state
+        .transport
+        .peer_statuses()
+        .into_iter()
+        .map(|peer| PeerLink {
+            peer: peer.id,
+            connections: peer.connections,
+            reconnects: peer.reconnects,
+            idle_closes: peer.idle_closes,
+            dropped_messages: peer.dropped_messages,
+            queued_messages: peer.queued_messages,
+            since_last_heard: peer.last_heard_ms.map(Duration::from_millis),
+            ping_round_trip: peer.ping_round_trip_us.map(Duration::from_micros),
+        })
+        .collect();
+    let since_leader_contact = state.raft.status().last_contact_ms.map(Duration::from_millis);
+    let text = state.metrics.render_with_peers(state.node_id.0, &links, since_leader_contact);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 #[derive(serde::Deserialize)]

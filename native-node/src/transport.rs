@@ -633,7 +633,12 @@ impl Transport {
             let Some(address) = peer.address.lock().ok().and_then(|a| a.clone()) else { return };
             // A dial sent into a partition is abandoned after the dial timeout and retried, so a
             // heal is noticed by the next dial rather than after a long handshake timeout.
-            let dialled = match tokio::time::timeout(config.liveness.dial_timeout, dial(&address, config, PROTOCOL_VERSION)).await {
+            let dialled = match tokio::time::timeout(
+                config.liveness.dial_timeout,
+                dial(&address, config, PROTOCOL_VERSION),
+            )
+            .await
+            {
                 Ok(dialled) => dialled,
                 Err(_) => {
                     self.inner.metrics.peer_dial_timeouts_total.fetch_add(1, Ordering::Relaxed);
@@ -644,7 +649,9 @@ impl Transport {
                 Ok((socket, acceptor)) if acceptor == peer.id => {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
                     if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
-                        if let Err(error) = peer_liveness::set_tcp_user_timeout(tcp, config.liveness.tcp_user_timeout) {
+                        if let Err(error) =
+                            peer_liveness::set_tcp_user_timeout(tcp, config.liveness.tcp_user_timeout)
+                        {
                             tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT on a peer socket");
                         }
                     }

@@ -52,11 +52,8 @@ impl ProxiedCluster {
             // This node's view: itself at its real address, every peer behind its own proxy.
             let members: Vec<(NodeId, String)> = (1..=size)
                 .map(|peer| {
-                    let address = if peer == id {
-                        addresses[i].clone()
-                    } else {
-                        links[&(id, peer)].address.clone()
-                    };
+                    let address =
+                        if peer == id { addresses[i].clone() } else { links[&(id, peer)].address.clone() };
                     (NodeId(peer), address)
                 })
                 .collect();
@@ -101,7 +98,8 @@ impl ProxiedCluster {
     async fn wait_for_leader(&self, among: &[u64], timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         loop {
-            let leaders: Vec<Option<u64>> = among.iter().map(|id| self.node(*id).raft.status().leader).collect();
+            let leaders: Vec<Option<u64>> =
+                among.iter().map(|id| self.node(*id).raft.status().leader).collect();
             if let Some(Some(leader)) = leaders.first() {
                 let agreed = leaders.iter().all(|l| *l == Some(*leader));
                 if agreed && among.contains(leader) && self.node(*leader).raft.status().role == "leader" {
@@ -180,7 +178,8 @@ async fn stuck_peer_connections_are_redialled_and_a_healed_node_rejoins() {
     loop {
         let status = cluster.node(follower).raft.status();
         let leader_status = cluster.node(leader).raft.status();
-        if status.leader == Some(leader) && status.term == leader_status.term && status.applied_index >= index {
+        if status.leader == Some(leader) && status.term == leader_status.term && status.applied_index >= index
+        {
             break;
         }
         assert!(
@@ -205,7 +204,10 @@ async fn stuck_peer_connections_are_redialled_and_a_healed_node_rejoins() {
     cluster.isolate(leader, true);
     let lost = Instant::now();
     let new_leader = cluster.wait_for_leader(&[follower, other], Duration::from_secs(8)).await;
-    println!("leader lost 1.5 s after a heal: survivors elected node {new_leader} in {} ms", lost.elapsed().as_millis());
+    println!(
+        "leader lost 1.5 s after a heal: survivors elected node {new_leader} in {} ms",
+        lost.elapsed().as_millis()
+    );
     let mut client = cluster.client(new_leader);
     client.put("after", "3").await.unwrap();
     cluster.shutdown().await;
@@ -224,7 +226,8 @@ async fn a_write_pending_at_a_leader_that_loses_leadership_is_answered_at_once()
     cluster.isolate(leader, true);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let sent = Instant::now();
-    let (status, body) = http_post(cluster.address(leader), r#"{"op":"put","key":"pending","value":"x"}"#).await;
+    let (status, body) =
+        http_post(cluster.address(leader), r#"{"op":"put","key":"pending","value":"x"}"#).await;
     let waited = sent.elapsed();
     println!("pending write at a leader that lost leadership answered in {} ms: {body}", waited.as_millis());
     assert_eq!((status, body["error"].clone()), (503, json!("leadership_lost")), "{body}");
