@@ -13,6 +13,13 @@
 //! (root, `ip` with netns support); `FLOTILLA_NEMESIS_SECONDS=600` for a long run. Without the
 //! variable, or where namespaces cannot be made, it says so and passes without running.
 //!
+//! Status on main (no raft-core flow-control fix yet): the faults, figures and history check
+//! run, but a follower cut off under load can stay behind for good after the heal, so the
+//! final "replicas converge" check fails. Its in-flight window filled with AppendEntries that
+//! were lost with the dead connection, and raft-core on main leaves a replicating follower
+//! paused until those are answered; the branch core-repl makes such a follower fall back to
+//! probing (and adds `report_unreachable`, which the transport's idle closes should feed).
+//!
 //! Not yet here (see issue 12): 5-node runs and bridge partitions, minority/majority partitions
 //! and packet loss with nftables, kill -9 of a majority, a stale-read run that the checker must
 //! flag, and a place in `npm test`.
@@ -399,27 +406,8 @@ async fn run(prefix: &str) {
         let _ = tokio::time::timeout(Duration::from_secs(10), client).await;
     }
 
-    // Replicas converge on the same applied index.
-    let converged = async {
-        loop {
-            let mut applied = Vec::new();
-            for id in 1..=NODES {
-                applied.push(health(id).await.and_then(|h| h["applied_index"].as_u64()));
-            }
-            if applied.iter().all(|a| a.is_some() && *a == applied[0]) {
-                return applied[0];
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let applied = tokio::time::timeout(Duration::from_secs(15), converged).await.expect("replicas converge");
-
     let acks = recorder.acks_ms.lock().unwrap().clone();
-    println!(
-        "nemesis: {} faults in {seconds} s, {} acknowledged writes, applied index {applied:?}",
-        records.len(),
-        acks.len()
-    );
+    println!("nemesis: {} faults in {seconds} s, {} acknowledged writes", records.len(), acks.len());
     println!("fault              | write stall max ms | heal to one leader ms");
     for record in &records {
         let stall = longest_gap(&acks, record.started_ms, record.settled_ms);
@@ -430,6 +418,27 @@ async fn run(prefix: &str) {
             record.healed_ms - record.started_ms
         );
     }
+    // Replicas converge on the same applied index.
+    let mut last_seen = Vec::new();
+    let mut converged = None;
+    let converge_deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < converge_deadline {
+        last_seen.clear();
+        for id in 1..=NODES {
+            last_seen.push(health(id).await);
+        }
+        let applied: Vec<Option<u64>> =
+            last_seen.iter().map(|h| h.as_ref().and_then(|h| h["applied_index"].as_u64())).collect();
+        if applied.iter().all(|a| a.is_some() && *a == applied[0]) {
+            converged = applied[0];
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(applied) = converged else {
+        panic!("replicas did not converge within 15 s: {last_seen:?}; logs in {}", root.display());
+    };
+    println!("replicas converged at applied index {applied}");
     let builder = std::mem::take(&mut *recorder.history.lock().unwrap());
     let history = builder.build();
     let operations = history.len();
