@@ -250,6 +250,25 @@ impl RawRequest {
 }
 
 impl Operation {
+    /// The op's name, as in requests (`put`, `get`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Put { .. } => "put",
+            Operation::Get { .. } => "get",
+            Operation::Del { .. } => "del",
+            Operation::Cas { .. } => "cas",
+            Operation::List { .. } => "list",
+            Operation::Register => "register",
+            Operation::Status => "status",
+            Operation::Snapshot => "snapshot",
+            Operation::AddVoter { .. } => "add_voter",
+            Operation::AddNonvoter { .. } => "add_nonvoter",
+            Operation::Demote { .. } => "demote",
+            Operation::Remove { .. } => "remove",
+            Operation::Transfer { .. } => "transfer",
+        }
+    }
+
     /// Whether the op needs the cluster secret.
     pub fn is_admin(&self) -> bool {
         matches!(
@@ -358,6 +377,38 @@ pub fn kv_response(response: Response, index: Option<u64>) -> Value {
     body
 }
 
+/// The `result` label of a request's latency: `ok`, or the body's error code when it is one of
+/// the stable codes (anything else is `other`, so the label's values stay few).
+pub fn result_label(body: &Value) -> &'static str {
+    if body.get("ok").and_then(Value::as_bool) == Some(true) {
+        return "ok";
+    }
+    const CODES: [&str; 20] = [
+        "not_leader",
+        "leadership_lost",
+        "busy",
+        "timeout",
+        "shutting_down",
+        "unsupported",
+        "storage",
+        "refused",
+        "cas_failed",
+        "bad_request",
+        "unauthorized",
+        "invalid_command",
+        "key_too_large",
+        "value_too_large",
+        "store_full",
+        "unknown_session",
+        "session_expired",
+        "stale_sequence",
+        "not_read_only",
+        "restore_rejected",
+    ];
+    let code = body.get("error").and_then(Value::as_str).unwrap_or("");
+    CODES.iter().find(|known| **known == code).copied().unwrap_or("other")
+}
+
 /// An error response body.
 pub fn error_response(code: &str, message: impl Into<String>, retryable: bool) -> Value {
     json!({ "ok": false, "error": code, "message": message.into(), "retryable": retryable })
@@ -367,7 +418,7 @@ pub fn error_response(code: &str, message: impl Into<String>, retryable: bool) -
 pub fn raft_error_code(error: &RaftError) -> &'static str {
     match error {
         RaftError::NotLeader { .. } => "not_leader",
-        RaftError::LeadershipLost => "leadership_lost",
+        RaftError::LeadershipLost { .. } => "leadership_lost",
         RaftError::Busy(_) => "busy",
         RaftError::Timeout => "timeout",
         RaftError::ShuttingDown => "shutting_down",

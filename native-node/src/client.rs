@@ -186,7 +186,10 @@ impl Client {
                 }
             } else if !retryable {
                 return Err(ClientError::Refused { code, response });
-            } else if code == "shutting_down" {
+            } else if code == "shutting_down" || code == "leadership_lost" {
+                // That node no longer leads (and may not know who does): try another. A write
+                // whose outcome is unknown is resent with the same session sequence, so it is
+                // applied at most once.
                 self.rotate();
             }
             tokio::time::sleep(backoff).await;

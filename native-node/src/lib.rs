@@ -23,6 +23,8 @@ pub mod client;
 pub mod connection;
 pub mod kv;
 pub mod metrics;
+pub mod peer_liveness;
+mod pending;
 pub mod raft;
 pub mod server;
 pub mod storage;

@@ -17,6 +17,7 @@
 
 use crate::kv::{address_record, parse_address_record, StateMachine};
 use crate::metrics::Metrics;
+use crate::pending::{PendingWrites, Waiter};
 use crate::storage::{PersistReport, Storage, StorageError};
 use bytes::Bytes;
 use raft_core::{
@@ -78,8 +79,13 @@ pub enum RaftError {
         /// The leader as far as this node knows.
         leader: Option<NodeId>,
     },
-    /// The entry's slot was taken by another leader's entry: it was not applied and never will be.
-    LeadershipLost,
+    /// This node stopped leading before the command's answer was known. `outcome` says whether
+    /// the command may still be applied by another leader (retry with the same session
+    /// sequence, which makes the retry safe) or certainly was not.
+    LeadershipLost {
+        /// What became of the command.
+        outcome: Outcome,
+    },
     /// The leader refuses proposals for now (uncommitted window full, or a transfer underway).
     Busy(String),
     /// No answer in time; the command may or may not have been applied.
@@ -99,7 +105,12 @@ impl fmt::Display for RaftError {
         match self {
             RaftError::NotLeader { leader: Some(id) } => write!(f, "not the leader; node {id} leads"),
             RaftError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
-            RaftError::LeadershipLost => f.write_str("leadership lost; the command was not applied"),
+            RaftError::LeadershipLost { outcome: Outcome::NotApplied } => {
+                f.write_str("leadership lost; the command was not applied")
+            }
+            RaftError::LeadershipLost { outcome: Outcome::Unknown } => f.write_str(
+                "leadership lost; the command may or may not have been applied (retry it with the same session sequence)",
+            ),
             RaftError::Busy(why) => write!(f, "busy: {why}"),
             RaftError::Timeout => f.write_str("timed out; the command may or may not have been applied"),
             RaftError::ShuttingDown => f.write_str("the node is shutting down"),
@@ -112,12 +123,46 @@ impl fmt::Display for RaftError {
 
 impl std::error::Error for RaftError {}
 
+/// What is known of a command whose proposer could not wait for its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It was never applied and never will be (never proposed, or its log slot went to another
+    /// leader's entry): a retry cannot apply it twice.
+    NotApplied,
+    /// It may have been applied or may yet be: retry with the same session sequence.
+    Unknown,
+}
+
+impl Outcome {
+    /// The outcome's name in client answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotApplied => "not_applied",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 impl RaftError {
+    /// What is known of the command's fate, when the error leaves it open or settles it: `None`
+    /// for errors that say nothing about it.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            RaftError::LeadershipLost { outcome } => Some(*outcome),
+            RaftError::Timeout => Some(Outcome::Unknown),
+            _ => None,
+        }
+    }
+
     /// Whether retrying may succeed (possibly at another node).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            RaftError::NotLeader { .. } | RaftError::LeadershipLost | RaftError::Busy(_) | RaftError::Timeout
+            RaftError::NotLeader { .. }
+                | RaftError::LeadershipLost { .. }
+                | RaftError::Busy(_)
+                | RaftError::Timeout
         )
     }
 }
@@ -295,7 +340,7 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
 
 /// A request to the core task.
 enum Command {
@@ -402,7 +447,8 @@ impl Raft {
             snapshot_job: None,
             handed_out_hard_state: initial_hard_state,
             persisted_hard_state: initial_hard_state,
-            waiters: BTreeMap::new(),
+            pending: PendingWrites::default(),
+            leading: false,
             reads_asked: BTreeMap::new(),
             reads_ready: BTreeMap::new(),
             next_read_id: 1,
@@ -641,25 +687,6 @@ impl Raft {
     }
 }
 
-/// Who waits for an entry to be applied.
-enum Waiter {
-    Apply(Reply<Applied>),
-    Barrier(Reply<LogIndex>),
-}
-
-impl Waiter {
-    fn fail(self, error: RaftError) {
-        match self {
-            Waiter::Apply(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            Waiter::Barrier(reply) => {
-                let _ = reply.send(Err(error));
-            }
-        }
-    }
-}
-
 /// What a `Ready` still owes once its write is durable.
 struct PendingReady {
     messages_after_persist: Vec<Message>,
@@ -697,7 +724,9 @@ struct CoreTask {
     /// The latest hard state known durable.
     persisted_hard_state: HardState,
     /// Clients waiting for an index to be applied, with the term their entry was proposed in.
-    waiters: BTreeMap<LogIndex, (Term, Waiter)>,
+    pending: PendingWrites,
+    /// Whether the node led as of the last look; a step down answers every waiter at once.
+    leading: bool,
     /// Reads handed to the core, by request id, until it answers with a read index.
     reads_asked: BTreeMap<u64, (Bytes, Reply<Bytes>)>,
     /// Reads with a read index, waiting until the state machine has applied it.
@@ -737,6 +766,7 @@ impl CoreTask {
             // the applied index (`drive_ready` may apply entries ahead of `advance`).
             self.maybe_snapshot();
             self.drive_ready();
+            self.check_leadership();
             tokio::select! {
                 biased;
                 _ = ticker.tick() => {
@@ -804,9 +834,7 @@ impl CoreTask {
                 tracing::debug!("last write completed before shutdown");
             }
         }
-        for (_, (_, waiter)) in std::mem::take(&mut self.waiters) {
-            waiter.fail(RaftError::ShuttingDown);
-        }
+        self.pending.fail_all(RaftError::ShuttingDown);
         let asked = std::mem::take(&mut self.reads_asked).into_values();
         let ready = std::mem::take(&mut self.reads_ready).into_values().flatten();
         for (_, reply) in asked.chain(ready) {
@@ -847,7 +875,7 @@ impl CoreTask {
         match command {
             Command::Apply { data, reply } => match self.propose(data) {
                 Ok((index, term)) => {
-                    self.waiters.insert(index, (term, Waiter::Apply(reply)));
+                    self.pending.insert(index, term, Waiter::Apply(reply));
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error));
@@ -855,7 +883,7 @@ impl CoreTask {
             },
             Command::Barrier { reply } => match self.propose(Bytes::new()) {
                 Ok((index, term)) => {
-                    self.waiters.insert(index, (term, Waiter::Barrier(reply)));
+                    self.pending.insert(index, term, Waiter::Barrier(reply));
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error));
@@ -890,7 +918,7 @@ impl CoreTask {
             Command::Restore { snapshot, reply } => match self.state_machine.restore_command(snapshot) {
                 Some(command) => match self.propose(command) {
                     Ok((index, term)) => {
-                        self.waiters.insert(index, (term, Waiter::Apply(reply)));
+                        self.pending.insert(index, term, Waiter::Apply(reply));
                     }
                     Err(error) => {
                         let _ = reply.send(Err(error));
@@ -961,7 +989,7 @@ impl CoreTask {
         match self.node.change_membership(change, expected) {
             Ok(index) => {
                 let term = self.node.term();
-                self.waiters.insert(index, (term, Waiter::Barrier(reply)));
+                self.pending.insert(index, term, Waiter::Barrier(reply));
             }
             Err(error) => {
                 use raft_core::MembershipError as E;
@@ -975,6 +1003,21 @@ impl CoreTask {
                 let _ = reply.send(Err(error));
             }
         }
+    }
+
+    /// Issue 12: a leader that steps down (check-quorum, a higher term, a transfer) answers its
+    /// waiting clients now, not when their requests time out: the next leader decides whether
+    /// their entries commit, so their outcome is unknown and they retry there.
+    fn check_leadership(&mut self) {
+        let leading = self.node.role() == Role::Leader;
+        if self.leading && !leading {
+            let answered = self.pending.on_leadership_lost();
+            if answered > 0 {
+                self.metrics.leadership_lost_answers_total.fetch_add(answered as u64, Ordering::Relaxed);
+                tracing::info!(answered, "stepped down: waiting clients told outcome unknown");
+            }
+        }
+        self.leading = leading;
     }
 
     fn check_transfer(&mut self) {
@@ -1093,7 +1136,10 @@ impl CoreTask {
                 Err(error) => {
                     let error = match error {
                         raft_core::ReadError::NoLeader => RaftError::NotLeader { leader: None },
-                        raft_core::ReadError::LeadershipLost => RaftError::LeadershipLost,
+                        // A read changes nothing: retrying it is always safe.
+                        raft_core::ReadError::LeadershipLost => {
+                            RaftError::LeadershipLost { outcome: Outcome::NotApplied }
+                        }
                         other => RaftError::Busy(other.to_string()),
                     };
                     let _ = reply.send(Err(error));
@@ -1183,6 +1229,10 @@ impl CoreTask {
                     }
                     for (peer, address) in self.state_machine.peer_addresses() {
                         self.network.learn_address(peer, address);
+                    }
+                    let covered = self.pending.on_snapshot_installed(meta.index);
+                    if covered > 0 {
+                        tracing::info!(covered, index = %meta.index, "waiters covered by a snapshot told: outcome unknown");
                     }
                     tracing::info!(index = %meta.index, bytes = data.len(), "installed a snapshot from the leader");
                     let _ = self.events.send(Event::SnapshotInstalled { index: meta.index.0 });
@@ -1301,26 +1351,9 @@ impl CoreTask {
                 return;
             }
         };
-        // Waiters at lower indexes were skipped over (their entries vanished); the entry at
-        // `entry.index` answers its waiter only if it is the very entry that was proposed.
-        while let Some((&index, _)) = self.waiters.first_key_value() {
-            if index > entry.index {
-                break;
-            }
-            let Some((term, waiter)) = self.waiters.remove(&index) else { break };
-            if index < entry.index || term != entry.term {
-                waiter.fail(RaftError::LeadershipLost);
-                continue;
-            }
-            match waiter {
-                Waiter::Apply(reply) => {
-                    let _ = reply.send(Ok(Applied { index, response: response.clone() }));
-                }
-                Waiter::Barrier(reply) => {
-                    let _ = reply.send(Ok(index));
-                }
-            }
-        }
+        // The entry answers its waiter only if it is the very entry that was proposed; waiters
+        // below it were passed over (see `pending`).
+        self.pending.on_applied(entry.index, entry.term, &response);
     }
 
     fn send(&self, message: Message) {

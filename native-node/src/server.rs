@@ -18,7 +18,8 @@
 
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PeerLink};
+use crate::peer_liveness::{self, LivenessConfig};
 use crate::raft::{Raft, RaftConfig, RaftError};
 use crate::storage::{Identity, Storage, StorageError};
 use crate::transport::{Transport, TransportConfig};
@@ -52,6 +53,11 @@ pub const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// WebSocket connections (peers, clients, event streams) one node serves at once; more are
 /// refused with 503 rather than exhausting memory or file descriptors.
 pub const WEBSOCKETS_MAX: usize = 4096;
+
+/// `TCP_USER_TIMEOUT` of accepted sockets (peers and clients): the kernel drops a connection
+/// whose sent data stays unacknowledged this long. Looser than a dialled peer socket's, since
+/// clients may be far away; peer connections also have their own idle and write timeouts.
+pub const ACCEPTED_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests one client WebSocket may have in flight; reading pauses beyond it.
 pub const CLIENT_INFLIGHT_REQUESTS_MAX: usize = 1024;
@@ -216,17 +222,20 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
-    let transport = Transport::new(
-        TransportConfig::new(
-            config.node_id,
-            config.cluster_id.clone(),
-            config.secret.clone(),
-            Some(advertise.clone()),
-        ),
-        inbound_tx,
-        metrics.clone(),
-        shutdown_rx.clone(),
+    let mut transport_config = TransportConfig::new(
+        config.node_id,
+        config.cluster_id.clone(),
+        config.secret.clone(),
+        Some(advertise.clone()),
     );
+    // Peer connections are checked against the election timeout: a dead link is replaced
+    // before it can cost an election (issue 12).
+    let election_ticks = config
+        .election_timeout_ticks
+        .map_or(RaftConfig::new(config.node_id, 0).core.election_timeout_ticks, |ticks| ticks.max(4));
+    let election_timeout = config.tick_interval * u32::try_from(election_ticks).unwrap_or(u32::MAX);
+    transport_config.liveness = LivenessConfig::for_election_timeout(election_timeout);
+    let transport = Transport::new(transport_config, inbound_tx, metrics.clone(), shutdown_rx.clone());
     let mut addresses = recovered_addresses;
     for (id, peer_address) in &config.bootstrap {
         addresses.insert(*id, peer_address.clone());
@@ -285,6 +294,9 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         let listener = listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
+            }
+            if let Err(error) = peer_liveness::set_tcp_user_timeout(tcp, ACCEPTED_TCP_USER_TIMEOUT) {
+                tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT on an accepted socket");
             }
         });
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -413,8 +425,21 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(str::to_string)
 }
 
-/// Runs one request. Returns the HTTP status and the JSON body (without `id`).
+/// Runs one request and records its latency by op and result. Returns the HTTP status and the
+/// JSON body (without `id`).
 async fn execute(state: &AppState, request: Request, header_secret: Option<String>) -> (StatusCode, Value) {
+    let op = request.operation.name();
+    let started = std::time::Instant::now();
+    let (status, body) = execute_request(state, request, header_secret).await;
+    state.metrics.request_seconds.observe(op, api::result_label(&body), started.elapsed());
+    (status, body)
+}
+
+async fn execute_request(
+    state: &AppState,
+    request: Request,
+    header_secret: Option<String>,
+) -> (StatusCode, Value) {
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let operation = request.operation;
     if operation.is_admin() {
@@ -524,6 +549,9 @@ fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u6
 fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
     let code = api::raft_error_code(error);
     let mut body = api::error_response(code, error.to_string(), error.is_retryable());
+    if let (Some(outcome), Some(object)) = (error.outcome(), body.as_object_mut()) {
+        object.insert("outcome".into(), json!(outcome.as_str()));
+    }
     let status = match error {
         RaftError::NotLeader { leader } => {
             state.metrics.client_redirects_total.fetch_add(1, Ordering::Relaxed);
@@ -540,9 +568,10 @@ fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
         RaftError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         RaftError::Refused(_) => StatusCode::CONFLICT,
         RaftError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        RaftError::LeadershipLost | RaftError::Busy(_) | RaftError::Timeout | RaftError::ShuttingDown => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        RaftError::LeadershipLost { .. }
+        | RaftError::Busy(_)
+        | RaftError::Timeout
+        | RaftError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, body)
 }
@@ -797,8 +826,24 @@ async fn status_page(State(state): State<Shared>, playground: bool) -> Response 
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state.metrics.render(state.node_id.0);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let links: Vec<PeerLink> = state
+        .transport
+        .peer_statuses()
+        .into_iter()
+        .map(|peer| PeerLink {
+            peer: peer.id,
+            connections: peer.connections,
+            reconnects: peer.reconnects,
+            idle_closes: peer.idle_closes,
+            dropped_messages: peer.dropped_messages,
+            queued_messages: peer.queued_messages,
+            since_last_heard: peer.last_heard_ms.map(Duration::from_millis),
+            ping_round_trip: peer.ping_round_trip_us.map(Duration::from_micros),
+        })
+        .collect();
+    let since_leader_contact = state.raft.status().last_contact_ms.map(Duration::from_millis);
+    let text = state.metrics.render_with_peers(state.node_id.0, &links, since_leader_contact);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -19,6 +19,7 @@
 //! dialled and redialled with exponential backoff.
 
 use crate::metrics::Metrics;
+use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -30,7 +31,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// The peer protocol version this build speaks.
@@ -318,6 +319,8 @@ pub struct TransportConfig {
     pub reconnect_delay_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_delay_max: Duration,
+    /// Pings, idle and write timeouts of peer connections (see [`crate::peer_liveness`]).
+    pub liveness: LivenessConfig,
 }
 
 impl fmt::Debug for TransportConfig {
@@ -350,6 +353,7 @@ impl TransportConfig {
             handshake_timeout: Duration::from_secs(5),
             reconnect_delay_min: Duration::from_millis(20),
             reconnect_delay_max: Duration::from_secs(2),
+            liveness: LivenessConfig::default(),
         }
     }
 }
@@ -468,33 +472,14 @@ async fn next_binary(socket: &mut DialledSocket) -> Result<Bytes, HandshakeError
 struct Peer {
     id: NodeId,
     address: Mutex<Option<String>>,
-    queue: mpsc::Sender<Message>,
-    /// The receiving end, held by the connection that currently carries our traffic.
-    queue_receiver: Mutex<Option<mpsc::Receiver<Message>>>,
+    /// Outbound messages; drained by the connection holding its lease.
+    queue: Arc<PeerQueue>,
     dropped: AtomicU64,
     connections: AtomicU64,
+    /// Whether a connection was ever established (later ones count as reconnects).
+    ever_connected: std::sync::atomic::AtomicBool,
+    link: LinkStats,
     dialer_running: std::sync::atomic::AtomicBool,
-}
-
-/// Gives the queue back to its peer when a connection ends.
-struct QueueLease {
-    peer: Arc<Peer>,
-    receiver: Option<mpsc::Receiver<Message>>,
-}
-
-impl Drop for QueueLease {
-    fn drop(&mut self) {
-        if let (Some(receiver), Ok(mut slot)) = (self.receiver.take(), self.peer.queue_receiver.lock()) {
-            *slot = Some(receiver);
-        }
-    }
-}
-
-impl Peer {
-    fn lease_queue(self: &Arc<Peer>) -> Option<QueueLease> {
-        let receiver = self.queue_receiver.lock().ok()?.take()?;
-        Some(QueueLease { peer: self.clone(), receiver: Some(receiver) })
-    }
 }
 
 /// A peer's state as `/admin` reports it.
@@ -508,6 +493,16 @@ pub struct PeerStatus {
     pub connections: u64,
     /// Messages dropped because its queue was full.
     pub dropped_messages: u64,
+    /// Connections established after the first.
+    pub reconnects: u64,
+    /// Connections closed because nothing was heard on them for the idle timeout.
+    pub idle_closes: u64,
+    /// Milliseconds since anything was heard from the peer, if ever.
+    pub last_heard_ms: Option<u64>,
+    /// The last ping round trip in microseconds, if a pong came back.
+    pub ping_round_trip_us: Option<u64>,
+    /// Messages waiting in its queue.
+    pub queued_messages: u64,
 }
 
 struct TransportInner {
@@ -568,14 +563,14 @@ impl Transport {
         peers
             .entry(id)
             .or_insert_with(|| {
-                let (queue, receiver) = mpsc::channel(self.inner.config.queue_messages_max);
                 Arc::new(Peer {
                     id,
                     address: Mutex::new(None),
-                    queue,
-                    queue_receiver: Mutex::new(Some(receiver)),
+                    queue: PeerQueue::new(self.inner.config.queue_messages_max),
                     dropped: AtomicU64::new(0),
                     connections: AtomicU64::new(0),
+                    ever_connected: std::sync::atomic::AtomicBool::new(false),
+                    link: LinkStats::default(),
                     dialer_running: std::sync::atomic::AtomicBool::new(false),
                 })
             })
@@ -624,6 +619,11 @@ impl Transport {
                 address: peer.address.lock().ok().and_then(|a| a.clone()),
                 connections: peer.connections.load(Ordering::Relaxed),
                 dropped_messages: peer.dropped.load(Ordering::Relaxed),
+                reconnects: peer.link.reconnects.load(Ordering::Relaxed),
+                idle_closes: peer.link.idle_closes.load(Ordering::Relaxed),
+                last_heard_ms: peer.link.since_last_heard().map(|d| d.as_millis() as u64),
+                ping_round_trip_us: peer.link.ping_round_trip().map(|d| d.as_micros() as u64),
+                queued_messages: peer.queue.len() as u64,
             })
             .collect();
         out.sort_by_key(|p| p.id);
@@ -639,9 +639,30 @@ impl Transport {
                 return;
             }
             let Some(address) = peer.address.lock().ok().and_then(|a| a.clone()) else { return };
-            match dial(&address, config, PROTOCOL_VERSION).await {
+            // A dial sent into a partition is abandoned after the dial timeout and retried, so a
+            // heal is noticed by the next dial rather than after a long handshake timeout.
+            let dialled = match tokio::time::timeout(
+                config.liveness.dial_timeout,
+                dial(&address, config, PROTOCOL_VERSION),
+            )
+            .await
+            {
+                Ok(dialled) => dialled,
+                Err(_) => {
+                    self.inner.metrics.peer_dial_timeouts_total.fetch_add(1, Ordering::Relaxed);
+                    Err(HandshakeError::Timeout)
+                }
+            };
+            match dialled {
                 Ok((socket, acceptor)) if acceptor == peer.id => {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
+                    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+                        if let Err(error) =
+                            peer_liveness::set_tcp_user_timeout(tcp, config.liveness.tcp_user_timeout)
+                        {
+                            tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT on a peer socket");
+                        }
+                    }
                     delay = config.reconnect_delay_min;
                     self.run_connection(peer.clone(), socket).await;
                     self.mark_unreachable(peer.id);
@@ -664,7 +685,7 @@ impl Transport {
                 _ = tokio::time::sleep(delay + jitter) => {}
                 _ = shutdown.changed() => {}
             }
-            delay = (delay * 2).min(config.reconnect_delay_max);
+            delay = (delay * 2).min(config.reconnect_delay_max.min(config.liveness.redial_delay_max));
         }
     }
 
@@ -752,39 +773,57 @@ impl Transport {
     }
 
     /// Carries traffic on one authenticated connection until it closes: inbound frames go to the
-    /// core; if this connection holds the peer's queue, outbound messages go out here.
+    /// core; if this connection holds the peer's queue, outbound messages go out here. It pings
+    /// the peer and closes when nothing was heard for the idle timeout or a write takes longer
+    /// than the write timeout (see [`crate::peer_liveness`]); the queue then passes to the next
+    /// connection.
     async fn run_connection<S, M, E>(&self, peer: Arc<Peer>, socket: S)
     where
         S: Stream<Item = Result<M, E>> + Sink<M> + Unpin + Send,
-        M: WsMessage,
+        M: WsMessage + LivenessMessage,
         E: fmt::Display,
     {
         let metrics = &self.inner.metrics;
+        let liveness = self.inner.config.liveness;
         metrics.peer_connections_total.fetch_add(1, Ordering::Relaxed);
         peer.connections.fetch_add(1, Ordering::Relaxed);
+        if peer.ever_connected.swap(true, Ordering::Relaxed) {
+            peer.link.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        peer.link.heard();
         let (mut sink, mut stream) = socket.split();
-        let mut lease = peer.lease_queue();
+        let mut lease = peer.queue.try_lease();
         let mut shutdown = self.inner.shutdown.clone();
-        let mut lease_retry = tokio::time::interval(Duration::from_millis(100));
+        let mut lease_retry = tokio::time::interval(Duration::from_millis(50));
+        let mut ping = tokio::time::interval(liveness.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
         let me = self.inner.config.node_id;
         let close_reason: Option<(u16, String)> = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
-                    Some(Ok(message)) => match message.classify() {
-                        Incoming::Binary(bytes) => {
-                            if let Err(why) = self.deliver(&peer, me, &bytes) {
-                                metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(peer = %peer.id, error = %why, "malformed peer frame; closing");
-                                break Some((CLOSE_PROTOCOL_ERROR, why));
+                    Some(Ok(message)) => {
+                        last_heard = Instant::now();
+                        peer.link.heard();
+                        if let Some(round_trip) = message.pong_payload().and_then(peer_liveness::pong_round_trip) {
+                            peer.link.ping_round_trip_micros.store(round_trip.as_micros() as u64, Ordering::Relaxed);
+                        }
+                        match message.classify() {
+                            Incoming::Binary(bytes) => {
+                                if let Err(why) = self.deliver(&peer, me, &bytes) {
+                                    metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+                                    tracing::warn!(peer = %peer.id, error = %why, "malformed peer frame; closing");
+                                    break Some((CLOSE_PROTOCOL_ERROR, why));
+                                }
                             }
+                            Incoming::Text => {
+                                metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+                                break Some((CLOSE_PROTOCOL_ERROR, "text frames are not part of the peer protocol".into()));
+                            }
+                            Incoming::Close => break None,
+                            Incoming::Control => {}
                         }
-                        Incoming::Text => {
-                            metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
-                            break Some((CLOSE_PROTOCOL_ERROR, "text frames are not part of the peer protocol".into()));
-                        }
-                        Incoming::Close => break None,
-                        Incoming::Control => {}
-                    },
+                    }
                     Some(Err(error)) => {
                         metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(peer = %peer.id, %error, "peer socket error");
@@ -792,35 +831,76 @@ impl Transport {
                     }
                     None => break None,
                 },
-                message = next_queued(&mut lease) => {
-                    let Some(message) = message else { break None };
-                    if sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.is_err() {
-                        break None;
-                    }
-                    let mut written = 1;
-                    while written < self.inner.config.write_batch_messages_max {
-                        let Some(receiver) = lease.as_mut().and_then(|l| l.receiver.as_mut()) else { break };
-                        let Ok(message) = receiver.try_recv() else { break };
-                        if sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.is_err() {
-                            break;
+                next = next_queued(&lease, liveness.stale_after) => {
+                    let (message, stale) = next;
+                    let mut stale_total = stale;
+                    let batch_max = self.inner.config.write_batch_messages_max;
+                    let write = async {
+                        sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.map_err(|_| ())?;
+                        let mut written = 1;
+                        while written < batch_max {
+                            let Some(lease) = lease.as_ref() else { break };
+                            let (next, stale) = lease.queue().try_pop(liveness.stale_after);
+                            stale_total += stale;
+                            let Some(message) = next else { break };
+                            sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.map_err(|_| ())?;
+                            written += 1;
                         }
-                        written += 1;
+                        sink.flush().await.map_err(|_| ())
+                    };
+                    let written = tokio::time::timeout(liveness.write_timeout, write).await;
+                    if stale_total > 0 {
+                        peer.dropped.fetch_add(stale_total, Ordering::Relaxed);
+                        metrics.peer_messages_stale_total.fetch_add(stale_total, Ordering::Relaxed);
                     }
-                    if sink.flush().await.is_err() {
-                        break None;
+                    match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(())) => break None,
+                        Err(_) => {
+                            self.on_write_timeout(&peer);
+                            break None;
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= liveness.idle_timeout {
+                        peer.link.idle_closes.fetch_add(1, Ordering::Relaxed);
+                        metrics.peer_idle_closes_total.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = %peer.id, idle_ms = last_heard.elapsed().as_millis() as u64, "nothing heard from peer; closing the connection");
+                        // TODO(core-repl): tell the core the peer is unreachable
+                        // (`RaftNode::report_unreachable(peer.id)`), so a leader moves the follower
+                        // to probe at once instead of streaming into the void. Here, on a write
+                        // timeout and on a failed dial are the hook points.
+                        break Some((1001, "idle: nothing heard within the idle timeout".into()));
+                    }
+                    let sent = tokio::time::timeout(liveness.write_timeout, sink.send(<M as LivenessMessage>::ping(peer_liveness::ping_payload()))).await;
+                    match sent {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            self.on_write_timeout(&peer);
+                            break None;
+                        }
                     }
                 }
                 _ = lease_retry.tick(), if lease.is_none() => {
-                    lease = peer.lease_queue();
+                    lease = peer.queue.try_lease();
                 }
                 _ = shutdown.changed() => break Some((1001, "node shutting down".into())),
             }
         };
         if let Some((code, reason)) = close_reason {
-            let _ = sink.send(M::close(code, &reason)).await;
+            // The far end may be the reason we are closing: do not wait on it for long.
+            let _ = tokio::time::timeout(liveness.write_timeout, sink.send(M::close(code, &reason))).await;
         }
         peer.connections.fetch_sub(1, Ordering::Relaxed);
         drop(lease);
+    }
+
+    fn on_write_timeout(&self, peer: &Peer) {
+        peer.link.write_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.peer_write_timeouts_total.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(peer = %peer.id, "a write to the peer timed out; closing the connection");
     }
 
     fn deliver(&self, peer: &Peer, me: NodeId, frame: &[u8]) -> Result<(), String> {
@@ -841,9 +921,10 @@ impl Transport {
     }
 }
 
-async fn next_queued(lease: &mut Option<QueueLease>) -> Option<Message> {
-    match lease.as_mut().and_then(|l| l.receiver.as_mut()) {
-        Some(receiver) => receiver.recv().await,
+/// The next message of the leased queue; never, without a lease.
+async fn next_queued(lease: &Option<QueueLease>, stale_after: Duration) -> (Message, u64) {
+    match lease {
+        Some(lease) => lease.queue().pop(stale_after).await,
         None => std::future::pending().await,
     }
 }
@@ -861,7 +942,7 @@ impl Network for Transport {
             return;
         }
         let peer = self.peer(message.to);
-        if peer.queue.try_send(message).is_err() {
+        if peer.queue.push(message) == Pushed::DroppedOldest {
             peer.dropped.fetch_add(1, Ordering::Relaxed);
             self.inner.metrics.peer_messages_dropped_total.fetch_add(1, Ordering::Relaxed);
             self.mark_unreachable(peer.id);

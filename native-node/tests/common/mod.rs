@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: in-process clusters on 127.0.0.1 and a client.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use native_node::client::{Client, ClientConfig};
 use native_node::server::{self, Node, ServeConfig};
 use raft_core::NodeId;
