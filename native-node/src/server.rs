@@ -424,6 +424,13 @@ async fn execute(state: &AppState, request: Request, header_secret: Option<Strin
             );
         }
     }
+    if operation.touches_reserved_key() {
+        state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::FORBIDDEN,
+            api::error_response("reserved_key", crate::kv::reserved_key_message(), false),
+        );
+    }
     let timeout = state.request_timeout;
     if let Some(command) = operation.command(now_ms()) {
         // Refuse what the store would refuse before it costs a log entry.
