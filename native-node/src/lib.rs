@@ -20,11 +20,13 @@
 
 extern crate alloc;
 
+pub mod admission;
 pub mod api;
 pub mod bench;
 pub mod client;
 pub mod connection;
 pub mod kv;
+pub mod limits;
 pub mod metrics;
 pub mod peer_auth;
 pub mod raft;

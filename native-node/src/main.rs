@@ -89,6 +89,18 @@ struct ServeArgs {
     /// Snapshot and compact the log after this many applied entries (0: never).
     #[arg(long, default_value_t = 100_000)]
     snapshot_interval: u64,
+    /// TCP connections open at once, all clients together (also kept below the open-file limit).
+    #[arg(long, default_value_t = 16_384)]
+    max_conns: usize,
+    /// TCP connections open at once from one IP address.
+    #[arg(long, default_value_t = 1024)]
+    max_conns_per_address: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds after which a socket that moved no byte either way is closed.
+    #[arg(long, default_value_t = 120)]
+    idle_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +266,10 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     config.election_timeout_ticks = Some(args.election_timeout_ms / args.tick_ms.max(1));
     config.wal_segment_bytes = args.wal_segment_mib.max(1) * 1024 * 1024;
     config.snapshot_interval_entries = args.snapshot_interval;
+    config.limits.connections_max = args.max_conns.max(1);
+    config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
+    config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

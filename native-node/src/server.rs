@@ -16,6 +16,7 @@
 //!
 //! [`run`] takes the listener and a shutdown future, as `main` and tests both need.
 
+use crate::admission::AdminRefusal;
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
 use crate::metrics::Metrics;
@@ -28,7 +29,6 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -36,7 +36,7 @@ use raft_core::kv::{KvConfig, KvError, Output};
 use raft_core::{Membership, NodeId};
 use serde_json::{json, Value};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,9 +49,8 @@ use tokio::task::JoinHandle;
 /// every socket read, so the 128 KiB default costs a large memset per small JSON request.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// WebSocket connections (peers, clients, event streams) one node serves at once; more are
-/// refused with 503 rather than exhausting memory or file descriptors.
-pub const WEBSOCKETS_MAX: usize = 4096;
+/// How often an event stream is pinged, so a quiet one is not closed as idle.
+pub const EVENTS_PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Requests one client WebSocket may have in flight; reading pauses beyond it.
 pub const CLIENT_INFLIGHT_REQUESTS_MAX: usize = 1024;
@@ -89,6 +88,8 @@ pub struct ServeConfig {
     pub snapshot_trailing_entries: u64,
     /// The largest snapshot from a leader this node stages in memory.
     pub snapshot_staging_bytes_max: u64,
+    /// Connection caps and timeouts of the listener.
+    pub limits: crate::limits::ListenerLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -122,6 +123,7 @@ impl ServeConfig {
             snapshot_interval_entries: 100_000,
             snapshot_trailing_entries: 1024,
             snapshot_staging_bytes_max: 1 << 30,
+            limits: crate::limits::ListenerLimits::default(),
         }
     }
 }
@@ -156,11 +158,16 @@ struct AppState {
     raft: Raft,
     transport: Transport,
     metrics: Arc<Metrics>,
-    secret: Vec<u8>,
     node_id: NodeId,
     address: String,
     request_timeout: Duration,
-    websockets: Arc<Semaphore>,
+    /// `/client` and `/events` sockets.
+    client_websockets: Arc<Semaphore>,
+    /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
+    peer_websockets: Arc<Semaphore>,
+    admin_guard: crate::admission::AdminGuard,
+    registrations: crate::admission::RegistrationLimiter,
+    handshake_read_bytes_max: u64,
 }
 
 type Shared = Arc<AppState>;
@@ -266,35 +273,30 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         transport.set_address(id, peer_address);
     }
 
+    let server_metrics = metrics.clone();
     let state = Arc::new(AppState {
         raft: raft.clone(),
         transport: transport.clone(),
         metrics,
-        secret: config.secret.clone(),
         node_id: config.node_id,
         address: advertise.clone(),
         request_timeout: config.request_timeout,
-        websockets: Arc::new(Semaphore::new(WEBSOCKETS_MAX)),
+        client_websockets: Arc::new(Semaphore::new(config.limits.client_websockets_max)),
+        peer_websockets: Arc::new(Semaphore::new(config.limits.peer_websockets_max)),
+        admin_guard: crate::admission::AdminGuard::new(&config.secret),
+        registrations: crate::admission::RegistrationLimiter::default(),
+        handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
     });
     let router = router(state, config.web_dir.clone());
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        // No Nagle on accepted sockets either (dialled ones disable it): raft frames that
-        // follow one another on a peer connection would otherwise wait for the previous
-        // frame's ACK, and a client's answer for its predecessor's.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
-            }
-        });
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "http server failed");
-        }
-    });
+    // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
+    // `limits`).
+    let server = tokio::spawn(crate::limits::serve(
+        listener,
+        router,
+        config.limits.clone(),
+        server_metrics,
+        shutdown_rx.clone(),
+    ));
     let mut helpers = Vec::new();
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
@@ -383,27 +385,35 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
     }
 }
 
-fn too_many_sockets() -> Response {
-    let body = api::error_response("busy", format!("more than {WEBSOCKETS_MAX} WebSocket connections"), true);
+fn too_many_sockets(state: &AppState, what: &str) -> Response {
+    state.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed);
+    let body = api::error_response("busy", format!("too many {what} WebSocket connections"), true);
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
-async fn raft_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+async fn raft_socket(
+    State(state): State<Shared>,
+    connection: Option<axum::Extension<crate::limits::ConnectionContext>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.peer_websockets.clone().try_acquire_owned() else {
+        return too_many_sockets(&state, "peer");
+    };
     let frame_bytes_max = state.transport.config().frame_bytes_max;
     let transport = state.transport.clone();
+    // Until the handshake completes, the socket may read only a few kilobytes.
+    let budget = connection.map(|axum::Extension(context)| context.read_budget);
+    if let Some(budget) = &budget {
+        budget.limit_to(state.handshake_read_bytes_max);
+    }
     upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
         .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            transport.accept(socket).await;
+            transport.accept(socket, budget).await;
             drop(permit);
         })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -411,18 +421,48 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(str::to_string)
 }
 
-/// Runs one request. Returns the HTTP status and the JSON body (without `id`).
-async fn execute(state: &AppState, request: Request, header_secret: Option<String>) -> (StatusCode, Value) {
+fn admin_refused(refusal: AdminRefusal) -> (StatusCode, Value) {
+    match refusal {
+        AdminRefusal::WrongSecret => (
+            StatusCode::UNAUTHORIZED,
+            api::error_response("unauthorized", "admin operations need the cluster secret", false),
+        ),
+        AdminRefusal::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            api::error_response(
+                "rate_limited",
+                "too many failed admin attempts from this address; wait",
+                true,
+            ),
+        ),
+    }
+}
+
+/// Runs one request from `remote`. Returns the HTTP status and the JSON body (without `id`).
+async fn execute(
+    state: &AppState,
+    request: Request,
+    header_secret: Option<String>,
+    remote: Option<IpAddr>,
+) -> (StatusCode, Value) {
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let operation = request.operation;
     if operation.is_admin() {
         let given = request.secret.or(header_secret).unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), &state.secret) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                api::error_response("unauthorized", "admin operations need the cluster secret", false),
-            );
+        if let Err(refusal) = state.admin_guard.check(given.as_bytes(), remote, &state.metrics) {
+            return admin_refused(refusal);
         }
+    }
+    if matches!(operation, Operation::Register) && !state.registrations.allow(remote) {
+        state.metrics.registrations_throttled_total.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            api::error_response(
+                "rate_limited",
+                "too many session registrations from this address; retry later",
+                true,
+            ),
+        );
     }
     if operation.touches_reserved_key() {
         state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
@@ -565,11 +605,23 @@ fn http_response(status: StatusCode, body: Value) -> Response {
     response
 }
 
-async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
+/// The client's address, when the request came through [`crate::limits::serve`].
+type Remote = Option<axum::Extension<crate::limits::ConnectionContext>>;
+
+fn remote_ip(remote: &Remote) -> Option<IpAddr> {
+    remote.as_ref().map(|axum::Extension(context)| context.remote.ip())
+}
+
+async fn client_http(
+    State(state): State<Shared>,
+    remote: Remote,
+    headers: HeaderMap,
+    body: BodyBytes,
+) -> Response {
     match api::parse_request(&body) {
         Ok(request) => {
             let id = request.id;
-            let (status, body) = execute(&state, request, bearer(&headers)).await;
+            let (status, body) = execute(&state, request, bearer(&headers), remote_ip(&remote)).await;
             http_response(status, api::with_id(body, id))
         }
         Err(message) => {
@@ -579,11 +631,14 @@ async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: Body
     }
 }
 
-async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+async fn client_socket(State(state): State<Shared>, remote: Remote, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(permit) = state.client_websockets.clone().try_acquire_owned() else {
+        return too_many_sockets(&state, "client");
+    };
+    let remote = remote_ip(&remote);
     upgrade.max_message_size(api::REQUEST_BYTES_MAX).read_buffer_size(CLIENT_READ_BUFFER_BYTES).on_upgrade(
         move |socket| async move {
-            serve_client_socket(state, socket).await;
+            serve_client_socket(state, socket, remote).await;
             drop(permit);
         },
     )
@@ -594,7 +649,7 @@ async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
 /// The requests are futures polled by this task rather than tasks of their own: no spawn,
 /// permit or answer channel per request, and no cross-task wake-up to write each answer.
 /// Answers that are ready together go out in one flush.
-async fn serve_client_socket(state: Shared, socket: WebSocket) {
+async fn serve_client_socket(state: Shared, socket: WebSocket, remote: Option<IpAddr>) {
     let (mut sink, mut stream) = socket.split();
     let mut inflight = FuturesUnordered::new();
     let mut reading = true;
@@ -621,7 +676,7 @@ async fn serve_client_socket(state: Shared, socket: WebSocket) {
                         let state = state.clone();
                         inflight.push(async move {
                             let id = request.id;
-                            let (_, body) = execute(&state, request, None).await;
+                            let (_, body) = execute(&state, request, None, remote).await;
                             api::with_id(body, id).to_string()
                         });
                         continue;
@@ -651,8 +706,23 @@ async fn serve_client_socket(state: Shared, socket: WebSocket) {
     }
 }
 
-async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+/// `GET /events`: the node's event stream, for the same credential as `admin status` (a bearer
+/// header, or `?secret=` for browsers, which cannot set headers on a WebSocket).
+async fn events_socket(
+    State(state): State<Shared>,
+    remote: Remote,
+    headers: HeaderMap,
+    Query(params): Query<EventsParams>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let given = bearer(&headers).or(params.secret).unwrap_or_default();
+    if let Err(refusal) = state.admin_guard.check(given.as_bytes(), remote_ip(&remote), &state.metrics) {
+        let (status, body) = admin_refused(refusal);
+        return http_response(status, body);
+    }
+    let Ok(permit) = state.client_websockets.clone().try_acquire_owned() else {
+        return too_many_sockets(&state, "client");
+    };
     upgrade.on_upgrade(move |mut socket| async move {
         let _permit = permit;
         let mut events = state.raft.subscribe();
@@ -660,8 +730,15 @@ async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
         if socket.send(WsMessage::Text(status.to_string().into())).await.is_err() {
             return;
         }
+        let mut ping = tokio::time::interval(EVENTS_PING_INTERVAL);
+        ping.tick().await;
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
                 event = events.recv() => match event {
                     Ok(event) => {
                         let text = serde_json::to_string(&event).unwrap_or_default();
@@ -686,22 +763,26 @@ async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
     })
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    constant_time_eq(bearer(headers).unwrap_or_default().as_bytes(), &state.secret)
+#[derive(serde::Deserialize)]
+struct EventsParams {
+    #[serde(default)]
+    secret: Option<String>,
 }
 
-fn unauthorized() -> Response {
-    http_response(
-        StatusCode::UNAUTHORIZED,
-        api::error_response("unauthorized", "admin operations need the cluster secret", false),
-    )
+/// Checks the bearer secret of an admin HTTP request; the refusal as a response.
+fn authorized(state: &AppState, headers: &HeaderMap, remote: &Remote) -> Result<(), Response> {
+    let given = bearer(headers).unwrap_or_default();
+    state.admin_guard.check(given.as_bytes(), remote_ip(remote), &state.metrics).map_err(|refusal| {
+        let (status, body) = admin_refused(refusal);
+        http_response(status, body)
+    })
 }
 
 /// `GET /admin/backup`: the leader's state machine as snapshot bytes, taken after a barrier,
 /// with its applied index in `x-flotilla-index`. A follower redirects to the leader.
-async fn admin_backup(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
+async fn admin_backup(State(state): State<Shared>, remote: Remote, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorized(&state, &headers, &remote) {
+        return refused;
     }
     // On the leader, after a barrier: the backup holds every write acknowledged before it.
     let backup = match state.raft.barrier(state.request_timeout).await {
@@ -725,9 +806,14 @@ async fn admin_backup(State(state): State<Shared>, headers: HeaderMap) -> Respon
 }
 
 /// `POST /admin/restore`: replaces every replica's state by the snapshot in the body.
-async fn admin_restore(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
+async fn admin_restore(
+    State(state): State<Shared>,
+    remote: Remote,
+    headers: HeaderMap,
+    body: BodyBytes,
+) -> Response {
+    if let Err(refused) = authorized(&state, &headers, &remote) {
+        return refused;
     }
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let (status, body) = match state.raft.restore(body, state.request_timeout).await {
@@ -737,17 +823,25 @@ async fn admin_restore(State(state): State<Shared>, headers: HeaderMap, body: Bo
     http_response(status, body)
 }
 
+/// `GET /health`: 200 while the node runs and knows a leader; 503 with `"error": "no leader"`
+/// when it knows none (etcd's health says the same), or with the error that stopped it.
 async fn health(State(state): State<Shared>) -> Response {
     let status = state.raft.status();
+    let running = status.fatal_error.is_none() && status.role != "stopped";
+    let error = match (&status.fatal_error, status.leader) {
+        (Some(error), _) => Some(error.clone()),
+        (None, None) => Some("no leader".to_string()),
+        (None, Some(_)) => None,
+    };
     let body = json!({
-        "ok": status.fatal_error.is_none() && status.role != "stopped",
+        "ok": running && status.leader.is_some(),
         "node": status.id,
         "role": status.role,
         "term": status.term,
         "leader": status.leader,
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
-        "error": status.fatal_error,
+        "error": error,
     });
     let code = if body["ok"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
@@ -770,7 +864,7 @@ async fn kv_get(
     Query(params): Query<ReadParams>,
 ) -> Response {
     let request = Request { id: None, secret: None, operation: Operation::Get { key, read: params.read } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }
 
@@ -782,12 +876,12 @@ async fn kv_put(State(state): State<Shared>, UrlPath(key): UrlPath<String>, body
         );
     };
     let request = Request { id: None, secret: None, operation: Operation::Put { key, value, session: None } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }
 
 async fn kv_delete(State(state): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
     let request = Request { id: None, secret: None, operation: Operation::Del { key, session: None } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }

@@ -501,10 +501,19 @@ impl Transport {
     }
 
     /// Serves an accepted `/raft` socket: handshake as acceptor, then the connection loop.
-    pub async fn accept(&self, mut socket: axum::extract::ws::WebSocket) {
+    /// `budget`, if given, limits what the socket may read until the handshake completes; it
+    /// is lifted once the peer is authenticated.
+    pub async fn accept(
+        &self,
+        mut socket: axum::extract::ws::WebSocket,
+        budget: Option<Arc<crate::limits::ReadBudget>>,
+    ) {
         let metrics = &self.inner.metrics;
         match self.accept_handshake(&mut socket).await {
             Ok((peer_id, address, session)) => {
+                if let Some(budget) = budget {
+                    budget.lift();
+                }
                 let peer = self.peer(peer_id);
                 if let Some(address) = address {
                     let known = peer.address.lock().ok().and_then(|a| a.clone());

@@ -291,3 +291,189 @@ async fn a_relay_that_injects_a_frame_after_the_handshake_is_refused() {
     node1.shutdown().await;
     node2.shutdown().await;
 }
+
+fn counter(node: &native_node::server::Node, read: impl Fn(&native_node::metrics::Metrics) -> u64) -> u64 {
+    read(node.raft.metrics())
+}
+
+/// Waits until the server closes `stream` (end of file or an error); panics after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => panic!("the server kept an idle socket open for {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// High 5 / Medium 7: every socket has a header-read and an idle timeout (shortened here), and
+/// an idle socket is closed and counted while clients keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_sockets_are_closed_after_their_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    let cluster = Cluster::start_with(1, "idle", |config| {
+        config.limits.idle_timeout = Duration::from_millis(800);
+        config.limits.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = cluster.addresses[0].clone();
+    // Connected, silent.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Half a request header, then silence (slowloris).
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // An upgraded client WebSocket that never says anything.
+    let (idle_ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/client")).await.unwrap();
+    let mut client = cluster.client();
+    client.put("during", "ok").await.unwrap();
+    closed_within(&mut silent, Duration::from_secs(10)).await;
+    closed_within(&mut slow, Duration::from_secs(10)).await;
+    let mut idle_ws = idle_ws;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match idle_ws.next().await {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "an idle WebSocket stayed open");
+    assert!(
+        counter(cluster.node(1), |m| m
+            .connections_timed_out_total
+            .load(std::sync::atomic::Ordering::Relaxed))
+            >= 2
+    );
+    // A fresh client still gets in.
+    let (status, body) = post_client(&address, &json!({"op":"get","key":"during","read":"stale"})).await;
+    assert_eq!((status, body["value"].clone()), (200, json!("ok")), "{body}");
+    cluster.shutdown().await;
+}
+
+/// Medium 8: until its handshake completes, a `/raft` socket may read only a few kilobytes; a
+/// peer that sends a large first frame is cut off (and counted) instead of buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_peer_socket_cannot_make_the_node_buffer_megabytes() {
+    let cluster = Cluster::start(1, "prehandshake").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = cluster.addresses[0].clone();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/raft")).await.unwrap();
+    let Some(Ok(WsMessage::Binary(_challenge))) = socket.next().await else { panic!("no challenge") };
+    let before =
+        counter(cluster.node(1), |m| m.connections_refused_total.load(std::sync::atomic::Ordering::Relaxed));
+    // 1 MiB "hello": far beyond any real one.
+    let _ = socket.send(WsMessage::Binary(vec![7u8; 1 << 20].into())).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counter(cluster.node(1), |m| m.connections_refused_total.load(std::sync::atomic::Ordering::Relaxed))
+        == before
+    {
+        assert!(std::time::Instant::now() < deadline, "the oversized pre-handshake frame was not cut off");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = cluster.client();
+    client.put("still", "alive").await.unwrap();
+    cluster.shutdown().await;
+}
+
+/// Medium 13: `/health` fails with "no leader" when the node knows none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_without_a_leader() {
+    let dir = common::TempDir::new("health");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    // One of three members, alone: it can never win an election.
+    let members = vec![
+        (NodeId(1), address.clone()),
+        (NodeId(2), "127.0.0.1:9".into()),
+        (NodeId(3), "127.0.0.1:9".into()),
+    ];
+    let node = native_node::server::start(common::node_config(1, &members, &dir), listener).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = http_request(&address, "GET", "/health", None, b"").await.unwrap();
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        (answer.status, body["ok"].clone(), body["error"].clone()),
+        (503, json!(false), json!("no leader")),
+        "{body}"
+    );
+    node.shutdown().await;
+}
+
+/// Medium 15: admin failures are counted and throttled per address, and `/events` needs the
+/// secret like `admin status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_failures_are_counted_and_throttled_and_events_need_the_secret() {
+    let cluster = Cluster::start(1, "admin").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = cluster.addresses[0].clone();
+    let events = tokio_tungstenite::connect_async(format!("ws://{address}/events")).await;
+    assert!(events.is_err(), "an event stream opened without the secret");
+    let mut throttled = false;
+    for guess in 0..40 {
+        let (status, body) =
+            post_client(&address, &json!({"op":"status","secret":format!("guess-{guess}")})).await;
+        match status {
+            401 => assert_eq!(body["error"], json!("unauthorized")),
+            429 => {
+                assert_eq!(body["error"], json!("rate_limited"));
+                throttled = true;
+                break;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(throttled, "40 wrong secrets in a row were never throttled");
+    // Even the right secret waits now, from this address.
+    let (status, _) = post_client(&address, &json!({"op":"status","secret":SECRET})).await;
+    assert_eq!(status, 429);
+    let metrics = cluster.node(1).raft.metrics();
+    assert!(metrics.admin_auth_failures_total.load(std::sync::atomic::Ordering::Relaxed) >= 10);
+    assert!(metrics.admin_auth_throttled_total.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    cluster.shutdown().await;
+}
+
+/// Medium 9: unauthenticated registrations are rate-limited per address, and the bundled client
+/// registers again (and sends its write once) after the cluster forgot its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_limited_and_the_client_registers_again_after_eviction() {
+    let cluster = Cluster::start(1, "register").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = cluster.addresses[0].clone();
+    let mut limited = 0;
+    for _ in 0..300 {
+        let (status, body) = post_client(&address, &json!({"op":"register"})).await;
+        if status == 429 {
+            assert_eq!(body["error"], json!("rate_limited"), "{body}");
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "300 registrations in a row were never limited");
+    assert!(
+        cluster
+            .node(1)
+            .raft
+            .metrics()
+            .registrations_throttled_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+
+    let mut client = cluster.client();
+    client.put("k", "1").await.unwrap();
+    // Evict the client's session: more registrations than the store keeps sessions.
+    let sessions_max = raft_core::kv::KvConfig::default().sessions_max;
+    let register = Command::register(1).encode();
+    for _ in 0..=sessions_max {
+        cluster.node(1).raft.apply(register.clone(), Duration::from_secs(5)).await.unwrap();
+    }
+    client.put("k", "2").await.expect("the client registers again after its session was evicted");
+    let (_, body) = post_client(&address, &json!({"op":"get","key":"k","read":"stale"})).await;
+    assert_eq!(body["value"], json!("2"));
+    cluster.shutdown().await;
+}
