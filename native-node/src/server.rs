@@ -769,19 +769,18 @@ struct EventsParams {
     secret: Option<String>,
 }
 
-/// Checks the bearer secret of an admin HTTP request; the refusal as a response.
-fn authorized(state: &AppState, headers: &HeaderMap, remote: &Remote) -> Result<(), Response> {
+/// Checks the bearer secret of an admin HTTP request: the refusal as a response, or `None`.
+fn refused_admin(state: &AppState, headers: &HeaderMap, remote: &Remote) -> Option<Response> {
     let given = bearer(headers).unwrap_or_default();
-    state.admin_guard.check(given.as_bytes(), remote_ip(remote), &state.metrics).map_err(|refusal| {
-        let (status, body) = admin_refused(refusal);
-        http_response(status, body)
-    })
+    let refusal = state.admin_guard.check(given.as_bytes(), remote_ip(remote), &state.metrics).err()?;
+    let (status, body) = admin_refused(refusal);
+    Some(http_response(status, body))
 }
 
 /// `GET /admin/backup`: the leader's state machine as snapshot bytes, taken after a barrier,
 /// with its applied index in `x-flotilla-index`. A follower redirects to the leader.
 async fn admin_backup(State(state): State<Shared>, remote: Remote, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorized(&state, &headers, &remote) {
+    if let Some(refused) = refused_admin(&state, &headers, &remote) {
         return refused;
     }
     // On the leader, after a barrier: the backup holds every write acknowledged before it.
@@ -812,7 +811,7 @@ async fn admin_restore(
     headers: HeaderMap,
     body: BodyBytes,
 ) -> Response {
-    if let Err(refused) = authorized(&state, &headers, &remote) {
+    if let Some(refused) = refused_admin(&state, &headers, &remote) {
         return refused;
     }
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
