@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+mod admin_routes;
 pub mod admission;
 pub mod api;
 pub mod bench;

@@ -42,6 +42,8 @@ enum Command {
     Bench(BenchArgs),
     /// Run a local cluster on 127.0.0.1 (data under .data/).
     DevCluster(DevClusterArgs),
+    /// Print a new random cluster secret (256 bits, hex).
+    Secret,
 }
 
 #[derive(Args)]
@@ -101,7 +103,14 @@ struct ServeArgs {
     /// Seconds after which a socket that moved no byte either way is closed.
     #[arg(long, default_value_t = 120)]
     idle_timeout_secs: u64,
+    /// Allow a non-loopback listen address without TLS (this build has none yet: the secret
+    /// and all data cross the network in cleartext) and a short secret.
+    #[arg(long)]
+    insecure_dev: bool,
 }
+
+/// Shortest secret accepted on a non-loopback address (16 bytes: 128 bits if random).
+const SECRET_BYTES_MIN: usize = 16;
 
 #[derive(Subcommand)]
 enum KvOperation {
@@ -253,6 +262,21 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let loopback = listener.local_addr().map(|address| address.ip().is_loopback()).unwrap_or(false);
+    if !loopback && !args.insecure_dev {
+        return Err(format!(
+            "listening on {} would send the cluster secret and all data in cleartext (this build has no TLS \
+             yet); listen on 127.0.0.1, or pass --insecure-dev to accept that",
+            args.listen
+        ));
+    }
+    if !loopback && secret.len() < SECRET_BYTES_MIN {
+        return Err(format!(
+            "the cluster secret has {} bytes; at least {SECRET_BYTES_MIN} random bytes are needed off loopback \
+             (`raft-node secret` prints one)",
+            secret.len()
+        ));
+    }
     let mut config = ServeConfig::new(NodeId(args.id), secret, args.data_dir);
     config.bootstrap = parse_members(&args.bootstrap)?;
     config.join = args.join;
@@ -467,6 +491,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Command::Secret = cli.command {
+        let mut bytes = [0u8; 32];
+        if let Err(error) = getrandom::getrandom(&mut bytes) {
+            eprintln!("error: no randomness from the operating system: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("{}", hex::encode(bytes));
+        return ExitCode::SUCCESS;
+    }
     let secret = match read_secret(cli.secret_file.as_ref()) {
         Ok(secret) => secret,
         Err(error) => {
@@ -523,6 +556,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::Secret => ExitCode::SUCCESS,
         }
     })
 }

@@ -16,6 +16,7 @@
 //!
 //! [`run`] takes the listener and a shutdown future, as `main` and tests both need.
 
+use crate::admin_routes;
 use crate::admission::AdminRefusal;
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
@@ -154,23 +155,23 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-struct AppState {
-    raft: Raft,
-    transport: Transport,
-    metrics: Arc<Metrics>,
-    node_id: NodeId,
-    address: String,
-    request_timeout: Duration,
+pub(crate) struct AppState {
+    pub(crate) raft: Raft,
+    pub(crate) transport: Transport,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) node_id: NodeId,
+    pub(crate) address: String,
+    pub(crate) request_timeout: Duration,
     /// `/client` and `/events` sockets.
-    client_websockets: Arc<Semaphore>,
+    pub(crate) client_websockets: Arc<Semaphore>,
     /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
-    peer_websockets: Arc<Semaphore>,
-    admin_guard: crate::admission::AdminGuard,
-    registrations: crate::admission::RegistrationLimiter,
-    handshake_read_bytes_max: u64,
+    pub(crate) peer_websockets: Arc<Semaphore>,
+    pub(crate) admin_guard: crate::admission::AdminGuard,
+    pub(crate) registrations: crate::admission::RegistrationLimiter,
+    pub(crate) handshake_read_bytes_max: u64,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 /// A running node: its handle, its transport and its address. [`Node::shutdown`] stops it.
 pub struct Node {
@@ -367,14 +368,14 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
     let router = Router::new()
         .route("/raft", get(raft_socket))
         .route("/client", get(client_socket).post(client_http))
-        .route("/events", get(events_socket))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/events", get(admin_routes::events_socket))
+        .route("/health", get(admin_routes::health))
+        .route("/metrics", get(admin_routes::metrics))
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
-        .route("/admin/backup", get(admin_backup))
+        .route("/admin/backup", get(admin_routes::admin_backup))
         .route(
             "/admin/restore",
-            axum::routing::post(admin_restore)
+            axum::routing::post(admin_routes::admin_restore)
                 .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
         )
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
@@ -385,7 +386,7 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
     }
 }
 
-fn too_many_sockets(state: &AppState, what: &str) -> Response {
+pub(crate) fn too_many_sockets(state: &AppState, what: &str) -> Response {
     state.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed);
     let body = api::error_response("busy", format!("too many {what} WebSocket connections"), true);
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
@@ -416,12 +417,12 @@ async fn raft_socket(
         })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(str::to_string)
 }
 
-fn admin_refused(refusal: AdminRefusal) -> (StatusCode, Value) {
+pub(crate) fn admin_refused(refusal: AdminRefusal) -> (StatusCode, Value) {
     match refusal {
         AdminRefusal::WrongSecret => (
             StatusCode::UNAUTHORIZED,
@@ -550,7 +551,10 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u64>) -> (StatusCode, Value) {
+pub(crate) fn kv_answer(
+    response: Result<raft_core::kv::Response, String>,
+    index: Option<u64>,
+) -> (StatusCode, Value) {
     let response = match response {
         Ok(response) => response,
         Err(why) => return (StatusCode::INTERNAL_SERVER_ERROR, api::error_response("internal", why, false)),
@@ -566,7 +570,7 @@ fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u6
     (status, api::kv_response(response, index))
 }
 
-fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
+pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
     let code = api::raft_error_code(error);
     let mut body = api::error_response(code, error.to_string(), error.is_retryable());
     let status = match error {
@@ -592,7 +596,7 @@ fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
     (status, body)
 }
 
-fn http_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn http_response(status: StatusCode, body: Value) -> Response {
     let location = (status == StatusCode::TEMPORARY_REDIRECT)
         .then(|| body.get("leader_address").and_then(Value::as_str).map(str::to_string))
         .flatten();
@@ -606,9 +610,9 @@ fn http_response(status: StatusCode, body: Value) -> Response {
 }
 
 /// The client's address, when the request came through [`crate::limits::serve`].
-type Remote = Option<axum::Extension<crate::limits::ConnectionContext>>;
+pub(crate) type Remote = Option<axum::Extension<crate::limits::ConnectionContext>>;
 
-fn remote_ip(remote: &Remote) -> Option<IpAddr> {
+pub(crate) fn remote_ip(remote: &Remote) -> Option<IpAddr> {
     remote.as_ref().map(|axum::Extension(context)| context.remote.ip())
 }
 
@@ -704,151 +708,6 @@ async fn serve_client_socket(state: Shared, socket: WebSocket, remote: Option<Ip
             return;
         }
     }
-}
-
-/// `GET /events`: the node's event stream, for the same credential as `admin status` (a bearer
-/// header, or `?secret=` for browsers, which cannot set headers on a WebSocket).
-async fn events_socket(
-    State(state): State<Shared>,
-    remote: Remote,
-    headers: HeaderMap,
-    Query(params): Query<EventsParams>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let given = bearer(&headers).or(params.secret).unwrap_or_default();
-    if let Err(refusal) = state.admin_guard.check(given.as_bytes(), remote_ip(&remote), &state.metrics) {
-        let (status, body) = admin_refused(refusal);
-        return http_response(status, body);
-    }
-    let Ok(permit) = state.client_websockets.clone().try_acquire_owned() else {
-        return too_many_sockets(&state, "client");
-    };
-    upgrade.on_upgrade(move |mut socket| async move {
-        let _permit = permit;
-        let mut events = state.raft.subscribe();
-        let status = json!({ "event": "status", "status": state.raft.status() });
-        if socket.send(WsMessage::Text(status.to_string().into())).await.is_err() {
-            return;
-        }
-        let mut ping = tokio::time::interval(EVENTS_PING_INTERVAL);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                _ = ping.tick() => {
-                    if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
-                event = events.recv() => match event {
-                    Ok(event) => {
-                        let text = serde_json::to_string(&event).unwrap_or_default();
-                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let text = json!({ "event": "lagged", "missed": missed }).to_string();
-                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-    })
-}
-
-#[derive(serde::Deserialize)]
-struct EventsParams {
-    #[serde(default)]
-    secret: Option<String>,
-}
-
-/// Checks the bearer secret of an admin HTTP request: the refusal as a response, or `None`.
-fn refused_admin(state: &AppState, headers: &HeaderMap, remote: &Remote) -> Option<Response> {
-    let given = bearer(headers).unwrap_or_default();
-    let refusal = state.admin_guard.check(given.as_bytes(), remote_ip(remote), &state.metrics).err()?;
-    let (status, body) = admin_refused(refusal);
-    Some(http_response(status, body))
-}
-
-/// `GET /admin/backup`: the leader's state machine as snapshot bytes, taken after a barrier,
-/// with its applied index in `x-flotilla-index`. A follower redirects to the leader.
-async fn admin_backup(State(state): State<Shared>, remote: Remote, headers: HeaderMap) -> Response {
-    if let Some(refused) = refused_admin(&state, &headers, &remote) {
-        return refused;
-    }
-    // On the leader, after a barrier: the backup holds every write acknowledged before it.
-    let backup = match state.raft.barrier(state.request_timeout).await {
-        Ok(_) => state.raft.backup(state.request_timeout).await,
-        Err(error) => Err(error),
-    };
-    match backup {
-        Ok((index, data)) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (header::HeaderName::from_static("x-flotilla-index"), index.0.to_string()),
-            ],
-            data,
-        )
-            .into_response(),
-        Err(error) => {
-            let (status, body) = raft_error(&state, &error);
-            http_response(status, body)
-        }
-    }
-}
-
-/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body.
-async fn admin_restore(
-    State(state): State<Shared>,
-    remote: Remote,
-    headers: HeaderMap,
-    body: BodyBytes,
-) -> Response {
-    if let Some(refused) = refused_admin(&state, &headers, &remote) {
-        return refused;
-    }
-    state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
-    let (status, body) = match state.raft.restore(body, state.request_timeout).await {
-        Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),
-        Err(error) => raft_error(&state, &error),
-    };
-    http_response(status, body)
-}
-
-/// `GET /health`: 200 while the node runs and knows a leader; 503 with `"error": "no leader"`
-/// when it knows none (etcd's health says the same), or with the error that stopped it.
-async fn health(State(state): State<Shared>) -> Response {
-    let status = state.raft.status();
-    let running = status.fatal_error.is_none() && status.role != "stopped";
-    let error = match (&status.fatal_error, status.leader) {
-        (Some(error), _) => Some(error.clone()),
-        (None, None) => Some("no leader".to_string()),
-        (None, Some(_)) => None,
-    };
-    let body = json!({
-        "ok": running && status.leader.is_some(),
-        "node": status.id,
-        "role": status.role,
-        "term": status.term,
-        "leader": status.leader,
-        "commit_index": status.commit_index,
-        "applied_index": status.applied_index,
-        "error": error,
-    });
-    let code = if body["ok"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(body)).into_response()
-}
-
-async fn metrics(State(state): State<Shared>) -> Response {
-    let text = state.metrics.render(state.node_id.0);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -446,14 +446,14 @@ async fn registrations_are_limited_and_the_client_registers_again_after_eviction
     cluster.wait_for_leader(LEADER_TIMEOUT).await;
     let address = cluster.addresses[0].clone();
     let mut limited = 0;
-    for _ in 0..300 {
+    for _ in 0..600 {
         let (status, body) = post_client(&address, &json!({"op":"register"})).await;
         if status == 429 {
             assert_eq!(body["error"], json!("rate_limited"), "{body}");
             limited += 1;
         }
     }
-    assert!(limited > 0, "300 registrations in a row were never limited");
+    assert!(limited > 0, "600 registrations in a row were never limited");
     assert!(
         cluster
             .node(1)

@@ -83,7 +83,12 @@ async fn idle_connections(address: &str, count: usize) -> Vec<tokio::net::TcpStr
     use tokio::io::AsyncWriteExt;
     let target: std::net::SocketAddr = address.parse().unwrap();
     let mut streams = Vec::new();
+    // Bounded: against a node without limits the kernel's backlog fills and connects stall.
+    let deadline = Instant::now() + Duration::from_secs(15);
     for i in 0..count {
+        if Instant::now() > deadline {
+            break;
+        }
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), socket.connect(target)).await
