@@ -1,7 +1,6 @@
 //! The admin and observer routes: `/events`, `/admin/backup`, `/admin/restore`, `/health` and
 //! `/metrics` (the client API is in [`crate::server`]).
 
-use crate::api;
 use crate::kv::decode_response;
 use crate::server::{
     admin_refused, bearer, http_response, kv_answer, raft_error, remote_ip, too_many_sockets, AppState,
@@ -12,7 +11,6 @@ use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::SinkExt;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
@@ -74,7 +72,7 @@ pub(crate) async fn events_socket(
 }
 
 #[derive(serde::Deserialize)]
-struct EventsParams {
+pub(crate) struct EventsParams {
     #[serde(default)]
     secret: Option<String>,
 }
