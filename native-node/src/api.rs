@@ -283,6 +283,18 @@ impl Operation {
         )
     }
 
+    /// Whether the op names a key of the cluster's internal records
+    /// ([`crate::kv::RESERVED_KEY_PREFIX`]), which no client may read or change.
+    pub fn touches_reserved_key(&self) -> bool {
+        match self {
+            Operation::Put { key, .. }
+            | Operation::Get { key, .. }
+            | Operation::Del { key, .. }
+            | Operation::Cas { key, .. } => crate::kv::is_reserved_key(key.as_bytes()),
+            _ => false,
+        }
+    }
+
     /// The state-machine command of a write, if this is one. `timestamp_ms` is the proposer's
     /// clock, from which the store derives its log time (session expiry).
     pub fn command(&self, timestamp_ms: u64) -> Option<Command> {

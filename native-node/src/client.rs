@@ -67,6 +67,9 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// Times one write registers a new session after the cluster forgot the old one.
+const SESSION_RENEWALS_MAX: u32 = 3;
+
 struct Session {
     client_id: u64,
     next_sequence: u64,
@@ -80,6 +83,10 @@ pub struct Client {
     preferred: Option<String>,
     cursor: usize,
     session: Option<Session>,
+    /// Whether an attempt of the last call may have been applied without this client hearing
+    /// of it (a lost connection, a timeout): then its write must not be sent again in another
+    /// session.
+    last_call_uncertain: bool,
     /// Attempts that were retried (for the bench's error accounting).
     pub retries: u64,
 }
@@ -93,7 +100,16 @@ impl Client {
     /// A client that shares `pool`'s connections with the other clients given it: its requests
     /// travel beside theirs on one WebSocket per server (see [`crate::connection`]).
     pub fn with_pool(config: ClientConfig, pool: ConnectionPool) -> Client {
-        Client { config, pool, connection: None, preferred: None, cursor: 0, session: None, retries: 0 }
+        Client {
+            config,
+            pool,
+            connection: None,
+            preferred: None,
+            cursor: 0,
+            session: None,
+            last_call_uncertain: false,
+            retries: 0,
+        }
     }
 
     fn pick_address(&mut self) -> Option<String> {
@@ -146,6 +162,7 @@ impl Client {
         let mut backoff = Duration::from_millis(10);
         let mut last_error = String::from("no endpoints");
         let mut first = true;
+        self.last_call_uncertain = false;
         loop {
             if !first {
                 self.retries += 1;
@@ -161,6 +178,7 @@ impl Client {
                 Ok(response) => response,
                 Err(error) => {
                     last_error = error;
+                    self.last_call_uncertain = true;
                     self.rotate();
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -176,6 +194,10 @@ impl Client {
                 "{code} from {address}: {}",
                 response.get("message").and_then(Value::as_str).unwrap_or("")
             );
+            if matches!(code.as_str(), "timeout" | "leadership_lost" | "storage" | "internal" | "unknown") {
+                // The outcome of this attempt is not known: it may yet be applied.
+                self.last_call_uncertain = true;
+            }
             if code == "not_leader" {
                 match response.get("leader_address").and_then(Value::as_str) {
                     Some(leader) if leader != address => {
@@ -218,14 +240,37 @@ impl Client {
     /// # Errors
     /// As [`Client::call`].
     pub async fn write(&mut self, mut request: Value) -> Result<Value, ClientError> {
-        if let Some((client_id, sequence)) = self.session().await? {
-            if let Some(object) = request.as_object_mut() {
-                object.insert("session".into(), json!({ "client_id": client_id, "sequence": sequence }));
+        let mut renewals = 0;
+        loop {
+            if let Some((client_id, sequence)) = self.session().await? {
+                if let Some(object) = request.as_object_mut() {
+                    object.insert("session".into(), json!({ "client_id": client_id, "sequence": sequence }));
+                }
+            }
+            let result = self.call(request.clone()).await;
+            self.sequence_used();
+            renewals += 1;
+            if renewals > SESSION_RENEWALS_MAX || !self.session_lost(&result) {
+                return result;
             }
         }
-        let result = self.call(request).await;
-        self.sequence_used();
-        result
+    }
+
+    /// Whether `result` says the cluster forgot this client's session (expired, or evicted by
+    /// newer ones) *and* no attempt of the write can have been applied: then the session is
+    /// dropped and the write may be sent again in a new one. If an earlier attempt's outcome is
+    /// unknown, the error is returned instead: resending could apply the write twice.
+    fn session_lost(&mut self, result: &Result<Value, ClientError>) -> bool {
+        let Err(ClientError::Refused { code, .. }) = result else { return false };
+        if !matches!(code.as_str(), "session_expired" | "unknown_session") || self.session.is_none() {
+            return false;
+        }
+        if self.last_call_uncertain {
+            return false;
+        }
+        tracing::debug!(%code, "the cluster forgot this client's session; registering again");
+        self.session = None;
+        true
     }
 
     /// Whatever a write's outcome, its sequence number now belongs to it: reusing the number for
@@ -256,12 +301,19 @@ impl Client {
             #[serde(skip_serializing_if = "Option::is_none")]
             session: Option<SessionField>,
         }
-        let session = self.session().await?.map(|(client_id, sequence)| SessionField { client_id, sequence });
-        let body = serde_json::to_string(&Put { op: "put", key, value, session })
-            .map_err(|e| ClientError::Unavailable(format!("cannot encode a put: {e}")))?;
-        let result = self.call_body(&body).await;
-        self.sequence_used();
-        result
+        let mut renewals = 0;
+        loop {
+            let session =
+                self.session().await?.map(|(client_id, sequence)| SessionField { client_id, sequence });
+            let body = serde_json::to_string(&Put { op: "put", key, value, session })
+                .map_err(|e| ClientError::Unavailable(format!("cannot encode a put: {e}")))?;
+            let result = self.call_body(&body).await;
+            self.sequence_used();
+            renewals += 1;
+            if renewals > SESSION_RENEWALS_MAX || !self.session_lost(&result) {
+                return result;
+            }
+        }
     }
 
     /// Removes `key`.

@@ -7,7 +7,7 @@
 //! postcard-encoded between the core task and the API layer.
 
 use bytes::Bytes;
-use raft_core::kv::{Command, CommandBody, KvConfig, KvStore, Operation, Response};
+use raft_core::kv::{Command, CommandBody, KvConfig, KvStore, Operation, Output, Response};
 use raft_core::state_machine::{restore_from_chunks, StateMachine as CoreStateMachine};
 use raft_core::NodeId;
 use raft_core::{Entry, LogIndex};
@@ -45,12 +45,39 @@ pub trait StateMachine: Send + 'static {
     fn restore_command(&self, _snapshot: Bytes) -> Option<Bytes> {
         None
     }
+    /// Why a client's command may not be proposed (it touches the node's internal records,
+    /// see [`RESERVED_KEY_PREFIX`]), or `None` if it may.
+    fn refuse_client_command(&self, _command: &[u8]) -> Option<String> {
+        None
+    }
+}
+
+/// Keys under this prefix are the cluster's own records (peer addresses). No client operation
+/// may read, write or delete them, and a user's snapshot cannot bring its own: they change only
+/// through authenticated membership operations ([`crate::raft::Raft::add_voter`] and friends).
+pub const RESERVED_KEY_PREFIX: &[u8] = b"\x00flotilla/";
+
+/// Whether `key` belongs to the cluster's internal records.
+pub fn is_reserved_key(key: &[u8]) -> bool {
+    key.starts_with(RESERVED_KEY_PREFIX)
+}
+
+/// The error text for a client operation on a reserved key.
+pub fn reserved_key_message() -> String {
+    "keys starting with \"\\u0000flotilla/\" are reserved for the cluster's own records".to_string()
+}
+
+/// Whether a client operation touches a reserved key. Lists are never refused: their answers
+/// leave reserved keys out.
+pub fn operation_touches_reserved(operation: &Operation) -> bool {
+    operation.key().is_some_and(|key| is_reserved_key(key))
 }
 
 /// Keys under this prefix record where a member can be dialled (hashicorp keeps addresses in
 /// its configuration; raft-core's `Membership` holds ids only, so the address travels through
 /// the log as a key-value record, and every node, including future leaders, learns it).
 pub const ADDRESS_KEY_PREFIX: &[u8] = b"\x00flotilla/address/";
+const _: () = assert!(ADDRESS_KEY_PREFIX.len() > RESERVED_KEY_PREFIX.len());
 
 /// The log command that records `address` for `id`.
 pub fn address_record(id: NodeId, address: &str) -> Bytes {
@@ -130,6 +157,9 @@ impl StateMachine for KvStateMachine {
         if entry.index != applied.next() {
             return Err(format!("entry {} handed out after applied index {applied}", entry.index));
         }
+        if let Some(rewritten) = self.restore_keeping_reserved(entry) {
+            return Ok(encode_response(&self.store.apply(&rewritten)));
+        }
         Ok(encode_response(&self.store.apply(entry)))
     }
 
@@ -139,7 +169,15 @@ impl StateMachine for KvStateMachine {
 
     fn query(&self, query: &[u8]) -> Bytes {
         let response = match postcard::from_bytes::<Operation>(query) {
-            Ok(operation) => self.store.read(&operation),
+            Ok(operation) if operation_touches_reserved(&operation) => Ok(Output::Value(None)),
+            Ok(operation) => match self.store.read(&operation) {
+                // Reserved keys are not part of the user keyspace: lists leave them out.
+                Ok(Output::Keys { keys, truncated }) => Ok(Output::Keys {
+                    keys: keys.into_iter().filter(|key| !is_reserved_key(key)).collect(),
+                    truncated,
+                }),
+                other => other,
+            },
             Err(_) => Err(raft_core::kv::KvError::NotReadOnly),
         };
         encode_response(&response)
@@ -162,6 +200,65 @@ impl StateMachine for KvStateMachine {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Some(Command { timestamp_ms, body: CommandBody::Restore { snapshot } }.encode())
+    }
+
+    fn refuse_client_command(&self, command: &[u8]) -> Option<String> {
+        match Command::decode(command).ok()?.body {
+            CommandBody::Request { operation, .. } if operation_touches_reserved(&operation) => {
+                Some(reserved_key_message())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl KvStateMachine {
+    /// A user's snapshot (a `Restore` command) may not bring internal records of its own: the
+    /// entry is rewritten so that the restored state keeps this store's reserved keys and none
+    /// of the snapshot's. Every replica holds the same state at this index, so every replica
+    /// rewrites it the same way. `None` when `entry` is not a restore.
+    fn restore_keeping_reserved(&self, entry: &Entry) -> Option<Entry> {
+        let raft_core::EntryPayload::Command(bytes) = &entry.payload else { return None };
+        let command = Command::decode(bytes).ok()?;
+        let CommandBody::Restore { snapshot } = &command.body else { return None };
+        // A scratch copy of the snapshot; a corrupt one is left for the store to refuse.
+        let mut scratch = KvStore::new(*self.store.config()).ok()?;
+        restore_from_chunks(&mut scratch, [snapshot.as_ref()]).ok()?;
+        let theirs: Vec<Bytes> =
+            scratch.iter().filter(|(k, _)| is_reserved_key(k)).map(|(k, _)| k.clone()).collect();
+        let ours: Vec<(Bytes, Bytes)> = self
+            .store
+            .iter()
+            .filter(|(k, _)| is_reserved_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut next = scratch.applied_index();
+        let mut apply = |scratch: &mut KvStore, operation: Operation| {
+            next = next.next();
+            // Timestamp 0: the scratch store's clock does not move.
+            let command = Command::unsessioned(0, operation).encode();
+            scratch.apply(&Entry {
+                term: entry.term,
+                index: next,
+                payload: raft_core::EntryPayload::Command(command),
+            })
+        };
+        for key in theirs {
+            let _ = apply(&mut scratch, Operation::Delete { key });
+        }
+        for (key, value) in ours {
+            let _ = apply(&mut scratch, Operation::Put { key, value });
+        }
+        let snapshot: Vec<u8> = scratch.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
+        let command = Command {
+            timestamp_ms: command.timestamp_ms,
+            body: CommandBody::Restore { snapshot: snapshot.into() },
+        };
+        Some(Entry {
+            term: entry.term,
+            index: entry.index,
+            payload: raft_core::EntryPayload::Command(command.encode()),
+        })
     }
 }
 

@@ -8,7 +8,8 @@
 //! - [`storage`] and [`wal`]: the log and hard state in a preallocated write-ahead log, one
 //!   `fdatasync` per `Ready` batch (group commit); metadata on redb; checksummed snapshot files.
 //! - [`transport`]: peer messages over WebSockets at `/raft` (versioned binary frames, an
-//!   authenticated handshake, bounded per-peer queues, reconnect with backoff).
+//!   authenticated handshake, bounded per-peer queues, reconnect with backoff), over
+//!   [`peer_auth`]'s frames, handshake proofs and per-frame session tags (no I/O, no tokio).
 //! - [`server`]: one port for `/raft`, the JSON client API (`/client`), `/health`, `/metrics`,
 //!   `/events` and static files.
 //! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use, over
@@ -17,12 +18,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+extern crate alloc;
+
+mod admin_routes;
+pub mod admission;
 pub mod api;
 pub mod bench;
 pub mod client;
 pub mod connection;
 pub mod kv;
+pub mod limits;
 pub mod metrics;
+pub mod peer_auth;
 pub mod peer_liveness;
 mod pending;
 pub mod raft;

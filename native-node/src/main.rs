@@ -42,6 +42,8 @@ enum Command {
     Bench(BenchArgs),
     /// Run a local cluster on 127.0.0.1 (data under .data/).
     DevCluster(DevClusterArgs),
+    /// Print a new random cluster secret (256 bits, hex).
+    Secret,
 }
 
 #[derive(Args)]
@@ -89,7 +91,26 @@ struct ServeArgs {
     /// Snapshot and compact the log after this many applied entries (0: never).
     #[arg(long, default_value_t = 100_000)]
     snapshot_interval: u64,
+    /// TCP connections open at once, all clients together (also kept below the open-file limit).
+    #[arg(long, default_value_t = 16_384)]
+    max_conns: usize,
+    /// TCP connections open at once from one IP address.
+    #[arg(long, default_value_t = 1024)]
+    max_conns_per_address: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds after which a socket that moved no byte either way is closed.
+    #[arg(long, default_value_t = 120)]
+    idle_timeout_secs: u64,
+    /// Allow a non-loopback listen address without TLS (this build has none yet: the secret
+    /// and all data cross the network in cleartext) and a short secret.
+    #[arg(long)]
+    insecure_dev: bool,
 }
+
+/// Shortest secret accepted on a non-loopback address (16 bytes: 128 bits if random).
+const SECRET_BYTES_MIN: usize = 16;
 
 #[derive(Subcommand)]
 enum KvOperation {
@@ -241,6 +262,21 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let loopback = listener.local_addr().map(|address| address.ip().is_loopback()).unwrap_or(false);
+    if !loopback && !args.insecure_dev {
+        return Err(format!(
+            "listening on {} would send the cluster secret and all data in cleartext (this build has no TLS \
+             yet); listen on 127.0.0.1, or pass --insecure-dev to accept that",
+            args.listen
+        ));
+    }
+    if !loopback && secret.len() < SECRET_BYTES_MIN {
+        return Err(format!(
+            "the cluster secret has {} bytes; at least {SECRET_BYTES_MIN} random bytes are needed off loopback \
+             (`raft-node secret` prints one)",
+            secret.len()
+        ));
+    }
     let mut config = ServeConfig::new(NodeId(args.id), secret, args.data_dir);
     config.bootstrap = parse_members(&args.bootstrap)?;
     config.join = args.join;
@@ -254,6 +290,10 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     config.election_timeout_ticks = Some(args.election_timeout_ms / args.tick_ms.max(1));
     config.wal_segment_bytes = args.wal_segment_mib.max(1) * 1024 * 1024;
     config.snapshot_interval_entries = args.snapshot_interval;
+    config.limits.connections_max = args.max_conns.max(1);
+    config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
+    config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
@@ -451,6 +491,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Command::Secret = cli.command {
+        let mut bytes = [0u8; 32];
+        if let Err(error) = getrandom::getrandom(&mut bytes) {
+            eprintln!("error: no randomness from the operating system: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("{}", hex::encode(bytes));
+        return ExitCode::SUCCESS;
+    }
     let secret = match read_secret(cli.secret_file.as_ref()) {
         Ok(secret) => secret,
         Err(error) => {
@@ -507,6 +556,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::Secret => ExitCode::SUCCESS,
         }
     })
 }

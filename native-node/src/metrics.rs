@@ -143,6 +143,18 @@ pub struct Metrics {
     pub peer_inbox_dropped_total: AtomicU64,
     /// Peer frames that could not be decoded (bad version, kind or body).
     pub peer_frames_malformed_total: AtomicU64,
+    /// Peer frames after the handshake whose session tag failed (forged, replayed, reordered); each closes its connection.
+    pub peer_frames_unauthenticated_total: AtomicU64,
+    /// Admin requests (and event streams) refused for a wrong or missing secret.
+    pub admin_auth_failures_total: AtomicU64,
+    /// Admin requests refused because their address failed too often recently.
+    pub admin_auth_throttled_total: AtomicU64,
+    /// TCP connections or WebSockets refused by a connection limit (per address, clients, peers).
+    pub connections_refused_total: AtomicU64,
+    /// Connections closed because they sent no complete request in time or stayed idle.
+    pub connections_timed_out_total: AtomicU64,
+    /// Session registrations refused by the rate limit.
+    pub registrations_throttled_total: AtomicU64,
     /// Snapshots from a leader refused because they outgrew the staging limit.
     pub snapshot_staging_refused_total: AtomicU64,
     /// Peer connections refused at the handshake (secret, cluster, version).
@@ -268,6 +280,36 @@ impl Metrics {
                 "raft_peer_dial_timeouts_total",
                 "Peer dials abandoned after the dial timeout",
                 &self.peer_dial_timeouts_total,
+            ),
+            (
+                "raft_peer_frames_unauthenticated_total",
+                "Peer frames refused: session tag failed",
+                &self.peer_frames_unauthenticated_total,
+            ),
+            (
+                "raft_admin_auth_failures_total",
+                "Admin requests refused: wrong or missing secret",
+                &self.admin_auth_failures_total,
+            ),
+            (
+                "raft_admin_auth_throttled_total",
+                "Admin requests refused: too many recent failures from the address",
+                &self.admin_auth_throttled_total,
+            ),
+            (
+                "raft_connections_refused_total",
+                "Connections refused by a limit",
+                &self.connections_refused_total,
+            ),
+            (
+                "raft_connections_timed_out_total",
+                "Connections closed: header or idle timeout",
+                &self.connections_timed_out_total,
+            ),
+            (
+                "raft_registrations_throttled_total",
+                "Session registrations refused: rate limit",
+                &self.registrations_throttled_total,
             ),
             ("raft_client_requests_total", "Client requests answered", &self.client_requests_total),
             (

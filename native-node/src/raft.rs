@@ -873,6 +873,10 @@ impl CoreTask {
 
     fn handle(&mut self, command: Command) {
         match command {
+            Command::Apply { data, reply } if self.state_machine.refuse_client_command(&data).is_some() => {
+                let why = self.state_machine.refuse_client_command(&data).unwrap_or_default();
+                let _ = reply.send(Err(RaftError::Refused(why)));
+            }
             Command::Apply { data, reply } => match self.propose(data) {
                 Ok((index, term)) => {
                     self.pending.insert(index, term, Waiter::Apply(reply));

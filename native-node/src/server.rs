@@ -16,10 +16,12 @@
 //!
 //! [`run`] takes the listener and a shutdown future, as `main` and tests both need.
 
+use crate::admin_routes;
+use crate::admission::AdminRefusal;
 use crate::api::{self, Operation, Request};
 use crate::kv::{decode_response, encode_query, KvStateMachine, StateMachine};
-use crate::metrics::{Metrics, PeerLink};
-use crate::peer_liveness::{self, LivenessConfig};
+use crate::metrics::Metrics;
+use crate::peer_liveness::LivenessConfig;
 use crate::raft::{Raft, RaftConfig, RaftError};
 use crate::storage::{Identity, Storage, StorageError};
 use crate::transport::{Transport, TransportConfig};
@@ -29,7 +31,6 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -37,7 +38,7 @@ use raft_core::kv::{KvConfig, KvError, Output};
 use raft_core::{Membership, NodeId};
 use serde_json::{json, Value};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -50,9 +51,8 @@ use tokio::task::JoinHandle;
 /// every socket read, so the 128 KiB default costs a large memset per small JSON request.
 pub const CLIENT_READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// WebSocket connections (peers, clients, event streams) one node serves at once; more are
-/// refused with 503 rather than exhausting memory or file descriptors.
-pub const WEBSOCKETS_MAX: usize = 4096;
+/// How often an event stream is pinged, so a quiet one is not closed as idle.
+pub const EVENTS_PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// `TCP_USER_TIMEOUT` of accepted sockets (peers and clients): the kernel drops a connection
 /// whose sent data stays unacknowledged this long. Looser than a dialled peer socket's, since
@@ -95,6 +95,8 @@ pub struct ServeConfig {
     pub snapshot_trailing_entries: u64,
     /// The largest snapshot from a leader this node stages in memory.
     pub snapshot_staging_bytes_max: u64,
+    /// Connection caps and timeouts of the listener.
+    pub limits: crate::limits::ListenerLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -128,6 +130,7 @@ impl ServeConfig {
             snapshot_interval_entries: 100_000,
             snapshot_trailing_entries: 1024,
             snapshot_staging_bytes_max: 1 << 30,
+            limits: crate::limits::ListenerLimits::default(),
         }
     }
 }
@@ -158,18 +161,23 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-struct AppState {
-    raft: Raft,
-    transport: Transport,
-    metrics: Arc<Metrics>,
-    secret: Vec<u8>,
-    node_id: NodeId,
-    address: String,
-    request_timeout: Duration,
-    websockets: Arc<Semaphore>,
+pub(crate) struct AppState {
+    pub(crate) raft: Raft,
+    pub(crate) transport: Transport,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) node_id: NodeId,
+    pub(crate) address: String,
+    pub(crate) request_timeout: Duration,
+    /// `/client` and `/events` sockets.
+    pub(crate) client_websockets: Arc<Semaphore>,
+    /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
+    pub(crate) peer_websockets: Arc<Semaphore>,
+    pub(crate) admin_guard: crate::admission::AdminGuard,
+    pub(crate) registrations: crate::admission::RegistrationLimiter,
+    pub(crate) handshake_read_bytes_max: u64,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 /// A running node: its handle, its transport and its address. [`Node::shutdown`] stops it.
 pub struct Node {
@@ -275,38 +283,30 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         transport.set_address(id, peer_address);
     }
 
+    let server_metrics = metrics.clone();
     let state = Arc::new(AppState {
         raft: raft.clone(),
         transport: transport.clone(),
         metrics,
-        secret: config.secret.clone(),
         node_id: config.node_id,
         address: advertise.clone(),
         request_timeout: config.request_timeout,
-        websockets: Arc::new(Semaphore::new(WEBSOCKETS_MAX)),
+        client_websockets: Arc::new(Semaphore::new(config.limits.client_websockets_max)),
+        peer_websockets: Arc::new(Semaphore::new(config.limits.peer_websockets_max)),
+        admin_guard: crate::admission::AdminGuard::new(&config.secret),
+        registrations: crate::admission::RegistrationLimiter::default(),
+        handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
     });
     let router = router(state, config.web_dir.clone());
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        // No Nagle on accepted sockets either (dialled ones disable it): raft frames that
-        // follow one another on a peer connection would otherwise wait for the previous
-        // frame's ACK, and a client's answer for its predecessor's.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted socket");
-            }
-            if let Err(error) = peer_liveness::set_tcp_user_timeout(tcp, ACCEPTED_TCP_USER_TIMEOUT) {
-                tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT on an accepted socket");
-            }
-        });
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "http server failed");
-        }
-    });
+    // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
+    // `limits`).
+    let server = tokio::spawn(crate::limits::serve(
+        listener,
+        router,
+        config.limits.clone(),
+        server_metrics,
+        shutdown_rx.clone(),
+    ));
     let mut helpers = Vec::new();
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
@@ -379,14 +379,14 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/", get(move |state: State<Shared>| status_page(state, playground)))
         .route("/raft", get(raft_socket))
         .route("/client", get(client_socket).post(client_http))
-        .route("/events", get(events_socket))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/events", get(admin_routes::events_socket))
+        .route("/health", get(admin_routes::health))
+        .route("/metrics", get(admin_routes::metrics))
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
-        .route("/admin/backup", get(admin_backup))
+        .route("/admin/backup", get(admin_routes::admin_backup))
         .route(
             "/admin/restore",
-            axum::routing::post(admin_restore)
+            axum::routing::post(admin_routes::admin_restore)
                 .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
         )
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
@@ -397,40 +397,70 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
     }
 }
 
-fn too_many_sockets() -> Response {
-    let body = api::error_response("busy", format!("more than {WEBSOCKETS_MAX} WebSocket connections"), true);
+pub(crate) fn too_many_sockets(state: &AppState, what: &str) -> Response {
+    state.metrics.connections_refused_total.fetch_add(1, Ordering::Relaxed);
+    let body = api::error_response("busy", format!("too many {what} WebSocket connections"), true);
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
-async fn raft_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+async fn raft_socket(
+    State(state): State<Shared>,
+    connection: Option<axum::Extension<crate::limits::ConnectionContext>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.peer_websockets.clone().try_acquire_owned() else {
+        return too_many_sockets(&state, "peer");
+    };
     let frame_bytes_max = state.transport.config().frame_bytes_max;
     let transport = state.transport.clone();
+    // Until the handshake completes, the socket may read only a few kilobytes.
+    let budget = connection.map(|axum::Extension(context)| context.read_budget);
+    if let Some(budget) = &budget {
+        budget.limit_to(state.handshake_read_bytes_max);
+    }
     upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
         .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            transport.accept(socket).await;
+            transport.accept(socket, budget).await;
             drop(permit);
         })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(str::to_string)
 }
 
-/// Runs one request and records its latency by op and result. Returns the HTTP status and the
-/// JSON body (without `id`).
-async fn execute(state: &AppState, request: Request, header_secret: Option<String>) -> (StatusCode, Value) {
+pub(crate) fn admin_refused(refusal: AdminRefusal) -> (StatusCode, Value) {
+    match refusal {
+        AdminRefusal::WrongSecret => (
+            StatusCode::UNAUTHORIZED,
+            api::error_response("unauthorized", "admin operations need the cluster secret", false),
+        ),
+        AdminRefusal::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            api::error_response(
+                "rate_limited",
+                "too many failed admin attempts from this address; wait",
+                true,
+            ),
+        ),
+    }
+}
+
+/// Runs one request from `remote` and records its latency by op and result. Returns the HTTP
+/// status and the JSON body (without `id`).
+async fn execute(
+    state: &AppState,
+    request: Request,
+    header_secret: Option<String>,
+    remote: Option<IpAddr>,
+) -> (StatusCode, Value) {
     let op = request.operation.name();
     let started = std::time::Instant::now();
-    let (status, body) = execute_request(state, request, header_secret).await;
+    let (status, body) = execute_request(state, request, header_secret, remote).await;
     state.metrics.request_seconds.observe(op, api::result_label(&body), started.elapsed());
     (status, body)
 }
@@ -439,17 +469,33 @@ async fn execute_request(
     state: &AppState,
     request: Request,
     header_secret: Option<String>,
+    remote: Option<IpAddr>,
 ) -> (StatusCode, Value) {
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let operation = request.operation;
     if operation.is_admin() {
         let given = request.secret.or(header_secret).unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), &state.secret) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                api::error_response("unauthorized", "admin operations need the cluster secret", false),
-            );
+        if let Err(refusal) = state.admin_guard.check(given.as_bytes(), remote, &state.metrics) {
+            return admin_refused(refusal);
         }
+    }
+    if matches!(operation, Operation::Register) && !state.registrations.allow(remote) {
+        state.metrics.registrations_throttled_total.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            api::error_response(
+                "rate_limited",
+                "too many session registrations from this address; retry later",
+                true,
+            ),
+        );
+    }
+    if operation.touches_reserved_key() {
+        state.metrics.client_requests_malformed_total.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::FORBIDDEN,
+            api::error_response("reserved_key", crate::kv::reserved_key_message(), false),
+        );
     }
     let timeout = state.request_timeout;
     if let Some(command) = operation.command(now_ms()) {
@@ -530,7 +576,10 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u64>) -> (StatusCode, Value) {
+pub(crate) fn kv_answer(
+    response: Result<raft_core::kv::Response, String>,
+    index: Option<u64>,
+) -> (StatusCode, Value) {
     let response = match response {
         Ok(response) => response,
         Err(why) => return (StatusCode::INTERNAL_SERVER_ERROR, api::error_response("internal", why, false)),
@@ -546,7 +595,7 @@ fn kv_answer(response: Result<raft_core::kv::Response, String>, index: Option<u6
     (status, api::kv_response(response, index))
 }
 
-fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
+pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
     let code = api::raft_error_code(error);
     let mut body = api::error_response(code, error.to_string(), error.is_retryable());
     if let (Some(outcome), Some(object)) = (error.outcome(), body.as_object_mut()) {
@@ -576,7 +625,7 @@ fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Value) {
     (status, body)
 }
 
-fn http_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn http_response(status: StatusCode, body: Value) -> Response {
     let location = (status == StatusCode::TEMPORARY_REDIRECT)
         .then(|| body.get("leader_address").and_then(Value::as_str).map(str::to_string))
         .flatten();
@@ -589,11 +638,23 @@ fn http_response(status: StatusCode, body: Value) -> Response {
     response
 }
 
-async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
+/// The client's address, when the request came through [`crate::limits::serve`].
+pub(crate) type Remote = Option<axum::Extension<crate::limits::ConnectionContext>>;
+
+pub(crate) fn remote_ip(remote: &Remote) -> Option<IpAddr> {
+    remote.as_ref().map(|axum::Extension(context)| context.remote.ip())
+}
+
+async fn client_http(
+    State(state): State<Shared>,
+    remote: Remote,
+    headers: HeaderMap,
+    body: BodyBytes,
+) -> Response {
     match api::parse_request(&body) {
         Ok(request) => {
             let id = request.id;
-            let (status, body) = execute(&state, request, bearer(&headers)).await;
+            let (status, body) = execute(&state, request, bearer(&headers), remote_ip(&remote)).await;
             http_response(status, api::with_id(body, id))
         }
         Err(message) => {
@@ -603,11 +664,14 @@ async fn client_http(State(state): State<Shared>, headers: HeaderMap, body: Body
     }
 }
 
-async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
+async fn client_socket(State(state): State<Shared>, remote: Remote, upgrade: WebSocketUpgrade) -> Response {
+    let Ok(permit) = state.client_websockets.clone().try_acquire_owned() else {
+        return too_many_sockets(&state, "client");
+    };
+    let remote = remote_ip(&remote);
     upgrade.max_message_size(api::REQUEST_BYTES_MAX).read_buffer_size(CLIENT_READ_BUFFER_BYTES).on_upgrade(
         move |socket| async move {
-            serve_client_socket(state, socket).await;
+            serve_client_socket(state, socket, remote).await;
             drop(permit);
         },
     )
@@ -618,7 +682,7 @@ async fn client_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -
 /// The requests are futures polled by this task rather than tasks of their own: no spawn,
 /// permit or answer channel per request, and no cross-task wake-up to write each answer.
 /// Answers that are ready together go out in one flush.
-async fn serve_client_socket(state: Shared, socket: WebSocket) {
+async fn serve_client_socket(state: Shared, socket: WebSocket, remote: Option<IpAddr>) {
     let (mut sink, mut stream) = socket.split();
     let mut inflight = FuturesUnordered::new();
     let mut reading = true;
@@ -645,7 +709,7 @@ async fn serve_client_socket(state: Shared, socket: WebSocket) {
                         let state = state.clone();
                         inflight.push(async move {
                             let id = request.id;
-                            let (_, body) = execute(&state, request, None).await;
+                            let (_, body) = execute(&state, request, None, remote).await;
                             api::with_id(body, id).to_string()
                         });
                         continue;
@@ -673,108 +737,6 @@ async fn serve_client_socket(state: Shared, socket: WebSocket) {
             return;
         }
     }
-}
-
-async fn events_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> Response {
-    let Ok(permit) = state.websockets.clone().try_acquire_owned() else { return too_many_sockets() };
-    upgrade.on_upgrade(move |mut socket| async move {
-        let _permit = permit;
-        let mut events = state.raft.subscribe();
-        let status = json!({ "event": "status", "status": state.raft.status() });
-        if socket.send(WsMessage::Text(status.to_string().into())).await.is_err() {
-            return;
-        }
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(event) => {
-                        let text = serde_json::to_string(&event).unwrap_or_default();
-                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let text = json!({ "event": "lagged", "missed": missed }).to_string();
-                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-    })
-}
-
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    constant_time_eq(bearer(headers).unwrap_or_default().as_bytes(), &state.secret)
-}
-
-fn unauthorized() -> Response {
-    http_response(
-        StatusCode::UNAUTHORIZED,
-        api::error_response("unauthorized", "admin operations need the cluster secret", false),
-    )
-}
-
-/// `GET /admin/backup`: the leader's state machine as snapshot bytes, taken after a barrier,
-/// with its applied index in `x-flotilla-index`. A follower redirects to the leader.
-async fn admin_backup(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    // On the leader, after a barrier: the backup holds every write acknowledged before it.
-    let backup = match state.raft.barrier(state.request_timeout).await {
-        Ok(_) => state.raft.backup(state.request_timeout).await,
-        Err(error) => Err(error),
-    };
-    match backup {
-        Ok((index, data)) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (header::HeaderName::from_static("x-flotilla-index"), index.0.to_string()),
-            ],
-            data,
-        )
-            .into_response(),
-        Err(error) => {
-            let (status, body) = raft_error(&state, &error);
-            http_response(status, body)
-        }
-    }
-}
-
-/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body.
-async fn admin_restore(State(state): State<Shared>, headers: HeaderMap, body: BodyBytes) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
-    let (status, body) = match state.raft.restore(body, state.request_timeout).await {
-        Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),
-        Err(error) => raft_error(&state, &error),
-    };
-    http_response(status, body)
-}
-
-async fn health(State(state): State<Shared>) -> Response {
-    let status = state.raft.status();
-    let body = json!({
-        "ok": status.fatal_error.is_none() && status.role != "stopped",
-        "node": status.id,
-        "role": status.role,
-        "term": status.term,
-        "leader": status.leader,
-        "commit_index": status.commit_index,
-        "applied_index": status.applied_index,
-        "error": status.fatal_error,
-    });
-    let code = if body["ok"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(body)).into_response()
 }
 
 /// `/`: what this is, plainly: one real node of a cluster, its id, role, term, commit index and
@@ -825,27 +787,6 @@ async fn status_page(State(state): State<Shared>, playground: bool) -> Response 
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-async fn metrics(State(state): State<Shared>) -> Response {
-    let links: Vec<PeerLink> = state
-        .transport
-        .peer_statuses()
-        .into_iter()
-        .map(|peer| PeerLink {
-            peer: peer.id,
-            connections: peer.connections,
-            reconnects: peer.reconnects,
-            idle_closes: peer.idle_closes,
-            dropped_messages: peer.dropped_messages,
-            queued_messages: peer.queued_messages,
-            since_last_heard: peer.last_heard_ms.map(Duration::from_millis),
-            ping_round_trip: peer.ping_round_trip_us.map(Duration::from_micros),
-        })
-        .collect();
-    let since_leader_contact = state.raft.status().last_contact_ms.map(Duration::from_millis);
-    let text = state.metrics.render_with_peers(state.node_id.0, &links, since_leader_contact);
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
-}
-
 #[derive(serde::Deserialize)]
 struct ReadParams {
     #[serde(default)]
@@ -858,7 +799,7 @@ async fn kv_get(
     Query(params): Query<ReadParams>,
 ) -> Response {
     let request = Request { id: None, secret: None, operation: Operation::Get { key, read: params.read } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }
 
@@ -870,12 +811,12 @@ async fn kv_put(State(state): State<Shared>, UrlPath(key): UrlPath<String>, body
         );
     };
     let request = Request { id: None, secret: None, operation: Operation::Put { key, value, session: None } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }
 
 async fn kv_delete(State(state): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
     let request = Request { id: None, secret: None, operation: Operation::Del { key, session: None } };
-    let (status, body) = execute(&state, request, None).await;
+    let (status, body) = execute(&state, request, None, None).await;
     http_response(status, body)
 }

@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_IDENTITY: &str = "identity";
 const META_ADDRESSES: &str = "addresses";
+/// The newest log segment ever put to use, so a deleted newest segment is noticed at start.
+const META_NEWEST_SEGMENT: &str = "newest_segment";
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "raft.redb";
@@ -151,6 +153,10 @@ pub struct Storage {
     wal: Mutex<Wal>,
     /// What the log held at open, handed out once by [`Storage::recover`].
     replayed: Mutex<Option<WalState>>,
+    /// Whether the log held any record at open (a new database beside it means a deleted one).
+    log_had_data: bool,
+    /// The newest segment recorded in the database (see [`META_NEWEST_SEGMENT`]).
+    newest_segment_recorded: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Storage {
@@ -191,18 +197,50 @@ impl Storage {
                     "the database is in use by another process (is another node running on this data directory?)"
                         .to_string()
                 }
+                // Permissions, a read-only file system, a full disk: say so, not "corrupt".
+                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+                    format!("cannot open or write the file: {io}")
+                }
                 other => format!("{other} (the file may be corrupt; it was not modified)"),
             },
         })?;
         let (wal, replayed) = Wal::open(data_dir, segment_bytes)?;
+        let log_had_data = replayed.hard_state.is_some() || !replayed.entries.is_empty();
+        let newest_on_disk = wal.newest_segment();
+        let log_created = wal.created();
         let storage = Storage {
             database,
             data_dir: data_dir.to_path_buf(),
             wal: Mutex::new(wal),
             replayed: Mutex::new(Some(replayed)),
+            log_had_data,
+            newest_segment_recorded: std::sync::atomic::AtomicU64::new(0),
         };
         storage.create_tables()?;
+        let recorded: Option<u64> = storage.read_meta(META_NEWEST_SEGMENT)?;
+        if let Some(recorded) = recorded {
+            if recorded > newest_on_disk || log_created {
+                return Err(StorageError::Corrupt {
+                    what: format!(
+                        "log segment {recorded} of {} is missing (the newest one {} recorded; the log on disk ends \
+                         with segment {newest_on_disk}): acknowledged writes would be lost",
+                        data_dir.join(crate::wal::WAL_DIR).display(),
+                        path.display(),
+                    ),
+                });
+            }
+        }
+        storage.record_newest_segment(newest_on_disk)?;
         Ok(storage)
+    }
+
+    fn record_newest_segment(&self, segment: u64) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        if self.newest_segment_recorded.load(Ordering::Relaxed) < segment {
+            self.write_meta(META_NEWEST_SEGMENT, &segment)?;
+            self.newest_segment_recorded.store(segment, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn create_tables(&self) -> Result<(), StorageError> {
@@ -234,6 +272,14 @@ impl Storage {
                     stored.cluster_id,
                     identity.node_id,
                     identity.cluster_id
+                ),
+            }),
+            None if self.log_had_data || !self.snapshot_files()?.is_empty() => Err(StorageError::Corrupt {
+                what: format!(
+                    "{} names no node, but the log or a snapshot in {} holds data: the database was deleted \
+                     or replaced; refusing to start with a new identity",
+                    self.data_dir.join(DATABASE_FILE).display(),
+                    self.data_dir.display()
                 ),
             }),
             None => self.write_meta(META_IDENTITY, identity),
@@ -288,6 +334,21 @@ impl Storage {
         let WalState { hard_state, entries } = replayed;
         let addresses = self.addresses()?;
         let snapshot = self.load_latest_snapshot()?;
+        if let Some(first) = entries.first() {
+            let covered = snapshot.as_ref().map_or(0, |(meta, _)| meta.index.0);
+            if first.index.0 > covered + 1 {
+                return Err(StorageError::Corrupt {
+                    what: format!(
+                        "the log in {} starts at entry {} but entries {}..{} are in no segment and no snapshot: \
+                         a log segment was deleted",
+                        self.data_dir.join(crate::wal::WAL_DIR).display(),
+                        first.index,
+                        covered + 1,
+                        first.index.0 - 1
+                    ),
+                });
+            }
+        }
         if let (Some(hard_state), Some(last)) = (hard_state, entries.last()) {
             if last.term > hard_state.term {
                 return Err(StorageError::Corrupt {
@@ -326,6 +387,9 @@ impl Storage {
         let mut wal =
             self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
         wal.append(hard_state, reset, entries)?;
+        // A rollover is recorded (rarely: once per segment) so that a deleted newest segment
+        // is noticed at start.
+        self.record_newest_segment(wal.newest_segment())?;
         Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
     }
 

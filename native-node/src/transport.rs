@@ -1,16 +1,13 @@
 //! Peer transport: Raft messages over WebSockets at `/raft`, on the same port as the client API.
 //!
-//! **Frames.** Every binary frame is `[protocol version: u8][kind: u8][postcard body]`. The
-//! version is in every frame, not only in the handshake, so a peer that upgrades mid-connection
-//! is noticed. Kind [`FrameKind::Raft`] carries one `raft_core::Message`, the very bytes a browser
-//! peer speaks.
-//!
-//! **Handshake** (mutual, challenge-response, so the secret never crosses the wire):
-//! 1. the accepting node sends `Challenge { cluster_id, node_id, nonce }`;
-//! 2. the dialler checks the cluster id and answers `Hello { cluster_id, node_id, address,
-//!    nonce, mac }`, where `mac = HMAC-SHA256(secret, "hello" ‖ challenge nonce ‖ cluster ‖ ids)`;
-//! 3. the acceptor checks version, cluster and mac and answers `Welcome { mac }` (proving it
-//!    knows the secret too) or `Reject { reason }` followed by a close frame with the reason.
+//! **Frames, handshake and session** are [`crate::peer_auth`]'s: a mutual challenge-response
+//! over both ends' fresh nonces (the secret never crosses the wire), then every frame in either
+//! direction tagged with a per-connection, per-direction session key and an implicit sequence
+//! number. A frame whose tag fails (forged, replayed, reordered) closes the connection and counts
+//! in `raft_peer_frames_unauthenticated_total`; a Raft message whose `from` is not the
+//! authenticated peer, or whose `to` is not this node, closes it too (`raft_peer_frames_malformed_total`).
+//! Until the handshake completes an accepted socket takes messages of at most
+//! [`HANDSHAKE_FRAME_BYTES_MAX`] bytes.
 //!
 //! **Peers.** Each peer has one bounded outbound queue; when it is full, messages are dropped
 //! and counted (Raft retransmits; a blocked core would be worse). Whichever connection to the
@@ -20,22 +17,22 @@
 
 use crate::metrics::Metrics;
 use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
+pub use crate::peer_auth::{
+    decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
+    Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
+};
+use crate::peer_auth::{Opener, Sealer};
 use crate::raft::Network;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use hmac::{Hmac, Mac};
 use raft_core::{Message, NodeId};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use sha2::Sha256;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-/// The peer protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
 
 /// Largest frame (and WebSocket message) accepted from a peer. raft-core caps one
 /// AppendEntries at `message_bytes_max` (1 MiB by default) of payload, plus entry overhead.
@@ -44,168 +41,6 @@ pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Read buffer of a peer WebSocket: tungstenite zero-fills it up to this size on every socket
 /// read, so it is kept well below the 128 KiB default; large frames just take several reads.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
-
-/// What a frame carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FrameKind {
-    /// Acceptor → dialler: who I am, and a nonce to prove you know the secret.
-    Challenge = 1,
-    /// Dialler → acceptor: who I am, and the proof.
-    Hello = 2,
-    /// Acceptor → dialler: accepted, and my proof.
-    Welcome = 3,
-    /// Acceptor → dialler: refused, and why.
-    Reject = 4,
-    /// One Raft message.
-    Raft = 16,
-}
-
-impl FrameKind {
-    fn from_byte(byte: u8) -> Option<FrameKind> {
-        match byte {
-            1 => Some(FrameKind::Challenge),
-            2 => Some(FrameKind::Hello),
-            3 => Some(FrameKind::Welcome),
-            4 => Some(FrameKind::Reject),
-            16 => Some(FrameKind::Raft),
-            _ => None,
-        }
-    }
-}
-
-/// Why a frame could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FrameError {
-    /// Shorter than the two header bytes.
-    TooShort,
-    /// A protocol version this build does not speak.
-    UnsupportedVersion(u8),
-    /// An unknown kind byte.
-    UnknownKind(u8),
-    /// Another kind than the one expected at this point.
-    UnexpectedKind(FrameKind),
-    /// The body does not decode.
-    Body(String),
-}
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::TooShort => f.write_str("frame shorter than its 2-byte header"),
-            FrameError::UnsupportedVersion(version) => {
-                write!(f, "unsupported protocol version {version} (this node speaks {PROTOCOL_VERSION})")
-            }
-            FrameError::UnknownKind(kind) => write!(f, "unknown frame kind {kind}"),
-            FrameError::UnexpectedKind(kind) => write!(f, "unexpected frame kind {kind:?}"),
-            FrameError::Body(why) => write!(f, "undecodable frame body: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for FrameError {}
-
-/// Encodes a frame with this build's protocol version.
-pub fn encode_frame<T: Serialize>(kind: FrameKind, body: &T) -> Bytes {
-    encode_frame_with_version(PROTOCOL_VERSION, kind, body)
-}
-
-/// Encodes a frame with any version byte (tests speak wrong versions on purpose).
-pub fn encode_frame_with_version<T: Serialize>(version: u8, kind: FrameKind, body: &T) -> Bytes {
-    let mut out = vec![version, kind as u8];
-    // postcard only fails on types serde cannot describe; ours all can.
-    out.extend_from_slice(&postcard::to_allocvec(body).unwrap_or_default());
-    Bytes::from(out)
-}
-
-/// Reads a frame's header and decodes its body as `T`, which must be of kind `expected`.
-///
-/// # Errors
-/// [`FrameError`] naming what is wrong.
-pub fn decode_frame<T: DeserializeOwned>(frame: &[u8], expected: FrameKind) -> Result<T, FrameError> {
-    let [version, kind, body @ ..] = frame else {
-        return Err(FrameError::TooShort);
-    };
-    if *version != PROTOCOL_VERSION {
-        return Err(FrameError::UnsupportedVersion(*version));
-    }
-    let kind = FrameKind::from_byte(*kind).ok_or(FrameError::UnknownKind(*kind))?;
-    if kind == FrameKind::Reject && expected != FrameKind::Reject {
-        let reject: Reject = postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
-        return Err(FrameError::Body(format!("refused by peer: {}", reject.reason)));
-    }
-    if kind != expected {
-        return Err(FrameError::UnexpectedKind(kind));
-    }
-    postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))
-}
-
-/// First frame of the acceptor.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Challenge {
-    /// The acceptor's cluster.
-    pub cluster_id: String,
-    /// The acceptor's id.
-    pub node_id: NodeId,
-    /// Random bytes the dialler must sign.
-    pub nonce: [u8; 16],
-}
-
-/// The dialler's answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Hello {
-    /// The dialler's cluster.
-    pub cluster_id: String,
-    /// The dialler's id.
-    pub node_id: NodeId,
-    /// Where the dialler can be reached, if it can be dialled at all (browser tabs cannot).
-    pub address: Option<String>,
-    /// Random bytes the acceptor must sign.
-    pub nonce: [u8; 16],
-    /// HMAC proof of the secret, see the module docs.
-    pub mac: Vec<u8>,
-}
-
-/// The acceptor's proof.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Welcome {
-    /// HMAC over the dialler's nonce.
-    pub mac: Vec<u8>,
-}
-
-/// A refusal.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Reject {
-    /// Why, lowercase.
-    pub reason: String,
-}
-
-fn mac(secret: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
-    for part in parts {
-        mac.update(&(part.len() as u32).to_le_bytes());
-        mac.update(part);
-    }
-    mac
-}
-
-fn hello_mac(secret: &[u8], challenge: &Challenge, dialler: NodeId) -> Hmac<Sha256> {
-    mac(
-        secret,
-        &[
-            b"flotilla hello v1",
-            &challenge.nonce,
-            challenge.cluster_id.as_bytes(),
-            &challenge.node_id.0.to_le_bytes(),
-            &dialler.0.to_le_bytes(),
-        ],
-    )
-}
-
-fn welcome_mac(secret: &[u8], nonce: &[u8; 16], acceptor: NodeId) -> Hmac<Sha256> {
-    mac(secret, &[b"flotilla welcome v1", nonce, &acceptor.0.to_le_bytes()])
-}
 
 fn random_nonce() -> [u8; 16] {
     let mut nonce = [0u8; 16];
@@ -388,8 +223,9 @@ impl std::error::Error for HandshakeError {}
 pub type DialledSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Dials `address`'s `/raft`, runs the handshake as `config.node_id`, and returns the socket
-/// and the acceptor's id. `version` is normally [`PROTOCOL_VERSION`]; tests pass others.
+/// Dials `address`'s `/raft`, runs the handshake as `config.node_id`, and returns the socket,
+/// the acceptor's id and the connection's session (which tags and checks every later frame).
+/// `version` is normally [`PROTOCOL_VERSION`]; tests pass others.
 ///
 /// # Errors
 /// [`HandshakeError`] saying why the peer was not reached or not trusted.
@@ -397,7 +233,7 @@ pub async fn dial(
     address: &str,
     config: &TransportConfig,
     version: u8,
-) -> Result<(DialledSocket, NodeId), HandshakeError> {
+) -> Result<(DialledSocket, NodeId, Session), HandshakeError> {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.frame_bytes_max))
@@ -416,24 +252,30 @@ pub async fn dial(
                 challenge.cluster_id, config.cluster_id
             )));
         }
-        let nonce = random_nonce();
+        let transcript = Transcript {
+            acceptor_nonce: challenge.nonce,
+            dialler_nonce: random_nonce(),
+            cluster_id: config.cluster_id.clone(),
+            acceptor: challenge.node_id,
+            dialler: config.node_id,
+        };
         let hello = Hello {
             cluster_id: config.cluster_id.clone(),
             node_id: config.node_id,
             address: config.advertise_address.clone(),
-            nonce,
-            mac: hello_mac(&config.secret, &challenge, config.node_id).finalize().into_bytes().to_vec(),
+            nonce: transcript.dialler_nonce,
+            mac: transcript.hello_mac(&config.secret),
         };
         socket
-            .send(WsMessage::binary(encode_frame_with_version(version, FrameKind::Hello, &hello)))
+            .send(WsMessage::binary(encode_frame_with_version(version, FrameKind::Hello, &hello).into()))
             .await
             .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let answer = next_binary(&mut socket).await?;
         let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(frame_to_handshake)?;
-        welcome_mac(&config.secret, &nonce, challenge.node_id)
-            .verify_slice(&welcome.mac)
-            .map_err(|_| HandshakeError::Protocol("the peer does not know the cluster secret".into()))?;
-        Ok((socket, challenge.node_id))
+        if !transcript.verify_welcome(&config.secret, &welcome.mac) {
+            return Err(HandshakeError::Protocol("the peer does not know the cluster secret".into()));
+        }
+        Ok((socket, challenge.node_id, transcript.session(&config.secret, Side::Dialler)))
     };
     tokio::time::timeout(config.handshake_timeout, handshake).await.map_err(|_| HandshakeError::Timeout)?
 }
@@ -654,7 +496,7 @@ impl Transport {
                 }
             };
             match dialled {
-                Ok((socket, acceptor)) if acceptor == peer.id => {
+                Ok((socket, acceptor, session)) if acceptor == peer.id => {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
                     if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
                         if let Err(error) =
@@ -664,11 +506,11 @@ impl Transport {
                         }
                     }
                     delay = config.reconnect_delay_min;
-                    self.run_connection(peer.clone(), socket).await;
+                    self.run_connection(peer.clone(), socket, session).await;
                     self.mark_unreachable(peer.id);
                     tracing::info!(peer = %peer.id, "connection to peer closed");
                 }
-                Ok((_, acceptor)) => {
+                Ok((_, acceptor, _)) => {
                     tracing::warn!(peer = %peer.id, %address, %acceptor, "address answers as another node");
                 }
                 Err(error) => {
@@ -690,10 +532,19 @@ impl Transport {
     }
 
     /// Serves an accepted `/raft` socket: handshake as acceptor, then the connection loop.
-    pub async fn accept(&self, mut socket: axum::extract::ws::WebSocket) {
+    /// `budget`, if given, limits what the socket may read until the handshake completes; it
+    /// is lifted once the peer is authenticated.
+    pub async fn accept(
+        &self,
+        mut socket: axum::extract::ws::WebSocket,
+        budget: Option<Arc<crate::limits::ReadBudget>>,
+    ) {
         let metrics = &self.inner.metrics;
         match self.accept_handshake(&mut socket).await {
-            Ok((peer_id, address)) => {
+            Ok((peer_id, address, session)) => {
+                if let Some(budget) = budget {
+                    budget.lift();
+                }
                 let peer = self.peer(peer_id);
                 if let Some(address) = address {
                     let known = peer.address.lock().ok().and_then(|a| a.clone());
@@ -702,7 +553,7 @@ impl Transport {
                     }
                 }
                 tracing::info!(peer = %peer_id, "peer connected");
-                self.run_connection(peer, socket).await;
+                self.run_connection(peer, socket, session).await;
                 self.mark_unreachable(peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
             }
@@ -710,10 +561,9 @@ impl Transport {
                 metrics.peer_handshakes_refused_total.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%reason, "refused a peer connection");
                 let _ = socket
-                    .send(WsMessage::binary(encode_frame(
-                        FrameKind::Reject,
-                        &Reject { reason: reason.clone() },
-                    )))
+                    .send(WsMessage::binary(
+                        encode_frame(FrameKind::Reject, &Reject { reason: reason.clone() }).into(),
+                    ))
                     .await;
                 let _ = socket
                     .send(<axum::extract::ws::Message as WsMessage>::close(CLOSE_POLICY, &reason))
@@ -725,7 +575,7 @@ impl Transport {
     async fn accept_handshake(
         &self,
         socket: &mut axum::extract::ws::WebSocket,
-    ) -> Result<(NodeId, Option<String>), String> {
+    ) -> Result<(NodeId, Option<String>, Session), String> {
         let config = &self.inner.config;
         let challenge = Challenge {
             cluster_id: config.cluster_id.clone(),
@@ -733,7 +583,7 @@ impl Transport {
             nonce: random_nonce(),
         };
         socket
-            .send(WsMessage::binary(encode_frame(FrameKind::Challenge, &challenge)))
+            .send(WsMessage::binary(encode_frame(FrameKind::Challenge, &challenge).into()))
             .await
             .map_err(|e| format!("cannot send challenge: {e}"))?;
         let frame = tokio::time::timeout(config.handshake_timeout, async {
@@ -759,17 +609,22 @@ impl Transport {
         if hello.node_id == config.node_id {
             return Err(format!("node id {} is this node's own id", hello.node_id));
         }
-        hello_mac(&config.secret, &challenge, hello.node_id)
-            .verify_slice(&hello.mac)
-            .map_err(|_| "authentication failed: wrong cluster secret".to_string())?;
-        let welcome = Welcome {
-            mac: welcome_mac(&config.secret, &hello.nonce, config.node_id).finalize().into_bytes().to_vec(),
+        let transcript = Transcript {
+            acceptor_nonce: challenge.nonce,
+            dialler_nonce: hello.nonce,
+            cluster_id: config.cluster_id.clone(),
+            acceptor: config.node_id,
+            dialler: hello.node_id,
         };
+        if !transcript.verify_hello(&config.secret, &hello.mac) {
+            return Err("authentication failed: wrong cluster secret".to_string());
+        }
+        let welcome = Welcome { mac: transcript.welcome_mac(&config.secret) };
         socket
-            .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome)))
+            .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome).into()))
             .await
             .map_err(|e| format!("cannot send welcome: {e}"))?;
-        Ok((hello.node_id, hello.address))
+        Ok((hello.node_id, hello.address, transcript.session(&config.secret, Side::Acceptor)))
     }
 
     /// Carries traffic on one authenticated connection until it closes: inbound frames go to the
@@ -777,7 +632,7 @@ impl Transport {
     /// the peer and closes when nothing was heard for the idle timeout or a write takes longer
     /// than the write timeout (see [`crate::peer_liveness`]); the queue then passes to the next
     /// connection.
-    async fn run_connection<S, M, E>(&self, peer: Arc<Peer>, socket: S)
+    async fn run_connection<S, M, E>(&self, peer: Arc<Peer>, socket: S, session: Session)
     where
         S: Stream<Item = Result<M, E>> + Sink<M> + Unpin + Send,
         M: WsMessage + LivenessMessage,
@@ -792,6 +647,7 @@ impl Transport {
         }
         peer.link.heard();
         let (mut sink, mut stream) = socket.split();
+        let (mut sealer, mut opener) = session.split();
         let mut lease = peer.queue.try_lease();
         let mut shutdown = self.inner.shutdown.clone();
         let mut lease_retry = tokio::time::interval(Duration::from_millis(50));
@@ -810,8 +666,7 @@ impl Transport {
                         }
                         match message.classify() {
                             Incoming::Binary(bytes) => {
-                                if let Err(why) = self.deliver(&peer, me, &bytes) {
-                                    metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+                                if let Err(why) = self.deliver(&peer, me, &bytes, &mut opener) {
                                     tracing::warn!(peer = %peer.id, error = %why, "malformed peer frame; closing");
                                     break Some((CLOSE_PROTOCOL_ERROR, why));
                                 }
@@ -836,14 +691,14 @@ impl Transport {
                     let mut stale_total = stale;
                     let batch_max = self.inner.config.write_batch_messages_max;
                     let write = async {
-                        sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.map_err(|_| ())?;
+                        sink.feed(M::binary(seal(&mut sealer, &message))).await.map_err(|_| ())?;
                         let mut written = 1;
                         while written < batch_max {
                             let Some(lease) = lease.as_ref() else { break };
                             let (next, stale) = lease.queue().try_pop(liveness.stale_after);
                             stale_total += stale;
                             let Some(message) = next else { break };
-                            sink.feed(M::binary(encode_frame(FrameKind::Raft, &message))).await.map_err(|_| ())?;
+                            sink.feed(M::binary(seal(&mut sealer, &message))).await.map_err(|_| ())?;
                             written += 1;
                         }
                         sink.flush().await.map_err(|_| ())
@@ -903,8 +758,24 @@ impl Transport {
         tracing::info!(peer = %peer.id, "a write to the peer timed out; closing the connection");
     }
 
-    fn deliver(&self, peer: &Peer, me: NodeId, frame: &[u8]) -> Result<(), String> {
-        let message: Message = decode_frame(frame, FrameKind::Raft).map_err(|e| e.to_string())?;
+    /// Checks one inbound frame (tag, then body, then sender and recipient) and hands its
+    /// message to the core. Every refusal is counted here; the caller closes the connection.
+    fn deliver(&self, peer: &Peer, me: NodeId, frame: &[u8], opener: &mut Opener) -> Result<(), String> {
+        let metrics = &self.inner.metrics;
+        let message: Message = match opener.open(frame, FrameKind::Raft) {
+            Ok(message) => message,
+            Err(error @ FrameError::BadTag { .. }) => {
+                metrics.peer_frames_unauthenticated_total.fetch_add(1, Ordering::Relaxed);
+                return Err(error.to_string());
+            }
+            Err(error) => {
+                metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+                return Err(error.to_string());
+            }
+        };
+        if message.from != peer.id || message.to != me {
+            metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+        }
         if message.from != peer.id {
             return Err(format!(
                 "message claims to come from node {} on node {}'s connection",
@@ -919,6 +790,10 @@ impl Transport {
         }
         Ok(())
     }
+}
+
+fn seal<T: Serialize>(sealer: &mut Sealer, message: &T) -> Bytes {
+    Bytes::from(sealer.seal(FrameKind::Raft, message))
 }
 
 /// The next message of the leased queue; never, without a lease.
@@ -952,47 +827,5 @@ impl Network for Transport {
     fn take_unreachable(&self) -> Vec<NodeId> {
         let mut unreachable = self.inner.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         core::mem::take(&mut *unreachable).into_iter().collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use raft_core::{MessageBody, Term};
-
-    #[test]
-    fn frames_round_trip_and_bad_frames_get_clear_errors() {
-        let message = Message {
-            from: NodeId(1),
-            to: NodeId(2),
-            term: Term(3),
-            body: MessageBody::HeartbeatResponse { context: 9 },
-        };
-        let frame = encode_frame(FrameKind::Raft, &message);
-        assert_eq!(frame[0], PROTOCOL_VERSION);
-        assert_eq!(decode_frame::<Message>(&frame, FrameKind::Raft).unwrap(), message);
-        assert_eq!(decode_frame::<Message>(&[], FrameKind::Raft).unwrap_err(), FrameError::TooShort);
-        let wrong_version = encode_frame_with_version(9, FrameKind::Raft, &message);
-        let error = decode_frame::<Message>(&wrong_version, FrameKind::Raft).unwrap_err();
-        assert_eq!(error.to_string(), "unsupported protocol version 9 (this node speaks 1)");
-        assert_eq!(
-            decode_frame::<Message>(&[1, 77], FrameKind::Raft).unwrap_err(),
-            FrameError::UnknownKind(77)
-        );
-        assert!(matches!(
-            decode_frame::<Message>(&[1, 16, 0xff, 0xff], FrameKind::Raft),
-            Err(FrameError::Body(_))
-        ));
-    }
-
-    #[test]
-    fn macs_bind_the_nonce_and_the_secret() {
-        let challenge = Challenge { cluster_id: "c".into(), node_id: NodeId(1), nonce: [7; 16] };
-        let good = hello_mac(b"secret", &challenge, NodeId(2)).finalize().into_bytes().to_vec();
-        assert!(hello_mac(b"secret", &challenge, NodeId(2)).verify_slice(&good).is_ok());
-        assert!(hello_mac(b"other", &challenge, NodeId(2)).verify_slice(&good).is_err());
-        assert!(hello_mac(b"secret", &challenge, NodeId(3)).verify_slice(&good).is_err());
-        let replay = Challenge { nonce: [8; 16], ..challenge };
-        assert!(hello_mac(b"secret", &replay, NodeId(2)).verify_slice(&good).is_err());
     }
 }

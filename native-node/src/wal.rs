@@ -8,16 +8,18 @@
 //!
 //! **Layout.** `wal/wal-<seq>.log` segments, each preallocated with zeros (so a write changes no
 //! file metadata and `fdatasync` flushes data only). A record is
-//! `[payload length: u32][crc32 of payload: u32][payload][trailer: u32 magic][length again: u32]`,
+//! `[payload length: u32][crc32 of payload: u32][crc32 of those 8 bytes: u32][payload]
+//! [trailer: u32 magic][length again: u32]`,
 //! the payload being a postcard [`Batch`]: the hard state, and entries that replace the log from
 //! the first one's index on. Zeros where a header would be mark the end of the data.
 //!
-//! **Recovery.** Segments are replayed in order. A record that fails its checks is:
-//! - a *torn write* (the process died mid-write: nothing was acknowledged) when it is in the last
-//!   segment, its trailer is missing and everything after it is zero: it is erased and the log
-//!   ends before it;
-//! - *corruption* otherwise (its trailer says it was written whole, or valid data follows it):
-//!   the node refuses to start, naming the segment and offset. Nothing is silently dropped.
+//! **Recovery.** Segments are replayed in order. The header has its own checksum, so a damaged
+//! length is never followed anywhere. Only a tail that was provably never written ends the log
+//! quietly: zeros from a record boundary to the end of the segment; in the last segment, a header
+//! cut off by the end of the file, or a record whose header checks out but whose trailer and
+//! everything after it are zeros (a torn write, never acknowledged), which is erased. Anything
+//! else (a bad header, a damaged trailer, a payload checksum mismatch, data after a zero header)
+//! refuses to start, naming the segment and offset. Nothing is silently dropped.
 
 use crate::storage::StorageError;
 use raft_core::{Entry, HardState};
@@ -32,7 +34,9 @@ use std::thread::JoinHandle;
 pub const WAL_DIR: &str = "wal";
 /// Default size of one segment.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
-const HEADER_BYTES: u64 = 8;
+const HEADER_BYTES: u64 = 12;
+/// Mixed into the header checksum, so that no header of zeros (the end marker) checks out.
+const HEADER_CRC_SEED: u32 = 0x5EED_F10A;
 const TRAILER_BYTES: u64 = 8;
 const TRAILER_MAGIC: u32 = 0xF10A_7111;
 const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
@@ -63,10 +67,16 @@ pub struct Wal {
     active_sequence: u64,
     active_bytes: u64,
     write_offset: u64,
-    /// The next segment, being zero-filled in the background.
-    spare: Option<JoinHandle<std::io::Result<(PathBuf, u64)>>>,
+    /// The log folder, open for its syncs: a rollover needs no new file descriptor.
+    dir_handle: File,
+    /// The next segment, being zero-filled in the background, and already open: a rollover
+    /// never needs a file descriptor, so running out of them elsewhere (sockets) cannot stop
+    /// the log.
+    spare: Option<JoinHandle<std::io::Result<Spare>>>,
     /// Highest entry index each segment holds (0: none), to know which may be deleted.
     segment_max_index: std::collections::BTreeMap<u64, u64>,
+    /// Whether the folder held no segment at open (a new log was started).
+    created: bool,
 }
 
 impl std::fmt::Debug for Wal {
@@ -96,10 +106,44 @@ enum Pace {
 /// Pause between zero-filled chunks of a background preallocation.
 const BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Writes a zero-filled file of `bytes` under a temporary name and syncs it.
-fn preallocate(dir: &Path, sequence: u64, bytes: u64, pace: Pace) -> std::io::Result<(PathBuf, u64)> {
+/// A preallocated segment under its temporary name: its path, size and open file.
+type Spare = (PathBuf, u64, File);
+
+/// Whether an error is the process or system running out of file descriptors.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// Retries `attempt` while the process is out of file descriptors (other descriptors close as
+/// connections end), up to about `patience`.
+fn retry_descriptors<T>(
+    patience: std::time::Duration,
+    mut attempt: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let pause = std::time::Duration::from_millis(50);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match attempt() {
+            Err(error) if out_of_descriptors(&error) && waited < patience => {
+                tracing::warn!(%error, "out of file descriptors; the log retries");
+                std::thread::sleep(pause);
+                waited += pause;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Writes a zero-filled file of `bytes` under a temporary name, syncs it, and returns it open.
+fn preallocate(dir: &Path, sequence: u64, bytes: u64, pace: Pace) -> std::io::Result<Spare> {
     let temporary = dir.join(format!("{}.prealloc", segment_name(sequence)));
-    let mut file = File::create(&temporary)?;
+    let patience = match pace {
+        Pace::Background => std::time::Duration::from_secs(60),
+        Pace::Urgent => std::time::Duration::from_secs(5),
+    };
+    let mut file = retry_descriptors(patience, || {
+        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&temporary)
+    })?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
     let mut written = 0u64;
     while written < bytes {
@@ -112,7 +156,7 @@ fn preallocate(dir: &Path, sequence: u64, bytes: u64, pace: Pace) -> std::io::Re
         }
     }
     file.sync_all()?;
-    Ok((temporary, bytes))
+    Ok((temporary, bytes, file))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -169,7 +213,7 @@ impl Wal {
             segment_max_index.insert(*sequence, max_index);
         }
         if segments.is_empty() {
-            let (temporary, _) = preallocate(&dir, 1, segment_bytes, Pace::Urgent)
+            let (temporary, _, _) = preallocate(&dir, 1, segment_bytes, Pace::Urgent)
                 .map_err(io(format!("creating {}", dir.display())))?;
             fs::rename(&temporary, dir.join(segment_name(1)))
                 .map_err(io("naming the first segment".into()))?;
@@ -183,7 +227,9 @@ impl Wal {
             .open(&path)
             .map_err(io(format!("opening {}", path.display())))?;
         let active_bytes = active.metadata().map_err(io(format!("reading {}", path.display())))?.len();
+        let dir_handle = File::open(&dir).map_err(io(format!("opening {}", dir.display())))?;
         let wal = Wal {
+            dir_handle,
             dir,
             segment_bytes,
             active,
@@ -192,8 +238,19 @@ impl Wal {
             write_offset: end.1,
             spare: None,
             segment_max_index,
+            created: segments.is_empty(),
         };
         Ok((wal, state))
+    }
+
+    /// Whether the log folder held no segment at open.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The newest segment (the one being written).
+    pub fn newest_segment(&self) -> u64 {
+        self.active_sequence
     }
 
     /// Appends one batch and makes it durable (one `fdatasync`).
@@ -212,6 +269,8 @@ impl Wal {
         let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        let header_checksum = crc32fast::hash(&record[..8]) ^ HEADER_CRC_SEED;
+        record.extend_from_slice(&header_checksum.to_le_bytes());
         record.extend_from_slice(&payload);
         record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -244,19 +303,15 @@ impl Wal {
             tracing::warn!(segment = sequence, "log segment not preallocated yet; this write waits for it");
         }
         let spare = self.spare.take().and_then(|handle| handle.join().ok()).and_then(Result::ok);
-        let (temporary, bytes) = match spare {
-            Some((path, bytes)) if bytes >= needed_bytes => (path, bytes),
+        let (temporary, bytes, file) = match spare {
+            Some((path, bytes, file)) if bytes >= needed_bytes => (path, bytes, file),
             _ => preallocate(&self.dir, sequence, self.segment_bytes.max(needed_bytes), Pace::Urgent)
                 .map_err(io(format!("preallocating log segment {sequence}")))?,
         };
         let path = self.dir.join(segment_name(sequence));
         fs::rename(&temporary, &path).map_err(io(format!("naming log segment {sequence}")))?;
-        sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
-        self.active = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io(format!("opening {}", path.display())))?;
+        self.dir_handle.sync_all().map_err(io(format!("syncing {}", self.dir.display())))?;
+        self.active = file;
         self.active_sequence = sequence;
         self.active_bytes = bytes;
         self.write_offset = 0;
@@ -283,7 +338,7 @@ impl Wal {
             self.segment_max_index.remove(sequence);
         }
         if !doomed.is_empty() {
-            sync_dir(&self.dir).map_err(io(format!("syncing {}", self.dir.display())))?;
+            self.dir_handle.sync_all().map_err(io(format!("syncing {}", self.dir.display())))?;
         }
         Ok(doomed.len())
     }
@@ -312,6 +367,12 @@ impl Drop for Wal {
 }
 
 /// Replays one segment into `state`; returns the offset where its data ends.
+///
+/// Only a tail that was provably never written ends the log quietly: zeros from a record
+/// boundary to the end of the segment, or (in the last segment) a header cut off by the end of
+/// the file, or a last record whose header checks out but whose trailer and everything after it
+/// are zeros (a write that died before its `fdatasync` returned, so nobody was told it was
+/// durable). Everything else refuses to start, naming the file and the offset.
 fn replay_segment(
     path: &Path,
     is_last: bool,
@@ -322,64 +383,76 @@ fn replay_segment(
     let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
         what: format!("log segment {} offset {offset}: {why}", path.display()),
     };
+    let all_zero = |range: &[u8]| range.iter().all(|&b| b == 0);
+    let header_bytes = HEADER_BYTES as usize;
     let mut offset = 0usize;
     loop {
-        if offset + HEADER_BYTES as usize > bytes.len() {
-            return Ok(offset as u64);
+        let rest = &bytes[offset..];
+        if rest.len() < header_bytes {
+            if all_zero(rest) {
+                return Ok(offset as u64);
+            }
+            if is_last {
+                // A header cut off by the end of the file: it never finished being written.
+                erase_torn(path, offset, bytes.len(), "header cut off by the end of the file")?;
+                return Ok(offset as u64);
+            }
+            return Err(corrupt(
+                offset,
+                "a partial record header at the end of a segment that is not the last",
+            ));
         }
-        let length = read_u32(&bytes, offset) as usize;
-        let checksum = read_u32(&bytes, offset + 4);
-        if length == 0 && checksum == 0 {
-            if bytes[offset..].iter().any(|&b| b != 0) {
+        let header = &rest[..header_bytes];
+        if all_zero(header) {
+            if !all_zero(rest) {
                 return Err(corrupt(offset, "zero header followed by data"));
             }
             return Ok(offset as u64);
         }
-        let payload_start = offset + HEADER_BYTES as usize;
-        let record_end =
-            payload_start.checked_add(length).and_then(|end| end.checked_add(TRAILER_BYTES as usize));
-        let problem = match record_end {
-            Some(end) if end <= bytes.len() => {
-                let payload = &bytes[payload_start..payload_start + length];
-                let trailer_ok = read_u32(&bytes, payload_start + length) == TRAILER_MAGIC
-                    && read_u32(&bytes, payload_start + length + 4) as usize == length;
-                if !trailer_ok {
-                    Some((false, "record trailer missing".to_string()))
-                } else if crc32fast::hash(payload) != checksum {
-                    Some((true, "checksum mismatch".to_string()))
-                } else {
-                    match postcard::from_bytes::<Batch>(payload) {
-                        Ok(batch) => {
-                            if let Some(last) = batch.entries.last() {
-                                *max_index = (*max_index).max(last.index.0);
-                            }
-                            apply_batch(state, batch).map_err(|why| corrupt(offset, &why))?;
-                            offset = end;
-                            None
-                        }
-                        Err(error) => Some((true, format!("undecodable record: {error}"))),
-                    }
-                }
-            }
-            _ => Some((false, "record runs past the end of the segment".to_string())),
-        };
-        let Some((written_whole, why)) = problem else { continue };
-        let extent_end = record_end.unwrap_or(usize::MAX).min(bytes.len());
-        let zeros_after = bytes[extent_end..].iter().all(|&b| b == 0);
-        if is_last && !written_whole && zeros_after {
-            // A torn write: erase it so later appends do not mix with its remains.
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io(format!("opening {}", path.display())))?;
-            file.write_all_at(&vec![0u8; extent_end - offset], offset as u64)
-                .and_then(|()| file.sync_data())
-                .map_err(io(format!("erasing a torn record in {}", path.display())))?;
-            tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
+        if crc32fast::hash(&header[..8]) ^ HEADER_CRC_SEED != read_u32(header, 8) {
+            // The length cannot be trusted, so nothing after this point can be read: never
+            // mistaken for a torn write.
+            return Err(corrupt(offset, "record header checksum mismatch"));
+        }
+        let length = read_u32(header, 0) as usize;
+        let checksum = read_u32(header, 4);
+        let payload_start = offset + header_bytes;
+        let record_end = payload_start + length + TRAILER_BYTES as usize;
+        if record_end > bytes.len() {
+            return Err(corrupt(offset, "record runs past the end of the segment"));
+        }
+        let payload = &bytes[payload_start..payload_start + length];
+        let trailer = &bytes[payload_start + length..record_end];
+        if all_zero(trailer) && all_zero(&bytes[record_end..]) && is_last {
+            // Header written, the rest of the record not (or only partly): a torn write.
+            erase_torn(path, offset, record_end, "record trailer missing")?;
             return Ok(offset as u64);
         }
-        return Err(corrupt(offset, &why));
+        if read_u32(trailer, 0) != TRAILER_MAGIC || read_u32(trailer, 4) as usize != length {
+            return Err(corrupt(offset, "record trailer damaged"));
+        }
+        if crc32fast::hash(payload) != checksum {
+            return Err(corrupt(offset, "checksum mismatch"));
+        }
+        let batch = postcard::from_bytes::<Batch>(payload)
+            .map_err(|e| corrupt(offset, &format!("undecodable record: {e}")))?;
+        if let Some(last) = batch.entries.last() {
+            *max_index = (*max_index).max(last.index.0);
+        }
+        apply_batch(state, batch).map_err(|why| corrupt(offset, &why))?;
+        offset = record_end;
     }
+}
+
+/// Zeroes a torn record's remains so that later appends do not mix with them.
+fn erase_torn(path: &Path, offset: usize, end: usize, why: &str) -> Result<(), StorageError> {
+    let file =
+        OpenOptions::new().write(true).open(path).map_err(io(format!("opening {}", path.display())))?;
+    file.write_all_at(&vec![0u8; end - offset], offset as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(io(format!("erasing a torn record in {}", path.display())))?;
+    tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
+    Ok(())
 }
 
 fn apply_batch(state: &mut WalState, batch: Batch) -> Result<(), String> {
@@ -504,5 +577,57 @@ mod tests {
         assert!(error.contains("checksum mismatch"), "{error}");
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::remove_dir_all(&dir2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 4, ..Default::default() })]
+
+        /// Issue 11, High 4: whatever single bit of a small log flips, the log either replays
+        /// every record intact or refuses to start naming the segment and an offset. A flipped
+        /// length is never read as a torn write that erases the records after it.
+        #[test]
+        fn every_flipped_bit_replays_every_record_or_is_refused_with_its_offset(
+            sizes in proptest::collection::vec(1usize..40, 1..4)
+        ) {
+            let dir = temp_dir(&format!("flip-{}", sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join("-")));
+            let mut written = Vec::new();
+            {
+                let (mut wal, _) = Wal::open(&dir, 512).unwrap();
+                for (i, size) in sizes.iter().enumerate() {
+                    let entry = Entry {
+                        term: Term(1),
+                        index: LogIndex(i as u64 + 1),
+                        payload: EntryPayload::Command(bytes::Bytes::from(vec![0xa5; *size])),
+                    };
+                    wal.append(&hs(1), false, std::slice::from_ref(&entry)).unwrap();
+                    written.push(entry);
+                }
+            }
+            let path = dir.join(WAL_DIR).join(segment_name(1));
+            let original = fs::read(&path).unwrap();
+            // Every bit of the records, and of the zeros just after them (the unwritten tail
+            // further on behaves the same).
+            let written_bytes = original.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+            let flipped_bytes = (written_bytes + 2 * HEADER_BYTES as usize).min(original.len());
+            for bit in 0..flipped_bytes * 8 {
+                let mut flipped = original.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                fs::write(&path, &flipped).unwrap();
+                match Wal::open(&dir, 512) {
+                    Ok((_, state)) => {
+                        proptest::prop_assert_eq!(&state.entries, &written, "bit {} lost records silently", bit);
+                        proptest::prop_assert_eq!(state.hard_state, Some(hs(1)));
+                    }
+                    Err(error) => {
+                        let error = error.to_string();
+                        proptest::prop_assert!(
+                            error.contains("wal-00000000000000000001.log offset "),
+                            "bit {}: {}", bit, error
+                        );
+                    }
+                }
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -175,9 +175,9 @@ async fn peers_with_a_wrong_secret_cluster_or_version_are_refused() {
         matches!(&error, HandshakeError::Rejected(why) if why.contains("wrong cluster secret")),
         "{error}"
     );
-    let error = transport::dial(address, &peer_config(SECRET), 2).await.unwrap_err();
+    let error = transport::dial(address, &peer_config(SECRET), 1).await.unwrap_err();
     assert!(
-        matches!(&error, HandshakeError::Rejected(why) if why.contains("unsupported protocol version 2")),
+        matches!(&error, HandshakeError::Rejected(why) if why.contains("unsupported protocol version 1")),
         "{error}"
     );
     let mut other_cluster = peer_config(SECRET);
@@ -185,7 +185,8 @@ async fn peers_with_a_wrong_secret_cluster_or_version_are_refused() {
     let error = transport::dial(address, &other_cluster, PROTOCOL_VERSION).await.unwrap_err();
     assert!(matches!(&error, HandshakeError::Protocol(why) if why.contains("cluster")), "{error}");
     // The right secret gets in.
-    let (_socket, acceptor) = transport::dial(address, &peer_config(SECRET), PROTOCOL_VERSION).await.unwrap();
+    let (_socket, acceptor, _) =
+        transport::dial(address, &peer_config(SECRET), PROTOCOL_VERSION).await.unwrap();
     assert_eq!(acceptor, NodeId(1));
     let metrics = cluster.node(1).raft.metrics();
     // Wrong secret, wrong version, and the dialler that walked away from a foreign cluster.
@@ -219,33 +220,33 @@ async fn malformed_and_oversized_peer_frames_are_refused_and_the_node_stays_heal
     let address = cluster.addresses[0].clone();
     let config = peer_config(SECRET);
 
-    let (mut socket, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
-    socket.send(WsMessage::Binary(vec![PROTOCOL_VERSION, 16, 0xff, 0xff, 0xff].into())).await.unwrap();
+    let (mut socket, _, session) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
+    let (mut sealer, _) = session.split();
+    let garbage = sealer.seal(transport::FrameKind::Raft, &[0xffu8; 3]);
+    socket.send(WsMessage::Binary(garbage.into())).await.unwrap();
     let reason = expect_closed_with(&mut socket, transport::CLOSE_PROTOCOL_ERROR).await;
     assert!(reason.contains("undecodable frame body"), "{reason}");
 
-    let (mut socket, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
+    let (mut socket, _, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
     socket.send(WsMessage::Binary(vec![7, 16].into())).await.unwrap();
     let reason = expect_closed_with(&mut socket, transport::CLOSE_PROTOCOL_ERROR).await;
     assert!(reason.contains("unsupported protocol version 7"), "{reason}");
 
-    // A message that claims another sender than the authenticated one.
-    let (mut socket, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
+    // A message that claims another sender than the authenticated one (correctly tagged).
+    let (mut socket, _, session) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
+    let (mut sealer, _) = session.split();
     let forged = raft_core::Message {
         from: NodeId(5),
         to: NodeId(1),
         term: raft_core::Term(1),
         body: raft_core::MessageBody::HeartbeatResponse { context: 0 },
     };
-    socket
-        .send(WsMessage::Binary(transport::encode_frame(transport::FrameKind::Raft, &forged)))
-        .await
-        .unwrap();
+    socket.send(WsMessage::Binary(sealer.seal(transport::FrameKind::Raft, &forged).into())).await.unwrap();
     let reason = expect_closed_with(&mut socket, transport::CLOSE_PROTOCOL_ERROR).await;
     assert!(reason.contains("claims to come from node 5"), "{reason}");
 
     // Larger than the frame limit: the connection is dropped, nothing is buffered beyond it.
-    let (mut socket, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
+    let (mut socket, _, _) = transport::dial(&address, &config, PROTOCOL_VERSION).await.unwrap();
     let huge = vec![0u8; transport::FRAME_BYTES_MAX + 1024];
     let _ = socket.send(WsMessage::Binary(huge.into())).await;
     let _ = expect_closed_with(&mut socket, 1009).await;

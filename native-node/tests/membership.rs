@@ -100,7 +100,13 @@ async fn leadership_moves_to_the_named_follower() {
     client.put("before", "1").await.unwrap();
     // Observers see the handover on the event stream.
     let events_url = format!("ws://{}/events", cluster.addresses[(leader - 1) as usize]);
-    let (mut events, _) = tokio_tungstenite::connect_async(events_url).await.unwrap();
+    // The event stream needs the admin secret, as `admin status` does.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let refused = tokio_tungstenite::connect_async(events_url.clone()).await;
+    assert!(refused.is_err(), "an event stream without the secret was opened");
+    let mut request = events_url.into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut events, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let first = events.next().await.unwrap().unwrap().into_text().unwrap();
     assert!(first.contains("\"event\":\"status\""), "{first}");
     let response = client.admin(json!({ "op": "transfer", "node": target })).await.unwrap();

@@ -53,6 +53,11 @@ pub fn node_config(id: u64, members: &[(NodeId, String)], dir: &TempDir) -> Serv
 
 impl Cluster {
     pub async fn start(size: u64, name: &str) -> Cluster {
+        Cluster::start_with(size, name, |_| {}).await
+    }
+
+    /// Starts a cluster whose nodes' configurations `tweak` changes first.
+    pub async fn start_with(size: u64, name: &str, tweak: impl Fn(&mut ServeConfig)) -> Cluster {
         let dir = TempDir::new(name);
         let mut listeners = Vec::new();
         for _ in 0..size {
@@ -63,7 +68,8 @@ impl Cluster {
             addresses.iter().enumerate().map(|(i, a)| (NodeId(i as u64 + 1), a.clone())).collect();
         let mut nodes = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
-            let config = node_config(i as u64 + 1, &members, &dir);
+            let mut config = node_config(i as u64 + 1, &members, &dir);
+            tweak(&mut config);
             nodes.push(Some(server::start(config, listener).await.unwrap()));
         }
         Cluster { nodes, addresses, members, dir }

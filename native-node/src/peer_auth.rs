@@ -1,0 +1,476 @@
+//! The peer protocol's frames, handshake and per-frame authentication, with no I/O and no
+//! tokio: only `core`/`alloc`, `hmac`, `sha2`, `serde` and `postcard` (all `no_std`), so that the
+//! browser peer can share this module later.
+//!
+//! **Frames.** Every binary frame is `[protocol version: u8][kind: u8][postcard body]`, and
+//! every frame after the handshake carries a 16-byte tag at its end:
+//! `[version][kind][body][tag]`.
+//!
+//! **Handshake** (mutual challenge-response; the secret never crosses the wire):
+//! 1. the acceptor sends `Challenge { cluster_id, node_id, nonce_a }`;
+//! 2. the dialler answers `Hello { cluster_id, node_id, address, nonce_d, mac }` with
+//!    `mac = HMAC(secret, "hello" ‖ transcript)`;
+//! 3. the acceptor answers `Welcome { mac = HMAC(secret, "welcome" ‖ transcript) }` or
+//!    `Reject { reason }`.
+//!
+//! The transcript is `nonce_a ‖ nonce_d ‖ cluster ‖ acceptor id ‖ dialler id` (each part
+//! length-prefixed), so both proofs are bound to this connection's two fresh nonces and to both
+//! identities: a handshake recorded elsewhere proves nothing here.
+//!
+//! **Session.** Both ends derive `session = HMAC(secret, "session" ‖ transcript)` and one key
+//! per direction, `HMAC(session, "dialler to acceptor")` and `HMAC(session, "acceptor to
+//! dialler")`. Every later frame's tag is `HMAC(direction key, sequence ‖ version ‖ kind ‖
+//! body)` truncated to 16 bytes, where `sequence` counts the frames sent in that direction from
+//! 0 and is never sent: a relay between the two nodes can forward frames but not forge, replay,
+//! reorder, drop or reflect one without the next tag failing. Only the two endpoints, which
+//! know the secret, can compute the keys.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use hmac::{Hmac, Mac};
+use raft_core::NodeId;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The peer protocol version this build speaks (2: frames after the handshake carry a tag).
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// Bytes of the tag at the end of every frame after the handshake.
+pub const TAG_BYTES: usize = 16;
+
+/// Largest handshake frame accepted (a `Hello` carries ids, an address and two proofs).
+pub const HANDSHAKE_FRAME_BYTES_MAX: usize = 4 * 1024;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// Acceptor → dialler: who I am, and a nonce to prove you know the secret.
+    Challenge = 1,
+    /// Dialler → acceptor: who I am, my nonce, and the proof.
+    Hello = 2,
+    /// Acceptor → dialler: accepted, and my proof.
+    Welcome = 3,
+    /// Acceptor → dialler: refused, and why.
+    Reject = 4,
+    /// One Raft message (tagged).
+    Raft = 16,
+}
+
+impl FrameKind {
+    fn from_byte(byte: u8) -> Option<FrameKind> {
+        match byte {
+            1 => Some(FrameKind::Challenge),
+            2 => Some(FrameKind::Hello),
+            3 => Some(FrameKind::Welcome),
+            4 => Some(FrameKind::Reject),
+            16 => Some(FrameKind::Raft),
+            _ => None,
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Shorter than its header (and tag).
+    TooShort,
+    /// A protocol version this build does not speak.
+    UnsupportedVersion(u8),
+    /// An unknown kind byte.
+    UnknownKind(u8),
+    /// Another kind than the one expected at this point.
+    UnexpectedKind(FrameKind),
+    /// The body does not decode.
+    Body(String),
+    /// The frame's tag is wrong: forged, replayed, reordered or corrupted on the way.
+    BadTag {
+        /// The sequence number the frame should have had.
+        sequence: u64,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooShort => f.write_str("frame shorter than its header"),
+            FrameError::UnsupportedVersion(version) => {
+                write!(f, "unsupported protocol version {version} (this node speaks {PROTOCOL_VERSION})")
+            }
+            FrameError::UnknownKind(kind) => write!(f, "unknown frame kind {kind}"),
+            FrameError::UnexpectedKind(kind) => write!(f, "unexpected frame kind {kind:?}"),
+            FrameError::Body(why) => write!(f, "undecodable frame body: {why}"),
+            FrameError::BadTag { sequence } => write!(
+                f,
+                "frame {sequence} is not authenticated by the session key (forged, replayed or reordered)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for FrameError {}
+
+/// Encodes an untagged (handshake) frame with this build's protocol version.
+pub fn encode_frame<T: Serialize>(kind: FrameKind, body: &T) -> Vec<u8> {
+    encode_frame_with_version(PROTOCOL_VERSION, kind, body)
+}
+
+/// Encodes an untagged frame with any version byte (tests speak wrong versions on purpose).
+pub fn encode_frame_with_version<T: Serialize>(version: u8, kind: FrameKind, body: &T) -> Vec<u8> {
+    let mut out = alloc::vec![version, kind as u8];
+    // postcard only fails on types serde cannot describe; ours all can.
+    out.extend_from_slice(&postcard::to_allocvec(body).unwrap_or_default());
+    out
+}
+
+/// Checks an untagged frame's header and decodes its body as `T` of kind `expected`; a
+/// `Reject` is turned into an error carrying its reason.
+///
+/// # Errors
+/// [`FrameError`] naming what is wrong.
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8], expected: FrameKind) -> Result<T, FrameError> {
+    let (kind, body) = split_header(frame)?;
+    if kind == FrameKind::Reject && expected != FrameKind::Reject {
+        let reject: Reject = postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
+        return Err(FrameError::Body(alloc::format!("refused by peer: {}", reject.reason)));
+    }
+    if kind != expected {
+        return Err(FrameError::UnexpectedKind(kind));
+    }
+    postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))
+}
+
+fn split_header(frame: &[u8]) -> Result<(FrameKind, &[u8]), FrameError> {
+    let [version, kind, body @ ..] = frame else {
+        return Err(FrameError::TooShort);
+    };
+    if *version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion(*version));
+    }
+    let kind = FrameKind::from_byte(*kind).ok_or(FrameError::UnknownKind(*kind))?;
+    Ok((kind, body))
+}
+
+/// First frame of the acceptor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The acceptor's cluster.
+    pub cluster_id: String,
+    /// The acceptor's id.
+    pub node_id: NodeId,
+    /// The acceptor's fresh random bytes.
+    pub nonce: [u8; 16],
+}
+
+/// The dialler's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// The dialler's cluster.
+    pub cluster_id: String,
+    /// The dialler's id.
+    pub node_id: NodeId,
+    /// Where the dialler can be reached, if it can be dialled at all (browser tabs cannot).
+    pub address: Option<String>,
+    /// The dialler's fresh random bytes.
+    pub nonce: [u8; 16],
+    /// HMAC proof of the secret over the transcript, see the module docs.
+    pub mac: Vec<u8>,
+}
+
+/// The acceptor's proof.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Welcome {
+    /// HMAC proof of the secret over the transcript.
+    pub mac: Vec<u8>,
+}
+
+/// A refusal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reject {
+    /// Why, lowercase.
+    pub reason: String,
+}
+
+/// What both ends of one connection agree on after the two first frames.
+#[derive(Clone, Debug)]
+pub struct Transcript {
+    /// The acceptor's nonce (in the challenge).
+    pub acceptor_nonce: [u8; 16],
+    /// The dialler's nonce (in the hello).
+    pub dialler_nonce: [u8; 16],
+    /// The cluster both belong to.
+    pub cluster_id: String,
+    /// The acceptor.
+    pub acceptor: NodeId,
+    /// The dialler.
+    pub dialler: NodeId,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = match <HmacSha256 as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("hmac accepts keys of any length"),
+    };
+    for part in parts {
+        mac.update(&(part.len() as u32).to_le_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+impl Transcript {
+    fn mac(&self, secret: &[u8], label: &[u8]) -> HmacSha256 {
+        keyed(
+            secret,
+            &[
+                label,
+                &self.acceptor_nonce,
+                &self.dialler_nonce,
+                self.cluster_id.as_bytes(),
+                &self.acceptor.0.to_le_bytes(),
+                &self.dialler.0.to_le_bytes(),
+            ],
+        )
+    }
+
+    /// The dialler's proof.
+    pub fn hello_mac(&self, secret: &[u8]) -> Vec<u8> {
+        self.mac(secret, b"flotilla hello v2").finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `mac` is the dialler's proof (constant time).
+    pub fn verify_hello(&self, secret: &[u8], mac: &[u8]) -> bool {
+        self.mac(secret, b"flotilla hello v2").verify_slice(mac).is_ok()
+    }
+
+    /// The acceptor's proof.
+    pub fn welcome_mac(&self, secret: &[u8]) -> Vec<u8> {
+        self.mac(secret, b"flotilla welcome v2").finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `mac` is the acceptor's proof (constant time).
+    pub fn verify_welcome(&self, secret: &[u8], mac: &[u8]) -> bool {
+        self.mac(secret, b"flotilla welcome v2").verify_slice(mac).is_ok()
+    }
+
+    /// The session of this connection, seen from `side`.
+    pub fn session(&self, secret: &[u8], side: Side) -> Session {
+        let session = self.mac(secret, b"flotilla session v2").finalize().into_bytes();
+        let dialler_to_acceptor = key_of(&session, b"dialler to acceptor");
+        let acceptor_to_dialler = key_of(&session, b"acceptor to dialler");
+        let (send, receive) = match side {
+            Side::Dialler => (dialler_to_acceptor, acceptor_to_dialler),
+            Side::Acceptor => (acceptor_to_dialler, dialler_to_acceptor),
+        };
+        Session { sealer: Sealer { key: send, sequence: 0 }, opener: Opener { key: receive, sequence: 0 } }
+    }
+}
+
+fn key_of(session: &[u8], label: &[u8]) -> [u8; 32] {
+    keyed(session, &[label]).finalize().into_bytes().into()
+}
+
+/// Which end of the connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The node that opened the connection.
+    Dialler,
+    /// The node that accepted it.
+    Acceptor,
+}
+
+/// Both directions of one authenticated connection.
+#[derive(Debug)]
+pub struct Session {
+    /// Tags what this end sends.
+    pub sealer: Sealer,
+    /// Checks what this end receives.
+    pub opener: Opener,
+}
+
+impl Session {
+    /// Splits the session for a reading and a writing half.
+    pub fn split(self) -> (Sealer, Opener) {
+        (self.sealer, self.opener)
+    }
+}
+
+fn tag(key: &[u8; 32], sequence: u64, header_and_body: &[u8]) -> HmacSha256 {
+    let mut mac = keyed(key, &[&sequence.to_le_bytes()]);
+    mac.update(header_and_body);
+    mac
+}
+
+/// Tags outgoing frames with the next sequence number.
+pub struct Sealer {
+    key: [u8; 32],
+    sequence: u64,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("sequence", &self.sequence).finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// Encodes `body` as a tagged frame of `kind`.
+    pub fn seal<T: Serialize>(&mut self, kind: FrameKind, body: &T) -> Vec<u8> {
+        let mut frame = encode_frame(kind, body);
+        let tag = tag(&self.key, self.sequence, &frame).finalize().into_bytes();
+        frame.extend_from_slice(&tag[..TAG_BYTES]);
+        self.sequence = self.sequence.wrapping_add(1);
+        frame
+    }
+}
+
+/// Checks incoming frames' tags, in order.
+pub struct Opener {
+    key: [u8; 32],
+    sequence: u64,
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener").field("sequence", &self.sequence).finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    /// Checks the frame's version and tag (in constant time) before anything else, then
+    /// decodes its body as `T` of kind `expected`. After any error the connection must be
+    /// closed: the sequence has not advanced, so no later frame would verify either.
+    ///
+    /// # Errors
+    /// [`FrameError`] naming what is wrong.
+    pub fn open<T: DeserializeOwned>(&mut self, frame: &[u8], expected: FrameKind) -> Result<T, FrameError> {
+        if frame.len() < 2 + TAG_BYTES {
+            // Version first, so an old peer gets a clear answer.
+            if let Some(version) = frame.first().filter(|v| **v != PROTOCOL_VERSION) {
+                return Err(FrameError::UnsupportedVersion(*version));
+            }
+            return Err(FrameError::TooShort);
+        }
+        let (tagged, given) = frame.split_at(frame.len() - TAG_BYTES);
+        if frame[0] != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion(frame[0]));
+        }
+        tag(&self.key, self.sequence, tagged)
+            .verify_truncated_left(given)
+            .map_err(|_| FrameError::BadTag { sequence: self.sequence })?;
+        let (kind, body) = split_header(tagged)?;
+        if kind != expected {
+            return Err(FrameError::UnexpectedKind(kind));
+        }
+        let value = postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
+        self.sequence = self.sequence.wrapping_add(1);
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::{Message, MessageBody, Term};
+
+    fn transcript() -> Transcript {
+        Transcript {
+            acceptor_nonce: [7; 16],
+            dialler_nonce: [9; 16],
+            cluster_id: "c".into(),
+            acceptor: NodeId(1),
+            dialler: NodeId(2),
+        }
+    }
+
+    fn message(context: u64) -> Message {
+        Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(3),
+            body: MessageBody::HeartbeatResponse { context },
+        }
+    }
+
+    #[test]
+    fn handshake_frames_round_trip_and_bad_frames_get_clear_errors() {
+        let reject = Reject { reason: "no".into() };
+        let frame = encode_frame(FrameKind::Reject, &reject);
+        assert_eq!(frame[0], PROTOCOL_VERSION);
+        let error = decode_frame::<Welcome>(&frame, FrameKind::Welcome).unwrap_err();
+        assert_eq!(error, FrameError::Body("refused by peer: no".into()));
+        assert_eq!(decode_frame::<Welcome>(&[], FrameKind::Welcome).unwrap_err(), FrameError::TooShort);
+        let wrong_version = encode_frame_with_version(9, FrameKind::Welcome, &Welcome { mac: Vec::new() });
+        let error = decode_frame::<Welcome>(&wrong_version, FrameKind::Welcome).unwrap_err();
+        assert_eq!(error.to_string(), "unsupported protocol version 9 (this node speaks 2)");
+        assert_eq!(
+            decode_frame::<Welcome>(&[2, 77], FrameKind::Welcome).unwrap_err(),
+            FrameError::UnknownKind(77)
+        );
+    }
+
+    #[test]
+    fn proofs_bind_both_nonces_both_ids_and_the_secret() {
+        let good = transcript();
+        let mac = good.hello_mac(b"secret");
+        assert!(good.verify_hello(b"secret", &mac));
+        assert!(!good.verify_hello(b"other", &mac));
+        assert!(!good.verify_welcome(b"secret", &mac), "a hello proof is no welcome proof");
+        for changed in [
+            Transcript { acceptor_nonce: [8; 16], ..good.clone() },
+            Transcript { dialler_nonce: [8; 16], ..good.clone() },
+            Transcript { dialler: NodeId(3), ..good.clone() },
+            Transcript { acceptor: NodeId(3), ..good.clone() },
+            Transcript { cluster_id: "d".into(), ..good.clone() },
+        ] {
+            assert!(!changed.verify_hello(b"secret", &mac), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn a_session_refuses_forged_replayed_reordered_and_reflected_frames() {
+        let (mut dialler_send, mut dialler_receive) = transcript().session(b"secret", Side::Dialler).split();
+        let (mut acceptor_send, mut acceptor_receive) =
+            transcript().session(b"secret", Side::Acceptor).split();
+        let first = dialler_send.seal(FrameKind::Raft, &message(1));
+        let second = dialler_send.seal(FrameKind::Raft, &message(2));
+        // Reordered: the second frame first.
+        let mut receiver = transcript().session(b"secret", Side::Acceptor).opener;
+        assert_eq!(
+            receiver.open::<Message>(&second, FrameKind::Raft),
+            Err(FrameError::BadTag { sequence: 0 })
+        );
+        // In order: accepted.
+        assert_eq!(acceptor_receive.open::<Message>(&first, FrameKind::Raft).unwrap(), message(1));
+        // Replayed: refused.
+        assert!(acceptor_receive.open::<Message>(&first, FrameKind::Raft).is_err());
+        assert_eq!(acceptor_receive.open::<Message>(&second, FrameKind::Raft).unwrap(), message(2));
+        // Forged: a frame sealed with another secret, or an untagged frame, or a flipped bit.
+        let mut forger = transcript().session(b"guess", Side::Dialler).sealer;
+        forger.sequence = 2;
+        let forged = forger.seal(FrameKind::Raft, &message(3));
+        assert!(matches!(
+            acceptor_receive.open::<Message>(&forged, FrameKind::Raft),
+            Err(FrameError::BadTag { .. })
+        ));
+        let mut third = dialler_send.seal(FrameKind::Raft, &message(3));
+        third[4] ^= 1;
+        assert!(acceptor_receive.open::<Message>(&third, FrameKind::Raft).is_err());
+        assert!(acceptor_receive
+            .open::<Message>(&encode_frame(FrameKind::Raft, &message(3)), FrameKind::Raft)
+            .is_err());
+        // Reflected: the acceptor's own frame sent back to it.
+        let own = acceptor_send.seal(FrameKind::Raft, &message(4));
+        let mut fresh = transcript().session(b"secret", Side::Acceptor).opener;
+        assert!(fresh.open::<Message>(&own, FrameKind::Raft).is_err());
+        assert_eq!(dialler_receive.open::<Message>(&own, FrameKind::Raft).unwrap(), message(4));
+        // Garbage never panics.
+        for garbage in [&[][..], &[2], &[2, 16], &[1, 16, 0, 0], &[2; 40]] {
+            assert!(fresh.open::<Message>(garbage, FrameKind::Raft).is_err());
+        }
+    }
+}
