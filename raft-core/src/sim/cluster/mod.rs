@@ -66,6 +66,31 @@ impl Storage {
     }
 }
 
+/// Stages a batch's snapshot chunks in order (a chunk at offset 0 starts a snapshot over) and
+/// returns the bytes of the snapshot the batch installs, taken as its last chunk is staged.
+///
+/// One batch can finish one snapshot and start receiving the next (a new leader's, say): the
+/// next one's first chunks follow the finished one's last in `chunks`, and must stay staged,
+/// not be installed. Staging every chunk first and installing what was staged installed the
+/// next snapshot's first chunk (issue 19, item 5: "snapshot holds no simulator state").
+fn stage_chunks(
+    staging: &mut Vec<u8>,
+    chunks: &[crate::ready::SnapshotChunk],
+    installed: Option<&SnapshotMeta>,
+) -> Option<Vec<u8>> {
+    let mut data = None;
+    for chunk in chunks {
+        if chunk.offset == 0 {
+            staging.clear();
+        }
+        staging.extend_from_slice(&chunk.data);
+        if chunk.last && installed == Some(&chunk.meta) {
+            data = Some(core::mem::take(staging));
+        }
+    }
+    data
+}
+
 /// Whether a server is running, crashed or paused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
@@ -706,10 +731,8 @@ impl Simulation {
             if let Some(meta) = &ready.snapshot_installed {
                 // The checker follows the node's log from the snapshot on.
                 let node = &mut self.nodes[k];
-                let mut data = node.storage.staging.clone();
-                for chunk in &ready.snapshot_chunks {
-                    data.extend_from_slice(&chunk.data);
-                }
+                let mut staging = node.storage.staging.clone();
+                let data = stage_chunks(&mut staging, &ready.snapshot_chunks, Some(meta)).unwrap_or(staging);
                 let chain = SimStateMachine::restore(&data).map_or(0, |m| m.chain);
                 let applied = node.track.applied();
                 self.rules.snapshot_installed(&mut self.checker, node.id, meta.index, applied, now);
@@ -752,15 +775,17 @@ impl Simulation {
         };
         self.stats.persists += 1;
         let node = &mut self.nodes[k];
-        for chunk in &ready.snapshot_chunks {
-            if chunk.offset == 0 {
-                node.storage.staging.clear();
-            }
-            node.storage.staging.extend_from_slice(&chunk.data);
-        }
+        let installed = stage_chunks(
+            &mut node.storage.staging,
+            &ready.snapshot_chunks,
+            ready.snapshot_installed.as_ref(),
+        );
         if let Some(meta) = ready.snapshot_installed.take() {
             // The staged snapshot becomes the current one; the stored log starts over.
-            let data = Bytes::from(core::mem::take(&mut node.storage.staging));
+            let data = match installed {
+                Some(data) => Bytes::from(data),
+                None => Bytes::from(core::mem::take(&mut node.storage.staging)),
+            };
             node.machine = SimStateMachine::restore(&data).unwrap_or_default();
             if let Some(workload) = self.workload.as_mut() {
                 if let Err(why) = workload.snapshot_installed(k, &data) {
