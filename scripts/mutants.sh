@@ -73,14 +73,16 @@ codegen-units = 16
 incremental = true
 EOF
 
+# raft-core as it is now, copied once: edits made while the gate runs do not leak into it.
+mkdir -p "$scratch/pristine"
+cp -r raft-core/Cargo.toml raft-core/src raft-core/examples "$scratch/pristine/"
+for extra in benches tests GUIDE.md README.md; do
+    [ -e "raft-core/$extra" ] && cp -r "raft-core/$extra" "$scratch/pristine/"
+done
+
 pristine() {
     rm -rf "$scratch/raft-core"
-    mkdir -p "$scratch/raft-core"
-    cp -r raft-core/Cargo.toml raft-core/src raft-core/examples "$scratch/raft-core/"
-    [ -d raft-core/benches ] && cp -r raft-core/benches "$scratch/raft-core/"
-    [ -f raft-core/GUIDE.md ] && cp raft-core/GUIDE.md "$scratch/raft-core/"
-    [ -d raft-core/tests ] && cp -r raft-core/tests "$scratch/raft-core/"
-    return 0
+    cp -r "$scratch/pristine" "$scratch/raft-core"
 }
 
 report="$CARGO_TARGET_DIR/report.md"

@@ -67,6 +67,12 @@ pub struct FaultSet {
     pub vote_crash: bool,
     /// A new leader is asked for a configuration change right after its election.
     pub eager_membership: bool,
+    /// Corners of issue 10, each a reactive fault or a setting (see [`Adversary`]): loss bursts
+    /// that swallow a whole in-flight window (with small windows and a burst of proposals),
+    /// clocks at the drift bound, TimeoutNow delayed past the transfer's end, configuration
+    /// entries proposed on both sides of a partition, a leader crashed during a catch-up, and
+    /// snapshots taken when a follower's log diverges.
+    pub corners: bool,
 }
 
 impl FaultSet {
@@ -94,6 +100,7 @@ impl FaultSet {
             figure8: true,
             vote_crash: true,
             eager_membership: true,
+            corners: false,
         }
     }
 
@@ -104,6 +111,7 @@ impl FaultSet {
     pub fn parse(spec: &str) -> Result<FaultSet, String> {
         match spec {
             "all" => return Ok(FaultSet::all()),
+            "all,corners" | "corners,all" => return Ok(FaultSet { corners: true, ..FaultSet::all() }),
             "none" | "" => return Ok(FaultSet::none()),
             _ => {}
         }
@@ -126,6 +134,7 @@ impl FaultSet {
                 "figure8" => faults.figure8 = true,
                 "vote-crash" | "vote_crash" => faults.vote_crash = true,
                 "eager-membership" | "eager_membership" => faults.eager_membership = true,
+                "corners" => faults.corners = true,
                 other => return Err(alloc::format!("unknown fault {other:?}")),
             }
         }
@@ -154,6 +163,7 @@ impl FaultSet {
             (self.figure8, "figure8"),
             (self.vote_crash, "vote-crash"),
             (self.eager_membership, "eager-membership"),
+            (self.corners, "corners"),
         ];
         let chosen: alloc::vec::Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
         if chosen.is_empty() {
@@ -194,6 +204,8 @@ pub struct SimConfig {
     pub snapshot_trailing_entries: u64,
     /// Entries per AppendEntries at most (0: the node's default).
     pub entries_per_message_max: usize,
+    /// AppendEntries in flight per follower at most (0: the node's default).
+    pub inflight_messages_max: usize,
     /// The reactive faults: chances of faults injected when the cluster reaches a corner.
     pub adversary: Adversary,
     /// Limits that turn a runaway run (a livelock, a message storm, a log that grows without
@@ -220,6 +232,19 @@ pub struct Adversary {
     /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
     /// next 600 ms, in a random read mode (it may still believe it leads).
     pub deposed_leader_reads: bool,
+    /// A leader cut off from a majority by a partition is asked for a configuration change of
+    /// its own, competing with whatever the majority's next leader appends at that index.
+    pub competing_membership: bool,
+    /// Each server, at each start, ticks either every `tick_ms` or 20% slower: clocks that
+    /// drift apart as far as a lease allows (`clock_drift_ticks_max` 2 of 10 ticks).
+    pub drifting_clocks: bool,
+    /// A TimeoutNow is delayed by up to this long (0: never), so that transfers are abandoned
+    /// while it is in flight.
+    pub timeout_now_delay_ms_max: u64,
+    /// A leader that accepts an AddVoter is crashed 5 to 60 ms later, during the catch-up.
+    pub crash_during_catch_up_per_mille: u32,
+    /// A leader that gets a rejected AppendEntries snapshots (and compacts) at once.
+    pub snapshot_on_reject_per_mille: u32,
 }
 
 /// Limits on one run; exceeding one is a `budget` violation and stops the run.
@@ -258,6 +283,7 @@ impl SimConfig {
             snapshot_interval_entries: 0,
             snapshot_trailing_entries: 16,
             entries_per_message_max: 0,
+            inflight_messages_max: 0,
             adversary: Adversary::default(),
             budget: Budget::default(),
         }

@@ -123,6 +123,17 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
         config.adversary.membership_after_election_per_mille = 200;
     }
     config.adversary.deposed_leader_reads = faults.reads;
+    if faults.corners {
+        config.adversary.competing_membership = true;
+        config.adversary.drifting_clocks = true;
+        config.adversary.timeout_now_delay_ms_max = 400;
+        config.adversary.crash_during_catch_up_per_mille = 300;
+        config.adversary.snapshot_on_reject_per_mille = 100;
+        // Small windows fill in one loss burst.
+        if rng.chance(1, 2) {
+            config.inflight_messages_max = rng.range(1, 9) as usize;
+        }
+    }
     config
 }
 

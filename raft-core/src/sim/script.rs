@@ -245,6 +245,7 @@ enum FaultKind {
     Partition,
     OneWay,
     Pause,
+    LossBurst,
 }
 
 fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
@@ -269,6 +270,9 @@ fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
     }
     if faults.transfer {
         kinds.push(FaultKind::Transfer);
+    }
+    if faults.corners {
+        kinds.push(FaultKind::LossBurst);
     }
     kinds
 }
@@ -336,6 +340,24 @@ fn push_fault(script: &mut Script, rng: &mut Rng, ids: &[NodeId], kind: FaultKin
             side.sort();
             script.push(start, Input::Partition { side });
             script.push(end, Input::Heal);
+        }
+        FaultKind::LossBurst => {
+            // Everything to one server is lost for a while, under a burst of proposals: a whole
+            // in-flight window (and every answer to it) disappears.
+            let victim = pick(rng, ids);
+            let end = end.min(start + 800);
+            for &other in ids.iter().filter(|&&id| id != victim) {
+                script.push(start, Input::CutLink { from: other, to: victim });
+                script.push(end, Input::RestoreLink { from: other, to: victim });
+            }
+            let mut time = start;
+            let mut counter = 0u64;
+            while time < end {
+                counter += 1;
+                let data = Bytes::copy_from_slice(&(u64::MAX - counter).to_le_bytes());
+                script.push(time, Input::Propose { data });
+                time += 5;
+            }
         }
         FaultKind::OneWay => {
             let from = pick(rng, ids);

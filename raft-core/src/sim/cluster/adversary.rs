@@ -166,8 +166,22 @@ impl Simulation {
 
     /// A message is put on the wire with its first delivery at `deliver_ms`: maybe deliver a late
     /// copy too, and maybe crash a leader that is replicating entries of an earlier term.
-    pub(super) fn adversary_on_send(&mut self, in_flight: &InFlight) {
+    pub(super) fn adversary_on_send(&mut self, in_flight: &mut InFlight) {
         let adversary = self.config.adversary;
+        if adversary.timeout_now_delay_ms_max > 0 && matches!(in_flight.message.body, MessageBody::TimeoutNow)
+        {
+            // Past the transfer's election timeout: the leader gives up while it is in flight.
+            in_flight.deliver_ms += self.adversary_rng.range(0, adversary.timeout_now_delay_ms_max + 1);
+        }
+        let message = &in_flight.message;
+        if adversary.snapshot_on_reject_per_mille > 0
+            && matches!(message.body, MessageBody::AppendResponse { outcome: AppendOutcome::Rejected { .. } })
+            && self.adversary_rng.chance(u64::from(adversary.snapshot_on_reject_per_mille), 1000)
+        {
+            // The leader compacts right where the follower's log diverges from its own.
+            let (deliver_ms, leader) = (in_flight.deliver_ms, message.to);
+            self.schedule(deliver_ms, Input::Snapshot(leader));
+        }
         let message = &in_flight.message;
         if adversary.crash_old_term_sender_per_mille > 0 {
             if let MessageBody::AppendEntries { entries, .. } = &message.body {
@@ -214,6 +228,20 @@ impl Simulation {
             return;
         }
         let now = self.now_ms;
+        if self.config.adversary.competing_membership {
+            // The deposed leader appends a configuration the majority's next leader will not.
+            let others: Vec<NodeId> = self.config.node_ids().filter(|&id| id != leader).collect();
+            let victim = others[self.adversary_rng.range(0, others.len() as u64) as usize];
+            if let Some(k) = self.index(leader) {
+                if let Some(raft) = self.nodes[k].raft.as_mut() {
+                    let expected = raft.membership_index();
+                    if raft.change_membership(MembershipChange::RemoveServer(victim), expected).is_ok() {
+                        self.stats.membership_changes += 1;
+                    }
+                    self.after_node_changed(k);
+                }
+            }
+        }
         for step in 0..120u64 {
             let mode = match self.adversary_rng.range(0, 2) {
                 0 => ReadMode::Linearizable,
@@ -221,6 +249,21 @@ impl Simulation {
             };
             let key = Bytes::from_static(b"k");
             self.schedule(now + 5 * step, Input::Read { node: leader, key, mode });
+        }
+    }
+
+    /// The leader accepted a configuration change: an AddVoter starts a catch-up, during which
+    /// the leader may be crashed.
+    pub(super) fn adversary_on_membership(&mut self, leader: NodeId, change: &MembershipChange) {
+        let chance = self.config.adversary.crash_during_catch_up_per_mille;
+        if chance == 0 || !matches!(change, MembershipChange::AddVoter(_)) {
+            return;
+        }
+        if self.adversary_rng.chance(u64::from(chance), 1000) {
+            let crash_ms = self.now_ms + self.adversary_rng.range(5, 61);
+            self.schedule(crash_ms, Input::Crash(leader));
+            let restart_ms = crash_ms + self.adversary_rng.range(200, 1_001);
+            self.schedule(restart_ms, Input::Restart(leader));
         }
     }
 

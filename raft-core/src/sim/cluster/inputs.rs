@@ -85,15 +85,17 @@ impl Simulation {
                 }
             }
             Input::ChangeMembership { change } => {
-                let accepted = self.leader().and_then(|id| self.index(id)).is_some_and(|k| {
+                let leader = self.leader();
+                let accepted = leader.and_then(|id| self.index(id)).is_some_and(|k| {
                     let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
                     let expected = raft.membership_index();
-                    let accepted = raft.change_membership(change, expected).is_ok();
+                    let accepted = raft.change_membership(change.clone(), expected).is_ok();
                     self.after_node_changed(k);
                     accepted
                 });
-                if accepted {
+                if let (true, Some(leader)) = (accepted, leader) {
                     self.stats.membership_changes += 1;
+                    self.adversary_on_membership(leader, &change);
                 } else {
                     self.stats.membership_changes_refused += 1;
                 }

@@ -13,7 +13,7 @@ use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
 use crate::sim::checker::{entry_hash, Checker, NodeTrack, Violation};
 use crate::sim::client_reads::{ClientRead, ClientReads};
-use crate::sim::config::{LinkConfig, SimConfig};
+use crate::sim::config::{Adversary, LinkConfig, SimConfig};
 use crate::sim::hash::{combine, trace_combine};
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::queue::EventQueue;
@@ -123,6 +123,8 @@ pub struct SimNode {
     track: NodeTrack,
     /// The simulated state machine (rebuilt from the snapshot and the log on restart).
     pub machine: SimStateMachine,
+    /// Simulated milliseconds between two of its ticks (its clock's speed).
+    tick_period_ms: u64,
 }
 
 impl SimNode {
@@ -308,6 +310,7 @@ impl Simulation {
                 persist_done_held: false,
                 track: NodeTrack::default(),
                 machine: SimStateMachine::default(),
+                tick_period_ms: simulation.config.tick_ms,
             });
             simulation.start_node(id);
         }
@@ -545,6 +548,9 @@ impl Simulation {
         if self.config.entries_per_message_max > 0 {
             config.entries_per_message_max = self.config.entries_per_message_max;
         }
+        if self.config.inflight_messages_max > 0 {
+            config.inflight_messages_max = self.config.inflight_messages_max;
+        }
         config
     }
 
@@ -591,6 +597,12 @@ impl Simulation {
                 self.checker.restore_failed(id, now, why);
             }
         }
+        if self.config.adversary.drifting_clocks {
+            // A clock 20% slow (12 ms ticks for 10 ms) stays within a lease's drift bound.
+            let slow = self.adversary_rng.chance(1, 2);
+            let tick_ms = self.config.tick_ms;
+            self.nodes[k].tick_period_ms = if slow { tick_ms + tick_ms / 5 } else { tick_ms };
+        }
         // Nodes tick at their own phase so they do not act in lockstep.
         let phase = self.rng.range(0, self.config.tick_ms);
         self.push_event(now + phase + 1, Event::Tick { node: id, incarnation });
@@ -606,7 +618,7 @@ impl Simulation {
                 if self.nodes[k].incarnation != incarnation || self.nodes[k].raft.is_none() {
                     return;
                 }
-                let next = self.now_ms + self.config.tick_ms;
+                let next = self.now_ms + self.nodes[k].tick_period_ms;
                 self.push_event(next, Event::Tick { node, incarnation });
                 if self.nodes[k].paused {
                     return;
@@ -933,13 +945,11 @@ impl Simulation {
             let Some(message) = message else {
                 return;
             };
-            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
-            let adversary = self.config.adversary;
-            if copy == copies
-                && (adversary.late_copy_per_mille > 0 || adversary.crash_old_term_sender_per_mille > 0)
-            {
-                self.adversary_on_send(&in_flight);
+            let mut in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
+            if copy == copies && self.config.adversary != Adversary::default() {
+                self.adversary_on_send(&mut in_flight);
             }
+            let deliver_ms = in_flight.deliver_ms;
             self.push_event(deliver_ms, Event::Deliver(in_flight));
         }
     }
