@@ -229,6 +229,10 @@ pub struct Adversary {
     pub crash_old_term_sender_per_mille: u32,
     /// A new leader is asked for a configuration change 0 to 20 ms after its election.
     pub membership_after_election_per_mille: u32,
+    /// A leader that appends a joint configuration is partitioned at once with the incoming
+    /// voters, away from the rest of the outgoing ones (a split of the old and new majorities),
+    /// for 100 ms to 1.5 s.
+    pub split_joint_per_mille: u32,
     /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
     /// next 600 ms, in a random read mode (it may still believe it leads).
     pub deposed_leader_reads: bool,

@@ -123,6 +123,9 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
         config.adversary.membership_after_election_per_mille = 200;
     }
     config.adversary.deposed_leader_reads = faults.reads;
+    if faults.membership && faults.partition {
+        config.adversary.split_joint_per_mille = 300;
+    }
     if faults.corners {
         config.adversary.competing_membership = true;
         config.adversary.drifting_clocks = true;

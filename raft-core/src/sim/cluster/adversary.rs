@@ -116,16 +116,32 @@ impl Simulation {
         let term = raft.term();
         let term_at_commit = raft.term_at(raft.commit_index());
         let id = raft.id();
+        let mut joint = None;
         for entry in entries {
-            if entry.term == term && matches!(entry.payload, EntryPayload::Membership(_)) {
-                self.rules.membership_appended(
-                    &mut self.checker,
-                    id,
-                    term,
-                    entry.index,
-                    term_at_commit,
-                    self.now_ms,
-                );
+            if let (true, EntryPayload::Membership(membership)) = (entry.term == term, &entry.payload) {
+                let now = self.now_ms;
+                self.rules.membership_appended(&mut self.checker, id, term, entry.index, term_at_commit, now);
+                if membership.is_joint() {
+                    joint = Some(membership.voters.clone());
+                }
+            }
+        }
+        let chance = self.config.adversary.split_joint_per_mille;
+        if let (Some(incoming), true) = (joint, chance > 0) {
+            if self.adversary_rng.chance(u64::from(chance), 1000) {
+                // The leader and the incoming voters on one side: the new majority can answer,
+                // the old one cannot, so nothing may commit until the partition heals.
+                let mut side: Vec<NodeId> = incoming.into_iter().collect();
+                if !side.contains(&id) {
+                    side.push(id);
+                }
+                side.sort();
+                if side.len() < self.config.nodes {
+                    let now = self.now_ms;
+                    let heal_ms = now + self.adversary_rng.range(100, 1_501);
+                    self.schedule(now, Input::Partition { side });
+                    self.schedule(heal_ms, Input::Heal);
+                }
             }
         }
     }
