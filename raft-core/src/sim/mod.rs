@@ -124,7 +124,7 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
     }
     config.adversary.deposed_leader_reads = faults.reads;
     if faults.membership && faults.partition {
-        config.adversary.split_joint_per_mille = 300;
+        config.adversary.split_joint_per_mille = 500;
     }
     if faults.corners {
         config.adversary.competing_membership = true;

@@ -137,9 +137,12 @@ impl Simulation {
                 }
                 side.sort();
                 if side.len() < self.config.nodes {
-                    let now = self.now_ms;
-                    let heal_ms = now + self.adversary_rng.range(100, 1_501);
-                    self.schedule(now, Input::Partition { side });
+                    // At once, before this batch's AppendEntries leave: they must not reach the
+                    // other side.
+                    let heal_ms = self.now_ms + self.adversary_rng.range(100, 1_501);
+                    self.trace_hash =
+                        crate::sim::hash::trace_combine(self.trace_hash, &(self.now_ms, 'j', &side));
+                    self.handle_input(Input::Partition { side });
                     self.schedule(heal_ms, Input::Heal);
                 }
             }
