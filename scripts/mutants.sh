@@ -87,7 +87,7 @@ pristine() {
 
 report="$CARGO_TARGET_DIR/report.md"
 {
-    echo "| mutant | result | by | seconds | reproduce |"
+    echo "| mutant | result | caught by | seconds | first failing run (simulate flags, with the patch applied) |"
     echo "|---|---|---|---|---|"
 } > "$report"
 missed=0
@@ -131,17 +131,17 @@ for patch in "${patches[@]}"; do
             by=$(printf '%s\n' "$line" | sed -nE 's/^seed [0-9]+ violated ([a-z0-9-]+).*/\1/p; s/^seed [0-9]+ panicked.*/panic/p; s/^seed [0-9]+: history not linearizable.*/linearizability/p')
             [ -z "$by" ] && [ $status -eq 124 ] && by="timeout (a hang: a bug in the gate's budgets)"
             [ -z "$by" ] && by="exit $status"
-            seeds=$(printf '%s\n' "$output" | grep -oE '"failing_seed":[0-9]+' | head -1 | cut -d: -f2)
             reproduce=$(printf '%s\n' "$output" | grep -oE 'reproduce with: .*' | head -1 | sed 's/reproduce with: //; s/;.*//')
             printf '%s\n' "$output" | grep -E '^seed [0-9]+' | head -3
-            : "$seeds"
             break
         fi
     done
     elapsed=$(( $(date +%s) - started ))
     echo "== $name: $result ${by:+($by)} in ${elapsed}s"
     [ "$result" = missed ] && missed=$((missed + 1))
-    echo "| $name | $result | $by | $elapsed | ${reproduce:+\`$reproduce\`} |" >> "$report"
+    # Reproduce a catch: plant the patch in a scratch copy (git apply scripts/mutants/NAME.patch)
+    # and run the command.
+    echo "| $name | $result | $by | $elapsed | ${reproduce:+\`${reproduce#cargo run --release -p raft-core --example simulate -- }\`} |" >> "$report"
 done
 
 echo
