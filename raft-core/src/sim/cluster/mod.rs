@@ -954,3 +954,33 @@ impl Simulation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ready::SnapshotChunk;
+    use crate::types::Term;
+
+    fn chunk(index: u64, offset: u64, data: &'static [u8], last: bool) -> SnapshotChunk {
+        let meta = SnapshotMeta { index: LogIndex(index), term: Term(1), membership: Membership::default() };
+        SnapshotChunk { meta, offset, data: Bytes::from_static(data), last }
+    }
+
+    /// Issue 19, item 5: a batch that finishes snapshot 10 and starts snapshot 20 installs
+    /// snapshot 10's bytes and keeps snapshot 20's first chunk staged. Staging every chunk and
+    /// then installing the staging (as before) installed "next" alone.
+    #[test]
+    fn the_installed_snapshot_is_the_one_whose_last_chunk_came() {
+        let mut staging = b"left over".to_vec();
+        let chunks =
+            [chunk(10, 0, b"whole-", false), chunk(10, 6, b"snapshot", true), chunk(20, 0, b"next", false)];
+        let installed = &chunks[1].meta;
+        let data = stage_chunks(&mut staging, &chunks, Some(installed));
+        assert_eq!(data.as_deref(), Some(&b"whole-snapshot"[..]));
+        assert_eq!(staging, b"next");
+        // Nothing installed: everything stays staged, in order.
+        let mut staging = Vec::new();
+        assert_eq!(stage_chunks(&mut staging, &chunks[..1], None), None);
+        assert_eq!(staging, b"whole-");
+    }
+}
