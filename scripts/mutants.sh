@@ -6,6 +6,7 @@
 #
 #   bash scripts/mutants.sh                 # every patch
 #   bash scripts/mutants.sh 04 09           # only the patches whose names start so
+#   MUTANTS_SWARM="--seed 1 --runs 40 --workload kv --check linearizability" bash scripts/mutants.sh 04
 #
 # Exit status: 0 when every mutant is caught, 1 when any is missed (or its patch no longer
 # applies: a stale patch must be rewritten, not skipped). The table goes to stdout and to
@@ -31,6 +32,11 @@ swarm=(
     "--seed 100 --runs 12 --nodes 3 --faults all --ticks 6000"
     "--seed 1 --runs 8 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 --keys 10 --read-mode linearizable --reads-from any --check linearizability"
 )
+
+# MUTANTS_SWARM replaces the swarm: simulate argument lists separated by ';'.
+if [ -n "${MUTANTS_SWARM:-}" ]; then
+    IFS=';' read -r -a swarm <<< "$MUTANTS_SWARM"
+fi
 
 patches=()
 for patch in scripts/mutants/*.patch; do

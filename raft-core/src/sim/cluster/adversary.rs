@@ -354,6 +354,22 @@ impl Simulation {
         }
     }
 
+    /// The kv clients' reads the servers asked read indexes for since the last call: they too
+    /// must see everything committed when they were asked.
+    pub(super) fn note_workload_reads(&mut self) {
+        let Some(workload) = self.workload.as_deref() else {
+            return;
+        };
+        let last = workload.last_read_id();
+        if workload.read_mode() != ReadMode::Stale {
+            let committed = self.checker.committed_index();
+            for id in self.workload_reads_seen + 1..=last {
+                self.rules.read_asked(id, committed);
+            }
+        }
+        self.workload_reads_seen = last;
+    }
+
     /// Read indexes a batch of server `k` gave.
     pub(super) fn read_indexes_given(&mut self, k: usize, read_states: &[crate::reads::ReadState]) {
         let id = self.nodes[k].id;

@@ -182,6 +182,7 @@ impl Simulation {
         }
         if let (Some(workload), Some(raft)) = (self.workload.as_mut(), self.nodes[k].raft.as_mut()) {
             workload.resume(k, raft, self.now_ms);
+            self.note_workload_reads();
             self.flush_workload();
         }
         self.after_node_changed(k);

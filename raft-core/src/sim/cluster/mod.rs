@@ -258,6 +258,8 @@ pub struct Simulation {
     steps: u64,
     /// A budget was exceeded: the run stops.
     budget_exceeded: bool,
+    /// The kv clients' reads already given a floor for the read-index rule.
+    workload_reads_seen: u64,
 }
 
 impl Simulation {
@@ -290,6 +292,7 @@ impl Simulation {
             figure8_armed: BTreeSet::new(),
             steps: 0,
             budget_exceeded: false,
+            workload_reads_seen: 0,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -687,6 +690,7 @@ impl Simulation {
                         changed = Some(k);
                     }
                 }
+                self.note_workload_reads();
             }
         }
         self.flush_workload();
