@@ -36,6 +36,8 @@ pub(crate) struct Rules {
     commits: BTreeMap<NodeId, (Term, bool, LogIndex)>,
     /// Client read request id → the highest index committed anywhere when it was asked.
     read_floors: BTreeMap<u64, LogIndex>,
+    /// leader → (configuration index, configuration) at the end of its last step.
+    memberships: BTreeMap<NodeId, (LogIndex, Membership)>,
 }
 
 /// What [`Rules::observe`] saw.
@@ -275,12 +277,29 @@ impl Rules {
         }
         let incoming = majority_holds(&membership.voters, disks, commit, entry_term);
         let outgoing = majority_holds(&membership.voters_outgoing, disks, commit, entry_term);
-        if !incoming || !outgoing {
+        // The step may have committed under the configuration it started with, then appended
+        // another: either one's majorities will do.
+        let before = self.memberships.get(&id).is_some_and(|(_, m)| {
+            majority_holds(&m.voters, disks, commit, entry_term)
+                && majority_holds(&m.voters_outgoing, disks, commit, entry_term)
+        });
+        if (!incoming || !outgoing) && !before {
             let half = if incoming { "outgoing" } else { "incoming" };
+            let holding: alloc::vec::Vec<u64> =
+                disks.iter().filter(|d| d.holds(commit, entry_term)).map(|d| d.id.0).collect();
             let detail = format!(
-                "leader {id} of term {term} committed index {commit} that no majority of the {half} voters stores"
+                "leader {id} of term {term} committed index {commit} that no majority of the {half} voters stores (voters {:?}, outgoing {:?}, stored on {holding:?})",
+                membership.voters.iter().map(|v| v.0).collect::<alloc::vec::Vec<_>>(),
+                membership.voters_outgoing.iter().map(|v| v.0).collect::<alloc::vec::Vec<_>>(),
             );
             checker.flag("commit-quorum", time_ms, detail);
+        }
+    }
+
+    /// A leader's configuration (at `index`) after a step.
+    pub(crate) fn leader_membership(&mut self, id: NodeId, index: LogIndex, membership: &Membership) {
+        if self.memberships.get(&id).is_none_or(|(at, _)| *at != index) {
+            self.memberships.insert(id, (index, membership.clone()));
         }
     }
 

@@ -98,6 +98,11 @@ impl Simulation {
             let checker = &mut self.checker;
             self.rules.leader_committed(checker, id, term, membership, commit, term_at_commit, &disks, now);
         }
+        if leads {
+            // The configuration before the next step: a step may commit under it and then append
+            // another (a promotion, leaving a joint configuration).
+            self.rules.leader_membership(id, raft.membership_index(), raft.membership());
+        }
         if log_entries > self.config.budget.log_entries_max {
             let detail = format!("node {id} holds {log_entries} log entries");
             self.exceed_budget(detail);
