@@ -471,6 +471,7 @@ mod tests {
             voters: [NodeId(1), NodeId(2)].into_iter().collect(),
             voters_outgoing: [1, 2, 3, 4, 5].into_iter().map(NodeId).collect(),
             learners: BTreeSet::new(),
+            promoting: BTreeSet::new(),
         };
         rules.leader_committed(
             &mut checker,
