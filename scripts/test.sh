@@ -26,9 +26,20 @@ cargo build -p raft-core --no-default-features --target wasm32-unknown-unknown
 header "cargo test --workspace --release"
 cargo test --workspace --release
 
-header "simulator: seed 1, 50 runs, 5 nodes, all faults"
+header "simulator: seed 1, 50 runs, 5 nodes, all faults (reads, late copies, Figure 8, crashes after votes)"
 cargo run --release -p raft-core --example simulate -- \
     --seed 1 --runs 50 --nodes 5 --faults all --ticks 20000
+
+header "simulator: kv linearizability, reads through any server, 12 runs"
+cargo run --release -p raft-core --example simulate -- \
+    --seed 1 --runs 12 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 \
+    --read-mode linearizable --reads-from any --check linearizability
+
+# The mutation gate (scripts/mutants.sh, ~10 min on two cores) is opt-in: FLOTILLA_MUTANTS=1.
+if [ "${FLOTILLA_MUTANTS:-0}" = 1 ]; then
+    header "mutation gate: the simulator alone catches every planted bug"
+    bash scripts/mutants.sh
+fi
 
 if [ -d web/tests ]; then
     header "build wasm package (web/pkg)"

@@ -19,7 +19,7 @@ use clap::Parser;
 use raft_core::linearizability::{Counterexample, Verdict};
 use raft_core::sim::{
     hash::combine, run_seed, run_seed_workload, FaultSet, HistoryCheck, ReadsFrom, RunOptions, RunReport,
-    WorkloadConfig,
+    SimStats, Violation, WorkloadConfig,
 };
 use raft_core::ReadMode;
 use std::process::ExitCode;
@@ -37,7 +37,8 @@ struct Args {
     /// Servers per cluster (1-51).
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// Faults: all, none, or a list such as crash,partition,one-way,loss,duplicate,reorder,pause.
+    /// Faults: all, none, or a list such as crash,partition,one-way,loss,duplicate,reorder,pause,
+    /// membership,snapshot,transfer,reads,late,figure8,vote-crash,eager-membership.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Length of each run in node ticks (10 simulated ms each).
@@ -261,10 +262,27 @@ fn print_counterexample(seed: u64, counterexample: &Counterexample, reproduce: &
 }
 
 fn run_one(seed: u64, options: &RunOptions, load: Load) -> Result<RunReport, String> {
-    match load {
+    // A panic in the core or the simulator is a failed run with its seed, not a lost worker.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match load {
         Load::Nemesis => run_seed(seed, options),
         Load::Clients(config, check) => run_seed_workload(seed, options, &config, check),
-    }
+    }));
+    run.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| String::from("a panic"));
+        Ok(RunReport {
+            seed,
+            violations: vec![Violation { property: "panic", time_ms: 0, detail: message }],
+            committed: 0,
+            trace_hash: 0,
+            stats: SimStats::default(),
+            leader_at_end: false,
+            workload: None,
+        })
+    })
 }
 
 /// Runs the seeds on `threads` workers; reports come back in seed order.

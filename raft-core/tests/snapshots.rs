@@ -171,3 +171,37 @@ fn s7_snapshots_are_refused_beyond_the_applied_index_or_when_stale() {
     let index = cluster.snapshot(1);
     assert!(cluster.node_mut(1).snapshot_created(index).is_err());
 }
+
+/// Issue 19, item 5: one batch can finish one snapshot and start receiving the next (here a
+/// new leader's, in a later term). The batch's chunks hold the finished snapshot's last chunk
+/// and then the next one's first, so a driver must install what it staged up to the last chunk
+/// of `snapshot_installed`, not everything it staged (the simulator and the test cluster did
+/// the latter, and installed a lone first chunk: "snapshot holds no simulator state").
+#[test]
+fn a_batch_can_finish_one_snapshot_and_start_the_next() {
+    let mut cluster = TestCluster::new(3);
+    cluster.campaign(1);
+    let term = cluster.node(1).term();
+    let membership = cluster.node(3).membership().clone();
+    let first = raft_core::SnapshotMeta { index: LogIndex(10), term, membership: membership.clone() };
+    let next = raft_core::SnapshotMeta { index: LogIndex(20), term: term.next(), membership };
+    let chunk = |from: u64, term, meta: &raft_core::SnapshotMeta, data: &'static [u8], last| Message {
+        from: NodeId(from),
+        to: NodeId(3),
+        term,
+        body: MessageBody::InstallSnapshot {
+            meta: Box::new(meta.clone()),
+            offset: 0,
+            data: Bytes::from_static(data),
+            last,
+        },
+    };
+    let follower = cluster.node_mut(3);
+    follower.step(chunk(1, term, &first, b"whole", true)).unwrap();
+    follower.step(chunk(2, term.next(), &next, b"start", false)).unwrap();
+    let ready = follower.ready();
+    assert_eq!(ready.snapshot_installed.as_ref(), Some(&first));
+    let chunks: Vec<(LogIndex, bool)> =
+        ready.snapshot_chunks.iter().map(|c| (c.meta.index, c.last)).collect();
+    assert_eq!(chunks, [(LogIndex(10), true), (LogIndex(20), false)]);
+}

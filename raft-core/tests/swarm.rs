@@ -59,3 +59,60 @@ fn the_checkers_catch_servers_that_forget_their_disk() {
         (1..=40).filter(|&seed| !run_seed(seed, &options).unwrap().violations.is_empty()).collect();
     assert!(!caught.is_empty(), "no violation flagged in 40 amnesia runs");
 }
+
+/// No run can hang: a run over its step budget stops with a `budget` violation (and its seed)
+/// instead of running on.
+#[test]
+fn a_run_over_its_budget_stops_with_a_violation() {
+    use raft_core::sim::{generate, run_config, NemesisPlan, Simulation};
+    let options = options(5, "all", 4_000);
+    let mut config = run_config(7, &options);
+    config.budget.steps_max = 5_000;
+    let script = generate(&config, &NemesisPlan::new(options.faults, 40_000));
+    let mut simulation = Simulation::new(config, script).unwrap();
+    simulation.run_until(40_000);
+    let violations = simulation.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].property, "budget");
+    assert!(simulation.steps() <= 5_001);
+}
+
+/// The liveness check is proven by a cluster that cannot converge: two servers stay cut off
+/// after the faults stop.
+#[test]
+fn the_liveness_check_flags_servers_that_never_catch_up() {
+    use raft_core::sim::{Input, Script, SimConfig, Simulation};
+    use raft_core::NodeId;
+    let mut script = Script::new();
+    for time in (100..3_000).step_by(50) {
+        script.push(time, Input::Propose { data: raft_core::Bytes::from(format!("{time}")) });
+    }
+    script.push(1_000, Input::Partition { side: vec![NodeId(1), NodeId(2)] });
+    let mut healed = Simulation::new(SimConfig::new(5, 3), script.clone()).unwrap();
+    healed.schedule(2_000, Input::Heal);
+    healed.run_until(6_000);
+    assert!(healed.check_converged(), "{:?}", healed.violations());
+    let mut cut = Simulation::new(SimConfig::new(5, 3), script).unwrap();
+    cut.run_until(6_000);
+    assert!(!cut.check_converged());
+    assert_eq!(cut.violations().last().map(|v| v.property), Some("liveness"));
+}
+
+/// The default mix reaches the corners issue 19 names: reads through every server, late
+/// copies of stale-prone messages, Figure 8 crashes and crashes right after a vote.
+#[test]
+fn the_default_mix_reads_and_reacts() {
+    let options = options(5, "all", 6_000);
+    let config = raft_core::sim::run_config(3, &options);
+    assert!(config.adversary.late_copy_per_mille > 0);
+    assert!(config.adversary.crash_after_vote_per_mille > 0);
+    assert!(config.adversary.crash_old_term_sender_per_mille > 0);
+    assert!(config.adversary.deposed_leader_reads);
+    let script = raft_core::sim::generate(&config, &raft_core::sim::NemesisPlan::new(options.faults, 60_000));
+    let reads =
+        script.inputs.iter().filter(|(_, input)| matches!(input, raft_core::sim::Input::Read { .. })).count();
+    assert!(reads > 100, "{reads} reads in a minute");
+    let report = run_seed(3, &options).unwrap();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert!(report.stats.messages_duplicated > 0);
+}

@@ -169,8 +169,15 @@ fn lease_reads_break_when_a_paused_leader_loses_its_ticks() {
             simulation.run_until(3_700);
             simulation.act(Input::Heal);
             simulation.run_until(5_000);
-            assert!(simulation.violations().is_empty());
-            check(&simulation.workload().unwrap().history()).verdict() == Verdict::NotLinearizable
+            // The simulator's read-index rule sees the stale lease read when one is served;
+            // nothing else may break.
+            let violations = simulation.violations();
+            assert!(
+                violations.iter().all(|v| v.property == "read-index-fresh"),
+                "seed {seed}: {violations:?}"
+            );
+            !violations.is_empty()
+                || check(&simulation.workload().unwrap().history()).verdict() == Verdict::NotLinearizable
         })
         .count();
     // Whether a client happens to read from the resumed leader in its stale window depends on

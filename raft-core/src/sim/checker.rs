@@ -104,6 +104,13 @@ pub struct NodeTrack {
     was_leader: bool,
 }
 
+impl NodeTrack {
+    /// The last index the node applied in this incarnation (as the checker saw it).
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+}
+
 impl Checker {
     /// A checker that has seen nothing.
     pub fn new() -> Checker {
@@ -120,7 +127,7 @@ impl Checker {
         LogIndex(self.committed_terms.len() as u64)
     }
 
-    fn flag(&mut self, property: &'static str, time_ms: u64, detail: String) {
+    pub(crate) fn flag(&mut self, property: &'static str, time_ms: u64, detail: String) {
         self.violations.push(Violation { property, time_ms, detail });
     }
 

@@ -52,6 +52,27 @@ pub struct FaultSet {
     /// Wipe a crashed node's disk. Not a fault Raft tolerates, so not part of `all`: it is
     /// there to show that the checkers catch what it breaks.
     pub amnesia: bool,
+    /// Clients read through random servers in every read mode (Input::Read), and a leader cut
+    /// off by a partition is read from while it may still believe it leads.
+    pub reads: bool,
+    /// Some messages of the kinds that go stale (AppendEntries and InstallSnapshot and their
+    /// answers, vote requests, TimeoutNow) arrive a second time, long after (see
+    /// [`Adversary::late_copy_per_mille`]).
+    pub late: bool,
+    /// The Figure 8 schedule: a leader is crashed right after sending entries of an earlier
+    /// term, and AppendEntries carry few entries so old-term entries reach a majority before the
+    /// leader's own (see [`Adversary::crash_old_term_sender_per_mille`]).
+    pub figure8: bool,
+    /// A voter is crashed right after granting its vote, before the rival's next request.
+    pub vote_crash: bool,
+    /// A new leader is asked for a configuration change right after its election.
+    pub eager_membership: bool,
+    /// Corners of issue 10, each a reactive fault or a setting (see [`Adversary`]): loss bursts
+    /// that swallow a whole in-flight window (with small windows and a burst of proposals),
+    /// clocks at the drift bound, TimeoutNow delayed past the transfer's end, configuration
+    /// entries proposed on both sides of a partition, a leader crashed during a catch-up, and
+    /// snapshots taken when a follower's log diverges.
+    pub corners: bool,
 }
 
 impl FaultSet {
@@ -74,6 +95,12 @@ impl FaultSet {
             snapshot: true,
             transfer: true,
             amnesia: false,
+            reads: true,
+            late: true,
+            figure8: true,
+            vote_crash: true,
+            eager_membership: true,
+            corners: false,
         }
     }
 
@@ -84,6 +111,7 @@ impl FaultSet {
     pub fn parse(spec: &str) -> Result<FaultSet, String> {
         match spec {
             "all" => return Ok(FaultSet::all()),
+            "all,corners" | "corners,all" => return Ok(FaultSet { corners: true, ..FaultSet::all() }),
             "none" | "" => return Ok(FaultSet::none()),
             _ => {}
         }
@@ -101,6 +129,12 @@ impl FaultSet {
                 "membership" => faults.membership = true,
                 "snapshot" => faults.snapshot = true,
                 "transfer" => faults.transfer = true,
+                "reads" => faults.reads = true,
+                "late" => faults.late = true,
+                "figure8" => faults.figure8 = true,
+                "vote-crash" | "vote_crash" => faults.vote_crash = true,
+                "eager-membership" | "eager_membership" => faults.eager_membership = true,
+                "corners" => faults.corners = true,
                 other => return Err(alloc::format!("unknown fault {other:?}")),
             }
         }
@@ -124,6 +158,12 @@ impl FaultSet {
             (self.snapshot, "snapshot"),
             (self.transfer, "transfer"),
             (self.amnesia, "amnesia"),
+            (self.reads, "reads"),
+            (self.late, "late"),
+            (self.figure8, "figure8"),
+            (self.vote_crash, "vote-crash"),
+            (self.eager_membership, "eager-membership"),
+            (self.corners, "corners"),
         ];
         let chosen: alloc::vec::Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
         if chosen.is_empty() {
@@ -162,6 +202,72 @@ pub struct SimConfig {
     pub snapshot_interval_entries: u64,
     /// Entries kept behind a snapshot for slow followers.
     pub snapshot_trailing_entries: u64,
+    /// Entries per AppendEntries at most (0: the node's default).
+    pub entries_per_message_max: usize,
+    /// AppendEntries in flight per follower at most (0: the node's default).
+    pub inflight_messages_max: usize,
+    /// The reactive faults: chances of faults injected when the cluster reaches a corner.
+    pub adversary: Adversary,
+    /// Limits that turn a runaway run (a livelock, a message storm, a log that grows without
+    /// end) into a `budget` violation with its seed instead of a hang.
+    pub budget: Budget,
+}
+
+/// Faults injected in reaction to what the cluster does, to reach corners that faults at random
+/// times almost never hit. Every chance is per opportunity, in thousandths; all zero (the
+/// default, and the playground's) changes nothing, not even the random stream of the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Adversary {
+    /// A message that can go stale (AppendEntries, InstallSnapshot and their answers, vote
+    /// requests, TimeoutNow) is also delivered a second time, 50 ms to 2 s later.
+    pub late_copy_per_mille: u32,
+    /// A server that grants a vote is crashed right after the grant left (its vote on disk),
+    /// and restarted 5 to 300 ms later, before or after the rival's next request.
+    pub crash_after_vote_per_mille: u32,
+    /// A leader that sends entries of an earlier term is crashed 1 to 15 ms later, right after
+    /// partially replicating them (the Figure 8 schedule), and restarted 200 ms to 1 s later.
+    pub crash_old_term_sender_per_mille: u32,
+    /// A new leader is asked for a configuration change 0 to 20 ms after its election.
+    pub membership_after_election_per_mille: u32,
+    /// A leader that appends a joint configuration is partitioned at once with the incoming
+    /// voters, away from the rest of the outgoing ones (a split of the old and new majorities),
+    /// for 100 ms to 1.5 s.
+    pub split_joint_per_mille: u32,
+    /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
+    /// next 600 ms, in a random read mode (it may still believe it leads).
+    pub deposed_leader_reads: bool,
+    /// A leader cut off from a majority by a partition is asked for a configuration change of
+    /// its own, competing with whatever the majority's next leader appends at that index.
+    pub competing_membership: bool,
+    /// Each server, at each start, ticks either every `tick_ms` or 20% slower: clocks that
+    /// drift apart as far as a lease allows (`clock_drift_ticks_max` 2 of 10 ticks).
+    pub drifting_clocks: bool,
+    /// A TimeoutNow is delayed by up to this long (0: never), so that transfers are abandoned
+    /// while it is in flight.
+    pub timeout_now_delay_ms_max: u64,
+    /// A leader that accepts an AddVoter is crashed 5 to 60 ms later, during the catch-up.
+    pub crash_during_catch_up_per_mille: u32,
+    /// A leader that gets a rejected AppendEntries snapshots (and compacts) at once.
+    pub snapshot_on_reject_per_mille: u32,
+}
+
+/// Limits on one run; exceeding one is a `budget` violation and stops the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Budget {
+    /// Events and inputs handled.
+    pub steps_max: u64,
+    /// Events waiting in the queue (messages on the wire, timers).
+    pub queued_max: usize,
+    /// Entries in one server's log after its snapshot.
+    pub log_entries_max: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        // A 20,000-tick run of 5 servers under every fault handles about 1.5 million events
+        // and keeps a few thousand queued: these leave two orders of magnitude.
+        Budget { steps_max: 200_000_000, queued_max: 2_000_000, log_entries_max: 2_000_000 }
+    }
 }
 
 impl SimConfig {
@@ -180,6 +286,10 @@ impl SimConfig {
             voters_initial: 0,
             snapshot_interval_entries: 0,
             snapshot_trailing_entries: 16,
+            entries_per_message_max: 0,
+            inflight_messages_max: 0,
+            adversary: Adversary::default(),
+            budget: Budget::default(),
         }
     }
 

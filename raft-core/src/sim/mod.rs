@@ -21,13 +21,14 @@ mod config;
 pub mod hash;
 mod machine;
 mod queue;
+mod rules;
 mod script;
 mod workload;
 
 pub use checker::{entry_hash, Checker, NodeTrack, Violation};
 pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
-pub use cluster::{Changed, InFlight, Liveness, SimNode, SimStats, Simulation, Storage};
-pub use config::{FaultSet, LinkConfig, SimConfig, NODES_MAX};
+pub use cluster::{Changed, InFlight, Liveness, SimNode, SimStats, Simulation, Storage, CONVERGENCE_MS_MAX};
+pub use config::{Adversary, Budget, FaultSet, LinkConfig, SimConfig, NODES_MAX};
 pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
 pub use workload::{
@@ -101,6 +102,41 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
         config.snapshot_interval_entries = rng.range(10, 101);
         config.snapshot_trailing_entries = rng.range(0, 20);
     }
+    // The reactive faults draw from their own stream, so adding one leaves the others alone.
+    let mut rng = crate::rng::Rng::new(seed ^ 0x6669_6738);
+    let faults = options.faults;
+    if faults.late {
+        config.adversary.late_copy_per_mille = 20;
+    }
+    if faults.vote_crash {
+        config.adversary.crash_after_vote_per_mille = 100;
+    }
+    if faults.figure8 {
+        config.adversary.crash_old_term_sender_per_mille = 250;
+        // In half the runs AppendEntries carry 1 to 4 entries, so the entries of an earlier
+        // term reach followers before the new leader's own.
+        if rng.chance(1, 2) {
+            config.entries_per_message_max = rng.range(1, 5) as usize;
+        }
+    }
+    if faults.eager_membership {
+        config.adversary.membership_after_election_per_mille = 200;
+    }
+    config.adversary.deposed_leader_reads = faults.reads;
+    if faults.membership && faults.partition {
+        config.adversary.split_joint_per_mille = 500;
+    }
+    if faults.corners {
+        config.adversary.competing_membership = true;
+        config.adversary.drifting_clocks = true;
+        config.adversary.timeout_now_delay_ms_max = 400;
+        config.adversary.crash_during_catch_up_per_mille = 300;
+        config.adversary.snapshot_on_reject_per_mille = 100;
+        // Small windows fill in one loss burst.
+        if rng.chance(1, 2) {
+            config.inflight_messages_max = rng.range(1, 9) as usize;
+        }
+    }
     config
 }
 
@@ -114,8 +150,22 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
     let script = generate(&config, &NemesisPlan::new(options.faults, duration_ms));
     let mut simulation = Simulation::new(config, script)?;
     // Stop at the first violation: what follows it is noise.
-    simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty());
+    run_and_converge(&mut simulation, duration_ms);
     Ok(report(seed, &simulation, None))
+}
+
+/// Runs to `duration_ms` (the script's faults stop [`NemesisPlan::calm_tail_ms`] before it and
+/// its proposals at it), stopping at the first violation; then gives the cluster
+/// [`CONVERGENCE_MS_MAX`] more to converge and checks that it did ([`Simulation::check_converged`]).
+pub fn run_and_converge(simulation: &mut Simulation, duration_ms: u64) {
+    if simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty()) {
+        return;
+    }
+    let quiet_ms = duration_ms + CONVERGENCE_MS_MAX;
+    if simulation.run_until_condition(quiet_ms, |s| !s.violations().is_empty()) {
+        return;
+    }
+    simulation.check_converged();
 }
 
 /// What a finished run reports, with the clients' summary if it had a workload.
@@ -148,8 +198,11 @@ pub fn run_seed_workload(
     let mut plan = NemesisPlan::new(options.faults, duration_ms);
     plan.propose_interval_ms = 0;
     let script = generate(&config, &plan);
-    let mut simulation = Simulation::with_workload(config, script, *workload)?;
-    simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty());
+    let mut workload = *workload;
+    // The clients stop with the run, so the liveness check finds a quiet cluster.
+    workload.stop_ms = Some(workload.stop_ms.unwrap_or(duration_ms).min(duration_ms));
+    let mut simulation = Simulation::with_workload(config, script, workload)?;
+    run_and_converge(&mut simulation, duration_ms);
     let Some(clients) = simulation.workload() else {
         return Err(String::from("the simulation lost its workload"));
     };

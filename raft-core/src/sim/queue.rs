@@ -108,6 +108,11 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// Events waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     /// Time of the next event.
     pub(crate) fn next_time(&mut self) -> Option<u64> {
         self.next_key().map(|(key, _)| key.time_ms)

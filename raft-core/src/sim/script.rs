@@ -5,6 +5,7 @@
 //! playground appends whatever the user does to the same kind of script.
 
 use crate::node::MembershipChange;
+use crate::reads::ReadMode;
 use crate::rng::Rng;
 use crate::sim::config::{FaultSet, LinkConfig, SimConfig};
 use crate::types::NodeId;
@@ -191,6 +192,9 @@ pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
             time += rng.range(length_ms / 2, length_ms + 1_500);
         }
     }
+    if plan.faults.reads && !ids.is_empty() {
+        push_reads(&mut script, config.seed, &ids, plan.duration_ms);
+    }
     // The calm tail: everything healed, every server running.
     for &id in &ids {
         if plan.faults.crash || plan.faults.amnesia {
@@ -214,6 +218,24 @@ pub fn generate(config: &SimConfig, plan: &NemesisPlan) -> Script {
     script
 }
 
+/// Client reads through random servers in random modes, every 20 to 100 ms, on a stream of
+/// their own (so adding them leaves the faults where they were).
+fn push_reads(script: &mut Script, seed: u64, ids: &[NodeId], duration_ms: u64) {
+    let mut rng = Rng::new(seed ^ 0x7265_6164_7321);
+    let mut time = rng.range(20, 100);
+    while time < duration_ms {
+        let node = pick(&mut rng, ids);
+        let mode = match rng.range(0, 3) {
+            0 => ReadMode::Linearizable,
+            1 => ReadMode::Lease,
+            _ => ReadMode::Stale,
+        };
+        let key = Bytes::from_static(b"k");
+        script.push(time, Input::Read { node, key, mode });
+        time += rng.range(20, 101);
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FaultKind {
     Membership,
@@ -223,6 +245,7 @@ enum FaultKind {
     Partition,
     OneWay,
     Pause,
+    LossBurst,
 }
 
 fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
@@ -247,6 +270,9 @@ fn fault_kinds(faults: FaultSet) -> Vec<FaultKind> {
     }
     if faults.transfer {
         kinds.push(FaultKind::Transfer);
+    }
+    if faults.corners {
+        kinds.push(FaultKind::LossBurst);
     }
     kinds
 }
@@ -314,6 +340,24 @@ fn push_fault(script: &mut Script, rng: &mut Rng, ids: &[NodeId], kind: FaultKin
             side.sort();
             script.push(start, Input::Partition { side });
             script.push(end, Input::Heal);
+        }
+        FaultKind::LossBurst => {
+            // Everything to one server is lost for a while, under a burst of proposals: a whole
+            // in-flight window (and every answer to it) disappears.
+            let victim = pick(rng, ids);
+            let end = end.min(start + 800);
+            for &other in ids.iter().filter(|&&id| id != victim) {
+                script.push(start, Input::CutLink { from: other, to: victim });
+                script.push(end, Input::RestoreLink { from: other, to: victim });
+            }
+            let mut time = start;
+            let mut counter = 0u64;
+            while time < end {
+                counter += 1;
+                let data = Bytes::copy_from_slice(&(u64::MAX - counter).to_le_bytes());
+                script.push(time, Input::Propose { data });
+                time += 5;
+            }
         }
         FaultKind::OneWay => {
             let from = pick(rng, ids);

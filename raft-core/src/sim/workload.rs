@@ -738,6 +738,16 @@ impl Workload {
         }
     }
 
+    /// The id of the last read index asked for (0: none yet); ids count up from 1.
+    pub(crate) fn last_read_id(&self) -> u64 {
+        self.next_read_id
+    }
+
+    /// How servers serve reads.
+    pub(crate) fn read_mode(&self) -> ReadMode {
+        self.config.read_mode
+    }
+
     /// Server `k` (running) handles a request.
     pub(crate) fn serve(&mut self, k: usize, raft: &mut RaftNode, message: ToServer, now: u64) {
         let ToServer { client, attempt, node, request } = message;

@@ -17,6 +17,17 @@ pub type Disk = MemoryStorage;
 /// Bytes per snapshot chunk in tests: tiny, so a snapshot takes many chunks.
 pub const TEST_CHUNK_BYTES: usize = 16;
 
+/// Messages one `stabilize` delivers at most: a test whose cluster keeps talking past it (a
+/// livelock, a message storm) fails instead of running until memory runs out.
+pub const STABILIZE_MESSAGES_MAX: usize = 200_000;
+
+/// Messages delivered over a whole test at most, and batches one node hands out in a row.
+pub const DELIVERED_MAX: usize = 2_000_000;
+pub const BATCHES_IN_A_ROW_MAX: usize = 100_000;
+
+/// Entries a node's log may hold in a scenario test.
+pub const LOG_ENTRIES_MAX: u64 = 1_000_000;
+
 pub struct TestCluster {
     pub nodes: Vec<Option<RaftNode>>,
     pub disks: Vec<Disk>,
@@ -97,7 +108,16 @@ impl TestCluster {
                 continue;
             }
             let Some(node) = self.nodes[k].as_mut() else { continue };
+            let mut batches = 0;
             while node.has_ready() {
+                batches += 1;
+                assert!(
+                    batches <= BATCHES_IN_A_ROW_MAX,
+                    "node {} keeps handing out batches: a livelock",
+                    k + 1
+                );
+                let log_entries = node.last_index().0.saturating_sub(node.snapshot_index().0);
+                assert!(log_entries <= LOG_ENTRIES_MAX, "node {} holds {log_entries} log entries", k + 1);
                 let ready = node.ready();
                 let mut ready = ready;
                 self.network.extend(std::mem::take(&mut ready.messages));
@@ -130,6 +150,10 @@ impl TestCluster {
         }
         let k = (message.to.0 - 1) as usize;
         if let Some(node) = self.nodes[k].as_mut() {
+            assert!(
+                self.delivered.len() < DELIVERED_MAX,
+                "more than {DELIVERED_MAX} messages delivered: a message storm"
+            );
             self.delivered.push(message.clone());
             let _ = node.step(message);
         }
@@ -138,7 +162,13 @@ impl TestCluster {
     /// Delivers messages until none are left.
     pub fn stabilize(&mut self) {
         self.flush();
+        let mut delivered = 0;
         while let Some(message) = self.network.pop_front() {
+            delivered += 1;
+            assert!(
+                delivered <= STABILIZE_MESSAGES_MAX,
+                "the cluster does not settle: a livelock or a message storm"
+            );
             self.deliver(message);
             self.flush();
         }
@@ -147,7 +177,13 @@ impl TestCluster {
     /// Delivers only the messages `keep` accepts; the others are lost.
     pub fn stabilize_filtered(&mut self, keep: impl Fn(&Message) -> bool) {
         self.flush();
+        let mut handled = 0;
         while let Some(message) = self.network.pop_front() {
+            handled += 1;
+            assert!(
+                handled <= STABILIZE_MESSAGES_MAX,
+                "the cluster does not settle: a livelock or a message storm"
+            );
             if keep(&message) {
                 self.deliver(message);
             }

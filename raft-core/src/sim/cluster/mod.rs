@@ -12,11 +12,12 @@ use crate::ready::SnapshotMeta;
 use crate::ready::{bootstrap, Ready, Restored};
 use crate::rng::Rng;
 use crate::sim::checker::{entry_hash, Checker, NodeTrack, Violation};
-use crate::sim::client_reads::{ClientRead, ClientReads, ReadFailure};
-use crate::sim::config::{LinkConfig, SimConfig};
+use crate::sim::client_reads::{ClientRead, ClientReads};
+use crate::sim::config::{Adversary, LinkConfig, SimConfig};
 use crate::sim::hash::{combine, trace_combine};
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::queue::EventQueue;
+use crate::sim::rules::Rules;
 use crate::sim::script::{Input, Script};
 use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
 use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, Role};
@@ -25,6 +26,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
+
+mod adversary;
+mod inputs;
+
+pub use adversary::CONVERGENCE_MS_MAX;
 
 /// What a node's disk holds: everything that survives a crash.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +66,31 @@ impl Storage {
     }
 }
 
+/// Stages a batch's snapshot chunks in order (a chunk at offset 0 starts a snapshot over) and
+/// returns the bytes of the snapshot the batch installs, taken as its last chunk is staged.
+///
+/// One batch can finish one snapshot and start receiving the next (a new leader's, say): the
+/// next one's first chunks follow the finished one's last in `chunks`, and must stay staged,
+/// not be installed. Staging every chunk first and installing what was staged installed the
+/// next snapshot's first chunk (issue 19, item 5: "snapshot holds no simulator state").
+fn stage_chunks(
+    staging: &mut Vec<u8>,
+    chunks: &[crate::ready::SnapshotChunk],
+    installed: Option<&SnapshotMeta>,
+) -> Option<Vec<u8>> {
+    let mut data = None;
+    for chunk in chunks {
+        if chunk.offset == 0 {
+            staging.clear();
+        }
+        staging.extend_from_slice(&chunk.data);
+        if chunk.last && installed == Some(&chunk.meta) {
+            data = Some(core::mem::take(staging));
+        }
+    }
+    data
+}
+
 /// Whether a server is running, crashed or paused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
@@ -92,6 +123,8 @@ pub struct SimNode {
     track: NodeTrack,
     /// The simulated state machine (rebuilt from the snapshot and the log on restart).
     pub machine: SimStateMachine,
+    /// Simulated milliseconds between two of its ticks (its clock's speed).
+    tick_period_ms: u64,
 }
 
 impl SimNode {
@@ -215,6 +248,18 @@ pub struct Simulation {
     client_reads: ClientReads,
     /// What the last step may have changed.
     changed: Changed,
+    /// The per-step rule checks.
+    rules: Rules,
+    /// The reactive faults' own random stream.
+    adversary_rng: Rng,
+    /// Leaders (and terms) already considered for a Figure 8 crash.
+    figure8_armed: BTreeSet<(NodeId, crate::types::Term)>,
+    /// Events and inputs handled so far.
+    steps: u64,
+    /// A budget was exceeded: the run stops.
+    budget_exceeded: bool,
+    /// The kv clients' reads already given a floor for the read-index rule.
+    workload_reads_seen: u64,
 }
 
 impl Simulation {
@@ -242,6 +287,12 @@ impl Simulation {
             workload: None,
             client_reads: ClientReads::default(),
             changed: Changed::All,
+            rules: Rules::default(),
+            adversary_rng: Rng::new(config.seed ^ 0x6164_7665_7273_6172),
+            figure8_armed: BTreeSet::new(),
+            steps: 0,
+            budget_exceeded: false,
+            workload_reads_seen: 0,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -262,6 +313,7 @@ impl Simulation {
                 persist_done_held: false,
                 track: NodeTrack::default(),
                 machine: SimStateMachine::default(),
+                tick_period_ms: simulation.config.tick_ms,
             });
             simulation.start_node(id);
         }
@@ -335,6 +387,11 @@ impl Simulation {
             Event::Deliver(message) => Some(message),
             _ => None,
         })
+    }
+
+    /// Events and inputs handled so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
     }
 
     /// Whether the directed link `from → to` is cut.
@@ -436,6 +493,19 @@ impl Simulation {
     /// Handles the next input or event if it happens at or before `limit_ms`. Inputs go before
     /// events of the same time.
     pub fn step_once(&mut self, limit_ms: u64) -> bool {
+        if self.budget_exceeded {
+            return false;
+        }
+        self.steps += 1;
+        let budget = self.config.budget;
+        if self.steps > budget.steps_max {
+            self.exceed_budget(format!("more than {} steps", budget.steps_max));
+            return false;
+        }
+        if self.events.len() > budget.queued_max {
+            self.exceed_budget(format!("more than {} events queued", budget.queued_max));
+            return false;
+        }
         let next_input = self.script.inputs.get(self.next_input).map(|(t, _)| *t);
         let next_event = self.events.next_time();
         match (next_input, next_event) {
@@ -478,6 +548,12 @@ impl Simulation {
         config.check_quorum = self.config.check_quorum;
         config.snapshot_interval_entries = self.config.snapshot_interval_entries;
         config.snapshot_trailing_entries = self.config.snapshot_trailing_entries;
+        if self.config.entries_per_message_max > 0 {
+            config.entries_per_message_max = self.config.entries_per_message_max;
+        }
+        if self.config.inflight_messages_max > 0 {
+            config.inflight_messages_max = self.config.inflight_messages_max;
+        }
         config
     }
 
@@ -516,6 +592,7 @@ impl Simulation {
         let snapshot = node.storage.snapshot.as_ref().map(|(meta, _)| (meta.index, meta.term, machine.chain));
         node.machine = machine;
         self.checker.node_started(&mut node.track, snapshot, &node.storage.entries, now);
+        self.rules.started(id);
         node.raft = Some(raft);
         if let Some(workload) = self.workload.as_mut() {
             let data = self.nodes[k].storage.snapshot.as_ref().map(|(_, data)| data.clone());
@@ -523,180 +600,15 @@ impl Simulation {
                 self.checker.restore_failed(id, now, why);
             }
         }
+        if self.config.adversary.drifting_clocks {
+            // A clock 20% slow (12 ms ticks for 10 ms) stays within a lease's drift bound.
+            let slow = self.adversary_rng.chance(1, 2);
+            let tick_ms = self.config.tick_ms;
+            self.nodes[k].tick_period_ms = if slow { tick_ms + tick_ms / 5 } else { tick_ms };
+        }
         // Nodes tick at their own phase so they do not act in lockstep.
         let phase = self.rng.range(0, self.config.tick_ms);
         self.push_event(now + phase + 1, Event::Tick { node: id, incarnation });
-        self.after_node_changed(k);
-    }
-
-    fn handle_input(&mut self, input: Input) {
-        match input {
-            Input::Propose { data } => match self.leader().and_then(|id| self.index(id)) {
-                Some(k) => self.propose_at(k, data),
-                None => self.stats.proposals_refused += 1,
-            },
-            Input::ProposeTo { node, data } => match self.index(node) {
-                Some(k) if self.nodes[k].liveness() == Liveness::Up => self.propose_at(k, data),
-                _ => self.stats.proposals_refused += 1,
-            },
-            Input::Crash(id) => self.crash(id),
-            Input::WipeDisk(id) => {
-                self.crash(id);
-                if let Some(k) = self.index(id) {
-                    let initial = self.config.node_ids().filter(|&id| self.config.is_initial_voter(id));
-                    let restored = bootstrap(Membership::with_voters(initial));
-                    self.nodes[k].storage = Storage {
-                        hard_state: restored.hard_state,
-                        entries: restored.entries,
-                        ..Storage::default()
-                    };
-                }
-            }
-            Input::Restart(id) => {
-                if self.index(id).is_some_and(|k| self.nodes[k].raft.is_none()) {
-                    self.start_node(id);
-                }
-            }
-            Input::Pause(id) => {
-                if let Some(k) = self.index(id) {
-                    if self.nodes[k].raft.is_some() {
-                        self.nodes[k].paused = true;
-                    }
-                }
-            }
-            Input::Resume(id) => self.resume(id),
-            Input::Campaign(id) => {
-                if let Some(k) = self.index(id) {
-                    let paused = self.nodes[k].paused;
-                    if let (Some(raft), false) = (self.nodes[k].raft.as_mut(), paused) {
-                        raft.campaign();
-                        self.after_node_changed(k);
-                    }
-                }
-            }
-            Input::Partition { side } => {
-                let side: BTreeSet<NodeId> = side.into_iter().collect();
-                let ids: Vec<NodeId> = self.config.node_ids().collect();
-                for &a in &ids {
-                    for &b in &ids {
-                        if side.contains(&a) != side.contains(&b) {
-                            self.cut.insert((a, b));
-                        }
-                    }
-                }
-            }
-            Input::CutLink { from, to } => {
-                self.cut.insert((from, to));
-            }
-            Input::RestoreLink { from, to } => {
-                self.cut.remove(&(from, to));
-            }
-            Input::Heal => self.cut.clear(),
-            Input::SetLink { from, to, link } => {
-                self.links.insert((from, to), link);
-            }
-            Input::Snapshot(id) => {
-                if let Some(k) = self.index(id) {
-                    self.take_snapshot(k);
-                }
-            }
-            Input::ChangeMembership { change } => {
-                let accepted = self.leader().and_then(|id| self.index(id)).is_some_and(|k| {
-                    let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
-                    let expected = raft.membership_index();
-                    let accepted = raft.change_membership(change, expected).is_ok();
-                    self.after_node_changed(k);
-                    accepted
-                });
-                if accepted {
-                    self.stats.membership_changes += 1;
-                } else {
-                    self.stats.membership_changes_refused += 1;
-                }
-            }
-            Input::TransferLeadership { target } => {
-                if let Some(k) = self.leader().and_then(|id| self.index(id)) {
-                    let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
-                    if let Ok(target) = raft.transfer_leadership(target) {
-                        self.transfer_pending = Some((target, raft.term()));
-                    }
-                    self.after_node_changed(k);
-                }
-            }
-            Input::DropMessage { id } => self.alter_in_flight(id, false),
-            Input::DuplicateMessage { id } => self.alter_in_flight(id, true),
-            Input::Read { node, key, mode } => self.client_read_at(node, key, mode),
-        }
-    }
-
-    /// A client asks server `node` for `key`: its node gives a read index (or refuses), and the
-    /// read is answered once the server has applied that index (see [`ClientReads`]).
-    fn client_read_at(&mut self, node: NodeId, key: Bytes, mode: crate::reads::ReadMode) {
-        let now = self.now_ms;
-        let request_id = self.client_reads.ask(node, key, mode, now);
-        let running = self.index(node).filter(|&k| self.nodes[k].liveness() == Liveness::Up);
-        let Some(k) = running else {
-            self.client_reads.fail(request_id, ReadFailure::NotRunning, now, &mut self.trace_hash);
-            return;
-        };
-        if let Some(raft) = self.nodes[k].raft.as_mut() {
-            self.client_reads.waiting(k, request_id);
-            raft.read(request_id, mode);
-        }
-        self.after_node_changed(k);
-    }
-
-    fn propose_at(&mut self, k: usize, data: bytes::Bytes) {
-        let Some(raft) = self.nodes[k].raft.as_mut() else {
-            self.stats.proposals_refused += 1;
-            return;
-        };
-        match raft.propose(data) {
-            Ok(_) => self.stats.proposals_accepted += 1,
-            Err(_) => self.stats.proposals_refused += 1,
-        }
-        self.after_node_changed(k);
-    }
-
-    fn crash(&mut self, id: NodeId) {
-        let Some(k) = self.index(id) else {
-            return;
-        };
-        let node = &mut self.nodes[k];
-        if node.raft.is_none() {
-            return;
-        }
-        // Whatever was being written is lost with the process.
-        node.raft = None;
-        node.persisting = None;
-        node.paused = false;
-        node.held.clear();
-        node.persist_done_held = false;
-        self.stats.crashes += 1;
-        self.client_reads.crashed(k, self.now_ms, &mut self.trace_hash);
-        if let Some(workload) = self.workload.as_mut() {
-            workload.crashed(k);
-        }
-    }
-
-    fn resume(&mut self, id: NodeId) {
-        let Some(k) = self.index(id) else {
-            return;
-        };
-        if !self.nodes[k].paused {
-            return;
-        }
-        self.nodes[k].paused = false;
-        if core::mem::take(&mut self.nodes[k].persist_done_held) {
-            self.finish_persist(k);
-        }
-        while let Some(message) = self.nodes[k].held.pop_front() {
-            self.deliver(k, message);
-        }
-        if let (Some(workload), Some(raft)) = (self.workload.as_mut(), self.nodes[k].raft.as_mut()) {
-            workload.resume(k, raft, self.now_ms);
-            self.flush_workload();
-        }
         self.after_node_changed(k);
     }
 
@@ -709,7 +621,7 @@ impl Simulation {
                 if self.nodes[k].incarnation != incarnation || self.nodes[k].raft.is_none() {
                     return;
                 }
-                let next = self.now_ms + self.config.tick_ms;
+                let next = self.now_ms + self.nodes[k].tick_period_ms;
                 self.push_event(next, Event::Tick { node, incarnation });
                 if self.nodes[k].paused {
                     return;
@@ -778,6 +690,7 @@ impl Simulation {
                         changed = Some(k);
                     }
                 }
+                self.note_workload_reads();
             }
         }
         self.flush_workload();
@@ -834,14 +747,19 @@ impl Simulation {
             if let Some(meta) = &ready.snapshot_installed {
                 // The checker follows the node's log from the snapshot on.
                 let node = &mut self.nodes[k];
-                let mut data = node.storage.staging.clone();
-                for chunk in &ready.snapshot_chunks {
-                    data.extend_from_slice(&chunk.data);
-                }
+                let mut staging = node.storage.staging.clone();
+                let data = stage_chunks(&mut staging, &ready.snapshot_chunks, Some(meta)).unwrap_or(staging);
                 let chain = SimStateMachine::restore(&data).map_or(0, |m| m.chain);
+                let applied = node.track.applied();
+                self.rules.snapshot_installed(&mut self.checker, node.id, meta.index, applied, now);
+                let node = &mut self.nodes[k];
                 self.checker.snapshot_restored(node.id, &mut node.track, meta.index, meta.term, chain, now);
             }
             self.checker.entries_appended(&mut self.nodes[k].track, &ready.entries, now);
+            self.leader_appended(k, &ready.entries);
+            if !ready.read_states.is_empty() {
+                self.read_indexes_given(k, &ready.read_states);
+            }
             if let Some(workload) = self.workload.as_mut() {
                 workload.read_states(k, &ready.read_states);
                 self.flush_workload();
@@ -873,15 +791,17 @@ impl Simulation {
         };
         self.stats.persists += 1;
         let node = &mut self.nodes[k];
-        for chunk in &ready.snapshot_chunks {
-            if chunk.offset == 0 {
-                node.storage.staging.clear();
-            }
-            node.storage.staging.extend_from_slice(&chunk.data);
-        }
+        let installed = stage_chunks(
+            &mut node.storage.staging,
+            &ready.snapshot_chunks,
+            ready.snapshot_installed.as_ref(),
+        );
         if let Some(meta) = ready.snapshot_installed.take() {
             // The staged snapshot becomes the current one; the stored log starts over.
-            let data = Bytes::from(core::mem::take(&mut node.storage.staging));
+            let data = match installed {
+                Some(data) => Bytes::from(data),
+                None => Bytes::from(core::mem::take(&mut node.storage.staging)),
+            };
             node.machine = SimStateMachine::restore(&data).unwrap_or_default();
             if let Some(workload) = self.workload.as_mut() {
                 if let Err(why) = workload.snapshot_installed(k, &data) {
@@ -892,12 +812,17 @@ impl Simulation {
             node.storage.entries.clear();
             self.stats.snapshots_installed += 1;
         }
+        let hard_state_changed = ready.hard_state.is_some();
         if let Some(hard_state) = ready.hard_state {
             node.storage.hard_state = hard_state;
         }
         // The batch is done with its entries: the disk takes them instead of copies.
         node.storage.store_entries(core::mem::take(&mut ready.entries));
+        if hard_state_changed {
+            self.hard_state_persisted(k);
+        }
         for message in core::mem::take(&mut ready.messages_after_persist) {
+            self.leaving_after_persist(k, &message);
             self.send(message);
         }
         let now = self.now_ms;
@@ -966,6 +891,7 @@ impl Simulation {
     }
 
     fn observe(&mut self, k: usize) {
+        self.observe_rules(k);
         let now = self.now_ms;
         let node = &mut self.nodes[k];
         let Some(raft) = node.raft.as_ref() else {
@@ -1023,23 +949,42 @@ impl Simulation {
             let Some(message) = message else {
                 return;
             };
-            let in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
+            let mut in_flight = InFlight { id, sent_ms: self.now_ms, deliver_ms, message };
+            if copy == copies && self.config.adversary != Adversary::default() {
+                self.adversary_on_send(&mut in_flight);
+            }
+            let deliver_ms = in_flight.deliver_ms;
             self.push_event(deliver_ms, Event::Deliver(in_flight));
         }
     }
+}
 
-    /// Removes one message from the wire, or delivers a second copy of it.
-    fn alter_in_flight(&mut self, id: u64, duplicate: bool) {
-        let is_it = |event: &Event| matches!(event, Event::Deliver(m) if m.id == id);
-        if duplicate {
-            let Some((time_ms, event)) = self.events.first(is_it) else {
-                return;
-            };
-            let event = event.clone();
-            self.stats.messages_duplicated += 1;
-            self.push_event(time_ms, event);
-        } else if self.events.remove_first(is_it).is_some() {
-            self.stats.messages_dropped += 1;
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ready::SnapshotChunk;
+    use crate::types::Term;
+
+    fn chunk(index: u64, offset: u64, data: &'static [u8], last: bool) -> SnapshotChunk {
+        let meta = SnapshotMeta { index: LogIndex(index), term: Term(1), membership: Membership::default() };
+        SnapshotChunk { meta, offset, data: Bytes::from_static(data), last }
+    }
+
+    /// Issue 19, item 5: a batch that finishes snapshot 10 and starts snapshot 20 installs
+    /// snapshot 10's bytes and keeps snapshot 20's first chunk staged. Staging every chunk and
+    /// then installing the staging (as before) installed "next" alone.
+    #[test]
+    fn the_installed_snapshot_is_the_one_whose_last_chunk_came() {
+        let mut staging = b"left over".to_vec();
+        let chunks =
+            [chunk(10, 0, b"whole-", false), chunk(10, 6, b"snapshot", true), chunk(20, 0, b"next", false)];
+        let installed = &chunks[1].meta;
+        let data = stage_chunks(&mut staging, &chunks, Some(installed));
+        assert_eq!(data.as_deref(), Some(&b"whole-snapshot"[..]));
+        assert_eq!(staging, b"next");
+        // Nothing installed: everything stays staged, in order.
+        let mut staging = Vec::new();
+        assert_eq!(stage_chunks(&mut staging, &chunks[..1], None), None);
+        assert_eq!(staging, b"whole-");
     }
 }
