@@ -32,7 +32,11 @@ fn elected(size: u64) -> TestCluster {
     cluster
 }
 
-fn change(cluster: &mut TestCluster, leader: u64, change: MembershipChange) -> Result<LogIndex, MembershipError> {
+fn change(
+    cluster: &mut TestCluster,
+    leader: u64,
+    change: MembershipChange,
+) -> Result<LogIndex, MembershipError> {
     let expected = cluster.node(leader).membership_index();
     cluster.node_mut(leader).change_membership(change, expected)
 }
@@ -223,7 +227,11 @@ fn a_truncated_joint_configuration_rolls_back_to_the_one_at_the_compaction_point
         cluster.snapshot(id);
     }
     let original = cluster.node(1).membership().clone();
-    assert!(cluster.node(1).entries().iter().all(|e| !matches!(e.payload, raft_core::EntryPayload::Membership(_))));
+    assert!(cluster
+        .node(1)
+        .entries()
+        .iter()
+        .all(|e| !matches!(e.payload, raft_core::EntryPayload::Membership(_))));
     cluster.isolate(1);
     change(&mut cluster, 1, MembershipChange::ReplaceVoters(ids(&[1, 2]))).unwrap();
     cluster.stabilize();
@@ -319,7 +327,9 @@ fn odd_reports_and_stale_or_duplicate_answers_do_not_break_flow_control() {
             from: NodeId(2),
             to: NodeId(1),
             term,
-            body: MessageBody::AppendResponse { outcome: AppendOutcome::Accepted { match_index: LogIndex(match_index) } },
+            body: MessageBody::AppendResponse {
+                outcome: AppendOutcome::Accepted { match_index: LogIndex(match_index) },
+            },
         };
         let _ = cluster.node_mut(1).step(stale);
     }
@@ -327,7 +337,11 @@ fn odd_reports_and_stale_or_duplicate_answers_do_not_break_flow_control() {
         from: NodeId(2),
         to: NodeId(1),
         term,
-        body: MessageBody::InstallSnapshotResponse { snapshot_index: LogIndex(1000), next_offset: 5, done: true },
+        body: MessageBody::InstallSnapshotResponse {
+            snapshot_index: LogIndex(1000),
+            next_offset: 5,
+            done: true,
+        },
     };
     let _ = cluster.node_mut(1).step(snapshot_answer);
     let last = cluster.node(1).last_index();
@@ -412,7 +426,10 @@ fn no_leader_is_ever_elected_in_term_one() {
     change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(new))).unwrap();
     cluster.tick_all(3 * timeout(&cluster));
     assert!(cluster.node(1).membership().is_voter(NodeId(new)), "promoted");
-    assert!(cluster.disks[(new - 1) as usize].hard_state.term >= Term(2), "the joiner stored the leader's term");
+    assert!(
+        cluster.disks[(new - 1) as usize].hard_state.term >= Term(2),
+        "the joiner stored the leader's term"
+    );
     // It restarts right after acknowledging: it keeps quiet although it joined empty.
     cluster.crash(new);
     cluster.restart(new);
@@ -550,8 +567,11 @@ fn cluster_without_trailing_entries(size: u64) -> TestCluster {
 /// Fix: never put chunks of another snapshot in a `Ready` that installs one (hold them for the
 /// next batch), or make `snapshot_installed` carry/identify its own bytes; and have
 /// `MemoryStorage` install before staging chunks that follow the last one.
+///
+/// Fixed: while a `Ready` not yet handed out installs a snapshot, the node refuses chunks of
+/// any snapshot (not staged, not acknowledged; the leader resends), so B's first chunk is not
+/// in this batch and A's bytes are installed.
 #[test]
-#[ignore = "FINDING: a Ready installing snapshot A with B's first chunk after it installs B's bytes as A"]
 fn finding_a_ready_that_completes_one_snapshot_and_starts_the_next_installs_the_wrong_bytes() {
     let mut cluster = cluster_without_trailing_entries(3);
     cluster.isolate(3);
@@ -611,7 +631,9 @@ fn finding_a_ready_that_completes_one_snapshot_and_starts_the_next_installs_the_
     node.step(first_of_b).unwrap();
     let ready = node.ready();
     assert_eq!(ready.snapshot_installed.as_ref(), Some(&snapshot_a), "this batch installs A");
-    assert_eq!(ready.snapshot_chunks.len(), 2, "A's last chunk and B's first");
+    assert_eq!(ready.snapshot_chunks.len(), 1, "A's last chunk only: B's first is refused");
+    assert!(ready.snapshot_chunks[0].last && ready.snapshot_chunks[0].meta == snapshot_a);
+    assert_eq!(cluster.node(3).stats().snapshot_chunks_deferred, 1);
     let installed = cluster.disks[2].persist(&ready).expect("the reference storage installs");
     cluster.node_mut(3).advance();
     assert_eq!(installed, expected_a, "the bytes installed as snapshot A are A's");
@@ -669,7 +691,8 @@ fn a_heartbeat_answer_overtaking_a_slow_window_only_costs_a_resend() {
         cluster.node_mut(1).tick();
     }
     cluster.flush();
-    let heartbeats: Vec<Message> = cluster.network.drain(..).filter(|m| matches!(m.body, MessageBody::Heartbeat { .. })).collect();
+    let heartbeats: Vec<Message> =
+        cluster.network.drain(..).filter(|m| matches!(m.body, MessageBody::Heartbeat { .. })).collect();
     for m in heartbeats {
         cluster.deliver(m);
         cluster.flush();

@@ -60,6 +60,10 @@ pub struct Stats {
     pub snapshots_sent: u64,
     /// Snapshots this node installed from a leader.
     pub snapshots_installed: u64,
+    /// Snapshot chunks refused (not staged, not acknowledged; the leader resends them) because
+    /// the batch not yet handed out already installs a snapshot: a `Ready` that installs one
+    /// never carries chunks after the installed snapshot's last chunk (§7).
+    pub snapshot_chunks_deferred: u64,
     /// Configuration changes this node appended as leader.
     pub membership_changes: u64,
     /// Leadership transfers this leader completed by sending TimeoutNow.

@@ -834,8 +834,13 @@ impl Simulation {
             if let Some(meta) = &ready.snapshot_installed {
                 // The checker follows the node's log from the snapshot on.
                 let node = &mut self.nodes[k];
+                // Staged exactly as `finish_persist` stages (a chunk at offset 0 starts over), so
+                // the checker sees the bytes the driver installs.
                 let mut data = node.storage.staging.clone();
                 for chunk in &ready.snapshot_chunks {
+                    if chunk.offset == 0 {
+                        data.clear();
+                    }
                     data.extend_from_slice(&chunk.data);
                 }
                 let chain = SimStateMachine::restore(&data).map_or(0, |m| m.chain);
