@@ -63,8 +63,11 @@ fn await_leader(cluster: &mut TestCluster, max: u64) -> Option<u64> {
 /// to one follower moves it to LAST; its next answer to the leader (a higher-term
 /// HeartbeatResponse, which the leader accepts from a member) deposes the leader into LAST
 /// too, and nobody can ever be elected again. The term is durable, so restarts do not help.
+///
+/// Fixed: a message more than `MAX_TERM_JUMP` (2^32) terms ahead of the receiver's term is
+/// refused (`StepError::TermTooFarAhead`); the terms of peers within that bound are trusted
+/// (the transport authenticates peers).
 #[test]
-#[ignore = "FINDING: a single heartbeat at Term::LAST from a non-member ends the cluster for good"]
 fn finding_a_heartbeat_at_the_last_term_from_a_non_member_ends_elections_forever() {
     let mut cluster = elected(3);
     let forged = Message {
@@ -73,7 +76,9 @@ fn finding_a_heartbeat_at_the_last_term_from_a_non_member_ends_elections_forever
         term: Term::LAST,
         body: MessageBody::Heartbeat { commit: LogIndex(0), context: 0 },
     };
-    let _ = cluster.node_mut(2).step(forged);
+    let refused = cluster.node_mut(2).step(forged);
+    assert_eq!(refused, Err(raft_core::StepError::TermTooFarAhead { term: Term::LAST }));
+    assert_eq!(cluster.node(2).stats().messages_term_too_far_ahead, 1);
     // Node 99 does not exist: whatever is addressed to it is lost.
     let t = timeout(&cluster);
     for _ in 0..20 * t {
@@ -84,8 +89,8 @@ fn finding_a_heartbeat_at_the_last_term_from_a_non_member_ends_elections_forever
     }
     let leader = cluster.leaders().first().copied();
     assert!(
-        cluster.ids().iter().all(|&id| cluster.node(id).term() == Term::LAST),
-        "every node was driven to the last term"
+        cluster.ids().iter().all(|&id| cluster.node(id).term() < Term(1 << 32)),
+        "no node was driven towards the last term"
     );
     assert!(leader.is_some(), "no leader can ever be elected again: nobody may campaign past Term::LAST");
 }
