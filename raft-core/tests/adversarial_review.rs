@@ -133,8 +133,10 @@ fn a_removed_server_campaigning_at_high_terms_does_not_disrupt() {
 /// configuration knob) — and see the next finding for when that never happens. etcd and
 /// hashicorp let a learner/non-voter be removed at any time (thesis §4.2.1 only requires that
 /// the new server catches up before it *votes*).
+///
+/// Fixed: `RemoveServer` (and `DemoteVoter`) are accepted while a promotion is pending; removing
+/// the promoting learner withdraws its promotion in the same configuration entry.
 #[test]
-#[ignore = "FINDING: RemoveServer of a promoting learner is refused (ChangeInProgress) until the catch-up times out"]
 fn finding_a_promoting_learner_cannot_be_removed() {
     let mut cluster = elected(3);
     let new = cluster.add_empty_node();
@@ -145,6 +147,9 @@ fn finding_a_promoting_learner_cannot_be_removed() {
     assert!(cluster.node(1).membership().promoting.contains(&NodeId(new)));
     let removed = change(&mut cluster, 1, MembershipChange::RemoveServer(NodeId(new)));
     assert!(removed.is_ok(), "the operator cannot take the AddVoter back: {removed:?}");
+    cluster.stabilize();
+    let membership = cluster.node(1).membership().clone();
+    assert!(!membership.contains(NodeId(new)) && membership.promoting.is_empty(), "{membership:?}");
 }
 
 /// FINDING (liveness): a promotion of a server that is down is withdrawn only after one leader

@@ -56,7 +56,7 @@ pub enum MembershipError {
         current: LogIndex,
     },
     /// An earlier change has not committed yet (or a joint change is being left, or a new
-    /// voter is still catching up).
+    /// voter is still catching up: then only `RemoveServer` and `DemoteVoter` may go ahead).
     ChangeInProgress,
     /// The leader has not committed an entry of its own term yet; retry shortly.
     LeaderNotReady,
@@ -196,8 +196,17 @@ impl RaftNode {
         if expected_index != current_index {
             return Err(MembershipError::ConfigurationChanged { current: current_index });
         }
+        // One change at a time is about *uncommitted* configuration entries (thesis §4.1): a
+        // pending promotion is a committed promise, so removing a server (the promoting one
+        // included, which withdraws its promotion in the same entry) or demoting a voter may
+        // go ahead; other changes wait for the promotion so that it is not starved.
         let promotion_pending = self.catch_up.is_some() || !self.membership().promoting.is_empty();
-        if current_index > self.log.committed || self.membership().is_joint() || promotion_pending {
+        let allowed_while_promoting =
+            matches!(change, MembershipChange::RemoveServer(_) | MembershipChange::DemoteVoter(_));
+        if current_index > self.log.committed
+            || self.membership().is_joint()
+            || (promotion_pending && !allowed_while_promoting)
+        {
             return Err(MembershipError::ChangeInProgress);
         }
         if !self.committed_own_term() {
