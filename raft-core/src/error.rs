@@ -89,7 +89,22 @@ pub enum StepError {
         /// The sender.
         from: NodeId,
     },
+    /// The message's term is more than [`MAX_TERM_JUMP`] terms ahead of this node's: no
+    /// honest cluster gets there (every term is a campaign that went through this node's
+    /// configuration), while one forged or corrupted term near [`crate::Term::LAST`] would end
+    /// elections for good (a node at the last term can never campaign again).
+    TermTooFarAhead {
+        /// The message's term.
+        term: crate::Term,
+    },
 }
+
+/// How far ahead of its own term a node accepts a peer's term: 2^32 terms. An honest cluster
+/// never runs that many elections while a member is away (at one election a millisecond that
+/// is seven weeks of nothing but elections), so refusing more protects [`crate::Term::LAST`]
+/// from a single bad message without ever refusing a real leader. The core still trusts the
+/// terms of the peers the driver lets through; authenticating them is the transport's job.
+pub const MAX_TERM_JUMP: u64 = 1 << 32;
 
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,6 +117,7 @@ impl fmt::Display for StepError {
             }
             StepError::TermExhausted => f.write_str("message term u64::MAX is beyond the last usable term"),
             StepError::NotAMember { from } => write!(f, "node {from} is not a member of this configuration"),
+            StepError::TermTooFarAhead { term } => write!(f, "message term {term} is implausibly far ahead"),
         }
     }
 }

@@ -61,7 +61,7 @@ pub mod types;
 
 pub use bytes::Bytes;
 pub use config::Config;
-pub use error::{ConfigError, ProposeError, StepError};
+pub use error::{ConfigError, ProposeError, StepError, MAX_TERM_JUMP};
 pub use events::{RaftEvent, Status};
 pub use message::{AppendOutcome, CampaignReason, Message, MessageBody, VoteKind};
 pub use node::{

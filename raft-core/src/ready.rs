@@ -37,11 +37,19 @@ pub struct Ready {
     /// [`crate::RaftNode::send_snapshot_chunk`].
     pub snapshot_chunks_wanted: Vec<SnapshotChunkRequest>,
     /// Follower: snapshot chunks received, to write (in order) to a staging area before the
-    /// messages after persist go out.
+    /// messages after persist go out. A chunk at offset 0 starts a new staged snapshot
+    /// (discard what was staged before).
+    ///
+    /// When `snapshot_installed` is set, these chunks all belong to that snapshot and the last
+    /// of them is its last chunk: the node refuses (does not stage, does not acknowledge) chunks
+    /// of any snapshot while an installation waits in the batch not yet handed out, so "stage
+    /// the chunks, then install what is staged" installs exactly the snapshot's own bytes
+    /// (§5.4.3 State Machine Safety, §7).
     pub snapshot_chunks: Vec<SnapshotChunk>,
-    /// Follower: the staged snapshot is complete. Make it the current snapshot, delete every
-    /// stored log entry, restore the state machine from it, then persist `entries` as usual;
-    /// `committed_entries` continue after it.
+    /// Follower: the staged snapshot is complete (after staging this `Ready`'s
+    /// `snapshot_chunks`). Make it the current snapshot, delete every stored log entry, restore
+    /// the state machine from it, then persist `entries` as usual; `committed_entries` continue
+    /// after it.
     pub snapshot_installed: Option<SnapshotMeta>,
     /// What happened since the last `Ready`, for observers.
     pub events: Vec<crate::events::RaftEvent>,

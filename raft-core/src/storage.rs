@@ -92,6 +92,9 @@ impl MemoryStorage {
     /// entry's index says where the stored log is cut). Returns the installed snapshot's bytes,
     /// from which the driver restores its state machine before applying `committed_entries`.
     pub fn persist(&mut self, ready: &Ready) -> Option<Bytes> {
+        // The node never puts chunks after the installed snapshot's last chunk into a `Ready`
+        // that installs it (see `Ready::snapshot_chunks`), so staging everything first and then
+        // installing the staged bytes installs exactly that snapshot.
         for chunk in &ready.snapshot_chunks {
             if chunk.offset == 0 {
                 self.staging.clear();

@@ -56,7 +56,7 @@ pub enum MembershipError {
         current: LogIndex,
     },
     /// An earlier change has not committed yet (or a joint change is being left, or a new
-    /// voter is still catching up).
+    /// voter is still catching up: then only `RemoveServer` and `DemoteVoter` may go ahead).
     ChangeInProgress,
     /// The leader has not committed an entry of its own term yet; retry shortly.
     LeaderNotReady,
@@ -133,7 +133,12 @@ impl core::error::Error for TransferError {}
 
 /// A server catching up before it becomes a voter (thesis §4.2.1). Leader-local: what survives
 /// a change of leader is the server's place in [`Membership::promoting`], from which every new
-/// leader starts the catch-up over.
+/// leader starts the catch-up over. A leader that inherits a promotion (it did not append the
+/// `AddVoter` itself) gives it one election timeout only: a round finished within it promotes
+/// the server, otherwise the promotion is withdrawn. So a promotion is carried out or reported
+/// ([`RaftEvent::CatchUpAbandoned`]) within `CATCH_UP_ROUNDS_MAX` election timeouts of the
+/// leader that started it, or one election timeout of any later leader, however often the
+/// leader changes (issue 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct CatchUp {
     id: NodeId,
@@ -147,6 +152,8 @@ pub(super) struct CatchUp {
     decided: Option<Outcome>,
     /// A [`RaftEvent::PromotionDeferred`] was reported for this catch-up.
     deferral_reported: bool,
+    /// Started by a leader that did not append the `AddVoter`: one election timeout only.
+    inherited: bool,
 }
 
 /// How a catch-up ends.
@@ -196,8 +203,17 @@ impl RaftNode {
         if expected_index != current_index {
             return Err(MembershipError::ConfigurationChanged { current: current_index });
         }
+        // One change at a time is about *uncommitted* configuration entries (thesis §4.1): a
+        // pending promotion is a committed promise, so removing a server (the promoting one
+        // included, which withdraws its promotion in the same entry) or demoting a voter may
+        // go ahead; other changes wait for the promotion so that it is not starved.
         let promotion_pending = self.catch_up.is_some() || !self.membership().promoting.is_empty();
-        if current_index > self.log.committed || self.membership().is_joint() || promotion_pending {
+        let allowed_while_promoting =
+            matches!(change, MembershipChange::RemoveServer(_) | MembershipChange::DemoteVoter(_));
+        if current_index > self.log.committed
+            || self.membership().is_joint()
+            || (promotion_pending && !allowed_while_promoting)
+        {
             return Err(MembershipError::ChangeInProgress);
         }
         if !self.committed_own_term() {
@@ -205,6 +221,10 @@ impl RaftNode {
         }
         let current = self.membership().clone();
         let mut next = current.clone();
+        let added = match &change {
+            MembershipChange::AddVoter(id) => Some(*id),
+            _ => None,
+        };
         match change {
             MembershipChange::AddVoter(id) => {
                 if current.voters.contains(&id) {
@@ -256,8 +276,13 @@ impl RaftNode {
             ProposeError::TooManyUncommitted => MembershipError::TooManyUncommitted,
         })?;
         // A new voter starts catching up at once (its learner entry is part of what it must
-        // catch up on).
+        // catch up on), with the full allowance: this leader promised it.
         self.advance_catch_up();
+        if let Some(catch_up) = self.catch_up.as_mut() {
+            if added.is_some_and(|id| id == catch_up.id) {
+                catch_up.inherited = false;
+            }
+        }
         Ok(index)
     }
 
@@ -338,6 +363,8 @@ impl RaftNode {
                     started_tick: self.ticks,
                     decided: None,
                     deferral_reported: false,
+                    // `change_membership` clears it for this leader's own `AddVoter`.
+                    inherited: true,
                 }
             }
         };
@@ -384,7 +411,8 @@ impl RaftNode {
     /// an election timeout, withdraw after too many rounds or too long.
     fn catch_up_outcome(&self, catch_up: &mut CatchUp, match_index: LogIndex) -> Option<Outcome> {
         let total_ticks = self.ticks.saturating_sub(catch_up.started_tick);
-        if total_ticks > u64::from(CATCH_UP_ROUNDS_MAX) * self.config.election_timeout_ticks {
+        let timeouts = if catch_up.inherited { 1 } else { u64::from(CATCH_UP_ROUNDS_MAX) };
+        if total_ticks > timeouts * self.config.election_timeout_ticks {
             // Unreachable or too slow: it stays a learner.
             return Some(Outcome::Withdraw);
         }

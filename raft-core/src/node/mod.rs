@@ -60,6 +60,10 @@ pub struct Stats {
     pub snapshots_sent: u64,
     /// Snapshots this node installed from a leader.
     pub snapshots_installed: u64,
+    /// Snapshot chunks refused (not staged, not acknowledged; the leader resends them) because
+    /// the batch not yet handed out already installs a snapshot: a `Ready` that installs one
+    /// never carries chunks after the installed snapshot's last chunk (§7).
+    pub snapshot_chunks_deferred: u64,
     /// Configuration changes this node appended as leader.
     pub membership_changes: u64,
     /// Leadership transfers this leader completed by sending TimeoutNow.
@@ -67,6 +71,9 @@ pub struct Stats {
     /// Messages refused because their term is `u64::MAX`, a term no node may enter
     /// ([`Term::LAST`] is the last one).
     pub messages_term_exhausted: u64,
+    /// Messages refused because their term is more than [`crate::error::MAX_TERM_JUMP`] terms
+    /// ahead of this node's (see [`StepError::TermTooFarAhead`]).
+    pub messages_term_too_far_ahead: u64,
     /// Messages refused because their sender is not a member of this node's configuration and
     /// the message is one only a member may send (see [`StepError::NotAMember`]).
     pub messages_from_non_members: u64,
@@ -329,6 +336,7 @@ impl RaftNode {
         if let Err(error) = self.validate(&message) {
             match error {
                 StepError::TermExhausted => self.stats.messages_term_exhausted += 1,
+                StepError::TermTooFarAhead { .. } => self.stats.messages_term_too_far_ahead += 1,
                 StepError::NotAMember { .. } => self.stats.messages_from_non_members += 1,
                 _ => self.stats.messages_dropped_invalid += 1,
             }
@@ -366,6 +374,11 @@ impl RaftNode {
         // again, and `term + 1` would have to saturate.
         if message.term > Term::LAST {
             return Err(StepError::TermExhausted);
+        }
+        // Nor jump so far ahead that only a forged or corrupted term could explain it: a single
+        // such message at `Term::LAST` would leave the cluster unable to elect anyone again.
+        if message.term.0.saturating_sub(self.term.0) > crate::error::MAX_TERM_JUMP {
+            return Err(StepError::TermTooFarAhead { term: message.term });
         }
         self.screen_sender(message)?;
         match &message.body {

@@ -224,6 +224,15 @@ impl RaftNode {
             self.send_after_persist(leader, body);
             return;
         }
+        if self.snapshot_installed.is_some() {
+            // A snapshot completed in the batch not yet handed out. A driver stages a `Ready`'s
+            // chunks and then installs "the staged snapshot", so chunks of any snapshot after
+            // the last one of the installed snapshot would be installed as its bytes (§5.4.3
+            // State Machine Safety, §7). Refuse the chunk: not staged, not acknowledged; the
+            // leader resends it after its chunk timeout, by when this batch has gone out.
+            self.stats.snapshot_chunks_deferred += 1;
+            return;
+        }
         let term = self.term;
         let expected = match &self.incoming_snapshot {
             Some(incoming) if incoming.meta == meta && incoming.leader == leader && incoming.term == term => {
