@@ -30,6 +30,14 @@ header "simulator: seed 1, 50 runs, 5 nodes, all faults"
 cargo run --release -p raft-core --example simulate -- \
     --seed 1 --runs 50 --nodes 5 --faults all --ticks 20000
 
+header "fuzz smoke run: every target for about 20 s (nightly + cargo-fuzz)"
+if bash scripts/fuzz.sh --check >/dev/null 2>&1; then
+    bash scripts/fuzz.sh --smoke
+else
+    echo "fuzz smoke run SKIPPED: the nightly toolchain or cargo-fuzz cannot be installed here"
+    echo "(the fuzz regressions still ran above, in cargo test, on stable)"
+fi
+
 if [ -d web/tests ]; then
     header "build wasm package (web/pkg)"
     bash scripts/build-wasm.sh

@@ -21,6 +21,8 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kv;
 pub mod metrics;
 pub mod raft;

@@ -405,33 +405,106 @@ pub async fn dial(
             .await
             .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let first = next_binary(&mut socket).await?;
-        let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).map_err(frame_to_handshake)?;
-        if challenge.cluster_id != config.cluster_id {
-            return Err(HandshakeError::Protocol(format!(
-                "peer belongs to cluster {:?}, not {:?}",
-                challenge.cluster_id, config.cluster_id
-            )));
-        }
         let nonce = random_nonce();
-        let hello = Hello {
-            cluster_id: config.cluster_id.clone(),
-            node_id: config.node_id,
-            address: config.advertise_address.clone(),
-            nonce,
-            mac: hello_mac(&config.secret, &challenge, config.node_id).finalize().into_bytes().to_vec(),
-        };
+        let (challenge, hello) = answer_challenge(config, &first, nonce)?;
         socket
             .send(WsMessage::binary(encode_frame_with_version(version, FrameKind::Hello, &hello)))
             .await
             .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let answer = next_binary(&mut socket).await?;
-        let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(frame_to_handshake)?;
-        welcome_mac(&config.secret, &nonce, challenge.node_id)
-            .verify_slice(&welcome.mac)
-            .map_err(|_| HandshakeError::Protocol("the peer does not know the cluster secret".into()))?;
+        check_welcome(config, &challenge, &nonce, &answer)?;
         Ok((socket, challenge.node_id))
     };
     tokio::time::timeout(config.handshake_timeout, handshake).await.map_err(|_| HandshakeError::Timeout)?
+}
+
+/// Dialler, step 1: reads the acceptor's Challenge frame and makes the Hello that answers it,
+/// with `nonce` for the acceptor to sign. Pure, so that the fuzzer drives it.
+///
+/// # Errors
+/// [`HandshakeError`] when the frame is not a Challenge of this cluster.
+#[doc(hidden)]
+pub fn answer_challenge(
+    config: &TransportConfig,
+    frame: &[u8],
+    nonce: [u8; 16],
+) -> Result<(Challenge, Hello), HandshakeError> {
+    let challenge: Challenge = decode_frame(frame, FrameKind::Challenge).map_err(frame_to_handshake)?;
+    if challenge.cluster_id != config.cluster_id {
+        return Err(HandshakeError::Protocol(format!(
+            "peer belongs to cluster {:?}, not {:?}",
+            challenge.cluster_id, config.cluster_id
+        )));
+    }
+    let hello = Hello {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.node_id,
+        address: config.advertise_address.clone(),
+        nonce,
+        mac: hello_mac(&config.secret, &challenge, config.node_id).finalize().into_bytes().to_vec(),
+    };
+    Ok((challenge, hello))
+}
+
+/// Dialler, step 2: checks the acceptor's Welcome frame proves the secret over our `nonce`.
+///
+/// # Errors
+/// [`HandshakeError`] when the frame is a refusal, malformed, or its proof is wrong.
+#[doc(hidden)]
+pub fn check_welcome(
+    config: &TransportConfig,
+    challenge: &Challenge,
+    nonce: &[u8; 16],
+    frame: &[u8],
+) -> Result<(), HandshakeError> {
+    let welcome: Welcome = decode_frame(frame, FrameKind::Welcome).map_err(frame_to_handshake)?;
+    welcome_mac(&config.secret, nonce, challenge.node_id)
+        .verify_slice(&welcome.mac)
+        .map_err(|_| HandshakeError::Protocol("the peer does not know the cluster secret".into()))
+}
+
+/// Acceptor: checks the dialler's Hello frame against the `challenge` we sent; on success, the
+/// Hello and the Welcome to send back. Pure, so that the fuzzer drives it.
+///
+/// # Errors
+/// Why the dialler is refused, lowercase.
+#[doc(hidden)]
+pub fn accept_hello(
+    config: &TransportConfig,
+    challenge: &Challenge,
+    frame: &[u8],
+) -> Result<(Hello, Welcome), String> {
+    let hello: Hello = decode_frame(frame, FrameKind::Hello).map_err(|e| e.to_string())?;
+    if hello.cluster_id != config.cluster_id {
+        return Err(format!("wrong cluster id {:?} (this is {:?})", hello.cluster_id, config.cluster_id));
+    }
+    if hello.node_id == config.node_id {
+        return Err(format!("node id {} is this node's own id", hello.node_id));
+    }
+    hello_mac(&config.secret, challenge, hello.node_id)
+        .verify_slice(&hello.mac)
+        .map_err(|_| "authentication failed: wrong cluster secret".to_string())?;
+    let welcome = Welcome {
+        mac: welcome_mac(&config.secret, &hello.nonce, config.node_id).finalize().into_bytes().to_vec(),
+    };
+    Ok((hello, welcome))
+}
+
+/// After the handshake: decodes one frame from authenticated peer `peer` to node `me`, refusing
+/// a message that claims another sender or another recipient.
+///
+/// # Errors
+/// Why the frame is refused (the connection is then closed).
+#[doc(hidden)]
+pub fn check_raft_frame(peer: NodeId, me: NodeId, frame: &[u8]) -> Result<Message, String> {
+    let message: Message = decode_frame(frame, FrameKind::Raft).map_err(|e| e.to_string())?;
+    if message.from != peer {
+        return Err(format!("message claims to come from node {} on node {peer}'s connection", message.from));
+    }
+    if message.to != me {
+        return Err(format!("message addressed to node {}, this is node {me}", message.to));
+    }
+    Ok(message)
 }
 
 fn frame_to_handshake(error: FrameError) -> HandshakeError {
@@ -720,19 +793,7 @@ impl Transport {
         })
         .await
         .map_err(|_| "handshake timed out".to_string())??;
-        let hello: Hello = decode_frame(&frame, FrameKind::Hello).map_err(|e| e.to_string())?;
-        if hello.cluster_id != config.cluster_id {
-            return Err(format!("wrong cluster id {:?} (this is {:?})", hello.cluster_id, config.cluster_id));
-        }
-        if hello.node_id == config.node_id {
-            return Err(format!("node id {} is this node's own id", hello.node_id));
-        }
-        hello_mac(&config.secret, &challenge, hello.node_id)
-            .verify_slice(&hello.mac)
-            .map_err(|_| "authentication failed: wrong cluster secret".to_string())?;
-        let welcome = Welcome {
-            mac: welcome_mac(&config.secret, &hello.nonce, config.node_id).finalize().into_bytes().to_vec(),
-        };
+        let (hello, welcome) = accept_hello(config, &challenge, &frame)?;
         socket
             .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome)))
             .await
@@ -813,16 +874,7 @@ impl Transport {
     }
 
     fn deliver(&self, peer: &Peer, me: NodeId, frame: &[u8]) -> Result<(), String> {
-        let message: Message = decode_frame(frame, FrameKind::Raft).map_err(|e| e.to_string())?;
-        if message.from != peer.id {
-            return Err(format!(
-                "message claims to come from node {} on node {}'s connection",
-                message.from, peer.id
-            ));
-        }
-        if message.to != me {
-            return Err(format!("message addressed to node {}, this is node {me}", message.to));
-        }
+        let message = check_raft_frame(peer.id, me, frame)?;
         if self.inner.inbound.try_send(message).is_err() {
             self.inner.metrics.peer_inbox_dropped_total.fetch_add(1, Ordering::Relaxed);
         }

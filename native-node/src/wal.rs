@@ -123,6 +123,62 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+/// One record as [`Wal::append`] writes it (header, payload, trailer). Public for the fuzzer
+/// and the property tests, which build segments from it.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] if the batch cannot be encoded.
+#[doc(hidden)]
+pub fn encode_record(
+    hard_state: &HardState,
+    reset: bool,
+    entries: &[Entry],
+) -> Result<Vec<u8>, StorageError> {
+    let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
+    let payload = postcard::to_allocvec(&batch)
+        .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
+    let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    Ok(record)
+}
+
+/// Where the data of one segment ends, as [`replay_segment_bytes`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SegmentEnd {
+    /// Data ends at this offset; zeros (or nothing) follow.
+    Clean(usize),
+    /// A torn record starts at `offset` and its remains run to `extent_end`: erase them.
+    Torn { offset: usize, extent_end: usize, why: String },
+}
+
+/// Replays segments given as bytes, in order, the last one being the active segment, exactly
+/// as [`Wal::open`] does, except that a torn tail is reported rather than erased on disk.
+/// Returns the state and, if the last segment ended in a torn record, the offset where it
+/// starts. For the fuzzer and the property tests.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] naming the segment (by position) and offset of a bad record.
+#[doc(hidden)]
+pub fn replay_bytes(segments: &[&[u8]]) -> Result<(WalState, Option<usize>), StorageError> {
+    let mut state = WalState::default();
+    let mut torn = None;
+    for (position, bytes) in segments.iter().enumerate() {
+        let is_last = position + 1 == segments.len();
+        let mut max_index = 0;
+        let name = format!("#{}", position + 1);
+        if let SegmentEnd::Torn { offset, .. } =
+            replay_segment_bytes(bytes, &name, is_last, &mut state, &mut max_index)?
+        {
+            torn = Some(offset);
+        }
+    }
+    Ok((state, torn))
+}
+
 impl Wal {
     /// Opens the log in `data_dir/wal`, replaying every segment.
     ///
@@ -206,15 +262,7 @@ impl Wal {
         reset: bool,
         entries: &[Entry],
     ) -> Result<(), StorageError> {
-        let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
-        let payload = postcard::to_allocvec(&batch)
-            .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
-        let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        record.extend_from_slice(&payload);
-        record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        let record = encode_record(hard_state, reset, entries)?;
         // Keep room for an end marker (a zero header) after the record.
         if self.write_offset + record.len() as u64 + HEADER_BYTES > self.active_bytes {
             self.roll_over(record.len() as u64 + HEADER_BYTES)?;
@@ -319,21 +367,46 @@ fn replay_segment(
     max_index: &mut u64,
 ) -> Result<u64, StorageError> {
     let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+    match replay_segment_bytes(&bytes, &path.display().to_string(), is_last, state, max_index)? {
+        SegmentEnd::Clean(offset) => Ok(offset as u64),
+        SegmentEnd::Torn { offset, extent_end, why } => {
+            // A torn write: erase it so later appends do not mix with its remains.
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io(format!("opening {}", path.display())))?;
+            file.write_all_at(&vec![0u8; extent_end - offset], offset as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(io(format!("erasing a torn record in {}", path.display())))?;
+            tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
+            Ok(offset as u64)
+        }
+    }
+}
+
+/// Replays one segment's bytes into `state`: where its data ends, or the torn record to erase.
+fn replay_segment_bytes(
+    bytes: &[u8],
+    name: &str,
+    is_last: bool,
+    state: &mut WalState,
+    max_index: &mut u64,
+) -> Result<SegmentEnd, StorageError> {
     let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
-        what: format!("log segment {} offset {offset}: {why}", path.display()),
+        what: format!("log segment {name} offset {offset}: {why}"),
     };
     let mut offset = 0usize;
     loop {
         if offset + HEADER_BYTES as usize > bytes.len() {
-            return Ok(offset as u64);
+            return Ok(SegmentEnd::Clean(offset));
         }
-        let length = read_u32(&bytes, offset) as usize;
-        let checksum = read_u32(&bytes, offset + 4);
+        let length = read_u32(bytes, offset) as usize;
+        let checksum = read_u32(bytes, offset + 4);
         if length == 0 && checksum == 0 {
             if bytes[offset..].iter().any(|&b| b != 0) {
                 return Err(corrupt(offset, "zero header followed by data"));
             }
-            return Ok(offset as u64);
+            return Ok(SegmentEnd::Clean(offset));
         }
         let payload_start = offset + HEADER_BYTES as usize;
         let record_end =
@@ -341,8 +414,8 @@ fn replay_segment(
         let problem = match record_end {
             Some(end) if end <= bytes.len() => {
                 let payload = &bytes[payload_start..payload_start + length];
-                let trailer_ok = read_u32(&bytes, payload_start + length) == TRAILER_MAGIC
-                    && read_u32(&bytes, payload_start + length + 4) as usize == length;
+                let trailer_ok = read_u32(bytes, payload_start + length) == TRAILER_MAGIC
+                    && read_u32(bytes, payload_start + length + 4) as usize == length;
                 if !trailer_ok {
                     Some((false, "record trailer missing".to_string()))
                 } else if crc32fast::hash(payload) != checksum {
@@ -367,16 +440,7 @@ fn replay_segment(
         let extent_end = record_end.unwrap_or(usize::MAX).min(bytes.len());
         let zeros_after = bytes[extent_end..].iter().all(|&b| b == 0);
         if is_last && !written_whole && zeros_after {
-            // A torn write: erase it so later appends do not mix with its remains.
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io(format!("opening {}", path.display())))?;
-            file.write_all_at(&vec![0u8; extent_end - offset], offset as u64)
-                .and_then(|()| file.sync_data())
-                .map_err(io(format!("erasing a torn record in {}", path.display())))?;
-            tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
-            return Ok(offset as u64);
+            return Ok(SegmentEnd::Torn { offset, extent_end, why });
         }
         return Err(corrupt(offset, &why));
     }
