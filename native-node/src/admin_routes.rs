@@ -2,6 +2,7 @@
 //! `/metrics` (the client API is in [`crate::server`]).
 
 use crate::kv::decode_response;
+use crate::metrics::PeerLink;
 use crate::server::{
     admin_refused, bearer, http_response, kv_answer, raft_error, remote_ip, too_many_sockets, AppState,
     Remote, Shared, EVENTS_PING_INTERVAL,
@@ -12,7 +13,6 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use crate::metrics::PeerLink;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

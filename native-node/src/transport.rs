@@ -16,12 +16,12 @@
 //! dialled and redialled with exponential backoff.
 
 use crate::metrics::Metrics;
-use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 pub use crate::peer_auth::{
     decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
     Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
 use crate::peer_auth::{Opener, Sealer};
+use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
