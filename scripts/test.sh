@@ -41,6 +41,19 @@ if [ "${FLOTILLA_MUTANTS:-0}" = 1 ]; then
     bash scripts/mutants.sh
 fi
 
+# Building the fuzz targets (nightly + cargo-fuzz) costs too much CI time: opt-in, FLOTILLA_FUZZ_SMOKE=1.
+# The fuzz regressions still run on stable, in cargo test above.
+if [ "${FLOTILLA_FUZZ_SMOKE:-0}" = 1 ]; then
+    header "fuzz smoke run: every target for about 20 s (nightly + cargo-fuzz)"
+    if bash scripts/fuzz.sh --check >/dev/null 2>&1; then
+        bash scripts/fuzz.sh --smoke
+    else
+        echo "fuzz smoke run SKIPPED: the nightly toolchain or cargo-fuzz cannot be installed here"
+    fi
+else
+    echo "fuzz smoke run: skipped (set FLOTILLA_FUZZ_SMOKE=1)"
+fi
+
 if [ -d web/tests ]; then
     header "build wasm package (web/pkg)"
     bash scripts/build-wasm.sh

@@ -249,6 +249,45 @@ impl RawRequest {
     }
 }
 
+/// The request a `/v1/kv/{key}` call makes: `GET` reads with `read`, `PUT` writes the body
+/// (UTF-8), `DELETE` removes. The key is the path segment as axum decoded it.
+///
+/// # Errors
+/// The HTTP status code and the JSON error body.
+pub fn kv_path_request(
+    method: &[u8],
+    key: String,
+    read: ReadMode,
+    body: &[u8],
+) -> Result<Request, (u16, Value)> {
+    let operation = match method {
+        b"GET" => Operation::Get { key, read },
+        b"PUT" => {
+            let Ok(value) = String::from_utf8(body.to_vec()) else {
+                return Err((400, error_response("bad_request", "the value must be UTF-8 text", false)));
+            };
+            Operation::Put { key, value, session: None }
+        }
+        b"DELETE" => Operation::Del { key, session: None },
+        _ => return Err((405, error_response("bad_request", "method not allowed", false))),
+    };
+    Ok(Request { id: None, secret: None, operation })
+}
+
+/// Whether `request` may run: admin operations need `secret`, in the request or in an
+/// `Authorization: Bearer` header (`header_secret`), compared in constant time.
+pub fn admin_authorized(request: &Request, header_secret: Option<&str>, secret: &[u8]) -> bool {
+    if !request.operation.is_admin() {
+        return true;
+    }
+    let given = request.secret.as_deref().or(header_secret).unwrap_or_default();
+    constant_time_eq(given.as_bytes(), secret)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl Operation {
     /// The op's name, as in requests (`put`, `get`, ...).
     pub fn name(&self) -> &'static str {

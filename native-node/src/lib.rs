@@ -26,6 +26,8 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kv;
 pub mod limits;
 pub mod metrics;

@@ -793,30 +793,35 @@ struct ReadParams {
     read: crate::raft::ReadMode,
 }
 
+async fn kv_path(
+    state: Shared,
+    method: &[u8],
+    key: String,
+    read: crate::raft::ReadMode,
+    body: &[u8],
+) -> Response {
+    let request = match api::kv_path_request(method, key, read, body) {
+        Ok(request) => request,
+        Err((status, body)) => {
+            return http_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), body)
+        }
+    };
+    let (status, body) = execute(&state, request, None, None).await;
+    http_response(status, body)
+}
+
 async fn kv_get(
     State(state): State<Shared>,
     UrlPath(key): UrlPath<String>,
     Query(params): Query<ReadParams>,
 ) -> Response {
-    let request = Request { id: None, secret: None, operation: Operation::Get { key, read: params.read } };
-    let (status, body) = execute(&state, request, None, None).await;
-    http_response(status, body)
+    kv_path(state, b"GET", key, params.read, b"").await
 }
 
 async fn kv_put(State(state): State<Shared>, UrlPath(key): UrlPath<String>, body: BodyBytes) -> Response {
-    let Ok(value) = String::from_utf8(body.to_vec()) else {
-        return http_response(
-            StatusCode::BAD_REQUEST,
-            api::error_response("bad_request", "the value must be UTF-8 text", false),
-        );
-    };
-    let request = Request { id: None, secret: None, operation: Operation::Put { key, value, session: None } };
-    let (status, body) = execute(&state, request, None, None).await;
-    http_response(status, body)
+    kv_path(state, b"PUT", key, crate::raft::ReadMode::default(), &body).await
 }
 
 async fn kv_delete(State(state): State<Shared>, UrlPath(key): UrlPath<String>) -> Response {
-    let request = Request { id: None, secret: None, operation: Operation::Del { key, session: None } };
-    let (status, body) = execute(&state, request, None, None).await;
-    http_response(status, body)
+    kv_path(state, b"DELETE", key, crate::raft::ReadMode::default(), b"").await
 }

@@ -417,19 +417,11 @@ impl Storage {
         let name = format!("snapshot-{:020}-{:020}.bin", meta.index.0, meta.term.0);
         let final_path = dir.join(&name);
         let temporary_path = dir.join(format!("{name}.tmp"));
-        let header = SnapshotHeader {
-            meta: meta.clone(),
-            data_bytes: data.len() as u64,
-            data_crc32: crc32fast::hash(data),
-        };
-        let header_bytes = encode_checked(&header);
+        let bytes = Storage::encode_snapshot(meta, data);
         {
             let mut file = fs::File::create(&temporary_path)
                 .map_err(io_error(format!("creating {}", temporary_path.display())))?;
-            file.write_all(SNAPSHOT_MAGIC)
-                .and_then(|()| file.write_all(&(header_bytes.len() as u32).to_le_bytes()))
-                .and_then(|()| file.write_all(&header_bytes))
-                .and_then(|()| file.write_all(data))
+            file.write_all(&bytes)
                 .and_then(|()| file.sync_all())
                 .map_err(io_error(format!("writing {}", temporary_path.display())))?;
         }
@@ -465,8 +457,35 @@ impl Storage {
     /// [`StorageError::Corrupt`] when the magic, the header or the data checksum is wrong.
     pub fn read_snapshot(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
         let bytes = fs::read(path).map_err(io_error(format!("reading {}", path.display())))?;
-        let corrupt =
-            |why: &str| StorageError::Corrupt { what: format!("snapshot {}: {why}", path.display()) };
+        Storage::decode_snapshot(&bytes, &path.display().to_string())
+    }
+
+    /// A snapshot file's bytes as [`Storage::save_snapshot`] writes them. For the fuzzer and
+    /// the property tests.
+    #[doc(hidden)]
+    pub fn encode_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
+        let header = SnapshotHeader {
+            meta: meta.clone(),
+            data_bytes: data.len() as u64,
+            data_crc32: crc32fast::hash(data),
+        };
+        let header_bytes = encode_checked(&header);
+        let mut bytes = Vec::with_capacity(12 + header_bytes.len() + data.len());
+        bytes.extend_from_slice(SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&header_bytes);
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    /// Verifies and decodes a snapshot file's bytes; `name` names it in errors. What
+    /// [`Storage::read_snapshot`] does after reading the file; public for the fuzzer.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the magic, the header or the data checksum is wrong.
+    #[doc(hidden)]
+    pub fn decode_snapshot(bytes: &[u8], name: &str) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let corrupt = |why: &str| StorageError::Corrupt { what: format!("snapshot {name}: {why}") };
         if bytes.len() < 12 || &bytes[..8] != SNAPSHOT_MAGIC {
             return Err(corrupt("not a snapshot file (bad magic)"));
         }
@@ -476,7 +495,7 @@ impl Storage {
             return Err(corrupt("truncated header"));
         };
         let header: SnapshotHeader =
-            decode_checked(&bytes[12..header_end], || format!("snapshot {} header", path.display()))?;
+            decode_checked(&bytes[12..header_end], || format!("snapshot {name} header"))?;
         let data = &bytes[header_end..];
         if data.len() as u64 != header.data_bytes {
             return Err(corrupt(&format!("{} data bytes, header says {}", data.len(), header.data_bytes)));

@@ -167,6 +167,64 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+/// One record as [`Wal::append`] writes it (header with its own checksum, payload, trailer).
+/// Public for the fuzzer and the property tests, which build segments from it.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] if the batch cannot be encoded.
+#[doc(hidden)]
+pub fn encode_record(
+    hard_state: &HardState,
+    reset: bool,
+    entries: &[Entry],
+) -> Result<Vec<u8>, StorageError> {
+    let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
+    let payload = postcard::to_allocvec(&batch)
+        .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
+    let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    let header_checksum = crc32fast::hash(&record[..8]) ^ HEADER_CRC_SEED;
+    record.extend_from_slice(&header_checksum.to_le_bytes());
+    record.extend_from_slice(&payload);
+    record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    Ok(record)
+}
+
+/// Where the data of one segment ends, as [`replay_segment_bytes`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SegmentEnd {
+    /// Data ends at this offset; zeros (or nothing) follow.
+    Clean(usize),
+    /// A torn record starts at `offset` and its remains run to `end`: erase them.
+    Torn { offset: usize, end: usize, why: &'static str },
+}
+
+/// Replays segments given as bytes, in order, the last one being the active segment, exactly
+/// as [`Wal::open`] does, except that a torn tail is reported rather than erased on disk.
+/// Returns the state and, if the last segment ended in a torn record, the offset where it
+/// starts. For the fuzzer and the property tests.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] naming the segment (by position) and offset of a bad record.
+#[doc(hidden)]
+pub fn replay_bytes(segments: &[&[u8]]) -> Result<(WalState, Option<usize>), StorageError> {
+    let mut state = WalState::default();
+    let mut torn = None;
+    for (position, bytes) in segments.iter().enumerate() {
+        let is_last = position + 1 == segments.len();
+        let mut max_index = 0;
+        let name = format!("#{}", position + 1);
+        if let SegmentEnd::Torn { offset, .. } =
+            replay_segment_bytes(bytes, &name, is_last, &mut state, &mut max_index)?
+        {
+            torn = Some(offset);
+        }
+    }
+    Ok((state, torn))
+}
+
 impl Wal {
     /// Opens the log in `data_dir/wal`, replaying every segment.
     ///
@@ -263,17 +321,7 @@ impl Wal {
         reset: bool,
         entries: &[Entry],
     ) -> Result<(), StorageError> {
-        let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
-        let payload = postcard::to_allocvec(&batch)
-            .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
-        let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        let header_checksum = crc32fast::hash(&record[..8]) ^ HEADER_CRC_SEED;
-        record.extend_from_slice(&header_checksum.to_le_bytes());
-        record.extend_from_slice(&payload);
-        record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        let record = encode_record(hard_state, reset, entries)?;
         // Keep room for an end marker (a zero header) after the record.
         if self.write_offset + record.len() as u64 + HEADER_BYTES > self.active_bytes {
             self.roll_over(record.len() as u64 + HEADER_BYTES)?;
@@ -380,8 +428,26 @@ fn replay_segment(
     max_index: &mut u64,
 ) -> Result<u64, StorageError> {
     let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+    match replay_segment_bytes(&bytes, &path.display().to_string(), is_last, state, max_index)? {
+        SegmentEnd::Clean(offset) => Ok(offset as u64),
+        SegmentEnd::Torn { offset, end, why } => {
+            erase_torn(path, offset, end, why)?;
+            Ok(offset as u64)
+        }
+    }
+}
+
+/// Replays one segment's bytes into `state` (see [`replay_segment`]): where its data ends, or
+/// the torn record to erase. `name` names the segment in errors.
+fn replay_segment_bytes(
+    bytes: &[u8],
+    name: &str,
+    is_last: bool,
+    state: &mut WalState,
+    max_index: &mut u64,
+) -> Result<SegmentEnd, StorageError> {
     let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
-        what: format!("log segment {} offset {offset}: {why}", path.display()),
+        what: format!("log segment {name} offset {offset}: {why}"),
     };
     let all_zero = |range: &[u8]| range.iter().all(|&b| b == 0);
     let header_bytes = HEADER_BYTES as usize;
@@ -390,12 +456,15 @@ fn replay_segment(
         let rest = &bytes[offset..];
         if rest.len() < header_bytes {
             if all_zero(rest) {
-                return Ok(offset as u64);
+                return Ok(SegmentEnd::Clean(offset));
             }
             if is_last {
                 // A header cut off by the end of the file: it never finished being written.
-                erase_torn(path, offset, bytes.len(), "header cut off by the end of the file")?;
-                return Ok(offset as u64);
+                return Ok(SegmentEnd::Torn {
+                    offset,
+                    end: bytes.len(),
+                    why: "header cut off by the end of the file",
+                });
             }
             return Err(corrupt(
                 offset,
@@ -407,7 +476,7 @@ fn replay_segment(
             if !all_zero(rest) {
                 return Err(corrupt(offset, "zero header followed by data"));
             }
-            return Ok(offset as u64);
+            return Ok(SegmentEnd::Clean(offset));
         }
         if crc32fast::hash(&header[..8]) ^ HEADER_CRC_SEED != read_u32(header, 8) {
             // The length cannot be trusted, so nothing after this point can be read: never
@@ -425,8 +494,7 @@ fn replay_segment(
         let trailer = &bytes[payload_start + length..record_end];
         if all_zero(trailer) && all_zero(&bytes[record_end..]) && is_last {
             // Header written, the rest of the record not (or only partly): a torn write.
-            erase_torn(path, offset, record_end, "record trailer missing")?;
-            return Ok(offset as u64);
+            return Ok(SegmentEnd::Torn { offset, end: record_end, why: "record trailer missing" });
         }
         if read_u32(trailer, 0) != TRAILER_MAGIC || read_u32(trailer, 4) as usize != length {
             return Err(corrupt(offset, "record trailer damaged"));

@@ -13,10 +13,13 @@ mod cluster;
 mod errors;
 mod events;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod input;
 mod options;
 mod reads;
-mod run_text;
+#[doc(hidden)]
+pub mod run_text;
 mod snapshot;
 
 pub use bench::run_seed_workload;

@@ -1,0 +1,211 @@
+//! Writes the seed corpora of the `peer_frame`, `client_request`, `wal_replay` and `protocol`
+//! fuzz targets (`fuzz/corpus/<target>/`) from real traffic and real files: the frames a small
+//! cluster of real nodes sends while electing a leader and replicating, the requests of the
+//! client API's documentation, and log segments and snapshot files written by the real code.
+//!
+//! `cargo run -p native-node --example fuzz_corpus [-- <fuzz dir>]`; deterministic.
+
+use native_node::fuzzing::{self, join_chunks};
+use native_node::peer_auth::{encode_frame, encode_frame_with_version, FrameKind, Reject, Side};
+use native_node::storage::Storage;
+use native_node::wal::Wal;
+use raft_core::{
+    bootstrap, Config, Entry, EntryPayload, HardState, LogIndex, Membership, Message, NodeId, RaftNode,
+    SnapshotMeta, Term,
+};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::create_dir_all(dir).expect("corpus folder");
+    fs::write(dir.join(name), bytes).expect("corpus file");
+}
+
+/// Every message a 3-node cluster sends while it elects, replicates 5 proposals and commits.
+fn real_traffic() -> Vec<Message> {
+    let voters = [NodeId(1), NodeId(2), NodeId(3)];
+    let mut nodes: Vec<RaftNode> = voters
+        .iter()
+        .map(|&id| {
+            RaftNode::new(Config::new(id, id.0), bootstrap(Membership::with_voters(voters))).expect("node")
+        })
+        .collect();
+    let mut sent = Vec::new();
+    let mut in_flight: Vec<Message> = Vec::new();
+    let mut proposed = 0;
+    // Node 1 leads, so that the link 1 <-> 2 of the handshake's corpus carries traffic.
+    nodes[0].campaign();
+    for _ in 0..400 {
+        for node in nodes.iter_mut() {
+            node.tick();
+        }
+        for _round in 0..4 {
+            for node in nodes.iter_mut() {
+                while node.has_ready() {
+                    let ready = node.ready();
+                    in_flight.extend(ready.messages);
+                    in_flight.extend(ready.messages_after_persist);
+                    node.advance();
+                }
+            }
+            for message in std::mem::take(&mut in_flight) {
+                sent.push(message.clone());
+                if let Some(node) = nodes.iter_mut().find(|n| n.id() == message.to) {
+                    let _ = node.step(message);
+                }
+            }
+        }
+        if let Some(leader) = nodes.iter_mut().find(|n| n.role() == raft_core::Role::Leader) {
+            if proposed < 5 && leader.propose(bytes::Bytes::from(format!("x={proposed}"))).is_ok() {
+                proposed += 1;
+            }
+        }
+    }
+    sent
+}
+
+fn entry(index: u64, term: u64, data: &str) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload: EntryPayload::Command(bytes::Bytes::from(data.to_string())),
+    }
+}
+
+fn main() {
+    let fuzz_dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz"));
+    let corpus = fuzz_dir.join("corpus");
+    let traffic = real_traffic();
+
+    // peer_frame: an honest handshake each way, then the real frames of that link.
+    let dir = corpus.join("peer_frame");
+    let hello = fuzzing::honest_hello_frame();
+    let welcome = fuzzing::honest_welcome_frame();
+    let challenge = encode_frame(FrameKind::Challenge, &fuzzing::acceptor_challenge());
+    let to_1: Vec<_> = traffic.iter().filter(|m| m.from == NodeId(2) && m.to == NodeId(1)).collect();
+    let to_2: Vec<_> = traffic.iter().filter(|m| m.from == NodeId(1) && m.to == NodeId(2)).collect();
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    // Frames after the handshake are sealed by the honest session (fixed nonces, so fixed keys):
+    // node 2 (the dialler) seals what node 1's harness opens, and the other way round.
+    for (k, window) in to_1.chunks(6).take(10).enumerate() {
+        // Each file is a fresh connection: sequence numbers start again at 0.
+        let mut dialler_sealer = fuzzing::honest_session(Side::Dialler).sealer;
+        let frames: Vec<_> = window.iter().map(|m| dialler_sealer.seal(FrameKind::Raft, *m)).collect();
+        let mut parts: Vec<&[u8]> = vec![&hello];
+        parts.extend(frames.iter().map(|f| &f[..]));
+        write(&dir, &format!("acceptor-{k:02}"), &[&[0u8][..], &join_chunks(&parts)].concat());
+    }
+    for message in &to_2 {
+        if !kinds_seen.insert(message.body.kind_name()) {
+            continue;
+        }
+        // Each file is a fresh connection: the first frame of the acceptor's session.
+        let frame = fuzzing::honest_session(Side::Acceptor).sealer.seal(FrameKind::Raft, *message);
+        let parts: Vec<&[u8]> = vec![&challenge, &welcome, &frame];
+        write(
+            &dir,
+            &format!("dialler-{}", message.body.kind_name()),
+            &[&[1u8][..], &join_chunks(&parts)].concat(),
+        );
+    }
+    let reject = encode_frame(FrameKind::Reject, &Reject { reason: "wrong cluster secret".into() });
+    let old_version = encode_frame_with_version(0, FrameKind::Hello, &());
+    write(&dir, "acceptor-reject", &[&[0u8][..], &join_chunks(&[&reject])].concat());
+    write(&dir, "acceptor-old-version", &[&[0u8][..], &join_chunks(&[&old_version])].concat());
+    write(&dir, "dialler-reject", &[&[1u8][..], &join_chunks(&[&challenge, &reject])].concat());
+
+    // client_request: the documented requests, the /v1/kv calls, admin requests.
+    let dir = corpus.join("client_request");
+    let json = [
+        r#"{"id":7,"op":"put","key":"k","value":"v","session":{"client_id":3,"sequence":12}}"#,
+        r#"{"op":"get","key":"k","read":"linearizable"}"#,
+        r#"{"op":"get","key":"k","read":"stale"}"#,
+        r#"{"op":"del","key":"k"}"#,
+        r#"{"op":"cas","key":"k","expected":null,"value":"v"}"#,
+        r#"{"op":"cas","key":"k","expected":"a","value":"b","session":{"client_id":1,"sequence":1}}"#,
+        r#"{"op":"list","prefix":"a","limit":10,"read":"lease"}"#,
+        r#"{"op":"register"}"#,
+        r#"{"op":"put","key":"","value":""}"#,
+        r#"[1,2,3]"#,
+        r#"{"key":"k"}"#,
+    ];
+    for (k, text) in json.iter().enumerate() {
+        write(&dir, &format!("client-{k:02}"), &[b"\x00", text.as_bytes()].concat());
+    }
+    let paths: [&[u8]; 5] = [b"GET\nkey", b"PUT\nkey\nvalue", b"DELETE\nkey", b"PUT\nk\n\xff", b"POST\nk"];
+    for (k, text) in paths.iter().enumerate() {
+        write(&dir, &format!("kv-path-{k:02}"), &[b"\x01", *text].concat());
+    }
+    let admin = [
+        r#"{"op":"status","secret":"fuzz-cluster-secret"}"#,
+        r#"{"op":"add_voter","node":4,"address":"127.0.0.1:7004","secret":"fuzz-cluster-secret"}"#,
+        r#"{"op":"add_nonvoter","node":5,"address":"h:1","secret":"wrong"}"#,
+        r#"{"op":"demote","node":2,"secret":"fuzz-cluster-secret"}"#,
+        r#"{"op":"remove","node":3}"#,
+        r#"{"op":"transfer","secret":"fuzz-cluster-secret"}"#,
+        r#"{"op":"snapshot","secret":"fuzz-cluster-secret"}"#,
+    ];
+    for (k, text) in admin.iter().enumerate() {
+        write(&dir, &format!("admin-{k:02}"), &[b"\x02", text.as_bytes()].concat());
+    }
+
+    // wal_replay: segments and snapshot files written by the real code.
+    let dir = corpus.join("wal_replay");
+    let scratch = std::env::temp_dir().join(format!("flotilla-fuzz-corpus-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    {
+        let (mut wal, _) = Wal::open(&scratch, 1 << 14).expect("wal");
+        let hs = |term| HardState { term: Term(term), voted_for: Some(NodeId(1)), commit: LogIndex(0) };
+        wal.append(&hs(1), false, &[entry(1, 1, "a"), entry(2, 1, "b")]).expect("append");
+        wal.append(&hs(1), false, &[entry(3, 1, "c")]).expect("append");
+        wal.append(&hs(2), false, &[entry(3, 2, "c2")]).expect("append");
+        wal.append(&hs(2), false, &[]).expect("append");
+        let membership = Membership::with_voters([NodeId(1), NodeId(2)]);
+        let config = Entry {
+            term: Term(2),
+            index: LogIndex(4),
+            payload: EntryPayload::Membership(Box::new(membership)),
+        };
+        wal.append(&hs(2), false, &[config]).expect("append");
+        wal.append(&hs(3), true, &[entry(10, 3, "after snapshot")]).expect("append");
+    }
+    let segment = fs::read(scratch.join("wal").join(format!("wal-{:020}.log", 1))).expect("segment");
+    let end = segment.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    let used = &segment[..(end + 16).min(segment.len())];
+    write(&dir, "segment", &[&[0u8][..], used].concat());
+    write(&dir, "segment-torn", &[&[0u8][..], &used[..end - 5], &[0u8; 21][..]].concat());
+    write(&dir, "segment-two", &[&[1u8, 128][..], used].concat());
+    let meta =
+        SnapshotMeta { index: LogIndex(9), term: Term(3), membership: Membership::with_voters([NodeId(1)]) };
+    write(&dir, "snapshot", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"state bytes")].concat());
+    write(&dir, "snapshot-empty", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"")].concat());
+    let _ = fs::remove_dir_all(&scratch);
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng as u8
+            })
+            .collect()
+    };
+    for k in 0..8 {
+        write(&dir, &format!("structured-{k}"), &[&[3u8][..], &random(64 + 32 * k)].concat());
+    }
+
+    // protocol: the harness reads its steps with `arbitrary`; seeds are random step streams,
+    // honest (even first byte) and forged (odd), and forged ones carrying real messages.
+    let dir = corpus.join("protocol");
+    for k in 0..12 {
+        write(&dir, &format!("honest-{k:02}"), &[&[0u8][..], &random(256 + 64 * k)].concat());
+    }
+    for k in 0..6 {
+        write(&dir, &format!("forged-{k:02}"), &[&[1u8][..], &random(256 + 64 * k)].concat());
+    }
+    println!("wrote the corpora under {}", corpus.display());
+}

@@ -1,0 +1,28 @@
+//! Replays, on stable, every input that once broke a fuzz target (`fuzz/regressions/<target>/`)
+//! and the committed seed corpora (`fuzz/corpus/<target>/`) through the very harness functions
+//! the `cargo fuzz` targets call (`flotilla_wasm::fuzzing`). A harness panics when an oracle is
+//! broken, so each file passing is the regression test.
+
+use std::path::Path;
+
+fn replay(target: &str, harness: fn(&[u8])) {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz");
+    let mut replayed = 0;
+    for folder in ["regressions", "corpus"] {
+        let Ok(items) = std::fs::read_dir(fuzz.join(folder).join(target)) else { continue };
+        let mut paths: Vec<_> = items.filter_map(|item| item.ok().map(|item| item.path())).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.is_file()) {
+            let bytes = std::fs::read(&path).expect("readable input");
+            let outcome = std::panic::catch_unwind(|| harness(&bytes));
+            assert!(outcome.is_ok(), "{target}: {} fails; reproduce with `scripts/fuzz.sh`", path.display());
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "{target}: no inputs found under {}", fuzz.display());
+}
+
+#[test]
+fn run_text_inputs_replay() {
+    replay("run_text", flotilla_wasm::fuzzing::run_text);
+}
