@@ -12,11 +12,11 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{node_config, TempDir, SECRET};
+use common::{http_post, node_config, TempDir, SECRET};
 use native_node::client::{Client, ClientConfig};
 use native_node::server::{self, Node};
 use raft_core::NodeId;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -136,22 +136,6 @@ impl ProxiedCluster {
     }
 }
 
-async fn http_post(address: &str, body: &str) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "POST /client HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// Issue 12, defect 1: after a partition heals, the cut-off node's connections (stuck, never
 /// closed) are found dead and redialled, and it rejoins; and the link between the two followers,
 /// which carries no Raft traffic, is live too: when the leader is lost right after the heal, the
@@ -226,7 +210,7 @@ async fn a_write_pending_at_a_leader_that_loses_leadership_is_answered_at_once()
     cluster.isolate(leader, true);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let sent = Instant::now();
-    let (status, body) =
+    let (status, _, body) =
         http_post(cluster.address(leader), r#"{"op":"put","key":"pending","value":"x"}"#).await;
     let waited = sent.elapsed();
     println!("pending write at a leader that lost leadership answered in {} ms: {body}", waited.as_millis());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Cluster, TempDir, SECRET};
+use common::{http_get, http_post, Cluster, TempDir, SECRET};
 use futures_util::{SinkExt, StreamExt};
 use native_node::server::{self, ServeConfig};
 use native_node::storage::Storage;
@@ -14,38 +14,6 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn http_post(address: &str, body: &str) -> (u16, Option<String>, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "POST /client HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let location = head
-        .lines()
-        .find(|line| line.to_ascii_lowercase().starts_with("location:"))
-        .map(|line| line[9..].trim().to_string());
-    (status, location, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-async fn http_get(address: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_a_leader_and_replicate_writes_to_all() {

@@ -154,3 +154,37 @@ pub async fn bind_retrying(address: &str) -> TcpListener {
     }
     panic!("cannot bind {address} again");
 }
+
+/// POSTs `body` to `/client` over a raw HTTP/1.1 connection: status, `Location`, JSON body.
+pub async fn http_post(address: &str, body: &str) -> (u16, Option<String>, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /client HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let location = head
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("location:"))
+        .map(|line| line[9..].trim().to_string());
+    (status, location, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+/// GETs `path` over a raw HTTP/1.1 connection: status and body.
+pub async fn http_get(address: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
+}
