@@ -9,7 +9,8 @@
 //!   `fdatasync` per `Ready` batch (group commit); metadata on redb; checksummed snapshot files.
 //! - [`transport`]: peer messages over WebSockets at `/raft` (versioned binary frames, an
 //!   authenticated handshake, bounded per-peer queues, reconnect with backoff), over
-//!   [`peer_auth`]'s frames, handshake proofs and per-frame session tags (no I/O, no tokio).
+//!   [`peer_auth`] (= `raft_core::wire`)'s frames, handshake proofs and per-frame session tags
+//!   (no I/O, no tokio; the browser peer compiles the same module).
 //! - [`server`]: one port for `/raft`, the JSON client API (`/client`), `/health`, `/metrics`,
 //!   `/events` and static files.
 //! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use, over
@@ -31,13 +32,16 @@ pub mod fuzzing;
 pub mod kv;
 pub mod limits;
 pub mod metrics;
-pub mod peer_auth;
 pub mod peer_liveness;
 mod pending;
 pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod transport;
+
+/// The peer protocol (frames, handshake, per-frame tags) lives in raft-core so that browser
+/// peers compile the same code; this alias keeps the native paths short.
+pub use raft_core::wire as peer_auth;
 pub mod wal;
 
 pub use raft::{Raft, RaftConfig, RaftError, ReadMode, Status};

@@ -58,6 +58,8 @@ pub mod sim;
 pub mod state_machine;
 pub mod storage;
 pub mod types;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use bytes::Bytes;
 pub use config::Config;

@@ -1,6 +1,7 @@
-//! The peer protocol's frames, handshake and per-frame authentication, with no I/O and no
-//! tokio: only `core`/`alloc`, `hmac`, `sha2`, `serde` and `postcard` (all `no_std`), so that the
-//! browser peer can share this module later.
+//! The peer protocol's frames, handshake and per-frame authentication, with no I/O: only
+//! `core`/`alloc`, `hmac`, `sha2`, `serde` and `postcard` (all `no_std`). `native-node` and the
+//! browser peer (`wasm/`) both compile this one module (feature `wire`), so there is no second
+//! copy of any frame type.
 //!
 //! **Frames.** Every binary frame is `[protocol version: u8][kind: u8][postcard body]`, and
 //! every frame after the handshake carries a 16-byte tag at its end:
@@ -25,11 +26,11 @@
 //! reorder, drop or reflect one without the next tag failing. Only the two endpoints, which
 //! know the secret, can compute the keys.
 
+use crate::NodeId;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 use hmac::{Hmac, Mac};
-use raft_core::NodeId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -375,7 +376,7 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::{Message, MessageBody, Term};
+    use crate::{Message, MessageBody, Term};
 
     fn transcript() -> Transcript {
         Transcript {
