@@ -188,8 +188,10 @@ test('a widget off screen or in a hidden page does not advance', async ({ page }
   await page.goto('/widget/test.html');
   await show(page, 'w1');
   await page.evaluate(() => {
+    // Off the script (a write), the run plays on with no caption holds and no end.
     const w = document.getElementById('w1');
-    w.setAttribute('speed', '0.2');
+    w.propose('x=1');
+    w.setAttribute('speed', '1');
     w.play();
   });
   await page.waitForFunction(() => document.getElementById('w1').currentTime > 0);
