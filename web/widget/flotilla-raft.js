@@ -14,7 +14,7 @@ const ATTRIBUTES = ['scenario', 'run', 'nodes', 'seed', 'autoplay', 'loop', 'spe
 const RUN_ATTRIBUTES = new Set(['scenario', 'run', 'nodes', 'seed']);
 /** Attributes that change the shadow DOM's structure. */
 const LAYOUT_ATTRIBUTES = new Set(['controls', 'panels', 'caption']);
-const DEFAULT_HEIGHT = 320;
+const DEFAULT_HEIGHT = 400;
 /** Start loading when the widget is this close to the viewport. */
 const NEAR_VIEWPORT = '300px 0px';
 /** Panels refresh at most this often (wall-clock ms) while playing. */
