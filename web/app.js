@@ -971,7 +971,7 @@ function installPageApi(ready) {
   const configOf = (id) => {
     if (!id) return null;
     const node = cluster().node(id);
-    return { voters: [...node.voters], learners: [...node.learners] };
+    return { voters: [...node.voters], learners: [...node.learners], votersOutgoing: [...(node.votersOutgoing ?? [])] };
   };
   window.flotilla = {
     ready,
