@@ -290,3 +290,65 @@ test('embed.html passes its query to the widget', async ({ page }) => {
   await expect(page.locator('flotilla-raft').getByRole('button', { name: 'Crash' })).toBeVisible();
   expect(seen.errors).toEqual([]);
 });
+
+test('autoplay plays, except under prefers-reduced-motion', async ({ browser }) => {
+  for (const reducedMotion of ['no-preference', 'reduce']) {
+    const context = await browser.newContext({ reducedMotion });
+    const page = await context.newPage();
+    await page.goto('/widget/embed.html?scenario=first-election&autoplay');
+    await page.waitForFunction(() => document.querySelector('flotilla-raft')?.state !== null);
+    expect(await page.evaluate(() => document.querySelector('flotilla-raft').paused), reducedMotion).toBe(reducedMotion === 'reduce');
+    await context.close();
+  }
+});
+
+test('run, nodes, seed, loop and caption attributes', async ({ page }) => {
+  const seen = watch(page);
+  await page.goto('/widget/test.html');
+  await show(page, 'w1');
+  const r = await page.evaluate(async () => {
+    const w1 = document.getElementById('w1');
+    w1.seek(700);
+    const link = w1.shareUrl();
+    const hash = w1.state.traceHash;
+    const make = async (attributes) => {
+      const w = document.createElement('flotilla-raft');
+      for (const [name, value] of Object.entries(attributes)) w.setAttribute(name, value);
+      document.querySelector('h1').after(w);
+      await w.load();
+      return w;
+    };
+    const out = {};
+    // run: a playground link; its scenario supplies the captions and the end.
+    const fromLink = await make({ run: link, controls: 'none' });
+    out.linkDuration = fromLink.duration;
+    out.linkScenario = fromLink.state.scenario;
+    fromLink.seek(700);
+    out.linkHash = fromLink.state.traceHash === hash;
+    // nodes and seed: a free run.
+    const free = await make({ nodes: '3', seed: '4', caption: 'off' });
+    out.freeNodes = free.state.nodes.length;
+    out.freeCaptionHidden = free.shadowRoot.querySelector('.caption').classList.contains('sr');
+    // loop: at the end it starts over and plays on.
+    const looping = await make({ scenario: 'split-vote', loop: '', speed: '1000' });
+    // On screen, or it would not advance (scroll anchoring may have moved it out of view).
+    looping.scrollIntoView();
+    out.loopEnds = await new Promise((resolve) => {
+      let ends = 0;
+      looping.addEventListener('flotilla-end', () => {
+        ends += 1;
+        if (ends === 2) resolve(ends);
+      });
+      looping.play();
+    });
+    out.loopPlaying = !looping.paused;
+    return { ...out, hashLen: hash.length };
+  });
+  expect(r.linkDuration).toBe(1000); // the scenario's end
+  expect(r.linkScenario).toBe('first-election');
+  expect(r.linkHash).toBe(true);
+  expect(r.freeNodes).toBe(3);
+  expect(r.freeCaptionHidden).toBe(true);
+  expect(r.loopEnds).toBe(2);
+  expect(seen.errors).toEqual([]);
+});

@@ -230,6 +230,10 @@ export class FlotillaRaft extends HTMLElement {
     document.addEventListener('visibilitychange', () => {
       for (const widget of FlotillaRaft.#pages) widget.#schedule();
     });
+    // theme="auto" (or none) follows the system's colours as they change.
+    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+      for (const widget of FlotillaRaft.#pages) widget.#applyTheme();
+    });
   }
 
   _setOnScreen(onScreen) {
