@@ -71,11 +71,12 @@ test('“now you try”: crashing the leader is noticed, and who took over is sa
   await expect(result).toContainText(/Node [245] won term \d+, \d+ ms after you crashed node 3/, { timeout: 10_000 });
 });
 
-test('axe: the guide has no serious or critical violation (desktop light, phone dark)', async ({ browser }) => {
-  for (const [viewport, colorScheme] of [
-    [{ width: 1280, height: 800 }, 'light'],
-    [{ width: 390, height: 844 }, 'dark'],
-  ]) {
+for (const [name, viewport, colorScheme] of [
+  ['desktop', { width: 1280, height: 800 }, 'light'],
+  ['phone', { width: 390, height: 844 }, 'dark'],
+]) {
+  test(`axe: the guide has no serious or critical violation (${name}, ${colorScheme})`, async ({ browser }) => {
+    test.setTimeout(60_000);
     const context = await browser.newContext({ viewport, colorScheme });
     const page = await context.newPage();
     await page.goto('/guide/#replication');
@@ -87,5 +88,5 @@ test('axe: the guide has no serious or critical violation (desktop light, phone 
       .map((v) => `${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
     expect(bad).toEqual([]);
     await context.close();
-  }
-});
+  });
+}

@@ -435,8 +435,10 @@ export class FlotillaRaft extends HTMLElement {
     const leader = c.leader() ?? 1;
     if (panels.log) {
       const log = c.nodeLog(leader, 12);
+      // Newest first: the entry just appended is the one the picture is about.
       const list = document.createElement('ol');
-      for (const entry of log.entries) {
+      list.reversed = true;
+      for (const entry of [...log.entries].reverse()) {
         const li = document.createElement('li');
         li.value = entry.index;
         li.textContent = `term ${entry.term}${entry.committed ? '' : ' (not committed)'}: ${entry.text}`;
