@@ -22,7 +22,8 @@ test('every widget in the guide loads and plays to its end, without console erro
     const widget = widgets.nth(k);
     await widget.scrollIntoViewIfNeeded();
     const result = await widget.evaluate(async (w) => {
-      await w.ready;
+      await w.load();
+      if (w.state === null) return `${w.getAttribute('scenario')} did not load: ${w.shadowRoot.querySelector('.caption').textContent}`;
       return new Promise((resolve) => {
         const timer = setTimeout(() => resolve(`${w.getAttribute('scenario') ?? 'free run'} stuck at ${w.currentTime} of ${w.duration}`), 15_000);
         w.addEventListener(
@@ -40,7 +41,7 @@ test('every widget in the guide loads and plays to its end, without console erro
     ended.push(result);
   }
   for (const r of ended) {
-    expect(typeof r).toBe('object');
+    expect(typeof r === 'object' ? 'ended' : r).toBe('ended');
     expect(r.at).toBe(r.duration);
     // Only the wiped-disk run breaks safety, and the checker says so.
     expect(r.violations > 0).toBe(r.scenario === 'wiped-disk');
