@@ -107,6 +107,7 @@ export class FlotillaRaft extends HTMLElement {
   #panelsAt = 0;
   #resolveReady;
   #lastCaption = '';
+  #ownLabel = null;
 
   constructor() {
     super();
@@ -121,6 +122,9 @@ export class FlotillaRaft extends HTMLElement {
   connectedCallback() {
     if (!this.hasAttribute('tabindex')) this.tabIndex = 0;
     if (!this.hasAttribute('role')) this.setAttribute('role', 'group');
+    // An author's own aria-label wins over the one made from the scenario.
+    if (this.#ownLabel === null) this.#ownLabel = this.hasAttribute('aria-label');
+    this.setAttribute('aria-keyshortcuts', 'Space K ArrowRight ArrowLeft Period Home');
     this.#applyTheme();
     if (!this.#ui.stage) this.#build();
     this.#updateLabel();
@@ -474,7 +478,7 @@ export class FlotillaRaft extends HTMLElement {
     const label = alt || this.#lastCaption || 'A simulated Raft cluster';
     if (canvas && canvas.getAttribute('aria-label') !== label) canvas.setAttribute('aria-label', label);
     const name = alt || (this.getAttribute('scenario') ? `Raft simulation: ${this.getAttribute('scenario').replace(/-/g, ' ')}` : 'Raft simulation');
-    if (this.getAttribute('aria-label') !== name && !this.hasAttribute('data-own-label')) this.setAttribute('aria-label', name);
+    if (!this.#ownLabel && this.getAttribute('aria-label') !== name) this.setAttribute('aria-label', name);
   }
 
   #applyTheme() {
