@@ -106,6 +106,10 @@ export class Player {
     this.frame = null;
     this.theme = 'light';
     this.reducedMotion = false;
+    /** joint(): the last answer, for which simulated time, read at which wall-clock time. */
+    this.jointCache = null;
+    this.jointKey = null;
+    this.jointAt = undefined;
     // The starting caption is the baseline, not a change.
     this.emit = () => {};
     this.observe(false);
@@ -368,6 +372,23 @@ export class Player {
     return encodeFragment({ run: this.cluster.run(), atMs: this.nowMs, scenario: this.offScript ? null : this.scenario?.id, speed: this.speed });
   }
 
+  /** The leader's joint configuration {old, new} (thesis §4.3), else null; read from the wasm at
+   * most every 250 ms of wall-clock time while playing, at once after a seek or an act. */
+  joint() {
+    const now = performance.now();
+    const key = `${this.nowMs}`;
+    if (this.jointAt === undefined || now - this.jointAt > 250 || !this.playing) {
+      if (this.jointKey !== key) {
+        const leader = this.cluster.leader();
+        const node = leader ? this.cluster.node(leader) : null;
+        this.jointCache = node?.votersOutgoing?.length ? { old: [...node.votersOutgoing], new: [...node.voters] } : null;
+        this.jointKey = key;
+      }
+      this.jointAt = now;
+    }
+    return this.jointCache;
+  }
+
   draw() {
     if (!this.ctx || this.width === 0) return;
     const frame = readFrame(this.cluster, this.tables);
@@ -381,6 +402,7 @@ export class Player {
       selectedMessage: null,
       drag: null,
       theme: this.theme,
+      joint: this.joint(),
     });
     this.frame = frame;
   }
