@@ -352,3 +352,15 @@ test('run, nodes, seed, loop and caption attributes', async ({ page }) => {
   expect(r.loopEnds).toBe(2);
   expect(seen.errors).toEqual([]);
 });
+
+test('FlotillaRaft.wasmUrl: a site can serve the wasm from elsewhere', async ({ page }) => {
+  const seen = watch(page);
+  await page.goto('/widget/test.html?top=4000');
+  await page.evaluate(() => {
+    customElements.get('flotilla-raft').wasmUrl = `${location.origin}/pkg/flotilla_wasm_bg.wasm?copy=self-hosted`;
+  });
+  await show(page, 'w1');
+  const wasm = seen.paths.filter((p) => p.endsWith('.wasm'));
+  expect(wasm).toEqual(['/pkg/flotilla_wasm_bg.wasm']);
+  expect(await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('.wasm')).map((e) => new URL(e.name).search))).toEqual(['?copy=self-hosted']);
+});
