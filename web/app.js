@@ -79,6 +79,8 @@ const app = {
   holdUntil: null,
   /** The stretch being played between two captions: {from, to} in simulated ms. */
   segment: null,
+  /** The leader's joint configuration {old, new} while one is in force, else null (drawn). */
+  joint: null,
   /** Events not yet announced to screen readers, and when the announcer last spoke. */
   unannounced: [],
   announcedAt: 0,
@@ -459,6 +461,8 @@ function refresh(force) {
   if (!app.layout || app.layout.nodes.length !== app.frame.nodes.length) relayout();
   const ids = app.layout.compact ? [app.frame.leader, app.selectedNode].filter(Boolean) : null;
   app.logs = readLogs(cluster(), LOG_TAIL, ids);
+  // The configuration is an object from the wasm: read it at the panels' pace, not every frame.
+  if (force || performance.now() - app.panelsAt > PANEL_REFRESH_MS) app.joint = jointOf(cluster());
   drawFrame(app.ctx, app.layout, {
     frame: app.frame,
     logs: app.logs,
@@ -467,6 +471,7 @@ function refresh(force) {
     selectedMessage: app.selectedMessage,
     drag: app.drag?.moved ? app.drag : null,
     theme: app.theme,
+    joint: app.joint,
   });
   panels.syncNodeButtons($('node-buttons'), app.layout, app.frame, selectNode);
   showTime();
@@ -522,6 +527,13 @@ function showMarks(c, max) {
       return tick;
     }),
   );
+}
+
+/** The leader's joint configuration {old, new} while one is in force (thesis §4.3), else null. */
+function jointOf(c) {
+  const leader = c.leader();
+  const node = leader ? c.node(leader) : null;
+  return node?.votersOutgoing?.length ? { old: [...node.votersOutgoing], new: [...node.voters] } : null;
 }
 
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`;
@@ -971,7 +983,7 @@ function installPageApi(ready) {
   const configOf = (id) => {
     if (!id) return null;
     const node = cluster().node(id);
-    return { voters: [...node.voters], learners: [...node.learners] };
+    return { voters: [...node.voters], learners: [...node.learners], votersOutgoing: [...(node.votersOutgoing ?? [])] };
   };
   window.flotilla = {
     ready,

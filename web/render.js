@@ -189,6 +189,32 @@ export function drawFrame(ctx, layout, view) {
   for (const node of frame.nodes) drawNode(ctx, layout, node, frame, view.selectedNode === node.id, pal);
   for (const m of frame.messages) drawMessage(ctx, layout, m, view.timeMs, view.selectedMessage === m.id, pal);
   drawLogs(ctx, layout, view, pal);
+  if (view.joint) drawJoint(ctx, layout, view.joint, pal);
+}
+
+/**
+ * A joint configuration in force (thesis §4.3), `joint` = {old, new} voter ids: each voter tagged
+ * on the inside of the ring with the set(s) it belongs to, and the rule written at the top left.
+ */
+function drawJoint(ctx, layout, joint, pal) {
+  if (layout.compact) return;
+  const old = new Set(joint.old);
+  const incoming = new Set(joint.new);
+  ctx.font = '600 10px system-ui, sans-serif';
+  ctx.textBaseline = 'middle';
+  ctx.textAlign = 'center';
+  ctx.fillStyle = pal.ink;
+  for (const p of layout.nodes) {
+    const tag = old.has(p.id) && incoming.has(p.id) ? 'old+new' : old.has(p.id) ? 'old' : incoming.has(p.id) ? 'new' : null;
+    if (!tag) continue;
+    // Across the node from its role label (which sits on the outer side), so the two never meet.
+    const inward = p.y >= layout.ring.cy ? -1 : 1;
+    ctx.fillText(tag, p.x, p.y + inward * (p.r + 10));
+  }
+  ctx.textAlign = 'left';
+  ctx.font = '600 11px system-ui, sans-serif';
+  const list = (ids) => `{${[...ids].sort((a, b) => a - b).join(', ')}}`;
+  ctx.fillText(`Joint configuration: a majority of old ${list(old)} and of new ${list(incoming)}`, 8, layout.log.y - 10);
 }
 
 function drawLinks(ctx, layout, frame, pal) {

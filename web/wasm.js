@@ -5,9 +5,13 @@ import init, { SimCluster, runSeedWorkload, version } from './pkg/flotilla_wasm.
 
 let ready = null;
 
-/** Loads and instantiates the module once; later calls share the same promise. */
-export function loadWasm() {
-  ready ??= init().then(() => ({
+/**
+ * Loads and instantiates the module once; later calls share the same promise (so a page with
+ * many docs widgets fetches and compiles it once). `wasmUrl`, if given on the first call, is
+ * where the .wasm file is (a site self-hosting the files); by default it sits beside the package.
+ */
+export function loadWasm(wasmUrl = undefined) {
+  ready ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl }).then(() => ({
     SimCluster,
     runSeedWorkload,
     version: version(),

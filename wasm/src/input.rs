@@ -486,6 +486,11 @@ pub fn describe_payload(payload: &EntryPayload) -> (&'static str, String) {
         EntryPayload::Membership(m) => {
             let voters: Vec<String> = m.voters.iter().map(ToString::to_string).collect();
             let mut text = format!("voters {{{}}}", voters.join(", "));
+            if !m.voters_outgoing.is_empty() {
+                // Joint consensus (thesis §4.3): decisions need a majority of both sets.
+                let outgoing: Vec<String> = m.voters_outgoing.iter().map(ToString::to_string).collect();
+                text.push_str(&format!(" joint with {{{}}}", outgoing.join(", ")));
+            }
             if !m.learners.is_empty() {
                 let learners: Vec<String> = m.learners.iter().map(ToString::to_string).collect();
                 text.push_str(&format!(" learners {{{}}}", learners.join(", ")));

@@ -151,6 +151,8 @@ pub struct NodeView {
     pub voters: Vec<u64>,
     /// Learners of the configuration in effect.
     pub learners: Vec<u64>,
+    /// The outgoing voters while a joint configuration is in effect (thesis §4.3); else empty.
+    pub voters_outgoing: Vec<u64>,
     /// The node's own counters.
     pub stats: Option<NodeStatsView>,
 }
@@ -224,6 +226,7 @@ pub fn node_view(node: &SimNode) -> NodeView {
             progress: Vec::new(),
             voters: Vec::new(),
             learners: Vec::new(),
+            voters_outgoing: Vec::new(),
             stats: None,
         };
     };
@@ -256,6 +259,7 @@ pub fn node_view(node: &SimNode) -> NodeView {
             .collect(),
         voters: raft.membership().voters.iter().map(|id| id.0).collect(),
         learners: raft.membership().learners.iter().map(|id| id.0).collect(),
+        voters_outgoing: raft.membership().voters_outgoing.iter().map(|id| id.0).collect(),
         stats: Some(NodeStatsView {
             elections_started: stats.elections_started,
             pre_votes_started: stats.pre_votes_started,
