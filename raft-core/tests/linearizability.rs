@@ -444,7 +444,10 @@ fn reported_linearizations_are_valid_witnesses() {
             let mut last_time = 0;
             for point in &points {
                 let record = &history.records()[point.position];
-                assert!(point.time >= record.invoke_time && point.time >= last_time, "seed {seed}: {point:?}");
+                assert!(
+                    point.time >= record.invoke_time && point.time >= last_time,
+                    "seed {seed}: {point:?}"
+                );
                 // An operation whose client gave up may take effect later (see the module docs).
                 let known = record.complete_time.filter(|_| record.is_known());
                 assert!(known.is_none_or(|t| point.time <= t), "seed {seed}: {point:?}");
@@ -461,7 +464,8 @@ fn reported_linearizations_are_valid_witnesses() {
             placed += points.len();
         }
         // Everything with a known outcome that was not a definite failure is placed.
-        let known = history.records().iter().filter(|r| r.is_known() && r.observed != Observed::Failed).count();
+        let known =
+            history.records().iter().filter(|r| r.is_known() && r.observed != Observed::Failed).count();
         assert!(placed >= known, "seed {seed}: placed {placed} of {known}");
     }
 }

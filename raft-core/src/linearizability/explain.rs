@@ -117,10 +117,18 @@ pub fn explain(counterexample: &Counterexample) -> Explanation {
     };
     let sentence = match (&record.observed, last_writer) {
         (Observed::Value(seen), _) if !written_anywhere(seen) => {
-            format!("{} returned {}, a value no operation wrote", describe_op(&record.op), text(seen.as_ref()))
+            format!(
+                "{} returned {}, a value no operation wrote",
+                describe_op(&record.op),
+                text(seen.as_ref())
+            )
         }
         (_, Some(writer)) if operations[writer].complete_time.is_some_and(|t| t < record.invoke_time) => {
-            format!("{} {outcome} after {} completed", describe_op(&record.op), describe_op(&operations[writer].op))
+            format!(
+                "{} {outcome} after {} completed",
+                describe_op(&record.op),
+                describe_op(&operations[writer].op)
+            )
         }
         (_, Some(writer)) => format!(
             "{} {outcome}, but {key} held {} once {} took effect",
@@ -128,7 +136,9 @@ pub fn explain(counterexample: &Counterexample) -> Explanation {
             text(value.as_ref()),
             describe_op(&operations[writer].op)
         ),
-        (_, None) => format!("{} {outcome}, but {key} was still {}", describe_op(&record.op), text(value.as_ref())),
+        (_, None) => {
+            format!("{} {outcome}, but {key} was still {}", describe_op(&record.op), text(value.as_ref()))
+        }
     };
     Explanation { blocked, sentence }
 }

@@ -40,6 +40,7 @@ mod explain;
 mod generate;
 mod history;
 mod model;
+mod report;
 mod result;
 mod search;
 mod shrink;
@@ -47,6 +48,7 @@ mod shrink;
 pub use explain::{explain, linearization_points, Explanation, LinearizationPoint};
 pub use generate::{linearizable_history, GeneratorConfig};
 pub use history::{History, HistoryBuilder, HistoryError, Observed, Op, OpId, OperationRecord};
+pub use report::{HistoryReport, ReportOp, ReportViolation, TimeUnit};
 pub use result::{CheckResult, Counterexample, Inconclusive, KeyResult, KeyVerdict, ShrinkStatus, Verdict};
 
 use crate::kv;
@@ -98,11 +100,21 @@ pub fn check_with(history: &History, options: &CheckOptions) -> CheckResult {
     for (index, record) in records.iter().enumerate() {
         by_key.entry(record.op.key()).or_default().push(index);
     }
-    let keys = by_key.into_iter().map(|(key, indices)| check_key(records, key, &indices, options)).collect();
+    let keys =
+        by_key.into_iter().map(|(key, indices)| check_key_indices(records, key, &indices, options)).collect();
     CheckResult { keys }
 }
 
-fn check_key(
+/// Checks only the operations of `history` on `key`: for a caller that keeps each key's result
+/// and re-checks a key only when its operations change (linearizability is local, so the
+/// results combine into a [`CheckResult`] in key order).
+pub fn check_key(history: &History, key: &[u8], options: &CheckOptions) -> KeyResult {
+    let records = history.records();
+    let indices: Vec<usize> = (0..records.len()).filter(|&index| records[index].op.key() == key).collect();
+    check_key_indices(records, &Bytes::copy_from_slice(key), &indices, options)
+}
+
+fn check_key_indices(
     records: &[OperationRecord],
     key: &Bytes,
     indices: &[usize],

@@ -34,15 +34,11 @@ pub(crate) struct SearchLimits {
 pub(crate) enum SearchOutcome {
     /// `order` (positions in the searched slice) is a linearization: the order in which the
     /// operations can take effect (Herlihy & Wing's sequential witness).
-    Linearizable {
-        order: Vec<usize>,
-    },
+    Linearizable { order: Vec<usize> },
     /// No order works. `longest_prefix` (positions in the searched slice, in order) is the
     /// longest sequence of operations the search managed to linearize, if it was asked to track
     /// one.
-    NotLinearizable {
-        longest_prefix: Vec<usize>,
-    },
+    NotLinearizable { longest_prefix: Vec<usize> },
     /// A bound was reached first.
     Inconclusive(Inconclusive),
 }
