@@ -196,7 +196,9 @@ function drawOps(ctx, layout, data, { selected, marks, colors, pal }) {
     if (x1 - x0 >= LABEL_BAR_MIN) {
       ctx.fillStyle = op.outcome === 'ok' ? pal.background : pal.ink;
       const suffix = op.kind === 'get' && op.outcome === 'ok' ? ` → ${op.result}` : op.outcome === 'failed' ? ' ✕' : op.outcome === 'unknown' ? ' ?' : '';
-      ctx.fillText(`${op.label}${suffix}`, x0 + 3, top + h / 2, x1 - x0 - 6);
+      const label = `${op.label}${suffix}`;
+      // Whole labels only: a squeezed one is unreadable.
+      if (ctx.measureText(label).width <= x1 - x0 - 6) ctx.fillText(label, x0 + 3, top + h / 2);
     } else if (op.outcome !== 'ok' && wide) {
       ctx.fillStyle = colors[op.outcome] ?? colors.unknown;
       ctx.fillText(op.outcome === 'failed' ? '✕' : '?', x1 + 1, top + h / 2);
@@ -322,9 +324,16 @@ export function mountHistoryPanel(root, { onSeek = null, theme = 'light' } = {})
   });
   const opsById = () => state.data?.report.operations ?? [];
   const fullSpan = () => {
+    // From a little before the first operation to the last response (or now).
     let end = state.data?.now ?? 0;
-    for (const op of opsById()) end = Math.max(end, op.complete ?? op.invoke);
-    return { start: 0, end: Math.max(end, 1) };
+    let start = Infinity;
+    for (const op of opsById()) {
+      end = Math.max(end, op.complete ?? op.invoke);
+      start = Math.min(start, op.invoke);
+    }
+    if (!Number.isFinite(start)) start = 0;
+    start = Math.max(0, start - (end - start) * 0.05);
+    return { start, end: Math.max(end, start + 1) };
   };
   const layout = () => historyLayout(state.data, state.width, state.view);
   function draw() {
