@@ -227,7 +227,7 @@ impl Recorder {
 /// to it, then a get, alternating, on keys shared by every client.
 pub fn recorded_bench_op(client: usize, op: usize, value: &str) -> Op {
     let key = format!("h{}", (client + op / 2) % RECORDED_KEYS);
-    if op % 2 == 0 {
+    if op.is_multiple_of(2) {
         Op::put(key, format!("{client}.{op}.{value}"))
     } else {
         Op::get(key)

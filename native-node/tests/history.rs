@@ -81,7 +81,7 @@ async fn a_healthy_clusters_bench_history_checks_clean_and_a_stale_read_is_flagg
     let value = stale.result.clone().unwrap().unwrap();
     let sentence = format!("get {} returned {value} after put {}=", stale.key, stale.key);
     assert!(stdout.contains(&sentence), "{stdout}");
-    assert!(stdout.contains(&format!("! #400 client 99")), "the stale read is the one marked: {stdout}");
+    assert!(stdout.contains("! #400 client 99"), "the stale read is the one marked: {stdout}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains(&sentence), "the report names the operation");
     assert!(page.contains("function mountHistoryPanel"), "the panel is inlined: no server needed");
