@@ -32,8 +32,6 @@ struct LogOp {
     invoke_ms: u64,
     complete_ms: Option<u64>,
     observed: Observed,
-    /// Still waiting for the node to apply it.
-    waiting: bool,
 }
 
 /// A node's store as this recorder rebuilt it from the commands the node applied.
@@ -98,6 +96,9 @@ struct Open {
 #[derive(Clone, Debug, Default)]
 pub struct HistoryRecorder {
     ops: Vec<LogOp>,
+    /// Operations still waiting for their node to apply them (indices into `ops`): few at a
+    /// time, so matching an applied command against them is cheap.
+    waiting: Vec<usize>,
     mirrors: Vec<Mirror>,
     open: Vec<Open>,
     bands: Vec<Band>,
@@ -140,12 +141,14 @@ impl HistoryRecorder {
             invoke_ms: time_ms,
             complete_ms: None,
             observed: Observed::Unknown,
-            waiting: index.is_some(),
         };
         match index {
             // Nobody leads: the proposal is refused at once.
             None => (record.complete_ms, record.observed) = (Some(time_ms), Observed::Failed),
-            Some(_) => self.unsettled.push((self.ops.len(), simulation.stats().proposals_refused)),
+            Some(_) => {
+                self.unsettled.push((self.ops.len(), simulation.stats().proposals_refused));
+                self.waiting.push(self.ops.len());
+            }
         }
         self.ops.push(record);
         self.revision += 1;
@@ -189,9 +192,9 @@ impl HistoryRecorder {
         let refusals = refused.saturating_sub(refused_before) as usize;
         let settled = core::mem::take(&mut self.unsettled);
         for &(op, _) in settled.iter().rev().take(refusals) {
+            self.waiting.retain(|&waiting| waiting != op);
             let record = &mut self.ops[op];
-            (record.waiting, record.complete_ms, record.observed) =
-                (false, Some(record.invoke_ms), Observed::Failed);
+            (record.complete_ms, record.observed) = (Some(record.invoke_ms), Observed::Failed);
         }
         self.revision += 1;
     }
@@ -206,9 +209,14 @@ impl HistoryRecorder {
             self.open[k].down = self.toggle(open.down, id, BandKind::Down, 0, now);
             if liveness == Liveness::Down {
                 // Its clients lose the connection: they will never learn these outcomes.
-                for record in self.ops.iter_mut().filter(|record| record.waiting && record.node == k) {
-                    (record.waiting, record.complete_ms) = (false, Some(now));
-                }
+                let ops = &mut self.ops;
+                self.waiting.retain(|&op| {
+                    let gave_up = ops[op].node == k;
+                    if gave_up {
+                        ops[op].complete_ms = Some(now);
+                    }
+                    !gave_up
+                });
             }
         }
         if (liveness == Liveness::Paused) != open.paused.is_some() {
@@ -270,6 +278,11 @@ impl HistoryRecorder {
     /// Applies the commands node `k` applied since last time to its mirror store, and completes
     /// the operations proposed to `k` that they answer.
     fn sync_mirror(&mut self, simulation: &Simulation, k: usize, now: u64) {
+        // Only a node some client waits on needs its store now; the others catch up from where
+        // they stopped when one does.
+        if !self.waiting.iter().any(|&op| self.ops[op].node == k) {
+            return;
+        }
         let machine = &simulation.nodes()[k].machine;
         let count = machine.command_count();
         if count == self.mirrors[k].commands {
@@ -291,12 +304,11 @@ impl HistoryRecorder {
             };
             let response = mirror.store.apply(&entry);
             rest = after;
-            let waiting = self
-                .ops
-                .iter_mut()
-                .find(|record| record.waiting && record.node == k && record.command == command);
-            if let Some(record) = waiting {
-                record.waiting = false;
+            let ops = &self.ops;
+            let answered =
+                self.waiting.iter().position(|&op| ops[op].node == k && ops[op].command == command);
+            if let Some(position) = answered {
+                let record = &mut self.ops[self.waiting.remove(position)];
                 record.complete_ms = Some(now);
                 record.observed = Observed::from_kv(&response);
                 self.revision += 1;
