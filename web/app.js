@@ -15,6 +15,7 @@ import { PLAYGROUND_OPTIONS, SCENARIOS, captionAt, captionedSteps, findScenario,
 import { decodeFragment, encodeFragment } from './share.js';
 import { describeEvents } from './eventlog.js';
 import * as panels from './panels.js';
+import { mountHistoryPanel } from './history.js';
 
 const SPEED_MIN = 0.01;
 const SPEED_MAX = 1000;
@@ -88,6 +89,24 @@ const app = {
 
 const cluster = () => app.timeline.cluster;
 
+/** The history panel (web/history.js) and the checker behind it, which re-checks only the keys
+ * whose operations changed; `revision` is the cluster's history revision last shown. */
+const ops = { panel: null, checker: null, cluster: null, revision: -1, data: null };
+
+function refreshHistory() {
+  const c = cluster();
+  if (c !== ops.cluster || c.historyRevision !== ops.revision) {
+    ops.cluster = c;
+    ops.revision = c.historyRevision;
+    ops.data = ops.checker.check(c);
+  } else if (ops.data.now === c.nowMs) {
+    return;
+  }
+  // Bars still in flight grow to now even when nothing new happened.
+  ops.data.now = c.nowMs;
+  ops.panel.update(ops.data);
+}
+
 // ----- runs --------------------------------------------------------------------------------
 
 function startRun(newCluster, { scenario = null, atMs = 0, play = false } = {}) {
@@ -121,6 +140,7 @@ function loadScenario(id, { play = app.narration === 'auto' && !app.reducedMotio
   const fresh = new app.tables.SimCluster(scenario.options);
   scheduleScenario(fresh, scenario);
   startRun(fresh, { scenario, play });
+  if (scenario.panel) showTab(scenario.panel);
 }
 
 function newRun(options, { play = !app.reducedMotion } = {}) {
@@ -562,6 +582,7 @@ function refreshPanels() {
   const details = app.selectedMessage !== null ? c.message(app.selectedMessage) : undefined;
   if (app.selectedMessage !== null && !details) app.selectedMessage = null;
   panels.showMessages(app.frame, app.selectedMessage, details);
+  refreshHistory();
 }
 
 function relayout() {
@@ -713,6 +734,7 @@ function applyTheme() {
   app.theme = chosen === 'dark' || chosen === 'light' ? chosen : prefersDark.matches ? 'dark' : 'light';
   $('theme').setAttribute('aria-pressed', String(app.theme === 'dark'));
   drawLegend();
+  ops.panel?.setTheme(app.theme);
   app.dirty = true;
 }
 
@@ -1048,6 +1070,13 @@ function installPageApi(ready) {
     checkScenario: () => (app.scenario ? app.scenario.check(state()) : 'no scenario loaded'),
     newRun: (options) => newRun(options, { play: false }),
     pngDataUrl: () => $('view').toDataURL('image/png'),
+    /** The history panel's data up to now: {report: {verdict, summary, operations, violations},
+     * bands, nodes, now}; and how many keys its last check searched. */
+    history: () => {
+      refreshHistory();
+      return ops.data;
+    },
+    historyKeysChecked: () => ops.checker.keysChecked,
   };
 }
 
@@ -1057,6 +1086,13 @@ async function main() {
   const ready = loadWasm();
   installPageApi(ready.then(() => true));
   app.tables = await ready;
+  ops.checker = new app.tables.HistoryChecker();
+  ops.panel = mountHistoryPanel($('history-view'), {
+    onSeek: (timeMs) => {
+      setPlaying(false);
+      seek(timeMs);
+    },
+  });
   app.ctx = hidpiCanvas($('view'), (width, height) => {
     app.width = width;
     app.height = height;

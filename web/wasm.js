@@ -1,7 +1,7 @@
 // The one module that loads the generated wasm package (web/pkg, built by scripts/build-wasm.sh).
 // Everything else imports SimCluster and the table names from here, so the package can move or
 // be rebuilt without touching the rest.
-import init, { SimCluster, runSeedWorkload, version } from './pkg/flotilla_wasm.js';
+import init, { HistoryChecker, SimCluster, generatedHistory, runSeedWorkload, version } from './pkg/flotilla_wasm.js';
 
 let ready = null;
 
@@ -13,6 +13,8 @@ let ready = null;
 export function loadWasm(wasmUrl = undefined) {
   ready ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl }).then(() => ({
     SimCluster,
+    HistoryChecker,
+    generatedHistory,
     runSeedWorkload,
     version: version(),
     nodeFields: SimCluster.nodeFields(),

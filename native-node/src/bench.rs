@@ -28,6 +28,9 @@ pub struct BenchConfig {
     pub value_size_bytes: usize,
     /// Use client sessions (exactly-once retries).
     pub use_session: bool,
+    /// Record every operation here (`--record`); the workload then alternates puts and gets on
+    /// a few shared keys, so the history is worth checking (see [`crate::history`]).
+    pub record: Option<crate::history::Recorder>,
 }
 
 /// The result; printed as one JSON line.
@@ -84,13 +87,21 @@ pub async fn run(config: BenchConfig) -> BenchReport {
     for (number, mut client) in prepared.into_iter().enumerate() {
         let ops = config.ops / clients + usize::from(number < config.ops % clients);
         let value = value.clone();
+        let record = config.record.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(ops);
             let mut errors = 0usize;
             for op in 0..ops {
                 let key = format!("{:04x}{:04x}", number % 0x10000, op % 0x10000);
                 let begun = Instant::now();
-                match client.put(&key, &value).await {
+                let answer = match &record {
+                    Some(recorder) => {
+                        let recorded = crate::history::recorded_bench_op(number, op, &value);
+                        recorder.run(&mut client, number as u64 + 1, &recorded, "linearizable").await
+                    }
+                    None => client.put(&key, &value).await,
+                };
+                match answer {
                     Ok(_) => latencies.push(begun.elapsed()),
                     Err(error) => {
                         errors += 1;
@@ -113,6 +124,9 @@ pub async fn run(config: BenchConfig) -> BenchReport {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(Err(error)) = config.record.as_ref().map(crate::history::Recorder::flush) {
+        tracing::warn!(%error, "cannot write the recorded history");
+    }
     latencies.sort_unstable();
     BenchReport {
         clients,

@@ -29,6 +29,8 @@ pub mod client;
 pub mod connection;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
+pub mod history_cli;
 pub mod kv;
 pub mod limits;
 pub mod metrics;

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use native_node::bench::{self, BenchConfig};
 use native_node::client::{Client, ClientConfig, ClientError};
 use native_node::server::{self, ServeConfig};
+use raft_core::linearizability::Op;
 use raft_core::NodeId;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ enum Command {
         endpoints: Endpoints,
         #[command(subcommand)]
         operation: KvOperation,
+        /// Append the operation, with its times and outcome, to this history file (JSON lines).
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Cluster administration (needs the secret).
     Admin {
@@ -40,6 +44,8 @@ enum Command {
     },
     /// Measure put throughput and latency; the last line is JSON.
     Bench(BenchArgs),
+    /// Check a recorded history (JSON lines) for linearizability; exit 0 if it is, 1 if not.
+    Check(CheckArgs),
     /// Run a local cluster on 127.0.0.1 (data under .data/).
     DevCluster(DevClusterArgs),
     /// Print a new random cluster secret (256 bits, hex).
@@ -178,6 +184,19 @@ struct BenchArgs {
     /// Do not use client sessions.
     #[arg(long)]
     no_session: bool,
+    /// Record every operation to this history file (JSON lines, for `raft-node check`); the
+    /// workload then alternates puts and gets on a few shared keys.
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The history file (`bench --record` or `kv --record`).
+    history: PathBuf,
+    /// Also write a self-contained HTML page with the history panel.
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -295,6 +314,24 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// The checker's view of a kv command and its read mode; `None` for a malformed cas (which
+/// `kv` then reports).
+fn history_op(operation: &KvOperation) -> Option<(Op, String)> {
+    let linearizable = String::from("linearizable");
+    Some(match operation {
+        KvOperation::Put { key, value } => (Op::put(key.clone(), value.clone()), linearizable),
+        KvOperation::Get { key, read } => (Op::get(key.clone()), read.clone()),
+        KvOperation::Del { key } => (Op::delete(key.clone()), linearizable),
+        KvOperation::Cas { key, values, absent } => match (absent, values.as_slice()) {
+            (true, [new]) => (Op::cas(key.clone(), None, new.clone()), linearizable),
+            (false, [old, new]) => {
+                (Op::cas(key.clone(), Some(old.clone().into()), new.clone()), linearizable)
+            }
+            _ => return None,
+        },
+    })
 }
 
 fn client_for(endpoints: Endpoints, secret: Option<Vec<u8>>) -> Client {
@@ -530,9 +567,28 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Command::Kv { endpoints, operation } => kv(endpoints, operation, secret).await,
+            Command::Kv { endpoints, operation, record } => match record {
+                None => kv(endpoints, operation, secret).await,
+                Some(path) => match history_op(&operation) {
+                    Some((op, read)) => {
+                        native_node::history_cli::record_kv(&path, client_for(endpoints, secret), &op, &read)
+                            .await
+                    }
+                    None => kv(endpoints, operation, secret).await,
+                },
+            },
+            Command::Check(args) => native_node::history_cli::check(&args.history, args.html.as_deref()),
             Command::Admin { endpoints, operation } => admin(endpoints, operation, secret).await,
             Command::Bench(args) => {
+                let record = match args.record.as_deref().map(native_node::history::Recorder::append_to) {
+                    None => None,
+                    Some(Ok(recorder)) => Some(recorder),
+                    Some(Err(error)) => {
+                        eprintln!("error: cannot open the history file: {error}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let started = std::time::Instant::now();
                 let report = bench::run(BenchConfig {
                     endpoints: args.endpoints.endpoints,
                     clients: args.clients,
@@ -540,8 +596,12 @@ fn main() -> ExitCode {
                     ops: args.ops,
                     value_size_bytes: args.value_size,
                     use_session: !args.no_session,
+                    record,
                 })
                 .await;
+                if let Some(path) = &args.record {
+                    native_node::history_cli::print_bench_check(path, started.elapsed());
+                }
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
                 if report.ops == 0 {
                     ExitCode::FAILURE

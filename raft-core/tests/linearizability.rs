@@ -424,3 +424,48 @@ proptest! {
         prop_assert_eq!(counterexample.shrink, ShrinkStatus::Minimal);
     }
 }
+
+// ---- the witness: the linearization the checker reports is a real one ----
+
+/// Replays each key's reported linearization on a register: every point lies inside its
+/// operation, points never go back in time, and each operation's output fits the value there
+/// (thesis §6.3: each operation takes effect at one instant between invocation and response).
+#[test]
+fn reported_linearizations_are_valid_witnesses() {
+    use raft_core::linearizability::linearization_points;
+    for seed in 0..20 {
+        let config = GeneratorConfig { operations: 400, keys: 3, clients: 6, ..GeneratorConfig::default() };
+        let history = linearizable_history(&config, seed);
+        let result = check(&history);
+        assert!(result.is_linearizable(), "seed {seed}: {result}");
+        let mut placed = 0;
+        for key in &result.keys {
+            let points = linearization_points(history.records(), &key.linearization);
+            let mut last_time = 0;
+            for point in &points {
+                let record = &history.records()[point.position];
+                assert!(
+                    point.time >= record.invoke_time && point.time >= last_time,
+                    "seed {seed}: {point:?}"
+                );
+                // An operation whose client gave up may take effect later (see the module docs).
+                let known = record.complete_time.filter(|_| record.is_known());
+                assert!(known.is_none_or(|t| point.time <= t), "seed {seed}: {point:?}");
+                last_time = point.time;
+                let fits = match (&record.op, &record.observed) {
+                    (Op::Get { .. }, Observed::Value(seen)) => *seen == point.before,
+                    (Op::CompareAndSwap { expected, .. }, Observed::Swapped(swapped)) => {
+                        (*expected == point.before) == *swapped
+                    }
+                    _ => true,
+                };
+                assert!(fits, "seed {seed}: {record:?} does not fit {point:?}");
+            }
+            placed += points.len();
+        }
+        // Everything with a known outcome that was not a definite failure is placed.
+        let known =
+            history.records().iter().filter(|r| r.is_known() && r.observed != Observed::Failed).count();
+        assert!(placed >= known, "seed {seed}: placed {placed} of {known}");
+    }
+}

@@ -27,6 +27,7 @@ use crate::events::EventLog;
 use crate::frame::{
     message_frame, node_frame, MESSAGE_FIELDS, MESSAGE_KINDS, MESSAGE_STRIDE, NODE_FIELDS, NODE_STRIDE,
 };
+use crate::history::HistoryRecorder;
 use crate::input::{
     check_read_key, describe_input, from_input, to_input, InputObject, ReadModeName, ScriptItem,
 };
@@ -49,6 +50,8 @@ pub struct SimCluster {
     script: Script,
     fed: usize,
     events: EventLog,
+    /// The clients' operations and the nodes' bands, for the history panel.
+    history: HistoryRecorder,
     /// Reused buffer of the node rows.
     rows: Vec<f64>,
 }
@@ -380,7 +383,7 @@ impl SimCluster {
             }
             None => self.simulation.step_once(u64::MAX),
         };
-        self.events.observe(&self.simulation);
+        self.observe();
         stepped
     }
 
@@ -660,7 +663,14 @@ impl SimCluster {
         crate::options::check_config(&config).map_err(|e| range_error(&e))?;
         let simulation = Simulation::new(config, Script::new()).map_err(|e| range_error(&e))?;
         let events = EventLog::new(&simulation);
-        Ok(SimCluster { simulation, script, fed: 0, events, rows: Vec::new() })
+        Ok(SimCluster {
+            simulation,
+            script,
+            fed: 0,
+            events,
+            history: HistoryRecorder::default(),
+            rows: Vec::new(),
+        })
     }
 
     fn node_id(&self, node: u32) -> Result<NodeId, JsValue> {
@@ -699,6 +709,7 @@ impl SimCluster {
         if time_ms > self.simulation.now_ms() {
             self.run_events_to(time_ms - 1);
         }
+        self.history.fed(&self.simulation, time_ms, &input);
         self.simulation.schedule(time_ms, input);
         self.fed += 1;
     }
@@ -713,7 +724,7 @@ impl SimCluster {
 
     fn run_events_to(&mut self, time_ms: u64) {
         while self.simulation.step_once(time_ms) {
-            self.events.observe(&self.simulation);
+            self.observe();
         }
         self.simulation.run_until(time_ms);
     }
@@ -731,7 +742,25 @@ impl SimCluster {
         crate::options::check_config(&config)?;
         let simulation = Simulation::new(config, Script::new())?;
         let events = EventLog::new(&simulation);
-        Ok(SimCluster { simulation, script, fed: 0, events, rows: Vec::new() })
+        Ok(SimCluster {
+            simulation,
+            script,
+            fed: 0,
+            events,
+            history: HistoryRecorder::default(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// After every step: the observers look at what changed.
+    fn observe(&mut self) {
+        self.events.observe(&self.simulation);
+        self.history.observe(&self.simulation);
+    }
+
+    /// The client history recorded so far.
+    pub fn history_recorder(&self) -> &HistoryRecorder {
+        &self.history
     }
 
     /// The simulation, for Rust callers (benchmarks, tests).

@@ -15,6 +15,8 @@ mod events;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod history;
+mod history_view;
 mod input;
 mod options;
 mod reads;
@@ -31,6 +33,7 @@ pub use bench::run_seed_workload;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub use cluster::SimCluster;
+pub use history_view::HistoryChecker;
 
 use alloc::string::String;
 use wasm_bindgen::prelude::*;

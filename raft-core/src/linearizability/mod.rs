@@ -15,6 +15,9 @@
 //! - **Real time.** `a` precedes `b` iff `a` completed strictly before `b` was invoked;
 //!   operations that touch at one instant count as concurrent, which can hide a violation but
 //!   never invent one.
+//! - **Witnesses.** A linearizable key comes with the order its operations took effect in
+//!   ([`KeyResult::linearization`]); [`linearization_points`] turns it into a point in time per
+//!   operation, with the key's value before and after, for a timeline.
 //! - **Counterexamples** are shrunk to a small failing subset and print as a table with a
 //!   timeline ([`Counterexample`]).
 //!
@@ -33,15 +36,19 @@
 //! println!("{result}");
 //! ```
 
+mod explain;
 mod generate;
 mod history;
 mod model;
+mod report;
 mod result;
 mod search;
 mod shrink;
 
+pub use explain::{explain, linearization_points, Explanation, LinearizationPoint};
 pub use generate::{linearizable_history, GeneratorConfig};
 pub use history::{History, HistoryBuilder, HistoryError, Observed, Op, OpId, OperationRecord};
+pub use report::{HistoryReport, ReportOp, ReportViolation, TimeUnit};
 pub use result::{CheckResult, Counterexample, Inconclusive, KeyResult, KeyVerdict, ShrinkStatus, Verdict};
 
 use crate::kv;
@@ -93,11 +100,21 @@ pub fn check_with(history: &History, options: &CheckOptions) -> CheckResult {
     for (index, record) in records.iter().enumerate() {
         by_key.entry(record.op.key()).or_default().push(index);
     }
-    let keys = by_key.into_iter().map(|(key, indices)| check_key(records, key, &indices, options)).collect();
+    let keys =
+        by_key.into_iter().map(|(key, indices)| check_key_indices(records, key, &indices, options)).collect();
     CheckResult { keys }
 }
 
-fn check_key(
+/// Checks only the operations of `history` on `key`: for a caller that keeps each key's result
+/// and re-checks a key only when its operations change (linearizability is local, so the
+/// results combine into a [`CheckResult`] in key order).
+pub fn check_key(history: &History, key: &[u8], options: &CheckOptions) -> KeyResult {
+    let records = history.records();
+    let indices: Vec<usize> = (0..records.len()).filter(|&index| records[index].op.key() == key).collect();
+    check_key_indices(records, &Bytes::copy_from_slice(key), &indices, options)
+}
+
+fn check_key_indices(
     records: &[OperationRecord],
     key: &Bytes,
     indices: &[usize],
@@ -107,14 +124,18 @@ fn check_key(
         SearchLimits { steps_max: options.search_steps_max, cache_bytes_max: options.cache_bytes_max };
     let ops = model::compile(records, indices);
     let report = search::search(&ops, limits, Prefix::Ignore);
+    let mut linearization = Vec::new();
     let verdict = match report.outcome {
-        SearchOutcome::Linearizable => KeyVerdict::Linearizable,
+        SearchOutcome::Linearizable { order } => {
+            linearization = order.into_iter().map(|op| ops[op].record).collect();
+            KeyVerdict::Linearizable
+        }
         SearchOutcome::Inconclusive(why) => KeyVerdict::Unknown(why),
         SearchOutcome::NotLinearizable { .. } => {
             KeyVerdict::NotLinearizable(counterexample(records, key, &ops, indices.len(), limits, options))
         }
     };
-    KeyResult { key: key.clone(), operations: indices.len(), steps: report.steps, verdict }
+    KeyResult { key: key.clone(), operations: indices.len(), steps: report.steps, verdict, linearization }
 }
 
 fn counterexample(
@@ -134,7 +155,7 @@ fn counterexample(
     };
     let longest_linearizable_prefix = match search::search(&failing, limits, Prefix::Track).outcome {
         SearchOutcome::NotLinearizable { longest_prefix } => longest_prefix,
-        SearchOutcome::Linearizable | SearchOutcome::Inconclusive(_) => Vec::new(),
+        SearchOutcome::Linearizable { .. } | SearchOutcome::Inconclusive(_) => Vec::new(),
     };
     Counterexample {
         key: key.clone(),

@@ -91,6 +91,11 @@ pub struct KeyResult {
     pub steps: u64,
     /// The verdict.
     pub verdict: KeyVerdict,
+    /// When linearizable, the order the key's operations took effect in, as positions in the
+    /// checked history: the witness the search found. Operations that cannot have had an
+    /// effect (definite failures, reads with no answer, unknown writes nobody could observe)
+    /// are left out. Empty otherwise.
+    pub linearization: Vec<usize>,
 }
 
 /// One key's verdict.

@@ -32,13 +32,13 @@ pub(crate) struct SearchLimits {
 /// How a search ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SearchOutcome {
-    Linearizable,
+    /// `order` (positions in the searched slice) is a linearization: the order in which the
+    /// operations can take effect (Herlihy & Wing's sequential witness).
+    Linearizable { order: Vec<usize> },
     /// No order works. `longest_prefix` (positions in the searched slice, in order) is the
     /// longest sequence of operations the search managed to linearize, if it was asked to track
     /// one.
-    NotLinearizable {
-        longest_prefix: Vec<usize>,
-    },
+    NotLinearizable { longest_prefix: Vec<usize> },
     /// A bound was reached first.
     Inconclusive(Inconclusive),
 }
@@ -314,7 +314,9 @@ pub(crate) fn search(ops: &[KeyOp], limits: SearchLimits, prefix: Prefix) -> Sea
         }
         entry = events.next[entry as usize];
     }
-    report(SearchOutcome::Linearizable, steps)
+    // The list is empty: every operation is on the stack, in the order they took effect.
+    let order = stack.iter().map(|&(op, _)| op as usize).collect();
+    report(SearchOutcome::Linearizable { order }, steps)
 }
 
 #[cfg(test)]
@@ -334,7 +336,7 @@ mod tests {
 
     #[test]
     fn empty_history_is_linearizable() {
-        assert_eq!(outcome(&[]), SearchOutcome::Linearizable);
+        assert_eq!(outcome(&[]), SearchOutcome::Linearizable { order: vec![] });
     }
 
     #[test]
@@ -342,8 +344,9 @@ mod tests {
         let write = op(0, 10, Step::Write { value: 1 });
         let saw_new = op(5, 6, Step::Get { observed: 1 });
         let saw_old = op(5, 6, Step::Get { observed: ABSENT });
-        assert_eq!(outcome(&[write, saw_new]), SearchOutcome::Linearizable);
-        assert_eq!(outcome(&[write, saw_old]), SearchOutcome::Linearizable);
+        // The order found puts the write before the read that saw it, after the one that did not.
+        assert_eq!(outcome(&[write, saw_new]), SearchOutcome::Linearizable { order: vec![0, 1] });
+        assert_eq!(outcome(&[write, saw_old]), SearchOutcome::Linearizable { order: vec![1, 0] });
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Shrinker<'_> {
         self.steps_left = self.steps_left.saturating_sub(report.steps);
         match report.outcome {
             SearchOutcome::NotLinearizable { .. } => Some(true),
-            SearchOutcome::Linearizable => Some(false),
+            SearchOutcome::Linearizable { .. } => Some(false),
             SearchOutcome::Inconclusive(Inconclusive::StepsExhausted { .. }) if budget_binds => None,
             // A subset too complex to decide is not known to fail: keep its operations.
             SearchOutcome::Inconclusive(_) => Some(false),

@@ -101,7 +101,7 @@ impl SimStateMachine {
 }
 
 /// One length-prefixed command off the front of `data`, and what follows it.
-pub(crate) fn split_command(data: &[u8]) -> Option<(&[u8], &[u8])> {
+pub fn split_command(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = take_varint(data)?;
     let len = usize::try_from(len).ok()?;
     (len <= rest.len()).then(|| rest.split_at(len))

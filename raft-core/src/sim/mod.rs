@@ -29,7 +29,7 @@ pub use checker::{entry_hash, Checker, NodeTrack, Violation};
 pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
 pub use cluster::{Changed, InFlight, Liveness, SimNode, SimStats, Simulation, Storage, CONVERGENCE_MS_MAX};
 pub use config::{Adversary, Budget, FaultSet, LinkConfig, SimConfig, NODES_MAX};
-pub use machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
+pub use machine::{split_command, SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 pub use script::{generate, link_for_faults, Input, NemesisPlan, Script};
 pub use workload::{
     ReadsFrom, RetrySafety, Workload, WorkloadConfig, WorkloadStats, CLIENTS_MAX, KEYS_MAX,
