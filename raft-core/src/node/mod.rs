@@ -281,13 +281,14 @@ impl RaftNode {
         self.tick_transfer();
         self.advance_catch_up();
         if self.election_elapsed >= self.config.election_timeout_ticks {
+            // Only the playground's timer arc counts leader rounds now (`election_timer`).
             self.election_elapsed = 0;
-            if self.config.check_quorum && !self.check_quorum_round() {
-                self.stats.check_quorum_step_downs += 1;
-                self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
-                self.become_follower(self.term, None);
-                return;
-            }
+        }
+        if self.config.check_quorum && !self.heard_from_quorum_recently() {
+            self.stats.check_quorum_step_downs += 1;
+            self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
+            self.become_follower(self.term, None);
+            return;
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
             self.broadcast_heartbeat();
