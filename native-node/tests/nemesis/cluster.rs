@@ -146,7 +146,11 @@ pub async fn agreed_leader(processes: &Processes, among: &[u64]) -> Option<u64> 
 }
 
 /// Polls every 10 ms until `among` agree on a leader; the leader and how long it took.
-pub async fn wait_for_leader(processes: &Processes, among: &[u64], timeout: Duration) -> Option<(u64, Duration)> {
+pub async fn wait_for_leader(
+    processes: &Processes,
+    among: &[u64],
+    timeout: Duration,
+) -> Option<(u64, Duration)> {
     let started = Instant::now();
     while started.elapsed() < timeout {
         if let Some(leader) = agreed_leader(processes, among).await {

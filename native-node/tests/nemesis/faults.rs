@@ -66,7 +66,11 @@ impl Fault {
     pub fn probes_leader(self) -> bool {
         matches!(
             self,
-            Fault::IsolateLeader | Fault::LeaderInMinority | Fault::Bridge | Fault::PacketLoss | Fault::MinorityPartition
+            Fault::IsolateLeader
+                | Fault::LeaderInMinority
+                | Fault::Bridge
+                | Fault::PacketLoss
+                | Fault::MinorityPartition
         )
     }
 
@@ -111,7 +115,8 @@ pub fn apply(fault: Fault, processes: &mut Processes, leader: u64, round: usize)
     let size = processes.size;
     let others = others(processes, leader, round);
     let minority = ((size - 1) / 2) as usize;
-    let rest = |cut: &[u64]| -> Vec<u64> { processes.all().into_iter().filter(|id| !cut.contains(id)).collect() };
+    let rest =
+        |cut: &[u64]| -> Vec<u64> { processes.all().into_iter().filter(|id| !cut.contains(id)).collect() };
     let links = match fault {
         Fault::MinorityPartition | Fault::KillLeaderAfterHeal => {
             let side = others[..minority.max(1).min(others.len() - 1)].to_vec();

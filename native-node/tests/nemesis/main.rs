@@ -89,7 +89,12 @@ fn nemesis_real_processes_in_network_namespaces() {
         let status = Command::new("ip")
             .args(["netns", "exec", &names.hub()])
             .arg(exe)
-            .args(["nemesis_real_processes_in_network_namespaces", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "nemesis_real_processes_in_network_namespaces",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(INNER, format!("{prefix}:{size}"))
             .env("FLOTILLA_NEMESIS", if mode == Mode::Long { "long" } else { "short" })
             .status()
@@ -136,9 +141,8 @@ async fn run(prefix: &str, size: u64, mode: Mode) {
     stale_read_control(&processes).await;
 
     let recorder = Arc::new(Recorder::new());
-    let clients: Vec<_> = (1..=CLIENTS)
-        .map(|id| tokio::spawn(client_loop(id, endpoints.clone(), recorder.clone())))
-        .collect();
+    let clients: Vec<_> =
+        (1..=CLIENTS).map(|id| tokio::spawn(client_loop(id, endpoints.clone(), recorder.clone()))).collect();
     let kinds = if long { Fault::kinds(size) } else { Fault::short_kinds(size) };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut records: Vec<FaultRecord> = Vec::new();
@@ -156,9 +160,8 @@ async fn run(prefix: &str, size: u64, mode: Mode) {
         };
         let started_ms = recorder.now_ms();
         let probe_stop = Arc::new(AtomicBool::new(false));
-        let probes = fault
-            .probes_leader()
-            .then(|| tokio::spawn(probe(processes.address(leader), probe_stop.clone())));
+        let probes =
+            fault.probes_leader().then(|| tokio::spawn(probe(processes.address(leader), probe_stop.clone())));
         let applied = faults::apply(fault, &mut processes, leader, round).unwrap();
         let mut survivors_elect = None;
         if fault == Fault::KillLeader {
@@ -168,9 +171,13 @@ async fn run(prefix: &str, size: u64, mode: Mode) {
         probe_stop.store(true, Ordering::SeqCst);
         faults::heal(&applied, &mut processes).unwrap();
         let healed = Instant::now();
-        let heal_to_leader = wait_for_leader(&processes, &all, LEADER_BOUND).await.map(|(l, _)| (l, healed.elapsed()));
+        let heal_to_leader =
+            wait_for_leader(&processes, &all, LEADER_BOUND).await.map(|(l, _)| (l, healed.elapsed()));
         let Some((new_leader, heal_to_leader)) = heal_to_leader else {
-            panic!("no agreed leader within {LEADER_BOUND:?} of healing {fault:?}; logs in {}", root.display());
+            panic!(
+                "no agreed leader within {LEADER_BOUND:?} of healing {fault:?}; logs in {}",
+                root.display()
+            );
         };
         if fault == Fault::KillLeaderAfterHeal {
             // However recent the heal: the survivors must elect within two election timeouts.

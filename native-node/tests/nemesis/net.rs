@@ -101,7 +101,20 @@ impl Namespaces {
             let node = names.node(id);
             ip(&["netns", "add", &node])?;
             namespaces.created.push(node.clone());
-            ip(&["-n", &hub, "link", "add", &port(id), "type", "veth", "peer", "name", "eth0", "netns", &node])?;
+            ip(&[
+                "-n",
+                &hub,
+                "link",
+                "add",
+                &port(id),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &node,
+            ])?;
             ip(&["-n", &hub, "link", "set", &port(id), "master", "br0"])?;
             ip(&["-n", &hub, "link", "set", &port(id), "up"])?;
             ip(&["-n", &node, "link", "set", "lo", "up"])?;
