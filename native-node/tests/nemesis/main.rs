@@ -251,9 +251,10 @@ async fn survivors_election(processes: &Processes, dead: u64) -> Option<Duration
 }
 
 /// With no client running: every replica reaches the same applied index, and holds the same
-/// value for each of `keys` and the acknowledged value for each witness. A write whose client
-/// gave up (outcome unknown) may still commit meanwhile, so a difference fails the run only if
-/// it lasts 10 s.
+/// value for each of `keys` and the acknowledged value for each witness. Followers learn the
+/// latest commit index only with the leader's next message, and a write whose client gave up
+/// (outcome unknown) may still commit later, so the replicas are compared until they agree; a
+/// difference fails the run only if it lasts 10 s.
 async fn check_replicas(processes: &Processes, keys: &[String], witnesses: &[(String, String)]) {
     let mut replicas: Vec<Client> =
         processes.all().iter().map(|&id| replica_client(processes.address(id))).collect();
@@ -264,7 +265,7 @@ async fn check_replicas(processes: &Processes, keys: &[String], witnesses: &[(St
         let difference = replica_difference(processes, &mut replicas, keys, witnesses).await;
         let Some(difference) = difference else {
             if let Some(first) = first_difference {
-                println!("  replicas equal after {} ms (first seen: {first})", started.elapsed().as_millis());
+                println!("  replicas agreed after {} ms (first look: {first})", started.elapsed().as_millis());
             }
             return;
         };
