@@ -265,7 +265,10 @@ async fn check_replicas(processes: &Processes, keys: &[String], witnesses: &[(St
         let difference = replica_difference(processes, &mut replicas, keys, witnesses).await;
         let Some(difference) = difference else {
             if let Some(first) = first_difference {
-                println!("  replicas agreed after {} ms (first look: {first})", started.elapsed().as_millis());
+                println!(
+                    "  replicas agreed after {} ms (first look: {first})",
+                    started.elapsed().as_millis()
+                );
             }
             return;
         };

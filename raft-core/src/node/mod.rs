@@ -120,8 +120,9 @@ pub struct RaftNode {
     /// The log, and with it the configuration in force: the latest in the log, counted as soon
     /// as it is appended (thesis §4.1). There is no second copy to drift from it.
     log: RaftLog,
-    /// Ticks since the last heartbeat or election (followers), or since the last check-quorum
-    /// round (leaders).
+    /// Ticks since the last heartbeat or election (followers). Leaders restart it every
+    /// election timeout only for the playground's timer arc: check-quorum looks at each
+    /// member's last answer on every tick instead (`heard_from_quorum_recently`).
     election_elapsed: u64,
     /// Ticks since the leader's last heartbeat round.
     heartbeat_elapsed: u64,
