@@ -85,3 +85,12 @@ if [ -x /usr/bin/chromium ]; then
 else
     apt_install chromium chromium
 fi
+
+# 6. iproute2 and nftables for the nemesis test (network namespaces, partitions, packet loss).
+for tool in ip:iproute2 nft:nftables; do
+    if command -v "${tool%%:*}" >/dev/null 2>&1; then
+        step "${tool#*:}" "ok ($(command -v "${tool%%:*}"))"
+    else
+        apt_install "${tool#*:}" "${tool#*:}"
+    fi
+done

@@ -35,6 +35,9 @@ cargo run --release -p raft-core --example simulate -- \
     --seed 1 --runs 12 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 \
     --read-mode linearizable --reads-from any --check linearizability
 
+header "nemesis: 3 and 5 raft-node processes in network namespaces, one fault of each kind (~60 s; skips without root)"
+FLOTILLA_NEMESIS=short cargo test -p native-node --release --test nemesis -- --nocapture
+
 # The mutation gate (scripts/mutants.sh, ~10 min on two cores) is opt-in: FLOTILLA_MUTANTS=1.
 if [ "${FLOTILLA_MUTANTS:-0}" = 1 ]; then
     header "mutation gate: the simulator alone catches every planted bug"

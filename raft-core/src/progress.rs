@@ -136,15 +136,13 @@ pub(crate) struct Progress {
     pub(crate) flow: Flow,
     /// Unacknowledged AppendEntries. Invariant: empty unless `flow` is `Replicate`.
     pub(crate) inflights: Inflights,
-    /// Heard from since the last check-quorum round.
-    pub(crate) recent_active: bool,
     /// A heartbeat answer showed the follower behind while nothing is left to send: some
     /// AppendEntries may have been lost. Send one empty AppendEntries at `next_index - 1`;
     /// a rejection of it sends the follower back to probing from where it really is.
     pub(crate) check_lost_entries: bool,
     /// The latest heartbeat round it answered (reads are confirmed by rounds).
     pub(crate) acked_round: u64,
-    /// Tick count at which the leader last heard from it.
+    /// Tick count at which the leader last heard from it (check-quorum, thesis §6.2).
     pub(crate) last_contact_tick: u64,
 }
 
@@ -155,7 +153,6 @@ impl Progress {
             next_index,
             flow: Flow::Probe { probe_sent: false },
             inflights: Inflights::new(messages_max, bytes_max),
-            recent_active: false,
             check_lost_entries: false,
             acked_round: 0,
             last_contact_tick: 0,

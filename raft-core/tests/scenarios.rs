@@ -337,6 +337,39 @@ fn thesis_6_2_check_quorum_makes_an_isolated_leader_step_down() {
     assert_eq!(cluster.node(1).stats().check_quorum_step_downs, 1);
 }
 
+/// Thesis §6.2 counts the election timeout from the leader's last contact with a majority,
+/// whatever the phase of its own timers: cut off at any tick of its term, the leader steps down
+/// exactly one election timeout after the last answers it got, never later (a once-per-timeout
+/// round check would let it lead on, unheard, for up to two timeouts).
+#[test]
+fn thesis_6_2_a_cut_off_leader_steps_down_one_election_timeout_after_its_last_answers() {
+    let timeout = config(1).election_timeout_ticks;
+    for phase in 0..timeout {
+        let mut cluster = TestCluster::new(3);
+        cluster.campaign(1);
+        cluster.tick_all(timeout + phase);
+        assert_eq!(cluster.leaders(), vec![1]);
+        // With itself, either follower is a majority: the latest answer is the one that counts.
+        let since = cluster.node(1).follower_progress().map(|p| p.ticks_since_contact).min().unwrap();
+        let last_answer = cluster.node(1).ticks() - since;
+        cluster.isolate(1);
+        let mut stepped_down_after = None;
+        for _ in 0..2 * timeout {
+            cluster.tick(1);
+            if cluster.node(1).role() != Role::Leader {
+                stepped_down_after = Some(cluster.node(1).ticks() - last_answer);
+                break;
+            }
+        }
+        assert_eq!(
+            stepped_down_after,
+            Some(timeout),
+            "cut off {phase} ticks into a round, the leader stepped down after {stepped_down_after:?} ticks"
+        );
+        assert_eq!(cluster.node(1).stats().check_quorum_step_downs, 1);
+    }
+}
+
 #[test]
 fn thesis_4_2_3_followers_ignore_vote_requests_while_they_hear_from_a_leader() {
     let mut cluster = TestCluster::new(3);

@@ -9,18 +9,23 @@ use crate::types::{Entry, EntryPayload, LogIndex, NodeId, Role, Term};
 use alloc::vec::Vec;
 
 impl RaftNode {
-    /// Thesis §6.2: a leader that heard from no majority during the last election timeout
-    /// steps down, so clients can find the real leader.
-    pub(super) fn check_quorum_round(&mut self) -> bool {
+    /// Thesis §6.2: a leader steps down once an election timeout has passed without hearing
+    /// from a majority, so clients can find the real leader. Evaluated on every tick against
+    /// each member's last answer (a sliding window), not once per timeout-long round: a round
+    /// that began just before the leader was cut off would let it lead on, unheard, for up to
+    /// two timeouts, and its clients wait that long for a `leadership_lost` answer.
+    ///
+    /// Stepping down sooner only shortens the leader's lease (`lease_is_valid` needs the
+    /// leader role), so lease reads stay within what followers promise (see `node/lease.rs`).
+    pub(super) fn heard_from_quorum_recently(&self) -> bool {
         let me = self.config.id;
+        let ticks = self.ticks;
+        let timeout = self.config.election_timeout_ticks;
         let progress = &self.progress;
-        let active = quorum::has_quorum(self.membership(), |id| {
-            id == me || progress.get(&id).is_some_and(|pr| pr.recent_active)
-        });
-        for pr in self.progress.values_mut() {
-            pr.recent_active = false;
-        }
-        active
+        quorum::has_quorum(self.membership(), |id| {
+            id == me
+                || progress.get(&id).is_some_and(|pr| ticks.saturating_sub(pr.last_contact_tick) < timeout)
+        })
     }
 
     /// Starts an election now, as if the election timer had fired.
@@ -209,9 +214,8 @@ impl RaftNode {
             .map(|id| {
                 let mut pr =
                     Progress::new(next, self.config.inflight_messages_max, self.config.inflight_bytes_max);
+                // A fresh leader gives everyone an election timeout to answer.
                 pr.last_contact_tick = self.ticks;
-                // A fresh leader gives everyone one check-quorum round to answer.
-                pr.recent_active = true;
                 (id, pr)
             })
             .collect();

@@ -303,7 +303,6 @@ impl RaftNode {
                 let mut pr =
                     Progress::new(next, self.config.inflight_messages_max, self.config.inflight_bytes_max);
                 pr.last_contact_tick = self.ticks;
-                pr.recent_active = true;
                 self.progress.insert(id, pr);
             }
         }

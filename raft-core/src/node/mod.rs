@@ -120,8 +120,9 @@ pub struct RaftNode {
     /// The log, and with it the configuration in force: the latest in the log, counted as soon
     /// as it is appended (thesis §4.1). There is no second copy to drift from it.
     log: RaftLog,
-    /// Ticks since the last heartbeat or election (followers), or since the last check-quorum
-    /// round (leaders).
+    /// Ticks since the last heartbeat or election (followers). Leaders restart it every
+    /// election timeout only for the playground's timer arc: check-quorum looks at each
+    /// member's last answer on every tick instead (`heard_from_quorum_recently`).
     election_elapsed: u64,
     /// Ticks since the leader's last heartbeat round.
     heartbeat_elapsed: u64,
@@ -281,13 +282,14 @@ impl RaftNode {
         self.tick_transfer();
         self.advance_catch_up();
         if self.election_elapsed >= self.config.election_timeout_ticks {
+            // Only the playground's timer arc counts leader rounds now (`election_timer`).
             self.election_elapsed = 0;
-            if self.config.check_quorum && !self.check_quorum_round() {
-                self.stats.check_quorum_step_downs += 1;
-                self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
-                self.become_follower(self.term, None);
-                return;
-            }
+        }
+        if self.config.check_quorum && !self.heard_from_quorum_recently() {
+            self.stats.check_quorum_step_downs += 1;
+            self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
+            self.become_follower(self.term, None);
+            return;
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
             self.broadcast_heartbeat();

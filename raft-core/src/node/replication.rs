@@ -99,13 +99,12 @@ impl RaftNode {
         }
     }
 
-    /// Leader: `from` answered. Marks it active for check-quorum and returns whether it is a
+    /// Leader: `from` answered. Notes the contact for check-quorum and returns whether it is a
     /// member this leader tracks (answers from strangers are counted and ignored).
     pub(super) fn note_answer(&mut self, from: NodeId) -> bool {
         let ticks = self.ticks;
         match self.progress.get_mut(&from) {
             Some(pr) => {
-                pr.recent_active = true;
                 pr.last_contact_tick = ticks;
                 true
             }
