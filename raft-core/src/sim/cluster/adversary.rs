@@ -18,7 +18,8 @@ use alloc::format;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-/// How long after the last fault the cluster is given to converge ([`Simulation::check_converged`]).
+/// How long after the last fault the cluster is given to converge ([`Simulation::check_converged`]),
+/// beside the time to stream snapshots ([`Simulation::convergence_ms`]).
 pub const CONVERGENCE_MS_MAX: u64 = 3_000;
 
 /// The disk of a server, for the rule checks.
@@ -299,6 +300,32 @@ impl Simulation {
         }
     }
 
+    /// How long a cluster whose load just stopped is given to converge: [`CONVERGENCE_MS_MAX`]
+    /// plus two full snapshot transfers at the network's slowest pace.
+    ///
+    /// Why the transfers: a follower that fell behind the leader's compaction point can only
+    /// catch up by InstallSnapshot (§7), streamed one chunk at a time, each chunk persisted
+    /// before it is acknowledged, so one transfer takes `chunks × (2 × latency_max +
+    /// 2 × disk_latency)`; and a transfer in progress starts over when the leader takes a newer
+    /// snapshot (the driver keeps only the latest), which may happen right before the load
+    /// stops, so two are allowed. Without this allowance the `corners` mix (snapshots on
+    /// rejection, 10–100-entry snapshot intervals, 30–40 KB states in 512-byte chunks) flagged
+    /// 13 of 40 runs whose lagging followers were all mid-transfer and all converged 3.3–6 s
+    /// after the load stopped (`simulate --seed 1 --runs 40 --nodes 5 --faults all,corners
+    /// --ticks 20000`). A stall (nothing sent, a livelock, a promotion never carried out) still
+    /// fails: the allowance is finite and shrinks to [`CONVERGENCE_MS_MAX`] without snapshots.
+    pub fn convergence_ms(&self) -> u64 {
+        let largest = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.storage.snapshot.as_ref().map(|(_, data)| data.len()))
+            .max()
+            .unwrap_or(0);
+        let chunks = largest.div_ceil(crate::sim::machine::SNAPSHOT_CHUNK_BYTES) as u64;
+        let chunk_ms = 2 * self.config.link.latency_ms_max + 2 * self.config.disk_latency_ms;
+        CONVERGENCE_MS_MAX + 2 * chunks * chunk_ms
+    }
+
     /// The liveness check, for after the faults stopped and the network healed: a leader runs,
     /// and every running member of its configuration holds and has applied everything it
     /// committed, with no configuration change left half done. Flags a `liveness` violation
@@ -309,7 +336,7 @@ impl Simulation {
             self.checker.flag(
                 "liveness",
                 now,
-                format!("no leader {CONVERGENCE_MS_MAX} ms after the faults stopped"),
+                format!("no leader {} ms after the load stopped", self.converge_allowed_ms),
             );
             return false;
         };
@@ -346,7 +373,8 @@ impl Simulation {
         if lagging.is_empty() {
             return true;
         }
-        let detail = format!("{CONVERGENCE_MS_MAX} ms after the faults stopped: {}", lagging.join("; "));
+        let detail =
+            format!("{} ms after the load stopped: {}", self.converge_allowed_ms, lagging.join("; "));
         self.checker.flag("liveness", now, detail);
         false
     }
