@@ -61,6 +61,33 @@ impl Simulation {
         }
     }
 
+    /// Server `k` persisted a batch whose entries end with `written` (the last configuration
+    /// entry among them, and the batch's last entry): once that is also the end of its log in
+    /// memory, the configuration in force must be that entry's (thesis §4.1: a server uses the
+    /// latest configuration in its log, whether committed or not, and a truncated one is rolled
+    /// back). Checked against the disk, not the core's own bookkeeping.
+    pub(super) fn configuration_persisted(&mut self, k: usize, written: WrittenConfiguration) {
+        let node = &self.nodes[k];
+        let Some(raft) = node.raft.as_ref() else {
+            return;
+        };
+        let (last_index, last_term) = written.last;
+        if raft.last_index() != last_index || raft.term_at(last_index) != Some(last_term) {
+            return; // The log moved on in memory since this batch was handed out.
+        }
+        if raft.membership_index() != written.index || *raft.membership() != written.membership {
+            let detail = format!(
+                "node {} wrote configuration {:?} at {} as the latest in its log, but has {:?} at {} in force",
+                node.id,
+                written.membership,
+                written.index,
+                raft.membership(),
+                raft.membership_index()
+            );
+            self.checker.flag("configuration-follows-log", self.now_ms, detail);
+        }
+    }
+
     /// Server `k` persisted a hard state.
     pub(super) fn hard_state_persisted(&mut self, k: usize) {
         let node = &self.nodes[k];
@@ -254,11 +281,19 @@ impl Simulation {
         }
         let now = self.now_ms;
         if self.config.adversary.competing_membership {
-            // The deposed leader appends a configuration the majority's next leader will not.
+            // The deposed leader appends a configuration the majority's next leader will not,
+            // usually after a client write that still reached it: the configuration then sits
+            // one past the majority's new no-op, where that leader's first configuration change
+            // (an eager one, right after its election) lands.
             let others: Vec<NodeId> = self.config.node_ids().filter(|&id| id != leader).collect();
             let victim = others[self.adversary_rng.range(0, others.len() as u64) as usize];
+            let write_first = self.adversary_rng.chance(1, 2);
+            let write = Bytes::copy_from_slice(&(u64::MAX / 2 + now).to_le_bytes());
             if let Some(k) = self.index(leader) {
                 if let Some(raft) = self.nodes[k].raft.as_mut() {
+                    if write_first && raft.propose(write).is_ok() {
+                        self.stats.proposals_accepted += 1;
+                    }
                     let expected = raft.membership_index();
                     if raft.change_membership(MembershipChange::RemoveServer(victim), expected).is_ok() {
                         self.stats.membership_changes += 1;
@@ -328,7 +363,8 @@ impl Simulation {
 
     /// The liveness check, for after the faults stopped and the network healed: a leader runs,
     /// and every running member of its configuration holds and has applied everything it
-    /// committed, with no configuration change left half done. Flags a `liveness` violation
+    /// committed, with no configuration change left half done (a joint configuration, a catch-up,
+    /// a promotion nobody carries out). Flags a `liveness` violation
     /// and returns false otherwise.
     pub fn check_converged(&mut self) -> bool {
         let now = self.now_ms;
@@ -355,6 +391,13 @@ impl Simulation {
         }
         if let Some(id) = catching_up {
             lagging.push(format!("server {id} is still catching up"));
+        }
+        // A promotion AddVoter promised is carried out or withdrawn (and reported), never left
+        // pending (issue 10, defect 6; thesis §4.2.1).
+        for id in &membership.promoting {
+            if catching_up != Some(*id) {
+                lagging.push(format!("the promotion of server {id} is neither carried out nor withdrawn"));
+            }
         }
         for node in &self.nodes {
             if !membership.contains(node.id) || node.liveness() != Liveness::Up {
@@ -411,6 +454,26 @@ impl Simulation {
             self.rules.read_answered(&mut self.checker, id, state.request_id, index, self.now_ms);
         }
     }
+}
+
+/// The last configuration entry of a batch's entries, with the batch's last entry.
+pub(super) struct WrittenConfiguration {
+    index: LogIndex,
+    membership: crate::types::Membership,
+    last: (LogIndex, crate::types::Term),
+}
+
+/// The last configuration entry among `entries`, if any.
+pub(super) fn last_configuration(entries: &[crate::types::Entry]) -> Option<WrittenConfiguration> {
+    let last = entries.last()?;
+    entries.iter().rev().find_map(|entry| match &entry.payload {
+        EntryPayload::Membership(membership) => Some(WrittenConfiguration {
+            index: entry.index,
+            membership: (**membership).clone(),
+            last: (last.index, last.term),
+        }),
+        _ => None,
+    })
 }
 
 /// Messages whose late copy tests that stale messages are recognised as stale.

@@ -819,8 +819,12 @@ impl Simulation {
         if let Some(hard_state) = ready.hard_state {
             node.storage.hard_state = hard_state;
         }
+        let configuration_written = adversary::last_configuration(&ready.entries);
         // The batch is done with its entries: the disk takes them instead of copies.
         node.storage.store_entries(core::mem::take(&mut ready.entries));
+        if let Some(written) = configuration_written {
+            self.configuration_persisted(k, written);
+        }
         if hard_state_changed {
             self.hard_state_persisted(k);
         }
