@@ -224,6 +224,18 @@ impl Simulation {
         {
             // Past the transfer's election timeout: the leader gives up while it is in flight.
             in_flight.deliver_ms += self.adversary_rng.range(0, adversary.timeout_now_delay_ms_max + 1);
+            if self.adversary_rng.chance(1, 2) {
+                // Whatever delays it also cuts the leader's inbound links just before it lands:
+                // the leader cannot hear the election it causes, and its clients keep reading
+                // from it (thesis §3.10, §6.4.1: its lease is gone once TimeoutNow was sent).
+                let leader = in_flight.message.from;
+                let cut_ms = in_flight.deliver_ms.saturating_sub(self.adversary_rng.range(0, 11)).max(self.now_ms);
+                let restore_ms = cut_ms + self.adversary_rng.range(300, 1_501);
+                for other in self.config.node_ids().filter(|&id| id != leader) {
+                    self.schedule(cut_ms, Input::CutLink { from: other, to: leader });
+                    self.schedule(restore_ms, Input::RestoreLink { from: other, to: leader });
+                }
+            }
         }
         let message = &in_flight.message;
         if adversary.snapshot_on_reject_per_mille > 0
