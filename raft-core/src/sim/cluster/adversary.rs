@@ -229,7 +229,8 @@ impl Simulation {
                 // the leader cannot hear the election it causes, and its clients keep reading
                 // from it (thesis §3.10, §6.4.1: its lease is gone once TimeoutNow was sent).
                 let leader = in_flight.message.from;
-                let cut_ms = in_flight.deliver_ms.saturating_sub(self.adversary_rng.range(0, 11)).max(self.now_ms);
+                let cut_ms =
+                    in_flight.deliver_ms.saturating_sub(self.adversary_rng.range(0, 11)).max(self.now_ms);
                 let restore_ms = cut_ms + self.adversary_rng.range(300, 1_501);
                 for other in self.config.node_ids().filter(|&id| id != leader) {
                     self.schedule(cut_ms, Input::CutLink { from: other, to: leader });
