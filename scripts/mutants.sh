@@ -143,8 +143,10 @@ for patch in "${patches[@]}"; do
             by=$(printf '%s\n' "$line" | sed -nE 's/^seed [0-9]+ violated ([a-z0-9-]+).*/\1/p; s/^seed [0-9]+ panicked.*/panic/p; s/^seed [0-9]+: history not linearizable.*/linearizability/p')
             [ -z "$by" ] && [ $status -eq 124 ] && by="timeout (a hang: a bug in the gate's budgets)"
             [ -z "$by" ] && by="exit $status"
-            reproduce=$(printf '%s\n' "$output" | grep -oE 'reproduce with: .*' | head -1 | sed 's/reproduce with: //; s/;.*//')
-            printf '%s\n' "$output" | grep -E '^seed [0-9]+' | head -3
+            # `|| true`: with pipefail, `head` closing the pipe early (many failing seeds) is
+            # SIGPIPE for printf, which would end the gate.
+            reproduce=$(printf '%s\n' "$output" | grep -oE 'reproduce with: .*' | head -1 | sed 's/reproduce with: //; s/;.*//' || true)
+            printf '%s\n' "$output" | grep -E '^seed [0-9]+' | head -3 || true
             break
         fi
     done
