@@ -283,3 +283,41 @@ fn thesis_4_2_1_replace_voters_refuses_a_server_that_has_not_joined_as_a_learner
         cluster.node_mut(1).change_membership(MembershipChange::ReplaceVoters(ids(&[1, 2, new])), expected);
     assert!(joint.is_ok(), "{joint:?}");
 }
+
+/// Thesis §4.2.2: a server that is not part of its own latest configuration "should still start
+/// new elections, as it might still be needed until the C_new entry is committed". Two voters;
+/// the leader, cut off, appends an entry and then its own removal, and steps down (check-quorum).
+/// Node 2's log is now behind, so node 1 refuses it its vote (§5.4.1), and node 2 needs that vote
+/// in its configuration {1, 2}. Only node 1 can end this, by campaigning and counting the votes of
+/// its latest configuration {2}: it wins with node 2's vote, commits its removal and steps down,
+/// and node 2 leads alone. Found by `simulate --seed 139 --runs 1 --nodes 3 --faults all,corners
+/// --ticks 6000` (no leader ever again).
+#[test]
+fn thesis_4_2_2_a_server_removed_by_an_uncommitted_entry_still_campaigns() {
+    let mut cluster = elected(2);
+    let t = cluster.configs[0].election_timeout_ticks;
+    cluster.isolate(1);
+    cluster.propose(1, b"only on node 1");
+    let expected = cluster.node(1).membership_index();
+    cluster.node_mut(1).change_membership(MembershipChange::RemoveServer(NodeId(1)), expected).unwrap();
+    cluster.stabilize();
+    assert_eq!(cluster.node(1).membership(), &Membership::with_voters(ids(&[2])));
+    cluster.tick_all(3 * t);
+    assert!(cluster.leaders().is_empty(), "node 1 stepped down; node 2 cannot win alone");
+    cluster.heal();
+    for _ in 0..20 {
+        cluster.tick_all(t);
+        if cluster.leaders() == vec![2] && cluster.node(2).membership() == &Membership::with_voters(ids(&[2]))
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        cluster.leaders(),
+        vec![2],
+        "a leader again: node 1 was elected, committed its removal, stepped down"
+    );
+    assert_eq!(cluster.node(2).membership(), &Membership::with_voters(ids(&[2])));
+    assert!(cluster.node(2).commit_index() >= cluster.node(2).membership_index());
+    assert_one_entry_per_committed_index(&cluster);
+}

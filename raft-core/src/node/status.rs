@@ -133,9 +133,18 @@ impl RaftNode {
         })
     }
 
-    /// Whether this node may campaign: only voters do.
+    /// Whether this node may campaign: a voter of its latest configuration, or a voter of its
+    /// committed configuration that the latest (uncommitted) one removes. Thesis §4.2.2: such
+    /// a server "should still start new elections, as it might still be needed until the C_new
+    /// entry is committed"; it counts only the votes of its latest configuration, so never its
+    /// own (`tally_votes`). Without this a leader that appended its own removal and then lost
+    /// its majority deadlocks a cluster whose other voters' logs are behind its own: they need
+    /// its vote, it refuses them (§5.4.1), and it never campaigns.
     pub(super) fn is_promotable(&self) -> bool {
-        self.membership().is_voter(self.config.id)
+        let me = self.config.id;
+        self.membership().is_voter(me)
+            || (self.membership_index() > self.log.committed
+                && self.log.membership_at(self.log.committed).is_voter(me))
     }
 
     pub(super) fn set_role(&mut self, role: Role) {

@@ -156,12 +156,15 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
 
 /// Runs to `duration_ms` (the script's faults stop [`NemesisPlan::calm_tail_ms`] before it and
 /// its proposals at it), stopping at the first violation; then gives the cluster
-/// [`CONVERGENCE_MS_MAX`] more to converge and checks that it did ([`Simulation::check_converged`]).
+/// [`Simulation::convergence_ms`] more to converge ([`CONVERGENCE_MS_MAX`] plus two snapshot
+/// transfers) and checks that it did ([`Simulation::check_converged`]).
 pub fn run_and_converge(simulation: &mut Simulation, duration_ms: u64) {
     if simulation.run_until_condition(duration_ms, |s| !s.violations().is_empty()) {
         return;
     }
-    let quiet_ms = duration_ms + CONVERGENCE_MS_MAX;
+    let allowed_ms = simulation.convergence_ms();
+    simulation.converge_allowed_ms = allowed_ms;
+    let quiet_ms = duration_ms + allowed_ms;
     if simulation.run_until_condition(quiet_ms, |s| !s.violations().is_empty()) {
         return;
     }

@@ -258,6 +258,8 @@ pub struct Simulation {
     steps: u64,
     /// A budget was exceeded: the run stops.
     budget_exceeded: bool,
+    /// The convergence allowance the liveness check reports (set by `run_and_converge`).
+    pub(crate) converge_allowed_ms: u64,
     /// The kv clients' reads already given a floor for the read-index rule.
     workload_reads_seen: u64,
 }
@@ -292,6 +294,7 @@ impl Simulation {
             figure8_armed: BTreeSet::new(),
             steps: 0,
             budget_exceeded: false,
+            converge_allowed_ms: CONVERGENCE_MS_MAX,
             workload_reads_seen: 0,
             config,
         };
@@ -816,8 +819,12 @@ impl Simulation {
         if let Some(hard_state) = ready.hard_state {
             node.storage.hard_state = hard_state;
         }
+        let configuration_written = adversary::last_configuration(&ready.entries);
         // The batch is done with its entries: the disk takes them instead of copies.
         node.storage.store_entries(core::mem::take(&mut ready.entries));
+        if let Some(written) = configuration_written {
+            self.configuration_persisted(k, written);
+        }
         if hard_state_changed {
             self.hard_state_persisted(k);
         }
