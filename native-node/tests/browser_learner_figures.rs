@@ -69,17 +69,19 @@ async fn figure_catch_up_of_a_tab_joining_a_100000_key_cluster() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let caught_up = started.elapsed();
-    let view = tab.view.lock().unwrap();
+    let (snapshots, applied) = {
+        let view = tab.view.lock().unwrap();
+        (view.snapshots_installed, view.applied)
+    };
     println!(
         "FIGURE catch-up: admitted in {:.3} s; snapshot installed ({} snapshots) and a live write applied {:.3} s \
          after the join began; tab applied {} (keys in the cluster: {})",
         admitted.as_secs_f64(),
-        view.snapshots_installed,
+        snapshots,
         caught_up.as_secs_f64(),
-        view.applied,
+        applied,
         report.ops
     );
-    drop(view);
     cluster.shutdown().await;
 }
 

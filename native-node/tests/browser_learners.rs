@@ -168,11 +168,12 @@ async fn a_tab_joining_after_compaction_gets_a_snapshot_then_the_log() {
     })
     .await;
     assert_tab_holds(&tab, &expected).await;
-    let view = tab.view.lock().unwrap();
-    assert!(view.entries_applied >= 100, "entries after the snapshot came one by one: {view:?}");
-    assert!(applied_by_snapshot > 100, "the snapshot covered the compacted entries");
-    assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
-    drop(view);
+    {
+        let view = tab.view.lock().unwrap();
+        assert!(view.entries_applied >= 100, "entries after the snapshot came one by one: {view:?}");
+        assert!(applied_by_snapshot > 100, "the snapshot covered the compacted entries");
+        assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
+    }
     cluster.shutdown().await;
 }
 
@@ -197,10 +198,11 @@ async fn a_tab_follows_the_new_leader_when_the_leader_stops() {
     })
     .await;
     assert_tab_holds(&tab, &expected).await;
-    let view = tab.view.lock().unwrap();
-    assert_eq!(view.leader, Some(new_leader));
-    assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
-    drop(view);
+    {
+        let view = tab.view.lock().unwrap();
+        assert_eq!(view.leader, Some(new_leader));
+        assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
+    }
     cluster.shutdown().await;
 }
 

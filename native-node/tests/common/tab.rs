@@ -160,7 +160,7 @@ enum Event {
 }
 
 enum Request {
-    Get { key: Bytes, mode: ReadMode, reply: oneshot::Sender<Result<Option<Bytes>, String>> },
+    Get { key: Bytes, mode: ReadMode, reply: ReadReply },
     Raw { to: NodeId, message: Message },
     Kv { reply: oneshot::Sender<BTreeMap<Bytes, Bytes>> },
 }
@@ -267,6 +267,9 @@ impl Tab {
     pub fn close(self) {}
 }
 
+/// Where a read's answer goes.
+type ReadReply = oneshot::Sender<Result<Option<Bytes>, String>>;
+
 struct Driver {
     node: RaftNode,
     storage: MemoryStorage,
@@ -280,8 +283,8 @@ struct Driver {
     requests: mpsc::UnboundedReceiver<Request>,
     connections: HashMap<NodeId, (u64, mpsc::UnboundedSender<Message>)>,
     dialling: Arc<Mutex<std::collections::HashSet<NodeId>>>,
-    reads: HashMap<u64, (Bytes, oneshot::Sender<Result<Option<Bytes>, String>>)>,
-    reads_ready: Vec<(u64, Bytes, oneshot::Sender<Result<Option<Bytes>, String>>)>,
+    reads: HashMap<u64, (Bytes, ReadReply)>,
+    reads_ready: Vec<(u64, Bytes, ReadReply)>,
     next_read: u64,
 }
 
