@@ -794,9 +794,10 @@ mod tests {
         assert_eq!(fresh_records.lock().unwrap().admissions.get(&id), Some(&admission));
         copy.apply(&entry(5, Operation::Delete { key: Bytes::from(browser_key(id)) })).unwrap();
         assert!(fresh_records.lock().unwrap().admissions.is_empty());
-        // Other reserved keys stay refused to clients.
-        let address = Operation::Put { key: Bytes::from(address_key(NodeId(9))), value: Bytes::from("x") };
-        assert!(copy.refuse_client_command(&Command::unsessioned(1, address).encode()).is_some());
+        // Other reserved keys stay refused.
+        let other =
+            Operation::Put { key: Bytes::from_static(b"\x00flotilla/other"), value: Bytes::from("x") };
+        assert!(copy.refuse_client_command(&Command::unsessioned(1, other).encode()).is_some());
     }
 
     #[test]
