@@ -25,6 +25,18 @@
 //! 0 and is never sent: a relay between the two nodes can forward frames but not forge, replay,
 //! reorder, drop or reflect one without the next tag failing. Only the two endpoints, which
 //! know the secret, can compute the keys.
+//!
+//! **Browser peers** join with an invitation instead of the secret: see [`invite`] (the
+//! `Join` / `Redirect` / `Admitted` frames, the invite and tab keys) and [`records`] (the
+//! replicated records that say which members are tabs and where members can be dialled).
+
+pub mod invite;
+pub mod records;
+
+pub use invite::{
+    decode_join_answer, invite_key, tab_key, Admitted, InviteFields, InviteRole, InviteToken, Join,
+    JoinAnswer, JoinRefusal, Redirect,
+};
 
 use crate::NodeId;
 use alloc::string::{String, ToString};
@@ -55,6 +67,12 @@ pub enum FrameKind {
     Welcome = 3,
     /// Acceptor → dialler: refused, and why.
     Reject = 4,
+    /// Browser tab → acceptor, instead of `Hello`: an invitation ([`invite::Join`]).
+    Join = 5,
+    /// Follower → tab: ask the leader ([`invite::Redirect`]).
+    Redirect = 6,
+    /// Leader → tab: admitted as a learner ([`invite::Admitted`]).
+    Admitted = 7,
     /// One Raft message (tagged).
     Raft = 16,
 }
@@ -66,6 +84,9 @@ impl FrameKind {
             2 => Some(FrameKind::Hello),
             3 => Some(FrameKind::Welcome),
             4 => Some(FrameKind::Reject),
+            5 => Some(FrameKind::Join),
+            6 => Some(FrameKind::Redirect),
+            7 => Some(FrameKind::Admitted),
             16 => Some(FrameKind::Raft),
             _ => None,
         }
@@ -142,7 +163,7 @@ pub fn decode_frame<T: DeserializeOwned>(frame: &[u8], expected: FrameKind) -> R
     postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))
 }
 
-fn split_header(frame: &[u8]) -> Result<(FrameKind, &[u8]), FrameError> {
+pub(crate) fn split_header(frame: &[u8]) -> Result<(FrameKind, &[u8]), FrameError> {
     let [version, kind, body @ ..] = frame else {
         return Err(FrameError::TooShort);
     };
@@ -208,9 +229,9 @@ pub struct Transcript {
     pub dialler: NodeId,
 }
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
-fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+pub(crate) fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = match <HmacSha256 as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
