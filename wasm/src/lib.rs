@@ -16,6 +16,8 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod input;
+#[doc(hidden)]
+pub mod live;
 mod options;
 mod reads;
 #[doc(hidden)]
@@ -31,6 +33,7 @@ pub use bench::run_seed_workload;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub use cluster::SimCluster;
+pub use live::LiveNode;
 
 use alloc::string::String;
 use wasm_bindgen::prelude::*;
