@@ -25,10 +25,12 @@ mod admin_routes;
 pub mod admission;
 pub mod api;
 pub mod bench;
+pub mod browser_peers;
 pub mod client;
 pub mod connection;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod invite;
 pub mod kv;
 pub mod limits;
 pub mod metrics;

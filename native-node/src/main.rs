@@ -107,6 +107,12 @@ struct ServeArgs {
     /// and all data cross the network in cleartext) and a short secret.
     #[arg(long)]
     insecure_dev: bool,
+    /// Remove a browser learner tab silent this long (10m, 90s, 500ms; issue #13).
+    #[arg(long, default_value = "5m", value_parser = native_node::invite::parse_duration)]
+    browser_peer_ttl: Duration,
+    /// Browser peers the cluster admits at most; joins beyond it are refused.
+    #[arg(long, default_value_t = 32)]
+    browser_peers_max: usize,
 }
 
 /// Shortest secret accepted on a non-loopback address (16 bytes: 128 bits if random).
@@ -156,6 +162,15 @@ enum AdminOperation {
     Backup { file: PathBuf },
     /// Replace the whole cluster's state by a backup FILE (goes through the log).
     Restore { file: PathBuf },
+    /// Make an invitation link for a browser tab to join as a learner; the link is the last line.
+    Invite {
+        /// How long the link admits tabs (10m, 1h, 90s).
+        #[arg(long, default_value = "10m", value_parser = native_node::invite::parse_duration)]
+        ttl: Duration,
+        /// How many tabs it admits.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
 }
 
 #[derive(Args)]
@@ -294,6 +309,8 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
     config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.browser_peers.ttl = args.browser_peer_ttl.max(Duration::from_millis(100));
+    config.browser_peers.max = args.browser_peers_max;
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
@@ -424,6 +441,39 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
                 }
             };
         }
+        AdminOperation::Invite { ttl, uses } => {
+            let path = format!("/admin/invite?ttl_ms={}&uses={uses}", ttl.as_millis());
+            let answer = native_node::client::http_admin(
+                &endpoints.endpoints,
+                secret_text.as_deref(),
+                "POST",
+                &path,
+                &[],
+            )
+            .await;
+            let link = answer.as_ref().ok().filter(|a| a.status == 200).and_then(|answer| {
+                let value: Value = serde_json::from_slice(&answer.body).ok()?;
+                Some((value.get("link")?.as_str()?.to_string(), value))
+            });
+            return match (link, answer) {
+                (Some((link, value)), _) => {
+                    println!(
+                        "invitation for {} browser tab(s) as learners, until {} ms since the epoch:",
+                        value["uses"], value["expires_unix_ms"]
+                    );
+                    println!("{link}");
+                    ExitCode::SUCCESS
+                }
+                (None, Ok(answer)) => {
+                    eprintln!("{}", String::from_utf8_lossy(&answer.body));
+                    ExitCode::FAILURE
+                }
+                (None, Err(error)) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         _ => {}
     }
     let mut client = client_for(endpoints, secret);
@@ -439,7 +489,9 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
         AdminOperation::Remove { id } => json!({ "op": "remove", "node": id }),
         AdminOperation::Transfer { id } => json!({ "op": "transfer", "node": id }),
         AdminOperation::Snapshot => json!({ "op": "snapshot" }),
-        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } => return ExitCode::FAILURE,
+        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } | AdminOperation::Invite { .. } => {
+            return ExitCode::FAILURE
+        }
     };
     match client.admin(request).await {
         Ok(response) => {

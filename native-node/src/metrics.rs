@@ -181,6 +181,8 @@ pub struct Metrics {
     pub peer_lag: Mutex<Vec<(u64, u64)>>,
     /// Client request latency per operation and result.
     pub request_seconds: RequestLatency,
+    /// Browser peers (issue #13): connected, joins refused by reason, bytes sent.
+    pub browser_peers: std::sync::Arc<crate::browser_peers::BrowserMetrics>,
 }
 
 impl Metrics {
@@ -356,6 +358,7 @@ impl Metrics {
         }
         registry.register("raft_peer_lag_entries", "Entries a follower is behind the leader's log", lag);
         register_links(&mut registry, links);
+        self.browser_peers.register(&mut registry);
         let mut out = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);

@@ -97,6 +97,8 @@ pub struct ServeConfig {
     pub snapshot_staging_bytes_max: u64,
     /// Connection caps and timeouts of the listener.
     pub limits: crate::limits::ListenerLimits,
+    /// Browser tabs as learners: TTL and cap (see [`crate::browser_peers`]).
+    pub browser_peers: crate::browser_peers::BrowserPeerConfig,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -131,6 +133,7 @@ impl ServeConfig {
             snapshot_trailing_entries: 1024,
             snapshot_staging_bytes_max: 1 << 30,
             limits: crate::limits::ListenerLimits::default(),
+            browser_peers: crate::browser_peers::BrowserPeerConfig::default(),
         }
     }
 }
@@ -175,6 +178,9 @@ pub(crate) struct AppState {
     pub(crate) admin_guard: crate::admission::AdminGuard,
     pub(crate) registrations: crate::admission::RegistrationLimiter,
     pub(crate) handshake_read_bytes_max: u64,
+    pub(crate) browser_peers: Arc<crate::browser_peers::BrowserPeers>,
+    /// The page an invitation link opens (`/index.html` when this node serves the playground).
+    pub(crate) invite_page: String,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -265,8 +271,20 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
-    let state_machine: Box<dyn StateMachine> =
-        Box::new(KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?);
+    let browser_records = Arc::default();
+    let browser_peers = Arc::new(crate::browser_peers::BrowserPeers::new(
+        config.browser_peers,
+        config.cluster_id.clone(),
+        config.node_id,
+        transport.config().secret.clone(),
+        Arc::clone(&browser_records),
+        metrics.browser_peers.clone(),
+    ));
+    transport.set_browser_gate(browser_peers.clone());
+    let state_machine: Box<dyn StateMachine> = Box::new(crate::browser_peers::RecordingStateMachine::new(
+        KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?,
+        browser_records,
+    ));
     let raft = Raft::start(
         raft_config,
         state_machine,
@@ -282,6 +300,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     for (id, peer_address) in addresses {
         transport.set_address(id, peer_address);
     }
+    browser_peers.attach(raft.clone(), transport.clone());
 
     let server_metrics = metrics.clone();
     let state = Arc::new(AppState {
@@ -296,6 +315,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         admin_guard: crate::admission::AdminGuard::new(&config.secret),
         registrations: crate::admission::RegistrationLimiter::default(),
         handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
+        browser_peers: browser_peers.clone(),
+        invite_page: if config.web_dir.is_some() { "/index.html" } else { "/" }.to_string(),
     });
     let router = router(state, config.web_dir.clone());
     // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
@@ -307,7 +328,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         server_metrics,
         shutdown_rx.clone(),
     ));
-    let mut helpers = Vec::new();
+    let mut helpers = vec![crate::browser_peers::spawn_reaper(browser_peers, shutdown_rx.clone())];
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
         helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
@@ -384,6 +405,7 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/metrics", get(admin_routes::metrics))
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/admin/backup", get(admin_routes::admin_backup))
+        .route("/admin/invite", axum::routing::post(crate::invite::admin_invite))
         .route(
             "/admin/restore",
             axum::routing::post(admin_routes::admin_restore)
@@ -531,6 +553,7 @@ async fn execute_request(
                     "leader_address": leader_address,
                     "status": status,
                     "peers": state.transport.peer_statuses(),
+                    "browser_peers": state.browser_peers.statuses(),
                 }),
             );
         }

@@ -355,6 +355,8 @@ struct TransportInner {
     shutdown: watch::Receiver<bool>,
     /// Peers to report unreachable to the core (see [`Network::take_unreachable`]).
     unreachable: Mutex<std::collections::BTreeSet<NodeId>>,
+    /// Joins and credentials of browser peers (issue #13), once the node has set it.
+    browser: std::sync::OnceLock<Arc<crate::browser_peers::BrowserPeers>>,
 }
 
 /// The peer network of one node. Cheap to clone.
@@ -386,6 +388,7 @@ impl Transport {
                 metrics,
                 shutdown,
                 unreachable: Mutex::new(std::collections::BTreeSet::new()),
+                browser: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -393,6 +396,15 @@ impl Transport {
     /// Notes that messages to `id` may have been lost.
     fn mark_unreachable(&self, id: NodeId) {
         self.inner.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id);
+    }
+
+    /// Lets browser tabs join and connect through `gate` (see [`crate::browser_peers`]).
+    pub fn set_browser_gate(&self, gate: Arc<crate::browser_peers::BrowserPeers>) {
+        let _ = self.inner.browser.set(gate);
+    }
+
+    fn browser_gate(&self) -> Option<&Arc<crate::browser_peers::BrowserPeers>> {
+        self.inner.browser.get()
     }
 
     /// The transport's configuration.
@@ -425,10 +437,12 @@ impl Transport {
             return;
         }
         let peer = self.peer(id);
+        // A browser tab cannot be dialled: it dials us, and we answer on its socket.
+        let dialable = address != crate::peer_auth::records::BROWSER_ADDRESS;
         if let Ok(mut slot) = peer.address.lock() {
             *slot = Some(address);
         }
-        if !peer.dialer_running.swap(true, Ordering::SeqCst) {
+        if dialable && !peer.dialer_running.swap(true, Ordering::SeqCst) {
             let transport = self.clone();
             tokio::spawn(async move { transport.dial_loop(peer).await });
         }
@@ -553,6 +567,10 @@ impl Transport {
                     }
                 }
                 tracing::info!(peer = %peer_id, "peer connected");
+                let _browser = self
+                    .browser_gate()
+                    .filter(|_| crate::peer_auth::records::is_browser_node_id(peer_id))
+                    .map(|gate| gate.connection());
                 self.run_connection(peer, socket, session).await;
                 self.mark_unreachable(peer_id);
                 tracing::info!(peer = %peer_id, "peer disconnected");
@@ -602,6 +620,11 @@ impl Transport {
         })
         .await
         .map_err(|_| "handshake timed out".to_string())??;
+        if frame.get(1) == Some(&(FrameKind::Join as u8)) {
+            let gate = self.browser_gate().ok_or("this node takes no browser peers")?.clone();
+            let (id, session) = gate.join(socket, &challenge, &frame).await?;
+            return Ok((id, None, session));
+        }
         let hello: Hello = decode_frame(&frame, FrameKind::Hello).map_err(|e| e.to_string())?;
         if hello.cluster_id != config.cluster_id {
             return Err(format!("wrong cluster id {:?} (this is {:?})", hello.cluster_id, config.cluster_id));
@@ -616,15 +639,25 @@ impl Transport {
             acceptor: config.node_id,
             dialler: hello.node_id,
         };
-        if !transcript.verify_hello(&config.secret, &hello.mac) {
+        // An admitted browser tab proves its own key, which this node recomputes (issue #13).
+        let tab_key;
+        let secret: &[u8] = if crate::peer_auth::records::is_browser_node_id(hello.node_id) {
+            let gate = self.browser_gate().ok_or("this node takes no browser peers")?;
+            tab_key = gate.hello_key(hello.node_id)?;
+            &tab_key
+        } else {
+            &config.secret
+        };
+        if !transcript.verify_hello(secret, &hello.mac) {
             return Err("authentication failed: wrong cluster secret".to_string());
         }
-        let welcome = Welcome { mac: transcript.welcome_mac(&config.secret) };
+        let welcome = Welcome { mac: transcript.welcome_mac(secret) };
         socket
             .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome).into()))
             .await
             .map_err(|e| format!("cannot send welcome: {e}"))?;
-        Ok((hello.node_id, hello.address, transcript.session(&config.secret, Side::Acceptor)))
+        let address = hello.address.filter(|_| !crate::peer_auth::records::is_browser_node_id(hello.node_id));
+        Ok((hello.node_id, address, transcript.session(secret, Side::Acceptor)))
     }
 
     /// Carries traffic on one authenticated connection until it closes: inbound frames go to the
@@ -655,6 +688,7 @@ impl Transport {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         let me = self.inner.config.node_id;
+        let browser = self.browser_gate().filter(|_| crate::peer_auth::records::is_browser_node_id(peer.id));
         let close_reason: Option<(u16, String)> = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
@@ -691,15 +725,22 @@ impl Transport {
                     let mut stale_total = stale;
                     let batch_max = self.inner.config.write_batch_messages_max;
                     let write = async {
-                        sink.feed(M::binary(seal(&mut sealer, &message))).await.map_err(|_| ())?;
+                        let frame = seal(&mut sealer, &message);
+                        let mut bytes = frame.len();
+                        sink.feed(M::binary(frame)).await.map_err(|_| ())?;
                         let mut written = 1;
                         while written < batch_max {
                             let Some(lease) = lease.as_ref() else { break };
                             let (next, stale) = lease.queue().try_pop(liveness.stale_after);
                             stale_total += stale;
                             let Some(message) = next else { break };
-                            sink.feed(M::binary(seal(&mut sealer, &message))).await.map_err(|_| ())?;
+                            let frame = seal(&mut sealer, &message);
+                            bytes += frame.len();
+                            sink.feed(M::binary(frame)).await.map_err(|_| ())?;
                             written += 1;
+                        }
+                        if let Some(browser) = browser {
+                            browser.sent(bytes);
                         }
                         sink.flush().await.map_err(|_| ())
                     };
@@ -784,6 +825,18 @@ impl Transport {
         }
         if message.to != me {
             return Err(format!("message addressed to node {}, this is node {me}", message.to));
+        }
+        if let Some(gate) =
+            self.browser_gate().filter(|_| crate::peer_auth::records::is_browser_node_id(peer.id))
+        {
+            match gate.check_inbound(&message) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(why) => {
+                    metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
+                    return Err(why);
+                }
+            }
         }
         if self.inner.inbound.try_send(message).is_err() {
             self.inner.metrics.peer_inbox_dropped_total.fetch_add(1, Ordering::Relaxed);
