@@ -2,6 +2,7 @@
 // processes on loopback (ports 7450-7452, data in a temp dir), tabs joined by invite links from
 // `raft-node admin invite`, and `raft-node kv`/`bench` as the cluster's clients. Serial, real
 // processes. Skips, saying why, only if the native binary cannot be built.
+import AxeBuilder from '@axe-core/playwright';
 import { test, expect } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -129,168 +130,202 @@ async function commitIndex() {
   return answer.index;
 }
 
-test.beforeAll(async () => {
-  test.setTimeout(900_000);
-  try {
-    execFileSync('cargo', ['build', '--release', '-p', 'native-node'], { cwd: root, stdio: 'ignore', timeout: 850_000 });
-  } catch (error) {
-    buildError = `the native binary could not be built (cargo build --release -p native-node): ${error.message}`;
-    return;
-  }
-  if (!existsSync(join(root, 'web', 'pkg', 'flotilla_wasm.js'))) {
-    throw new Error('web/pkg is missing: run bash scripts/build-wasm.sh first');
-  }
-  dataRoot = mkdtempSync(join(tmpdir(), 'flotilla-live-'));
-  for (const id of IDS) startNode(id);
-  for (let k = 0; k < 200; k++) {
-    try {
-      if ((await leaderId()) !== null) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the 3-node cluster elected no leader');
-});
-
-test.afterAll(async () => {
-  for (const child of processes.values()) child.kill('SIGKILL');
-  processes.clear();
-  if (dataRoot) rmSync(dataRoot, { recursive: true, force: true });
-});
-
-test.beforeEach(() => {
-  test.skip(buildError !== null, buildError ?? '');
-});
-
-const tabs = [];
-
-test('two tabs join by invite link; 5,000 puts from raft-node bench reach both, key by key', async ({ browser }) => {
-  test.setTimeout(180_000);
-  const link = invite(['--ttl', '10m', '--uses', '2']);
-  expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#join=[A-Za-z0-9_-]+$/);
-  for (let k = 0; k < 2; k++) {
-    const tab = await openTab(browser, link);
-    await waitJoined(tab.page);
-    tabs.push(tab);
-  }
-  const [a, b] = await Promise.all(tabs.map((t) => liveState(t.page)));
-  expect(a.nodeId).toBeGreaterThanOrEqual(2 ** 32);
-  expect(b.nodeId).toBeGreaterThanOrEqual(2 ** 32);
-  expect(a.nodeId).not.toBe(b.nodeId);
-  expect(a.role).toBe('learner');
-  // Both tabs show in the configuration as learners.
-  await tabs[0].page.waitForFunction(
-    (ids) => ids.every((id) => window.flotilla.live.state().members.some((m) => m.id === id && m.role === 'learner' && m.kind === 'browser')),
-    [a.nodeId, b.nodeId],
-  );
-  cli(['bench', '--clients', '8', '--ops', '5000', '--value-size', '16']);
-  const index = await commitIndex();
-  for (const tab of tabs) await waitApplied(tab.page, index);
-  const expected = await nativeKv();
-  expect(expected.length).toBeGreaterThan(1000);
-  for (const tab of tabs) {
-    const kv = await tab.page.evaluate(() => window.flotilla.live.kv());
-    expect(kv.length).toBe(expected.length);
-    expect(kv).toEqual(expected);
-    const state = await liveState(tab.page);
-    expect(state.applyViolations).toBe(0);
-  }
-  // The page says it in words too: the tab's own row, its applied index, no violation.
-  await expect(tabs[0].page.locator('#live-status')).toContainText('Joined as a learner');
-  await expect(tabs[0].page.locator('#live-summary')).toContainText('apply-order violations: 0');
-});
-
-test('a tab joining after compaction gets a snapshot, then the log after it', async ({ browser }) => {
-  test.setTimeout(120_000);
-  const tab = await openTab(browser, invite());
-  await waitJoined(tab.page);
-  const index = await commitIndex();
-  await waitApplied(tab.page, index);
-  const state = await liveState(tab.page);
-  expect(state.snapshotsInstalled).toBeGreaterThanOrEqual(1);
-  await client({ op: 'put', key: 'after-snapshot', value: 'yes' });
-  const next = await commitIndex();
-  await waitApplied(tab.page, next);
-  const kv = new Map(await tab.page.evaluate(() => window.flotilla.live.kv()));
-  expect(kv.get('after-snapshot')).toBe('yes');
-  expect((await liveState(tab.page)).applyViolations).toBe(0);
-  await tab.page.evaluate(() => window.flotilla.live.leave());
-  await tab.context.close();
-});
-
-test('a linearizable read returns a write acknowledged before it; a stale read is marked stale', async () => {
-  const page = tabs[0].page;
-  const written = await client({ op: 'put', key: 'lin', value: 'v1' });
-  const read = await page.evaluate(() => window.flotilla.live.get('lin', { mode: 'linearizable' }));
-  expect(read.value).toBe('v1');
-  expect(read.stale).toBe(false);
-  expect(read.readIndex).toBeGreaterThanOrEqual(written.index);
-  const stale = await page.evaluate(() => window.flotilla.live.get('lin', { mode: 'stale' }));
-  expect(stale.stale).toBe(true);
-  expect(stale.mode).toBe('stale');
-  expect(typeof stale.applied).toBe('number');
-  // From the page's controls: the answer says which kind of read it was.
-  await page.locator('#live-get-key').fill('lin');
-  await page.locator('#live-get-mode').selectOption('stale');
-  await page.locator('#live-get button[type=submit]').click();
-  await expect(page.locator('#live-result')).toContainText('STALE');
-  // A write from the tab goes through the client API, once.
-  const put = await page.evaluate(() => window.flotilla.live.put('from-tab', 'hello'));
-  expect(put.index).toBeGreaterThan(0);
-  expect((await client({ op: 'get', key: 'from-tab' })).value).toBe('hello');
-});
-
-test('kill -9 of the native leader: the tabs follow the new leader and keep applying, in order', async () => {
-  test.setTimeout(120_000);
-  const old = await leaderId();
-  processes.get(old).kill('SIGKILL');
-  processes.delete(old);
-  for (let k = 0; k < 50; k++) {
-    await client({ op: 'put', key: `after-kill-${k}`, value: String(k) });
-  }
-  const index = await commitIndex();
-  for (const tab of tabs) {
-    await waitApplied(tab.page, index);
-    const state = await liveState(tab.page);
-    expect(state.leader).not.toBe(old);
-    expect(state.applyViolations).toBe(0);
-    const kv = new Map(await tab.page.evaluate(() => window.flotilla.live.kv()));
-    for (let k = 0; k < 50; k++) expect(kv.get(`after-kill-${k}`)).toBe(String(k));
-  }
-  // The killed node comes back and the cluster carries on.
-  startNode(old);
-});
-
-/** Base64url token bytes with one bit of the mac (its last byte) flipped. */
-function forge(link) {
-  const [base, token] = link.split('#join=');
-  const bytes = Buffer.from(token, 'base64url');
-  bytes[bytes.length - 1] ^= 1;
-  return `${base}#join=${bytes.toString('base64url')}`;
+async function axeSerious(page) {
+  const results = await new AxeBuilder({ page }).include('#live').analyze();
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 4).map((n) => n.target.join(' ')).join('; ')}`);
 }
 
-test('expired, forged and used-up tokens are refused with the reason shown; the cluster keeps serving', async ({ browser }) => {
-  test.setTimeout(120_000);
-  const expired = invite(['--ttl', '1s']);
-  const used = invite(['--uses', '1']);
-  const forged = forge(invite());
-  await new Promise((r) => setTimeout(r, 1500));
-  const first = await openTab(browser, used);
-  await waitJoined(first.page);
-  for (const [link, reason] of [
-    [expired, 'expired'],
-    [forged, 'forged'],
-    [used, 'used_up'],
-  ]) {
-    const tab = await openTab(browser, link);
-    await tab.page.waitForFunction(() => window.flotilla.live.state().status === 'refused', null, { timeout: 20_000 });
-    expect((await liveState(tab.page)).reason).toBe(reason);
-    await expect(tab.page.locator('#live-status')).toContainText(reason);
+// No cluster needed: the mode is keyboard-reachable, accessible on a phone, and a link whose
+// token does not decode is refused with its reason shown.
+test('the Live cluster mode: keyboard, phone, axe, and a garbage token refused as forged', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+  const page = await context.newPage();
+  await page.goto('/');
+  await page.waitForFunction(() => document.body.dataset.ready === 'true');
+  await page.locator('#live-mode').focus();
+  await page.keyboard.press('Enter');
+  await expect(page.locator('#live')).toBeVisible();
+  await expect(page.locator('#live-mode')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.locator('main.layout')).toBeHidden();
+  await page.getByLabel('Invite link').fill('http://127.0.0.1:1/#join=not-a-token');
+  await page.getByLabel('Invite link').press('Enter');
+  await expect(page.locator('#live-status')).toContainText('refused');
+  await expect(page.locator('#live-status')).toContainText('forged');
+  expect((await page.evaluate(() => window.flotilla.live.state())).reason).toBe('forged');
+  expect(await axeSerious(page)).toEqual([]);
+  await page.locator('#live-mode').click();
+  await expect(page.locator('main.layout')).toBeVisible();
+  await context.close();
+});
+
+test.describe('a real cluster', () => {
+
+  test.beforeAll(async () => {
+    test.setTimeout(900_000);
+    try {
+      execFileSync('cargo', ['build', '--release', '-p', 'native-node'], { cwd: root, stdio: 'ignore', timeout: 850_000 });
+    } catch (error) {
+      buildError = `the native binary could not be built (cargo build --release -p native-node): ${error.message}`;
+      return;
+    }
+    if (!existsSync(join(root, 'web', 'pkg', 'flotilla_wasm.js'))) {
+      throw new Error('web/pkg is missing: run bash scripts/build-wasm.sh first');
+    }
+    dataRoot = mkdtempSync(join(tmpdir(), 'flotilla-live-'));
+    for (const id of IDS) startNode(id);
+    for (let k = 0; k < 200; k++) {
+      try {
+        if ((await leaderId()) !== null) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the 3-node cluster elected no leader');
+  });
+
+  test.afterAll(async () => {
+    for (const child of processes.values()) child.kill('SIGKILL');
+    processes.clear();
+    if (dataRoot) rmSync(dataRoot, { recursive: true, force: true });
+  });
+
+  test.beforeEach(() => {
+    test.skip(buildError !== null, buildError ?? '');
+  });
+
+  const tabs = [];
+
+  test('two tabs join by invite link; 5,000 puts from raft-node bench reach both, key by key', async ({ browser }) => {
+    test.setTimeout(180_000);
+    const link = invite(['--ttl', '10m', '--uses', '2']);
+    expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#join=[A-Za-z0-9_-]+$/);
+    for (let k = 0; k < 2; k++) {
+      const tab = await openTab(browser, link);
+      await waitJoined(tab.page);
+      tabs.push(tab);
+    }
+    const [a, b] = await Promise.all(tabs.map((t) => liveState(t.page)));
+    expect(a.nodeId).toBeGreaterThanOrEqual(2 ** 32);
+    expect(b.nodeId).toBeGreaterThanOrEqual(2 ** 32);
+    expect(a.nodeId).not.toBe(b.nodeId);
+    expect(a.role).toBe('learner');
+    // Both tabs show in the configuration as learners.
+    await tabs[0].page.waitForFunction(
+      (ids) => ids.every((id) => window.flotilla.live.state().members.some((m) => m.id === id && m.role === 'learner' && m.kind === 'browser')),
+      [a.nodeId, b.nodeId],
+    );
+    cli(['bench', '--clients', '8', '--ops', '5000', '--value-size', '16']);
+    const index = await commitIndex();
+    for (const tab of tabs) await waitApplied(tab.page, index);
+    const expected = await nativeKv();
+    expect(expected.length).toBeGreaterThan(1000);
+    for (const tab of tabs) {
+      const kv = await tab.page.evaluate(() => window.flotilla.live.kv());
+      expect(kv.length).toBe(expected.length);
+      expect(kv).toEqual(expected);
+      const state = await liveState(tab.page);
+      expect(state.applyViolations).toBe(0);
+    }
+    // The page says it in words too: the tab's own row, its applied index, no violation.
+    await expect(tabs[0].page.locator('#live-status')).toContainText('Joined as a learner');
+    await expect(tabs[0].page.locator('#live-summary')).toContainText('apply-order violations: 0');
+    expect(await axeSerious(tabs[0].page)).toEqual([]);
+  });
+
+  test('a tab joining after compaction gets a snapshot, then the log after it', async ({ browser }) => {
+    test.setTimeout(120_000);
+    const tab = await openTab(browser, invite());
+    await waitJoined(tab.page);
+    const index = await commitIndex();
+    await waitApplied(tab.page, index);
+    const state = await liveState(tab.page);
+    expect(state.snapshotsInstalled).toBeGreaterThanOrEqual(1);
+    await client({ op: 'put', key: 'after-snapshot', value: 'yes' });
+    const next = await commitIndex();
+    await waitApplied(tab.page, next);
+    const kv = new Map(await tab.page.evaluate(() => window.flotilla.live.kv()));
+    expect(kv.get('after-snapshot')).toBe('yes');
+    expect((await liveState(tab.page)).applyViolations).toBe(0);
+    await tab.page.evaluate(() => window.flotilla.live.leave());
     await tab.context.close();
+  });
+
+  test('a linearizable read returns a write acknowledged before it; a stale read is marked stale', async () => {
+    const page = tabs[0].page;
+    const written = await client({ op: 'put', key: 'lin', value: 'v1' });
+    const read = await page.evaluate(() => window.flotilla.live.get('lin', { mode: 'linearizable' }));
+    expect(read.value).toBe('v1');
+    expect(read.stale).toBe(false);
+    expect(read.readIndex).toBeGreaterThanOrEqual(written.index);
+    const stale = await page.evaluate(() => window.flotilla.live.get('lin', { mode: 'stale' }));
+    expect(stale.stale).toBe(true);
+    expect(stale.mode).toBe('stale');
+    expect(typeof stale.applied).toBe('number');
+    // From the page's controls: the answer says which kind of read it was.
+    await page.locator('#live-get-key').fill('lin');
+    await page.locator('#live-get-mode').selectOption('stale');
+    await page.locator('#live-get button[type=submit]').click();
+    await expect(page.locator('#live-result')).toContainText('STALE');
+    // A write from the tab goes through the client API, once.
+    const put = await page.evaluate(() => window.flotilla.live.put('from-tab', 'hello'));
+    expect(put.index).toBeGreaterThan(0);
+    expect((await client({ op: 'get', key: 'from-tab' })).value).toBe('hello');
+  });
+
+  test('kill -9 of the native leader: the tabs follow the new leader and keep applying, in order', async () => {
+    test.setTimeout(120_000);
+    const old = await leaderId();
+    processes.get(old).kill('SIGKILL');
+    processes.delete(old);
+    for (let k = 0; k < 50; k++) {
+      await client({ op: 'put', key: `after-kill-${k}`, value: String(k) });
+    }
+    const index = await commitIndex();
+    for (const tab of tabs) {
+      await waitApplied(tab.page, index);
+      const state = await liveState(tab.page);
+      expect(state.leader).not.toBe(old);
+      expect(state.applyViolations).toBe(0);
+      const kv = new Map(await tab.page.evaluate(() => window.flotilla.live.kv()));
+      for (let k = 0; k < 50; k++) expect(kv.get(`after-kill-${k}`)).toBe(String(k));
+    }
+    // The killed node comes back and the cluster carries on.
+    startNode(old);
+  });
+
+  /** Base64url token bytes with one bit of the mac (its last byte) flipped. */
+  function forge(link) {
+    const [base, token] = link.split('#join=');
+    const bytes = Buffer.from(token, 'base64url');
+    bytes[bytes.length - 1] ^= 1;
+    return `${base}#join=${bytes.toString('base64url')}`;
   }
-  await first.context.close();
-  const answer = await client({ op: 'put', key: 'still-serving', value: 'yes' });
-  expect(answer.ok).toBe(true);
-  for (const tab of tabs) expect(tab.errors).toEqual([]);
+
+  test('expired, forged and used-up tokens are refused with the reason shown; the cluster keeps serving', async ({ browser }) => {
+    test.setTimeout(120_000);
+    const expired = invite(['--ttl', '1s']);
+    const used = invite(['--uses', '1']);
+    const forged = forge(invite());
+    await new Promise((r) => setTimeout(r, 1500));
+    const first = await openTab(browser, used);
+    await waitJoined(first.page);
+    for (const [link, reason] of [
+      [expired, 'expired'],
+      [forged, 'forged'],
+      [used, 'used_up'],
+    ]) {
+      const tab = await openTab(browser, link);
+      await tab.page.waitForFunction(() => window.flotilla.live.state().status === 'refused', null, { timeout: 20_000 });
+      expect((await liveState(tab.page)).reason).toBe(reason);
+      await expect(tab.page.locator('#live-status')).toContainText(reason);
+      await tab.context.close();
+    }
+    await first.context.close();
+    const answer = await client({ op: 'put', key: 'still-serving', value: 'yes' });
+    expect(answer.ok).toBe(true);
+    for (const tab of tabs) expect(tab.errors).toEqual([]);
+  });
 });

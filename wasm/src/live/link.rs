@@ -223,3 +223,163 @@ fn rejected(frame: &[u8]) -> Outcome {
         Err(error) => Outcome::Fail(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::wire::{encode_frame, invite_key, Admitted, InviteFields, InviteRole, JoinRefusal, Redirect};
+    use raft_core::{MessageBody, Term};
+
+    const TAB: NodeId = NodeId(1 << 32);
+    const SECRET: &[u8] = b"peer secret";
+
+    fn credential() -> Credential {
+        let fields = InviteFields {
+            cluster_id: "c".into(),
+            role: InviteRole::Learner,
+            expires_unix_ms: u64::MAX,
+            nonce: [1; 16],
+            max_uses: 2,
+        };
+        let token = InviteToken::sign(&invite_key(SECRET), fields);
+        Credential { token_text: token.encode(), token, admitted: None }
+    }
+
+    fn challenge(node: u64) -> Challenge {
+        Challenge { cluster_id: "c".into(), node_id: NodeId(node), nonce: [7; 16] }
+    }
+
+    /// The leader's side of a join, as LEARNER-PROTOCOL.md says: it checks the token and
+    /// proves the tab key with a welcome proof over the transcript whose dialler is `id`.
+    fn admit(join_frame: &[u8], id: NodeId, key_secret: &[u8]) -> (Vec<u8>, Transcript, Vec<u8>) {
+        let join: Join = wire::decode_frame(join_frame, FrameKind::Join).unwrap();
+        let token = InviteToken::decode(&join.token).unwrap();
+        token.verify(&invite_key(SECRET), "c", 0).unwrap();
+        // What a native node recomputes: the token's mac from the invite key (the secret).
+        let mac = InviteToken::mac_of(&invite_key(key_secret), &token.fields);
+        let key = wire::tab_key(&mac, "c", id, &join.nonce);
+        let transcript = Transcript {
+            acceptor_nonce: [7; 16],
+            dialler_nonce: join.nonce,
+            cluster_id: "c".into(),
+            acceptor: NodeId(1),
+            dialler: id,
+        };
+        let admitted = Admitted { node_id: id, mac: transcript.welcome_mac(&key) };
+        (encode_frame(FrameKind::Admitted, &admitted), transcript, key.to_vec())
+    }
+
+    fn message(from: NodeId, to: NodeId) -> Message {
+        Message { from, to, term: Term(2), body: MessageBody::HeartbeatResponse { context: 3 } }
+    }
+
+    #[test]
+    fn a_tab_joins_opens_a_sealed_session_and_refuses_frames_not_from_its_peer_to_itself() {
+        let mut credential = credential();
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
+        else {
+            panic!("a challenge is answered with a join")
+        };
+        let (admitted, transcript, key) = admit(&join, TAB, SECRET);
+        let outcome = link.on_frame(&admitted, &credential, [0; 16]);
+        assert_eq!(outcome, Outcome::Admitted { node_id: TAB, key: key.clone(), leader: NodeId(1) });
+        credential.admitted = Some((TAB, key.clone()));
+        assert_eq!(link.peer(), Some(NodeId(1)));
+        // Both directions sealed with the tab key's session.
+        let (mut leader_send, mut leader_receive) = transcript.session(&key, Side::Acceptor).split();
+        let from_tab = link.seal(&message(TAB, NodeId(1))).unwrap();
+        assert_eq!(leader_receive.open::<Message>(&from_tab, FrameKind::Raft).unwrap(), message(TAB, NodeId(1)));
+        let heartbeat = leader_send.seal(FrameKind::Raft, &message(NodeId(1), TAB));
+        assert_eq!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Raft(message(NodeId(1), TAB)));
+        // A replayed frame fails its tag; the link is closed from then on.
+        assert!(matches!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Fail(_)));
+        assert!(link.seal(&message(TAB, NodeId(1))).is_none());
+    }
+
+    #[test]
+    fn a_forged_from_on_an_open_link_closes_it() {
+        let mut credential = credential();
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
+        else {
+            panic!()
+        };
+        let (admitted, transcript, key) = admit(&join, TAB, SECRET);
+        link.on_frame(&admitted, &credential, [0; 16]);
+        credential.admitted = Some((TAB, key.clone()));
+        let mut leader_send = transcript.session(&key, Side::Acceptor).sealer;
+        let forged = leader_send.seal(FrameKind::Raft, &message(NodeId(2), TAB));
+        assert!(matches!(link.on_frame(&forged, &credential, [0; 16]), Outcome::Fail(_)));
+        assert_eq!(link.peer(), None);
+    }
+
+    #[test]
+    fn an_admission_without_the_secret_a_redirect_and_a_refusal_end_the_link_with_their_reason() {
+        let credential = credential();
+        let challenge_frame = encode_frame(FrameKind::Challenge, &challenge(1));
+        // An impostor that saw the token but does not hold the secret cannot prove the tab key.
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
+        let (admitted, _, _) = admit(&join, TAB, b"a guess");
+        assert!(matches!(link.on_frame(&admitted, &credential, [0; 16]), Outcome::Fail(why) if why.contains("secret")));
+        // A native id is no browser peer's.
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
+        let (admitted, _, _) = admit(&join, NodeId(5), SECRET);
+        assert!(matches!(link.on_frame(&admitted, &credential, [0; 16]), Outcome::Fail(_)));
+        // A follower redirects.
+        let mut link = Link::default();
+        link.on_frame(&challenge_frame, &credential, [9; 16]);
+        let redirect = encode_frame(FrameKind::Redirect, &Redirect { leader_id: NodeId(2), address: "h:2".into() });
+        assert_eq!(
+            link.on_frame(&redirect, &credential, [0; 16]),
+            Outcome::Redirect { leader: NodeId(2), address: "h:2".into() }
+        );
+        // Refusals carry the cluster's reason word.
+        for refusal in JoinRefusal::ALL {
+            let mut link = Link::default();
+            link.on_frame(&challenge_frame, &credential, [9; 16]);
+            let reject = encode_frame(FrameKind::Reject, &refusal.reject());
+            assert_eq!(
+                link.on_frame(&reject, &credential, [0; 16]),
+                Outcome::Rejected { reason: refusal.as_str().into() }
+            );
+        }
+        // Another cluster's challenge is not answered.
+        let mut link = Link::default();
+        let other = Challenge { cluster_id: "d".into(), ..challenge(1) };
+        assert!(matches!(
+            link.on_frame(&encode_frame(FrameKind::Challenge, &other), &credential, [9; 16]),
+            Outcome::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn an_admitted_tab_greets_other_members_with_hello_and_checks_their_welcome() {
+        let mut credential = credential();
+        credential.admitted = Some((TAB, alloc::vec![4; 32]));
+        let mut link = Link::default();
+        let Outcome::Send(hello) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(2)), &credential, [9; 16])
+        else {
+            panic!()
+        };
+        let hello: Hello = wire::decode_frame(&hello, FrameKind::Hello).unwrap();
+        assert_eq!((hello.node_id, hello.address.clone()), (TAB, None));
+        let transcript = Transcript {
+            acceptor_nonce: [7; 16],
+            dialler_nonce: hello.nonce,
+            cluster_id: "c".into(),
+            acceptor: NodeId(2),
+            dialler: TAB,
+        };
+        assert!(transcript.verify_hello(&[4; 32], &hello.mac));
+        // A welcome under another key is refused; the right one opens the link.
+        let mut impostor = Link::default();
+        impostor.on_frame(&encode_frame(FrameKind::Challenge, &challenge(2)), &credential, [9; 16]);
+        let wrong = encode_frame(FrameKind::Welcome, &Welcome { mac: transcript.welcome_mac(&[5; 32]) });
+        assert!(matches!(impostor.on_frame(&wrong, &credential, [0; 16]), Outcome::Fail(_)));
+        let right = encode_frame(FrameKind::Welcome, &Welcome { mac: transcript.welcome_mac(&[4; 32]) });
+        assert_eq!(link.on_frame(&right, &credential, [0; 16]), Outcome::Welcomed { peer: NodeId(2) });
+    }
+}
