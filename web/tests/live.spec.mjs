@@ -45,6 +45,9 @@ function startNode(id) {
       '--web-dir', join(root, 'web'),
       // Compaction early, so a tab that joins after the bulk load gets a snapshot.
       '--snapshot-interval', '1000',
+      // Short, so a closed tab's removal is seen within the test; a live tab answers every
+      // heartbeat (50 ms), far inside it.
+      '--browser-peer-ttl', '4s',
     ],
     { env, stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -323,7 +326,14 @@ test.describe('a real cluster', () => {
       await expect(tab.page.locator('#live-status')).toContainText(reason);
       await tab.context.close();
     }
+    // A closed tab is removed by the leader after the TTL (an ordinary RemoveServer).
+    const closedId = (await liveState(first.page)).nodeId;
     await first.context.close();
+    await tabs[0].page.waitForFunction(
+      (id) => !window.flotilla.live.state().members.some((m) => m.id === id),
+      closedId,
+      { timeout: 30_000 },
+    );
     const answer = await client({ op: 'put', key: 'still-serving', value: 'yes' });
     expect(answer.ok).toBe(true);
     for (const tab of tabs) expect(tab.errors).toEqual([]);

@@ -156,15 +156,18 @@ impl Driver {
 
     /// `(applied entries, apply violations, snapshots installed, steps, steps refused)`.
     pub fn counters(&self) -> (u64, u64, u64, u64, u64) {
-        (self.applied_entries, self.apply_violations, self.snapshots_installed, self.steps, self.steps_refused)
+        (
+            self.applied_entries,
+            self.apply_violations,
+            self.snapshots_installed,
+            self.steps,
+            self.steps_refused,
+        )
     }
 
     /// The member addresses recorded in the replicated state.
     pub fn addresses(&self) -> Vec<(NodeId, String)> {
-        self.store
-            .iter()
-            .filter_map(|(key, value)| records::parse_address(key, value))
-            .collect()
+        self.store.iter().filter_map(|(key, value)| records::parse_address(key, value)).collect()
     }
 
     /// The user's key-value pairs (reserved records left out, as native-node's lists do).
@@ -189,9 +192,13 @@ impl Driver {
             // A learner never leads, but the contract says to serve what is wanted.
             for request in &ready.snapshot_chunks_wanted {
                 match self.storage.snapshot_chunk(request, SNAPSHOT_CHUNK_BYTES) {
-                    Some((data, last)) => {
-                        self.node.send_snapshot_chunk(request.to, request.meta.index, request.offset, data, last)
-                    }
+                    Some((data, last)) => self.node.send_snapshot_chunk(
+                        request.to,
+                        request.meta.index,
+                        request.offset,
+                        data,
+                        last,
+                    ),
                     None => self.node.report_snapshot(request.to, raft_core::SnapshotStatus::Failed),
                 }
             }
@@ -317,8 +324,11 @@ mod tests {
     }
 
     fn put(key: &str, value: &str) -> Bytes {
-        Command::unsessioned(1, Operation::Put { key: Bytes::from(key.to_owned()), value: Bytes::from(value.to_owned()) })
-            .encode()
+        Command::unsessioned(
+            1,
+            Operation::Put { key: Bytes::from(key.to_owned()), value: Bytes::from(value.to_owned()) },
+        )
+        .encode()
     }
 
     /// Runs leader and tab for `ticks`, delivering every message at once.

@@ -17,8 +17,8 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::wire::{
-    self, records, Challenge, FrameKind, Hello, InviteToken, Join, JoinAnswer, Opener, Sealer, Side, Transcript,
-    Welcome,
+    self, records, Challenge, FrameKind, Hello, InviteToken, Join, JoinAnswer, Opener, Sealer, Side,
+    Transcript, Welcome,
 };
 use raft_core::{Message, NodeId};
 
@@ -94,21 +94,24 @@ impl Link {
             State::AwaitChallenge => Self::on_challenge(frame, credential, nonce),
             State::Joining { challenge, nonce } => Self::on_join_answer(frame, credential, challenge, nonce),
             State::Greeting { transcript, key } => Self::on_hello_answer(frame, transcript, &key),
-            State::Open { peer, sealer, mut opener } => match opener.open::<Message>(frame, FrameKind::Raft) {
-                Ok(message) => {
-                    let own = credential.admitted.as_ref().map(|(id, _)| *id);
-                    if message.from != peer || Some(message.to) != own {
-                        let why = alloc::format!(
-                            "a message from {} to {} on the link to {peer}",
-                            message.from, message.to
-                        );
-                        (State::Closed, Outcome::Fail(why))
-                    } else {
-                        (State::Open { peer, sealer, opener }, Outcome::Raft(message))
+            State::Open { peer, sealer, mut opener } => {
+                match opener.open::<Message>(frame, FrameKind::Raft) {
+                    Ok(message) => {
+                        let own = credential.admitted.as_ref().map(|(id, _)| *id);
+                        if message.from != peer || Some(message.to) != own {
+                            let why = alloc::format!(
+                                "a message from {} to {} on the link to {peer}",
+                                message.from,
+                                message.to
+                            );
+                            (State::Closed, Outcome::Fail(why))
+                        } else {
+                            (State::Open { peer, sealer, opener }, Outcome::Raft(message))
+                        }
                     }
+                    Err(error) => (State::Closed, Outcome::Fail(error.to_string())),
                 }
-                Err(error) => (State::Closed, Outcome::Fail(error.to_string())),
-            },
+            }
             State::Closed => (State::Closed, Outcome::Fail("frame after the link closed".into())),
         };
         self.state = next;
@@ -129,7 +132,8 @@ impl Link {
             Err(error) => return (State::Closed, Outcome::Fail(error.to_string())),
         };
         if challenge.cluster_id != credential.token.fields.cluster_id {
-            let why = alloc::format!("this member belongs to cluster {:?}, not the invite's", challenge.cluster_id);
+            let why =
+                alloc::format!("this member belongs to cluster {:?}, not the invite's", challenge.cluster_id);
             return (State::Closed, Outcome::Fail(why));
         }
         match &credential.admitted {
@@ -168,7 +172,10 @@ impl Link {
         let admitted = match wire::decode_join_answer(frame) {
             Ok(JoinAnswer::Admitted(admitted)) => admitted,
             Ok(JoinAnswer::Redirect(redirect)) => {
-                return (State::Closed, Outcome::Redirect { leader: redirect.leader_id, address: redirect.address })
+                return (
+                    State::Closed,
+                    Outcome::Redirect { leader: redirect.leader_id, address: redirect.address },
+                )
             }
             Ok(JoinAnswer::Refused(reason)) => {
                 let reason = reason.map_or_else(|other| other, |word| word.as_str().to_string());
@@ -211,7 +218,10 @@ impl Link {
                 let peer = transcript.acceptor;
                 (State::Open { peer, sealer, opener }, Outcome::Welcomed { peer })
             }
-            Ok(_) => (State::Closed, Outcome::Fail("the member could not prove it holds the cluster secret".into())),
+            Ok(_) => (
+                State::Closed,
+                Outcome::Fail("the member could not prove it holds the cluster secret".into()),
+            ),
             Err(error) => (State::Closed, Outcome::Fail(error.to_string())),
         }
     }
@@ -227,7 +237,9 @@ fn rejected(frame: &[u8]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::wire::{encode_frame, invite_key, Admitted, InviteFields, InviteRole, JoinRefusal, Redirect};
+    use raft_core::wire::{
+        encode_frame, invite_key, Admitted, InviteFields, InviteRole, JoinRefusal, Redirect,
+    };
     use raft_core::{MessageBody, Term};
 
     const TAB: NodeId = NodeId(1 << 32);
@@ -277,7 +289,8 @@ mod tests {
     fn a_tab_joins_opens_a_sealed_session_and_refuses_frames_not_from_its_peer_to_itself() {
         let mut credential = credential();
         let mut link = Link::default();
-        let Outcome::Send(join) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
+        let Outcome::Send(join) =
+            link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
         else {
             panic!("a challenge is answered with a join")
         };
@@ -289,7 +302,10 @@ mod tests {
         // Both directions sealed with the tab key's session.
         let (mut leader_send, mut leader_receive) = transcript.session(&key, Side::Acceptor).split();
         let from_tab = link.seal(&message(TAB, NodeId(1))).unwrap();
-        assert_eq!(leader_receive.open::<Message>(&from_tab, FrameKind::Raft).unwrap(), message(TAB, NodeId(1)));
+        assert_eq!(
+            leader_receive.open::<Message>(&from_tab, FrameKind::Raft).unwrap(),
+            message(TAB, NodeId(1))
+        );
         let heartbeat = leader_send.seal(FrameKind::Raft, &message(NodeId(1), TAB));
         assert_eq!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Raft(message(NodeId(1), TAB)));
         // A replayed frame fails its tag; the link is closed from then on.
@@ -301,7 +317,8 @@ mod tests {
     fn a_forged_from_on_an_open_link_closes_it() {
         let mut credential = credential();
         let mut link = Link::default();
-        let Outcome::Send(join) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
+        let Outcome::Send(join) =
+            link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(1)), &credential, [9; 16])
         else {
             panic!()
         };
@@ -322,7 +339,9 @@ mod tests {
         let mut link = Link::default();
         let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
         let (admitted, _, _) = admit(&join, TAB, b"a guess");
-        assert!(matches!(link.on_frame(&admitted, &credential, [0; 16]), Outcome::Fail(why) if why.contains("secret")));
+        assert!(
+            matches!(link.on_frame(&admitted, &credential, [0; 16]), Outcome::Fail(why) if why.contains("secret"))
+        );
         // A native id is no browser peer's.
         let mut link = Link::default();
         let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
@@ -331,7 +350,8 @@ mod tests {
         // A follower redirects.
         let mut link = Link::default();
         link.on_frame(&challenge_frame, &credential, [9; 16]);
-        let redirect = encode_frame(FrameKind::Redirect, &Redirect { leader_id: NodeId(2), address: "h:2".into() });
+        let redirect =
+            encode_frame(FrameKind::Redirect, &Redirect { leader_id: NodeId(2), address: "h:2".into() });
         assert_eq!(
             link.on_frame(&redirect, &credential, [0; 16]),
             Outcome::Redirect { leader: NodeId(2), address: "h:2".into() }
@@ -360,7 +380,8 @@ mod tests {
         let mut credential = credential();
         credential.admitted = Some((TAB, alloc::vec![4; 32]));
         let mut link = Link::default();
-        let Outcome::Send(hello) = link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(2)), &credential, [9; 16])
+        let Outcome::Send(hello) =
+            link.on_frame(&encode_frame(FrameKind::Challenge, &challenge(2)), &credential, [9; 16])
         else {
             panic!()
         };

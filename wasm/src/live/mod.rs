@@ -13,8 +13,8 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use raft_core::wire::InviteToken;
 use raft_core::state_machine::StateMachine;
+use raft_core::wire::InviteToken;
 use raft_core::NodeId;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -104,7 +104,8 @@ impl LiveNode {
     /// randomized timers (the Worker draws it from `crypto.getRandomValues`).
     #[wasm_bindgen(constructor)]
     pub fn new(token: &str, seed: f64) -> Result<LiveNode, JsValue> {
-        let decoded = InviteToken::decode(token.trim()).map_err(|e| type_error(&format!("invite token: {}", e.as_str())))?;
+        let decoded = InviteToken::decode(token.trim())
+            .map_err(|e| type_error(&format!("invite token: {}", e.as_str())))?;
         Ok(LiveNode {
             credential: Credential { token: decoded, token_text: token.trim().to_string(), admitted: None },
             seed: seed as u64,
@@ -256,7 +257,9 @@ impl LiveNode {
     pub fn kv(&self) -> JsValue {
         let pairs: Vec<(String, String)> = self.driver.as_ref().map_or_else(Vec::new, |d| {
             d.user_pairs()
-                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                .map(|(k, v)| {
+                    (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned())
+                })
                 .collect()
         });
         to_js(&pairs)
@@ -301,7 +304,8 @@ impl LiveNode {
             let node = driver.node();
             let membership = node.membership();
             let members: BTreeSet<NodeId> = membership.members();
-            let voters: Vec<u64> = members.iter().filter(|id| membership.is_voter(**id)).map(|id| id.0).collect();
+            let voters: Vec<u64> =
+                members.iter().filter(|id| membership.is_voter(**id)).map(|id| id.0).collect();
             let learners = members.iter().filter(|id| !membership.is_voter(**id)).map(|id| id.0).collect();
             let (applied_entries, violations, snapshots, steps, refused) = driver.counters();
             let own_voter = membership.is_voter(node.id());
