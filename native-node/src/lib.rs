@@ -25,7 +25,6 @@ mod admin_routes;
 pub mod admission;
 pub mod api;
 pub mod bench;
-mod bootstrap_records;
 pub mod browser_peers;
 pub mod client;
 pub mod connection;

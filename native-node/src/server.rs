@@ -329,13 +329,6 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         shutdown_rx.clone(),
     ));
     let mut helpers = vec![crate::browser_peers::spawn_reaper(browser_peers, shutdown_rx.clone())];
-    if !config.bootstrap.is_empty() {
-        helpers.push(crate::bootstrap_records::spawn(
-            raft.clone(),
-            config.bootstrap.clone(),
-            shutdown_rx.clone(),
-        ));
-    }
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
         helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
