@@ -49,6 +49,9 @@ const live = {
   addresses: new Map(),
   /** native member id → ms of the last authenticated frame. */
   lastContact: new Map(),
+  /** Every native address this tab has learned (invite, redirects, records). */
+  known: new Set(),
+  joinedAt: 0,
 };
 
 const wasmReady = init();
@@ -147,7 +150,7 @@ function scheduleRedial(address, why) {
   const wait = Math.min(BACKOFF_MS[1], BACKOFF_MS[0] * 2 ** Math.min(entry.attempts - 1, 6));
   entry.timer = setTimeout(() => {
     entry.timer = null;
-    if (wantedAddresses().has(address)) dial(address);
+    if (wantedAddresses().has(address) || live.known.has(address)) dial(address);
   }, wait);
   live.dialling.set(address, entry);
 }
@@ -160,6 +163,8 @@ function handleOutcome(id, link, outcome) {
       link.peer = outcome.peer;
       live.lastContact.set(outcome.peer, Date.now());
       live.dialling.delete(link.address);
+      live.joinedAt = Date.now();
+      live.known.add(link.address);
       setStatus('joined');
       finishJoin(null);
       checkDials();
@@ -178,6 +183,7 @@ function handleOutcome(id, link, outcome) {
       link.redirected = true;
       endLink(id, link);
       live.redirects += 1;
+      live.known.add(outcome.address);
       if (live.redirects > REDIRECTS_MAX) {
         setStatus('unreachable', 'too many redirects: no stable leader');
         finishJoin(new Error('unreachable: too many redirects'));
@@ -232,16 +238,24 @@ function wantedAddresses() {
   return wanted;
 }
 
+/** Silence from every member this long (twice an election timeout) and the tab redials every
+ * address it has ever known: the invite's node, redirects and records. A tab admitted just
+ * before a leader change has applied no address record yet and would otherwise be stranded. */
+const SILENCE_MS = 2000;
+
 function checkDials() {
   if (live.status !== 'joined') return;
   const wanted = wantedAddresses();
+  for (const address of wanted) live.known.add(address);
+  const lastHeard = Math.max(live.joinedAt, ...live.lastContact.values());
+  if (Date.now() - lastHeard > SILENCE_MS) for (const address of live.known) wanted.add(address);
   const connected = new Set([...live.links.values()].map((l) => l.address));
   for (const address of wanted) {
     if (!connected.has(address) && !live.dialling.get(address)?.timer) dial(address);
   }
   // A member removed from the configuration: its socket goes.
   for (const [id, link] of live.links) {
-    if (link.peer !== null && !wanted.has(link.address) && link.address !== live.origin) endLink(id, link);
+    if (link.peer !== null && !wanted.has(link.address) && !live.known.has(link.address)) endLink(id, link);
   }
 }
 
@@ -368,6 +382,7 @@ async function join(link) {
   if (!token) throw new Error('the link has no #join= token');
   live.scheme = url.protocol === 'https:' ? 'wss:' : 'ws:';
   live.origin = url.host;
+  live.known.add(url.host);
   const seed = crypto.getRandomValues(new Uint32Array(1))[0];
   try {
     live.node = new LiveNode(token, seed);
