@@ -32,4 +32,14 @@ for _ in $(seq 1 40); do
     sleep 0.25
 done
 echo "start: the playground is at http://127.0.0.1:${PORT:-8080}/"
+# An invitation for browser tabs to join the local cluster as learners (issue #13): open the
+# link's page in a few tabs. The cluster needs a moment to elect a leader first.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  if invite=$("$target_dir/release/raft-node" admin --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 \
+      invite --ttl 1h --uses 10 2>/dev/null); then
+    echo "start: invite browser tabs (10 tabs, 1 hour) with: $(printf '%s\n' "$invite" | tail -n 1)"
+    break
+  fi
+  sleep 0.5
+done
 node scripts/serve.mjs

@@ -26,8 +26,8 @@
 use crate::kv::{KvStateMachine, StateMachine};
 use crate::peer_auth::invite::{invite_key, tab_key, Admitted, InviteToken, Join, JoinRefusal, Redirect};
 use crate::peer_auth::records::{
-    address_key, browser_key, is_browser_node_id, parse_browser, BrowserAdmission, BROWSER_ADDRESS,
-    BROWSER_KEY_PREFIX, BROWSER_NODE_ID_MIN, RESERVED_KEY_PREFIX,
+    address_key, browser_key, is_browser_node_id, parse_browser, BrowserAdmission, ADDRESS_KEY_PREFIX,
+    BROWSER_ADDRESS, BROWSER_KEY_PREFIX, BROWSER_NODE_ID_MIN, RESERVED_KEY_PREFIX,
 };
 use crate::peer_auth::{decode_frame, encode_frame, Challenge, FrameKind, Session, Side, Transcript};
 use crate::raft::{Raft, RaftError};
@@ -146,6 +146,9 @@ impl BrowserMetrics {
 #[derive(Debug, Default)]
 pub struct BrowserRecords {
     admissions: BTreeMap<NodeId, BrowserAdmission>,
+    /// Members with an address record (a bootstrapped cluster's first members have none until
+    /// the first admission writes them: the tab learns where to dial from these records).
+    addressed: std::collections::BTreeSet<NodeId>,
     uses: HashMap<[u8; 16], u32>,
 }
 
@@ -163,7 +166,17 @@ fn parse_uses(key: &[u8], value: &[u8]) -> Option<([u8; 16], u32)> {
 
 impl BrowserRecords {
     fn refresh(&mut self, key: &[u8], value: Option<&Bytes>) {
-        if key.starts_with(BROWSER_KEY_PREFIX) {
+        if key.starts_with(ADDRESS_KEY_PREFIX) {
+            let digits =
+                std::str::from_utf8(&key[ADDRESS_KEY_PREFIX.len()..]).ok().and_then(|d| d.parse().ok());
+            if let Some(id) = digits.map(NodeId) {
+                if value.is_some() {
+                    self.addressed.insert(id);
+                } else {
+                    self.addressed.remove(&id);
+                }
+            }
+        } else if key.starts_with(BROWSER_KEY_PREFIX) {
             let parsed = value.and_then(|value| parse_browser(key, value));
             match parsed {
                 Some((id, admission)) => {
@@ -196,7 +209,9 @@ impl BrowserRecords {
 }
 
 fn is_browser_record_key(key: &[u8]) -> bool {
-    key.starts_with(BROWSER_KEY_PREFIX) || key.starts_with(INVITE_USES_KEY_PREFIX)
+    key.starts_with(BROWSER_KEY_PREFIX)
+        || key.starts_with(INVITE_USES_KEY_PREFIX)
+        || key.starts_with(ADDRESS_KEY_PREFIX)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -288,7 +303,7 @@ impl StateMachine for RecordingStateMachine {
     }
     /// The client API refuses every reserved key before it reaches the log (see
     /// [`crate::api::Operation::touches_reserved_key`]); inside the process, only this module
-    /// writes browser records, through [`Raft::apply`].
+    /// writes browser and address records through [`Raft::apply`].
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {
         if let Ok(Command { body: CommandBody::Request { operation, session: None }, .. }) =
             Command::decode(command)
@@ -327,6 +342,8 @@ pub struct BrowserPeers {
     invite_key: [u8; 32],
     records: Arc<Mutex<BrowserRecords>>,
     raft: OnceLock<Raft>,
+    /// The node's status, read without a copy for every message a tab sends.
+    status: OnceLock<tokio::sync::watch::Receiver<crate::raft::Status>>,
     /// Peer addresses, to redirect a tab to the leader.
     addresses: OnceLock<crate::transport::Transport>,
     /// One admission at a time on this node, so two joins do not race for the same swap.
@@ -363,6 +380,7 @@ impl BrowserPeers {
             invite_key: invite_key(&peer_secret),
             records,
             raft: OnceLock::new(),
+            status: OnceLock::new(),
             addresses: OnceLock::new(),
             admitting: tokio::sync::Mutex::new(()),
             metrics,
@@ -371,6 +389,7 @@ impl BrowserPeers {
 
     /// Connects the gate to the running node.
     pub fn attach(&self, raft: Raft, transport: crate::transport::Transport) {
+        let _ = self.status.set(raft.watch_status());
         let _ = self.raft.set(raft);
         let _ = self.addresses.set(transport);
     }
@@ -469,14 +488,18 @@ impl BrowserPeers {
     ) -> Result<NodeId, JoinRefusal> {
         let _one_at_a_time = self.admitting.lock().await;
         let timeout = self.config.join_timeout;
-        let browsers = raft.status().learners.iter().filter(|id| is_browser_node_id(NodeId(**id))).count();
-        if browsers >= self.config.max {
-            return Err(JoinRefusal::BrowserPeersMax);
-        }
         let fields = &token.fields;
         let key = Bytes::from(uses_key(&fields.nonce));
+        // The applied count first, so a used-up invitation says so whatever else is full; the
+        // swap below decides for good.
         let mut current =
             self.records.lock().map_or(0, |records| records.uses.get(&fields.nonce).copied().unwrap_or(0));
+        if current >= fields.max_uses {
+            return Err(JoinRefusal::UsedUp);
+        }
+        if self.browser_count(&raft.status()) >= self.config.max {
+            return Err(JoinRefusal::BrowserPeersMax);
+        }
         let mut swap_index = None;
         for _ in 0..USE_SWAP_ATTEMPTS_MAX {
             if current >= fields.max_uses {
@@ -512,6 +535,7 @@ impl BrowserPeers {
         raft.apply(Command::unsessioned(now_unix_ms(), record).encode(), timeout)
             .await
             .map_err(|error| leadership_refusal(&error))?;
+        self.record_member_addresses(raft, timeout).await?;
         // Another membership change may be under way (another tab's removal, a promotion):
         // wait for it a little rather than refuse.
         let deadline = Instant::now() + timeout;
@@ -524,6 +548,40 @@ impl BrowserPeers {
                 Err(error) => return Err(leadership_refusal(&error)),
             }
         }
+    }
+
+    /// Browser peers in the configuration, plus those admitted after it (their admission
+    /// record is applied, their AddLearner not yet): the published status can be a tick old.
+    fn browser_count(&self, status: &crate::raft::Status) -> usize {
+        let members = status.learners.iter().filter(|id| is_browser_node_id(NodeId(**id))).count();
+        let records = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending = records
+            .admissions
+            .keys()
+            .filter(|id| {
+                id.0 - BROWSER_NODE_ID_MIN > status.membership_index && !status.learners.contains(&id.0)
+            })
+            .count();
+        members + pending
+    }
+
+    /// Writes the address records a tab needs to dial every native member: the members of a
+    /// bootstrapped cluster have their addresses in each node's local storage only.
+    async fn record_member_addresses(&self, raft: &Raft, timeout: Duration) -> Result<(), JoinRefusal> {
+        let status = raft.status();
+        let Some(transport) = self.addresses.get() else { return Ok(()) };
+        for id in status.voters.iter().chain(&status.learners).map(|id| NodeId(*id)) {
+            if is_browser_node_id(id)
+                || self.records.lock().map_or(true, |records| records.addressed.contains(&id))
+            {
+                continue;
+            }
+            let Some(address) = transport.address(id) else { continue };
+            raft.apply(crate::kv::address_record(id, &address), timeout)
+                .await
+                .map_err(|error| leadership_refusal(&error))?;
+        }
+        Ok(())
     }
 
     /// The key an admitted tab proves itself with in `Hello`, recomputed from the peer secret
@@ -563,7 +621,7 @@ impl BrowserPeers {
                 return Err(format!("a browser learner may not send {}", other.kind_name()));
             }
         }
-        let term = self.raft.get().map_or(u64::MAX, |raft| raft.status().term);
+        let term = self.status.get().map_or(u64::MAX, |status| status.borrow().term);
         if message.term.0 > term {
             self.metrics.term_ahead_dropped_total.fetch_add(1, Ordering::Relaxed);
             return Ok(false);

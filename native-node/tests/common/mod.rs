@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod tab;
 
 use native_node::client::{Client, ClientConfig};
 use native_node::server::{self, Node, ServeConfig};

@@ -1,0 +1,459 @@
+//! A browser tab without a browser: a learner that joins a real cluster by invitation exactly
+//! as the wasm `LiveNode` does (issue #13), built from raft-core's `RaftNode`, `MemoryStorage`,
+//! `KvStore` and `wire`, over tokio-tungstenite. It follows raft-core/GUIDE.md's driver contract
+//! (messages, persist, messages after persist, apply, read states, advance), dials every native
+//! member it learns from its own applied address records, and checks its own apply sequence.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use raft_core::kv::{KvConfig, KvStore, Operation, Output};
+use raft_core::state_machine::{restore_from_chunks, StateMachine};
+use raft_core::storage::MemoryStorage;
+use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, JoinAnswer, JoinRefusal};
+use raft_core::wire::records::{is_browser_node_id, parse_address, BROWSER_ADDRESS};
+use raft_core::wire::{
+    decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Sealer, Side, Transcript, Welcome,
+};
+use raft_core::{Message, NodeId, RaftNode, ReadMode, Restored};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn nonce() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).unwrap();
+    bytes
+}
+
+/// Why a join did not admit the tab.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinFailure {
+    /// Refused with a reason word.
+    Refused(JoinRefusal),
+    /// Anything else (closed, garbage, a bad proof).
+    Other(String),
+}
+
+async fn next_binary(socket: &mut Socket) -> Result<Bytes, String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), socket.next()).await {
+            Ok(Some(Ok(Ws::Binary(bytes)))) => return Ok(bytes),
+            Ok(Some(Ok(Ws::Close(frame)))) => return Err(format!("closed: {frame:?}")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("closed".into()),
+            Err(_) => return Err("no answer within 15 s".into()),
+        }
+    }
+}
+
+/// Dials `address` and sends a join for `token`; follows redirects. Returns the socket, the
+/// admitting node, the tab's id, its key and the connection's session.
+pub async fn join_socket(
+    address: &str,
+    token: &str,
+    cluster_id: &str,
+) -> Result<(Socket, NodeId, NodeId, [u8; 32], (Sealer, Opener)), JoinFailure> {
+    let mut address = address.to_string();
+    let decoded = InviteToken::decode(token).map_err(JoinFailure::Refused)?;
+    for _ in 0..4 {
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/raft"))
+            .await
+            .map_err(|e| JoinFailure::Other(e.to_string()))?;
+        let first = next_binary(&mut socket).await.map_err(JoinFailure::Other)?;
+        let challenge: Challenge =
+            decode_frame(&first, FrameKind::Challenge).map_err(|e| JoinFailure::Other(e.to_string()))?;
+        let join = Join { token: token.to_string(), nonce: nonce() };
+        socket
+            .send(Ws::binary(encode_frame(FrameKind::Join, &join)))
+            .await
+            .map_err(|e| JoinFailure::Other(e.to_string()))?;
+        let answer = next_binary(&mut socket).await.map_err(JoinFailure::Other)?;
+        match decode_join_answer(&answer).map_err(|e| JoinFailure::Other(e.to_string()))? {
+            JoinAnswer::Redirect(redirect) => {
+                address = redirect.address;
+                continue;
+            }
+            JoinAnswer::Refused(Ok(refusal)) => return Err(JoinFailure::Refused(refusal)),
+            JoinAnswer::Refused(Err(reason)) => return Err(JoinFailure::Other(reason)),
+            JoinAnswer::Admitted(admitted) => {
+                let key = tab_key(&decoded.mac, cluster_id, admitted.node_id, &join.nonce);
+                let transcript = Transcript {
+                    acceptor_nonce: challenge.nonce,
+                    dialler_nonce: join.nonce,
+                    cluster_id: cluster_id.to_string(),
+                    acceptor: challenge.node_id,
+                    dialler: admitted.node_id,
+                };
+                if !transcript.verify_welcome(&key, &admitted.mac) {
+                    return Err(JoinFailure::Other("the leader's proof does not verify".into()));
+                }
+                let session = transcript.session(&key, Side::Dialler).split();
+                return Ok((socket, challenge.node_id, admitted.node_id, key, session));
+            }
+        }
+    }
+    Err(JoinFailure::Other("too many redirects".into()))
+}
+
+/// Dials a native member as an admitted tab (`Hello` with the tab's key).
+async fn hello_socket(
+    address: &str,
+    id: NodeId,
+    key: &[u8; 32],
+    cluster_id: &str,
+) -> Result<(Socket, NodeId, (Sealer, Opener)), String> {
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{address}/raft")).await.map_err(|e| e.to_string())?;
+    let first = next_binary(&mut socket).await?;
+    let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).map_err(|e| e.to_string())?;
+    let transcript = Transcript {
+        acceptor_nonce: challenge.nonce,
+        dialler_nonce: nonce(),
+        cluster_id: cluster_id.to_string(),
+        acceptor: challenge.node_id,
+        dialler: id,
+    };
+    let hello = Hello {
+        cluster_id: cluster_id.to_string(),
+        node_id: id,
+        address: None,
+        nonce: transcript.dialler_nonce,
+        mac: transcript.hello_mac(key),
+    };
+    socket.send(Ws::binary(encode_frame(FrameKind::Hello, &hello))).await.map_err(|e| e.to_string())?;
+    let answer = next_binary(&mut socket).await?;
+    let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(|e| e.to_string())?;
+    if !transcript.verify_welcome(key, &welcome.mac) {
+        return Err("the node's proof does not verify".into());
+    }
+    Ok((socket, challenge.node_id, transcript.session(key, Side::Dialler).split()))
+}
+
+/// What the tab's driver reports, shared with the test.
+#[derive(Debug, Default)]
+pub struct TabView {
+    pub applied: u64,
+    pub commit: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// Entries applied out of order or twice (must stay empty).
+    pub apply_violations: Vec<String>,
+    pub snapshots_installed: u64,
+    /// Entries applied one by one (not through a snapshot).
+    pub entries_applied: u64,
+    /// Native members with a live connection.
+    pub connected: Vec<u64>,
+    /// Connections closed by the far end, with their reason.
+    pub closes: Vec<(u64, String)>,
+}
+
+enum Event {
+    Frame(NodeId, Message),
+    Connected(NodeId, u64, mpsc::UnboundedSender<Message>),
+    Closed(NodeId, u64, String),
+}
+
+enum Request {
+    Get { key: Bytes, mode: ReadMode, reply: oneshot::Sender<Result<Option<Bytes>, String>> },
+    Raw { to: NodeId, message: Message },
+    Kv { reply: oneshot::Sender<BTreeMap<Bytes, Bytes>> },
+}
+
+/// A running test tab.
+pub struct Tab {
+    pub id: NodeId,
+    pub view: Arc<Mutex<TabView>>,
+    requests: mpsc::UnboundedSender<Request>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn spawn_connection(
+    peer: NodeId,
+    socket: Socket,
+    session: (Sealer, Opener),
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let (mut sealer, mut opener) = session;
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (outgoing, mut to_send) = mpsc::unbounded_channel::<Message>();
+    let _ = events.send(Event::Connected(peer, serial, outgoing));
+    tokio::spawn(async move {
+        let (mut sink, mut stream) = socket.split();
+        let reason = loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Ws::Binary(bytes))) => match opener.open::<Message>(&bytes, FrameKind::Raft) {
+                        Ok(message) => { let _ = events.send(Event::Frame(peer, message)); }
+                        Err(error) => break format!("bad frame: {error}"),
+                    },
+                    Some(Ok(Ws::Close(frame))) => break format!("closed by node: {}", frame.map(|f| f.reason.to_string()).unwrap_or_default()),
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => break error.to_string(),
+                    None => break "closed".to_string(),
+                },
+                message = to_send.recv() => match message {
+                    Some(message) => {
+                        if sink.send(Ws::binary(sealer.seal(FrameKind::Raft, &message))).await.is_err() {
+                            break "write failed".to_string();
+                        }
+                    }
+                    None => break "dropped".to_string(),
+                },
+            }
+        };
+        let _ = events.send(Event::Closed(peer, serial, reason));
+    });
+}
+
+impl Tab {
+    /// Joins the cluster at `address` with the invitation `token` (the text after `#join=`).
+    pub async fn join(address: &str, token: &str, cluster_id: &str) -> Result<Tab, JoinFailure> {
+        let (socket, acceptor, id, key, session) = join_socket(address, token, cluster_id).await?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        spawn_connection(acceptor, socket, session, events_tx.clone());
+        let view = Arc::new(Mutex::new(TabView::default()));
+        let (requests, requests_rx) = mpsc::unbounded_channel();
+        let driver =
+            Driver::new(id, key, cluster_id.to_string(), view.clone(), events_tx, events, requests_rx);
+        let task = tokio::spawn(driver.run());
+        Ok(Tab { id, view, requests, task })
+    }
+
+    /// Joins from a link `http://host/...#join=TOKEN`.
+    pub async fn join_link(link: &str, cluster_id: &str) -> Result<Tab, JoinFailure> {
+        let (base, token) = link.split_once("#join=").expect("a link with #join=");
+        let host = base.trim_start_matches("http://").split('/').next().unwrap();
+        Tab::join(host, token, cluster_id).await
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.view.lock().unwrap().applied
+    }
+
+    /// The tab's applied key-value pairs (user keys only).
+    pub async fn kv(&self) -> BTreeMap<Bytes, Bytes> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.requests.send(Request::Kv { reply });
+        answer.await.unwrap_or_default()
+    }
+
+    /// A read on the tab: stale from its applied state, or linearizable through the leader's
+    /// read index (thesis §6.4), answered once the tab has applied that index.
+    pub async fn get(&self, key: &str, mode: ReadMode) -> Result<Option<Bytes>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.requests.send(Request::Get { key: Bytes::from(key.to_string()), mode, reply });
+        answer.await.map_err(|_| "tab stopped".to_string())?
+    }
+
+    /// Sends `message` as is (a misbehaving tab) on the connection to `to`.
+    pub fn send_raw(&self, to: NodeId, message: Message) {
+        let _ = self.requests.send(Request::Raw { to, message });
+    }
+
+    /// Stops the tab: its sockets close, as when the page is closed.
+    pub fn close(self) {}
+}
+
+struct Driver {
+    node: RaftNode,
+    storage: MemoryStorage,
+    store: KvStore,
+    id: NodeId,
+    key: [u8; 32],
+    cluster_id: String,
+    view: Arc<Mutex<TabView>>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    connections: HashMap<NodeId, (u64, mpsc::UnboundedSender<Message>)>,
+    dialling: Arc<Mutex<std::collections::HashSet<NodeId>>>,
+    reads: HashMap<u64, (Bytes, oneshot::Sender<Result<Option<Bytes>, String>>)>,
+    reads_ready: Vec<(u64, Bytes, oneshot::Sender<Result<Option<Bytes>, String>>)>,
+    next_read: u64,
+}
+
+impl Driver {
+    fn new(
+        id: NodeId,
+        key: [u8; 32],
+        cluster_id: String,
+        view: Arc<Mutex<TabView>>,
+        events_tx: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedReceiver<Event>,
+        requests: mpsc::UnboundedReceiver<Request>,
+    ) -> Driver {
+        let config =
+            native_node::RaftConfig::new(id, u64::from_le_bytes(nonce()[..8].try_into().unwrap())).core;
+        Driver {
+            node: RaftNode::new(config, Restored::empty()).unwrap(),
+            storage: MemoryStorage::default(),
+            store: KvStore::new(KvConfig::default()).unwrap(),
+            id,
+            key,
+            cluster_id,
+            view,
+            events_tx,
+            events,
+            requests,
+            connections: HashMap::new(),
+            dialling: Arc::default(),
+            reads: HashMap::new(),
+            reads_ready: Vec::new(),
+            next_read: 1,
+        }
+    }
+
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut redial = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.node.tick(),
+                _ = redial.tick() => self.dial_members(),
+                Some(event) = self.events.recv() => match event {
+                    Event::Frame(_, message) => { let _ = self.node.step(message); }
+                    Event::Connected(peer, serial, sender) => { self.connections.insert(peer, (serial, sender)); }
+                    Event::Closed(peer, serial, reason) => {
+                        if self.connections.get(&peer).is_some_and(|(current, _)| *current == serial) {
+                            self.connections.remove(&peer);
+                        }
+                        self.dialling.lock().unwrap().remove(&peer);
+                        self.node.report_unreachable(peer);
+                        self.view.lock().unwrap().closes.push((peer.0, reason));
+                    }
+                },
+                Some(request) = self.requests.recv() => self.on_request(request),
+                else => return,
+            }
+            self.drive();
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Get { key, mode, reply } => {
+                let id = self.next_read;
+                self.next_read += 1;
+                self.reads.insert(id, (key, reply));
+                self.node.read(id, mode);
+            }
+            Request::Raw { to, message } => self.send(to, message),
+            Request::Kv { reply } => {
+                let user = self.store.iter().filter(|(k, _)| !k.starts_with(b"\0flotilla/"));
+                let _ = reply.send(user.map(|(k, v)| (k.clone(), v.clone())).collect());
+            }
+        }
+    }
+
+    fn send(&self, to: NodeId, message: Message) {
+        if let Some((_, connection)) = self.connections.get(&to) {
+            let _ = connection.send(message);
+        }
+    }
+
+    /// The driver's contract, for every `Ready` (raft-core/GUIDE.md).
+    fn drive(&mut self) {
+        while self.node.has_ready() {
+            let ready = self.node.ready();
+            for message in ready.messages.iter().cloned() {
+                self.send(message.to, message);
+            }
+            if let Some(data) = self.storage.persist(&ready) {
+                let mut store = KvStore::new(KvConfig::default()).unwrap();
+                restore_from_chunks(&mut store, [data.as_ref()]).expect("the leader's snapshot restores");
+                self.store = store;
+                self.view.lock().unwrap().snapshots_installed += 1;
+            }
+            for message in ready.messages_after_persist.iter().cloned() {
+                self.send(message.to, message);
+            }
+            for entry in &ready.committed_entries {
+                let applied = self.store.applied_index();
+                if entry.index <= applied {
+                    continue;
+                }
+                if entry.index != applied.next() {
+                    self.view
+                        .lock()
+                        .unwrap()
+                        .apply_violations
+                        .push(format!("entry {} after applied {applied}", entry.index));
+                }
+                let _ = self.store.apply(entry);
+                self.view.lock().unwrap().entries_applied += 1;
+            }
+            for state in &ready.read_states {
+                if let Some((key, reply)) = self.reads.remove(&state.request_id) {
+                    match state.result {
+                        Ok(index) => self.reads_ready.push((index.0, key, reply)),
+                        Err(error) => {
+                            let _ = reply.send(Err(error.to_string()));
+                        }
+                    }
+                }
+            }
+            self.node.advance();
+        }
+        let applied = self.store.applied_index().0;
+        let mut index = 0;
+        while index < self.reads_ready.len() {
+            if self.reads_ready[index].0 <= applied {
+                let (_, key, reply) = self.reads_ready.swap_remove(index);
+                let value = match self.store.read(&Operation::Get { key }) {
+                    Ok(Output::Value(value)) => Ok(value),
+                    other => Err(format!("{other:?}")),
+                };
+                let _ = reply.send(value);
+            } else {
+                index += 1;
+            }
+        }
+        let status = self.node.status();
+        let mut view = self.view.lock().unwrap();
+        view.applied = applied;
+        view.commit = status.commit_index.0;
+        view.leader = status.leader.map(|l| l.0);
+        view.term = status.term.0;
+        view.connected = self.connections.keys().map(|id| id.0).collect();
+    }
+
+    /// Dials every native member its applied address records name and it is not connected to.
+    fn dial_members(&mut self) {
+        let members: Vec<(NodeId, String)> = self
+            .store
+            .iter()
+            .filter_map(|(key, value)| parse_address(key, value))
+            .filter(|(id, address)| *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS)
+            .collect();
+        for (peer, address) in members {
+            if self.connections.contains_key(&peer) || !self.dialling.lock().unwrap().insert(peer) {
+                continue;
+            }
+            let (id, key, cluster, events, dialling) =
+                (self.id, self.key, self.cluster_id.clone(), self.events_tx.clone(), self.dialling.clone());
+            tokio::spawn(async move {
+                match hello_socket(&address, id, &key, &cluster).await {
+                    Ok((socket, acceptor, session)) if acceptor == peer => {
+                        spawn_connection(peer, socket, session, events)
+                    }
+                    _ => {
+                        dialling.lock().unwrap().remove(&peer);
+                    }
+                }
+            });
+        }
+    }
+}
