@@ -21,16 +21,6 @@ trap 'kill -TERM "$cluster_pid" 2>/dev/null || true; wait "$cluster_pid" 2>/dev/
 
 echo "start: a 3-node Raft cluster serves http://127.0.0.1:7001/ (and :7002, :7003);"
 echo "       try: FLOTILLA_SECRET=$FLOTILLA_SECRET $target_dir/release/raft-node kv --endpoints 127.0.0.1:7001 put hello world"
-# An invite link for a browser tab to join the local cluster as a learner (web/README.md, "Live
-# cluster"); retried while the cluster elects its first leader.
-for _ in $(seq 1 40); do
-    if invite="$("$target_dir/release/raft-node" admin invite --ttl 1h --uses 20 2>/dev/null | tail -n 1)" \
-        && [ -n "$invite" ]; then
-        echo "start: a browser tab joins the live cluster as a learner with: $invite"
-        break
-    fi
-    sleep 0.25
-done
 echo "start: the playground is at http://127.0.0.1:${PORT:-8080}/"
 # An invitation for browser tabs to join the local cluster as learners (issue #13): open the
 # link's page in a few tabs. The cluster needs a moment to elect a leader first.
