@@ -16,6 +16,7 @@ import { decodeFragment, encodeFragment } from './share.js';
 import { describeEvents } from './eventlog.js';
 import * as panels from './panels.js';
 import { mountHistoryPanel } from './history.js';
+import { installLive } from './live/page.js';
 
 const SPEED_MIN = 0.01;
 const SPEED_MAX = 1000;
@@ -1085,6 +1086,7 @@ function installPageApi(ready) {
 async function main() {
   const ready = loadWasm();
   installPageApi(ready.then(() => true));
+  installLive(window.flotilla, { theme: () => app.theme });
   app.tables = await ready;
   ops.checker = new app.tables.HistoryChecker();
   ops.panel = mountHistoryPanel($('history-view'), {
@@ -1118,7 +1120,7 @@ async function main() {
     } catch (error) {
       showNotice(`This link does not describe a run (${error.message}). Showing the first scenario instead.`);
     }
-  } else if (location.hash.length > 1) {
+  } else if (location.hash.length > 1 && !location.hash.startsWith('#join=')) {
     showNotice('This link holds no run (it needs #run=…). Showing the first scenario instead.');
   }
   if (!started) loadScenario('first-election', { play: false });

@@ -312,10 +312,12 @@ function drawNode(ctx, layout, node, frame, selected, pal) {
   ctx.textBaseline = 'middle';
   if (layout.compact) {
     ctx.font = `600 ${Math.max(8, r * 0.9)}px system-ui, sans-serif`;
-    ctx.fillText(String(node.id), x, y);
+    ctx.fillText(String(node.label ?? node.id), x, y);
   } else {
-    ctx.font = `700 ${Math.round(r * 0.62)}px system-ui, sans-serif`;
-    ctx.fillText(String(node.id), x, y - r * 0.2);
+    // A live cluster's members carry a label (a native id, or "tab …" for a browser peer).
+    const name = String(node.label ?? node.id);
+    ctx.font = `700 ${Math.round(r * (name.length > 3 ? 0.3 : 0.62))}px system-ui, sans-serif`;
+    ctx.fillText(name, x, y - r * 0.2);
     ctx.font = `${Math.round(r * 0.34)}px system-ui, sans-serif`;
     ctx.fillText(`term ${node.term}`, x, y + r * 0.38);
     const label = down

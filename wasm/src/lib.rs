@@ -18,6 +18,8 @@ pub mod fuzzing;
 mod history;
 mod history_view;
 mod input;
+#[doc(hidden)]
+pub mod live;
 mod options;
 mod reads;
 #[doc(hidden)]
@@ -34,6 +36,7 @@ pub use bench::run_seed_workload;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub use cluster::SimCluster;
 pub use history_view::HistoryChecker;
+pub use live::LiveNode;
 
 use alloc::string::String;
 use wasm_bindgen::prelude::*;

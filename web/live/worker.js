@@ -1,0 +1,447 @@
+// The tab's live Raft node runs here, in a dedicated Worker, so that the page's rendering never
+// delays a heartbeat answer and a hidden tab's throttled main-thread timers do not starve it.
+// This Worker owns the WebSockets (one per native member, learned from the replicated address
+// records), the 10 ms tick timer and the nonces (crypto.getRandomValues); the wasm LiveNode owns
+// the protocol and only trades bytes. The page talks to it by messages:
+//   page → worker: {id, type: 'join', link} | {id, type: 'get', key, mode} | {id, type: 'put',
+//                  key, value} | {id, type: 'leave'}
+//   worker → page: {id, ok, result | error} for each request, and {type: 'state', state, kv}
+//                  whenever something changed (at most every STATE_EVERY_MS).
+
+import init, { LiveNode } from '../pkg/flotilla_wasm.js';
+import { SessionClient } from './client.js';
+
+/** Matches native-node's tick (RaftConfig::tick_interval). */
+const TICK_MS = 10;
+/** How often the state goes to the page. */
+const STATE_EVERY_MS = 150;
+/** How often the members to dial are looked up in the replicated address records. */
+const DIAL_CHECK_MS = 300;
+/** Redial backoff: first wait and cap. */
+const BACKOFF_MS = [100, 3000];
+/** Redirects followed during one join before giving up (a leader election may be under way). */
+const REDIRECTS_MAX = 20;
+/** Linearizable reads that fail for want of a leader are retried this long. */
+const READ_RETRY_MS = 5000;
+
+const live = {
+  node: null,
+  scheme: 'ws:',
+  /** The node the invite came from (`host:port`). */
+  origin: null,
+  /** link id → {ws, address, peer, lastFrameAt, admitted} */
+  links: new Map(),
+  nextLink: 1,
+  /** address → {attempts, timer} for members that should be connected. */
+  dialling: new Map(),
+  status: 'idle',
+  reason: null,
+  joinWaiter: null,
+  redirects: 0,
+  ticker: null,
+  dialTimer: null,
+  stateTimer: null,
+  dirty: true,
+  reads: new Map(),
+  nextRead: 1,
+  client: null,
+  /** native member id → address, from the records. */
+  addresses: new Map(),
+  /** native member id → ms of the last authenticated frame. */
+  lastContact: new Map(),
+  /** Every native address this tab has learned (invite, redirects, records). */
+  known: new Set(),
+  joinedAt: 0,
+};
+
+const wasmReady = init();
+
+function nonce() {
+  return crypto.getRandomValues(new Uint8Array(16));
+}
+
+function setStatus(status, reason = null) {
+  live.status = status;
+  live.reason = reason;
+  live.dirty = true;
+  postState();
+}
+
+function finishJoin(error) {
+  const waiter = live.joinWaiter;
+  live.joinWaiter = null;
+  if (!waiter) return;
+  if (error) waiter.reject(error);
+  else waiter.resolve();
+}
+
+// ----- sockets -------------------------------------------------------------------------------
+
+function dial(address) {
+  if (live.status === 'left') return;
+  for (const link of live.links.values()) if (link.address === address) return;
+  const id = live.nextLink++;
+  let ws;
+  try {
+    ws = new WebSocket(`${live.scheme}//${address}/raft`);
+  } catch (error) {
+    scheduleRedial(address, error.message);
+    return;
+  }
+  ws.binaryType = 'arraybuffer';
+  const link = { ws, address, peer: null, opened: false, ended: false };
+  live.links.set(id, link);
+  ws.onopen = () => {
+    link.opened = true;
+    try {
+      live.node.linkOpened(id);
+    } catch (error) {
+      ws.close();
+    }
+  };
+  ws.onmessage = (event) => {
+    if (!(event.data instanceof ArrayBuffer)) return;
+    const outcome = live.node.onFrame(id, new Uint8Array(event.data), nonce());
+    handleOutcome(id, link, outcome);
+    flush();
+  };
+  ws.onclose = (event) => closed(id, link, event.reason);
+}
+
+function endLink(id, link) {
+  link.ended = true;
+  try {
+    link.ws.close();
+  } catch {
+    // already closing
+  }
+}
+
+function closed(id, link, why) {
+  if (!live.links.has(id)) return;
+  live.links.delete(id);
+  if (link.opened) live.node.linkClosed(id);
+  flush();
+  live.dirty = true;
+  if (live.status === 'left') return;
+  if (live.status === 'joining' && !link.redirected) {
+    if (!link.refused) {
+      const reason = why || `cannot reach ${link.address}`;
+      if (live.redirects < REDIRECTS_MAX && live.origin) {
+        // The cluster may be electing a leader: try again from the invite's node.
+        live.redirects += 1;
+        setTimeout(() => dial(live.origin), 300);
+      } else {
+        setStatus('unreachable', reason);
+        finishJoin(new Error(`unreachable: ${reason}`));
+      }
+    }
+    return;
+  }
+  if (live.status !== 'joining' && !link.refused) scheduleRedial(link.address, why);
+}
+
+function scheduleRedial(address, why) {
+  if (live.status === 'left' || live.status === 'refused') return;
+  const entry = live.dialling.get(address) ?? { attempts: 0, timer: null, why: null };
+  if (entry.timer) return;
+  entry.attempts += 1;
+  entry.why = why ?? null;
+  const wait = Math.min(BACKOFF_MS[1], BACKOFF_MS[0] * 2 ** Math.min(entry.attempts - 1, 6));
+  entry.timer = setTimeout(() => {
+    entry.timer = null;
+    if (wantedAddresses().has(address) || live.known.has(address)) dial(address);
+  }, wait);
+  live.dialling.set(address, entry);
+}
+
+function handleOutcome(id, link, outcome) {
+  switch (outcome.kind) {
+    case 'send':
+      break;
+    case 'admitted':
+      link.peer = outcome.peer;
+      live.lastContact.set(outcome.peer, Date.now());
+      live.dialling.delete(link.address);
+      live.joinedAt = Date.now();
+      live.known.add(link.address);
+      setStatus('joined');
+      finishJoin(null);
+      checkDials();
+      break;
+    case 'welcomed':
+      link.peer = outcome.peer;
+      live.lastContact.set(outcome.peer, Date.now());
+      live.dialling.delete(link.address);
+      live.dirty = true;
+      break;
+    case 'raft':
+      if (link.peer !== null) live.lastContact.set(link.peer, Date.now());
+      live.dirty = true;
+      break;
+    case 'redirect':
+      link.redirected = true;
+      endLink(id, link);
+      live.redirects += 1;
+      live.known.add(outcome.address);
+      if (live.redirects > REDIRECTS_MAX) {
+        setStatus('unreachable', 'too many redirects: no stable leader');
+        finishJoin(new Error('unreachable: too many redirects'));
+      } else {
+        dial(outcome.address);
+      }
+      break;
+    case 'rejected':
+      link.refused = true;
+      endLink(id, link);
+      if (live.status === 'joining') {
+        setStatus('refused', outcome.reason);
+        finishJoin(new Error(`refused: ${outcome.reason}`));
+      } else {
+        scheduleRedial(link.address, `refused: ${outcome.reason}`);
+      }
+      break;
+    case 'fail':
+    default:
+      endLink(id, link);
+      if (live.status === 'joining') {
+        link.refused = true;
+        setStatus('refused', outcome.reason ?? 'bad frame');
+        finishJoin(new Error(`refused: ${outcome.reason}`));
+      }
+      break;
+  }
+}
+
+/** Sends what the node sealed, on the sockets it names. */
+function flush() {
+  const outgoing = live.node.takeOutgoing();
+  for (const [id, bytes] of outgoing) {
+    const link = live.links.get(id);
+    if (link && link.ws.readyState === WebSocket.OPEN) link.ws.send(bytes);
+  }
+  answerReads();
+}
+
+/** Native members to keep a socket to: every member with an address record but browsers. */
+function wantedAddresses() {
+  const wanted = new Set();
+  const state = live.node?.state();
+  if (!state || state.nodeId === null) return wanted;
+  const members = new Set([...state.voters, ...state.learners]);
+  live.addresses = new Map();
+  for (const [id, address] of live.node.addresses()) {
+    if (id === state.nodeId || address === 'browser' || !address.includes(':')) continue;
+    live.addresses.set(id, address);
+    if (members.has(id)) wanted.add(address);
+  }
+  return wanted;
+}
+
+/** Silence from every member this long (twice an election timeout) and the tab redials every
+ * address it has ever known: the invite's node, redirects and records. A tab admitted just
+ * before a leader change has applied no address record yet and would otherwise be stranded. */
+const SILENCE_MS = 2000;
+
+function checkDials() {
+  if (live.status !== 'joined') return;
+  const wanted = wantedAddresses();
+  for (const address of wanted) live.known.add(address);
+  const lastHeard = Math.max(live.joinedAt, ...live.lastContact.values());
+  if (Date.now() - lastHeard > SILENCE_MS) for (const address of live.known) wanted.add(address);
+  const connected = new Set([...live.links.values()].map((l) => l.address));
+  for (const address of wanted) {
+    if (!connected.has(address) && !live.dialling.get(address)?.timer) dial(address);
+  }
+  // A member removed from the configuration: its socket goes.
+  for (const [id, link] of live.links) {
+    if (link.peer !== null && !wanted.has(link.address) && !live.known.has(link.address)) endLink(id, link);
+  }
+}
+
+// ----- reads ---------------------------------------------------------------------------------
+
+function answerReads() {
+  const done = live.node.takeReads();
+  for (const read of done) {
+    const waiter = live.reads.get(read.id);
+    if (!waiter) continue;
+    live.reads.delete(read.id);
+    if (read.ok) {
+      const state = live.node.state();
+      waiter.resolve({
+        key: waiter.key,
+        value: live.node.get(waiter.key) ?? null,
+        mode: 'linearizable',
+        stale: false,
+        readIndex: read.index,
+        applied: state.applied,
+        commit: state.commit,
+        lag: Math.max(0, state.commit - state.applied),
+      });
+    } else if (Date.now() < waiter.deadline) {
+      // No leader yet (an election, a redial): ask again shortly.
+      setTimeout(() => startRead(waiter), 50);
+    } else {
+      waiter.reject(new Error(`linearizable read failed: ${read.error}`));
+    }
+  }
+}
+
+function startRead(waiter) {
+  const id = live.nextRead++;
+  live.reads.set(id, waiter);
+  try {
+    live.node.readLinearizable(id);
+  } catch (error) {
+    live.reads.delete(id);
+    waiter.reject(error);
+    return;
+  }
+  flush();
+}
+
+function get(key, mode) {
+  if (live.status !== 'joined') throw new Error(`not joined (${live.status})`);
+  if (mode === 'stale') {
+    const state = live.node.state();
+    return {
+      key,
+      value: live.node.get(key) ?? null,
+      mode: 'stale',
+      stale: true,
+      applied: state.applied,
+      commit: state.commit,
+      lag: Math.max(0, state.commit - state.applied),
+    };
+  }
+  if (mode !== 'linearizable') throw new Error(`unknown read mode ${JSON.stringify(mode)}`);
+  return new Promise((resolve, reject) => {
+    startRead({ key, resolve, reject, deadline: Date.now() + READ_RETRY_MS });
+  });
+}
+
+// ----- state ---------------------------------------------------------------------------------
+
+function view() {
+  const state = live.node ? live.node.state() : null;
+  const now = Date.now();
+  const members = [];
+  if (state && state.nodeId !== null) {
+    const voters = new Set(state.voters);
+    for (const id of [...state.voters, ...state.learners]) {
+      const browser = id >= 2 ** 32;
+      const seen = live.lastContact.get(id);
+      members.push({
+        id,
+        role: id === state.leader ? 'leader' : voters.has(id) ? 'voter' : 'learner',
+        kind: browser ? 'browser' : 'native',
+        address: browser ? 'browser' : live.addresses.get(id) ?? null,
+        connected: [...live.links.values()].some((l) => l.peer === id && l.ws.readyState === WebSocket.OPEN),
+        lastContactMs: id === state.nodeId ? 0 : seen === undefined ? null : now - seen,
+      });
+    }
+  }
+  return {
+    nodeId: state?.nodeId ?? null,
+    role: state?.role ?? 'none',
+    term: state?.term ?? 0,
+    leader: state?.leader ?? null,
+    commit: state?.commit ?? 0,
+    applied: state?.applied ?? 0,
+    lag: state ? Math.max(0, state.commit - state.applied) : 0,
+    snapshotIndex: state?.snapshotIndex ?? 0,
+    members,
+    status: live.status,
+    reason: live.reason,
+    clusterId: state?.clusterId ?? null,
+    origin: live.origin,
+    appliedEntries: state?.appliedEntries ?? 0,
+    applyViolations: state?.applyViolations ?? 0,
+    snapshotsInstalled: state?.snapshotsInstalled ?? 0,
+    framesRefused: state?.framesRefused ?? 0,
+  };
+}
+
+let lastPostedApplied = -1;
+function postState() {
+  const state = view();
+  const kv = live.node && state.applied !== lastPostedApplied ? live.node.kv() : null;
+  lastPostedApplied = state.applied;
+  self.postMessage({ type: 'state', state, kv });
+  live.dirty = false;
+}
+
+// ----- join and leave ------------------------------------------------------------------------
+
+async function join(link) {
+  await wasmReady;
+  if (live.node) throw new Error('already joined; leave first');
+  const url = new URL(link);
+  const token = new URLSearchParams(url.hash.slice(1)).get('join');
+  if (!token) throw new Error('the link has no #join= token');
+  live.scheme = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  live.origin = url.host;
+  live.known.add(url.host);
+  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  try {
+    live.node = new LiveNode(token, seed);
+  } catch (error) {
+    // The token does not even decode: as the cluster would say, it is forged.
+    setStatus('refused', 'forged');
+    throw new Error(`refused: forged (${error.message})`);
+  }
+  live.client = new SessionClient(
+    () => [live.origin, ...[...live.addresses.values()].filter((a) => a !== live.origin)],
+    live.scheme,
+  );
+  setStatus('joining');
+  const joined = new Promise((resolve, reject) => {
+    live.joinWaiter = { resolve, reject };
+  });
+  live.ticker = setInterval(() => {
+    live.node.tick();
+    flush();
+  }, TICK_MS);
+  live.dialTimer = setInterval(checkDials, DIAL_CHECK_MS);
+  live.stateTimer = setInterval(() => postState(), STATE_EVERY_MS);
+  dial(live.origin);
+  await joined;
+  return view();
+}
+
+function leave() {
+  live.status = 'left';
+  clearInterval(live.ticker);
+  clearInterval(live.dialTimer);
+  clearInterval(live.stateTimer);
+  for (const entry of live.dialling.values()) clearTimeout(entry.timer);
+  for (const link of live.links.values()) {
+    link.ended = true;
+    link.ws.close();
+  }
+  live.links.clear();
+  live.client?.close();
+  for (const waiter of live.reads.values()) waiter.reject(new Error('left the cluster'));
+  live.reads.clear();
+  finishJoin(new Error('left the cluster'));
+  self.postMessage({ type: 'state', state: view(), kv: [] });
+}
+
+self.onmessage = async ({ data }) => {
+  const { id, type } = data;
+  try {
+    let result;
+    if (type === 'join') result = await join(data.link);
+    else if (type === 'get') result = await get(String(data.key), data.mode ?? 'linearizable');
+    else if (type === 'put') {
+      if (live.status !== 'joined') throw new Error(`not joined (${live.status})`);
+      result = await live.client.put(String(data.key), String(data.value));
+    } else if (type === 'leave') result = leave();
+    else throw new Error(`unknown request ${type}`);
+    self.postMessage({ id, ok: true, result });
+  } catch (error) {
+    self.postMessage({ id, ok: false, error: error.message });
+  }
+  postState();
+};
