@@ -40,6 +40,7 @@ fn bench_config(cluster: &Cluster, ops: usize) -> BenchConfig {
         ops,
         value_size_bytes: 256,
         use_session: true,
+        record: None,
     }
 }
 
