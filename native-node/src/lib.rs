@@ -15,6 +15,8 @@
 //! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use, over
 //!   [`connection`]s that many clients can share.
 //! - [`kv`]: the key-value state machine with client sessions.
+//! - [`tls`] (rustls beneath HTTP and WebSockets, mutual for peers) and [`credentials`] (peer
+//!   secret, admin secret, client token).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,6 +28,7 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod connection;
+pub mod credentials;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kv;
@@ -37,6 +40,7 @@ mod pending;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod wal;
 

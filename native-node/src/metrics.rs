@@ -153,6 +153,12 @@ pub struct Metrics {
     pub connections_refused_total: AtomicU64,
     /// Connections closed because they sent no complete request in time or stayed idle.
     pub connections_timed_out_total: AtomicU64,
+    /// Connections whose TLS handshake failed (no TLS, unknown CA, bad certificate).
+    pub connections_tls_failed_total: AtomicU64,
+    /// Requests refused for a missing or wrong client token.
+    pub client_auth_failures_total: AtomicU64,
+    /// `/raft` upgrades refused because the TLS connection presented no client certificate.
+    pub peer_certificate_missing_total: AtomicU64,
     /// Session registrations refused by the rate limit.
     pub registrations_throttled_total: AtomicU64,
     /// Snapshots from a leader refused because they outgrew the staging limit.
@@ -305,6 +311,21 @@ impl Metrics {
                 "raft_connections_timed_out_total",
                 "Connections closed: header or idle timeout",
                 &self.connections_timed_out_total,
+            ),
+            (
+                "raft_connections_tls_failed_total",
+                "Connections whose TLS handshake failed",
+                &self.connections_tls_failed_total,
+            ),
+            (
+                "raft_client_auth_failures_total",
+                "Client requests refused: missing or wrong client token",
+                &self.client_auth_failures_total,
+            ),
+            (
+                "raft_peer_certificate_missing_total",
+                "Peer sockets refused: TLS connection without a client certificate",
+                &self.peer_certificate_missing_total,
             ),
             (
                 "raft_registrations_throttled_total",

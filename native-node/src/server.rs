@@ -69,8 +69,14 @@ pub struct ServeConfig {
     pub node_id: NodeId,
     /// The cluster's id; peers and data directories of other clusters are refused.
     pub cluster_id: String,
-    /// The cluster secret (peers and admin calls must know it).
+    /// The peer secret (and the admin secret too, unless `admin_secret` is set).
     pub secret: Vec<u8>,
+    /// A separate admin secret (see [`crate::credentials`]).
+    pub admin_secret: Option<Vec<u8>>,
+    /// The token clients must present; `None`: the client API is open (loopback).
+    pub client_token: Option<Vec<u8>>,
+    /// TLS for clients and peers; `None`: plaintext.
+    pub tls: Option<crate::tls::NodeTls>,
     /// Where the log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// The host:port peers and clients reach this node at; the listener's address by default.
@@ -118,6 +124,9 @@ impl ServeConfig {
             node_id,
             cluster_id: "flotilla".into(),
             secret,
+            admin_secret: None,
+            client_token: None,
+            tls: None,
             data_dir,
             advertise_address: None,
             bootstrap: Vec::new(),
@@ -132,6 +141,18 @@ impl ServeConfig {
             snapshot_staging_bytes_max: 1 << 30,
             limits: crate::limits::ListenerLimits::default(),
         }
+    }
+}
+
+impl ServeConfig {
+    /// The node's credentials: the peer secret, the admin secret (the peer secret unless set
+    /// apart) and the client token.
+    pub fn credentials(&self) -> crate::credentials::Credentials {
+        crate::credentials::Credentials::separate(
+            self.secret.clone(),
+            self.admin_secret.clone().unwrap_or_else(|| self.secret.clone()),
+            self.client_token.clone(),
+        )
     }
 }
 
@@ -173,6 +194,7 @@ pub(crate) struct AppState {
     /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
     pub(crate) peer_websockets: Arc<Semaphore>,
     pub(crate) admin_guard: crate::admission::AdminGuard,
+    pub(crate) client_gate: crate::credentials::ClientGate,
     pub(crate) registrations: crate::admission::RegistrationLimiter,
     pub(crate) handshake_read_bytes_max: u64,
 }
@@ -243,6 +265,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         .map_or(RaftConfig::new(config.node_id, 0).core.election_timeout_ticks, |ticks| ticks.max(4));
     let election_timeout = config.tick_interval * u32::try_from(election_ticks).unwrap_or(u32::MAX);
     transport_config.liveness = LivenessConfig::for_election_timeout(election_timeout);
+    transport_config.tls = config.tls.as_ref().map(|tls| tls.peer_client.clone());
     let transport = Transport::new(transport_config, inbound_tx, metrics.clone(), shutdown_rx.clone());
     let mut addresses = recovered_addresses;
     for (id, peer_address) in &config.bootstrap {
@@ -293,7 +316,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         request_timeout: config.request_timeout,
         client_websockets: Arc::new(Semaphore::new(config.limits.client_websockets_max)),
         peer_websockets: Arc::new(Semaphore::new(config.limits.peer_websockets_max)),
-        admin_guard: crate::admission::AdminGuard::new(&config.secret),
+        admin_guard: crate::admission::AdminGuard::new(config.credentials().admin_secret()),
+        client_gate: crate::credentials::ClientGate::new(&config.credentials()),
         registrations: crate::admission::RegistrationLimiter::default(),
         handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
     });
@@ -305,21 +329,32 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         router,
         config.limits.clone(),
         server_metrics,
+        config.tls.as_ref().map(crate::tls::NodeTls::acceptor),
         shutdown_rx.clone(),
     ));
     let mut helpers = Vec::new();
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
-        helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
+        let credentials = config.credentials();
+        let tls = config.tls.as_ref().map(|tls| tls.peer_client.clone());
+        helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, credentials, tls)));
     }
     tracing::info!(node = %config.node_id, %address, "node serving");
     Ok(Node { raft, transport, address, shutdown: shutdown_tx, server, helpers })
 }
 
-/// Asks `join` to add this node as a voter, until it answers for good.
-async fn join_cluster(join: String, node_id: NodeId, advertise: String, secret: Vec<u8>) {
+/// Asks `join` to add this node as a voter, until it answers for good. Joining is an admin act:
+/// it takes the admin secret.
+async fn join_cluster(
+    join: String,
+    node_id: NodeId,
+    advertise: String,
+    credentials: crate::credentials::Credentials,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) {
     let mut config = crate::client::ClientConfig::new(vec![join.clone()]);
-    config.secret = Some(String::from_utf8_lossy(&secret).into_owned());
+    config.secret = Some(String::from_utf8_lossy(credentials.admin_secret()).into_owned());
+    config.tls = tls;
     config.use_session = false;
     let mut client = crate::client::Client::new(config);
     match client.admin(json!({ "op": "add_voter", "node": node_id.0, "address": advertise })).await {
@@ -390,6 +425,7 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
                 .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
         )
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::credentials::client_gate))
         .with_state(state);
     match web_dir {
         Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
@@ -408,6 +444,12 @@ async fn raft_socket(
     connection: Option<axum::Extension<crate::limits::ConnectionContext>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Under TLS, only a connection with a client certificate from the CA may be a peer.
+    if connection.as_ref().is_some_and(|axum::Extension(context)| !context.peer_proof.may_be_peer()) {
+        state.metrics.peer_certificate_missing_total.fetch_add(1, Ordering::Relaxed);
+        let body = api::error_response("forbidden", "peers must present a client certificate from the cluster CA", false);
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let Ok(permit) = state.peer_websockets.clone().try_acquire_owned() else {
         return too_many_sockets(&state, "peer");
     };

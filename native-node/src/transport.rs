@@ -156,6 +156,9 @@ pub struct TransportConfig {
     pub reconnect_delay_max: Duration,
     /// Pings, idle and write timeouts of peer connections (see [`crate::peer_liveness`]).
     pub liveness: LivenessConfig,
+    /// Dial peers over TLS (`wss://`) with this configuration, which presents this node's
+    /// client certificate (see [`crate::tls`]); `None`: plaintext `ws://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for TransportConfig {
@@ -189,6 +192,7 @@ impl TransportConfig {
             reconnect_delay_min: Duration::from_millis(20),
             reconnect_delay_max: Duration::from_secs(2),
             liveness: LivenessConfig::default(),
+            tls: None,
         }
     }
 }
@@ -239,10 +243,13 @@ pub async fn dial(
         .max_message_size(Some(config.frame_bytes_max))
         .max_frame_size(Some(config.frame_bytes_max))
         .read_buffer_size(READ_BUFFER_BYTES);
-    let url = format!("ws://{address}/raft");
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{address}/raft");
+    let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
     let handshake = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true)
-            .await
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config), true, connector)
+                .await
             .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let first = next_binary(&mut socket).await?;
         let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).map_err(frame_to_handshake)?;
@@ -498,7 +505,7 @@ impl Transport {
             match dialled {
                 Ok((socket, acceptor, session)) if acceptor == peer.id => {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
-                    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+                    if let Some(tcp) = crate::tls::dialled_tcp(socket.get_ref()) {
                         if let Err(error) =
                             peer_liveness::set_tcp_user_timeout(tcp, config.liveness.tcp_user_timeout)
                         {

@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_raft-node");
-const SECRET: &str = "nemesis-secret";
+/// 64 hex digits: `serve` refuses secrets weaker than 128 bits.
+const SECRET: &str = "1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f";
 const NODES: u64 = 3;
 const SUBNET: &str = "10.213.0";
 const PORT: u16 = 7000;
