@@ -22,6 +22,7 @@
 
 extern crate alloc;
 
+mod address_book;
 mod admin_routes;
 pub mod admission;
 pub mod api;

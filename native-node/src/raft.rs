@@ -447,6 +447,8 @@ impl Raft {
             snapshot_job: None,
             handed_out_hard_state: initial_hard_state,
             persisted_hard_state: initial_hard_state,
+            ticked_during_write: false,
+            held_messages: Vec::new(),
             pending: PendingWrites::default(),
             leading: false,
             reads_asked: BTreeMap::new(),
@@ -723,6 +725,11 @@ struct CoreTask {
     handed_out_hard_state: HardState,
     /// The latest hard state known durable.
     persisted_hard_state: HardState,
+    /// A tick passed while a log write was in flight: heartbeats may be due (issue 11, M14).
+    ticked_during_write: bool,
+    /// Messages taken from the core during a log write that were not heartbeats; they leave
+    /// with the next batch, in order, so appends are not split into more, smaller ones.
+    held_messages: Vec<Message>,
     /// Clients waiting for an index to be applied, with the term their entry was proposed in.
     pending: PendingWrites,
     /// Whether the node led as of the last look; a step down answers every waiter at once.
@@ -777,6 +784,7 @@ impl CoreTask {
                         self.node.tick();
                     }
                     ticks_delivered += owed;
+                    self.ticked_during_write = owed > 0;
                     for peer in self.network.take_unreachable() {
                         self.node.report_unreachable(peer);
                     }
@@ -1122,7 +1130,27 @@ impl CoreTask {
     }
 
     fn drive_ready(&mut self) {
-        if self.storage_job.is_some() || !self.node.has_ready() {
+        if self.storage_job.is_some() {
+            // Heartbeats promise nothing about this node's disk: they leave on the tick that
+            // makes them, not after the write in flight, so a slow fsync (a flood of large puts)
+            // cannot starve followers of heartbeats and depose the leader (issue 11, M14). The
+            // other messages wait for the next batch: sending appends early splits them into
+            // more, smaller ones, which cost more CPU than they save (see the README).
+            if std::mem::take(&mut self.ticked_during_write) {
+                for message in self.node.take_messages() {
+                    if matches!(message.body, raft_core::MessageBody::Heartbeat { .. }) {
+                        self.send(message);
+                    } else {
+                        self.held_messages.push(message);
+                    }
+                }
+            }
+            return;
+        }
+        for message in std::mem::take(&mut self.held_messages) {
+            self.send(message);
+        }
+        if !self.node.has_ready() {
             return;
         }
         let ready = self.node.ready();

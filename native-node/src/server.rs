@@ -290,6 +290,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     }
     let state_machine: Box<dyn StateMachine> =
         Box::new(KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?);
+    let address_book = (storage.clone(), addresses.clone());
     let raft = Raft::start(
         raft_config,
         state_machine,
@@ -333,6 +334,13 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         shutdown_rx.clone(),
     ));
     let mut helpers = Vec::new();
+    // Addresses learnt later (a joined node's peers) are saved too (issue 11, M16).
+    helpers.push(tokio::spawn(crate::address_book::keep(
+        transport.clone(),
+        address_book.0,
+        address_book.1,
+        shutdown_rx.clone(),
+    )));
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
         let credentials = config.credentials();

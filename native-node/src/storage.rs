@@ -157,6 +157,8 @@ pub struct Storage {
     log_had_data: bool,
     /// The newest segment recorded in the database (see [`META_NEWEST_SEGMENT`]).
     newest_segment_recorded: std::sync::atomic::AtomicU64,
+    /// Test hook: every batch write first sleeps this long (a slow disk), in milliseconds.
+    write_delay_ms_for_tests: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Storage {
@@ -215,6 +217,7 @@ impl Storage {
             replayed: Mutex::new(Some(replayed)),
             log_had_data,
             newest_segment_recorded: std::sync::atomic::AtomicU64::new(0),
+            write_delay_ms_for_tests: std::sync::atomic::AtomicU64::new(0),
         };
         storage.create_tables()?;
         let recorded: Option<u64> = storage.read_meta(META_NEWEST_SEGMENT)?;
@@ -384,6 +387,10 @@ impl Storage {
         entries: &[Entry],
     ) -> Result<PersistReport, StorageError> {
         let started = Instant::now();
+        let delay_ms = self.write_delay_ms_for_tests.load(std::sync::atomic::Ordering::Relaxed);
+        if delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        }
         let mut wal =
             self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
         wal.append(hard_state, reset, entries)?;
@@ -391,6 +398,14 @@ impl Storage {
         // is noticed at start.
         self.record_newest_segment(wal.newest_segment())?;
         Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
+    }
+
+    /// Test hook: makes every later batch write take at least `delay` longer, as a slow or
+    /// saturated disk would.
+    #[doc(hidden)]
+    pub fn delay_writes_for_tests(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.write_delay_ms_for_tests.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Deletes log segments a snapshot through `index` makes unnecessary.
