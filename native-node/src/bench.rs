@@ -71,7 +71,8 @@ pub async fn run(config: BenchConfig) -> BenchReport {
     let value = "x".repeat(config.value_size_bytes);
     // Connect and open sessions first, so the timed part measures puts only.
     let connections = config.connections.clamp(1, clients);
-    let pools: Vec<ConnectionPool> = (0..connections).map(|_| ConnectionPool::with_security(config.security.clone())).collect();
+    let pools: Vec<ConnectionPool> =
+        (0..connections).map(|_| ConnectionPool::with_security(config.security.clone())).collect();
     let mut prepared = Vec::with_capacity(clients);
     for number in 0..clients {
         let mut client_config = ClientConfig::new(config.endpoints.clone());

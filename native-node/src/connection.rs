@@ -92,7 +92,8 @@ impl Connection {
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES);
         let connector = security.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-        let connect = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
         let (socket, _) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| format!("connecting to {address} timed out"))?

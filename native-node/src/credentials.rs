@@ -53,7 +53,11 @@ impl Credentials {
     }
 
     /// Separate credentials.
-    pub fn separate(peer_secret: Vec<u8>, admin_secret: Vec<u8>, client_token: Option<Vec<u8>>) -> Credentials {
+    pub fn separate(
+        peer_secret: Vec<u8>,
+        admin_secret: Vec<u8>,
+        client_token: Option<Vec<u8>>,
+    ) -> Credentials {
         Credentials { peer_secret, admin_secret, client_token }
     }
 
@@ -103,14 +107,18 @@ impl Credentials {
         }
         if !loopback {
             if !self.separate_admin_secret() {
-                return Err("off loopback, peers and admins need separate secrets: give --peer-secret-file and \
+                return Err(
+                    "off loopback, peers and admins need separate secrets: give --peer-secret-file and \
                             --admin-secret-file (or FLOTILLA_PEER_SECRET and FLOTILLA_ADMIN_SECRET), not one \
                             FLOTILLA_SECRET"
-                    .into());
+                        .into(),
+                );
             }
             if self.client_token.is_none() {
-                return Err("off loopback, clients need a token: give --client-token-file or FLOTILLA_CLIENT_TOKEN"
-                    .into());
+                return Err(
+                    "off loopback, clients need a token: give --client-token-file or FLOTILLA_CLIENT_TOKEN"
+                        .into(),
+                );
             }
         }
         Ok(())
@@ -123,7 +131,8 @@ impl Credentials {
 /// phrase has far fewer than it shows, so this only refuses what is surely too weak.
 pub fn estimated_bits(secret: &[u8]) -> u32 {
     let hex = secret.iter().all(u8::is_ascii_hexdigit);
-    let base64 = secret.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'='));
+    let base64 =
+        secret.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'='));
     let printable = secret.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
     let tenths_per_char: u64 = if hex {
         40
@@ -278,7 +287,11 @@ mod tests {
     fn the_gate_takes_the_token_or_the_admin_secret_and_nothing_else() {
         let open = ClientGate::new(&Credentials::shared(b"s".to_vec()));
         assert!(open.allows(None));
-        let gate = ClientGate::new(&Credentials::separate(b"peer".to_vec(), b"admin".to_vec(), Some(b"tok".to_vec())));
+        let gate = ClientGate::new(&Credentials::separate(
+            b"peer".to_vec(),
+            b"admin".to_vec(),
+            Some(b"tok".to_vec()),
+        ));
         assert!(gate.allows(Some(b"tok")));
         assert!(gate.allows(Some(b"admin")));
         assert!(!gate.allows(Some(b"peer")), "the peer secret is not a client credential");

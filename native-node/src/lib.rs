@@ -32,12 +32,14 @@ pub mod connection;
 pub mod credentials;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod incarnation;
 pub mod kv;
 pub mod limits;
 pub mod metrics;
 pub mod peer_auth;
 pub mod peer_liveness;
 mod pending;
+pub mod quota;
 pub mod raft;
 pub mod server;
 pub mod storage;

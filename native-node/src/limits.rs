@@ -357,20 +357,23 @@ pub async fn serve(
             let _guard = guard;
             let io = match tls {
                 None => crate::tls::AcceptedStream::Plain(io),
-                Some(acceptor) => match tokio::time::timeout(header_read_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => crate::tls::AcceptedStream::Tls(Box::new(stream)),
-                    Ok(Err(error)) => {
-                        metrics.connections_tls_failed_total.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(%error, %remote, "TLS handshake failed");
-                        return;
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => crate::tls::AcceptedStream::Tls(Box::new(stream)),
+                        Ok(Err(error)) => {
+                            metrics.connections_tls_failed_total.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%error, %remote, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.connections_timed_out_total.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
                     }
-                    Err(_) => {
-                        metrics.connections_timed_out_total.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                },
+                }
             };
-            let context = ConnectionContext { remote, read_budget: budget, peer_proof: io.client_certificate() };
+            let context =
+                ConnectionContext { remote, read_budget: budget, peer_proof: io.client_certificate() };
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(context.clone());

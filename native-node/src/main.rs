@@ -2,8 +2,8 @@
 
 mod cli_secrets;
 
-use cli_secrets::{Given, SecretArgs};
 use clap::{Args, Parser, Subcommand};
+use cli_secrets::{Given, SecretArgs};
 use native_node::bench::{self, BenchConfig};
 use native_node::client::{Client, ClientConfig, ClientError};
 use native_node::server::{self, ServeConfig};
@@ -105,6 +105,14 @@ struct ServeArgs {
     /// Snapshot and compact the log after this many applied entries (0: never).
     #[arg(long, default_value_t = 100_000)]
     snapshot_interval: u64,
+    /// Also snapshot once the entries applied since the last snapshot carry this many MiB (0:
+    /// by count only).
+    #[arg(long, default_value_t = 64)]
+    snapshot_interval_mib: u64,
+    /// Bytes the store may hold; beyond, puts are refused with `no_space` (deletes still work)
+    /// and `raft_no_space_alarm` is 1 (etcd's --quota-backend-bytes; 0: no quota).
+    #[arg(long, default_value_t = native_node::quota::QUOTA_BACKEND_BYTES_DEFAULT)]
+    quota_backend_bytes: u64,
     /// TCP connections open at once, all clients together (also kept below the open-file limit).
     #[arg(long, default_value_t = 16_384)]
     max_conns: usize,
@@ -265,16 +273,20 @@ async fn serve(args: ServeArgs, secrets: &SecretArgs, given: &Given) -> Result<(
         return Err("node id 0 is reserved".into());
     }
     let Some(peer_secret) = given.peer() else {
-        return Err("no peer secret: set FLOTILLA_PEER_SECRET or pass --peer-secret-file (a dev cluster may set \
+        return Err(
+            "no peer secret: set FLOTILLA_PEER_SECRET or pass --peer-secret-file (a dev cluster may set \
                     one FLOTILLA_SECRET for peers and admins)"
-            .into());
+                .into(),
+        );
     };
     let tls = match (&args.tls_cert, &args.tls_key, &secrets.tls_ca) {
-        (Some(cert), Some(key), Some(ca)) => Some(native_node::tls::NodeTls::load(&native_node::tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            ca: ca.clone(),
-        })?),
+        (Some(cert), Some(key), Some(ca)) => {
+            Some(native_node::tls::NodeTls::load(&native_node::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })?)
+        }
         (None, None, _) => None,
         _ => return Err("TLS needs --tls-cert, --tls-key and --tls-ca together".into()),
     };
@@ -307,6 +319,8 @@ async fn serve(args: ServeArgs, secrets: &SecretArgs, given: &Given) -> Result<(
     config.election_timeout_ticks = Some(args.election_timeout_ms / args.tick_ms.max(1));
     config.wal_segment_bytes = args.wal_segment_mib.max(1) * 1024 * 1024;
     config.snapshot_interval_entries = args.snapshot_interval;
+    config.snapshot_interval_bytes = args.snapshot_interval_mib.saturating_mul(1024 * 1024);
+    config.quota_backend_bytes = args.quota_backend_bytes;
     config.limits.connections_max = args.max_conns.max(1);
     config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
     config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
@@ -505,7 +519,8 @@ async fn dev_cluster(args: DevClusterArgs, given: &Given) -> Result<(), String> 
         config.admin_secret = given.admin();
         config.client_token = given.client_token.clone();
         if args.tls {
-            config.tls = Some(native_node::tls::NodeTls::load(&native_node::tls::node_files(&certs_dir, id.0))?);
+            config.tls =
+                Some(native_node::tls::NodeTls::load(&native_node::tls::node_files(&certs_dir, id.0))?);
         }
         config.bootstrap = members.clone();
         config.advertise_address = Some(address.clone());
@@ -517,7 +532,8 @@ async fn dev_cluster(args: DevClusterArgs, given: &Given) -> Result<(), String> 
     for (id, address) in &members {
         println!("  node {id}: {scheme}://{address}/  (health: {scheme}://{address}/health)");
     }
-    let ca = if args.tls { format!("--tls-ca {} ", certs_dir.join("ca.pem").display()) } else { String::new() };
+    let ca =
+        if args.tls { format!("--tls-ca {} ", certs_dir.join("ca.pem").display()) } else { String::new() };
     println!("try: raft-node {ca}kv --endpoints {} put hello world", endpoints.join(","));
     shutdown_signal().await;
     // All at once, so the last nodes do not hold elections while the first ones stop.
@@ -557,14 +573,16 @@ fn main() -> ExitCode {
             }
         };
     }
-    let (given, client_tls) = match cli.secrets.load().and_then(|given| Ok((given, cli.secrets.client_tls()?))) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let access = Access { admin_secret: given.admin_text(), client_token: given.client_token_text(), tls: client_tls };
+    let (given, client_tls) =
+        match cli.secrets.load().and_then(|given| Ok((given, cli.secrets.client_tls()?))) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    let access =
+        Access { admin_secret: given.admin_text(), client_token: given.client_token_text(), tls: client_tls };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -103,6 +103,10 @@ pub struct ServeConfig {
     pub snapshot_staging_bytes_max: u64,
     /// Connection caps and timeouts of the listener.
     pub limits: crate::limits::ListenerLimits,
+    /// Bytes the store may hold before puts are refused with `no_space`; 0: no quota.
+    pub quota_backend_bytes: u64,
+    /// Also snapshot once the entries applied since the last snapshot carry this many bytes.
+    pub snapshot_interval_bytes: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -140,6 +144,8 @@ impl ServeConfig {
             snapshot_trailing_entries: 1024,
             snapshot_staging_bytes_max: 1 << 30,
             limits: crate::limits::ListenerLimits::default(),
+            quota_backend_bytes: crate::quota::QUOTA_BACKEND_BYTES_DEFAULT,
+            snapshot_interval_bytes: crate::quota::SNAPSHOT_INTERVAL_BYTES_DEFAULT,
         }
     }
 }
@@ -248,6 +254,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         .map_err(ServeError::Storage)?;
     let recovered_addresses = storage.addresses().map_err(ServeError::Storage)?;
     let storage = Arc::new(storage);
+    let incarnations =
+        crate::incarnation::Incarnations::load(storage.clone()).map_err(ServeError::Storage)?;
 
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -266,6 +274,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     let election_timeout = config.tick_interval * u32::try_from(election_ticks).unwrap_or(u32::MAX);
     transport_config.liveness = LivenessConfig::for_election_timeout(election_timeout);
     transport_config.tls = config.tls.as_ref().map(|tls| tls.peer_client.clone());
+    transport_config.incarnations = Some(incarnations.clone());
     let transport = Transport::new(transport_config, inbound_tx, metrics.clone(), shutdown_rx.clone());
     let mut addresses = recovered_addresses;
     for (id, peer_address) in &config.bootstrap {
@@ -285,11 +294,14 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
     raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
     raft_config.snapshot_staging_bytes_max = config.snapshot_staging_bytes_max;
+    raft_config.snapshot_interval_bytes = config.snapshot_interval_bytes;
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
-    let state_machine: Box<dyn StateMachine> =
-        Box::new(KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?);
+    let state_machine: Box<dyn StateMachine> = Box::new(
+        KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
+            .map_err(ServeError::Start)?,
+    );
     let address_book = (storage.clone(), addresses.clone());
     let raft = Raft::start(
         raft_config,
@@ -333,7 +345,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         config.tls.as_ref().map(crate::tls::NodeTls::acceptor),
         shutdown_rx.clone(),
     ));
-    let mut helpers = Vec::new();
+    let mut helpers = vec![tokio::spawn(crate::incarnation::forget_removed(raft.clone(), incarnations))];
     // Addresses learnt later (a joined node's peers) are saved too (issue 11, M16).
     helpers.push(tokio::spawn(crate::address_book::keep(
         transport.clone(),
@@ -450,12 +462,22 @@ pub(crate) fn too_many_sockets(state: &AppState, what: &str) -> Response {
 async fn raft_socket(
     State(state): State<Shared>,
     connection: Option<axum::Extension<crate::limits::ConnectionContext>>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let incarnation = headers
+        .get(crate::incarnation::INCARNATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::incarnation::parse);
+    let own_incarnation = state.transport.config().incarnations.as_ref().map(|book| book.own());
     // Under TLS, only a connection with a client certificate from the CA may be a peer.
     if connection.as_ref().is_some_and(|axum::Extension(context)| !context.peer_proof.may_be_peer()) {
         state.metrics.peer_certificate_missing_total.fetch_add(1, Ordering::Relaxed);
-        let body = api::error_response("forbidden", "peers must present a client certificate from the cluster CA", false);
+        let body = api::error_response(
+            "forbidden",
+            "peers must present a client certificate from the cluster CA",
+            false,
+        );
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     let Ok(permit) = state.peer_websockets.clone().try_acquire_owned() else {
@@ -468,14 +490,19 @@ async fn raft_socket(
     if let Some(budget) = &budget {
         budget.limit_to(state.handshake_read_bytes_max);
     }
-    upgrade
+    let mut response = upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
         .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            transport.accept(socket, budget).await;
+            transport.accept(socket, budget, incarnation).await;
             drop(permit);
-        })
+        });
+    // The dialler checks this node's incarnation as this node checks its (issue 11, M17).
+    if let Some(value) = own_incarnation.and_then(|own| crate::incarnation::format(own).parse().ok()) {
+        response.headers_mut().insert(crate::incarnation::INCARNATION_HEADER, value);
+    }
+    response
 }
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_IDENTITY: &str = "identity";
 const META_ADDRESSES: &str = "addresses";
+const META_INCARNATION: &str = "incarnation";
+const META_PEER_INCARNATIONS: &str = "peer_incarnations";
 /// The newest log segment ever put to use, so a deleted newest segment is noticed at start.
 const META_NEWEST_SEGMENT: &str = "newest_segment";
 
@@ -287,6 +289,39 @@ impl Storage {
             }),
             None => self.write_meta(META_IDENTITY, identity),
         }
+    }
+
+    /// This data directory's incarnation: a random number drawn when the directory is first
+    /// used, the same for as long as its contents live (see `crate::incarnation`).
+    ///
+    /// # Errors
+    /// [`StorageError`] when the database cannot be read or written.
+    pub fn incarnation(&self) -> Result<u64, StorageError> {
+        if let Some(incarnation) = self.read_meta::<u64>(META_INCARNATION)? {
+            return Ok(incarnation);
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes)
+            .map_err(|e| StorageError::Corrupt { what: format!("no randomness for an incarnation: {e}") })?;
+        let incarnation = u64::from_le_bytes(bytes).max(1);
+        self.write_meta(META_INCARNATION, &incarnation)?;
+        Ok(incarnation)
+    }
+
+    /// The incarnations of peers this node has met (see `crate::incarnation`).
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the record fails its checksum.
+    pub fn peer_incarnations(&self) -> Result<BTreeMap<NodeId, u64>, StorageError> {
+        Ok(self.read_meta(META_PEER_INCARNATIONS)?.unwrap_or_default())
+    }
+
+    /// Records the incarnations of peers this node has met.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the database cannot be written.
+    pub fn save_peer_incarnations(&self, incarnations: &BTreeMap<NodeId, u64>) -> Result<(), StorageError> {
+        self.write_meta(META_PEER_INCARNATIONS, incarnations)
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {

@@ -67,7 +67,8 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("cannot read a PEM private key from {}: {e}", path.display()))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read a PEM private key from {}: {e}", path.display()))
 }
 
 fn roots(ca: &Path) -> Result<Arc<RootCertStore>, String> {
@@ -221,7 +222,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for AcceptedStream<S> {
 }
 
 /// The TCP socket beneath a dialled (plaintext or TLS) WebSocket, to set socket options on.
-pub fn dialled_tcp(stream: &tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>) -> Option<&tokio::net::TcpStream> {
+pub fn dialled_tcp(
+    stream: &tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+) -> Option<&tokio::net::TcpStream> {
     match stream {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => Some(tcp),
         tokio_tungstenite::MaybeTlsStream::Rustls(tls) => Some(tls.get_ref().0),

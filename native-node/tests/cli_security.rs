@@ -38,7 +38,10 @@ fn secret_prints_256_random_bits() {
 fn serve_refuses_cleartext_off_loopback_shared_and_weak_secrets() {
     let strong = "0123456789abcdef0123456789abcdef0123456789abcdef";
     let error = serve_error("0.0.0.0:0", strong, &[]);
-    assert!(error.contains("cleartext") && error.contains("--tls-cert") && error.contains("--insecure-dev"), "{error}");
+    assert!(
+        error.contains("cleartext") && error.contains("--tls-cert") && error.contains("--insecure-dev"),
+        "{error}"
+    );
     // With TLS, one shared secret and no client token are still refused off loopback.
     let certs = std::env::temp_dir().join(format!("flotilla-cli-security-certs-{}", std::process::id()));
     let status = Command::new(BINARY).args(["certs", "--nodes", "1", "--out"]).arg(&certs).status().unwrap();

@@ -66,7 +66,9 @@ async fn heartbeats_leave_while_the_leaders_log_write_is_in_flight() {
             loop {
                 for (_, message) in network.take() {
                     let body = match message.body {
-                        MessageBody::VoteRequest { kind, .. } => MessageBody::VoteResponse { kind, granted: true },
+                        MessageBody::VoteRequest { kind, .. } => {
+                            MessageBody::VoteResponse { kind, granted: true }
+                        }
                         MessageBody::Heartbeat { context, .. } => {
                             if message.to == NodeId(2) {
                                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -97,7 +99,10 @@ async fn heartbeats_leave_while_the_leaders_log_write_is_in_flight() {
         tokio::spawn(async move {
             let command = raft_core::kv::Command::unsessioned(
                 1,
-                raft_core::kv::Operation::Put { key: b"k".to_vec().into(), value: vec![0u8; 64 * 1024].into() },
+                raft_core::kv::Operation::Put {
+                    key: b"k".to_vec().into(),
+                    value: vec![0u8; 64 * 1024].into(),
+                },
             );
             let _ = raft.apply(command.encode().into(), Duration::from_secs(5)).await;
         })

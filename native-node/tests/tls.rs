@@ -95,9 +95,8 @@ async fn a_peer_needs_a_certificate_from_the_ca_and_the_peer_secret() {
 
     // A TLS client without a certificate: never a peer.
     let anonymous = tls::client_config(&ca, None).unwrap();
-    let error = transport::dial(address, &peer_config(SECRET, Some(anonymous)), PROTOCOL_VERSION)
-        .await
-        .unwrap_err();
+    let error =
+        transport::dial(address, &peer_config(SECRET, Some(anonymous)), PROTOCOL_VERSION).await.unwrap_err();
     assert!(matches!(&error, HandshakeError::Connect(why) if why.contains("403")), "{error}");
     assert_eq!(cluster.node(1).raft.metrics().peer_certificate_missing_total.load(Ordering::Relaxed), 1);
 
@@ -114,7 +113,10 @@ async fn a_peer_needs_a_certificate_from_the_ca_and_the_peer_secret() {
     let error = transport::dial(address, &peer_config("wrong", Some(certified.clone())), PROTOCOL_VERSION)
         .await
         .unwrap_err();
-    assert!(matches!(&error, HandshakeError::Rejected(why) if why.contains("wrong cluster secret")), "{error}");
+    assert!(
+        matches!(&error, HandshakeError::Rejected(why) if why.contains("wrong cluster secret")),
+        "{error}"
+    );
 
     // Both: in.
     let (_socket, acceptor, _) =

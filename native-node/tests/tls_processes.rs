@@ -59,7 +59,8 @@ fn consecutive_free_ports() -> u16 {
 }
 
 fn spawn_node(id: u64, addresses: &[String], root: &Path, certs: &Path) -> Process {
-    let bootstrap: Vec<String> = addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+    let bootstrap: Vec<String> =
+        addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
     let log = std::fs::File::create(root.join(format!("node-{id}.log"))).unwrap();
     let child = Command::new(BINARY)
         .args(["serve", "--id", &id.to_string(), "--listen", &addresses[(id - 1) as usize]])
@@ -138,7 +139,8 @@ fn separately_started_nodes_speak_mutual_tls_and_the_cli_speaks_https() {
     assert!(peers.iter().all(|peer| peer["connections"].as_u64().unwrap() >= 1), "{status}");
     // Backup goes over https too.
     let backup = root.0.join("backup.bin");
-    let output = cli(&["admin", "--endpoints", &endpoints, "backup", backup.to_str().unwrap()], Some(&ca), ADMIN);
+    let output =
+        cli(&["admin", "--endpoints", &endpoints, "backup", backup.to_str().unwrap()], Some(&ca), ADMIN);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     // Without the CA the CLI reaches nothing; the peer secret is no admin secret.
     let output = cli(&["kv", "--endpoints", &endpoints, "get", "greeting"], None, ADMIN);
