@@ -32,12 +32,11 @@ fn entry_bytes(store: &KvStore, key: &[u8]) -> u64 {
 /// The key a command may change, if it changes one key.
 pub fn touched_key(command: &Command) -> Option<&[u8]> {
     match &command.body {
-        CommandBody::Request { operation, .. } => match operation {
-            Operation::Put { key, .. }
-            | Operation::Delete { key }
-            | Operation::CompareAndSwap { key, .. } => Some(key),
-            _ => None,
-        },
+        CommandBody::Request {
+            operation:
+                Operation::Put { key, .. } | Operation::Delete { key } | Operation::CompareAndSwap { key, .. },
+            ..
+        } => Some(key),
         _ => None,
     }
 }

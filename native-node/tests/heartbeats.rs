@@ -104,7 +104,7 @@ async fn heartbeats_leave_while_the_leaders_log_write_is_in_flight() {
                     value: vec![0u8; 64 * 1024].into(),
                 },
             );
-            let _ = raft.apply(command.encode().into(), Duration::from_secs(5)).await;
+            let _ = raft.apply(command.encode(), Duration::from_secs(5)).await;
         })
     };
     // The write starts at once; measure one second inside its 1.5 s.
