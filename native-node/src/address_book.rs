@@ -13,7 +13,7 @@ use crate::storage::Storage;
 use crate::transport::Transport;
 use raft_core::NodeId;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -24,7 +24,7 @@ pub const ADDRESS_BOOK_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// `shutdown` turns true.
 pub async fn keep(
     transport: Transport,
-    storage: Arc<Storage>,
+    storage: Weak<Storage>,
     mut saved: BTreeMap<NodeId, String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -39,7 +39,8 @@ pub async fn keep(
         if current == saved {
             continue;
         }
-        let storage = storage.clone();
+        // Weak: a stopped node's database must close even if this task outlives it a moment.
+        let Some(storage) = storage.upgrade() else { return };
         let to_save = current.clone();
         match tokio::task::spawn_blocking(move || storage.save_addresses(&to_save)).await {
             Ok(Ok(())) => {

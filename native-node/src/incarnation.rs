@@ -18,7 +18,7 @@
 use crate::storage::{Storage, StorageError};
 use raft_core::NodeId;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The HTTP header that carries an incarnation, in hex, on `/raft` upgrades and their answers.
 pub const INCARNATION_HEADER: &str = "x-flotilla-incarnation";
@@ -28,7 +28,9 @@ pub const INCARNATION_HEADER: &str = "x-flotilla-incarnation";
 pub struct Incarnations {
     own: u64,
     known: Mutex<BTreeMap<NodeId, u64>>,
-    storage: Arc<Storage>,
+    /// Weak: the transport keeps this book as long as any of its tasks lives, and must not keep
+    /// the database open after the node stopped.
+    storage: Weak<Storage>,
 }
 
 /// Parses a header value.
@@ -46,10 +48,17 @@ impl Incarnations {
     ///
     /// # Errors
     /// [`StorageError`] when the database cannot be read or written.
-    pub fn load(storage: Arc<Storage>) -> Result<Arc<Incarnations>, StorageError> {
+    pub fn load(storage: &Arc<Storage>) -> Result<Arc<Incarnations>, StorageError> {
         let own = storage.incarnation()?;
         let known = storage.peer_incarnations()?;
-        Ok(Arc::new(Incarnations { own, known: Mutex::new(known), storage }))
+        Ok(Arc::new(Incarnations { own, known: Mutex::new(known), storage: Arc::downgrade(storage) }))
+    }
+
+    fn save(&self, known: &BTreeMap<NodeId, u64>) {
+        let Some(storage) = self.storage.upgrade() else { return };
+        if let Err(error) = storage.save_peer_incarnations(known) {
+            tracing::warn!(%error, "cannot record peers' incarnations");
+        }
     }
 
     /// This data directory's incarnation.
@@ -74,9 +83,7 @@ impl Incarnations {
             )),
             None => {
                 known.insert(peer, presented);
-                if let Err(error) = self.storage.save_peer_incarnations(&known) {
-                    tracing::warn!(%error, %peer, "cannot record a peer's incarnation");
-                }
+                self.save(&known);
                 Ok(())
             }
         }
@@ -89,9 +96,7 @@ impl Incarnations {
         let before = known.len();
         known.retain(|id, _| members.contains(&id.0));
         if known.len() != before {
-            if let Err(error) = self.storage.save_peer_incarnations(&known) {
-                tracing::warn!(%error, "cannot forget removed peers' incarnations");
-            }
+            self.save(&known);
         }
     }
 }

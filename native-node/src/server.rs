@@ -254,8 +254,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         .map_err(ServeError::Storage)?;
     let recovered_addresses = storage.addresses().map_err(ServeError::Storage)?;
     let storage = Arc::new(storage);
-    let incarnations =
-        crate::incarnation::Incarnations::load(storage.clone()).map_err(ServeError::Storage)?;
+    let incarnations = crate::incarnation::Incarnations::load(&storage).map_err(ServeError::Storage)?;
 
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -302,7 +301,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
             .map_err(ServeError::Start)?,
     );
-    let address_book = (storage.clone(), addresses.clone());
+    let address_book = (Arc::downgrade(&storage), addresses.clone());
     let raft = Raft::start(
         raft_config,
         state_machine,
