@@ -475,6 +475,7 @@ pub fn raft_error_code(error: &RaftError) -> &'static str {
         RaftError::ShuttingDown => "shutting_down",
         RaftError::Unsupported(_) => "unsupported",
         RaftError::Storage(_) => "storage",
+        RaftError::Refused(why) if why.starts_with(crate::quota::NO_SPACE) => "no_space",
         RaftError::Refused(_) => "refused",
     }
 }

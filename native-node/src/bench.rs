@@ -31,6 +31,8 @@ pub struct BenchConfig {
     /// Record every operation here (`--record`); the workload then alternates puts and gets on
     /// a few shared keys, so the history is worth checking (see [`crate::history`]).
     pub record: Option<crate::history::Recorder>,
+    /// TLS and the client token (see [`crate::connection::ClientSecurity`]).
+    pub security: crate::connection::ClientSecurity,
 }
 
 /// The result; printed as one JSON line.
@@ -72,7 +74,8 @@ pub async fn run(config: BenchConfig) -> BenchReport {
     let value = "x".repeat(config.value_size_bytes);
     // Connect and open sessions first, so the timed part measures puts only.
     let connections = config.connections.clamp(1, clients);
-    let pools: Vec<ConnectionPool> = (0..connections).map(|_| ConnectionPool::new()).collect();
+    let pools: Vec<ConnectionPool> =
+        (0..connections).map(|_| ConnectionPool::with_security(config.security.clone())).collect();
     let mut prepared = Vec::with_capacity(clients);
     for number in 0..clients {
         let mut client_config = ClientConfig::new(config.endpoints.clone());

@@ -5,7 +5,7 @@
 //! (thesis §6.3), resends a write with the same sequence number after a timeout or a lost
 //! connection, so the cluster applies it once even when the first attempt did land.
 
-use crate::connection::{Connection, ConnectionPool};
+use crate::connection::{ClientSecurity, Connection, ConnectionPool};
 use serde_json::{json, Value};
 use std::fmt;
 use std::sync::Arc;
@@ -16,8 +16,13 @@ use std::time::{Duration, Instant};
 pub struct ClientConfig {
     /// host:port of the nodes, tried in turn.
     pub endpoints: Vec<String>,
-    /// The cluster secret, sent with admin ops.
+    /// The admin secret, sent with admin ops.
     pub secret: Option<String>,
+    /// The client token, presented when a connection opens (the admin secret is presented
+    /// instead when there is none).
+    pub token: Option<String>,
+    /// Speak TLS (`wss://`, `https`) trusting this configuration's CA; `None`: plaintext.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// How long one attempt may take.
     pub attempt_timeout: Duration,
     /// How long a call may take across all retries.
@@ -27,11 +32,18 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// What connections of this client present and how they are secured.
+    pub fn security(&self) -> ClientSecurity {
+        ClientSecurity { tls: self.tls.clone(), token: self.token.clone().or_else(|| self.secret.clone()) }
+    }
+
     /// Defaults: 5 s per attempt, 30 s per call, sessions on.
     pub fn new(endpoints: Vec<String>) -> ClientConfig {
         ClientConfig {
             endpoints,
             secret: None,
+            token: None,
+            tls: None,
             attempt_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_secs(30),
             use_session: true,
@@ -94,7 +106,8 @@ pub struct Client {
 impl Client {
     /// A client with connections of its own; it connects on first use.
     pub fn new(config: ClientConfig) -> Client {
-        Client::with_pool(config, ConnectionPool::new())
+        let pool = ConnectionPool::with_security(config.security());
+        Client::with_pool(config, pool)
     }
 
     /// A client that shares `pool`'s connections with the other clients given it: its requests
@@ -380,11 +393,30 @@ pub async fn http_request(
     secret: Option<&str>,
     body: &[u8],
 ) -> Result<HttpAnswer, String> {
+    http_request_tls(address, method, path, secret, body, None).await
+}
+
+/// [`http_request`], over TLS when `tls` is given.
+///
+/// # Errors
+/// As [`http_request`], and when the TLS handshake fails.
+pub async fn http_request_tls(
+    address: &str,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body: &[u8],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpAnswer, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address)
+        let tcp = tokio::net::TcpStream::connect(address)
             .await
             .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let mut stream: Box<dyn crate::tls::ByteStream> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(crate::tls::connect(tls, address, tcp).await?),
+        };
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -451,11 +483,26 @@ pub async fn http_admin(
     path: &str,
     body: &[u8],
 ) -> Result<HttpAnswer, String> {
+    http_admin_tls(endpoints, secret, method, path, body, None).await
+}
+
+/// [`http_admin`], over TLS when `tls` is given.
+///
+/// # Errors
+/// A message when no endpoint answered.
+pub async fn http_admin_tls(
+    endpoints: &[String],
+    secret: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpAnswer, String> {
     let mut last_error = "no endpoints given".to_string();
     let mut queue: std::collections::VecDeque<String> = endpoints.iter().cloned().collect();
     let mut hops = 0;
     while let Some(address) = queue.pop_front() {
-        match http_request(&address, method, path, secret, body).await {
+        match http_request_tls(&address, method, path, secret, body, tls).await {
             Ok(answer) if answer.status == 307 && hops < 5 => {
                 hops += 1;
                 let leader = serde_json::from_slice::<Value>(&answer.body)

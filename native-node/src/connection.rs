@@ -40,16 +40,60 @@ pub struct Connection {
     requests: mpsc::UnboundedSender<Outgoing>,
 }
 
+/// How a client reaches servers: over TLS (`wss://`, trusting the cluster's CA) or not, and
+/// the token it presents (the client token, or the admin secret; see [`crate::credentials`]).
+#[derive(Clone, Default)]
+pub struct ClientSecurity {
+    /// TLS client configuration; `None`: plaintext.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Sent as `Authorization: Bearer` when the socket opens.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 impl Connection {
     /// Connects to `address` (host:port) and starts the connection's task.
     ///
     /// # Errors
     /// A description if the connection is refused or takes longer than `timeout`.
     pub async fn open(address: &str, timeout: Duration) -> Result<Arc<Connection>, String> {
-        let url = format!("ws://{address}/client");
+        Connection::open_with(address, timeout, &ClientSecurity::default()).await
+    }
+
+    /// Connects to `address` with `security`, as [`Connection::open`].
+    ///
+    /// # Errors
+    /// A description if the connection is refused (a TLS failure included) or takes longer than
+    /// `timeout`.
+    pub async fn open_with(
+        address: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Arc<Connection>, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let scheme = if security.tls.is_some() { "wss" } else { "ws" };
+        let mut request = format!("{scheme}://{address}/client")
+            .into_client_request()
+            .map_err(|e| format!("bad address {address}: {e}"))?;
+        if let Some(token) = &security.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| "the token is not valid in an HTTP header".to_string())?;
+            request.headers_mut().insert(tokio_tungstenite::tungstenite::http::header::AUTHORIZATION, value);
+        }
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES);
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true);
+        let connector = security.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector);
         let (socket, _) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| format!("connecting to {address} timed out"))?
@@ -192,12 +236,18 @@ fn with_id(body: &str, id: u64) -> String {
 #[derive(Clone, Default)]
 pub struct ConnectionPool {
     open: Arc<Mutex<HashMap<String, Arc<Connection>>>>,
+    security: ClientSecurity,
 }
 
 impl ConnectionPool {
-    /// An empty pool.
+    /// An empty pool of plaintext connections without a token.
     pub fn new() -> ConnectionPool {
         ConnectionPool::default()
+    }
+
+    /// An empty pool whose connections use `security`.
+    pub fn with_security(security: ClientSecurity) -> ConnectionPool {
+        ConnectionPool { open: Arc::default(), security }
     }
 
     /// The pool's open connection to `address`, or a new one.
@@ -210,7 +260,7 @@ impl ConnectionPool {
         }
         // Callers racing here may each open one; the last stored wins and the others close
         // when their callers drop them. Rare (first use, reconnects) and harmless.
-        let connection = Connection::open(address, timeout).await?;
+        let connection = Connection::open_with(address, timeout, &self.security).await?;
         self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(address.to_string(), connection.clone());
         Ok(connection)
     }

@@ -50,6 +50,14 @@ pub trait StateMachine: Send + 'static {
     fn refuse_client_command(&self, _command: &[u8]) -> Option<String> {
         None
     }
+    /// Bytes the state holds (keys and values), for the quota and its alarm.
+    fn bytes(&self) -> u64 {
+        0
+    }
+    /// The quota of [`StateMachine::bytes`]; 0: none.
+    fn quota_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// Keys under this prefix are the cluster's own records (peer addresses). No client operation
@@ -112,6 +120,8 @@ pub fn parse_address_record(command: &[u8]) -> Option<(NodeId, String)> {
 /// raft-core's [`KvStore`] as the node's state machine.
 pub struct KvStateMachine {
     store: KvStore,
+    bytes: crate::quota::StoreBytes,
+    quota_bytes: u64,
 }
 
 impl KvStateMachine {
@@ -120,7 +130,38 @@ impl KvStateMachine {
     /// # Errors
     /// A message naming the invalid setting.
     pub fn new(config: KvConfig) -> Result<KvStateMachine, String> {
-        Ok(KvStateMachine { store: KvStore::new(config).map_err(|e| e.to_string())? })
+        Ok(KvStateMachine {
+            store: KvStore::new(config).map_err(|e| e.to_string())?,
+            bytes: crate::quota::StoreBytes::default(),
+            quota_bytes: 0,
+        })
+    }
+
+    /// The same, with a byte quota (see [`crate::quota`]); 0: none.
+    ///
+    /// # Errors
+    /// A message naming the invalid setting.
+    pub fn with_quota(config: KvConfig, quota_bytes: u64) -> Result<KvStateMachine, String> {
+        let mut machine = KvStateMachine::new(config)?;
+        machine.quota_bytes = quota_bytes;
+        Ok(machine)
+    }
+
+    fn apply_counting(&mut self, entry: &Entry) -> Response {
+        let command = match &entry.payload {
+            raft_core::EntryPayload::Command(data) => Command::decode(data).ok(),
+            _ => None,
+        };
+        let restore = matches!(&command, Some(Command { body: CommandBody::Restore { .. }, .. }));
+        let key = command.as_ref().and_then(crate::quota::touched_key);
+        let before = key.map_or(0, |key| crate::quota::StoreBytes::before(&self.store, key));
+        let response = self.store.apply(entry);
+        if let Some(key) = key {
+            self.bytes.after(&self.store, key, before);
+        } else if restore {
+            self.bytes = crate::quota::StoreBytes::count(&self.store);
+        }
+        response
     }
 
     /// The store itself, for tests and status.
@@ -158,9 +199,11 @@ impl StateMachine for KvStateMachine {
             return Err(format!("entry {} handed out after applied index {applied}", entry.index));
         }
         if let Some(rewritten) = self.restore_keeping_reserved(entry) {
-            return Ok(encode_response(&self.store.apply(&rewritten)));
+            let response = self.store.apply(&rewritten);
+            self.bytes = crate::quota::StoreBytes::count(&self.store);
+            return Ok(encode_response(&response));
         }
-        Ok(encode_response(&self.store.apply(entry)))
+        Ok(encode_response(&self.apply_counting(entry)))
     }
 
     fn applied_index(&self) -> LogIndex {
@@ -188,7 +231,17 @@ impl StateMachine for KvStateMachine {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        restore_from_chunks(&mut self.store, [snapshot]).map_err(|e| e.to_string())
+        restore_from_chunks(&mut self.store, [snapshot]).map_err(|e| e.to_string())?;
+        self.bytes = crate::quota::StoreBytes::count(&self.store);
+        Ok(())
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.0
+    }
+
+    fn quota_bytes(&self) -> u64 {
+        self.quota_bytes
     }
 
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
@@ -203,11 +256,12 @@ impl StateMachine for KvStateMachine {
     }
 
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {
-        match Command::decode(command).ok()?.body {
-            CommandBody::Request { operation, .. } if operation_touches_reserved(&operation) => {
+        let command = Command::decode(command).ok()?;
+        match &command.body {
+            CommandBody::Request { operation, .. } if operation_touches_reserved(operation) => {
                 Some(reserved_key_message())
             }
-            _ => None,
+            _ => crate::quota::refuse_over_quota(&command, self.bytes, self.quota_bytes),
         }
     }
 }

@@ -16,11 +16,14 @@
 //! - [`client`]: the retrying client the CLI's `kv`, `admin` and `bench` use, over
 //!   [`connection`]s that many clients can share.
 //! - [`kv`]: the key-value state machine with client sessions.
+//! - [`tls`] (rustls beneath HTTP and WebSockets, mutual for peers) and [`credentials`] (peer
+//!   secret, admin secret, client token).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
+mod address_book;
 mod admin_routes;
 pub mod admission;
 pub mod api;
@@ -28,19 +31,23 @@ pub mod bench;
 pub mod browser_peers;
 pub mod client;
 pub mod connection;
+pub mod credentials;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
 pub mod history_cli;
+pub mod incarnation;
 pub mod invite;
 pub mod kv;
 pub mod limits;
 pub mod metrics;
 pub mod peer_liveness;
 mod pending;
+pub mod quota;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 
 /// The peer protocol (frames, handshake, per-frame tags) lives in raft-core so that browser

@@ -176,6 +176,8 @@ pub struct ConnectionContext {
     pub remote: SocketAddr,
     /// The connection's read budget.
     pub read_budget: Arc<ReadBudget>,
+    /// What the connection proved at the TLS layer about being a peer.
+    pub peer_proof: crate::tls::PeerProof,
 }
 
 /// A socket with an idle timeout and a read budget.
@@ -293,12 +295,14 @@ impl AsyncWrite for GuardedIo {
     }
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` turns true.
+/// Serves `router` on `listener` within `limits` until `shutdown` turns true; with `tls`, every
+/// connection must complete a TLS handshake within the header-read timeout first.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: ListenerLimits,
     metrics: Arc<Metrics>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let fd_limit = raise_fd_limit();
@@ -344,13 +348,32 @@ pub async fn serve(
         }
         let budget = Arc::new(ReadBudget::default());
         let io = GuardedIo::new(tcp, limits.idle_timeout, budget.clone(), metrics.clone());
-        let context = ConnectionContext { remote, read_budget: budget };
         let router = router.clone();
         let header_read_timeout = limits.header_read_timeout;
         let mut shutdown = shutdown.clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let io = match tls {
+                None => crate::tls::AcceptedStream::Plain(io),
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => crate::tls::AcceptedStream::Tls(Box::new(stream)),
+                        Ok(Err(error)) => {
+                            metrics.connections_tls_failed_total.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%error, %remote, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.connections_timed_out_total.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            };
+            let context =
+                ConnectionContext { remote, read_budget: budget, peer_proof: io.client_certificate() };
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(context.clone());

@@ -1,6 +1,9 @@
 //! `raft-node`: parses arguments and calls into the `native_node` library.
 
+mod cli_secrets;
+
 use clap::{Args, Parser, Subcommand};
+use cli_secrets::{Given, SecretArgs};
 use native_node::bench::{self, BenchConfig};
 use native_node::client::{Client, ClientConfig, ClientError};
 use native_node::server::{self, ServeConfig};
@@ -14,13 +17,14 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "raft-node", version, about = "Flotilla: a Raft node, its client and its benchmark")]
 struct Cli {
-    /// Read the cluster secret from this file (default: the FLOTILLA_SECRET variable).
-    #[arg(long, global = true)]
-    secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    secrets: SecretArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per process: the size of `Serve`'s flags costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run one node.
@@ -48,8 +52,20 @@ enum Command {
     Check(CheckArgs),
     /// Run a local cluster on 127.0.0.1 (data under .data/).
     DevCluster(DevClusterArgs),
-    /// Print a new random cluster secret (256 bits, hex).
+    /// Print a new random secret or token (256 bits, hex).
     Secret,
+    /// Write a development CA and a certificate per node (for 127.0.0.1 and localhost).
+    Certs(CertsArgs),
+}
+
+#[derive(Args)]
+struct CertsArgs {
+    /// Directory to write ca.pem, ca-key.pem, node-N.pem and node-N-key.pem to.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of node certificates.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
 }
 
 #[derive(Args)]
@@ -97,6 +113,14 @@ struct ServeArgs {
     /// Snapshot and compact the log after this many applied entries (0: never).
     #[arg(long, default_value_t = 100_000)]
     snapshot_interval: u64,
+    /// Also snapshot once the entries applied since the last snapshot carry this many MiB (0:
+    /// by count only).
+    #[arg(long, default_value_t = 64)]
+    snapshot_interval_mib: u64,
+    /// Bytes the store may hold; beyond, puts are refused with `no_space` (deletes still work)
+    /// and `raft_no_space_alarm` is 1 (etcd's --quota-backend-bytes; 0: no quota).
+    #[arg(long, default_value_t = native_node::quota::QUOTA_BACKEND_BYTES_DEFAULT)]
+    quota_backend_bytes: u64,
     /// TCP connections open at once, all clients together (also kept below the open-file limit).
     #[arg(long, default_value_t = 16_384)]
     max_conns: usize,
@@ -109,8 +133,15 @@ struct ServeArgs {
     /// Seconds after which a socket that moved no byte either way is closed.
     #[arg(long, default_value_t = 120)]
     idle_timeout_secs: u64,
-    /// Allow a non-loopback listen address without TLS (this build has none yet: the secret
-    /// and all data cross the network in cleartext) and a short secret.
+    /// This node's certificate chain (PEM); with --tls-key and --tls-ca, clients and peers
+    /// must speak TLS, and peers must present a certificate from the CA.
+    #[arg(long, requires_all = ["tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert"])]
+    tls_key: Option<PathBuf>,
+    /// Allow a non-loopback listen address without TLS (secrets and data in cleartext), one
+    /// shared secret, no client token, and weak secrets.
     #[arg(long)]
     insecure_dev: bool,
     /// Remove a browser learner tab silent this long (10m, 90s, 500ms; issue #13).
@@ -120,9 +151,6 @@ struct ServeArgs {
     #[arg(long, default_value_t = 32)]
     browser_peers_max: usize,
 }
-
-/// Shortest secret accepted on a non-loopback address (16 bytes: 128 bits if random).
-const SECRET_BYTES_MIN: usize = 16;
 
 #[derive(Subcommand)]
 enum KvOperation {
@@ -228,22 +256,9 @@ struct DevClusterArgs {
     /// Static files served at /.
     #[arg(long)]
     web_dir: Option<PathBuf>,
-}
-
-fn read_secret(secret_file: Option<&PathBuf>) -> Result<Option<Vec<u8>>, String> {
-    if let Some(path) = secret_file {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
-        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
-        if trimmed.is_empty() {
-            return Err(format!("secret file {} is empty", path.display()));
-        }
-        return Ok(Some(trimmed));
-    }
-    match std::env::var("FLOTILLA_SECRET") {
-        Ok(secret) if !secret.is_empty() => Ok(Some(secret.into_bytes())),
-        _ => Ok(None),
-    }
+    /// Speak TLS: certificates from DATA_ROOT/certs (made by `raft-node certs` if absent).
+    #[arg(long)]
+    tls: bool,
 }
 
 async fn shutdown_signal() {
@@ -289,29 +304,45 @@ fn default_web_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
+async fn serve(args: ServeArgs, secrets: &SecretArgs, given: &Given) -> Result<(), String> {
     if args.id == 0 {
         return Err("node id 0 is reserved".into());
     }
+    let Some(peer_secret) = given.peer() else {
+        return Err(
+            "no peer secret: set FLOTILLA_PEER_SECRET or pass --peer-secret-file (a dev cluster may set \
+                    one FLOTILLA_SECRET for peers and admins)"
+                .into(),
+        );
+    };
+    let tls = match (&args.tls_cert, &args.tls_key, &secrets.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            Some(native_node::tls::NodeTls::load(&native_node::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })?)
+        }
+        (None, None, _) => None,
+        _ => return Err("TLS needs --tls-cert, --tls-key and --tls-ca together".into()),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let loopback = listener.local_addr().map(|address| address.ip().is_loopback()).unwrap_or(false);
-    if !loopback && !args.insecure_dev {
+    if !loopback && tls.is_none() && !args.insecure_dev {
         return Err(format!(
-            "listening on {} would send the cluster secret and all data in cleartext (this build has no TLS \
-             yet); listen on 127.0.0.1, or pass --insecure-dev to accept that",
+            "listening on {} without TLS would send secrets and all data in cleartext; give --tls-cert, \
+             --tls-key and --tls-ca (`raft-node certs` makes development ones), listen on 127.0.0.1, or pass \
+             --insecure-dev to accept that",
             args.listen
         ));
     }
-    if !loopback && secret.len() < SECRET_BYTES_MIN {
-        return Err(format!(
-            "the cluster secret has {} bytes; at least {SECRET_BYTES_MIN} random bytes are needed off loopback \
-             (`raft-node secret` prints one)",
-            secret.len()
-        ));
-    }
-    let mut config = ServeConfig::new(NodeId(args.id), secret, args.data_dir);
+    let mut config = ServeConfig::new(NodeId(args.id), peer_secret, args.data_dir);
+    config.admin_secret = given.admin();
+    config.client_token = given.client_token.clone();
+    config.tls = tls;
+    config.credentials().check(loopback, args.insecure_dev)?;
     config.bootstrap = parse_members(&args.bootstrap)?;
     config.join = args.join;
     config.cluster_id = args.cluster_id;
@@ -324,6 +355,8 @@ async fn serve(args: ServeArgs, secret: Vec<u8>) -> Result<(), String> {
     config.election_timeout_ticks = Some(args.election_timeout_ms / args.tick_ms.max(1));
     config.wal_segment_bytes = args.wal_segment_mib.max(1) * 1024 * 1024;
     config.snapshot_interval_entries = args.snapshot_interval;
+    config.snapshot_interval_bytes = args.snapshot_interval_mib.saturating_mul(1024 * 1024);
+    config.quota_backend_bytes = args.quota_backend_bytes;
     config.limits.connections_max = args.max_conns.max(1);
     config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
     config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
@@ -351,9 +384,18 @@ fn history_op(operation: &KvOperation) -> Option<(Op, String)> {
     })
 }
 
-fn client_for(endpoints: Endpoints, secret: Option<Vec<u8>>) -> Client {
+/// How kv, admin and bench reach the cluster: the admin secret, the client token, TLS.
+struct Access {
+    admin_secret: Option<String>,
+    client_token: Option<String>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+fn client_for(endpoints: Endpoints, access: &Access) -> Client {
     let mut config = ClientConfig::new(endpoints.endpoints);
-    config.secret = secret.map(|s| String::from_utf8_lossy(&s).into_owned());
+    config.secret = access.admin_secret.clone();
+    config.token = access.client_token.clone();
+    config.tls = access.tls.clone();
     Client::new(config)
 }
 
@@ -365,8 +407,8 @@ fn print_refusal(error: &ClientError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn kv(endpoints: Endpoints, operation: KvOperation, secret: Option<Vec<u8>>) -> ExitCode {
-    let mut client = client_for(endpoints, secret);
+async fn kv(endpoints: Endpoints, operation: KvOperation, access: &Access) -> ExitCode {
+    let mut client = client_for(endpoints, access);
     let result = match operation {
         KvOperation::Put { key, value } => client.put(&key, &value).await,
         KvOperation::Del { key } => client.del(&key).await,
@@ -403,20 +445,25 @@ async fn kv(endpoints: Endpoints, operation: KvOperation, secret: Option<Vec<u8>
     }
 }
 
-async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<Vec<u8>>) -> ExitCode {
-    if secret.is_none() {
-        eprintln!("error: admin needs the cluster secret: set FLOTILLA_SECRET or pass --secret-file");
+async fn admin(endpoints: Endpoints, operation: AdminOperation, access: &Access) -> ExitCode {
+    if access.admin_secret.is_none() {
+        eprintln!(
+            "error: admin needs the admin secret: set FLOTILLA_ADMIN_SECRET (or FLOTILLA_SECRET) or pass \
+             --admin-secret-file"
+        );
         return ExitCode::from(2);
     }
-    let secret_text = secret.as_ref().map(|s| String::from_utf8_lossy(s).into_owned());
+    let secret_text = access.admin_secret.clone();
+    let tls = access.tls.as_ref();
     match &operation {
         AdminOperation::Backup { file } => {
-            let answer = native_node::client::http_admin(
+            let answer = native_node::client::http_admin_tls(
                 &endpoints.endpoints,
                 secret_text.as_deref(),
                 "GET",
                 "/admin/backup",
                 &[],
+                tls,
             )
             .await;
             return match answer {
@@ -453,12 +500,13 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
                     return ExitCode::FAILURE;
                 }
             };
-            let answer = native_node::client::http_admin(
+            let answer = native_node::client::http_admin_tls(
                 &endpoints.endpoints,
                 secret_text.as_deref(),
                 "POST",
                 "/admin/restore",
                 &data,
+                tls,
             )
             .await;
             return match answer {
@@ -513,7 +561,7 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
         }
         _ => {}
     }
-    let mut client = client_for(endpoints, secret);
+    let mut client = client_for(endpoints, access);
     let request = match operation {
         AdminOperation::Status => json!({ "op": "status" }),
         AdminOperation::AddVoter { id, address } => {
@@ -539,11 +587,16 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, secret: Option<V
     }
 }
 
-async fn dev_cluster(args: DevClusterArgs, secret: Option<Vec<u8>>) -> Result<(), String> {
-    let secret = secret.unwrap_or_else(|| {
+async fn dev_cluster(args: DevClusterArgs, given: &Given) -> Result<(), String> {
+    let secret = given.peer().unwrap_or_else(|| {
         tracing::warn!("no FLOTILLA_SECRET set; the dev cluster uses the secret \"flotilla-dev\"");
         b"flotilla-dev".to_vec()
     });
+    let certs_dir = args.data_root.join("certs");
+    if args.tls && !certs_dir.join("ca.pem").exists() {
+        native_node::tls::generate_dev_certs(&certs_dir, args.nodes)?;
+    }
+    let scheme = if args.tls { "https" } else { "http" };
     let members: Vec<(NodeId, String)> = (1..=args.nodes)
         .map(|id| (NodeId(id), format!("127.0.0.1:{}", u64::from(args.base_port) + id - 1)))
         .collect();
@@ -554,6 +607,12 @@ async fn dev_cluster(args: DevClusterArgs, secret: Option<Vec<u8>>) -> Result<()
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
         let mut config = ServeConfig::new(*id, secret.clone(), args.data_root.join(format!("node-{id}")));
+        config.admin_secret = given.admin();
+        config.client_token = given.client_token.clone();
+        if args.tls {
+            config.tls =
+                Some(native_node::tls::NodeTls::load(&native_node::tls::node_files(&certs_dir, id.0))?);
+        }
         config.bootstrap = members.clone();
         config.advertise_address = Some(address.clone());
         config.web_dir = web_dir.clone();
@@ -562,9 +621,11 @@ async fn dev_cluster(args: DevClusterArgs, secret: Option<Vec<u8>>) -> Result<()
     let endpoints: Vec<&str> = members.iter().map(|(_, a)| a.as_str()).collect();
     println!("dev cluster of {} nodes running; data under {}", args.nodes, args.data_root.display());
     for (id, address) in &members {
-        println!("  node {id}: http://{address}/  (health: http://{address}/health)");
+        println!("  node {id}: {scheme}://{address}/  (health: {scheme}://{address}/health)");
     }
-    println!("try: raft-node kv --endpoints {} put hello world", endpoints.join(","));
+    let ca =
+        if args.tls { format!("--tls-ca {} ", certs_dir.join("ca.pem").display()) } else { String::new() };
+    println!("try: raft-node {ca}kv --endpoints {} put hello world", endpoints.join(","));
     shutdown_signal().await;
     // All at once, so the last nodes do not hold elections while the first ones stop.
     futures_util::future::join_all(nodes.into_iter().map(|node| node.shutdown())).await;
@@ -589,13 +650,30 @@ fn main() -> ExitCode {
         println!("{}", hex::encode(bytes));
         return ExitCode::SUCCESS;
     }
-    let secret = match read_secret(cli.secret_file.as_ref()) {
-        Ok(secret) => secret,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    if let Command::Certs(args) = &cli.command {
+        return match native_node::tls::generate_dev_certs(&args.out, args.nodes) {
+            Ok(written) => {
+                for path in written {
+                    println!("{}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (given, client_tls) =
+        match cli.secrets.load().and_then(|given| Ok((given, cli.secrets.client_tls()?))) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    let access =
+        Access { admin_secret: given.admin_text(), client_token: given.client_token_text(), tls: client_tls };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -606,11 +684,14 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => {
-                let Some(secret) = secret else {
-                    eprintln!("error: no cluster secret: set FLOTILLA_SECRET or pass --secret-file");
+                if given.peer().is_none() {
+                    eprintln!(
+                        "error: no peer secret: set FLOTILLA_PEER_SECRET or pass --peer-secret-file (a dev \
+                         cluster may set one FLOTILLA_SECRET for peers and admins)"
+                    );
                     return ExitCode::from(2);
-                };
-                match serve(args, secret).await {
+                }
+                match serve(args, &cli.secrets, &given).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => {
                         tracing::error!(%error, "node stopped");
@@ -620,17 +701,17 @@ fn main() -> ExitCode {
                 }
             }
             Command::Kv { endpoints, operation, record } => match record {
-                None => kv(endpoints, operation, secret).await,
+                None => kv(endpoints, operation, &access).await,
                 Some(path) => match history_op(&operation) {
                     Some((op, read)) => {
-                        native_node::history_cli::record_kv(&path, client_for(endpoints, secret), &op, &read)
+                        native_node::history_cli::record_kv(&path, client_for(endpoints, &access), &op, &read)
                             .await
                     }
-                    None => kv(endpoints, operation, secret).await,
+                    None => kv(endpoints, operation, &access).await,
                 },
             },
             Command::Check(args) => native_node::history_cli::check(&args.history, args.html.as_deref()),
-            Command::Admin { endpoints, operation } => admin(endpoints, operation, secret).await,
+            Command::Admin { endpoints, operation } => admin(endpoints, operation, &access).await,
             Command::Bench(args) => {
                 let record = match args.record.as_deref().map(native_node::history::Recorder::append_to) {
                     None => None,
@@ -649,6 +730,10 @@ fn main() -> ExitCode {
                     value_size_bytes: args.value_size,
                     use_session: !args.no_session,
                     record,
+                    security: native_node::connection::ClientSecurity {
+                        tls: access.tls.clone(),
+                        token: access.client_token.clone().or_else(|| access.admin_secret.clone()),
+                    },
                 })
                 .await;
                 if let Some(path) = &args.record {
@@ -661,14 +746,14 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
-            Command::DevCluster(args) => match dev_cluster(args, secret).await {
+            Command::DevCluster(args) => match dev_cluster(args, &given).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::FAILURE
                 }
             },
-            Command::Secret => ExitCode::SUCCESS,
+            Command::Secret | Command::Certs(_) => ExitCode::SUCCESS,
         }
     })
 }

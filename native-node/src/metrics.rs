@@ -153,6 +153,16 @@ pub struct Metrics {
     pub connections_refused_total: AtomicU64,
     /// Connections closed because they sent no complete request in time or stayed idle.
     pub connections_timed_out_total: AtomicU64,
+    /// Connections whose TLS handshake failed (no TLS, unknown CA, bad certificate).
+    pub connections_tls_failed_total: AtomicU64,
+    /// Bytes of keys and values in the store (see `quota`).
+    pub kv_bytes: AtomicU64,
+    /// 1 while the store is at or over its quota: puts are refused with `no_space`.
+    pub no_space_alarm: AtomicU64,
+    /// Requests refused for a missing or wrong client token.
+    pub client_auth_failures_total: AtomicU64,
+    /// `/raft` upgrades refused because the TLS connection presented no client certificate.
+    pub peer_certificate_missing_total: AtomicU64,
     /// Session registrations refused by the rate limit.
     pub registrations_throttled_total: AtomicU64,
     /// Snapshots from a leader refused because they outgrew the staging limit.
@@ -214,6 +224,13 @@ impl Metrics {
         gauge(&mut registry, "raft_applied_index", "Highest applied log index", &self.applied_index);
         gauge(&mut registry, "raft_last_index", "Index of the last log entry", &self.last_index);
         gauge(&mut registry, "raft_is_leader", "1 while this node leads", &self.is_leader);
+        gauge(&mut registry, "raft_kv_bytes", "Bytes of keys and values in the store", &self.kv_bytes);
+        gauge(
+            &mut registry,
+            "raft_no_space_alarm",
+            "1 while the store is at its quota (puts refused with no_space)",
+            &self.no_space_alarm,
+        );
         let counters: Vec<(&str, &str, &AtomicU64)> = vec![
             ("raft_leader_changes_total", "Times the known leader changed", &self.leader_changes_total),
             ("raft_proposals_total", "Proposals accepted", &self.proposals_total),
@@ -307,6 +324,21 @@ impl Metrics {
                 "raft_connections_timed_out_total",
                 "Connections closed: header or idle timeout",
                 &self.connections_timed_out_total,
+            ),
+            (
+                "raft_connections_tls_failed_total",
+                "Connections whose TLS handshake failed",
+                &self.connections_tls_failed_total,
+            ),
+            (
+                "raft_client_auth_failures_total",
+                "Client requests refused: missing or wrong client token",
+                &self.client_auth_failures_total,
+            ),
+            (
+                "raft_peer_certificate_missing_total",
+                "Peer sockets refused: TLS connection without a client certificate",
+                &self.peer_certificate_missing_total,
             ),
             (
                 "raft_registrations_throttled_total",

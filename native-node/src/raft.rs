@@ -289,6 +289,9 @@ pub struct RaftConfig {
     /// one stops the node with an error saying so (and counts in
     /// `raft_snapshot_staging_refused_total`) rather than growing without bound.
     pub snapshot_staging_bytes_max: u64,
+    /// Also snapshot once the entries applied since the last snapshot carry this many bytes,
+    /// whatever their count (see [`crate::quota`]); 0: by count only.
+    pub snapshot_interval_bytes: u64,
 }
 
 impl RaftConfig {
@@ -313,6 +316,7 @@ impl RaftConfig {
             command_queue_max: 16 * 1024,
             commands_per_batch_max: 1024,
             snapshot_staging_bytes_max: 1 << 30,
+            snapshot_interval_bytes: crate::quota::SNAPSHOT_INTERVAL_BYTES_DEFAULT,
         }
     }
 }
@@ -447,6 +451,9 @@ impl Raft {
             snapshot_job: None,
             handed_out_hard_state: initial_hard_state,
             persisted_hard_state: initial_hard_state,
+            ticked_during_write: false,
+            bytes_since_snapshot: 0,
+            held_messages: Vec::new(),
             pending: PendingWrites::default(),
             leading: false,
             reads_asked: BTreeMap::new(),
@@ -723,6 +730,13 @@ struct CoreTask {
     handed_out_hard_state: HardState,
     /// The latest hard state known durable.
     persisted_hard_state: HardState,
+    /// A tick passed while a log write was in flight: heartbeats may be due (issue 11, M14).
+    ticked_during_write: bool,
+    /// Payload bytes of the entries applied since the last snapshot began (issue 11, M11).
+    bytes_since_snapshot: u64,
+    /// Messages taken from the core during a log write that were not heartbeats; they leave
+    /// with the next batch, in order, so appends are not split into more, smaller ones.
+    held_messages: Vec<Message>,
     /// Clients waiting for an index to be applied, with the term their entry was proposed in.
     pending: PendingWrites,
     /// Whether the node led as of the last look; a step down answers every waiter at once.
@@ -777,6 +791,7 @@ impl CoreTask {
                         self.node.tick();
                     }
                     ticks_delivered += owed;
+                    self.ticked_during_write = owed > 0;
                     for peer in self.network.take_unreachable() {
                         self.node.report_unreachable(peer);
                     }
@@ -1045,7 +1060,9 @@ impl CoreTask {
         if self.snapshot_job.is_some() || self.fatal_error.is_some() {
             return;
         }
-        if self.snapshot_requested.is_empty() && self.node.snapshot_wanted().is_none() {
+        let interval_bytes = self.config.snapshot_interval_bytes;
+        let by_size = interval_bytes > 0 && self.bytes_since_snapshot >= interval_bytes;
+        if self.snapshot_requested.is_empty() && self.node.snapshot_wanted().is_none() && !by_size {
             return;
         }
         let index = self.node.applied_index();
@@ -1062,6 +1079,7 @@ impl CoreTask {
         let Some(term) = self.node.term_at(index) else { return };
         let meta = SnapshotMeta { index, term, membership: self.node.membership_at(index) };
         let chunks = self.state_machine.snapshot();
+        self.bytes_since_snapshot = 0;
         let storage = self.storage.clone();
         self.snapshot_job = Some(tokio::task::spawn_blocking(move || {
             let data: Vec<u8> = chunks.flat_map(|chunk| chunk.to_vec()).collect();
@@ -1122,7 +1140,27 @@ impl CoreTask {
     }
 
     fn drive_ready(&mut self) {
-        if self.storage_job.is_some() || !self.node.has_ready() {
+        if self.storage_job.is_some() {
+            // Heartbeats promise nothing about this node's disk: they leave on the tick that
+            // makes them, not after the write in flight, so a slow fsync (a flood of large puts)
+            // cannot starve followers of heartbeats and depose the leader (issue 11, M14). The
+            // other messages wait for the next batch: sending appends early splits them into
+            // more, smaller ones, which cost more CPU than they save (see the README).
+            if std::mem::take(&mut self.ticked_during_write) {
+                for message in self.node.take_messages() {
+                    if matches!(message.body, raft_core::MessageBody::Heartbeat { .. }) {
+                        self.send(message);
+                    } else {
+                        self.held_messages.push(message);
+                    }
+                }
+            }
+            return;
+        }
+        for message in std::mem::take(&mut self.held_messages) {
+            self.send(message);
+        }
+        if !self.node.has_ready() {
             return;
         }
         let ready = self.node.ready();
@@ -1348,6 +1386,9 @@ impl CoreTask {
         }
         // Every entry goes to the state machine (it tracks the applied index); barrier entries
         // (empty commands) get a deterministic error response there that nobody reads.
+        if let EntryPayload::Command(data) = &entry.payload {
+            self.bytes_since_snapshot += data.len() as u64;
+        }
         let response = match self.state_machine.apply(&entry) {
             Ok(response) => response,
             Err(why) => {
@@ -1355,6 +1396,9 @@ impl CoreTask {
                 return;
             }
         };
+        let (bytes, quota) = (self.state_machine.bytes(), self.state_machine.quota_bytes());
+        self.metrics.kv_bytes.store(bytes, Ordering::Relaxed);
+        self.metrics.no_space_alarm.store(u64::from(quota > 0 && bytes >= quota), Ordering::Relaxed);
         // The entry answers its waiter only if it is the very entry that was proposed; waiters
         // below it were passed over (see `pending`).
         self.pending.on_applied(entry.index, entry.term, &response);

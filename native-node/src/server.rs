@@ -69,8 +69,14 @@ pub struct ServeConfig {
     pub node_id: NodeId,
     /// The cluster's id; peers and data directories of other clusters are refused.
     pub cluster_id: String,
-    /// The cluster secret (peers and admin calls must know it).
+    /// The peer secret (and the admin secret too, unless `admin_secret` is set).
     pub secret: Vec<u8>,
+    /// A separate admin secret (see [`crate::credentials`]).
+    pub admin_secret: Option<Vec<u8>>,
+    /// The token clients must present; `None`: the client API is open (loopback).
+    pub client_token: Option<Vec<u8>>,
+    /// TLS for clients and peers; `None`: plaintext.
+    pub tls: Option<crate::tls::NodeTls>,
     /// Where the log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// The host:port peers and clients reach this node at; the listener's address by default.
@@ -99,6 +105,10 @@ pub struct ServeConfig {
     pub limits: crate::limits::ListenerLimits,
     /// Browser tabs as learners: TTL and cap (see [`crate::browser_peers`]).
     pub browser_peers: crate::browser_peers::BrowserPeerConfig,
+    /// Bytes the store may hold before puts are refused with `no_space`; 0: no quota.
+    pub quota_backend_bytes: u64,
+    /// Also snapshot once the entries applied since the last snapshot carry this many bytes.
+    pub snapshot_interval_bytes: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -120,6 +130,9 @@ impl ServeConfig {
             node_id,
             cluster_id: "flotilla".into(),
             secret,
+            admin_secret: None,
+            client_token: None,
+            tls: None,
             data_dir,
             advertise_address: None,
             bootstrap: Vec::new(),
@@ -134,7 +147,21 @@ impl ServeConfig {
             snapshot_staging_bytes_max: 1 << 30,
             limits: crate::limits::ListenerLimits::default(),
             browser_peers: crate::browser_peers::BrowserPeerConfig::default(),
+            quota_backend_bytes: crate::quota::QUOTA_BACKEND_BYTES_DEFAULT,
+            snapshot_interval_bytes: crate::quota::SNAPSHOT_INTERVAL_BYTES_DEFAULT,
         }
+    }
+}
+
+impl ServeConfig {
+    /// The node's credentials: the peer secret, the admin secret (the peer secret unless set
+    /// apart) and the client token.
+    pub fn credentials(&self) -> crate::credentials::Credentials {
+        crate::credentials::Credentials::separate(
+            self.secret.clone(),
+            self.admin_secret.clone().unwrap_or_else(|| self.secret.clone()),
+            self.client_token.clone(),
+        )
     }
 }
 
@@ -176,6 +203,7 @@ pub(crate) struct AppState {
     /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
     pub(crate) peer_websockets: Arc<Semaphore>,
     pub(crate) admin_guard: crate::admission::AdminGuard,
+    pub(crate) client_gate: crate::credentials::ClientGate,
     pub(crate) registrations: crate::admission::RegistrationLimiter,
     pub(crate) handshake_read_bytes_max: u64,
     pub(crate) browser_peers: Arc<crate::browser_peers::BrowserPeers>,
@@ -232,6 +260,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         .map_err(ServeError::Storage)?;
     let recovered_addresses = storage.addresses().map_err(ServeError::Storage)?;
     let storage = Arc::new(storage);
+    let incarnations = crate::incarnation::Incarnations::load(&storage).map_err(ServeError::Storage)?;
 
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -249,6 +278,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         .map_or(RaftConfig::new(config.node_id, 0).core.election_timeout_ticks, |ticks| ticks.max(4));
     let election_timeout = config.tick_interval * u32::try_from(election_ticks).unwrap_or(u32::MAX);
     transport_config.liveness = LivenessConfig::for_election_timeout(election_timeout);
+    transport_config.tls = config.tls.as_ref().map(|tls| tls.peer_client.clone());
+    transport_config.incarnations = Some(incarnations.clone());
     let transport = Transport::new(transport_config, inbound_tx, metrics.clone(), shutdown_rx.clone());
     let mut addresses = recovered_addresses;
     for (id, peer_address) in &config.bootstrap {
@@ -268,6 +299,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     raft_config.core.snapshot_interval_entries = config.snapshot_interval_entries;
     raft_config.core.snapshot_trailing_entries = config.snapshot_trailing_entries;
     raft_config.snapshot_staging_bytes_max = config.snapshot_staging_bytes_max;
+    raft_config.snapshot_interval_bytes = config.snapshot_interval_bytes;
     if !config.bootstrap.is_empty() {
         raft_config.bootstrap = Some(Membership::with_voters(config.bootstrap.iter().map(|(id, _)| *id)));
     }
@@ -282,9 +314,11 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
     ));
     transport.set_browser_gate(browser_peers.clone());
     let state_machine: Box<dyn StateMachine> = Box::new(crate::browser_peers::RecordingStateMachine::new(
-        KvStateMachine::new(KvConfig::default()).map_err(ServeError::Start)?,
+        KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
+            .map_err(ServeError::Start)?,
         browser_records,
     ));
+    let address_book = (Arc::downgrade(&storage), addresses.clone());
     let raft = Raft::start(
         raft_config,
         state_machine,
@@ -312,7 +346,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         request_timeout: config.request_timeout,
         client_websockets: Arc::new(Semaphore::new(config.limits.client_websockets_max)),
         peer_websockets: Arc::new(Semaphore::new(config.limits.peer_websockets_max)),
-        admin_guard: crate::admission::AdminGuard::new(&config.secret),
+        admin_guard: crate::admission::AdminGuard::new(config.credentials().admin_secret()),
+        client_gate: crate::credentials::ClientGate::new(&config.credentials()),
         registrations: crate::admission::RegistrationLimiter::default(),
         handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
         browser_peers: browser_peers.clone(),
@@ -326,21 +361,40 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         router,
         config.limits.clone(),
         server_metrics,
+        config.tls.as_ref().map(crate::tls::NodeTls::acceptor),
         shutdown_rx.clone(),
     ));
-    let mut helpers = vec![crate::browser_peers::spawn_reaper(browser_peers, shutdown_rx.clone())];
+    let mut helpers = vec![tokio::spawn(crate::incarnation::forget_removed(raft.clone(), incarnations))];
+    // Addresses learnt later (a joined node's peers) are saved too (issue 11, M16).
+    helpers.push(tokio::spawn(crate::address_book::keep(
+        transport.clone(),
+        address_book.0,
+        address_book.1,
+        shutdown_rx.clone(),
+    )));
+    helpers.push(crate::browser_peers::spawn_reaper(browser_peers, shutdown_rx.clone()));
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
-        helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, config.secret.clone())));
+        let credentials = config.credentials();
+        let tls = config.tls.as_ref().map(|tls| tls.peer_client.clone());
+        helpers.push(tokio::spawn(join_cluster(join, config.node_id, advertise, credentials, tls)));
     }
     tracing::info!(node = %config.node_id, %address, "node serving");
     Ok(Node { raft, transport, address, shutdown: shutdown_tx, server, helpers })
 }
 
-/// Asks `join` to add this node as a voter, until it answers for good.
-async fn join_cluster(join: String, node_id: NodeId, advertise: String, secret: Vec<u8>) {
+/// Asks `join` to add this node as a voter, until it answers for good. Joining is an admin act:
+/// it takes the admin secret.
+async fn join_cluster(
+    join: String,
+    node_id: NodeId,
+    advertise: String,
+    credentials: crate::credentials::Credentials,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) {
     let mut config = crate::client::ClientConfig::new(vec![join.clone()]);
-    config.secret = Some(String::from_utf8_lossy(&secret).into_owned());
+    config.secret = Some(String::from_utf8_lossy(credentials.admin_secret()).into_owned());
+    config.tls = tls;
     config.use_session = false;
     let mut client = crate::client::Client::new(config);
     match client.admin(json!({ "op": "add_voter", "node": node_id.0, "address": advertise })).await {
@@ -412,6 +466,7 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
                 .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
         )
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::credentials::client_gate))
         .with_state(state);
     match web_dir {
         Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
@@ -428,8 +483,24 @@ pub(crate) fn too_many_sockets(state: &AppState, what: &str) -> Response {
 async fn raft_socket(
     State(state): State<Shared>,
     connection: Option<axum::Extension<crate::limits::ConnectionContext>>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let incarnation = headers
+        .get(crate::incarnation::INCARNATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::incarnation::parse);
+    let own_incarnation = state.transport.config().incarnations.as_ref().map(|book| book.own());
+    // Under TLS, only a connection with a client certificate from the CA may be a peer.
+    if connection.as_ref().is_some_and(|axum::Extension(context)| !context.peer_proof.may_be_peer()) {
+        state.metrics.peer_certificate_missing_total.fetch_add(1, Ordering::Relaxed);
+        let body = api::error_response(
+            "forbidden",
+            "peers must present a client certificate from the cluster CA",
+            false,
+        );
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let Ok(permit) = state.peer_websockets.clone().try_acquire_owned() else {
         return too_many_sockets(&state, "peer");
     };
@@ -440,14 +511,19 @@ async fn raft_socket(
     if let Some(budget) = &budget {
         budget.limit_to(state.handshake_read_bytes_max);
     }
-    upgrade
+    let mut response = upgrade
         .max_message_size(frame_bytes_max)
         .max_frame_size(frame_bytes_max)
         .read_buffer_size(crate::transport::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            transport.accept(socket, budget).await;
+            transport.accept(socket, budget, incarnation).await;
             drop(permit);
-        })
+        });
+    // The dialler checks this node's incarnation as this node checks its (issue 11, M17).
+    if let Some(value) = own_incarnation.and_then(|own| crate::incarnation::format(own).parse().ok()) {
+        response.headers_mut().insert(crate::incarnation::INCARNATION_HEADER, value);
+    }
+    response
 }
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {

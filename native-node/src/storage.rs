@@ -27,6 +27,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_IDENTITY: &str = "identity";
 const META_ADDRESSES: &str = "addresses";
+const META_INCARNATION: &str = "incarnation";
+const META_PEER_INCARNATIONS: &str = "peer_incarnations";
 /// The newest log segment ever put to use, so a deleted newest segment is noticed at start.
 const META_NEWEST_SEGMENT: &str = "newest_segment";
 
@@ -157,6 +159,8 @@ pub struct Storage {
     log_had_data: bool,
     /// The newest segment recorded in the database (see [`META_NEWEST_SEGMENT`]).
     newest_segment_recorded: std::sync::atomic::AtomicU64,
+    /// Test hook: every batch write first sleeps this long (a slow disk), in milliseconds.
+    write_delay_ms_for_tests: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Storage {
@@ -215,6 +219,7 @@ impl Storage {
             replayed: Mutex::new(Some(replayed)),
             log_had_data,
             newest_segment_recorded: std::sync::atomic::AtomicU64::new(0),
+            write_delay_ms_for_tests: std::sync::atomic::AtomicU64::new(0),
         };
         storage.create_tables()?;
         let recorded: Option<u64> = storage.read_meta(META_NEWEST_SEGMENT)?;
@@ -284,6 +289,39 @@ impl Storage {
             }),
             None => self.write_meta(META_IDENTITY, identity),
         }
+    }
+
+    /// This data directory's incarnation: a random number drawn when the directory is first
+    /// used, the same for as long as its contents live (see `crate::incarnation`).
+    ///
+    /// # Errors
+    /// [`StorageError`] when the database cannot be read or written.
+    pub fn incarnation(&self) -> Result<u64, StorageError> {
+        if let Some(incarnation) = self.read_meta::<u64>(META_INCARNATION)? {
+            return Ok(incarnation);
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes)
+            .map_err(|e| StorageError::Corrupt { what: format!("no randomness for an incarnation: {e}") })?;
+        let incarnation = u64::from_le_bytes(bytes).max(1);
+        self.write_meta(META_INCARNATION, &incarnation)?;
+        Ok(incarnation)
+    }
+
+    /// The incarnations of peers this node has met (see `crate::incarnation`).
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the record fails its checksum.
+    pub fn peer_incarnations(&self) -> Result<BTreeMap<NodeId, u64>, StorageError> {
+        Ok(self.read_meta(META_PEER_INCARNATIONS)?.unwrap_or_default())
+    }
+
+    /// Records the incarnations of peers this node has met.
+    ///
+    /// # Errors
+    /// [`StorageError`] when the database cannot be written.
+    pub fn save_peer_incarnations(&self, incarnations: &BTreeMap<NodeId, u64>) -> Result<(), StorageError> {
+        self.write_meta(META_PEER_INCARNATIONS, incarnations)
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -384,6 +422,10 @@ impl Storage {
         entries: &[Entry],
     ) -> Result<PersistReport, StorageError> {
         let started = Instant::now();
+        let delay_ms = self.write_delay_ms_for_tests.load(std::sync::atomic::Ordering::Relaxed);
+        if delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        }
         let mut wal =
             self.wal.lock().map_err(|_| StorageError::Corrupt { what: "log writer poisoned".into() })?;
         wal.append(hard_state, reset, entries)?;
@@ -391,6 +433,14 @@ impl Storage {
         // is noticed at start.
         self.record_newest_segment(wal.newest_segment())?;
         Ok(PersistReport { commit_duration: started.elapsed(), entries_written: entries.len() })
+    }
+
+    /// Test hook: makes every later batch write take at least `delay` longer, as a slow or
+    /// saturated disk would.
+    #[doc(hidden)]
+    pub fn delay_writes_for_tests(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.write_delay_ms_for_tests.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Deletes log segments a snapshot through `index` makes unnecessary.

@@ -156,6 +156,11 @@ pub struct TransportConfig {
     pub reconnect_delay_max: Duration,
     /// Pings, idle and write timeouts of peer connections (see [`crate::peer_liveness`]).
     pub liveness: LivenessConfig,
+    /// Dial peers over TLS (`wss://`) with this configuration, which presents this node's
+    /// client certificate (see [`crate::tls`]); `None`: plaintext `ws://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// This node's and its peers' incarnations (see [`crate::incarnation`]); `None`: unchecked.
+    pub incarnations: Option<Arc<crate::incarnation::Incarnations>>,
 }
 
 impl fmt::Debug for TransportConfig {
@@ -189,6 +194,8 @@ impl TransportConfig {
             reconnect_delay_min: Duration::from_millis(20),
             reconnect_delay_max: Duration::from_secs(2),
             liveness: LivenessConfig::default(),
+            tls: None,
+            incarnations: None,
         }
     }
 }
@@ -239,11 +246,21 @@ pub async fn dial(
         .max_message_size(Some(config.frame_bytes_max))
         .max_frame_size(Some(config.frame_bytes_max))
         .read_buffer_size(READ_BUFFER_BYTES);
-    let url = format!("ws://{address}/raft");
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{address}/raft");
+    let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
     let handshake = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true)
-            .await
-            .map_err(|e| HandshakeError::Connect(e.to_string()))?;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().map_err(|e| HandshakeError::Connect(e.to_string()))?;
+        if let Some(incarnations) = &config.incarnations {
+            if let Ok(value) = crate::incarnation::format(incarnations.own()).parse() {
+                request.headers_mut().insert(crate::incarnation::INCARNATION_HEADER, value);
+            }
+        }
+        let (mut socket, response) =
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
+                .await
+                .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let first = next_binary(&mut socket).await?;
         let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).map_err(frame_to_handshake)?;
         if challenge.cluster_id != config.cluster_id {
@@ -274,6 +291,14 @@ pub async fn dial(
         let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(frame_to_handshake)?;
         if !transcript.verify_welcome(&config.secret, &welcome.mac) {
             return Err(HandshakeError::Protocol("the peer does not know the cluster secret".into()));
+        }
+        if let Some(incarnations) = &config.incarnations {
+            let presented = response
+                .headers()
+                .get(crate::incarnation::INCARNATION_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(crate::incarnation::parse);
+            incarnations.check(challenge.node_id, presented).map_err(HandshakeError::Rejected)?;
         }
         Ok((socket, challenge.node_id, transcript.session(&config.secret, Side::Dialler)))
     };
@@ -512,7 +537,7 @@ impl Transport {
             match dialled {
                 Ok((socket, acceptor, session)) if acceptor == peer.id => {
                     tracing::info!(peer = %peer.id, %address, "connected to peer");
-                    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+                    if let Some(tcp) = crate::tls::dialled_tcp(socket.get_ref()) {
                         if let Err(error) =
                             peer_liveness::set_tcp_user_timeout(tcp, config.liveness.tcp_user_timeout)
                         {
@@ -552,9 +577,16 @@ impl Transport {
         &self,
         mut socket: axum::extract::ws::WebSocket,
         budget: Option<Arc<crate::limits::ReadBudget>>,
+        incarnation: Option<u64>,
     ) {
         let metrics = &self.inner.metrics;
-        match self.accept_handshake(&mut socket).await {
+        let accepted = self.accept_handshake(&mut socket).await.and_then(|accepted| {
+            match &self.inner.config.incarnations {
+                Some(incarnations) => incarnations.check(accepted.0, incarnation).map(|()| accepted),
+                None => Ok(accepted),
+            }
+        });
+        match accepted {
             Ok((peer_id, address, session)) => {
                 if let Some(budget) = budget {
                     budget.lift();

@@ -41,6 +41,7 @@ fn bench_config(cluster: &Cluster, ops: usize) -> BenchConfig {
         value_size_bytes: 256,
         use_session: true,
         record: None,
+        security: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Issue 11, High 6 (the part without TLS): `raft-node secret`, and `serve` refusing cleartext
-//! off loopback and short secrets.
+//! Issue 11, High 6: `raft-node secret`, and `serve` refusing cleartext off loopback, one shared
+//! secret off loopback, and weak secrets.
 
 use std::process::Command;
 
@@ -35,9 +35,30 @@ fn secret_prints_256_random_bits() {
 }
 
 #[test]
-fn serve_refuses_cleartext_off_loopback_and_short_secrets() {
-    let error = serve_error("0.0.0.0:0", "a-long-enough-secret-of-32-bytes", &[]);
-    assert!(error.contains("cleartext") && error.contains("--insecure-dev"), "{error}");
-    let error = serve_error("0.0.0.0:0", "short", &["--insecure-dev"]);
-    assert!(error.contains("at least 16 random bytes"), "{error}");
+fn serve_refuses_cleartext_off_loopback_shared_and_weak_secrets() {
+    let strong = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    let error = serve_error("0.0.0.0:0", strong, &[]);
+    assert!(
+        error.contains("cleartext") && error.contains("--tls-cert") && error.contains("--insecure-dev"),
+        "{error}"
+    );
+    // With TLS, one shared secret and no client token are still refused off loopback.
+    let certs = std::env::temp_dir().join(format!("flotilla-cli-security-certs-{}", std::process::id()));
+    let status = Command::new(BINARY).args(["certs", "--nodes", "1", "--out"]).arg(&certs).status().unwrap();
+    assert!(status.success());
+    let tls_args = |dir: &std::path::Path| -> Vec<String> {
+        ["--tls-cert", "node-1.pem", "--tls-key", "node-1-key.pem", "--tls-ca", "ca.pem"]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| if i % 2 == 1 { dir.join(a).display().to_string() } else { a.to_string() })
+            .collect()
+    };
+    let args = tls_args(&certs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let error = serve_error("0.0.0.0:0", strong, &args);
+    assert!(error.contains("separate secrets"), "{error}");
+    // A weak secret is refused even on loopback, unless --insecure-dev.
+    let error = serve_error("127.0.0.1:0", "flotilla-dev", &[]);
+    assert!(error.contains("at least 128"), "{error}");
+    let _ = std::fs::remove_dir_all(&certs);
 }

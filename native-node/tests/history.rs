@@ -52,6 +52,7 @@ async fn a_healthy_clusters_bench_history_checks_clean_and_a_stale_read_is_flagg
         value_size_bytes: 8,
         use_session: true,
         record: Some(Recorder::append_to(&good).unwrap()),
+        security: Default::default(),
     })
     .await;
     cluster.shutdown().await;

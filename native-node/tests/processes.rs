@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_raft-node");
-const SECRET: &str = "process-test-secret";
+/// 64 hex digits: `serve` refuses secrets weaker than 128 bits.
+const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<std::net::TcpListener> =

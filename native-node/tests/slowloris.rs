@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_raft-node");
-const SECRET: &str = "slowloris-test-secret";
+/// 64 hex digits: `serve` refuses secrets weaker than 128 bits.
+const SECRET: &str = "2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e";
 
 struct Process(Child);
 
