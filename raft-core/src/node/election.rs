@@ -23,7 +23,8 @@ impl RaftNode {
         let timeout = self.config.election_timeout_ticks;
         let progress = &self.progress;
         quorum::has_quorum(self.membership(), |id| {
-            id == me || progress.get(&id).is_some_and(|pr| ticks.saturating_sub(pr.last_contact_tick) < timeout)
+            id == me
+                || progress.get(&id).is_some_and(|pr| ticks.saturating_sub(pr.last_contact_tick) < timeout)
         })
     }
 
