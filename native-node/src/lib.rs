@@ -24,6 +24,7 @@ mod admin_routes;
 pub mod admission;
 pub mod api;
 pub mod bench;
+mod catch_up;
 pub mod client;
 pub mod connection;
 #[doc(hidden)]

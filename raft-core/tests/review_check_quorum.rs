@@ -2,9 +2,9 @@
 //! member's last answer (thesis §6.2), instead of once per election-timeout-long round.
 //!
 //! Two kinds of test live here:
-//! - `finding_*` tests demonstrate a weakness of the reviewed change. They fail on 182e1a8 and
-//!   are `#[ignore]`d with the reason so the suite stays green; run them with
-//!   `cargo test -p raft-core --release --test review_check_quorum -- --ignored --nocapture`.
+//! - `finding_*` tests demonstrate a weakness of the reviewed change. They failed on 182e1a8;
+//!   each now checks its fix (urgent heartbeats and `2h <= T` in raft-core, peer messages
+//!   before owed ticks in native-node's driver, re-timed playground captions) and says how.
 //! - every other test is an attack that did not break the change, kept as a regression test.
 //!   `figures_*` tests print what they measure (`-- --nocapture`).
 
@@ -385,7 +385,6 @@ fn figures_step_downs_under_message_loss() {
 /// never in a calm cluster); measured 0 step-downs at 30%, 4‰ leaderless at 40%, and it also
 /// fixes `finding_a_heartbeat_interval_just_below_the_timeout_...`.
 #[test]
-#[ignore = "FINDING: 10x more check-quorum step-downs and elections under 30-40% message loss"]
 fn finding_heavy_message_loss_now_deposes_leaders_the_round_based_check_kept() {
     let (step_downs_30, _, _) = loss_figures(300);
     let (_, _, leaderless_40) = loss_figures(400);
@@ -409,24 +408,14 @@ fn deliver_with_late_answers(cluster: &mut TestCluster, held: &mut Vec<Message>,
     }
 }
 
-/// FINDING (liveness, a valid configuration): `Config::validate` allows any heartbeat interval
-/// below the election timeout. With `heartbeat_interval_ticks = T - 1`, one tick of jitter in
-/// the answers (one heartbeat answered in its own tick, the next one tick later) makes the gap
-/// between two answers exactly T, and the sliding window steps down on it; the round-based check
-/// needed a whole round of T ticks without any answer, i.e. a gap of T + 1. The cluster is
-/// healthy: no message is lost, and the followers (timeouts drawn from [T, 2T)) never time out.
-/// On 182e1a8 the leader steps down at the first late answer, then again after every
-/// re-election; on its parent it leads on. Smallest fix: require
-/// `2 * heartbeat_interval_ticks <= election_timeout_ticks` (or warn) in `Config::validate`,
-/// so that a late or lost heartbeat answer is always covered by the next one.
-#[test]
-#[ignore = "FINDING: h = T - 1 (accepted by Config::validate) and one tick of jitter now cause check-quorum step-downs"]
-fn finding_a_heartbeat_interval_just_below_the_timeout_steps_down_on_one_tick_of_jitter() {
-    let t = timeout();
+/// Runs a 3-server cluster with heartbeats every `h` ticks for 20 election timeouts, answers to
+/// odd heartbeat rounds held back by one tick (jitter), and returns node 1's check-quorum
+/// step-downs.
+fn step_downs_with_one_tick_of_jitter(h: u64) -> u64 {
     let configs: Vec<Config> = (1..=3)
         .map(|id| {
             let mut c = config(id);
-            c.heartbeat_interval_ticks = t - 1;
+            c.heartbeat_interval_ticks = h;
             c
         })
         .collect();
@@ -434,7 +423,7 @@ fn finding_a_heartbeat_interval_just_below_the_timeout_steps_down_on_one_tick_of
     cluster.campaign(1);
     assert_eq!(cluster.leaders(), vec![1]);
     let mut held = Vec::new();
-    for _ in 0..20 * t {
+    for _ in 0..20 * timeout() {
         for id in cluster.ids() {
             cluster.node_mut(id).tick();
         }
@@ -444,27 +433,52 @@ fn finding_a_heartbeat_interval_just_below_the_timeout_steps_down_on_one_tick_of
         // Odd rounds' answers arrive a tick late, even rounds' at once.
         deliver_with_late_answers(&mut cluster, &mut held, |round| round % 2 == 1);
     }
-    let stats = cluster.node(1).stats();
-    assert_eq!(stats.check_quorum_step_downs, 0, "a healthy cluster with one tick of jitter");
     assert_eq!(cluster.leaders(), vec![1]);
+    cluster.node(1).stats().check_quorum_step_downs
 }
 
-/// FINDING (liveness, with native-node's driver): `raft-node` delivers the ticks it owes after a
-/// stall (a slow disk, an overloaded machine, a short SIGSTOP) all at once, *before* the
-/// messages that arrived meanwhile (`CoreTask::run`: biased select, ticker first, on purpose for
-/// leases). The leader is stalled for `T - 2` ticks, two ticks after its last answer; the
-/// followers' answers to its last heartbeat wait in its inbox. No one else can be elected
-/// (the followers heard from it less than T ago and refuse pre-votes), yet the sliding window
-/// steps down during the tick burst, before the waiting answers are handled; the cluster is
-/// then leaderless until a follower's election timer fires. The round-based check stepped down
-/// on a stall shorter than T only when the stall began right after a round boundary.
-/// Smallest fix (native-node, `CoreTask::run`): when more than one tick is owed, step the peer
-/// messages already queued (not client requests: no read is served in between, so leases are
-/// untouched) before delivering the owed ticks; their contact is then stamped with the older
-/// tick, which only errs towards stepping down.
+/// FINDING, fixed (liveness, a valid configuration): `Config::validate` used to allow any
+/// heartbeat interval below the election timeout. With `heartbeat_interval_ticks = T - 1`, one
+/// tick of jitter in the answers (one heartbeat answered in its own tick, the next one tick
+/// later) made the gap between two answers exactly T, and the sliding window stepped down on
+/// it, in a healthy cluster (no loss; followers' timeouts drawn from [T, 2T) never fire).
+/// Fixed twice over: `Config::validate` now requires `2 * heartbeat_interval_ticks <= T`
+/// (thesis §6.2: a late or lost answer is always covered by the next heartbeat), and a leader
+/// whose majority has been silent for T / 2 heartbeats on every tick until it answers.
 #[test]
-#[ignore = "FINDING: a leader stall shorter than T steps down in the driver's tick burst (native-node)"]
-fn finding_a_leader_stalled_less_than_an_election_timeout_steps_down_in_the_tick_burst() {
+fn finding_a_heartbeat_interval_just_below_the_timeout_steps_down_on_one_tick_of_jitter() {
+    let t = timeout();
+    let mut c = config(1);
+    c.heartbeat_interval_ticks = t - 1;
+    assert!(c.validate().is_err(), "h = T - 1 is refused");
+    c.heartbeat_interval_ticks = t / 2 + 1;
+    assert!(c.validate().is_err(), "h > T / 2 is refused");
+    c.heartbeat_interval_ticks = t / 2;
+    assert!(c.validate().is_ok(), "h = T / 2 is allowed");
+    for h in [1, 2, t / 2] {
+        assert_eq!(
+            step_downs_with_one_tick_of_jitter(h),
+            0,
+            "h = {h}, a healthy cluster with one tick of jitter"
+        );
+    }
+}
+
+/// How a driver catches up after a stall: the ticks it owes and the peer messages that
+/// arrived meanwhile, in some order.
+#[derive(Clone, Copy, Debug)]
+enum CatchUp {
+    /// The owed ticks, then the queued messages (native-node before the fix).
+    TicksFirst,
+    /// The queued peer messages, then the owed ticks (native-node's `CoreTask::run` now, when
+    /// more than one tick is owed).
+    MessagesFirst,
+}
+
+/// The leader is stalled for `T - 2` ticks, two ticks after its last answer, at every phase of
+/// its heartbeat timer; the followers' answers to its last heartbeat wait in its inbox. Returns
+/// the phases at which it stepped down when the stall ends and it catches up in `order`.
+fn stalled_leader_step_downs(order: CatchUp) -> Vec<String> {
     let t = timeout();
     let stall = t - 2;
     let mut failures = Vec::new();
@@ -485,26 +499,46 @@ fn finding_a_leader_stalled_less_than_an_election_timeout_steps_down_in_the_tick
             }
         }
         let age = since_contact(&cluster, 1, 2).min(since_contact(&cluster, 1, 3));
-        // The stall ends: the owed ticks first, then the inbox.
+        if let CatchUp::MessagesFirst = order {
+            for m in inbox.drain(..) {
+                let _ = cluster.node_mut(1).step(m);
+            }
+        }
         for _ in 0..stall {
             cluster.node_mut(1).tick();
         }
-        let stepped_down = cluster.node(1).role() != Role::Leader;
-        for m in inbox.drain(..) {
-            cluster.deliver(m);
-        }
-        cluster.flush();
         // The followers heard from node 1 within the last `stall + 1 < T` ticks: none of them
         // could have campaigned or granted a pre-vote meanwhile.
-        if stepped_down {
+        if cluster.node(1).role() != Role::Leader {
             failures.push(format!("phase {phase} (answers {age} ticks old at the stall)"));
         }
     }
+    failures
+}
+
+/// FINDING, fixed (liveness, with native-node's driver): `raft-node` delivers the ticks it owes
+/// after a stall (a slow disk, an overloaded machine, a short SIGSTOP) all at once (`CoreTask::
+/// run`, biased select, ticker first, on purpose for leases). It used to deliver them *before*
+/// the peer messages that arrived meanwhile: a leader stalled for `T - 2` ticks, two ticks
+/// after its last answer, stepped down during the tick burst although no one else could be
+/// elected (the followers heard from it less than T ago and refuse pre-votes), leaving the
+/// cluster leaderless until a follower's timer fired. Now, when more than one tick is owed,
+/// `CoreTask::run` steps the peer messages already queued first (no client request in between,
+/// so no lease read is served on the stale clock); their contact is stamped with the older
+/// tick, which only errs towards stepping down. This test models both orders on the core:
+/// the old one must fail (the model catches the bug), the new one never may. native-node's
+/// `catch_up` unit tests check that `CoreTask::run` uses the new order.
+#[test]
+fn finding_a_leader_stalled_less_than_an_election_timeout_steps_down_in_the_tick_burst() {
+    let t = timeout();
+    let old = stalled_leader_step_downs(CatchUp::TicksFirst);
+    let new = stalled_leader_step_downs(CatchUp::MessagesFirst);
     println!(
-        "stalled {stall} ticks (T = {t}); stepped down at {} of {t} phases: {failures:?}",
-        failures.len()
+        "stalled {} ticks (T = {t}); ticks first: stepped down at {old:?}; messages first: {new:?}",
+        t - 2
     );
-    assert!(failures.is_empty(), "stalled {stall} ticks < T = {t}, stepped down at: {failures:?}");
+    assert!(!old.is_empty(), "the model reproduces the tick-burst step-down of the old order");
+    assert!(new.is_empty(), "stalled {} ticks < T = {t}, stepped down at: {new:?}", t - 2);
 }
 
 // ----- the playground's captions (web/scenarios.js) ---------------------------------------------
@@ -526,73 +560,78 @@ fn role(sim: &Simulation, id: u64) -> (Role, Term) {
     (raft.role(), raft.term())
 }
 
-/// FINDING (docs: the playground): the scenario 'check-quorum' in web/scenarios.js says at
-/// 848 ms "Node 3 cannot hear of it: two leaders, in different terms" (truth: node 3 is still
-/// leader of term 2) and only at 855 ms that node 3 steps down. Those times were taken from the
-/// round-based check. Node 3 is cut off at 600 ms and now steps down one election timeout
-/// (200 ms) after its last answer, well before 848 ms, so the caption and its predicate are
-/// false and web/tests/learner.spec.mjs ('every caption's predicate holds') fails. This test
-/// replays the scenario on the core's simulator (the playground's `SimCluster` is a thin
-/// wrapper around it) and checks the caption's predicate at those times; it also checks the
-/// captions before and after, to show that the replay is faithful.
+/// When node 3 first stops leading, in ms, in a run of `sim` up to `until`.
+fn step_down_time(mut sim: Simulation, from: u64, until: u64) -> Option<u64> {
+    (from..=until).find(|&ms| {
+        sim.run_until(ms);
+        role(&sim, 3).0 != Role::Leader
+    })
+}
+
+fn is_leader(sim: &Simulation, id: u64) -> bool {
+    role(sim, id).0 == Role::Leader
+}
+
+/// FINDING, fixed (docs: the playground): the scenario 'check-quorum' in web/scenarios.js said
+/// at 848 ms "Node 3 cannot hear of it: two leaders, in different terms" and only at 855 ms
+/// that node 3 steps down: times taken from the round-based check. Node 3 is cut off at
+/// 600 ms and now steps down one election timeout (200 ms) after its last answer, at 785 ms,
+/// before the others elect node 4, so web/tests/learner.spec.mjs ('every caption's predicate
+/// holds') failed. The captions are re-timed (790 ms: node 3 steps down, nobody leads; 848 ms:
+/// node 4 leads term 3, node 3 follows in term 2). This test replays the scenario on the
+/// core's simulator (the playground's `SimCluster` is a thin wrapper around it) and checks
+/// the new captions' predicates at their times, and the ones before, to show the replay is
+/// faithful; the browser test checks the same in the playground.
 #[test]
-#[ignore = "FINDING: web/scenarios.js 'check-quorum' captions assume the round-based step-down time"]
 fn finding_the_playground_check_quorum_scenario_captions_no_longer_hold() {
-    let mut sim = Simulation::new(playground(18), Script::new()).unwrap();
+    let scenario = || {
+        let mut sim = Simulation::new(playground(18), Script::new()).unwrap();
+        sim.schedule(600, Input::Partition { side: vec![NodeId(3)] });
+        sim
+    };
+    let stepped_down_at = step_down_time(scenario(), 600, 1400);
+    println!("node 3 (cut off at 600 ms) stepped down at {stepped_down_at:?} ms");
+    let mut sim = scenario();
     sim.run_until(599);
     assert_eq!(role(&sim, 3), (Role::Leader, Term(2)), "600 ms: node 3 leads term 2");
-    sim.schedule(600, Input::Partition { side: vec![NodeId(3)] });
-    let mut stepped_down_at = None;
-    for ms in 600..=1400 {
-        sim.run_until(ms);
-        if stepped_down_at.is_none() && role(&sim, 3).0 != Role::Leader {
-            stepped_down_at = Some(ms);
-        }
-    }
-    println!("node 3 (cut off at 600 ms) stepped down at {stepped_down_at:?} ms");
-    let mut sim = Simulation::new(playground(18), Script::new()).unwrap();
-    sim.run_until(599);
-    sim.schedule(600, Input::Partition { side: vec![NodeId(3)] });
+    sim.run_until(700);
+    assert!(is_leader(&sim, 3), "700 ms: node 3 still leads");
+    sim.run_until(790);
+    assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "790 ms: node 3 stepped down in term 2");
+    assert!((1..=5).all(|id| !is_leader(&sim, id)), "790 ms: nobody leads");
     sim.run_until(848);
-    assert_eq!(role(&sim, 4), (Role::Leader, Term(3)), "848 ms: node 4 leads term 3 (faithful replay)");
-    assert_eq!(
-        role(&sim, 3),
-        (Role::Leader, Term(2)),
-        "848 ms: the caption says node 3 still leads term 2; it stepped down at {stepped_down_at:?} ms"
-    );
-    sim.run_until(855);
-    assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "855 ms: node 3 stepped down");
+    assert_eq!(role(&sim, 4), (Role::Leader, Term(3)), "848 ms: node 4 leads term 3");
+    assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "848 ms: node 3 follows in term 2");
 }
 
 /// Same for the scenario 'minority-partition': leader 3 and node 4 are cut off from 1, 2, 5 at
-/// 700 ms; the captions at 931 ms and 1004 ms say node 3 still leads term 2, and the one at
-/// 1055 ms that it stepped down "for a whole timeout". Printed, and checked at 931 and 1004.
+/// 700 ms; the captions at 931 ms and 1004 ms said node 3 still leads term 2, and the one at
+/// 1055 ms that it stepped down. It now steps down at 885 ms, before node 1 even times out; the
+/// captions are re-timed (890 ms: node 3 steps down, nobody leads; 931 ms: node 1 asks for
+/// pre-votes; 1004 ms: node 1 leads term 3, node 3 follows in term 2) and checked here.
 #[test]
-#[ignore = "FINDING: web/scenarios.js 'minority-partition' captions assume the round-based step-down time"]
 fn finding_the_playground_minority_partition_scenario_captions_no_longer_hold() {
-    let mut sim = Simulation::new(playground(18), Script::new()).unwrap();
-    sim.schedule(500, Input::Propose { data: Bytes::from_static(b"a=1") });
+    let scenario = || {
+        let mut sim = Simulation::new(playground(18), Script::new()).unwrap();
+        sim.schedule(500, Input::Propose { data: Bytes::from_static(b"a=1") });
+        sim.schedule(700, Input::Partition { side: vec![NodeId(3), NodeId(4)] });
+        sim.schedule(750, Input::ProposeTo { node: NodeId(3), data: Bytes::from_static(b"x=lost") });
+        sim
+    };
+    let stepped_down_at = step_down_time(scenario(), 700, 1100);
+    println!("node 3 (cut off at 700 ms) stepped down at {stepped_down_at:?} ms");
+    let mut sim = scenario();
     sim.run_until(699);
-    assert_eq!(role(&sim, 3), (Role::Leader, Term(2)));
-    sim.schedule(700, Input::Partition { side: vec![NodeId(3), NodeId(4)] });
-    sim.schedule(750, Input::ProposeTo { node: NodeId(3), data: Bytes::from_static(b"x=lost") });
-    let mut stepped_down_at = None;
-    let mut observed = Vec::new();
-    for ms in 700..=1100 {
-        sim.run_until(ms);
-        if stepped_down_at.is_none() && role(&sim, 3).0 != Role::Leader {
-            stepped_down_at = Some(ms);
-        }
-        if ms == 931 || ms == 1004 {
-            observed.push((ms, role(&sim, 3)));
-        }
+    assert_eq!(role(&sim, 3), (Role::Leader, Term(2)), "700 ms: node 3 leads term 2");
+    sim.run_until(890);
+    assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "890 ms: node 3 stepped down in term 2");
+    for id in [1, 2, 5] {
+        assert_eq!(role(&sim, id).0, Role::Follower, "890 ms: node {id} has not noticed yet");
     }
-    println!("node 3 (cut off at 700 ms) stepped down at {stepped_down_at:?} ms; {observed:?}");
-    for (ms, (role, term)) in observed {
-        assert_eq!(
-            (role, term),
-            (Role::Leader, Term(2)),
-            "{ms} ms: the caption says node 3 still leads term 2"
-        );
-    }
+    sim.run_until(931);
+    assert_eq!(role(&sim, 1).0, Role::PreCandidate, "931 ms: node 1 asks for pre-votes");
+    assert_eq!(role(&sim, 3).0, Role::Follower, "931 ms: node 3 follows");
+    sim.run_until(1004);
+    assert_eq!(role(&sim, 1), (Role::Leader, Term(3)), "1004 ms: node 1 leads term 3");
+    assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "1004 ms: node 3 follows in term 2");
 }
