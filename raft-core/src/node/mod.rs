@@ -50,6 +50,10 @@ pub struct Stats {
     pub terms_led: u64,
     /// Times this node stepped down because it lost contact with a majority.
     pub check_quorum_step_downs: u64,
+    /// Heartbeat rounds sent ahead of the heartbeat interval because a majority had been silent
+    /// for half an election timeout (check-quorum, thesis §6.2). Zero in a calm cluster whose
+    /// round trips are well below half an election timeout.
+    pub urgent_heartbeats: u64,
     /// Proposals accepted.
     pub proposals: u64,
     /// Proposals refused.
@@ -295,9 +299,12 @@ impl RaftNode {
                 return;
             }
             // A majority silent for half a timeout has missed answers (lost, late): ask on every
-            // tick until it answers, so that losses or jitter alone rarely depose a leader. Never
-            // in a calm cluster, where answers come back within a heartbeat interval and a trip.
-            heartbeat_due |= !self.heard_from_quorum_within(timeout.div_ceil(2));
+            // tick until it answers, so that losses or jitter alone rarely depose a leader. Not in
+            // a calm cluster, where answers come back within a heartbeat interval and a trip.
+            if !heartbeat_due && !self.heard_from_quorum_within(timeout.div_ceil(2)) {
+                self.stats.urgent_heartbeats += 1;
+                heartbeat_due = true;
+            }
         }
         if heartbeat_due {
             self.broadcast_heartbeat();
