@@ -645,3 +645,23 @@ fn finding_the_playground_minority_partition_scenario_captions_no_longer_hold() 
     assert_eq!(role(&sim, 1), (Role::Leader, Term(3)), "1004 ms: node 1 leads term 3");
     assert_eq!(role(&sim, 3), (Role::Follower, Term(2)), "1004 ms: node 3 follows in term 2");
 }
+
+/// A leader's `election_timer` is check-quorum's clock: ticks since a majority last answered,
+/// towards the election timeout at which it steps down (the playground draws it).
+#[test]
+fn a_leaders_election_timer_counts_the_majoritys_silence() {
+    let t = timeout();
+    let mut cluster = elected(3);
+    cluster.tick_all(t);
+    let (silent, timeout_ticks) = cluster.node(1).election_timer();
+    assert_eq!(timeout_ticks, t);
+    assert!(silent < t / 2, "a calm leader: {silent} ticks of silence");
+    cluster.isolate(1);
+    let start = cluster.node(1).election_timer().0;
+    for k in 1..t - start {
+        cluster.tick(1);
+        assert_eq!(cluster.node(1).election_timer(), (start + k, t));
+    }
+    cluster.tick(1);
+    assert_eq!(cluster.node(1).role(), Role::Follower, "stepped down when the timer reached T");
+}
