@@ -152,7 +152,9 @@ export function showNode(view, log, kv, nodeCount) {
   if (view.votedFor) parts.push(`voted for ${view.votedFor}`);
   if (view.leader && view.leader !== view.id) parts.push(`follows ${view.leader}`);
   parts.push(`commit ${view.commit}`, `applied ${view.applied}`, `last ${view.last}`);
-  if (view.timerTimeout) parts.push(`timer ${view.timerElapsed}/${view.timerTimeout} ticks`);
+  // A leader's timer is check-quorum's: ticks since a majority last answered (thesis §6.2).
+  const timer = view.role === 'leader' ? 'majority silent' : 'timer';
+  if (view.timerTimeout) parts.push(`${timer} ${view.timerElapsed}/${view.timerTimeout} ticks`);
   if (view.votes.length) parts.push(`votes: ${view.votes.map((v) => `${v.id}${v.granted ? '✓' : '✗'}`).join(' ')}`);
   $('node-summary').textContent = parts.join(' · ');
 

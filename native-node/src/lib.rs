@@ -29,6 +29,7 @@ pub mod admission;
 pub mod api;
 pub mod bench;
 pub mod browser_peers;
+mod catch_up;
 pub mod client;
 pub mod connection;
 pub mod credentials;

@@ -15,6 +15,7 @@
 //!    acknowledgements promise durability), committed entries are applied, waiting clients are
 //!    answered, and `advance()` is called.
 
+use crate::catch_up::{self, CatchUp};
 use crate::kv::{address_record, parse_address_record, StateMachine};
 use crate::metrics::Metrics;
 use crate::pending::{PendingWrites, Waiter};
@@ -761,14 +762,31 @@ struct CoreTask {
     pending_transfer: Option<(NodeId, Instant, Reply<NodeId>)>,
 }
 
+impl CatchUp for CoreTask {
+    fn step_queued_peer_message(&mut self) -> bool {
+        match self.inbound.try_recv() {
+            Ok(message) => {
+                self.step(message);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.node.tick();
+    }
+}
+
 impl CoreTask {
     async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.config.tick_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The core's clock is its tick count. After a stall (a stopped process, a slow disk,
-        // an overloaded machine) the ticks it missed are delivered at once, before anything
-        // else is handled, so its election timer and leader lease never lag real time
-        // (thesis §6.4.1: lease reads are only as safe as the clock).
+        // an overloaded machine) the ticks it missed are delivered at once, after the peer
+        // messages already queued but before any client request, so its election timer and
+        // leader lease never lag real time (thesis §6.4.1: lease reads are only as safe as the
+        // clock; `catch_up` says why peer messages go first).
         let clock_start = Instant::now();
         let mut ticks_delivered: u64 = 0;
         let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
@@ -787,9 +805,9 @@ impl CoreTask {
                     let interval_nanos = self.config.tick_interval.as_nanos().max(1);
                     let due = (clock_start.elapsed().as_nanos() / interval_nanos) as u64;
                     let owed = due.saturating_sub(ticks_delivered);
-                    for _ in 0..owed {
-                        self.node.tick();
-                    }
+                    // Peer messages that arrived during a stall go first (`catch_up`).
+                    let queued = self.inbound.len();
+                    catch_up::deliver_owed_ticks(&mut self, owed, queued);
                     ticks_delivered += owed;
                     self.ticked_during_write = owed > 0;
                     for peer in self.network.take_unreachable() {

@@ -14,7 +14,7 @@ pub struct Config {
     /// T: a follower that hears from no leader for a random time in `[T, 2T)` ticks campaigns
     /// (§5.2). Also the check-quorum and leader-lease period.
     pub election_timeout_ticks: u64,
-    /// A leader sends heartbeats every this many ticks; must be well below T (§5.6).
+    /// A leader sends heartbeats every this many ticks; at most T / 2 (§5.6, thesis §6.2).
     pub heartbeat_interval_ticks: u64,
     /// Ask for pre-votes before raising the term (thesis §9.6), so a server that rejoins from a
     /// partition cannot depose a working leader.
@@ -74,7 +74,11 @@ impl Config {
         if self.election_timeout_ticks < 2 {
             return Err(ConfigError::ElectionTimeoutTooShort);
         }
-        if self.heartbeat_interval_ticks == 0 || self.heartbeat_interval_ticks >= self.election_timeout_ticks
+        // At least two heartbeats per election timeout (thesis §6.2): otherwise one late or lost
+        // answer leaves a majority silent for a whole timeout and check-quorum deposes a
+        // healthy leader.
+        if self.heartbeat_interval_ticks == 0
+            || self.heartbeat_interval_ticks.saturating_mul(2) > self.election_timeout_ticks
         {
             return Err(ConfigError::HeartbeatInterval);
         }

@@ -8,7 +8,7 @@ use core::fmt;
 pub enum ConfigError {
     /// `election_timeout_ticks` below 2 leaves no room for randomization.
     ElectionTimeoutTooShort,
-    /// `heartbeat_interval_ticks` must be at least 1 and below the election timeout.
+    /// `heartbeat_interval_ticks` must be at least 1 and at most half the election timeout.
     HeartbeatInterval,
     /// A limit that must be positive is zero.
     ZeroLimit(&'static str),
@@ -22,9 +22,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::ElectionTimeoutTooShort => f.write_str("election timeout must be at least 2 ticks"),
-            ConfigError::HeartbeatInterval => {
-                f.write_str("heartbeat interval must be at least 1 tick and below the election timeout")
-            }
+            ConfigError::HeartbeatInterval => f.write_str(
+                "heartbeat interval must be at least 1 tick and at most half the election timeout",
+            ),
             ConfigError::ZeroLimit(name) => write!(f, "limit {name} must be positive"),
             ConfigError::ClockDrift => f.write_str("clock drift bound must be below the election timeout"),
             ConfigError::InconsistentRestore(what) => write!(f, "restored state is inconsistent: {what}"),

@@ -106,31 +106,37 @@ fn retries_without_sessions_are_applied_twice() {
 }
 
 /// Snapshots carry the key-value store: servers that installed one (or restarted from one)
-/// end the run with the same keys, values and sessions as everyone else.
+/// end the run with the same keys, values and sessions as everyone else. Over a few seeds, so
+/// that some server does install a snapshot whatever the timing of one seed.
 #[test]
 fn snapshots_carry_the_key_value_store() {
     let options = options(5, "snapshot,crash,partition", 5_000);
-    let config = run_config(3, &options);
-    let duration_ms = options.ticks * config.tick_ms;
-    let mut plan = NemesisPlan::new(options.faults, duration_ms);
-    plan.propose_interval_ms = 0;
-    let script = generate(&config, &plan);
-    let mut workload = WorkloadConfig::new(8, ReadMode::Linearizable);
-    workload.stop_ms = Some(duration_ms);
-    let mut simulation = Simulation::with_workload(config, script, workload).unwrap();
-    // Let the last writes reach every server.
-    simulation.run_until(duration_ms + 3_000);
-    assert!(simulation.violations().is_empty(), "{:?}", simulation.violations());
-    assert!(simulation.stats().snapshots_installed > 0, "no snapshot was installed");
-    let workload = simulation.workload().unwrap();
-    let stores: Vec<_> = simulation.nodes().iter().map(|node| workload.store(node.id).unwrap()).collect();
-    let reference = stores[0];
-    assert!(!reference.is_empty());
-    for store in &stores {
-        assert_eq!(store.applied_index(), reference.applied_index());
-        assert!(store.iter().eq(reference.iter()), "stores differ");
-        assert_eq!(store.session_count(), reference.session_count());
+    let mut installed = 0;
+    for seed in 3..=6 {
+        let config = run_config(seed, &options);
+        let duration_ms = options.ticks * config.tick_ms;
+        let mut plan = NemesisPlan::new(options.faults, duration_ms);
+        plan.propose_interval_ms = 0;
+        let script = generate(&config, &plan);
+        let mut workload = WorkloadConfig::new(8, ReadMode::Linearizable);
+        workload.stop_ms = Some(duration_ms);
+        let mut simulation = Simulation::with_workload(config, script, workload).unwrap();
+        // Let the last writes reach every server.
+        simulation.run_until(duration_ms + 3_000);
+        assert!(simulation.violations().is_empty(), "seed {seed}: {:?}", simulation.violations());
+        installed += simulation.stats().snapshots_installed;
+        let workload = simulation.workload().unwrap();
+        let stores: Vec<_> = simulation.nodes().iter().map(|node| workload.store(node.id).unwrap()).collect();
+        let reference = stores[0];
+        assert!(!reference.is_empty());
+        for store in &stores {
+            assert_eq!(store.applied_index(), reference.applied_index(), "seed {seed}");
+            assert!(store.iter().eq(reference.iter()), "seed {seed}: stores differ");
+            assert_eq!(store.session_count(), reference.session_count(), "seed {seed}");
+        }
     }
+    eprintln!("{installed} snapshots installed over seeds 3-6");
+    assert!(installed > 0, "no snapshot was installed");
 }
 
 #[test]

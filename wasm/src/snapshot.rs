@@ -139,7 +139,8 @@ pub struct NodeView {
     pub last: u64,
     /// Last index on disk.
     pub stable: u64,
-    /// Election timer: ticks elapsed and the timeout it counts to.
+    /// `RaftNode::election_timer`: ticks elapsed and the timeout it counts to (for a leader,
+    /// ticks since a majority last answered, towards its check-quorum step-down).
     pub timer_elapsed: u64,
     /// See `timer_elapsed`.
     pub timer_timeout: u64,

@@ -17,15 +17,33 @@ impl RaftNode {
     ///
     /// Stepping down sooner only shortens the leader's lease (`lease_is_valid` needs the
     /// leader role), so lease reads stay within what followers promise (see `node/lease.rs`).
-    pub(super) fn heard_from_quorum_recently(&self) -> bool {
+    pub(super) fn heard_from_quorum_within(&self, window: u64) -> bool {
+        self.quorum_silence_ticks() < window
+    }
+
+    /// Leader: ticks since a majority (of both halves when joint, thesis §4.3) last answered,
+    /// i.e. the smallest age `a` such that the members heard from within `a` ticks make a
+    /// quorum. The leader counts as heard from now; a member it tracks no progress for never.
+    /// Check-quorum steps down when this reaches the election timeout.
+    pub(super) fn quorum_silence_ticks(&self) -> u64 {
         let me = self.config.id;
         let ticks = self.ticks;
-        let timeout = self.config.election_timeout_ticks;
         let progress = &self.progress;
-        quorum::has_quorum(self.membership(), |id| {
-            id == me
-                || progress.get(&id).is_some_and(|pr| ticks.saturating_sub(pr.last_contact_tick) < timeout)
-        })
+        let age_of = |id: NodeId| {
+            if id == me {
+                0
+            } else {
+                progress.get(&id).map_or(u64::MAX, |pr| ticks.saturating_sub(pr.last_contact_tick))
+            }
+        };
+        let mut ages: Vec<u64> = progress.keys().map(|&id| age_of(id)).collect();
+        ages.push(0);
+        ages.sort_unstable();
+        ages.dedup();
+        let membership = self.membership();
+        ages.into_iter()
+            .find(|&age| quorum::has_quorum(membership, |id| age_of(id) <= age))
+            .unwrap_or(u64::MAX)
     }
 
     /// Starts an election now, as if the election timer had fired.

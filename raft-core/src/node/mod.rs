@@ -50,6 +50,10 @@ pub struct Stats {
     pub terms_led: u64,
     /// Times this node stepped down because it lost contact with a majority.
     pub check_quorum_step_downs: u64,
+    /// Heartbeat rounds sent ahead of the heartbeat interval because a majority had been silent
+    /// for half an election timeout (check-quorum, thesis §6.2). Zero in a calm cluster whose
+    /// round trips are well below half an election timeout.
+    pub urgent_heartbeats: u64,
     /// Proposals accepted.
     pub proposals: u64,
     /// Proposals refused.
@@ -120,15 +124,16 @@ pub struct RaftNode {
     /// The log, and with it the configuration in force: the latest in the log, counted as soon
     /// as it is appended (thesis §4.1). There is no second copy to drift from it.
     log: RaftLog,
-    /// Ticks since the last heartbeat or election (followers). Leaders restart it every
-    /// election timeout only for the playground's timer arc: check-quorum looks at each
-    /// member's last answer on every tick instead (`heard_from_quorum_recently`).
+    /// Followers and candidates: ticks since the last heartbeat, granted vote or campaign,
+    /// counted towards `election_timeout_randomized`. Leaders do not count it: check-quorum
+    /// measures the majority's silence from each member's `last_contact_tick` instead.
     election_elapsed: u64,
     /// Ticks since the leader's last heartbeat round.
     heartbeat_elapsed: u64,
     /// This round's election timeout, drawn from `[T, 2T)`.
     election_timeout_randomized: u64,
-    /// Ticks since the node started; only for last-contact reporting.
+    /// Ticks since the node started: the leader's clock for each member's last contact
+    /// (check-quorum, thesis §6.2, and `ticks_since_contact`) and for its lease (§6.4.1).
     ticks: u64,
     /// Leader only: one entry per other member.
     progress: BTreeMap<NodeId, Progress>,
@@ -268,11 +273,13 @@ impl RaftNode {
     /// check-quorum are all counted in ticks.
     pub fn tick(&mut self) {
         self.ticks += 1;
-        self.election_elapsed += 1;
         self.expire_forwarded_reads();
         if self.role == Role::Leader {
             self.tick_leader();
-        } else if self.election_elapsed >= self.election_timeout_randomized && self.is_promotable() {
+            return;
+        }
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.election_timeout_randomized && self.is_promotable() {
             self.start_campaign(CampaignReason::ElectionTimeout);
         }
     }
@@ -281,17 +288,25 @@ impl RaftNode {
         self.heartbeat_elapsed += 1;
         self.tick_transfer();
         self.advance_catch_up();
-        if self.election_elapsed >= self.config.election_timeout_ticks {
-            // Only the playground's timer arc counts leader rounds now (`election_timer`).
-            self.election_elapsed = 0;
+        let mut heartbeat_due = self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks;
+        if self.config.check_quorum {
+            // Thesis §6.2: step down once a majority has been silent for an election timeout.
+            let timeout = self.config.election_timeout_ticks;
+            if !self.heard_from_quorum_within(timeout) {
+                self.stats.check_quorum_step_downs += 1;
+                self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
+                self.become_follower(self.term, None);
+                return;
+            }
+            // A majority silent for half a timeout has missed answers (lost, late): ask on every
+            // tick until it answers, so that losses or jitter alone rarely depose a leader. Not in
+            // a calm cluster, where answers come back within a heartbeat interval and a trip.
+            if !heartbeat_due && !self.heard_from_quorum_within(timeout.div_ceil(2)) {
+                self.stats.urgent_heartbeats += 1;
+                heartbeat_due = true;
+            }
         }
-        if self.config.check_quorum && !self.heard_from_quorum_recently() {
-            self.stats.check_quorum_step_downs += 1;
-            self.events.push(RaftEvent::CheckQuorumFailed { term: self.term });
-            self.become_follower(self.term, None);
-            return;
-        }
-        if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+        if heartbeat_due {
             self.broadcast_heartbeat();
         }
     }

@@ -105,15 +105,20 @@ impl RaftNode {
         self.ticks
     }
 
-    /// Ticks since the last heartbeat or election round, and the timeout it counts towards.
-    /// The playground draws this as the election timer's arc.
+    /// The timer that ends this node's role, and the timeout it counts towards; the playground
+    /// draws it as the election timer's arc. Followers and candidates: ticks since they last
+    /// heard from a leader or campaigned, towards their randomized election timeout (§5.2).
+    /// Leaders with check-quorum: ticks since a majority last answered, towards the election
+    /// timeout at which the leader steps down (thesis §6.2); without check-quorum, `(0, 0)`.
     pub fn election_timer(&self) -> (u64, u64) {
-        let timeout = if self.role == Role::Leader {
-            self.config.election_timeout_ticks
-        } else {
-            self.election_timeout_randomized
-        };
-        (self.election_elapsed, timeout)
+        if self.role != Role::Leader {
+            return (self.election_elapsed, self.election_timeout_randomized);
+        }
+        if !self.config.check_quorum {
+            return (0, 0);
+        }
+        let timeout = self.config.election_timeout_ticks;
+        (self.quorum_silence_ticks().min(timeout), timeout)
     }
 
     /// Votes received in the current (pre-)election: (voter, granted).
