@@ -392,3 +392,52 @@ fn a_leader_that_left_a_joint_configuration_campaigns_with_c_new_only() {
     assert!(settled(&cluster), "leaders {:?}", cluster.leaders());
     assert_ne!(cluster.leaders(), vec![1]);
 }
+
+/// A single voter hands the cluster to a learner through joint consensus (`{1}` to `{2}`) and
+/// is cut off after the joint configuration commits but before C_new reaches node 2. Node 1's
+/// latest configuration `{2}` has no voter it can reach and does not contain it: its own vote
+/// must count for nothing, on any tick (check-quorum would hide a wrongly won term after a
+/// timeout, so every tick is checked). Reconnected, it is the only server that can end this
+/// (node 2 needs its vote in `{2}/{1}` and is behind), and it does.
+#[test]
+fn a_sole_voter_that_handed_over_never_elects_itself() {
+    let mut cluster = elected(1);
+    let t = cluster.configs[0].election_timeout_ticks;
+    let two = cluster.add_empty_node();
+    let expected = cluster.node(1).membership_index();
+    cluster.node_mut(1).change_membership(MembershipChange::AddLearner(NodeId(two)), expected).unwrap();
+    cluster.tick_all(t);
+    let expected = cluster.node(1).membership_index();
+    cluster.node_mut(1).change_membership(MembershipChange::ReplaceVoters(ids(&[2])), expected).unwrap();
+    let carries_c_new = |m: &Message| match &m.body {
+        MessageBody::AppendEntries { entries, .. } => entries.iter().any(
+            |e| matches!(&e.payload, EntryPayload::Membership(c) if !c.is_joint() && c.voters == ids(&[2])),
+        ),
+        _ => false,
+    };
+    cluster.stabilize_filtered(|m| !carries_c_new(m));
+    assert_eq!(cluster.node(1).membership(), &Membership::with_voters(ids(&[2])));
+    assert!(cluster.node(2).membership().is_joint());
+    cluster.isolate(1);
+    let led_before = cluster.node(1).stats().terms_led;
+    for _ in 0..20 * t {
+        cluster.tick_all(1);
+        if cluster.node(1).role() == Role::Leader {
+            // Still the leader of the term that made the change, until check-quorum deposes it.
+            assert_eq!(cluster.node(1).stats().terms_led, led_before, "node 1 elected itself alone");
+        }
+    }
+    assert_ne!(cluster.node(1).role(), Role::Leader);
+    assert!(cluster.node(1).stats().pre_votes_started > 0, "it did try");
+    cluster.heal();
+    for _ in 0..20 {
+        cluster.tick_all(t);
+        if cluster.leaders() == vec![2]
+            && cluster.node(2).commit_index() >= cluster.node(2).membership_index()
+        {
+            break;
+        }
+    }
+    assert_eq!(cluster.leaders(), vec![2]);
+    assert_eq!(cluster.node(2).membership(), &Membership::with_voters(ids(&[2])));
+}
