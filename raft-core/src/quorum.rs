@@ -72,6 +72,13 @@ fn majority_vote(voters: &BTreeSet<NodeId>, vote_of: &impl Fn(NodeId) -> Option<
 
 /// Tallies an election: `vote_of(id)` is `Some(granted)` once `id` answered.
 pub fn vote_result(membership: &Membership, vote_of: impl Fn(NodeId) -> Option<bool>) -> VoteResult {
+    // A configuration with no voters elects no one and confirms nothing. The engine never writes
+    // one (`NoVotersLeft`), but a peer's entry or a damaged store could carry one, and an empty
+    // majority would otherwise be "won" by a lone candidate that can never commit (an empty
+    // *outgoing* half, outside a joint change, must still agree with anything).
+    if membership.voters.is_empty() {
+        return VoteResult::Lost;
+    }
     let incoming = majority_vote(&membership.voters, &vote_of);
     let outgoing = majority_vote(&membership.voters_outgoing, &vote_of);
     match (incoming, outgoing) {

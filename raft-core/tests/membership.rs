@@ -108,7 +108,7 @@ fn thesis_4_2_2_a_removed_leader_leads_until_the_change_commits_then_steps_down(
     let leaders = cluster.leaders();
     assert_eq!(leaders.len(), 1);
     assert!(leaders[0] == 2 || leaders[0] == 3);
-    // The removed server never campaigns again: it is not a voter.
+    // The removed server never campaigns again: it knows its removal is committed.
     let term = cluster.node(leaders[0]).term();
     cluster.tick_all(60);
     assert_eq!(cluster.node(leaders[0]).term(), term);

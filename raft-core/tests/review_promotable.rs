@@ -291,7 +291,6 @@ fn restored_with_latest(latest: Membership) -> TestCluster {
 /// *incoming* voter set loses every vote (`quorum::vote_result`), and/or refuse configuration
 /// entries without voters where entries are accepted (AppendEntries, restore, snapshots).
 #[test]
-#[ignore = "review 0964c21: a configuration without voters elects the removed server alone"]
 fn a_configuration_without_voters_elects_no_one() {
     let mut cluster = restored_with_latest(Membership::default());
     cluster.let_restart_leases_lapse();
@@ -304,7 +303,6 @@ fn a_configuration_without_voters_elects_no_one() {
 /// The same through the network: a (buggy) leader of term 3 sends node 1 a configuration with
 /// no voters; node 1 then elects itself. Shows the path is a peer's message, not only storage.
 #[test]
-#[ignore = "review 0964c21: a configuration without voters from a peer elects the receiver alone"]
 fn a_configuration_without_voters_from_a_peer_elects_no_one() {
     let mut cluster = TestCluster::new(2);
     cluster.campaign(1);
