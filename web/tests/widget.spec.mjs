@@ -364,3 +364,33 @@ test('FlotillaRaft.wasmUrl: a site can serve the wasm from elsewhere', async ({ 
   expect(wasm).toEqual(['/pkg/flotilla_wasm_bg.wasm']);
   expect(await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('.wasm')).map((e) => new URL(e.name).search))).toEqual(['?copy=self-hosted']);
 });
+
+test('panels="history": the stale-read scenario ends on the violation, explained; clicking an operation seeks the widget', async ({ page }) => {
+  const seen = watch(page);
+  await page.goto('/widget/test.html');
+  await page.evaluate(() => {
+    const w = document.createElement('flotilla-raft');
+    w.id = 'wh';
+    w.setAttribute('scenario', 'stale-read');
+    w.setAttribute('panels', 'history');
+    w.setAttribute('controls', 'full');
+    document.querySelector('main').prepend(w);
+  });
+  await show(page, 'wh');
+  await playToEnd(page, 'wh');
+  const wh = page.locator('#wh');
+  const panel = wh.locator('[data-panel="history"]');
+  await expect(panel).toHaveAttribute('aria-label', 'Client history');
+  await expect(panel.locator('.history-summary')).toHaveText('not linearizable: 1 key of 1 key fail');
+  await expect(panel.locator('.history-sentence')).toContainText('get x returned 1 after put x=2 completed');
+  // The violation's operations are buttons; the blocked one seeks the widget to its invocation.
+  const blocked = panel.locator('.history-ops button.blocked');
+  await expect(blocked).toHaveCount(1);
+  const before = await page.evaluate(() => document.getElementById('wh').currentTime);
+  await blocked.click();
+  const after = await page.evaluate(() => document.getElementById('wh').currentTime);
+  expect(after).toBeLessThan(before);
+  const results = await new AxeBuilder({ page }).include('#wh').analyze();
+  expect(results.violations.map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+  expect(seen.errors).toEqual([]);
+});

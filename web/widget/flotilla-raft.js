@@ -13,6 +13,9 @@ const ATTRIBUTES = ['scenario', 'run', 'nodes', 'seed', 'autoplay', 'loop', 'spe
 /** Attributes that change what runs: a new run when they change after loading. */
 const RUN_ATTRIBUTES = new Set(['scenario', 'run', 'nodes', 'seed']);
 /** Attributes that change the shadow DOM's structure. */
+/** Each panel's accessible name and heading. */
+const PANEL_LABELS = { log: 'Leader’s log', kv: 'Key-value state', events: 'Events', history: 'Client history' };
+const PANEL_TITLES = { log: 'Leader’s log', kv: 'Key-value state (leader)', events: 'Events', history: 'Client history (linearizability)' };
 const LAYOUT_ATTRIBUTES = new Set(['controls', 'panels', 'caption']);
 const DEFAULT_HEIGHT = 400;
 /** Start loading when the widget is this close to the viewport. */
@@ -52,6 +55,17 @@ input[type="range"] { flex: 1 1 120px; min-width: 100px; accent-color: var(--fr-
 .panel { height: 9em; overflow: auto; margin: 0; padding: 6px 10px; font-size: 12px; border-right: 1px solid var(--fr-line); }
 .panel h3 { margin: 0 0 4px; font-size: 12px; }
 .panel ol, .panel ul { margin: 0; padding-left: 1.2em; }
+.panel[data-panel="history"] { grid-column: 1 / -1; height: auto; max-height: 30em; }
+.history-summary { margin: 0 0 4px; font-weight: 600; }
+.history-summary[data-verdict='not linearizable'] { color: #b91c1c; }
+:host([data-theme="dark"]) .history-summary[data-verdict='not linearizable'] { color: #fca5a5; }
+.history-sentence { margin: 2px 0; }
+.history-tools { display: flex; gap: 4px; margin-bottom: 4px; }
+.history-scroll { max-height: 16em; overflow-y: auto; border: 1px solid var(--fr-line); border-radius: 6px; }
+.history-scroll:focus-visible { outline: 3px solid var(--fr-accent); outline-offset: 1px; }
+.history-canvas { display: block; width: 100%; height: 60px; touch-action: pan-y; }
+.history-detail { min-height: 2.4em; margin: 4px 0; font-variant-numeric: tabular-nums; }
+.history-legend { color: var(--fr-muted); margin: 0; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .error { color: #b91c1c; }
 :host([data-theme="dark"]) .error { color: #fca5a5; }
@@ -105,6 +119,9 @@ export class FlotillaRaft extends HTMLElement {
   #wantPlay = false;
   #error = null;
   #panelsAt = 0;
+  /** `panels="history"`: the history panel and the checker behind it (re-checks only the keys
+   * whose operations changed), made on first show; `revision` is the history last shown. */
+  #history = null;
   #resolveReady;
   #lastCaption = '';
   #ownLabel = null;
@@ -303,6 +320,7 @@ export class FlotillaRaft extends HTMLElement {
   // ----- the shadow DOM -----------------------------------------------------------------------
 
   #build() {
+    this.#history = null;
     const controls = this.#controlsMode();
     const panels = this.#panelList();
     const title = this.getAttribute('alt') || (this.getAttribute('scenario') ? `Raft: ${this.getAttribute('scenario').replace(/-/g, ' ')}` : 'A Raft cluster');
@@ -342,7 +360,7 @@ export class FlotillaRaft extends HTMLElement {
       ${
         panels.length
           ? `<div class="panels">${panels
-              .map((name) => `<section class="panel" data-panel="${name}" tabindex="0" aria-label="${{ log: 'Leader’s log', kv: 'Key-value state', events: 'Events' }[name]}"><h3>${{ log: 'Leader’s log', kv: 'Key-value state (leader)', events: 'Events' }[name]}</h3><div></div></section>`)
+              .map((name) => `<section class="panel" data-panel="${name}" tabindex="0" aria-label="${PANEL_LABELS[name]}"><h3>${PANEL_TITLES[name]}</h3><div></div></section>`)
               .join('')}</div>`
           : ''
       }`;
@@ -460,6 +478,7 @@ export class FlotillaRaft extends HTMLElement {
       }
       panels.kv.replaceChildren(pairs.length ? list : document.createTextNode('empty'));
     }
+    if (panels.history) this.#refreshHistory(player, panels.history);
     if (panels.events) {
       const list = document.createElement('ul');
       for (const line of player.events.slice(-8).reverse()) {
@@ -470,6 +489,36 @@ export class FlotillaRaft extends HTMLElement {
       const s = c.stats();
       panels.events.replaceChildren(document.createTextNode(`${s.messagesDelivered} messages delivered, ${s.committed} entries committed`), list);
     }
+  }
+
+  #refreshHistory(player, container) {
+    if (!this.#history) {
+      this.#history = {
+        panel: this.#engine.mountHistoryPanel(container, {
+          onSeek: (timeMs) => {
+            this.pause();
+            this.seek(timeMs);
+          },
+          theme: this.dataset.theme,
+        }),
+        checker: new player.tables.HistoryChecker(),
+        cluster: null,
+        revision: -1,
+        data: null,
+      };
+    }
+    const h = this.#history;
+    const c = player.cluster;
+    if (c !== h.cluster || c.historyRevision !== h.revision) {
+      h.cluster = c;
+      h.revision = c.historyRevision;
+      h.data = h.checker.check(c);
+    } else if (h.data.now === c.nowMs) {
+      return;
+    }
+    // Bars still in flight grow to now even when nothing new happened.
+    h.data.now = c.nowMs;
+    h.panel.update(h.data);
   }
 
   #updateLabel() {
@@ -487,6 +536,7 @@ export class FlotillaRaft extends HTMLElement {
     this.dataset.theme = dark ? 'dark' : 'light';
     if (this.#player) {
       this.#player.theme = this.dataset.theme;
+      this.#history?.panel.setTheme(this.dataset.theme);
       this.#player.draw();
     }
   }
@@ -538,7 +588,7 @@ export class FlotillaRaft extends HTMLElement {
   #panelList() {
     return (this.getAttribute('panels') ?? '')
       .split(/[\s,]+/)
-      .filter((name) => ['log', 'kv', 'events'].includes(name))
+      .filter((name) => ['log', 'kv', 'events', 'history'].includes(name))
       .filter((name, k, all) => all.indexOf(name) === k);
   }
 

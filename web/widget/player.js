@@ -30,6 +30,8 @@ const FREE_RUN_TAIL_MS = 1500;
 const FREE_RUN_MIN_MS = 3000;
 
 export { loadWasm, readingMs };
+/** The playground's history panel, shown by `panels="history"` (loaded with the player only). */
+export { mountHistoryPanel } from '../history.js';
 
 /** Throws a RangeError naming the widget, for a spec that cannot be run. */
 const bad = (text) => new RangeError(`flotilla-raft: ${text}`);
