@@ -116,7 +116,7 @@ impl Credentials {
             }
             if self.client_token.is_none() {
                 return Err(
-                    "off loopback, clients need a token: give --client-token-file or FLOTILLA_CLIENT_TOKEN"
+                    "off loopback, clients need a client token: give --client-token-file or FLOTILLA_CLIENT_TOKEN"
                         .into(),
                 );
             }
