@@ -298,6 +298,12 @@ impl StateMachine for RecordingStateMachine {
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
         self.inner.peer_addresses()
     }
+    fn bytes(&self) -> u64 {
+        self.inner.bytes()
+    }
+    fn quota_bytes(&self) -> u64 {
+        self.inner.quota_bytes()
+    }
     fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
         self.inner.restore_command(snapshot)
     }

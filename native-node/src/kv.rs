@@ -50,14 +50,11 @@ pub trait StateMachine: Send + 'static {
     fn refuse_client_command(&self, _command: &[u8]) -> Option<String> {
         None
     }
-    /// Bytes the state holds (keys and values), for the quota and its alarm.
-    fn bytes(&self) -> u64 {
-        0
-    }
-    /// The quota of [`StateMachine::bytes`]; 0: none.
-    fn quota_bytes(&self) -> u64 {
-        0
-    }
+    /// Bytes the state holds (keys and values), for the quota and its alarm. No default: a
+    /// wrapping state machine that forgot to forward it would switch the alarm off silently.
+    fn bytes(&self) -> u64;
+    /// The quota of [`StateMachine::bytes`]; 0: none. No default, as for `bytes`.
+    fn quota_bytes(&self) -> u64;
 }
 
 /// Keys under this prefix are the cluster's own records (peer addresses). No client operation
