@@ -307,17 +307,9 @@ impl StateMachine for RecordingStateMachine {
     fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
         self.inner.restore_command(snapshot)
     }
-    /// The client API refuses every reserved key before it reaches the log (see
-    /// [`crate::api::Operation::touches_reserved_key`]); inside the process, only this module
-    /// writes browser and address records through [`Raft::apply`].
+    /// Every reserved key stays refused to callers of [`Raft::apply`]: this module writes its
+    /// records through the crate-private `Raft::apply_record`.
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {
-        if let Ok(Command { body: CommandBody::Request { operation, session: None }, .. }) =
-            Command::decode(command)
-        {
-            if operation.key().is_some_and(|key| is_browser_record_key(key)) {
-                return None;
-            }
-        }
         self.inner.refuse_client_command(command)
     }
 }
@@ -517,7 +509,8 @@ impl BrowserPeers {
                 expected,
                 new: Bytes::from((current + 1).to_string()),
             };
-            let applied = raft.apply(Command::unsessioned(now_unix_ms(), operation).encode(), timeout).await;
+            let applied =
+                raft.apply_record(Command::unsessioned(now_unix_ms(), operation).encode(), timeout).await;
             let applied = applied.map_err(|error| leadership_refusal(&error))?;
             match crate::kv::decode_response(&applied.response) {
                 Ok(Ok(Output::Swapped)) => {
@@ -538,7 +531,7 @@ impl BrowserPeers {
             BrowserAdmission { fields: fields.clone(), join_nonce, admitted_unix_ms: now_unix_ms() };
         let record =
             Operation::Put { key: Bytes::from(browser_key(id)), value: Bytes::from(admission.encode()) };
-        raft.apply(Command::unsessioned(now_unix_ms(), record).encode(), timeout)
+        raft.apply_record(Command::unsessioned(now_unix_ms(), record).encode(), timeout)
             .await
             .map_err(|error| leadership_refusal(&error))?;
         self.record_member_addresses(raft, timeout).await?;
@@ -583,7 +576,7 @@ impl BrowserPeers {
                 continue;
             }
             let Some(address) = transport.address(id) else { continue };
-            raft.apply(crate::kv::address_record(id, &address), timeout)
+            raft.apply_record(crate::kv::address_record(id, &address), timeout)
                 .await
                 .map_err(|error| leadership_refusal(&error))?;
         }
@@ -688,7 +681,7 @@ impl BrowserPeers {
                     for key in [browser_key(id), address_key(id)] {
                         let delete = Operation::Delete { key: Bytes::from(key) };
                         let _ = raft
-                            .apply(
+                            .apply_record(
                                 Command::unsessioned(now_unix_ms(), delete).encode(),
                                 self.config.join_timeout,
                             )
@@ -775,7 +768,8 @@ mod tests {
             expected: None,
             new: Bytes::from("1"),
         };
-        assert_eq!(machine.refuse_client_command(&Command::unsessioned(1, swap.clone()).encode()), None);
+        // Records are written through `Raft::apply_record`; callers of `Raft::apply` are refused.
+        assert!(machine.refuse_client_command(&Command::unsessioned(1, swap.clone()).encode()).is_some());
         machine.apply(&entry(1, swap.clone())).unwrap();
         // A lost swap (expected absent, found 1) changes nothing.
         machine.apply(&entry(2, swap)).unwrap();
@@ -800,7 +794,7 @@ mod tests {
         assert_eq!(fresh_records.lock().unwrap().admissions.get(&id), Some(&admission));
         copy.apply(&entry(5, Operation::Delete { key: Bytes::from(browser_key(id)) })).unwrap();
         assert!(fresh_records.lock().unwrap().admissions.is_empty());
-        // Other reserved keys stay refused.
+        // Every reserved key stays refused.
         let other =
             Operation::Put { key: Bytes::from_static(b"\x00flotilla/other"), value: Bytes::from("x") };
         assert!(copy.refuse_client_command(&Command::unsessioned(1, other).encode()).is_some());

@@ -349,16 +349,46 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
 
 /// A request to the core task.
 enum Command {
-    Apply { data: Bytes, reply: Reply<Applied> },
-    Barrier { reply: Reply<LogIndex> },
-    Read { query: Bytes, mode: ReadMode, reply: Reply<Bytes> },
+    Apply {
+        data: Bytes,
+        reply: Reply<Applied>,
+    },
+    /// The node's own records (reserved keyspace): never refused as a client's command is.
+    ApplyRecord {
+        data: Bytes,
+        reply: Reply<Applied>,
+    },
+    Barrier {
+        reply: Reply<LogIndex>,
+    },
+    Read {
+        query: Bytes,
+        mode: ReadMode,
+        reply: Reply<Bytes>,
+    },
     Campaign,
-    Snapshot { reply: Reply<LogIndex> },
-    ChangeMembership { change: MembershipChange, address: Option<(NodeId, String)>, reply: Reply<LogIndex> },
-    Backup { reply: Reply<(LogIndex, Bytes)> },
-    Restore { snapshot: Bytes, reply: Reply<Applied> },
-    Transfer { target: Option<NodeId>, reply: Reply<NodeId> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Snapshot {
+        reply: Reply<LogIndex>,
+    },
+    ChangeMembership {
+        change: MembershipChange,
+        address: Option<(NodeId, String)>,
+        reply: Reply<LogIndex>,
+    },
+    Backup {
+        reply: Reply<(LogIndex, Bytes)>,
+    },
+    Restore {
+        snapshot: Bytes,
+        reply: Reply<Applied>,
+    },
+    Transfer {
+        target: Option<NodeId>,
+        reply: Reply<NodeId>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The handle to a running node. Cheap to clone; every clone talks to the same core task.
@@ -511,6 +541,19 @@ impl Raft {
             return Err(RaftError::Busy("an empty command is not allowed".into()));
         }
         self.call(|reply| Command::Apply { data: command, reply }, timeout).await
+    }
+
+    /// Proposes one of the node's own records (browser admissions, invite use counts, peer
+    /// addresses: keys under [`crate::kv::RESERVED_KEY_PREFIX`]), which [`Raft::apply`] refuses
+    /// to every caller. Crate-private, so no client path can reach it (issue 11, Critical 1).
+    ///
+    /// # Errors
+    /// As [`Raft::apply`].
+    pub(crate) async fn apply_record(&self, command: Bytes, timeout: Duration) -> Result<Applied, RaftError> {
+        if command.is_empty() {
+            return Err(RaftError::Busy("an empty command is not allowed".into()));
+        }
+        self.call(|reply| Command::ApplyRecord { data: command, reply }, timeout).await
     }
 
     /// Waits until every command accepted before this call is applied (hashicorp's `Barrier`).
@@ -910,7 +953,8 @@ impl CoreTask {
                 let why = self.state_machine.refuse_client_command(&data).unwrap_or_default();
                 let _ = reply.send(Err(RaftError::Refused(why)));
             }
-            Command::Apply { data, reply } => match self.propose(data) {
+            Command::Apply { data, reply } | Command::ApplyRecord { data, reply } => match self.propose(data)
+            {
                 Ok((index, term)) => {
                     self.pending.insert(index, term, Waiter::Apply(reply));
                 }
