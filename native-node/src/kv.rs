@@ -60,7 +60,8 @@ pub trait StateMachine: Send + 'static {
 /// Keys under this prefix are the cluster's own records (peer addresses). No client operation
 /// may read, write or delete them, and a user's snapshot cannot bring its own: they change only
 /// through authenticated membership operations ([`crate::raft::Raft::add_voter`] and friends).
-pub const RESERVED_KEY_PREFIX: &[u8] = b"\x00flotilla/";
+/// Defined with the records in `raft_core::wire::records`, which the browser peer reads too.
+pub use raft_core::wire::records::RESERVED_KEY_PREFIX;
 
 /// Whether `key` belongs to the cluster's internal records.
 pub fn is_reserved_key(key: &[u8]) -> bool {
@@ -81,13 +82,12 @@ pub fn operation_touches_reserved(operation: &Operation) -> bool {
 /// Keys under this prefix record where a member can be dialled (hashicorp keeps addresses in
 /// its configuration; raft-core's `Membership` holds ids only, so the address travels through
 /// the log as a key-value record, and every node, including future leaders, learns it).
-pub const ADDRESS_KEY_PREFIX: &[u8] = b"\x00flotilla/address/";
+pub use raft_core::wire::records::ADDRESS_KEY_PREFIX;
 const _: () = assert!(ADDRESS_KEY_PREFIX.len() > RESERVED_KEY_PREFIX.len());
 
 /// The log command that records `address` for `id`.
 pub fn address_record(id: NodeId, address: &str) -> Bytes {
-    let mut key = ADDRESS_KEY_PREFIX.to_vec();
-    key.extend_from_slice(id.0.to_string().as_bytes());
+    let key = raft_core::wire::records::address_key(id);
     let timestamp_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -98,12 +98,7 @@ pub fn address_record(id: NodeId, address: &str) -> Bytes {
     .encode()
 }
 
-fn parse_address(key: &[u8], value: &[u8]) -> Option<(NodeId, String)> {
-    let id = key.strip_prefix(ADDRESS_KEY_PREFIX)?;
-    let id: u64 = std::str::from_utf8(id).ok()?.parse().ok()?;
-    let address = std::str::from_utf8(value).ok()?.to_string();
-    Some((NodeId(id), address))
-}
+use raft_core::wire::records::parse_address;
 
 /// The member address a log command records, if it is such a record.
 pub fn parse_address_record(command: &[u8]) -> Option<(NodeId, String)> {
