@@ -32,11 +32,13 @@
 
 pub mod invite;
 pub mod records;
+pub mod tab;
 
 pub use invite::{
     decode_join_answer, invite_key, tab_key, Admitted, InviteFields, InviteRole, InviteToken, Join,
     JoinAnswer, JoinRefusal, Redirect,
 };
+pub use tab::{StorageBackend, TabStatus};
 
 use crate::NodeId;
 use alloc::string::{String, ToString};
@@ -73,6 +75,8 @@ pub enum FrameKind {
     Redirect = 6,
     /// Leader → tab: admitted as a learner ([`invite::Admitted`]).
     Admitted = 7,
+    /// Browser tab → native node, tagged: what the tab's storage can promise ([`tab::TabStatus`]).
+    TabStatus = 8,
     /// One Raft message (tagged).
     Raft = 16,
 }
@@ -87,6 +91,7 @@ impl FrameKind {
             5 => Some(FrameKind::Join),
             6 => Some(FrameKind::Redirect),
             7 => Some(FrameKind::Admitted),
+            8 => Some(FrameKind::TabStatus),
             16 => Some(FrameKind::Raft),
             _ => None,
         }
@@ -172,6 +177,14 @@ pub(crate) fn split_header(frame: &[u8]) -> Result<(FrameKind, &[u8]), FrameErro
     }
     let kind = FrameKind::from_byte(*kind).ok_or(FrameError::UnknownKind(*kind))?;
     Ok((kind, body))
+}
+
+/// Decodes a frame body returned by [`Opener::open_any`].
+///
+/// # Errors
+/// [`FrameError::Body`] when the bytes are not a `T`.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))
 }
 
 /// First frame of the acceptor.
@@ -363,6 +376,32 @@ impl fmt::Debug for Opener {
 }
 
 impl Opener {
+    /// Like [`Opener::open`], for a reader that accepts more than one kind at this point (a
+    /// browser peer's connection carries `Raft` and `TabStatus` frames): checks the version and
+    /// the tag, advances the sequence, and returns the kind and the undecoded body. Decode the
+    /// body with [`decode_body`].
+    ///
+    /// # Errors
+    /// [`FrameError`] naming what is wrong; after any error the connection must be closed.
+    pub fn open_any<'f>(&mut self, frame: &'f [u8]) -> Result<(FrameKind, &'f [u8]), FrameError> {
+        if frame.len() < 2 + TAG_BYTES {
+            if let Some(version) = frame.first().filter(|v| **v != PROTOCOL_VERSION) {
+                return Err(FrameError::UnsupportedVersion(*version));
+            }
+            return Err(FrameError::TooShort);
+        }
+        let (tagged, given) = frame.split_at(frame.len() - TAG_BYTES);
+        if frame[0] != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion(frame[0]));
+        }
+        tag(&self.key, self.sequence, tagged)
+            .verify_truncated_left(given)
+            .map_err(|_| FrameError::BadTag { sequence: self.sequence })?;
+        let (kind, body) = split_header(tagged)?;
+        self.sequence = self.sequence.wrapping_add(1);
+        Ok((kind, body))
+    }
+
     /// Checks the frame's version and tag (in constant time) before anything else, then
     /// decodes its body as `T` of kind `expected`. After any error the connection must be
     /// closed: the sequence has not advanced, so no later frame would verify either.
