@@ -8,8 +8,8 @@ mod common;
 
 use common::{config, TestCluster};
 use raft_core::{
-    bootstrap, Bytes, Config, Entry, EntryPayload, LogIndex, Membership, Message, MessageBody, NodeId,
-    RaftEvent, RaftNode, Role, Term, TransferError,
+    bootstrap, Bytes, Config, Entry, EntryPayload, LogIndex, Membership, MembershipChange, MembershipError,
+    Message, MessageBody, NodeId, RaftEvent, RaftNode, Role, Term, TransferError,
 };
 
 /// A cluster of `size` voters where the ids in `quiet` do not campaign.
@@ -262,4 +262,32 @@ fn a_restarted_non_campaigning_voter_still_never_campaigns() {
     }
     assert_eq!(campaigns_started(&cluster, 3), 0);
     assert_eq!(cluster.node(3).role(), Role::Follower);
+}
+
+#[test]
+fn thesis_4_a_change_that_would_leave_campaigning_voters_a_minority_is_refused() {
+    let mut cluster = elected_with_quiet(3, &[3]);
+    let four = cluster.add_empty_node();
+    for id in 1..=3 {
+        cluster.node_mut(id).set_peer_campaigns(NodeId(3), false);
+        cluster.node_mut(id).set_peer_campaigns(NodeId(four), false);
+    }
+    let change = |cluster: &mut TestCluster, change| {
+        let expected = cluster.node(1).membership_index();
+        let result = cluster.node_mut(1).change_membership(change, expected);
+        cluster.stabilize();
+        cluster.tick_all(30);
+        result
+    };
+    // {1, 2} campaign, {3, 4} would not: two of four is no majority.
+    let refused = Err(MembershipError::CampaigningMinority);
+    assert_eq!(change(&mut cluster, MembershipChange::AddVoter(NodeId(four))), refused);
+    assert_eq!(change(&mut cluster, MembershipChange::RemoveServer(NodeId(2))), refused);
+    assert_eq!(change(&mut cluster, MembershipChange::DemoteVoter(NodeId(2))), refused);
+    let replace = MembershipChange::ReplaceVoters([1, 3].map(NodeId).into_iter().collect());
+    assert_eq!(change(&mut cluster, replace), refused);
+    // As a learner it may join; and changes that keep a campaigning majority go ahead.
+    change(&mut cluster, MembershipChange::AddLearner(NodeId(four))).expect("a learner never counts");
+    change(&mut cluster, MembershipChange::DemoteVoter(NodeId(3))).expect("fewer non-campaigning voters");
+    assert_eq!(cluster.node(1).membership().voters, [1, 2].map(NodeId).into_iter().collect());
 }

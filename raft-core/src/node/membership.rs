@@ -73,6 +73,11 @@ pub enum MembershipError {
     /// `ReplaceVoters` names a server that is not a member yet: add it as a learner first, so
     /// that it catches up before it counts in a majority (§4.2.1).
     JoinAsLearnerFirst(NodeId),
+    /// The change adds a voter that never campaigns, or takes away one that does, and would
+    /// leave the voters that campaign no majority of the voters (see
+    /// [`RaftNode::set_peer_campaigns`]): such a cluster cannot elect a leader while they are
+    /// down, and may not even while they are up.
+    CampaigningMinority,
 }
 
 impl fmt::Display for MembershipError {
@@ -95,6 +100,9 @@ impl fmt::Display for MembershipError {
             MembershipError::JoinAsLearnerFirst(id) => {
                 write!(f, "node {id} is not a member; add it as a learner first so it catches up")
             }
+            MembershipError::CampaigningMinority => f.write_str(
+                "the voters that campaign would no longer be a majority of the voters, and without them no leader can be elected",
+            ),
         }
     }
 }
@@ -275,6 +283,11 @@ impl RaftNode {
         }
         if next.voters.is_empty() {
             return Err(MembershipError::NoVotersLeft);
+        }
+        // Promotions under way count as the voters they will be (§4.2.1).
+        let deficit_after = self.campaign_deficit(&next);
+        if deficit_after >= 0 && deficit_after > self.campaign_deficit(&current) {
+            return Err(MembershipError::CampaigningMinority);
         }
         let index = self.append_membership(next).map_err(|error| match error {
             ProposeError::NotLeader { leader } => MembershipError::NotLeader { leader },
@@ -515,6 +528,19 @@ impl RaftNode {
             self.transfer = None;
             self.events.push(RaftEvent::TransferAbandoned { target: peer });
         }
+    }
+
+    /// Voters (with the servers being promoted) that never campaign, minus those that do: the
+    /// campaigning voters are a majority exactly when it is negative. A change that makes it
+    /// non-negative and larger is refused ([`MembershipError::CampaigningMinority`]); one that
+    /// lowers it (adds a campaigning voter, removes one that does not) is always allowed.
+    fn campaign_deficit(&self, membership: &Membership) -> i64 {
+        membership
+            .voters
+            .iter()
+            .chain(membership.promoting.iter().filter(|id| !membership.voters.contains(id)))
+            .map(|&id| if self.peer_campaigns(id) { -1 } else { 1 })
+            .sum()
     }
 
     /// Whether this node believes `peer` campaigns (see [`RaftNode::set_peer_campaigns`]); for
