@@ -209,6 +209,8 @@ pub(crate) struct AppState {
     pub(crate) browser_peers: Arc<crate::browser_peers::BrowserPeers>,
     /// The page an invitation link opens (`/index.html` when this node serves the playground).
     pub(crate) invite_page: String,
+    /// Stamps the commands this node proposes (client sessions' clock, thesis §6.3).
+    pub(crate) session_clock: crate::session_clock::SessionClock,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -313,11 +315,11 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         metrics.browser_peers.clone(),
     ));
     transport.set_browser_gate(browser_peers.clone());
-    let state_machine: Box<dyn StateMachine> = Box::new(crate::browser_peers::RecordingStateMachine::new(
-        KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
-            .map_err(ServeError::Start)?,
-        browser_records,
-    ));
+    let kv_machine = KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
+        .map_err(ServeError::Start)?;
+    let session_clock = crate::session_clock::SessionClock::new(kv_machine.store_clock());
+    let state_machine: Box<dyn StateMachine> =
+        Box::new(crate::browser_peers::RecordingStateMachine::new(kv_machine, browser_records));
     let address_book = (Arc::downgrade(&storage), addresses.clone());
     let raft = Raft::start(
         raft_config,
@@ -352,6 +354,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
         browser_peers: browser_peers.clone(),
         invite_page: if config.web_dir.is_some() { "/index.html" } else { "/" }.to_string(),
+        session_clock,
     });
     let router = router(state, config.web_dir.clone());
     // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
@@ -596,7 +599,13 @@ async fn execute_request(
         );
     }
     let timeout = state.request_timeout;
-    if let Some(command) = operation.command(now_ms()) {
+    let (term, is_leader) = {
+        let status = state.raft.watch_status();
+        let status = status.borrow();
+        (status.term, status.role == "leader")
+    };
+    let timestamp_ms = state.session_clock.stamp(term, is_leader);
+    if let Some(command) = operation.command(timestamp_ms) {
         // Refuse what the store would refuse before it costs a log entry.
         if let Err(error) = command.validate() {
             return (StatusCode::UNPROCESSABLE_ENTITY, api::kv_response(Err(error), None));
@@ -669,10 +678,6 @@ async fn execute_request(
         Ok(body) => (StatusCode::OK, body),
         Err(error) => raft_error(state, &error),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn kv_answer(
