@@ -178,8 +178,12 @@ fn main() {
     write(&dir, "segment", &[&[0u8][..], used].concat());
     write(&dir, "segment-torn", &[&[0u8][..], &used[..end - 5], &[0u8; 21][..]].concat());
     write(&dir, "segment-two", &[&[1u8, 128][..], used].concat());
-    let meta =
-        SnapshotMeta { index: LogIndex(9), term: Term(3), membership: Membership::with_voters([NodeId(1)]) };
+    let meta = SnapshotMeta {
+        index: LogIndex(9),
+        term: Term(3),
+        membership: Membership::with_voters([NodeId(1)]),
+        membership_index: LogIndex(1),
+    };
     write(&dir, "snapshot", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"state bytes")].concat());
     write(&dir, "snapshot-empty", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"")].concat());
     let _ = fs::remove_dir_all(&scratch);

@@ -973,7 +973,12 @@ mod tests {
     use crate::types::Term;
 
     fn chunk(index: u64, offset: u64, data: &'static [u8], last: bool) -> SnapshotChunk {
-        let meta = SnapshotMeta { index: LogIndex(index), term: Term(1), membership: Membership::default() };
+        let meta = SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(1),
+            membership: Membership::default(),
+            membership_index: LogIndex(0),
+        };
         SnapshotChunk { meta, offset, data: Bytes::from_static(data), last }
     }
 
