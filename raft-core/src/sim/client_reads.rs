@@ -71,6 +71,11 @@ pub struct ClientRead {
     pub answered_ms: Option<u64>,
     /// The answer: the key's value (`None` if absent) or why there is none.
     pub answer: Option<Result<Option<Bytes>, ReadFailure>>,
+    /// A lease read asked while the server's clock was outside the drift bound: it had been
+    /// paused (no ticks) within the last election timeout, so its lease may count time it did
+    /// not see pass. The guide's rule 3 for lease reads does not hold, and the checks leave the
+    /// answer alone.
+    pub beyond_drift_bound: bool,
 }
 
 /// A server's key-value state, built from its applied commands up to byte `end` of their
@@ -156,8 +161,17 @@ impl ClientReads {
             read_index: None,
             answered_ms: None,
             answer: None,
+            beyond_drift_bound: false,
         });
         id | REQUEST_ID_BIT
+    }
+
+    /// The lease read `request_id` was asked beyond the drift bound (see
+    /// [`ClientRead::beyond_drift_bound`]).
+    pub(crate) fn beyond_drift_bound(&mut self, request_id: u64) {
+        if let Some(read) = self.record_mut(request_id) {
+            read.beyond_drift_bound = true;
+        }
     }
 
     /// The node of server `k` was asked for a read index under `request_id`.

@@ -249,6 +249,20 @@ pub struct Adversary {
     pub crash_during_catch_up_per_mille: u32,
     /// A leader that gets a rejected AppendEntries snapshots (and compacts) at once.
     pub snapshot_on_reject_per_mille: u32,
+    /// A leader that gets a rejected AppendEntries snapshots at once whenever its compaction
+    /// point would then fall where the follower's log diverges from its own, at or below the
+    /// follower's rejection hint (issue 10, defect 4: the hint lands on the compaction point).
+    pub snapshot_at_divergence: bool,
+    /// A leader cut off from a majority by a partition keeps taking writes from clients that
+    /// still reach it, every 5 ms for 100 to 800 ms: a long uncommitted tail the majority's
+    /// next leader must overwrite (and may have compacted past the start of).
+    pub deposed_leader_writes: bool,
+    /// A follower answering a leader's heartbeat round is crashed at once and restarted 1 to
+    /// 15 ms later, with as many other followers as a rival needs for a majority, while the
+    /// leader is partitioned away serving lease reads; the rival campaigns as soon as they are
+    /// back (issue 10, defect 3: a restarted voter must stay quiet for an election timeout).
+    /// Chance per heartbeat answer, in thousandths, at most one such episode every 2 s.
+    pub restart_ackers_per_mille: u32,
 }
 
 /// Limits on one run; exceeding one is a `budget` violation and stops the run.
