@@ -784,7 +784,8 @@ impl Simulation {
             }
             if !ready.read_states.is_empty() {
                 let machine = &self.nodes[k].machine;
-                self.client_reads.read_states(k, &ready.read_states, machine, now, &mut self.trace_hash);
+                let store = self.workload.as_deref().and_then(|w| w.store(self.nodes[k].id));
+                self.client_reads.read_states(k, &ready.read_states, machine, store, now, &mut self.trace_hash);
             }
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
@@ -858,7 +859,8 @@ impl Simulation {
             }
         }
         self.flush_workload();
-        self.client_reads.applied(k, &self.nodes[k].machine, now, &mut self.trace_hash);
+        let store = self.workload.as_deref().and_then(|w| w.store(self.nodes[k].id));
+        self.client_reads.applied(k, &self.nodes[k].machine, store, now, &mut self.trace_hash);
         let node = &mut self.nodes[k];
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();
