@@ -70,8 +70,10 @@ pub struct FaultSet {
     /// Corners of issue 10, each a reactive fault or a setting (see [`Adversary`]): loss bursts
     /// that swallow a whole in-flight window (with small windows and a burst of proposals),
     /// clocks at the drift bound, TimeoutNow delayed past the transfer's end, configuration
-    /// entries proposed on both sides of a partition, a leader crashed during a catch-up, and
-    /// snapshots taken when a follower's log diverges.
+    /// entries proposed on both sides of a partition (and at the same index), a leader crashed
+    /// during a catch-up, snapshots taken when a follower's log diverges (and when the
+    /// compaction point would fall inside its divergent tail), a deposed leader taking writes,
+    /// and followers restarted right after answering a partitioned leader's lease round.
     pub corners: bool,
 }
 
@@ -234,7 +236,9 @@ pub struct Adversary {
     /// for 100 ms to 1.5 s.
     pub split_joint_per_mille: u32,
     /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
-    /// next 600 ms, in a random read mode (it may still believe it leads).
+    /// next 600 ms, in a random read mode (it may still believe it leads); and a leader that
+    /// sends TimeoutNow has its inbound links fail just before it lands, half the time, so it
+    /// cannot hear the election it causes while its clients keep reading from it.
     pub deposed_leader_reads: bool,
     /// A leader cut off from a majority by a partition is asked for a configuration change of
     /// its own, competing with whatever the majority's next leader appends at that index.
