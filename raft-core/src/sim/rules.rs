@@ -555,15 +555,51 @@ mod tests {
         let probing_11 = view(ProgressState::Probe, 11, 3);
         // Moved back below 10, or on to a snapshot: fine.
         for after in [view(ProgressState::Probe, 8, 3), view(ProgressState::Snapshot, 11, 3)] {
-            rules.probe_rejected(&mut checker, NodeId(1), NodeId(2), LogIndex(10), probing_11, after, LogIndex(10), 1);
+            rules.probe_rejected(
+                &mut checker,
+                NodeId(1),
+                NodeId(2),
+                LogIndex(10),
+                probing_11,
+                after,
+                LogIndex(10),
+                1,
+            );
         }
         // A stale rejection (of an earlier probe) changes nothing and is not judged.
-        rules.probe_rejected(&mut checker, NodeId(1), NodeId(2), LogIndex(12), probing_11, probing_11, LogIndex(10), 1);
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(12),
+            probing_11,
+            probing_11,
+            LogIndex(10),
+            1,
+        );
         // 10 is compacted: the next send is a snapshot whatever the next index says.
-        rules.probe_rejected(&mut checker, NodeId(1), NodeId(2), LogIndex(10), probing_11, probing_11, LogIndex(11), 1);
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(10),
+            probing_11,
+            probing_11,
+            LogIndex(11),
+            1,
+        );
         assert!(checker.violations().is_empty(), "{:?}", checker.violations());
         // The compaction point itself, probed again: the livelock of issue 10, defect 4.
-        rules.probe_rejected(&mut checker, NodeId(1), NodeId(2), LogIndex(10), probing_11, probing_11, LogIndex(10), 2);
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(10),
+            probing_11,
+            probing_11,
+            LogIndex(10),
+            2,
+        );
         assert_eq!(checker.violations()[0].property, "probe-advances");
     }
 

@@ -70,7 +70,13 @@ fn probe_view(raft: &crate::node::RaftNode, follower: NodeId) -> Option<ProbeVie
 impl CornerState {
     /// The deposed `leader` of `term` appended a configuration removing `removed` at `index`:
     /// the majority's next leader is to put another configuration at that index.
-    pub(super) fn competing_appended(&mut self, leader: NodeId, term: Term, index: LogIndex, removed: NodeId) {
+    pub(super) fn competing_appended(
+        &mut self,
+        leader: NodeId,
+        term: Term,
+        index: LogIndex,
+        removed: NodeId,
+    ) {
         self.competing = Some(Competing { deposed: leader, term, index, removed });
     }
 }
@@ -301,7 +307,8 @@ impl Simulation {
         let campaign_ms = back_ms + self.adversary_rng.range(0, 4);
         self.schedule(campaign_ms, Input::Campaign(rival));
         for step in 0..40 {
-            let read = Input::Read { node: leader, key: Simulation::adversary_read_key(), mode: ReadMode::Lease };
+            let read =
+                Input::Read { node: leader, key: Simulation::adversary_read_key(), mode: ReadMode::Lease };
             self.schedule(now + 5 + 4 * step, read);
         }
     }

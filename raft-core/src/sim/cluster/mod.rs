@@ -785,7 +785,14 @@ impl Simulation {
             if !ready.read_states.is_empty() {
                 let machine = &self.nodes[k].machine;
                 let store = self.workload.as_deref().and_then(|w| w.store(self.nodes[k].id));
-                self.client_reads.read_states(k, &ready.read_states, machine, store, now, &mut self.trace_hash);
+                self.client_reads.read_states(
+                    k,
+                    &ready.read_states,
+                    machine,
+                    store,
+                    now,
+                    &mut self.trace_hash,
+                );
             }
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
