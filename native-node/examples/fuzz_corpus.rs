@@ -148,8 +148,10 @@ fn main() {
     let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
     parts.extend(frames.iter().map(|f| &f[..]));
     write(&dir, "tab-dialler-admitted", &[&[3u8][..], &join_chunks(&parts)].concat());
-    let redirect =
-        encode_frame(FrameKind::Redirect, &Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() });
+    let redirect = encode_frame(
+        FrameKind::Redirect,
+        &Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() },
+    );
     write(&dir, "tab-dialler-redirect", &[&[3u8][..], &join_chunks(&[&challenge, &redirect])].concat());
     let used_up = encode_frame(FrameKind::Reject, &JoinRefusal::UsedUp.reject());
     write(&dir, "tab-dialler-refused", &[&[3u8][..], &join_chunks(&[&challenge, &used_up])].concat());
@@ -180,7 +182,10 @@ fn main() {
     let admin = [
         ("fuzz-admin-secret", r#"{"op":"status"}"#),
         ("fuzz-client-token", r#"{"op":"status","secret":"fuzz-admin-secret"}"#),
-        ("fuzz-client-token", r#"{"op":"add_voter","node":4,"address":"127.0.0.1:7004","secret":"fuzz-admin-secret"}"#),
+        (
+            "fuzz-client-token",
+            r#"{"op":"add_voter","node":4,"address":"127.0.0.1:7004","secret":"fuzz-admin-secret"}"#,
+        ),
         ("fuzz-client-token", r#"{"op":"add_nonvoter","node":5,"address":"h:1","secret":"wrong"}"#),
         ("fuzz-client-token", r#"{"op":"demote","node":2,"secret":"fuzz-cluster-secret"}"#),
         ("fuzz-admin-secret", r#"{"op":"remove","node":3}"#),

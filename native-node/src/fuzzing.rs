@@ -304,7 +304,8 @@ pub fn client_request(data: &[u8]) {
 
 /// The client API's gate over the harness's separate credentials, with its oracle.
 fn client_gate_allows(bearer: Option<&[u8]>) -> bool {
-    let credentials = Credentials::separate(SECRET.to_vec(), ADMIN_SECRET.to_vec(), Some(CLIENT_TOKEN.to_vec()));
+    let credentials =
+        Credentials::separate(SECRET.to_vec(), ADMIN_SECRET.to_vec(), Some(CLIENT_TOKEN.to_vec()));
     let allowed = ClientGate::new(&credentials).allows(bearer);
     let expected = bearer.is_some_and(|given| given == CLIENT_TOKEN || given == ADMIN_SECRET);
     assert_eq!(allowed, expected, "the client gate decided otherwise for {bearer:?}");

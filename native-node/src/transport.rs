@@ -583,12 +583,13 @@ impl Transport {
         incarnation: Option<u64>,
     ) {
         let metrics = &self.inner.metrics;
-        let accepted = self.accept_handshake(&mut socket, incarnation).await.and_then(|accepted| {
-            match &self.inner.config.incarnations {
-                Some(incarnations) => incarnations.check(accepted.0, incarnation).map(|()| accepted),
-                None => Ok(accepted),
-            }
-        });
+        let accepted =
+            self.accept_handshake(&mut socket, incarnation).await.and_then(|accepted| {
+                match &self.inner.config.incarnations {
+                    Some(incarnations) => incarnations.check(accepted.0, incarnation).map(|()| accepted),
+                    None => Ok(accepted),
+                }
+            });
         match accepted {
             Ok((peer_id, address, session)) => {
                 if let Some(budget) = budget {

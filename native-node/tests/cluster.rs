@@ -321,7 +321,11 @@ async fn a_backup_restores_every_replica_and_garbage_is_refused() {
     let declared = raft_core::kv::RESTORE_BYTES_MAX + 1;
     for (secret, length, code) in [("wrong", 1_000_000, 401), (SECRET, declared, 413)] {
         let status = headers_only_post(address, "/admin/restore", secret, length).await;
-        assert_eq!(status.as_deref(), Some(code.to_string().as_str()), "secret {secret}, {length} bytes declared");
+        assert_eq!(
+            status.as_deref(),
+            Some(code.to_string().as_str()),
+            "secret {secret}, {length} bytes declared"
+        );
     }
     cluster.shutdown().await;
 }

@@ -179,7 +179,8 @@ async fn dial_through_relay(address: &str, honest: u64, told: u64) -> Result<(),
     }
     decode_frame::<Welcome>(&frames[1], FrameKind::Welcome).map_err(|e| e.to_string())?;
     // The incarnation is checked after the Welcome: a Reject may follow within a moment.
-    if let Ok(Some(Ok(Ws::Binary(bytes)))) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await {
+    if let Ok(Some(Ok(Ws::Binary(bytes)))) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await
+    {
         decode_frame::<Welcome>(&bytes, FrameKind::Welcome).map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -363,7 +363,8 @@ impl Transcript {
 
     /// The session of this connection, seen from `side`.
     pub fn session(&self, secret: &[u8], side: Side) -> Session {
-        let session = self.mac(secret, b"flotilla session v2", BoundIncarnations::NONE).finalize().into_bytes();
+        let session =
+            self.mac(secret, b"flotilla session v2", BoundIncarnations::NONE).finalize().into_bytes();
         let dialler_to_acceptor = key_of(&session, b"dialler to acceptor");
         let acceptor_to_dialler = key_of(&session, b"acceptor to dialler");
         let (send, receive) = match side {

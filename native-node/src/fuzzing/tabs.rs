@@ -79,7 +79,8 @@ pub fn honest_tab_hello_frame() -> Vec<u8> {
 
 /// Node 1's `Admitted` answer to the honest join.
 pub fn honest_admitted_frame() -> Vec<u8> {
-    let admitted = Admitted { node_id: TAB_ID, mac: tab_transcript(JOIN_NONCE).welcome_mac(&honest_tab_key()) };
+    let admitted =
+        Admitted { node_id: TAB_ID, mac: tab_transcript(JOIN_NONCE).welcome_mac(&honest_tab_key()) };
     encode_frame(FrameKind::Admitted, &admitted)
 }
 
@@ -165,7 +166,11 @@ pub(super) fn tab_dialler<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
     if !transcript.verify_welcome(&tab_key, &admitted.mac) {
         return;
     }
-    assert_eq!(admitted.mac, transcript.welcome_mac(&tab_key), "an Admitted believed without the tab key's proof");
+    assert_eq!(
+        admitted.mac,
+        transcript.welcome_mac(&tab_key),
+        "an Admitted believed without the tab key's proof"
+    );
     let (_sealer, opener) = transcript.session(&tab_key, Side::Dialler).split();
     tab_frames(opener, parts, challenge.node_id, admitted.node_id);
 }
