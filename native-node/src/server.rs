@@ -211,6 +211,9 @@ pub(crate) struct AppState {
     pub(crate) invite_page: String,
     /// Stamps the commands this node proposes (client sessions' clock, thesis §6.3).
     pub(crate) session_clock: crate::session_clock::SessionClock,
+    /// `https` when this node serves TLS, else `http`: the scheme of the links it hands out
+    /// (redirects, invitations). Every node of a cluster serves the same.
+    pub(crate) scheme: &'static str,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -355,6 +358,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         browser_peers: browser_peers.clone(),
         invite_page: if config.web_dir.is_some() { "/index.html" } else { "/" }.to_string(),
         session_clock,
+        scheme: if config.tls.is_some() { "https" } else { "http" },
     });
     let router = router(state, config.web_dir.clone());
     // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
@@ -463,11 +467,8 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/admin/backup", get(admin_routes::admin_backup))
         .route("/admin/invite", axum::routing::post(crate::invite::admin_invite))
-        .route(
-            "/admin/restore",
-            axum::routing::post(admin_routes::admin_restore)
-                .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
-        )
+        // Reads its own body, after the admin check and up to its own bound.
+        .route("/admin/restore", axum::routing::post(admin_routes::admin_restore))
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::credentials::client_gate))
         .with_state(state);
@@ -710,7 +711,10 @@ pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Va
             state.metrics.client_redirects_total.fetch_add(1, Ordering::Relaxed);
             if let (Some(object), Some(leader)) = (body.as_object_mut(), leader) {
                 object.insert("leader".into(), json!(leader.0));
-                object.insert("leader_address".into(), json!(state.transport.address(*leader)));
+                let address = state.transport.address(*leader);
+                let url = address.as_ref().map(|address| format!("{}://{address}/client", state.scheme));
+                object.insert("leader_address".into(), json!(address));
+                object.insert("leader_url".into(), json!(url));
             }
             if leader.is_some() {
                 StatusCode::TEMPORARY_REDIRECT
@@ -730,12 +734,13 @@ pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Va
 }
 
 pub(crate) fn http_response(status: StatusCode, body: Value) -> Response {
+    // The leader's URL in this node's scheme (`raft_error`): `https://` under TLS.
     let location = (status == StatusCode::TEMPORARY_REDIRECT)
-        .then(|| body.get("leader_address").and_then(Value::as_str).map(str::to_string))
+        .then(|| body.get("leader_url").and_then(Value::as_str).map(str::to_string))
         .flatten();
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(location) = location {
-        if let Ok(value) = header::HeaderValue::from_str(&format!("http://{location}/client")) {
+        if let Ok(value) = header::HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, value);
         }
     }
