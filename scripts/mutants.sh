@@ -31,10 +31,11 @@ swarm=(
     "--seed 1 --runs 12 --nodes 5 --faults all --ticks 6000"
     "--seed 100 --runs 12 --nodes 3 --faults all --ticks 6000"
     "--seed 1 --runs 8 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 --keys 10 --read-mode linearizable --reads-from any --check linearizability"
-    # The corners of issue 10 (competing configurations across a partition, loss bursts that
-    # swallow a whole window, clocks at the drift bound, TimeoutNow in flight past an abandoned
-    # transfer, leaders crashed during a catch-up, snapshots at a divergence point): about
-    # 0.4 s a run, so more runs.
+    # The corners of issue 10 (competing configurations across a partition, at the same index;
+    # loss bursts that swallow a whole window; clocks at the drift bound; TimeoutNow in flight
+    # past an abandoned transfer; leaders crashed during a catch-up; snapshots at a divergence
+    # point and inside a deposed leader's write burst; followers restarted right after a
+    # partitioned leader's lease round): about 0.4 s a run, so more runs.
     "--seed 1 --runs 100 --nodes 5 --faults all,corners --ticks 6000"
     "--seed 100 --runs 100 --nodes 3 --faults all,corners --ticks 6000"
 )

@@ -6,7 +6,10 @@
 //! `cargo run -p native-node --example fuzz_corpus [-- <fuzz dir>]`; deterministic.
 
 use native_node::fuzzing::{self, join_chunks};
-use native_node::peer_auth::{encode_frame, encode_frame_with_version, FrameKind, Reject, Side};
+use native_node::peer_auth::{
+    encode_frame, encode_frame_with_version, FrameKind, JoinRefusal, Redirect, Reject, Side, StorageBackend,
+    TabStatus,
+};
 use native_node::storage::Storage;
 use native_node::wal::Wal;
 use raft_core::{
@@ -117,6 +120,42 @@ fn main() {
     write(&dir, "acceptor-old-version", &[&[0u8][..], &join_chunks(&[&old_version])].concat());
     write(&dir, "dialler-reject", &[&[1u8][..], &join_chunks(&[&challenge, &reject])].concat());
 
+    // Browser tabs (mode 2: node 1 reads a tab; mode 3: a tab reads node 1): a join under an
+    // honest invitation or an admitted tab's hello, then its status and real learner traffic;
+    // the node's Admitted, Redirect and Reject, then real traffic to the tab.
+    let tab = fuzzing::TAB_ID;
+    let retarget = |m: &Message, from: NodeId, to: NodeId| Message { from, to, ..m.clone() };
+    let from_tab: Vec<Message> = to_1.iter().take(6).map(|m| retarget(m, tab, NodeId(1))).collect();
+    let to_tab: Vec<Message> = to_2.iter().take(6).map(|m| retarget(m, NodeId(1), tab)).collect();
+    let statuses = [
+        TabStatus { backend: StorageBackend::Opfs, persistent: true, campaigns: false },
+        TabStatus { backend: StorageBackend::Memory, persistent: false, campaigns: true },
+        TabStatus { backend: StorageBackend::IndexedDb, persistent: false, campaigns: false },
+    ];
+    for (k, first) in [fuzzing::honest_join_frame(), fuzzing::honest_tab_hello_frame()].iter().enumerate() {
+        for (j, status) in statuses.iter().enumerate() {
+            let mut sealer = fuzzing::honest_tab_session(Side::Dialler).sealer;
+            let mut frames = vec![sealer.seal(FrameKind::TabStatus, status)];
+            frames.extend(from_tab.iter().map(|m| sealer.seal(FrameKind::Raft, m)));
+            let mut parts: Vec<&[u8]> = vec![first];
+            parts.extend(frames.iter().map(|f| &f[..]));
+            write(&dir, &format!("tab-acceptor-{k}-{j}"), &[&[2u8][..], &join_chunks(&parts)].concat());
+        }
+    }
+    let mut sealer = fuzzing::honest_tab_session(Side::Acceptor).sealer;
+    let frames: Vec<Vec<u8>> = to_tab.iter().map(|m| sealer.seal(FrameKind::Raft, m)).collect();
+    let admitted = fuzzing::honest_admitted_frame();
+    let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
+    parts.extend(frames.iter().map(|f| &f[..]));
+    write(&dir, "tab-dialler-admitted", &[&[3u8][..], &join_chunks(&parts)].concat());
+    let redirect = encode_frame(
+        FrameKind::Redirect,
+        &Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() },
+    );
+    write(&dir, "tab-dialler-redirect", &[&[3u8][..], &join_chunks(&[&challenge, &redirect])].concat());
+    let used_up = encode_frame(FrameKind::Reject, &JoinRefusal::UsedUp.reject());
+    write(&dir, "tab-dialler-refused", &[&[3u8][..], &join_chunks(&[&challenge, &used_up])].concat());
+
     // client_request: the documented requests, the /v1/kv calls, admin requests.
     let dir = corpus.join("client_request");
     let json = [
@@ -139,17 +178,24 @@ fn main() {
     for (k, text) in paths.iter().enumerate() {
         write(&dir, &format!("kv-path-{k:02}"), &[b"\x01", *text].concat());
     }
+    // Mode 2: `bearer \n JSON`, over separate credentials (peer, admin, client token).
     let admin = [
-        r#"{"op":"status","secret":"fuzz-cluster-secret"}"#,
-        r#"{"op":"add_voter","node":4,"address":"127.0.0.1:7004","secret":"fuzz-cluster-secret"}"#,
-        r#"{"op":"add_nonvoter","node":5,"address":"h:1","secret":"wrong"}"#,
-        r#"{"op":"demote","node":2,"secret":"fuzz-cluster-secret"}"#,
-        r#"{"op":"remove","node":3}"#,
-        r#"{"op":"transfer","secret":"fuzz-cluster-secret"}"#,
-        r#"{"op":"snapshot","secret":"fuzz-cluster-secret"}"#,
+        ("fuzz-admin-secret", r#"{"op":"status"}"#),
+        ("fuzz-client-token", r#"{"op":"status","secret":"fuzz-admin-secret"}"#),
+        (
+            "fuzz-client-token",
+            r#"{"op":"add_voter","node":4,"address":"127.0.0.1:7004","secret":"fuzz-admin-secret"}"#,
+        ),
+        ("fuzz-client-token", r#"{"op":"add_nonvoter","node":5,"address":"h:1","secret":"wrong"}"#),
+        ("fuzz-client-token", r#"{"op":"demote","node":2,"secret":"fuzz-cluster-secret"}"#),
+        ("fuzz-admin-secret", r#"{"op":"remove","node":3}"#),
+        ("fuzz-client-token", r#"{"op":"transfer"}"#),
+        ("fuzz-cluster-secret", r#"{"op":"snapshot","secret":"fuzz-admin-secret"}"#),
+        ("fuzz-client-token", r#"{"op":"put","key":"k","value":"v"}"#),
+        ("", r#"{"op":"get","key":"k"}"#),
     ];
-    for (k, text) in admin.iter().enumerate() {
-        write(&dir, &format!("admin-{k:02}"), &[b"\x02", text.as_bytes()].concat());
+    for (k, (bearer, text)) in admin.iter().enumerate() {
+        write(&dir, &format!("admin-{k:02}"), &[b"\x02", bearer.as_bytes(), b"\n", text.as_bytes()].concat());
     }
 
     // wal_replay: segments and snapshot files written by the real code.
@@ -178,8 +224,12 @@ fn main() {
     write(&dir, "segment", &[&[0u8][..], used].concat());
     write(&dir, "segment-torn", &[&[0u8][..], &used[..end - 5], &[0u8; 21][..]].concat());
     write(&dir, "segment-two", &[&[1u8, 128][..], used].concat());
-    let meta =
-        SnapshotMeta { index: LogIndex(9), term: Term(3), membership: Membership::with_voters([NodeId(1)]) };
+    let meta = SnapshotMeta {
+        index: LogIndex(9),
+        term: Term(3),
+        membership: Membership::with_voters([NodeId(1)]),
+        membership_index: LogIndex(1),
+    };
     write(&dir, "snapshot", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"state bytes")].concat());
     write(&dir, "snapshot-empty", &[&[2u8][..], &Storage::encode_snapshot(&meta, b"")].concat());
     let _ = fs::remove_dir_all(&scratch);

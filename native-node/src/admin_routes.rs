@@ -118,16 +118,37 @@ pub(crate) async fn admin_backup(
     }
 }
 
-/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body.
+/// The largest restore body: one log entry carries the snapshot (see `Raft::restore`).
+pub(crate) const RESTORE_BODY_BYTES_MAX: usize = raft_core::kv::RESTORE_BYTES_MAX;
+
+/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body. The
+/// admin secret is checked, and a declared length over the bound refused, before a byte of the
+/// body is read (a body extractor would buffer it first); the body is then read up to the
+/// bound.
 pub(crate) async fn admin_restore(
     State(state): State<Shared>,
     remote: Remote,
     headers: HeaderMap,
-    body: BodyBytes,
+    body: axum::body::Body,
 ) -> Response {
     if let Some(refused) = refused_admin(&state, &headers, &remote) {
         return refused;
     }
+    let too_large = || {
+        let message = format!("a restore carries at most {RESTORE_BODY_BYTES_MAX} bytes");
+        http_response(StatusCode::PAYLOAD_TOO_LARGE, crate::api::error_response("too_large", message, false))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > RESTORE_BODY_BYTES_MAX as u64) {
+        return too_large();
+    }
+    let body: BodyBytes = match axum::body::to_bytes(body, RESTORE_BODY_BYTES_MAX).await {
+        Ok(body) => body,
+        Err(_) => return too_large(),
+    };
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
     let (status, body) = match state.raft.restore(body, state.request_timeout).await {
         Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),

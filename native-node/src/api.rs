@@ -9,7 +9,9 @@
 //! `"secret"` (or an `Authorization: Bearer` header over HTTP).
 //!
 //! Response: `{"id": 7, "ok": true, ...}` or `{"id": 7, "ok": false, "error": "not_leader",
-//! "message": "...", "leader": 2, "leader_address": "127.0.0.1:7002"}`. `error` is a stable code;
+//! "message": "...", "leader": 2, "leader_address": "127.0.0.1:7002", "leader_url":
+//! "http://127.0.0.1:7002/client"}` (`leader_url` in the node's scheme, `https` under TLS, as the
+//! `Location` of a 307). `error` is a stable code;
 //! `retryable` says whether the same request (same session sequence) may be sent again.
 
 use crate::raft::{RaftError, ReadMode};
@@ -272,20 +274,6 @@ pub fn kv_path_request(
         _ => return Err((405, error_response("bad_request", "method not allowed", false))),
     };
     Ok(Request { id: None, secret: None, operation })
-}
-
-/// Whether `request` may run: admin operations need `secret`, in the request or in an
-/// `Authorization: Bearer` header (`header_secret`), compared in constant time.
-pub fn admin_authorized(request: &Request, header_secret: Option<&str>, secret: &[u8]) -> bool {
-    if !request.operation.is_admin() {
-        return true;
-    }
-    let given = request.secret.as_deref().or(header_secret).unwrap_or_default();
-    constant_time_eq(given.as_bytes(), secret)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Operation {

@@ -509,8 +509,7 @@ impl BrowserPeers {
                 expected,
                 new: Bytes::from((current + 1).to_string()),
             };
-            let applied =
-                raft.apply_record(Command::unsessioned(now_unix_ms(), operation).encode(), timeout).await;
+            let applied = raft.apply_record(Command::unsessioned(0, operation).encode(), timeout).await;
             let applied = applied.map_err(|error| leadership_refusal(&error))?;
             match crate::kv::decode_response(&applied.response) {
                 Ok(Ok(Output::Swapped)) => {
@@ -531,7 +530,7 @@ impl BrowserPeers {
             BrowserAdmission { fields: fields.clone(), join_nonce, admitted_unix_ms: now_unix_ms() };
         let record =
             Operation::Put { key: Bytes::from(browser_key(id)), value: Bytes::from(admission.encode()) };
-        raft.apply_record(Command::unsessioned(now_unix_ms(), record).encode(), timeout)
+        raft.apply_record(Command::unsessioned(0, record).encode(), timeout)
             .await
             .map_err(|error| leadership_refusal(&error))?;
         self.record_member_addresses(raft, timeout).await?;
@@ -681,10 +680,7 @@ impl BrowserPeers {
                     for key in [browser_key(id), address_key(id)] {
                         let delete = Operation::Delete { key: Bytes::from(key) };
                         let _ = raft
-                            .apply_record(
-                                Command::unsessioned(now_unix_ms(), delete).encode(),
-                                self.config.join_timeout,
-                            )
+                            .apply_record(Command::unsessioned(0, delete).encode(), self.config.join_timeout)
                             .await;
                     }
                 }

@@ -6,7 +6,16 @@
 //!
 //! Not part of the node's API: hidden from the docs, and free to change with the fuzzers.
 
+mod tabs;
+
+pub use tabs::{
+    honest_admitted_frame, honest_invitation, honest_join_frame, honest_tab_hello_frame, honest_tab_key,
+    honest_tab_session, tab_transcript, JOIN_NONCE, NOW_UNIX_MS, TAB_ID,
+};
+
+use crate::admission::AdminGuard;
 use crate::api;
+use crate::credentials::{ClientGate, Credentials};
 use crate::kv::{encode_query, KvStateMachine, StateMachine};
 use crate::peer_auth::{
     decode_frame, encode_frame, Challenge, FrameKind, Hello, Session, Side, Transcript, Welcome,
@@ -26,8 +35,12 @@ use std::collections::BTreeSet;
 
 /// The cluster the peer-frame harness plays in.
 pub const CLUSTER_ID: &str = "fuzz";
-/// Its secret; the fuzzer may find it in the seed corpus, never guess it.
+/// Its (peer) secret; the fuzzer may find it in the seed corpus, never guess it.
 pub const SECRET: &[u8] = b"fuzz-cluster-secret";
+/// The admin secret of the `client_request` harness's separate credentials.
+pub const ADMIN_SECRET: &[u8] = b"fuzz-admin-secret";
+/// The client token of the `client_request` harness's separate credentials.
+pub const CLIENT_TOKEN: &[u8] = b"fuzz-client-token";
 /// The nonce of the acceptor's (node 1's) Challenge: fixed, so that a recorded Hello stays valid.
 pub const CHALLENGE_NONCE: [u8; 16] = *b"challenge-nonce!";
 /// The nonce of the dialler's (node 2's) Hello.
@@ -93,22 +106,32 @@ pub fn honest_session(side: Side) -> Session {
 /// Frames a connection carries after the handshake, at most.
 const FRAMES_MAX: usize = 64;
 
-/// `peer_frame`: the handshake of [`crate::peer_auth`] (as acceptor when the first byte is
-/// even, as dialler when odd), checked as [`crate::transport`] checks it, then, if the peer
-/// authenticated, sealed Raft frames on the connection, each opened by the session's
-/// [`crate::peer_auth::Opener`], checked for sender and recipient as the transport does, and
-/// stepped into a node. Input: `[mode][chunk]...` (see [`chunks`]); acceptor: Hello, then Raft
-/// frames; dialler: Challenge, Welcome, then Raft frames.
+/// `peer_frame`: the handshake of [`crate::peer_auth`], checked as [`crate::transport`] checks
+/// it, then, if the peer authenticated, sealed frames on the connection, each opened by the
+/// session's [`crate::peer_auth::Opener`], checked for sender and recipient as the transport
+/// does, and stepped into a node. Input: `[mode][chunk]...` (see [`chunks`]); by `mode % 4`:
+/// 0. a node as acceptor of a node: Hello, then Raft frames;
+/// 1. a node as dialler: Challenge, Welcome, then Raft frames;
+/// 2. a node as acceptor of a browser tab: Join (an invitation) or an admitted tab's Hello,
+///    then Raft and TabStatus frames (see `tabs`);
+/// 3. a browser tab as dialler: Challenge, the answer to its join (Admitted, Redirect or
+///    Reject), then Raft frames.
 ///
-/// Oracles: a peer is accepted only with the MAC only the secret makes over this connection's
-/// transcript; a frame is opened only with the tag of the peer's session key at the next
-/// sequence number, and delivered only if it names the authenticated peer as sender and this
-/// node as recipient; nothing panics.
+/// Oracles: a peer is accepted only with the MAC only the secret (or the admitted tab's key)
+/// makes over this connection's transcript, a tab only with an invitation only the invite key
+/// signs; a frame is opened only with the tag of the peer's session key at the next sequence
+/// number, and delivered only if it names the authenticated peer as sender and this node as
+/// recipient; nothing panics.
 pub fn peer_frame(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let parts = chunks(rest);
     let mut parts = parts.into_iter();
-    let (me, peer, session) = if mode % 2 == 0 {
+    match mode % 4 {
+        2 => return tabs::tab_acceptor(parts),
+        3 => return tabs::tab_dialler(parts),
+        _ => {}
+    }
+    let (me, peer, session) = if mode % 4 == 0 {
         // Acceptor (node 1), as `Transport::accept_handshake` on main.
         let config = acceptor_config();
         let challenge = acceptor_challenge();
@@ -167,16 +190,28 @@ pub fn peer_frame(data: &[u8]) {
     };
     let (_sealer, mut opener) = session.split();
     // Authenticated: sealed Raft frames, delivered to a real node as the connection loop would.
+    let mut messages = Vec::new();
+    for frame in parts.take(FRAMES_MAX) {
+        // The connection closes at the first bad frame (tag, body, sender or recipient).
+        let Ok(message) = opener.open::<Message>(frame, FrameKind::Raft) else { break };
+        if message.from != peer || message.to != me {
+            break;
+        }
+        messages.push(message);
+    }
+    deliver_frames(me, messages);
+}
+
+/// Steps the messages a connection delivered into a real node `me` of a three-voter cluster.
+fn deliver_frames(me: NodeId, messages: Vec<Message>) {
+    if messages.is_empty() {
+        return;
+    }
     let voters = [NodeId(1), NodeId(2), NodeId(3)];
     let Ok(mut node) = RaftNode::new(Config::new(me, 7), bootstrap(Membership::with_voters(voters))) else {
         return;
     };
-    for frame in parts.take(FRAMES_MAX) {
-        // The connection closes at the first bad frame (tag, body, sender or recipient).
-        let Ok(message) = opener.open::<Message>(frame, FrameKind::Raft) else { return };
-        if message.from != peer || message.to != me {
-            return;
-        }
+    for message in messages {
         let _ = node.step(message);
         let _ = node.ready();
         node.advance();
@@ -184,13 +219,31 @@ pub fn peer_frame(data: &[u8]) {
 }
 
 /// `client_request`: one client request, as `/client` (JSON, first byte 0), `/v1/kv/{key}`
-/// (first byte 1: the rest is `method \n key \n body`) or an admin request with a secret (first
-/// byte 2). A parsed request is checked and, for writes, encoded and applied to a fresh
-/// key-value state machine, as the node would after commit; for reads, queried.
+/// (first byte 1: the rest is `method \n key \n body`) or a request with credentials (first
+/// byte 2: the rest is `bearer \n JSON`). A parsed request is checked and, for writes, encoded
+/// and applied to a fresh key-value state machine, as the node would after commit; for reads,
+/// queried.
 ///
-/// Oracles: nothing panics; a command survives its encoding; admin operations need the secret.
+/// Credentials are checked as the node checks them, with separate ones
+/// ([`crate::credentials`]): the client API's gate ([`ClientGate`], client token or admin
+/// secret, presented as a bearer) and, for admin operations, the admin guard ([`AdminGuard`],
+/// the request's `secret` or the bearer).
+///
+/// Oracles: nothing panics; a command survives its encoding; the client API opens only to the
+/// client token or the admin secret, admin operations only to the admin secret, and the peer
+/// secret opens neither.
 pub fn client_request(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
+    let (bearer, rest) = match mode % 3 {
+        2 => match rest.iter().position(|&b| b == b'\n') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        },
+        _ => (None, rest),
+    };
+    if mode % 3 == 2 && !client_gate_allows(bearer) {
+        return;
+    }
     let request = match mode % 3 {
         0 | 2 => match api::parse_request(rest) {
             Ok(request) => request,
@@ -211,12 +264,16 @@ pub fn client_request(data: &[u8]) {
             }
         }
     };
-    if mode % 3 == 2 {
-        let authorized = api::admin_authorized(&request, None, SECRET);
-        // Only admin operations need the secret; anything else is authorized without one.
-        if authorized && request.operation.is_admin() {
-            assert_eq!(request.secret.as_deref().map(str::as_bytes), Some(SECRET));
+    if mode % 3 == 2 && request.operation.is_admin() {
+        // As `server::execute_request`: the request's secret, else the bearer.
+        let given = request.secret.as_deref().map(str::as_bytes).or(bearer).unwrap_or_default();
+        let guard = AdminGuard::new(ADMIN_SECRET);
+        let metrics = crate::metrics::Metrics::default();
+        if guard.check(given, None, &metrics).is_err() {
+            assert_ne!(given, ADMIN_SECRET, "the admin secret refused");
+            return;
         }
+        assert_eq!(given, ADMIN_SECRET, "an admin operation authorized without the admin secret");
     }
     let operation = request.operation;
     let _ = operation.is_admin();
@@ -243,6 +300,16 @@ pub fn client_request(data: &[u8]) {
             let _ = machine.query(&encode_query(&query));
         }
     }
+}
+
+/// The client API's gate over the harness's separate credentials, with its oracle.
+fn client_gate_allows(bearer: Option<&[u8]>) -> bool {
+    let credentials =
+        Credentials::separate(SECRET.to_vec(), ADMIN_SECRET.to_vec(), Some(CLIENT_TOKEN.to_vec()));
+    let allowed = ClientGate::new(&credentials).allows(bearer);
+    let expected = bearer.is_some_and(|given| given == CLIENT_TOKEN || given == ADMIN_SECRET);
+    assert_eq!(allowed, expected, "the client gate decided otherwise for {bearer:?}");
+    allowed
 }
 
 /// One batch the structured WAL mode writes.

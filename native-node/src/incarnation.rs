@@ -11,9 +11,10 @@
 //! or to that peer under any other. The cure is the recovery of `native-node/README.md`: remove
 //! the member (every node then forgets its incarnation), wipe, and join again as a new member.
 //!
-//! The header is not covered by the peer handshake's MAC; under TLS it is integrity-protected,
-//! and without TLS whoever could alter it could as well drop the connection. It guards against
-//! operators' accidents, not attackers (who lack the peer secret).
+//! Both headers are bound into the peer handshake's proofs
+//! ([`raft_core::wire::BoundIncarnations`]): a relay that alters, adds or strips one breaks the
+//! handshake, so a node records and checks only the incarnation its authenticated peer told.
+//! Browser tabs can neither set nor read these headers; they tell none and bind none.
 
 use crate::storage::{Storage, StorageError};
 use raft_core::NodeId;

@@ -4,7 +4,8 @@
 //! see [`raft_core::wire::invite`]).
 //!
 //! `POST /admin/invite?ttl_ms=600000&uses=1` with `Authorization: Bearer <admin secret>` →
-//! `{"ok": true, "link": "http://<node>/index.html#join=<token>", "expires_unix_ms", "uses"}`.
+//! `{"ok": true, "link": "http://<node>/index.html#join=<token>", "expires_unix_ms", "uses"}`
+//! (`https://` when the node serves TLS).
 
 use crate::browser_peers::now_unix_ms;
 use crate::peer_auth::invite::{InviteFields, InviteRole, InviteToken};
@@ -76,7 +77,7 @@ pub(crate) async fn admin_invite(
     let ttl = params.ttl_ms.map_or(INVITE_TTL_DEFAULT, Duration::from_millis);
     match mint(browsers.invite_key(), browsers.cluster_id(), ttl, params.uses.unwrap_or(1)) {
         Ok(token) => {
-            let link = link("http", &state.address, &state.invite_page, &token);
+            let link = link(state.scheme, &state.address, &state.invite_page, &token);
             http_response(
                 StatusCode::OK,
                 json!({

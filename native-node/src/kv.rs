@@ -88,14 +88,11 @@ const _: () = assert!(ADDRESS_KEY_PREFIX.len() > RESERVED_KEY_PREFIX.len());
 /// The log command that records `address` for `id`.
 pub fn address_record(id: NodeId, address: &str) -> Bytes {
     let key = raft_core::wire::records::address_key(id);
-    let timestamp_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Command::unsessioned(
-        timestamp_ms,
-        Operation::Put { key: Bytes::from(key), value: Bytes::from(address.to_string()) },
-    )
-    .encode()
+    // Timestamp 0: the store's clock is the largest timestamp applied, so this record moves no
+    // session's time (a wall clock here would let one host's clock expire sessions, see
+    // crate::session_clock).
+    Command::unsessioned(0, Operation::Put { key: Bytes::from(key), value: Bytes::from(address.to_string()) })
+        .encode()
 }
 
 use raft_core::wire::records::parse_address;
@@ -114,6 +111,8 @@ pub struct KvStateMachine {
     store: KvStore,
     bytes: crate::quota::StoreBytes,
     quota_bytes: u64,
+    /// The store's clock after every apply and restore, for [`crate::session_clock`].
+    clock: crate::session_clock::StoreClock,
 }
 
 impl KvStateMachine {
@@ -126,6 +125,7 @@ impl KvStateMachine {
             store: KvStore::new(config).map_err(|e| e.to_string())?,
             bytes: crate::quota::StoreBytes::default(),
             quota_bytes: 0,
+            clock: Default::default(),
         })
     }
 
@@ -160,6 +160,15 @@ impl KvStateMachine {
     pub fn store(&self) -> &KvStore {
         &self.store
     }
+
+    /// The store's clock as of the last apply or restore, shared with whoever stamps commands.
+    pub fn store_clock(&self) -> crate::session_clock::StoreClock {
+        std::sync::Arc::clone(&self.clock)
+    }
+
+    fn publish_clock(&self) {
+        self.clock.store(self.store.clock_ms(), std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Encodes a response for the trip from the core task to the API layer.
@@ -193,9 +202,12 @@ impl StateMachine for KvStateMachine {
         if let Some(rewritten) = self.restore_keeping_reserved(entry) {
             let response = self.store.apply(&rewritten);
             self.bytes = crate::quota::StoreBytes::count(&self.store);
+            self.publish_clock();
             return Ok(encode_response(&response));
         }
-        Ok(encode_response(&self.apply_counting(entry)))
+        let response = self.apply_counting(entry);
+        self.publish_clock();
+        Ok(encode_response(&response))
     }
 
     fn applied_index(&self) -> LogIndex {
@@ -225,6 +237,7 @@ impl StateMachine for KvStateMachine {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         restore_from_chunks(&mut self.store, [snapshot]).map_err(|e| e.to_string())?;
         self.bytes = crate::quota::StoreBytes::count(&self.store);
+        self.publish_clock();
         Ok(())
     }
 
@@ -241,9 +254,9 @@ impl StateMachine for KvStateMachine {
     }
 
     fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        // The store's own clock, never a wall clock (see crate::session_clock): a restore moves
+        // no session's time.
+        let timestamp_ms = self.store.clock_ms();
         Some(Command { timestamp_ms, body: CommandBody::Restore { snapshot } }.encode())
     }
 

@@ -47,6 +47,7 @@ mod pending;
 pub mod quota;
 pub mod raft;
 pub mod server;
+pub mod session_clock;
 pub mod storage;
 pub mod tls;
 pub mod transport;

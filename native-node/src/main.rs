@@ -528,12 +528,14 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, access: &Access)
         }
         AdminOperation::Invite { ttl, uses } => {
             let path = format!("/admin/invite?ttl_ms={}&uses={uses}", ttl.as_millis());
-            let answer = native_node::client::http_admin(
+            // Over TLS when the node serves it (--tls-ca): the node then answers an https link.
+            let answer = native_node::client::http_admin_tls(
                 &endpoints.endpoints,
                 secret_text.as_deref(),
                 "POST",
                 &path,
                 &[],
+                tls,
             )
             .await;
             let link = answer.as_ref().ok().filter(|a| a.status == 200).and_then(|answer| {

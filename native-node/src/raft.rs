@@ -1138,8 +1138,7 @@ impl CoreTask {
             }
             return;
         }
-        let Some(term) = self.node.term_at(index) else { return };
-        let meta = SnapshotMeta { index, term, membership: self.node.membership_at(index) };
+        let Some(meta) = self.node.snapshot_meta_at(index) else { return };
         let chunks = self.state_machine.snapshot();
         self.bytes_since_snapshot = 0;
         let storage = self.storage.clone();

@@ -209,6 +209,11 @@ pub(crate) struct AppState {
     pub(crate) browser_peers: Arc<crate::browser_peers::BrowserPeers>,
     /// The page an invitation link opens (`/index.html` when this node serves the playground).
     pub(crate) invite_page: String,
+    /// Stamps the commands this node proposes (client sessions' clock, thesis §6.3).
+    pub(crate) session_clock: crate::session_clock::SessionClock,
+    /// `https` when this node serves TLS, else `http`: the scheme of the links it hands out
+    /// (redirects, invitations). Every node of a cluster serves the same.
+    pub(crate) scheme: &'static str,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -313,11 +318,11 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         metrics.browser_peers.clone(),
     ));
     transport.set_browser_gate(browser_peers.clone());
-    let state_machine: Box<dyn StateMachine> = Box::new(crate::browser_peers::RecordingStateMachine::new(
-        KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
-            .map_err(ServeError::Start)?,
-        browser_records,
-    ));
+    let kv_machine = KvStateMachine::with_quota(KvConfig::default(), config.quota_backend_bytes)
+        .map_err(ServeError::Start)?;
+    let session_clock = crate::session_clock::SessionClock::new(kv_machine.store_clock());
+    let state_machine: Box<dyn StateMachine> =
+        Box::new(crate::browser_peers::RecordingStateMachine::new(kv_machine, browser_records));
     let address_book = (Arc::downgrade(&storage), addresses.clone());
     let raft = Raft::start(
         raft_config,
@@ -352,6 +357,8 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         handshake_read_bytes_max: config.limits.handshake_read_bytes_max,
         browser_peers: browser_peers.clone(),
         invite_page: if config.web_dir.is_some() { "/index.html" } else { "/" }.to_string(),
+        session_clock,
+        scheme: if config.tls.is_some() { "https" } else { "http" },
     });
     let router = router(state, config.web_dir.clone());
     // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
@@ -460,11 +467,8 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/admin/backup", get(admin_routes::admin_backup))
         .route("/admin/invite", axum::routing::post(crate::invite::admin_invite))
-        .route(
-            "/admin/restore",
-            axum::routing::post(admin_routes::admin_restore)
-                .layer(DefaultBodyLimit::max(raft_core::kv::RESTORE_BYTES_MAX + 64 * 1024)),
-        )
+        // Reads its own body, after the admin check and up to its own bound.
+        .route("/admin/restore", axum::routing::post(admin_routes::admin_restore))
         .layer(DefaultBodyLimit::max(api::REQUEST_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::credentials::client_gate))
         .with_state(state);
@@ -596,7 +600,13 @@ async fn execute_request(
         );
     }
     let timeout = state.request_timeout;
-    if let Some(command) = operation.command(now_ms()) {
+    let (term, is_leader) = {
+        let status = state.raft.watch_status();
+        let status = status.borrow();
+        (status.term, status.role == "leader")
+    };
+    let timestamp_ms = state.session_clock.stamp(term, is_leader);
+    if let Some(command) = operation.command(timestamp_ms) {
         // Refuse what the store would refuse before it costs a log entry.
         if let Err(error) = command.validate() {
             return (StatusCode::UNPROCESSABLE_ENTITY, api::kv_response(Err(error), None));
@@ -671,10 +681,6 @@ async fn execute_request(
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 pub(crate) fn kv_answer(
     response: Result<raft_core::kv::Response, String>,
     index: Option<u64>,
@@ -705,7 +711,10 @@ pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Va
             state.metrics.client_redirects_total.fetch_add(1, Ordering::Relaxed);
             if let (Some(object), Some(leader)) = (body.as_object_mut(), leader) {
                 object.insert("leader".into(), json!(leader.0));
-                object.insert("leader_address".into(), json!(state.transport.address(*leader)));
+                let address = state.transport.address(*leader);
+                let url = address.as_ref().map(|address| format!("{}://{address}/client", state.scheme));
+                object.insert("leader_address".into(), json!(address));
+                object.insert("leader_url".into(), json!(url));
             }
             if leader.is_some() {
                 StatusCode::TEMPORARY_REDIRECT
@@ -725,12 +734,13 @@ pub(crate) fn raft_error(state: &AppState, error: &RaftError) -> (StatusCode, Va
 }
 
 pub(crate) fn http_response(status: StatusCode, body: Value) -> Response {
+    // The leader's URL in this node's scheme (`raft_error`): `https://` under TLS.
     let location = (status == StatusCode::TEMPORARY_REDIRECT)
-        .then(|| body.get("leader_address").and_then(Value::as_str).map(str::to_string))
+        .then(|| body.get("leader_url").and_then(Value::as_str).map(str::to_string))
         .flatten();
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(location) = location {
-        if let Ok(value) = header::HeaderValue::from_str(&format!("http://{location}/client")) {
+        if let Ok(value) = header::HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, value);
         }
     }

@@ -37,7 +37,10 @@ pub const DATABASE_FILE: &str = "raft.redb";
 /// Name of the snapshot folder inside the data directory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 /// First bytes of every snapshot file, so a stray file is never taken for one.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"FLOTSNP1";
+/// Format 2: the header's `SnapshotMeta` carries the configuration's own entry index.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"FLOTSNP2";
+/// The format before it, named in the error so an operator knows what happened.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"FLOTSNP1";
 
 /// Why storage failed. Every variant names the data directory or the item concerned.
 #[derive(Debug)]
@@ -536,6 +539,11 @@ impl Storage {
     #[doc(hidden)]
     pub fn decode_snapshot(bytes: &[u8], name: &str) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
         let corrupt = |why: &str| StorageError::Corrupt { what: format!("snapshot {name}: {why}") };
+        if bytes.len() >= 8 && &bytes[..8] == SNAPSHOT_MAGIC_V1 {
+            return Err(corrupt(
+                "snapshot format 1, written by an older build; this build reads format 2 (take a backup with the older build and restore it here, or rejoin this node with an empty data directory)",
+            ));
+        }
         if bytes.len() < 12 || &bytes[..8] != SNAPSHOT_MAGIC {
             return Err(corrupt("not a snapshot file (bad magic)"));
         }
@@ -635,6 +643,12 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_the_older_format_is_refused_by_name() {
+        let error = Storage::decode_snapshot(b"FLOTSNP1\x04\x00\x00\x00abcd", "old.snap").unwrap_err();
+        assert!(error.to_string().contains("snapshot format 1"), "{error}");
+    }
+
+    #[test]
     fn snapshots_are_checksummed_and_replaced_atomically() {
         let dir = temp_dir("snapshot");
         let storage = Storage::open(&dir).unwrap();
@@ -642,6 +656,7 @@ mod tests {
             index: LogIndex(7),
             term: Term(2),
             membership: Membership::with_voters([NodeId(1)]),
+            membership_index: LogIndex(1),
         };
         let path = storage.save_snapshot(&meta, b"state").unwrap();
         let (read_meta, data) = Storage::read_snapshot(&path).unwrap();

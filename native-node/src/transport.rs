@@ -20,7 +20,7 @@ pub use crate::peer_auth::{
     decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
     Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
-use crate::peer_auth::{Opener, Sealer};
+use crate::peer_auth::{BoundIncarnations, Opener, Sealer};
 use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
@@ -261,6 +261,14 @@ pub async fn dial(
             tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
                 .await
                 .map_err(|e| HandshakeError::Connect(e.to_string()))?;
+        // The incarnations both told in the upgrade, bound into both proofs (a relay that
+        // alters a header breaks the handshake).
+        let told = response
+            .headers()
+            .get(crate::incarnation::INCARNATION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::incarnation::parse);
+        let bound = BoundIncarnations::told(told, config.incarnations.as_ref().map(|book| book.own()));
         let first = next_binary(&mut socket).await?;
         let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).map_err(frame_to_handshake)?;
         if challenge.cluster_id != config.cluster_id {
@@ -281,7 +289,7 @@ pub async fn dial(
             node_id: config.node_id,
             address: config.advertise_address.clone(),
             nonce: transcript.dialler_nonce,
-            mac: transcript.hello_mac(&config.secret),
+            mac: transcript.hello_mac_bound(&config.secret, bound),
         };
         socket
             .send(WsMessage::binary(encode_frame_with_version(version, FrameKind::Hello, &hello).into()))
@@ -289,16 +297,11 @@ pub async fn dial(
             .map_err(|e| HandshakeError::Connect(e.to_string()))?;
         let answer = next_binary(&mut socket).await?;
         let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(frame_to_handshake)?;
-        if !transcript.verify_welcome(&config.secret, &welcome.mac) {
+        if !transcript.verify_welcome_bound(&config.secret, &welcome.mac, bound) {
             return Err(HandshakeError::Protocol("the peer does not know the cluster secret".into()));
         }
         if let Some(incarnations) = &config.incarnations {
-            let presented = response
-                .headers()
-                .get(crate::incarnation::INCARNATION_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(crate::incarnation::parse);
-            incarnations.check(challenge.node_id, presented).map_err(HandshakeError::Rejected)?;
+            incarnations.check(challenge.node_id, told).map_err(HandshakeError::Rejected)?;
         }
         Ok((socket, challenge.node_id, transcript.session(&config.secret, Side::Dialler)))
     };
@@ -580,12 +583,13 @@ impl Transport {
         incarnation: Option<u64>,
     ) {
         let metrics = &self.inner.metrics;
-        let accepted = self.accept_handshake(&mut socket).await.and_then(|accepted| {
-            match &self.inner.config.incarnations {
-                Some(incarnations) => incarnations.check(accepted.0, incarnation).map(|()| accepted),
-                None => Ok(accepted),
-            }
-        });
+        let accepted =
+            self.accept_handshake(&mut socket, incarnation).await.and_then(|accepted| {
+                match &self.inner.config.incarnations {
+                    Some(incarnations) => incarnations.check(accepted.0, incarnation).map(|()| accepted),
+                    None => Ok(accepted),
+                }
+            });
         match accepted {
             Ok((peer_id, address, session)) => {
                 if let Some(budget) = budget {
@@ -622,9 +626,11 @@ impl Transport {
         }
     }
 
+    /// `incarnation`: what the dialler told in its upgrade request (bound into the proofs).
     async fn accept_handshake(
         &self,
         socket: &mut axum::extract::ws::WebSocket,
+        incarnation: Option<u64>,
     ) -> Result<(NodeId, Option<String>, Session), String> {
         let config = &self.inner.config;
         let challenge = Challenge {
@@ -680,10 +686,12 @@ impl Transport {
         } else {
             &config.secret
         };
-        if !transcript.verify_hello(secret, &hello.mac) {
-            return Err("authentication failed: wrong cluster secret".to_string());
+        // This node told its own incarnation in the upgrade answer (`server::raft_socket`).
+        let bound = BoundIncarnations::told(config.incarnations.as_ref().map(|book| book.own()), incarnation);
+        if !transcript.verify_hello_bound(secret, &hello.mac, bound) {
+            return Err("authentication failed: wrong cluster secret (or an altered handshake)".to_string());
         }
-        let welcome = Welcome { mac: transcript.welcome_mac(secret) };
+        let welcome = Welcome { mac: transcript.welcome_mac_bound(secret, bound) };
         socket
             .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome).into()))
             .await

@@ -314,7 +314,35 @@ async fn a_backup_restores_every_replica_and_garbage_is_refused() {
     let body: Value = serde_json::from_slice(&garbage.body).unwrap();
     assert_eq!((garbage.status, body["error"].clone()), (422, json!("restore_rejected")), "{body}");
     assert_eq!(client.get("b", "linearizable").await.unwrap()["value"], json!("2"));
+
+    // Refused before the body is read: without the admin secret, or declaring more than a
+    // restore may carry. The body is never sent; the answer must come anyway, at once.
+    let address = &cluster.addresses[0];
+    let declared = raft_core::kv::RESTORE_BYTES_MAX + 1;
+    for (secret, length, code) in [("wrong", 1_000_000, 401), (SECRET, declared, 413)] {
+        let status = headers_only_post(address, "/admin/restore", secret, length).await;
+        assert_eq!(
+            status.as_deref(),
+            Some(code.to_string().as_str()),
+            "secret {secret}, {length} bytes declared"
+        );
+    }
     cluster.shutdown().await;
+}
+
+/// Sends only the head of a POST declaring `length` bytes of body; the answer's status code if
+/// one comes within 3 s (a server that waits for the body sends none).
+async fn headers_only_post(address: &str, path: &str, secret: &str, length: usize) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {secret}\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut answer)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&answer[..read]).to_string();
+    text.split_whitespace().nth(1).map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

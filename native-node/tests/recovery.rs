@@ -129,3 +129,77 @@ async fn a_wiped_voter_is_refused_until_it_is_removed_and_joins_again() {
     rejoined.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// The handshake as a dialler that holds the secret and told `honest` in its upgrade, through a
+/// relay that rewrote the header to `told`: the Welcome, or the reason it was refused.
+async fn dial_through_relay(address: &str, honest: u64, told: u64) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use raft_core::wire::{
+        decode_frame, encode_frame, BoundIncarnations, Challenge, FrameKind, Hello, Transcript, Welcome,
+    };
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message as Ws};
+    let mut request = format!("ws://{address}/raft").into_client_request().unwrap();
+    let header = native_node::incarnation::format(told).parse().unwrap();
+    request.headers_mut().insert(native_node::incarnation::INCARNATION_HEADER, header);
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let acceptor_told = response
+        .headers()
+        .get(native_node::incarnation::INCARNATION_HEADER)
+        .and_then(|value| native_node::incarnation::parse(value.to_str().ok()?));
+    assert!(acceptor_told.is_some(), "the node tells its incarnation");
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap() {
+            Some(Ok(Ws::Binary(bytes))) => {
+                frames.push(bytes);
+                if frames.len() == 1 {
+                    let challenge: Challenge = decode_frame(&frames[0], FrameKind::Challenge).unwrap();
+                    let transcript = Transcript {
+                        acceptor_nonce: challenge.nonce,
+                        dialler_nonce: [7; 16],
+                        cluster_id: challenge.cluster_id.clone(),
+                        acceptor: challenge.node_id,
+                        dialler: NodeId(2),
+                    };
+                    // The dialler's proof binds what it really told.
+                    let bound = BoundIncarnations::told(acceptor_told, Some(honest));
+                    let hello = Hello {
+                        cluster_id: challenge.cluster_id,
+                        node_id: NodeId(2),
+                        address: None,
+                        nonce: [7; 16],
+                        mac: transcript.hello_mac_bound(SECRET.as_bytes(), bound),
+                    };
+                    socket.send(Ws::binary(encode_frame(FrameKind::Hello, &hello))).await.unwrap();
+                }
+            }
+            Some(Ok(_)) => {}
+            other => return Err(format!("closed: {other:?}")),
+        }
+    }
+    decode_frame::<Welcome>(&frames[1], FrameKind::Welcome).map_err(|e| e.to_string())?;
+    // The incarnation is checked after the Welcome: a Reject may follow within a moment.
+    if let Ok(Some(Ok(Ws::Binary(bytes)))) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await
+    {
+        decode_frame::<Welcome>(&bytes, FrameKind::Welcome).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The incarnation header is bound into the handshake's proofs: a relay that rewrites it (to
+/// pass a wiped voter off as its old self, or to get a healthy one refused) breaks the
+/// handshake, and the node records nothing it told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_cannot_alter_the_incarnation_a_peer_tells() {
+    let cluster = Cluster::start(1, "incarnation-relay").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = &cluster.addresses[0];
+    let refused = dial_through_relay(address, 0x1111, 0x2222).await.unwrap_err();
+    assert!(refused.contains("wrong cluster secret"), "{refused}");
+    // Honest: the same incarnation told and bound, welcomed (and recorded as node 2's).
+    dial_through_relay(address, 0x1111, 0x1111).await.unwrap();
+    // The refused one was never recorded: a different one now is (the book holds 0x1111).
+    let refused = dial_through_relay(address, 0x2222, 0x2222).await.unwrap_err();
+    assert!(refused.contains("new data directory"), "{refused}");
+    cluster.shutdown().await;
+}

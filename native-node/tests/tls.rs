@@ -73,6 +73,23 @@ async fn a_tls_cluster_replicates_and_serves_only_tls_clients_that_trust_its_ca(
         .map(|node| node.raft.metrics().connections_tls_failed_total.load(Ordering::Relaxed))
         .sum();
     assert!(failed >= 2, "failed TLS handshakes are counted: {failed}");
+
+    // Links the node hands out follow its scheme: a follower's 307 and an invitation say https.
+    let leader_address = cluster.addresses[leader as usize - 1].clone();
+    let follower = cluster.addresses.iter().find(|a| **a != leader_address).unwrap();
+    let put = br#"{"op":"put","key":"x","value":"y"}"#;
+    let answer = http_request_tls(follower, "POST", "/client", None, put, Some(&trusted)).await.unwrap();
+    assert_eq!(answer.status, 307, "{}", String::from_utf8_lossy(&answer.body));
+    let location = answer.headers.iter().find(|(name, _)| name == "location").map(|(_, v)| v.as_str());
+    assert_eq!(location, Some(format!("https://{leader_address}/client").as_str()));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["leader_url"], json!(format!("https://{leader_address}/client")));
+    let answer =
+        http_request_tls(address, "POST", "/admin/invite", Some(SECRET), b"", Some(&trusted)).await.unwrap();
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let link = body["link"].as_str().unwrap();
+    assert!(link.starts_with(&format!("https://{address}/")), "{link}");
     cluster.shutdown().await;
 }
 

@@ -50,11 +50,12 @@ pub(crate) struct RaftLog {
 
 impl RaftLog {
     /// A log restored from storage: everything given is durable already. `membership` is the
-    /// configuration in force at `compacted_index` (a snapshot's), empty for a log from index 1.
+    /// configuration in force at `compacted_index` (a snapshot's) with its own entry's index,
+    /// empty for a log from index 1.
     pub(crate) fn restore(
         compacted_index: LogIndex,
         compacted_term: Term,
-        membership: Membership,
+        membership: (LogIndex, Membership),
         entries: Vec<Entry>,
     ) -> RaftLog {
         let last = LogIndex(compacted_index.0 + entries.len() as u64);
@@ -62,7 +63,7 @@ impl RaftLog {
         RaftLog {
             compacted_index,
             compacted_term,
-            compacted_membership: (compacted_index, membership),
+            compacted_membership: (membership.0.min(compacted_index), membership.1),
             entries,
             membership_indexes,
             committed: compacted_index,
@@ -101,10 +102,15 @@ impl RaftLog {
     /// The configuration in force at `index`: the latest appended at or before it. Below the
     /// compaction point only the one in force there is known.
     pub(crate) fn membership_at(&self, index: LogIndex) -> &Membership {
+        self.membership_with_index_at(index).1
+    }
+
+    /// [`RaftLog::membership_at`] with the index of that configuration's own entry.
+    pub(crate) fn membership_with_index_at(&self, index: LogIndex) -> (LogIndex, &Membership) {
         let position = self.membership_indexes.partition_point(|&i| i <= index);
         match position.checked_sub(1) {
-            Some(k) => self.membership_entry(self.membership_indexes[k]),
-            None => &self.compacted_membership.1,
+            Some(k) => (self.membership_indexes[k], self.membership_entry(self.membership_indexes[k])),
+            None => (self.compacted_membership.0, &self.compacted_membership.1),
         }
     }
 
@@ -235,7 +241,12 @@ impl RaftLog {
     /// Installs a snapshot ending at (`index`, `term`) (§7): if the log holds that entry, the
     /// entries after it are kept; otherwise the whole log is replaced. Everything kept is
     /// handed out to persist again, so storage can simply start over from the snapshot.
-    pub(crate) fn install_snapshot(&mut self, index: LogIndex, term: Term, membership: Membership) {
+    pub(crate) fn install_snapshot(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        membership: (LogIndex, Membership),
+    ) {
         if self.matches(index, term) && index > self.compacted_index {
             let drop = self.offset(index) + 1;
             self.entries.drain(..drop);
@@ -243,7 +254,8 @@ impl RaftLog {
             self.entries.clear();
         }
         self.membership_indexes = membership_indexes_of(&self.entries);
-        self.compacted_membership = (index, membership);
+        // A configuration's index never lies after the snapshot's (a peer's claim is clamped).
+        self.compacted_membership = (membership.0.min(index), membership.1);
         self.compacted_index = index;
         self.compacted_term = term;
         self.committed = self.committed.max(index);
@@ -351,7 +363,7 @@ mod tests {
 
     fn log_with_terms(terms: &[u64]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(k, t)| entry(k as u64 + 1, *t)).collect();
-        RaftLog::restore(LogIndex(0), Term(0), Membership::default(), entries)
+        RaftLog::restore(LogIndex(0), Term(0), (LogIndex(0), Membership::default()), entries)
     }
 
     #[test]

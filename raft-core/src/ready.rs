@@ -125,6 +125,11 @@ pub struct SnapshotMeta {
     pub term: Term,
     /// The configuration in effect at `index`.
     pub membership: Membership,
+    /// The index of `membership`'s own configuration entry (at most `index`; 0 for a
+    /// configuration that no entry carries). Kept so that a restart or a follower installing
+    /// the snapshot reports the same [`crate::RaftNode::membership_index`], the compare-and-set
+    /// token of membership changes, as the node that compacted the entry (thesis §4.1).
+    pub membership_index: LogIndex,
 }
 
 /// What a driver read back from stable storage to restart a node.

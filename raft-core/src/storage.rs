@@ -171,7 +171,12 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_staged_installed_and_served_in_chunks() {
-        let meta = SnapshotMeta { index: LogIndex(5), term: Term(2), membership: Membership::default() };
+        let meta = SnapshotMeta {
+            index: LogIndex(5),
+            term: Term(2),
+            membership: Membership::default(),
+            membership_index: LogIndex(0),
+        };
         let mut storage = MemoryStorage { entries: alloc::vec![entry(1, 1)], ..MemoryStorage::default() };
         let chunk = |offset: u64, data: &'static [u8], last| SnapshotChunk {
             meta: meta.clone(),

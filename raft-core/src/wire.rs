@@ -16,7 +16,9 @@
 //!
 //! The transcript is `nonce_a ‖ nonce_d ‖ cluster ‖ acceptor id ‖ dialler id` (each part
 //! length-prefixed), so both proofs are bound to this connection's two fresh nonces and to both
-//! identities: a handshake recorded elsewhere proves nothing here.
+//! identities: a handshake recorded elsewhere proves nothing here. Between native nodes the
+//! proofs also bind both data-directory incarnations told in the WebSocket upgrade
+//! ([`BoundIncarnations`]; tabs tell none, and their proofs are unchanged).
 //!
 //! **Session.** Both ends derive `session = HMAC(secret, "session" ‖ transcript)` and one key
 //! per direction, `HMAC(session, "dialler to acceptor")` and `HMAC(session, "acceptor to
@@ -257,9 +259,48 @@ pub(crate) fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
+/// The data-directory incarnations the two native nodes told each other in the WebSocket
+/// upgrade that carries the handshake (`x-flotilla-incarnation`, see `native-node`'s
+/// `incarnation` module), bound into the Hello and Welcome proofs so that a relay cannot
+/// alter, add or strip them without the handshake failing.
+///
+/// Browser tabs can neither set nor read upgrade headers: they tell none and bind
+/// [`BoundIncarnations::NONE`], with which every proof is exactly the one of a transcript
+/// without incarnations. The rule both ends follow: when the dialler told no incarnation, bind
+/// none; otherwise bind the dialler's and the acceptor's (or `None` if the acceptor told none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoundIncarnations {
+    /// The acceptor's incarnation, as told in its upgrade answer.
+    pub acceptor: Option<u64>,
+    /// The dialler's incarnation, as told in its upgrade request.
+    pub dialler: Option<u64>,
+}
+
+impl BoundIncarnations {
+    /// Nothing bound: a tab's handshake, or a node that keeps no incarnations.
+    pub const NONE: BoundIncarnations = BoundIncarnations { acceptor: None, dialler: None };
+
+    /// What both ends bind, by the rule above, from what each told.
+    pub fn told(acceptor: Option<u64>, dialler: Option<u64>) -> BoundIncarnations {
+        match dialler {
+            None => BoundIncarnations::NONE,
+            Some(_) => BoundIncarnations { acceptor, dialler },
+        }
+    }
+}
+
+fn incarnation_part(incarnation: Option<u64>) -> [u8; 9] {
+    let mut part = [0u8; 9];
+    if let Some(value) = incarnation {
+        part[0] = 1;
+        part[1..].copy_from_slice(&value.to_le_bytes());
+    }
+    part
+}
+
 impl Transcript {
-    fn mac(&self, secret: &[u8], label: &[u8]) -> HmacSha256 {
-        keyed(
+    fn mac(&self, secret: &[u8], label: &[u8], bound: BoundIncarnations) -> HmacSha256 {
+        let mut mac = keyed(
             secret,
             &[
                 label,
@@ -269,32 +310,61 @@ impl Transcript {
                 &self.acceptor.0.to_le_bytes(),
                 &self.dialler.0.to_le_bytes(),
             ],
-        )
+        );
+        // Nothing appended when nothing is bound: tabs' proofs stay as they were.
+        if bound != BoundIncarnations::NONE {
+            for part in [incarnation_part(bound.acceptor), incarnation_part(bound.dialler)] {
+                mac.update(&(part.len() as u32).to_le_bytes());
+                mac.update(&part);
+            }
+        }
+        mac
     }
 
     /// The dialler's proof.
     pub fn hello_mac(&self, secret: &[u8]) -> Vec<u8> {
-        self.mac(secret, b"flotilla hello v2").finalize().into_bytes().to_vec()
+        self.hello_mac_bound(secret, BoundIncarnations::NONE)
+    }
+
+    /// The dialler's proof, binding the incarnations both told.
+    pub fn hello_mac_bound(&self, secret: &[u8], bound: BoundIncarnations) -> Vec<u8> {
+        self.mac(secret, b"flotilla hello v2", bound).finalize().into_bytes().to_vec()
     }
 
     /// Whether `mac` is the dialler's proof (constant time).
     pub fn verify_hello(&self, secret: &[u8], mac: &[u8]) -> bool {
-        self.mac(secret, b"flotilla hello v2").verify_slice(mac).is_ok()
+        self.verify_hello_bound(secret, mac, BoundIncarnations::NONE)
+    }
+
+    /// Whether `mac` is the dialler's proof binding these incarnations (constant time).
+    pub fn verify_hello_bound(&self, secret: &[u8], mac: &[u8], bound: BoundIncarnations) -> bool {
+        self.mac(secret, b"flotilla hello v2", bound).verify_slice(mac).is_ok()
     }
 
     /// The acceptor's proof.
     pub fn welcome_mac(&self, secret: &[u8]) -> Vec<u8> {
-        self.mac(secret, b"flotilla welcome v2").finalize().into_bytes().to_vec()
+        self.welcome_mac_bound(secret, BoundIncarnations::NONE)
+    }
+
+    /// The acceptor's proof, binding the incarnations both told.
+    pub fn welcome_mac_bound(&self, secret: &[u8], bound: BoundIncarnations) -> Vec<u8> {
+        self.mac(secret, b"flotilla welcome v2", bound).finalize().into_bytes().to_vec()
     }
 
     /// Whether `mac` is the acceptor's proof (constant time).
     pub fn verify_welcome(&self, secret: &[u8], mac: &[u8]) -> bool {
-        self.mac(secret, b"flotilla welcome v2").verify_slice(mac).is_ok()
+        self.verify_welcome_bound(secret, mac, BoundIncarnations::NONE)
+    }
+
+    /// Whether `mac` is the acceptor's proof binding these incarnations (constant time).
+    pub fn verify_welcome_bound(&self, secret: &[u8], mac: &[u8], bound: BoundIncarnations) -> bool {
+        self.mac(secret, b"flotilla welcome v2", bound).verify_slice(mac).is_ok()
     }
 
     /// The session of this connection, seen from `side`.
     pub fn session(&self, secret: &[u8], side: Side) -> Session {
-        let session = self.mac(secret, b"flotilla session v2").finalize().into_bytes();
+        let session =
+            self.mac(secret, b"flotilla session v2", BoundIncarnations::NONE).finalize().into_bytes();
         let dialler_to_acceptor = key_of(&session, b"dialler to acceptor");
         let acceptor_to_dialler = key_of(&session, b"acceptor to dialler");
         let (send, receive) = match side {
@@ -489,6 +559,31 @@ mod tests {
             Transcript { cluster_id: "d".into(), ..good.clone() },
         ] {
             assert!(!changed.verify_hello(b"secret", &mac), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn proofs_bind_the_incarnations_told_and_nothing_bound_is_the_plain_proof() {
+        let good = transcript();
+        // Nothing bound (a tab's handshake): exactly the proofs of before.
+        assert_eq!(good.hello_mac_bound(b"secret", BoundIncarnations::NONE), good.hello_mac(b"secret"));
+        assert_eq!(good.welcome_mac_bound(b"secret", BoundIncarnations::NONE), good.welcome_mac(b"secret"));
+        assert_eq!(BoundIncarnations::told(Some(7), None), BoundIncarnations::NONE);
+        let bound = BoundIncarnations::told(Some(7), Some(9));
+        let hello = good.hello_mac_bound(b"secret", bound);
+        let welcome = good.welcome_mac_bound(b"secret", bound);
+        assert!(good.verify_hello_bound(b"secret", &hello, bound));
+        assert!(good.verify_welcome_bound(b"secret", &welcome, bound));
+        // A relay that alters, strips or swaps either incarnation breaks both proofs.
+        for altered in [
+            BoundIncarnations::NONE,
+            BoundIncarnations::told(Some(7), Some(10)),
+            BoundIncarnations::told(Some(8), Some(9)),
+            BoundIncarnations::told(None, Some(9)),
+            BoundIncarnations::told(Some(9), Some(7)),
+        ] {
+            assert!(!good.verify_hello_bound(b"secret", &hello, altered), "{altered:?}");
+            assert!(!good.verify_welcome_bound(b"secret", &welcome, altered), "{altered:?}");
         }
     }
 

@@ -58,11 +58,10 @@ fn body() -> impl Strategy<Value = MessageBody> {
             AppendOutcome::Rejected { rejected_index, hint_index, hint_term }
         }),
     ];
-    let meta = (index(), term(), membership()).prop_map(|(index, term, membership)| SnapshotMeta {
-        index,
-        term,
-        membership,
-    });
+    let meta =
+        (index(), term(), membership(), index()).prop_map(|(index, term, membership, membership_index)| {
+            SnapshotMeta { index, term, membership, membership_index }
+        });
     prop_oneof![
         (vote_kind(), reason, index(), term()).prop_map(|(kind, reason, last_log_index, last_log_term)| {
             MessageBody::VoteRequest { kind, reason, last_log_index, last_log_term }

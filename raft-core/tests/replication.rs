@@ -229,7 +229,7 @@ fn s7_a_partial_snapshot_is_not_resumed_from_another_leader() {
     use raft_core::{bootstrap, Membership, RaftNode, SnapshotMeta};
     let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
     let mut node = RaftNode::new(config(3), bootstrap(membership.clone())).unwrap();
-    let meta = SnapshotMeta { index: LogIndex(10), term: Term(2), membership };
+    let meta = SnapshotMeta { index: LogIndex(10), term: Term(2), membership, membership_index: LogIndex(1) };
     let chunk = |from: u64, term: u64, offset: u64| Message {
         from: NodeId(from),
         to: NodeId(3),

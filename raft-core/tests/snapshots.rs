@@ -184,8 +184,18 @@ fn a_batch_that_installs_a_snapshot_holds_no_chunk_of_the_next() {
     cluster.campaign(1);
     let term = cluster.node(1).term();
     let membership = cluster.node(3).membership().clone();
-    let first = raft_core::SnapshotMeta { index: LogIndex(10), term, membership: membership.clone() };
-    let next = raft_core::SnapshotMeta { index: LogIndex(20), term: term.next(), membership };
+    let first = raft_core::SnapshotMeta {
+        index: LogIndex(10),
+        term,
+        membership: membership.clone(),
+        membership_index: LogIndex(1),
+    };
+    let next = raft_core::SnapshotMeta {
+        index: LogIndex(20),
+        term: term.next(),
+        membership,
+        membership_index: LogIndex(1),
+    };
     let chunk = |from: u64, term, meta: &raft_core::SnapshotMeta, data: &'static [u8], last| Message {
         from: NodeId(from),
         to: NodeId(3),

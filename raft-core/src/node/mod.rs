@@ -197,8 +197,8 @@ impl RaftNode {
         config.validate()?;
         let Restored { hard_state, snapshot, mut entries, applied } = restored;
         let (snapshot_index, snapshot_term, snapshot_membership) = match &snapshot {
-            Some(meta) => (meta.index, meta.term, meta.membership.clone()),
-            None => (LogIndex(0), Term(0), Membership::default()),
+            Some(meta) => (meta.index, meta.term, (meta.membership_index, meta.membership.clone())),
+            None => (LogIndex(0), Term(0), (LogIndex(0), Membership::default())),
         };
         // Entries the snapshot covers (trailing entries kept for slow followers) are dropped:
         // the log restarts right after the snapshot.

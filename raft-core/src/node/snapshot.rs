@@ -74,6 +74,15 @@ impl RaftNode {
         self.log.membership_at(index).clone()
     }
 
+    /// What a snapshot of the state machine as of `index` says about the log: the term at
+    /// `index` and the configuration in force there with its entry's index (§7, thesis §4.1).
+    /// `None` when the log no longer knows `index`'s term.
+    pub fn snapshot_meta_at(&self, index: LogIndex) -> Option<SnapshotMeta> {
+        let term = self.log.term(index)?;
+        let (membership_index, membership) = self.log.membership_with_index_at(index);
+        Some(SnapshotMeta { index, term, membership: membership.clone(), membership_index })
+    }
+
     /// The driver has durably stored a snapshot of its state machine as of `index` (on demand,
     /// or because [`RaftNode::snapshot_wanted`] asked). The log is compacted behind it, keeping
     /// `snapshot_trailing_entries` for slow followers.
@@ -96,9 +105,9 @@ impl RaftNode {
         if index <= current {
             return Err(SnapshotError::Stale { current });
         }
-        let term =
-            self.log.term(index).ok_or(SnapshotError::Stale { current: self.log.compacted_index() })?;
-        let meta = SnapshotMeta { index, term, membership: self.membership_at(index) };
+        let meta = self
+            .snapshot_meta_at(index)
+            .ok_or(SnapshotError::Stale { current: self.log.compacted_index() })?;
         self.snapshot = Some(meta.clone());
         // Invariant: applied <= handed out <= committed. `advance` later raises it to the rest.
         debug_assert!(index <= self.log.committed);
@@ -263,7 +272,7 @@ impl RaftNode {
     /// Swaps the log for the snapshot, keeping entries after it if they match (§7).
     fn install_snapshot(&mut self, meta: SnapshotMeta) {
         let membership_before = self.membership().clone();
-        self.log.install_snapshot(meta.index, meta.term, meta.membership.clone());
+        self.log.install_snapshot(meta.index, meta.term, (meta.membership_index, meta.membership.clone()));
         if *self.membership() != membership_before {
             self.report_membership();
         }

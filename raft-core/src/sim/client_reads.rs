@@ -71,6 +71,11 @@ pub struct ClientRead {
     pub answered_ms: Option<u64>,
     /// The answer: the key's value (`None` if absent) or why there is none.
     pub answer: Option<Result<Option<Bytes>, ReadFailure>>,
+    /// A lease read asked while the server's clock was outside the drift bound: it had been
+    /// paused (no ticks) within the last election timeout, so its lease may count time it did
+    /// not see pass. The guide's rule 3 for lease reads does not hold, and the checks leave the
+    /// answer alone.
+    pub beyond_drift_bound: bool,
 }
 
 /// A server's key-value state, built from its applied commands up to byte `end` of their
@@ -156,8 +161,17 @@ impl ClientReads {
             read_index: None,
             answered_ms: None,
             answer: None,
+            beyond_drift_bound: false,
         });
         id | REQUEST_ID_BIT
+    }
+
+    /// The lease read `request_id` was asked beyond the drift bound (see
+    /// [`ClientRead::beyond_drift_bound`]).
+    pub(crate) fn beyond_drift_bound(&mut self, request_id: u64) {
+        if let Some(read) = self.record_mut(request_id) {
+            read.beyond_drift_bound = true;
+        }
     }
 
     /// The node of server `k` was asked for a read index under `request_id`.
@@ -176,6 +190,7 @@ impl ClientReads {
         k: usize,
         states: &[ReadState],
         machine: &SimStateMachine,
+        store: Option<&KvStore>,
         now: u64,
         trace: &mut u64,
     ) {
@@ -193,11 +208,21 @@ impl ClientReads {
                 Err(error) => self.answer(state.request_id, Err(ReadFailure::Refused(error)), now, trace),
             }
         }
-        self.applied(k, machine, now, trace);
+        self.applied(k, machine, store, now, trace);
     }
 
-    /// Server `k`'s state machine moved: answer every read whose index it has applied.
-    pub(crate) fn applied(&mut self, k: usize, machine: &SimStateMachine, now: u64, trace: &mut u64) {
+    /// Server `k`'s state machine moved: answer every read whose index it has applied, from
+    /// `store` when the server runs the kv workload's store (the real one: its sessions are
+    /// numbered by log index, which the view, numbering commands itself, cannot reproduce, so
+    /// the view would miss every session write), from the view of `machine` otherwise.
+    pub(crate) fn applied(
+        &mut self,
+        k: usize,
+        machine: &SimStateMachine,
+        store: Option<&KvStore>,
+        now: u64,
+        trace: &mut u64,
+    ) {
         if self.ready.is_empty() {
             return; // The common case, after every persisted batch: nothing to look up.
         }
@@ -212,19 +237,23 @@ impl ClientReads {
         if self.views.len() <= k {
             self.views.resize_with(k + 1, || None);
         }
-        if self.views[k].is_none() {
+        if self.views[k].is_none() && store.is_none() {
             self.views[k] = KvView::new();
         }
-        let Some(view) = self.views[k].as_mut() else {
-            return;
+        let store = match (store, self.views[k].as_mut()) {
+            (Some(store), _) => store,
+            (None, Some(view)) => {
+                view.sync(machine);
+                &view.store
+            }
+            (None, None) => return,
         };
-        view.sync(machine);
         let mut answers = Vec::with_capacity(due.len());
         for (index, request_id) in due {
             self.ready.remove(&(k, index, request_id));
             let position = position(self.first_id, request_id);
             let key = position.and_then(|p| self.records.get(p)).map(|read| &read.key);
-            let value = key.and_then(|key| view.store.get(key).cloned());
+            let value = key.and_then(|key| store.get(key).cloned());
             answers.push((request_id, value));
         }
         for (request_id, value) in answers {
@@ -351,11 +380,11 @@ mod tests {
             ReadState { request_id: b, result: Err(ReadError::NoLeader) },
             ReadState { request_id: 3, result: Ok(LogIndex(1)) }, // not ours
         ];
-        reads.read_states(0, &states, &machine(&[put("x", "1")]), 6, &mut trace);
+        reads.read_states(0, &states, &machine(&[put("x", "1")]), None, 6, &mut trace);
         assert_eq!(reads.answered_total(), 1);
         assert_eq!(reads.get(1).unwrap().answer, Some(Err(ReadFailure::Refused(ReadError::NoLeader))));
         assert_eq!(reads.get(0).unwrap().answer, None, "index 2 is not applied yet");
-        reads.applied(0, &machine(&[put("x", "1"), put("x", "2")]), 9, &mut trace);
+        reads.applied(0, &machine(&[put("x", "1"), put("x", "2")]), None, 9, &mut trace);
         let read = reads.get(0).unwrap();
         assert_eq!(read.answer, Some(Ok(Some(Bytes::from_static(b"2")))));
         assert_eq!((read.read_index, read.answered_ms), (Some(LogIndex(2)), Some(9)));

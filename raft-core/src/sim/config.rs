@@ -70,8 +70,10 @@ pub struct FaultSet {
     /// Corners of issue 10, each a reactive fault or a setting (see [`Adversary`]): loss bursts
     /// that swallow a whole in-flight window (with small windows and a burst of proposals),
     /// clocks at the drift bound, TimeoutNow delayed past the transfer's end, configuration
-    /// entries proposed on both sides of a partition, a leader crashed during a catch-up, and
-    /// snapshots taken when a follower's log diverges.
+    /// entries proposed on both sides of a partition (and at the same index), a leader crashed
+    /// during a catch-up, snapshots taken when a follower's log diverges (and when the
+    /// compaction point would fall inside its divergent tail), a deposed leader taking writes,
+    /// and followers restarted right after answering a partitioned leader's lease round.
     pub corners: bool,
 }
 
@@ -237,7 +239,9 @@ pub struct Adversary {
     /// for 100 ms to 1.5 s.
     pub split_joint_per_mille: u32,
     /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
-    /// next 600 ms, in a random read mode (it may still believe it leads).
+    /// next 600 ms, in a random read mode (it may still believe it leads); and a leader that
+    /// sends TimeoutNow has its inbound links fail just before it lands, half the time, so it
+    /// cannot hear the election it causes while its clients keep reading from it.
     pub deposed_leader_reads: bool,
     /// A leader cut off from a majority by a partition is asked for a configuration change of
     /// its own, competing with whatever the majority's next leader appends at that index.
@@ -252,6 +256,20 @@ pub struct Adversary {
     pub crash_during_catch_up_per_mille: u32,
     /// A leader that gets a rejected AppendEntries snapshots (and compacts) at once.
     pub snapshot_on_reject_per_mille: u32,
+    /// A leader that gets a rejected AppendEntries snapshots at once whenever its compaction
+    /// point would then fall where the follower's log diverges from its own, at or below the
+    /// follower's rejection hint (issue 10, defect 4: the hint lands on the compaction point).
+    pub snapshot_at_divergence: bool,
+    /// A leader cut off from a majority by a partition keeps taking writes from clients that
+    /// still reach it, every 5 ms for 100 to 800 ms: a long uncommitted tail the majority's
+    /// next leader must overwrite (and may have compacted past the start of).
+    pub deposed_leader_writes: bool,
+    /// A follower answering a leader's heartbeat round is crashed at once and restarted 1 to
+    /// 15 ms later, with as many other followers as a rival needs for a majority, while the
+    /// leader is partitioned away serving lease reads; the rival campaigns as soon as they are
+    /// back (issue 10, defect 3: a restarted voter must stay quiet for an election timeout).
+    /// Chance per heartbeat answer, in thousandths, at most one such episode every 2 s.
+    pub restart_ackers_per_mille: u32,
 }
 
 /// Limits on one run; exceeding one is a `budget` violation and stops the run.

@@ -135,6 +135,9 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
         config.adversary.timeout_now_delay_ms_max = 400;
         config.adversary.crash_during_catch_up_per_mille = 300;
         config.adversary.snapshot_on_reject_per_mille = 100;
+        config.adversary.snapshot_at_divergence = true;
+        config.adversary.deposed_leader_writes = true;
+        config.adversary.restart_ackers_per_mille = 20;
         // Small windows fill in one loss burst.
         if rng.chance(1, 2) {
             config.inflight_messages_max = rng.range(1, 9) as usize;
@@ -150,8 +153,10 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
 pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
     let config = run_config(seed, options);
     let duration_ms = options.ticks.saturating_mul(config.tick_ms);
-    let script = generate(&config, &NemesisPlan::new(options.faults, duration_ms));
+    let plan = NemesisPlan::new(options.faults, duration_ms);
+    let script = generate(&config, &plan);
     let mut simulation = Simulation::new(config, script)?;
+    simulation.faults_end_ms = duration_ms.saturating_sub(plan.calm_tail_ms);
     // Stop at the first violation: what follows it is noise.
     run_and_converge(&mut simulation, duration_ms);
     Ok(report(seed, &simulation, None))
@@ -187,9 +192,40 @@ fn report(seed: u64, simulation: &Simulation, workload: Option<WorkloadReport>) 
     }
 }
 
+/// The clients' history with the answered linearizable and lease reads of [`Input::Read`]
+/// added (the adversary's reads at a deposed or partitioned leader, each its own client), so the
+/// linearizability check covers reads served by any server in either mode: a leader that
+/// answers a read it may no longer serve (a ReadIndex without its quorum round, a lease that
+/// does not hold) is caught by the check, not only by the per-step rules. Stale reads may miss
+/// writes by design and are left out, as are lease reads asked beyond the drift bound
+/// ([`ClientRead::beyond_drift_bound`]); unanswered reads had no effect.
+fn with_client_reads<'a>(
+    history: crate::linearizability::History,
+    reads: impl Iterator<Item = &'a ClientRead>,
+) -> crate::linearizability::History {
+    use crate::linearizability::{Observed, Op, OperationRecord};
+    /// Client numbers of these reads start here, past the workload's clients.
+    const FIRST_CLIENT: u64 = 1 << 32;
+    let mut records = history.records().to_vec();
+    for read in reads.filter(|read| read.mode != crate::ReadMode::Stale && !read.beyond_drift_bound) {
+        let (Some(Ok(value)), Some(answered_ms)) = (&read.answer, read.answered_ms) else {
+            continue;
+        };
+        records.push(OperationRecord {
+            client: FIRST_CLIENT + read.id,
+            invoke_time: read.asked_ms,
+            complete_time: Some(answered_ms),
+            op: Op::get(read.key.clone()),
+            observed: Observed::Value(value.clone()),
+        });
+    }
+    crate::linearizability::History::from_valid(records)
+}
+
 /// Runs one seed under the nemesis with `workload`'s clients as the only load (the nemesis
 /// proposes nothing itself), checking safety after every event and, if asked, the clients'
-/// history for linearizability at the end.
+/// history (with the reads of [`Input::Read`], see `with_client_reads`) for linearizability at
+/// the end.
 ///
 /// # Errors
 /// A lowercase description if the options are invalid.
@@ -208,11 +244,12 @@ pub fn run_seed_workload(
     // The clients stop with the run, so the liveness check finds a quiet cluster.
     workload.stop_ms = Some(workload.stop_ms.unwrap_or(duration_ms).min(duration_ms));
     let mut simulation = Simulation::with_workload(config, script, workload)?;
+    simulation.faults_end_ms = duration_ms.saturating_sub(plan.calm_tail_ms);
     run_and_converge(&mut simulation, duration_ms);
     let Some(clients) = simulation.workload() else {
         return Err(String::from("the simulation lost its workload"));
     };
-    let history = clients.history();
+    let history = with_client_reads(clients.history(), simulation.client_reads());
     let check = match history_check {
         HistoryCheck::None => None,
         HistoryCheck::Linearizability => Some(crate::linearizability::check(&history)),

@@ -17,6 +17,12 @@
 //! - **A running server's state never goes back** (§7: a stale snapshot never rolls it back).
 //! - **A linearizable or lease read index covers everything committed before the read was
 //!   asked** (thesis §6.4), whichever server asked.
+//! - **A rejected probe moves the leader back** (§5.3, Figure 2: "decrement nextIndex and
+//!   retry"; §7): once a leader handled a follower's rejection of the AppendEntries it is
+//!   waiting on, with `prevLogIndex` p, it never sends that follower p as `prevLogIndex` again
+//!   (its next index is at most p, or p is compacted and a snapshot follows). Re-probing p is the
+//!   hot AppendEntries/reject loop of a livelock that never sends the snapshot (issue 10,
+//!   defect 4).
 
 use crate::sim::checker::Checker;
 use crate::types::{LogIndex, Membership, NodeId, Term};
@@ -38,6 +44,18 @@ pub(crate) struct Rules {
     read_floors: BTreeMap<u64, LogIndex>,
     /// leader → (configuration index, configuration) at the end of its last step.
     memberships: BTreeMap<NodeId, (LogIndex, Membership)>,
+}
+
+/// A leader's view of one follower, just before and just after it handled that follower's
+/// rejection (see [`Rules::probe_rejected`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProbeView {
+    /// Probe, replicate or snapshot.
+    pub(crate) state: crate::progress::ProgressState,
+    /// The follower's next index in the leader's view.
+    pub(crate) next_index: LogIndex,
+    /// The follower's match index in the leader's view.
+    pub(crate) match_index: LogIndex,
 }
 
 /// What [`Rules::observe`] saw.
@@ -338,6 +356,45 @@ impl Rules {
         }
     }
 
+    /// Leader `leader` (compacted through `compacted`) handled `follower`'s rejection of an
+    /// AppendEntries whose `prevLogIndex` was `rejected`; `before` and `after` are its view of
+    /// the follower around the step. If the rejection was of the probe or window the leader
+    /// was waiting on, the leader must have moved below `rejected`, or be about to send a
+    /// snapshot (§5.3, §7).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn probe_rejected(
+        &mut self,
+        checker: &mut Checker,
+        leader: NodeId,
+        follower: NodeId,
+        rejected: LogIndex,
+        before: ProbeView,
+        after: ProbeView,
+        compacted: LogIndex,
+        time_ms: u64,
+    ) {
+        use crate::progress::ProgressState;
+        let current = match before.state {
+            ProgressState::Probe => before.next_index.prev() == rejected,
+            ProgressState::Replicate => rejected > before.match_index,
+            ProgressState::Snapshot => false,
+        };
+        // A follower that acknowledged `rejected` and then refused it lost acknowledged
+        // entries: `ack-durable`'s business, not this rule's.
+        if !current || before.match_index >= rejected {
+            return;
+        }
+        let moved_back = after.next_index <= rejected;
+        let snapshot_next = after.state == ProgressState::Snapshot || rejected < compacted;
+        if !moved_back && !snapshot_next {
+            let detail = format!(
+                "leader {leader} will probe follower {follower} at {rejected} again right after {follower} rejected it (next index {}, compacted through {compacted}): a reject loop that never sends a snapshot",
+                after.next_index
+            );
+            checker.flag("probe-advances", time_ms, detail);
+        }
+    }
+
     /// A linearizable or lease read was asked while `committed` was the highest index committed
     /// anywhere.
     pub(crate) fn read_asked(&mut self, request_id: u64, committed: LogIndex) {
@@ -484,6 +541,66 @@ mod tests {
             2,
         );
         assert_eq!(checker.violations()[0].property, "commit-quorum");
+    }
+
+    #[test]
+    fn flags_a_leader_that_probes_the_rejected_index_again() {
+        use crate::progress::ProgressState;
+        let (mut rules, mut checker) = (Rules::default(), Checker::new());
+        let view = |state, next, matched| ProbeView {
+            state,
+            next_index: LogIndex(next),
+            match_index: LogIndex(matched),
+        };
+        let probing_11 = view(ProgressState::Probe, 11, 3);
+        // Moved back below 10, or on to a snapshot: fine.
+        for after in [view(ProgressState::Probe, 8, 3), view(ProgressState::Snapshot, 11, 3)] {
+            rules.probe_rejected(
+                &mut checker,
+                NodeId(1),
+                NodeId(2),
+                LogIndex(10),
+                probing_11,
+                after,
+                LogIndex(10),
+                1,
+            );
+        }
+        // A stale rejection (of an earlier probe) changes nothing and is not judged.
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(12),
+            probing_11,
+            probing_11,
+            LogIndex(10),
+            1,
+        );
+        // 10 is compacted: the next send is a snapshot whatever the next index says.
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(10),
+            probing_11,
+            probing_11,
+            LogIndex(11),
+            1,
+        );
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // The compaction point itself, probed again: the livelock of issue 10, defect 4.
+        rules.probe_rejected(
+            &mut checker,
+            NodeId(1),
+            NodeId(2),
+            LogIndex(10),
+            probing_11,
+            probing_11,
+            LogIndex(10),
+            2,
+        );
+        assert_eq!(checker.violations()[0].property, "probe-advances");
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub enum Input {
     Read {
         /// The server asked.
         node: NodeId,
-        /// The key (of the key-value commands the servers applied).
+        /// The key (of the key-value commands the servers applied). Empty: the key a kv
+        /// client last saw written (`k` without a workload), chosen when the read is asked.
         key: Bytes,
         /// How the server checks the read.
         mode: crate::reads::ReadMode,

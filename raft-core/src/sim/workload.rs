@@ -397,6 +397,8 @@ pub struct Workload {
     next_read_id: u64,
     audit: Audit,
     stats: WorkloadStats,
+    /// The key of the last write a client saw take effect.
+    last_written_key: Option<Bytes>,
 }
 
 impl Workload {
@@ -440,6 +442,7 @@ impl Workload {
             next_read_id: 0,
             audit: Audit::default(),
             stats: WorkloadStats::default(),
+            last_written_key: None,
         };
         for c in 0..config.clients {
             workload.think(c, 0);
@@ -689,6 +692,11 @@ impl Workload {
             }
             other => Observed::from_kv(other),
         };
+        if let (Request::Write { operation, .. }, Observed::Done | Observed::Swapped(true)) =
+            (&outstanding.request, &observed)
+        {
+            self.last_written_key = operation.key().cloned();
+        }
         match observed {
             Observed::Unknown => self.stats.unknown += 1,
             Observed::Failed => self.stats.failed += 1,
@@ -736,6 +744,12 @@ impl Workload {
         while let Some(message) = self.servers[k].held.pop_front() {
             self.serve(k, raft, message, now);
         }
+    }
+
+    /// The key of the last write a client saw take effect, if any: what an adversary's read
+    /// asks for, so that it can miss that write.
+    pub(crate) fn last_written_key(&self) -> Option<Bytes> {
+        self.last_written_key.clone()
     }
 
     /// The id of the last read index asked for (0: none yet); ids count up from 1.

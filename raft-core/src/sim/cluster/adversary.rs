@@ -138,6 +138,9 @@ impl Simulation {
         if observed.became_leader {
             self.new_leader(id);
         }
+        if leads && self.config.adversary.competing_membership {
+            self.competing_follow_up(k);
+        }
     }
 
     /// A leader appended entries (its `ready.entries`): a configuration entry of its own term
@@ -220,10 +223,14 @@ impl Simulation {
     /// copy too, and maybe crash a leader that is replicating entries of an earlier term.
     pub(super) fn adversary_on_send(&mut self, in_flight: &mut InFlight) {
         let adversary = self.config.adversary;
-        if adversary.timeout_now_delay_ms_max > 0 && matches!(in_flight.message.body, MessageBody::TimeoutNow)
+        let delays_timeout_now = adversary.timeout_now_delay_ms_max > 0;
+        if (delays_timeout_now || adversary.deposed_leader_reads)
+            && matches!(in_flight.message.body, MessageBody::TimeoutNow)
         {
-            // Past the transfer's election timeout: the leader gives up while it is in flight.
-            in_flight.deliver_ms += self.adversary_rng.range(0, adversary.timeout_now_delay_ms_max + 1);
+            if delays_timeout_now {
+                // Past the transfer's election timeout: the leader gives up while it is in flight.
+                in_flight.deliver_ms += self.adversary_rng.range(0, adversary.timeout_now_delay_ms_max + 1);
+            }
             if self.adversary_rng.chance(1, 2) {
                 // Whatever delays it also cuts the leader's inbound links just before it lands:
                 // the leader cannot hear the election it causes, and its clients keep reading
@@ -237,6 +244,16 @@ impl Simulation {
                     self.schedule(restore_ms, Input::RestoreLink { from: other, to: leader });
                 }
             }
+        }
+        if adversary.restart_ackers_per_mille > 0 {
+            let message = in_flight.message.clone();
+            self.maybe_restart_ackers(&message);
+        }
+        if let (true, MessageBody::AppendResponse { outcome: AppendOutcome::Rejected { hint_index, .. } }) =
+            (adversary.snapshot_at_divergence, &in_flight.message.body)
+        {
+            let (leader, follower) = (in_flight.message.to, in_flight.message.from);
+            self.snapshot_at_divergence(leader, follower, *hint_index, in_flight.deliver_ms);
         }
         let message = &in_flight.message;
         if adversary.snapshot_on_reject_per_mille > 0
@@ -293,6 +310,7 @@ impl Simulation {
             return;
         }
         let now = self.now_ms;
+        self.deposed_leader_writes(leader);
         if self.config.adversary.competing_membership {
             // The deposed leader appends a configuration the majority's next leader will not,
             // usually after a client write that still reached it: the configuration then sits
@@ -310,6 +328,8 @@ impl Simulation {
                     let expected = raft.membership_index();
                     if raft.change_membership(MembershipChange::RemoveServer(victim), expected).is_ok() {
                         self.stats.membership_changes += 1;
+                        let (term, index) = (raft.term(), raft.membership_index());
+                        self.corners.competing_appended(leader, term, index, victim);
                     }
                     self.after_node_changed(k);
                 }
@@ -320,7 +340,7 @@ impl Simulation {
                 0 => ReadMode::Linearizable,
                 _ => ReadMode::Lease,
             };
-            let key = Bytes::from_static(b"k");
+            let key = Simulation::adversary_read_key();
             self.schedule(now + 5 * step, Input::Read { node: leader, key, mode });
         }
     }

@@ -118,6 +118,12 @@ impl Simulation {
     /// A client asks server `node` for `key`: its node gives a read index (or refuses), and the
     /// read is answered once the server has applied that index (see [`ClientReads`]).
     pub(super) fn client_read_at(&mut self, node: NodeId, key: Bytes, mode: crate::reads::ReadMode) {
+        let key = if key.is_empty() {
+            let written = self.workload.as_ref().and_then(|w| w.last_written_key());
+            written.unwrap_or_else(|| Bytes::from_static(b"k"))
+        } else {
+            key
+        };
         let now = self.now_ms;
         let request_id = self.client_reads.ask(node, key, mode, now);
         let running = self.index(node).filter(|&k| self.nodes[k].liveness() == Liveness::Up);
@@ -125,7 +131,11 @@ impl Simulation {
             self.client_reads.fail(request_id, ReadFailure::NotRunning, now, &mut self.trace_hash);
             return;
         };
-        self.read_asked(request_id, mode);
+        if mode == crate::reads::ReadMode::Lease && self.clock_stalled_recently(k) {
+            self.client_reads.beyond_drift_bound(request_id);
+        } else {
+            self.read_asked(request_id, mode);
+        }
         if let Some(raft) = self.nodes[k].raft.as_mut() {
             self.client_reads.waiting(k, request_id);
             raft.read(request_id, mode);
@@ -174,6 +184,7 @@ impl Simulation {
             return;
         }
         self.nodes[k].paused = false;
+        self.nodes[k].resumed_ms = Some(self.now_ms);
         if core::mem::take(&mut self.nodes[k].persist_done_held) {
             self.finish_persist(k);
         }
@@ -186,6 +197,17 @@ impl Simulation {
             self.flush_workload();
         }
         self.after_node_changed(k);
+    }
+
+    /// Whether server `k`'s clock stalled (it was paused, its ticks skipped) within the last
+    /// election timeout of its ticks: its tick count then lags the others' by the pause, past
+    /// `clock_drift_ticks_max`, and a lease it holds may count time it did not see pass (the
+    /// guide's rule 3 for lease reads; a real process stopped by a long GC pause or a frozen VM
+    /// is in the same case).
+    pub(super) fn clock_stalled_recently(&self, k: usize) -> bool {
+        let node = &self.nodes[k];
+        let window_ms = (self.config.election_timeout_ticks + 1) * node.tick_period_ms;
+        node.paused || node.resumed_ms.is_some_and(|resumed| self.now_ms < resumed + window_ms)
     }
 
     /// Removes one message from the wire, or delivers a second copy of it.

@@ -29,6 +29,7 @@ use bytes::Bytes;
 
 mod adversary;
 mod campaigns;
+mod corners;
 mod inputs;
 
 pub use adversary::CONVERGENCE_MS_MAX;
@@ -126,6 +127,8 @@ pub struct SimNode {
     pub machine: SimStateMachine,
     /// Simulated milliseconds between two of its ticks (its clock's speed).
     tick_period_ms: u64,
+    /// When it last resumed from a pause (its ticks stalled until then).
+    resumed_ms: Option<u64>,
 }
 
 impl SimNode {
@@ -263,6 +266,11 @@ pub struct Simulation {
     pub(crate) converge_allowed_ms: u64,
     /// The kv clients' reads already given a floor for the read-index rule.
     workload_reads_seen: u64,
+    /// What the corner faults remember (see [`corners`]).
+    corners: corners::CornerState,
+    /// The corner faults start nothing from this time on: the calm tail before the liveness
+    /// check (set by the seeded runs; never by default).
+    pub faults_end_ms: u64,
 }
 
 impl Simulation {
@@ -297,6 +305,8 @@ impl Simulation {
             budget_exceeded: false,
             converge_allowed_ms: CONVERGENCE_MS_MAX,
             workload_reads_seen: 0,
+            corners: corners::CornerState::default(),
+            faults_end_ms: u64::MAX,
             config,
         };
         for id in simulation.config.node_ids() {
@@ -318,6 +328,7 @@ impl Simulation {
                 track: NodeTrack::default(),
                 machine: SimStateMachine::default(),
                 tick_period_ms: simulation.config.tick_ms,
+                resumed_ms: None,
             });
             simulation.start_node(id);
         }
@@ -726,11 +737,15 @@ impl Simulation {
     fn deliver(&mut self, k: usize, message: Message) {
         self.trace_hash = trace_combine(self.trace_hash, &(self.now_ms, &message));
         self.stats.messages_delivered += 1;
+        let rejection = self.rejection_arriving(k, &message);
         let Some(raft) = self.nodes[k].raft.as_mut() else {
             return;
         };
         if raft.step(message).is_err() {
             self.stats.messages_rejected += 1;
+        }
+        if let Some(rejection) = rejection {
+            self.rejection_handled(k, rejection);
         }
     }
 
@@ -772,7 +787,15 @@ impl Simulation {
             }
             if !ready.read_states.is_empty() {
                 let machine = &self.nodes[k].machine;
-                self.client_reads.read_states(k, &ready.read_states, machine, now, &mut self.trace_hash);
+                let store = self.workload.as_deref().and_then(|w| w.store(self.nodes[k].id));
+                self.client_reads.read_states(
+                    k,
+                    &ready.read_states,
+                    machine,
+                    store,
+                    now,
+                    &mut self.trace_hash,
+                );
             }
             for message in core::mem::take(&mut ready.messages) {
                 self.send(message);
@@ -846,7 +869,8 @@ impl Simulation {
             }
         }
         self.flush_workload();
-        self.client_reads.applied(k, &self.nodes[k].machine, now, &mut self.trace_hash);
+        let store = self.workload.as_deref().and_then(|w| w.store(self.nodes[k].id));
+        self.client_reads.applied(k, &self.nodes[k].machine, store, now, &mut self.trace_hash);
         let node = &mut self.nodes[k];
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();
@@ -976,7 +1000,12 @@ mod tests {
     use crate::types::Term;
 
     fn chunk(index: u64, offset: u64, data: &'static [u8], last: bool) -> SnapshotChunk {
-        let meta = SnapshotMeta { index: LogIndex(index), term: Term(1), membership: Membership::default() };
+        let meta = SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(1),
+            membership: Membership::default(),
+            membership_index: LogIndex(0),
+        };
         SnapshotChunk { meta, offset, data: Bytes::from_static(data), last }
     }
 
