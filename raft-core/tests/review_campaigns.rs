@@ -424,3 +424,99 @@ fn review_membership_index_survives_compaction_restart_and_snapshot_install() {
     assert_eq!(token, config_index);
     cluster.node_mut(leader).change_membership(MembershipChange::RemoveServer(NodeId(four)), token).unwrap();
 }
+
+// ----- more attacks: restart quiet period, liveness under churn -------------------------------
+
+/// The non-campaigning voter restarts right after acknowledging the leader: it cannot remember
+/// when it last heard from one, so it withholds votes for an election timeout as any restarted
+/// voter does (lease.rs). Node 2 campaigns on every tick; no leader may appear next to a lease.
+#[test]
+fn review_a_restarted_quiet_voter_keeps_the_lease_quiet_period() {
+    let mut cluster = elected(3, &[3], true);
+    cluster.propose(1, b"x");
+    cluster.tick_all(3);
+    assert!(cluster.node(1).lease_is_valid());
+    cluster.isolate(1);
+    cluster.crash(3);
+    cluster.restart(3);
+    let mut won = false;
+    for tick in 0..200 {
+        cluster.tick_all(1);
+        if cluster.node(2).role() != Role::Leader {
+            cluster.node_mut(2).campaign();
+            cluster.stabilize();
+        }
+        if cluster.leaders().contains(&2) {
+            won = true;
+            let old = cluster.node(1);
+            assert!(!(old.role() == Role::Leader && old.lease_is_valid()), "tick {tick}: lease overlaps");
+        }
+    }
+    assert!(won);
+}
+
+/// A tiny deterministic generator for the churn test (no RNG crate needed).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// GUIDE/Config claim: while the campaigning voters up and connected are a majority of the
+/// voters, one of them wins. 5 voters, 4 and 5 never campaign. Churn (crashes, partitions,
+/// writes) for a while, then bring every campaigning voter back, keep both quiet voters down,
+/// and demand a leader within a few election timeouts; no two leaders in a term throughout.
+#[test]
+fn review_a_campaigning_majority_always_elects_after_churn() {
+    for seed in 1..=20u64 {
+        let mut rng = Lcg(seed);
+        let mut cluster = elected(5, &[4, 5], true);
+        for _ in 0..40 {
+            match rng.next(5) {
+                0 => {
+                    let id = 1 + rng.next(5);
+                    if cluster.nodes[(id - 1) as usize].is_some() {
+                        cluster.crash(id);
+                    } else {
+                        cluster.restart(id);
+                        for q in [4, 5] {
+                            cluster.node_mut(id).set_peer_campaigns(NodeId(q), false);
+                        }
+                    }
+                }
+                1 => cluster.isolate(1 + rng.next(5)),
+                2 => cluster.heal(),
+                _ => {
+                    if let Some(&leader) = cluster.leaders().first() {
+                        let _ = cluster.node_mut(leader).propose(Bytes::from_static(b"w"));
+                    }
+                }
+            }
+            cluster.tick_all(1 + rng.next(12));
+            let mut by_term = std::collections::BTreeMap::new();
+            for id in cluster.leaders() {
+                assert!(by_term.insert(cluster.node(id).term(), id).is_none(), "seed {seed}: two leaders");
+            }
+        }
+        cluster.heal();
+        for id in [4, 5] {
+            if cluster.nodes[(id - 1) as usize].is_some() {
+                cluster.crash(id);
+            }
+        }
+        for id in 1..=3 {
+            if cluster.nodes[(id - 1) as usize].is_none() {
+                cluster.restart(id);
+                for q in [4, 5] {
+                    cluster.node_mut(id).set_peer_campaigns(NodeId(q), false);
+                }
+            }
+        }
+        cluster.tick_all(80);
+        let leaders = cluster.leaders();
+        assert_eq!(leaders.len(), 1, "seed {seed}: campaigning 1-3 up, leaders {leaders:?}");
+        assert!(leaders[0] <= 3);
+    }
+}
