@@ -520,3 +520,36 @@ fn review_a_campaigning_majority_always_elects_after_churn() {
         assert!(leaders[0] <= 3);
     }
 }
+
+// ----- SnapshotMeta on the wire ---------------------------------------------------------------
+
+/// `SnapshotMeta` as protocol version 2 (`raft_core::wire::PROTOCOL_VERSION`) encoded it before
+/// commit eaa64ca added `membership_index`.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct MetaAtProtocol2 {
+    index: LogIndex,
+    term: Term,
+    membership: Membership,
+}
+
+/// InstallSnapshot carries `SnapshotMeta` inside postcard-encoded Raft frames. Adding a field
+/// changed the frame layout while `PROTOCOL_VERSION` stayed 2, so a peer of the previous build
+/// (a native node mid rolling upgrade, or a tab still running the wasm it loaded before the
+/// upgrade) passes the version check and then cannot read, or misreads, every InstallSnapshot
+/// chunk: the chunk's offset is read from `membership_index`. Snapshot files got a new magic
+/// (FLOTSNP2); the wire needs the same: bump `PROTOCOL_VERSION` so the handshake refuses the old
+/// peer by name.
+#[test]
+#[ignore = "FINDING: SnapshotMeta's wire layout changed (membership_index) without a PROTOCOL_VERSION bump"]
+fn review_snapshot_meta_keeps_its_protocol_2_wire_layout() {
+    let meta = snapshot_meta(10, 2, voters(&[1, 2, 3]), 7);
+    let old = MetaAtProtocol2 { index: meta.index, term: meta.term, membership: meta.membership.clone() };
+    // What an old peer makes of a chunk (meta, offset 0, data, last) from a new one.
+    let chunk = postcard::to_allocvec(&(meta.clone(), 0u64, b"abc".to_vec(), true)).unwrap();
+    let read_by_old = postcard::from_bytes::<(MetaAtProtocol2, u64, Vec<u8>, bool)>(&chunk);
+    assert_eq!(
+        postcard::to_allocvec(&meta).unwrap(),
+        postcard::to_allocvec(&old).unwrap(),
+        "an old peer reads this chunk as {read_by_old:?}"
+    );
+}
