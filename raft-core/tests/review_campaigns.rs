@@ -10,8 +10,8 @@ mod common;
 
 use common::{config, TestCluster};
 use raft_core::{
-    Bytes, Config, HardState, LogIndex, Membership, MembershipChange,
-    MembershipError, Message, MessageBody, NodeId, RaftEvent, RaftNode, Restored, Role, SnapshotMeta, Term,
+    Bytes, Config, HardState, LogIndex, Membership, MembershipChange, MembershipError, Message, MessageBody,
+    NodeId, RaftEvent, RaftNode, Restored, Role, SnapshotMeta, Term,
 };
 
 /// A cluster of `size` voters where the ids in `quiet` do not campaign, every node told so.
@@ -118,7 +118,8 @@ fn review_timeout_now_from_anyone_but_the_leader_is_refused_by_a_quiet_voter_wit
         (NodeId(9), Term(term.0 + 1), "a non-member in a later term"),
     ];
     for (from, message_term, what) in cases {
-        let result = node.step(Message { from, to: NodeId(3), term: message_term, body: MessageBody::TimeoutNow });
+        let result =
+            node.step(Message { from, to: NodeId(3), term: message_term, body: MessageBody::TimeoutNow });
         assert!(result.is_err(), "{what}: accepted");
         assert_eq!(node.term(), term, "{what}: the term moved");
         assert_eq!(node.leader(), Some(NodeId(1)), "{what}: forgot its leader");
@@ -320,7 +321,12 @@ fn voters(ids: &[u64]) -> Membership {
 }
 
 fn snapshot_meta(index: u64, term: u64, membership: Membership, membership_index: u64) -> SnapshotMeta {
-    SnapshotMeta { index: LogIndex(index), term: Term(term), membership, membership_index: LogIndex(membership_index) }
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(term),
+        membership,
+        membership_index: LogIndex(membership_index),
+    }
 }
 
 #[test]
@@ -394,7 +400,8 @@ fn review_membership_index_survives_compaction_restart_and_snapshot_install() {
     cluster.tick_all(2);
     let four = cluster.add_empty_node();
     let expected = cluster.node(1).membership_index();
-    let config_index = cluster.node_mut(1).change_membership(MembershipChange::AddLearner(NodeId(four)), expected).unwrap();
+    let config_index =
+        cluster.node_mut(1).change_membership(MembershipChange::AddLearner(NodeId(four)), expected).unwrap();
     cluster.stabilize();
     cluster.tick_all(3);
     cluster.isolate(3);
