@@ -65,6 +65,9 @@ const MARKUP = `
     </div>
   </div>`;
 
+/** sessionStorage key of the link this tab joined with (a reload resumes it). */
+const RESUME_KEY = 'flotilla.live.link';
+
 /** Keys shown in the page's table at most (the API's kv() returns all). */
 const KV_ROWS_SHOWN = 200;
 
@@ -200,6 +203,9 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
       // it granted, so that the browser does not evict the node's log under pressure.
       const persistent = await navigator.storage?.persist?.().catch(() => false) ?? false;
       const storage = new URLSearchParams(location.search).get('storage') ?? 'auto';
+      // The playground rewrites the address's fragment, so a reload finds the link here (this
+      // tab only) and comes back as the node its storage holds.
+      sessionStorage.setItem(RESUME_KEY, String(link));
       return ask({ type: 'join', link: String(link), persistent, storage });
     },
     /** {nodeId, role, term, leader, commit, applied, lag, members: [{id, role, kind, lastContactMs}], status, reason} */
@@ -212,6 +218,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
     put: (key, value) => ask({ type: 'put', key, value }),
     /** Closes the sockets and forgets this tab's replica. */
     leave: async () => {
+      sessionStorage.removeItem(RESUME_KEY);
       if (!worker) return;
       await ask({ type: 'leave' });
       worker.terminate();
@@ -248,6 +255,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
   });
 
   render();
-  if (location.hash.startsWith('#join=')) api.join(location.href).catch(() => {});
+  const resume = location.hash.startsWith('#join=') ? location.href : sessionStorage.getItem(RESUME_KEY);
+  if (resume) api.join(resume).catch(() => {});
   return api;
 }

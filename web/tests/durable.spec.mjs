@@ -83,7 +83,8 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   expect(missing, `${acknowledged.length} acknowledged writes`).toEqual([]);
 
   // Wipe the storage (the Worker is gone with the page) and join again: a new id.
-  await page.goto(`${origin}/`);
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(link.split('#')[0]);
   await expect
     .poll(
       () =>
@@ -99,6 +100,7 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
       { timeout: 10_000 },
     )
     .toBe('wiped');
+  await waitFor(page, () => window.flotilla?.live !== undefined);
   await page.evaluate((l) => window.flotilla.live.join(l), link);
   const fresh = await liveState(page);
   expect(fresh.status).toBe('joined');
