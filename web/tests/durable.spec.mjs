@@ -55,6 +55,16 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   await expect(page.locator('#live-storage')).toContainText('origin private file system');
   await expect(page.locator('#live-storage')).toContainText(`node id ${first.nodeId}`);
 
+  // A second tab of the origin cannot take the cluster's Web Lock: its own in-memory learner.
+  const second = await browser.context.newPage();
+  await second.goto(link);
+  await waitFor(second, () => window.flotilla?.live?.state().status === 'joined');
+  const other = await liveState(second);
+  expect(other.backend).toBe('memory');
+  expect(other.nodeId).not.toBe(first.nodeId);
+  await expect(second.locator('#live-storage')).toContainText('another tab of this origin holds the stored node');
+  await second.close();
+
   // A write load runs while the tab is reloaded.
   const acknowledged = [];
   const stop = { now: false };
@@ -81,6 +91,34 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   const kv = new Map(await page.evaluate(() => window.flotilla.live.kv()));
   const missing = acknowledged.filter((key) => !kv.has(key));
   expect(missing, `${acknowledged.length} acknowledged writes`).toEqual([]);
+
+  // A flipped bit in the stored log stops the node, naming the file and offset.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(link.split('#')[0]);
+  await waitFor(page, () => window.flotilla?.live !== undefined);
+  const cluster_id = end.clusterId;
+  await expect
+    .poll(
+      () =>
+        page.evaluate(async (id) => {
+          const root = await navigator.storage.getDirectory();
+          const dir = await (await root.getDirectoryHandle('flotilla')).getDirectoryHandle(encodeURIComponent(id));
+          try {
+            const file = await (await dir.getFileHandle('log-0')).createWritable({ keepExistingData: true });
+            const bytes = new Uint8Array(await (await (await dir.getFileHandle('log-0')).getFile()).arrayBuffer());
+            await file.write({ type: 'write', position: 12, data: new Uint8Array([bytes[12] ^ 0x40]) });
+            await file.close();
+            return 'flipped';
+          } catch (error) {
+            return error.name;
+          }
+        }, cluster_id),
+      { timeout: 10_000 },
+    )
+    .toBe('flipped');
+  await page.evaluate((l) => window.flotilla.live.join(l).catch(() => {}), link);
+  await waitFor(page, () => window.flotilla.live.state().status === 'stopped');
+  await expect(page.locator('#live-status')).toContainText(`flotilla/${cluster_id}/log-0 offset 0: checksum mismatch`);
 
   // Wipe the storage (the Worker is gone with the page) and join again: a new id.
   await page.evaluate(() => sessionStorage.clear());
