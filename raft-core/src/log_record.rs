@@ -155,9 +155,16 @@ pub fn scan(
             }
             if is_last {
                 // A header cut off by the end of the file: it never finished being written.
-                return Ok(End::Torn { offset, end: bytes.len(), why: "header cut off by the end of the file" });
+                return Ok(End::Torn {
+                    offset,
+                    end: bytes.len(),
+                    why: "header cut off by the end of the file",
+                });
             }
-            return Err(corrupt(offset, "a partial record header at the end of a segment that is not the last"));
+            return Err(corrupt(
+                offset,
+                "a partial record header at the end of a segment that is not the last",
+            ));
         }
         let header = &rest[..HEADER_BYTES];
         if all_zero(header) {
@@ -200,10 +207,14 @@ pub fn scan(
 ///
 /// # Errors
 /// [`Corrupt`] as [`scan`] says, or a batch that does not decode or does not continue the log.
-pub fn replay(bytes: &[u8], is_last: bool, state: &mut LogState, max_index: &mut u64) -> Result<End, Corrupt> {
+pub fn replay(
+    bytes: &[u8],
+    is_last: bool,
+    state: &mut LogState,
+    max_index: &mut u64,
+) -> Result<End, Corrupt> {
     scan(bytes, is_last, |_, payload| {
-        let batch =
-            postcard::from_bytes::<Batch>(payload).map_err(|e| format!("undecodable record: {e}"))?;
+        let batch = postcard::from_bytes::<Batch>(payload).map_err(|e| format!("undecodable record: {e}"))?;
         if let Some(last) = batch.entries.last() {
             *max_index = (*max_index).max(last.index.0);
         }
@@ -246,6 +257,7 @@ impl LogState {
 mod tests {
     use super::*;
     use crate::types::{EntryPayload, LogIndex, NodeId, Term};
+    use alloc::string::ToString;
 
     fn entry(index: u64) -> Entry {
         Entry { term: Term(1), index: LogIndex(index), payload: EntryPayload::Noop }
@@ -291,6 +303,9 @@ mod tests {
         let mut flipped = bytes;
         flipped[one.len()] ^= 4;
         let error = replay(&flipped, true, &mut LogState::default(), &mut 0).unwrap_err();
-        assert_eq!(error.to_string(), alloc::format!("offset {}: record header checksum mismatch", one.len()));
+        assert_eq!(
+            error.to_string(),
+            alloc::format!("offset {}: record header checksum mismatch", one.len())
+        );
     }
 }

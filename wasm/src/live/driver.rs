@@ -124,7 +124,8 @@ impl Driver {
         let mut store = KvStore::new(KvConfig::default()).map_err(|e| alloc::format!("{e}"))?;
         let mut last_applied = LogIndex(0);
         if let Some((meta, data)) = &storage.snapshot {
-            restore_from_chunks(&mut store, [&data[..]]).map_err(|e| alloc::format!("the stored snapshot: {e:?}"))?;
+            restore_from_chunks(&mut store, [&data[..]])
+                .map_err(|e| alloc::format!("the stored snapshot: {e:?}"))?;
             last_applied = meta.index;
         }
         let node = RaftNode::new(tab_config(identity.node_id, seed), storage.restored(last_applied))
@@ -297,8 +298,13 @@ impl Driver {
             let data: Vec<u8> = self.store.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
             if let Some(log) = self.log.as_mut() {
                 // Compacted entries stay in the file in use until the new one is durable.
-                let retained: Vec<_> =
-                    self.storage.entries.iter().filter(|e| e.index > created.compact_through).cloned().collect();
+                let retained: Vec<_> = self
+                    .storage
+                    .entries
+                    .iter()
+                    .filter(|e| e.index > created.compact_through)
+                    .cloned()
+                    .collect();
                 log.rewrite(Some((&created.meta, &data)), &self.storage.hard_state, &retained);
             }
             self.storage.compact(&created, Bytes::from(data));

@@ -305,7 +305,10 @@ mod tests {
         };
         let (admitted, transcript, key) = admit(&join, TAB, SECRET);
         let outcome = link.on_frame(&admitted, &credential, [0; 16]);
-        assert_eq!(outcome, Outcome::Admitted { node_id: TAB, key: key.clone(), nonce: [9; 16], leader: NodeId(1) });
+        assert_eq!(
+            outcome,
+            Outcome::Admitted { node_id: TAB, key: key.clone(), nonce: [9; 16], leader: NodeId(1) }
+        );
         credential.admitted = Some((TAB, key.clone()));
         assert_eq!(link.peer(), Some(NodeId(1)));
         // Both directions sealed with the tab key's session.

@@ -156,8 +156,8 @@ fn read_base(name: &str, bytes: &[u8]) -> Result<BaseState, String> {
     // Every record is checked (corruption anywhere stops the node); only the first is decoded.
     log_record::scan(bytes, true, |_, payload| {
         if generation.is_none() {
-            let base =
-                postcard::from_bytes::<Base>(payload).map_err(|e| format!("undecodable log base record: {e}"))?;
+            let base = postcard::from_bytes::<Base>(payload)
+                .map_err(|e| format!("undecodable log base record: {e}"))?;
             generation = Some(base.generation);
         }
         Ok(())
@@ -214,10 +214,13 @@ impl TabLog {
         let mut state = LogState::default();
         let end = log_record::scan(bytes, true, |_, payload| {
             if base.is_none() {
-                base = Some(postcard::from_bytes(payload).map_err(|e| format!("undecodable log base record: {e}"))?);
+                base = Some(
+                    postcard::from_bytes(payload).map_err(|e| format!("undecodable log base record: {e}"))?,
+                );
                 return Ok(());
             }
-            let batch = postcard::from_bytes::<Batch>(payload).map_err(|e| format!("undecodable record: {e}"))?;
+            let batch =
+                postcard::from_bytes::<Batch>(payload).map_err(|e| format!("undecodable record: {e}"))?;
             state.apply(batch)
         })
         .map_err(|corrupt| format!("{name} {corrupt}"))?;
@@ -232,7 +235,11 @@ impl TabLog {
         if let End::Torn { offset, end, .. } = end {
             // A write that died before its flush: erase its remains so later appends do not
             // mix with them (native-node's WAL does the same).
-            log.ops.push(FileOp::Write { file: LOG_FILES[slot], offset: offset as u64, bytes: vec![0; end - offset] });
+            log.ops.push(FileOp::Write {
+                file: LOG_FILES[slot],
+                offset: offset as u64,
+                bytes: vec![0; end - offset],
+            });
             log.ops.push(FileOp::Flush { file: LOG_FILES[slot] });
         }
         let snapshot = base.snapshot.map(|(meta, data)| (meta, Bytes::from(data)));
@@ -269,10 +276,18 @@ impl TabLog {
     /// Starts the other log file afresh: a base with the next generation and `snapshot`, then
     /// `hard_state` and `entries` (the log after the snapshot), flushed. The file in use stays
     /// intact until this one is durable.
-    pub fn rewrite(&mut self, snapshot: Option<(&SnapshotMeta, &[u8])>, hard_state: &HardState, entries: &[Entry]) {
+    pub fn rewrite(
+        &mut self,
+        snapshot: Option<(&SnapshotMeta, &[u8])>,
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) {
         let slot = 1 - self.active;
         let file = LOG_FILES[slot];
-        let base = Base { generation: self.generation + 1, snapshot: snapshot.map(|(m, d)| (m.clone(), d.to_vec())) };
+        let base = Base {
+            generation: self.generation + 1,
+            snapshot: snapshot.map(|(m, d)| (m.clone(), d.to_vec())),
+        };
         let mut bytes = log_record::frame(&encode(&base));
         if let Ok(batch) = log_record::encode_batch(hard_state, false, entries) {
             bytes.extend_from_slice(&batch);
@@ -313,7 +328,9 @@ pub fn apply_ops(files: &mut alloc::collections::BTreeMap<String, Vec<u8>>, ops:
                 }
                 data[*offset as usize..end].copy_from_slice(bytes);
             }
-            FileOp::Truncate { file, size } => files.entry(file.to_string()).or_default().resize(*size as usize, 0),
+            FileOp::Truncate { file, size } => {
+                files.entry(file.to_string()).or_default().resize(*size as usize, 0)
+            }
             FileOp::Flush { .. } => {}
         }
     }
@@ -334,7 +351,12 @@ mod tests {
     }
 
     fn identity() -> Identity {
-        Identity { cluster_id: "c".into(), node_id: NodeId(1 << 32), join_nonce: [3; 16], tab_key: vec![9; 32] }
+        Identity {
+            cluster_id: "c".into(),
+            node_id: NodeId(1 << 32),
+            join_nonce: [3; 16],
+            tab_key: vec![9; 32],
+        }
     }
 
     fn reopen(files: &BTreeMap<String, Vec<u8>>) -> Result<Option<Opened>, String> {
@@ -402,7 +424,10 @@ mod tests {
         let mut opened = reopen(&files).unwrap().unwrap();
         assert_eq!(opened.restored.entries, vec![entry(1, 2)]);
         let erase = opened.log.take_ops();
-        assert!(matches!(&erase[0], FileOp::Write { offset, .. } if *offset as usize == data_end), "{erase:?}");
+        assert!(
+            matches!(&erase[0], FileOp::Write { offset, .. } if *offset as usize == data_end),
+            "{erase:?}"
+        );
         apply_ops(&mut files, &erase);
         opened.log.append(&hs(2, 1), &[entry(2, 2)]);
         apply_ops(&mut files, &opened.log.take_ops());
