@@ -180,8 +180,9 @@ enum KvOperation {
 enum AdminOperation {
     /// Print the node's status as JSON (includes the leader's id).
     Status,
-    /// Add a voter.
-    AddVoter { id: u64, address: String },
+    /// Add a voter (ADDRESS is required for a native node; a browser tab has none: see
+    /// native-node/README.md for when a tab may be promoted).
+    AddVoter { id: u64, address: Option<String> },
     /// Add a non-voter.
     AddNonvoter { id: u64, address: String },
     /// Demote a voter to non-voter.
