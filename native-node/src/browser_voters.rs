@@ -32,7 +32,7 @@ use crate::peer_auth::{decode_body, FrameError, FrameKind, Opener};
 use crate::raft::Status;
 use crate::server::AppState;
 use axum::http::StatusCode;
-use raft_core::{Message, MessageBody, NodeId, VoteKind};
+use raft_core::{MembershipChange, Message, MessageBody, NodeId, VoteKind};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -203,6 +203,29 @@ pub fn check_vote_answer(message: &Message, status: &Status) -> Result<bool, Str
         _ => status.term,
     };
     Ok(message.term.0 <= allowed)
+}
+
+/// Tells the core that every browser tab of the configuration, and any tab in `named`, never
+/// campaigns ([`raft_core::RaftNode::set_peer_campaigns`]), so that as leader it never hands
+/// leadership to one (thesis §3.10) and refuses a change that would leave the campaigning
+/// voters a minority. Called before every membership change and transfer, on whichever node
+/// receives it: the set is kept by each node and not replicated.
+pub(crate) fn tell_core_tabs_never_campaign(node: &mut raft_core::RaftNode, named: &[NodeId]) {
+    let members = node.membership().members();
+    for id in members.into_iter().chain(named.iter().copied()).filter(|id| is_browser_node_id(*id)) {
+        node.set_peer_campaigns(id, false);
+    }
+}
+
+/// The servers a membership change names.
+pub(crate) fn named_in(change: &MembershipChange) -> Vec<NodeId> {
+    match change {
+        MembershipChange::AddVoter(id)
+        | MembershipChange::AddLearner(id)
+        | MembershipChange::DemoteVoter(id)
+        | MembershipChange::RemoveServer(id) => vec![*id],
+        MembershipChange::ReplaceVoters(voters) => voters.iter().copied().collect(),
+    }
 }
 
 /// A voter tab the leader has not heard from for a while.

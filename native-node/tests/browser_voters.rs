@@ -119,6 +119,7 @@ async fn two_native_voters_and_a_voter_tab_commit_with_one_native_node_stopped()
     let new_leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     assert_eq!(new_leader, survivor);
     assert!(tab.view.lock().unwrap().vote_answers_sent >= 1, "the tab voted");
+    assert_eq!(tab.view.lock().unwrap().vote_requests_sent, 0, "the tab never campaigned");
     let mut client = cluster.client();
     for i in 0..50 {
         client.put(&format!("after-{i}"), &i.to_string()).await.unwrap();

@@ -67,7 +67,8 @@ pub fn decode_run(text: &str) -> Result<(SimConfig, Script), String> {
 /// made before it existed read the same).
 pub fn encode_config(config: &SimConfig) -> String {
     let link = &config.link;
-    let quiet = if config.non_campaigning > 0 { format!(".nc{}", config.non_campaigning) } else { String::new() };
+    let quiet =
+        if config.non_campaigning > 0 { format!(".nc{}", config.non_campaigning) } else { String::new() };
     format!(
         "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}{quiet}",
         config.nodes,

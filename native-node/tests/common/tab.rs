@@ -159,9 +159,9 @@ pub struct TabView {
     pub connected: Vec<u64>,
     /// Connections closed by the far end, with their reason.
     pub closes: Vec<(u64, String)>,
-    /// Vote and pre-vote requests the tab's node wanted to send and the driver held back (it
-    /// never campaigns; see [`Tab::join_with`]).
-    pub campaigns_suppressed: u64,
+    /// Vote and pre-vote requests the tab's node sent (a tab with `campaigns: false` must
+    /// send none; see [`Tab::join_with`]).
+    pub vote_requests_sent: u64,
     /// Vote answers the tab sent (granted or not).
     pub vote_answers_sent: u64,
 }
@@ -246,9 +246,9 @@ impl Tab {
         Tab::join_with(address, token, cluster_id, None).await
     }
 
-    /// Joins and reports `status` (a voter tab's storage) after every handshake. With
-    /// `campaigns: false` in it the tab's node never starts an election: the driver holds back
-    /// its vote requests (a stand-in for raft-core's `Config::campaigns` until that lands).
+    /// Joins and reports `status` (a voter tab's storage) after every handshake. Its node runs
+    /// with `Config::campaigns` as the status says (a voter tab: `false`, it never starts an
+    /// election).
     pub async fn join_with(
         address: &str,
         token: &str,
@@ -386,8 +386,9 @@ impl Driver {
         events: mpsc::UnboundedReceiver<Event>,
         requests: mpsc::UnboundedReceiver<Request>,
     ) -> Driver {
-        let config =
+        let mut config =
             native_node::RaftConfig::new(id, u64::from_le_bytes(nonce()[..8].try_into().unwrap())).core;
+        config.campaigns = status.is_none_or(|status| status.campaigns);
         // A reload: the state machine from the stored snapshot, the rest from the log.
         let mut store = KvStore::new(KvConfig::default()).unwrap();
         if let Some((_, data)) = storage.snapshot().filter(|(_, data)| !data.is_empty()) {
@@ -476,10 +477,7 @@ impl Driver {
 
     fn send(&self, to: NodeId, message: Message) {
         match &message.body {
-            raft_core::MessageBody::VoteRequest { .. } if self.status.is_some_and(|s| !s.campaigns) => {
-                self.view.lock().unwrap().campaigns_suppressed += 1;
-                return;
-            }
+            raft_core::MessageBody::VoteRequest { .. } => self.view.lock().unwrap().vote_requests_sent += 1,
             raft_core::MessageBody::VoteResponse { .. } => self.view.lock().unwrap().vote_answers_sent += 1,
             _ => {}
         }
