@@ -52,7 +52,7 @@ try {
   const state = await tab.page.evaluate(() => window.flotilla.live.state());
   if (state.backend !== 'opfs' || !state.persistent) throw new Error(`the tab cannot vote: ${JSON.stringify(state)}`);
   for (let k = 0; ; k++) {
-    const answer = mixed.cliResult(['admin', 'add-voter', String(state.nodeId), 'browser']);
+    const answer = mixed.cliResult(['admin', 'add-voter', String(state.nodeId)]);
     if (answer.ok) break;
     if (k > 40) throw new Error(`add-voter refused: ${answer.out}`);
     await new Promise((r) => setTimeout(r, 250));

@@ -147,3 +147,28 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   expect(fresh.nodeId).toBeGreaterThan(first.nodeId);
   expect(errors).toEqual([]);
 });
+
+test('where OPFS sync handles are missing, IndexedDB (strict) keeps the node across a reload', async () => {
+  test.skip(buildError !== null, `raft-node could not be built: ${buildError}`);
+  test.setTimeout(60_000);
+  const idb = await durableContext(`http://${cluster.address(2)}`);
+  try {
+    const { page } = idb;
+    // `?storage=indexeddb` stands in for a browser without sync access handles.
+    const [base, fragment] = cluster.invite().replace(cluster.address(1), cluster.address(2)).split('#');
+    await page.goto(`${base}?storage=indexeddb#${fragment}`);
+    await waitFor(page, () => window.flotilla?.live?.state().status === 'joined');
+    const first = await liveState(page);
+    expect(first.backend).toBe('indexeddb');
+    await expect(page.locator('#live-storage')).toContainText('IndexedDB');
+    await cluster.client({ op: 'put', key: 'idb', value: 'kept' });
+    await waitFor(page, () => window.flotilla.live.kv().some(([k]) => k === 'idb'));
+    await page.reload();
+    await waitFor(page, () => window.flotilla?.live?.state().status === 'joined');
+    const after = await liveState(page);
+    expect([after.nodeId, after.restored, after.backend]).toEqual([first.nodeId, true, 'indexeddb']);
+    await waitFor(page, () => window.flotilla.live.kv().some(([k, v]) => k === 'idb' && v === 'kept'));
+  } finally {
+    await idb.close();
+  }
+});

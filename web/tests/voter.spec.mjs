@@ -57,9 +57,9 @@ test('a tab without persistent storage is refused as a voter, with the reason', 
     await expect(page.locator('#live-storage')).toContainText('persistence not granted');
     // The status frame reaches the leader after the handshake; the refusal names the reason.
     await expect
-      .poll(() => cluster.cliResult(['admin', 'add-voter', String(state.nodeId), 'browser']).out, { timeout: 10_000 })
+      .poll(() => cluster.cliResult(['admin', 'add-voter', String(state.nodeId)]).out, { timeout: 10_000 })
       .toContain('persist');
-    const answer = cluster.cliResult(['admin', 'add-voter', String(state.nodeId), 'browser']);
+    const answer = cluster.cliResult(['admin', 'add-voter', String(state.nodeId)]);
     expect(answer.ok).toBe(false);
   } finally {
     await browser.close();
@@ -82,7 +82,7 @@ test('2 native voters + 1 voter tab: writes commit with one native node down, a 
 
   // Promotion: the tab's status frame allows it; the core's catch-up rule applies.
   await expect
-    .poll(() => cluster.cliResult(['admin', 'add-voter', String(joined.nodeId), 'browser']).ok, { timeout: 20_000 })
+    .poll(() => cluster.cliResult(['admin', 'add-voter', String(joined.nodeId)]).ok, { timeout: 20_000 })
     .toBe(true);
   await waitFor(page, isVoter);
 

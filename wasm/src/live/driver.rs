@@ -42,8 +42,8 @@ pub struct ReadDone {
 }
 
 /// The core's configuration for a tab, matching native-node's timing (10 ms ticks, elections
-/// after 50 ticks, heartbeats every 5): a learner never campaigns, but its read timeouts and
-/// lease arithmetic use the same ticks as the cluster's.
+/// after 50 ticks, heartbeats every 5), with `campaigns: false`: learner or voter, a tab never
+/// campaigns, but its read timeouts and lease arithmetic use the same ticks as the cluster's.
 pub fn tab_config(id: NodeId, seed: u64) -> Config {
     let mut config = Config::new(id, seed);
     config.election_timeout_ticks = 50;
@@ -53,8 +53,10 @@ pub fn tab_config(id: NodeId, seed: u64) -> Config {
     // entries, keeping 1,024 behind (the leader never needs them from a learner).
     config.snapshot_interval_entries = 10_000;
     config.snapshot_trailing_entries = 1024;
-    // TODO(issue 14, after merging `campaigns`): `config.campaigns = false`: a voter tab votes
-    // and acknowledges but never starts an election (VOTER-PROTOCOL.md).
+    // A tab votes and acknowledges once promoted, but never starts an election or a pre-vote
+    // and ignores TimeoutNow (VOTER-PROTOCOL.md): it has no address and its uptime is a
+    // person's whim.
+    config.campaigns = false;
     config
 }
 

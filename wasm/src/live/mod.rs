@@ -25,10 +25,6 @@ use driver::Driver;
 use link::{Credential, Link, Outcome};
 use store::{Identity, TabLog};
 
-/// Whether the tab sends its `TabStatus` frame after each handshake. Native nodes before
-/// issue 14 read only `Raft` frames from a tab and close the link on any other kind.
-const SEND_TAB_STATUS: bool = false;
-
 /// Sockets one tab may hold at once (one per native member, plus redials in flight).
 pub const LINKS_MAX: usize = 64;
 
@@ -129,8 +125,11 @@ impl LiveNode {
             outgoing: Vec::new(),
             frames_refused: 0,
             messages_unroutable: 0,
-            // TODO(issue 14, after merging `campaigns`): the core's `Config::campaigns`.
-            status: TabStatus { backend: StorageBackend::Memory, persistent: false, campaigns: false },
+            status: TabStatus {
+                backend: StorageBackend::Memory,
+                persistent: false,
+                campaigns: driver::tab_config(NodeId(0), 0).campaigns,
+            },
             restored: false,
         })
     }
@@ -440,9 +439,6 @@ impl LiveNode {
 
     /// Sends the tab's storage status on `link` if it is open (after each handshake).
     fn send_status(&mut self, link: u32) {
-        if !SEND_TAB_STATUS {
-            return;
-        }
         if let Some(frame) = self.links.get_mut(&link).and_then(|l| l.seal_status(&self.status)) {
             self.outgoing.push((link, frame));
         }
