@@ -370,6 +370,8 @@ mod tests {
         fn new() -> Leader {
             let storage = MemoryStorage::from_restored(bootstrap(Membership::with_voters([NodeId(1)])));
             let mut config = tab_config(NodeId(1), 7);
+            // A native node campaigns; only tabs do not.
+            config.campaigns = true;
             config.snapshot_interval_entries = 50;
             config.snapshot_trailing_entries = 5;
             let node = RaftNode::new(config, storage.restored(LogIndex(0))).unwrap();
