@@ -27,6 +27,7 @@ export function readFrame(cluster, tables) {
     role: row.liveness === 1 ? 'down' : ROLES[row.role],
     liveness: LIVENESS[row.liveness],
     member: MEMBERSHIP[row.member] ?? 'none',
+    campaigns: row.campaigns !== 0,
   }));
   const messages = rows(cluster.messageFrame(), tables.messageFields, tables.messageStride).map((m) => ({
     ...m,
@@ -90,6 +91,7 @@ export function publicState(frame, traceHash) {
       leader: n.leader || null,
       votedFor: n.votedFor || null,
       member: n.member,
+      campaigns: n.campaigns,
       snapshot: n.snapshot,
       lastTerm: n.lastTerm,
       timerElapsed: n.timerElapsed,

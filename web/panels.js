@@ -15,7 +15,8 @@ function element(tag, text, className) {
 export function nodeLabel(node) {
   const state = node.liveness === 'down' ? 'down' : node.liveness === 'paused' ? `paused ${node.role}` : node.role;
   const member = node.liveness === 'down' ? '' : node.member === 'learner' ? ', learner' : node.member === 'none' ? ', not a member' : '';
-  return `node ${node.id}, ${state}, term ${node.term}${member}`;
+  const quiet = node.campaigns === false ? ', never campaigns' : '';
+  return `node ${node.id}, ${state}, term ${node.term}${member}${quiet}`;
 }
 
 /** Keeps one focusable button per node over the canvas, placed on the node's circle. */

@@ -328,7 +328,9 @@ function drawNode(ctx, layout, node, frame, selected, pal) {
           ? 'not a member'
           : node.member === 'learner'
             ? `learner`
-            : node.role;
+            : node.campaigns === false && node.role === 'follower'
+              ? 'voter · never campaigns'
+              : node.role;
     ctx.font = `${node.role === 'leader' ? 700 : 400} 12px system-ui, sans-serif`;
     ctx.fillStyle = down || paused ? pal.muted : pal.ink;
     const outward = y >= layout.ring.cy ? 1 : -1;

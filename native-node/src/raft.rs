@@ -986,6 +986,8 @@ impl CoreTask {
             Command::Campaign => self.node.campaign(),
             Command::Snapshot { reply } => self.snapshot_requested.push(reply),
             Command::ChangeMembership { change, address, reply } => {
+                let named = crate::browser_voters::named_in(&change);
+                crate::browser_voters::tell_core_tabs_never_campaign(&mut self.node, &named);
                 self.change_membership(change, address, reply)
             }
             Command::Backup { reply } => {
@@ -1010,7 +1012,10 @@ impl CoreTask {
                         .send(Err(RaftError::Unsupported("this state machine cannot restore a snapshot")));
                 }
             },
-            Command::Transfer { target, reply } => match self.node.transfer_leadership(target) {
+            Command::Transfer { target, reply } => match {
+                crate::browser_voters::tell_core_tabs_never_campaign(&mut self.node, target.as_slice());
+                self.node.transfer_leadership(target)
+            } {
                 Ok(target) => {
                     let ticks = 2 * self.config.core.election_timeout_ticks;
                     let deadline = Instant::now() + self.config.tick_interval * ticks as u32;

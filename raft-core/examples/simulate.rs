@@ -12,6 +12,12 @@
 //! cargo run --release -p raft-core --example simulate -- --seed 1 --runs 300 --nodes 5 --faults all --workload kv --clients 8 --read-mode linearizable --check linearizability
 //! ```
 //!
+//! `--non-campaigning K` makes the last K voters never campaign (issue 14):
+//!
+//! ```text
+//! cargo run --release -p raft-core --example simulate -- --seed 1 --runs 100 --nodes 5 --faults all --non-campaigning 2
+//! ```
+//!
 //! The last line is one JSON object; the exit code is non-zero when any run broke a property
 //! (or, when checked, linearizability). The same arguments always give the same `trace_hash`.
 
@@ -67,16 +73,26 @@ struct Args {
     /// Check each run's client history: none or linearizability.
     #[arg(long, default_value = "none")]
     check: String,
+    /// The last this many voters never campaign (`Config::campaigns = false`, issue 14): they
+    /// vote and acknowledge but never lead. The liveness check then expects a leader only when
+    /// a running campaigning voter could win (raft-core GUIDE.md, "Voters that never campaign").
+    #[arg(long, default_value_t = 0)]
+    non_campaigning: usize,
 }
 
 impl Args {
     /// The workload flags as given, for the reproduce command.
     fn workload_flags(&self) -> String {
+        let quiet = if self.non_campaigning > 0 {
+            format!(" --non-campaigning {}", self.non_campaigning)
+        } else {
+            String::new()
+        };
         if self.workload == "none" {
-            return String::new();
+            return quiet;
         }
         format!(
-            " --workload {} --clients {} --keys {} --read-mode {} --reads-from {} --check {}",
+            " --workload {} --clients {} --keys {} --read-mode {} --reads-from {} --check {}{quiet}",
             self.workload, self.clients, self.keys, self.read_mode, self.reads_from, self.check
         )
     }
@@ -141,7 +157,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = RunOptions { nodes: args.nodes, faults, ticks: args.ticks };
+    let options =
+        RunOptions { nodes: args.nodes, faults, ticks: args.ticks, non_campaigning: args.non_campaigning };
     let load = match parse_load(&args) {
         Ok(load) => load,
         Err(error) => {
@@ -229,6 +246,7 @@ fn main() -> ExitCode {
         "leader_transfers": leader_transfers,
         "entries_sent": entries_sent,
         "runs_without_leader_at_end": no_leader,
+        "non_campaigning": args.non_campaigning,
         "trace_hash": format!("{trace_hash:016x}"),
     });
     if let Load::Clients(config, check) = load {

@@ -22,6 +22,24 @@ pub struct Config {
     /// A leader that has not heard from a majority within an election timeout steps down, and
     /// followers ignore vote requests while they hear from a leader (thesis §6.2, §4.2.3).
     pub check_quorum: bool,
+    /// Whether this node ever starts an election (default `true`). With `false` it is a voter
+    /// that never campaigns: it votes, pre-votes, acknowledges entries and counts in every
+    /// quorum as any voter does, and keeps a follower's quiet period (`node/lease.rs`), but its
+    /// election timeout starts neither a pre-vote (thesis §9.6) nor an election (§3.4), it
+    /// ignores `TimeoutNow` (§3.10; a [`crate::RaftEvent::TimeoutNowIgnored`] says so) and
+    /// [`crate::RaftNode::campaign`] does nothing. So it never leads, and check-quorum (§6.2)
+    /// and leases (§6.4.1) never apply to it as a leader. A browser tab that votes runs so.
+    ///
+    /// Consequence: only campaigning voters lead, and a candidate wins only with the votes of a
+    /// majority whose logs are no more up to date than its own (§5.4.1). While the campaigning
+    /// voters that are up and connected are a majority of the voters, the most up to date of
+    /// them can always win. Otherwise the cluster needs the votes of non-campaigning voters,
+    /// and those refuse a candidate that lacks entries they hold (for example the last entries
+    /// a leader replicated before it crashed): then no leader is elected until a campaigning
+    /// voter that holds them returns. A cluster whose campaigning voters are a minority cannot
+    /// elect a leader while they are down. Leaders learn which peers do not campaign from
+    /// [`crate::RaftNode::set_peer_campaigns`], so that they never hand leadership to one.
+    pub campaigns: bool,
     /// At most this many entries in one AppendEntries.
     pub entries_per_message_max: usize,
     /// At most this many payload bytes in one AppendEntries (a single larger entry still goes).
@@ -55,6 +73,7 @@ impl Config {
             heartbeat_interval_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            campaigns: true,
             entries_per_message_max: 256,
             message_bytes_max: 1 << 20,
             inflight_messages_max: 64,

@@ -49,6 +49,15 @@ pub enum RaftEvent {
         /// The server that was not handed over to.
         target: NodeId,
     },
+    /// TimeoutNow from the leader was ignored because this node does not campaign
+    /// ([`crate::Config::campaigns`]); the leader abandons the transfer after an election
+    /// timeout (thesis §3.10).
+    TimeoutNowIgnored {
+        /// The leader that asked this node to take over.
+        from: NodeId,
+        /// This node's term.
+        term: Term,
+    },
     /// A server catching up to become a voter did not keep up and stays a learner; the leader
     /// appends a configuration that withdraws its promotion.
     CatchUpAbandoned {

@@ -9,7 +9,7 @@ use raft_core::sim::{InFlight, Liveness, SimNode, Simulation};
 use raft_core::{AppendOutcome, MessageBody, Role};
 
 /// Names of the node row's fields, in order.
-pub const NODE_FIELDS: [&str; 16] = [
+pub const NODE_FIELDS: [&str; 17] = [
     "role",
     "liveness",
     "term",
@@ -26,6 +26,7 @@ pub const NODE_FIELDS: [&str; 16] = [
     "lastTerm",
     "stable",
     "member",
+    "campaigns",
 ];
 
 /// Numbers per node row.
@@ -93,8 +94,9 @@ pub fn member_code(membership: &raft_core::Membership, id: raft_core::NodeId) ->
     }
 }
 
-/// Appends one node's row to `out`.
-pub fn push_node_row(out: &mut Vec<f64>, node: &SimNode) {
+/// Appends one node's row to `out`; `campaigns` is its `Config::campaigns` (known even while
+/// it is down: the simulator's config decides it).
+pub fn push_node_row(out: &mut Vec<f64>, node: &SimNode, campaigns: bool) {
     let start = out.len();
     match node.raft.as_ref() {
         Some(raft) => {
@@ -145,6 +147,7 @@ pub fn push_node_row(out: &mut Vec<f64>, node: &SimNode) {
             ]);
         }
     }
+    out.push(f64::from(u8::from(campaigns)));
     debug_assert_eq!(out.len() - start, NODE_STRIDE);
 }
 
@@ -209,7 +212,7 @@ pub fn push_message_row(out: &mut Vec<f64>, message: &InFlight) {
 pub fn node_frame(simulation: &Simulation, out: &mut Vec<f64>) {
     out.clear();
     for node in simulation.nodes() {
-        push_node_row(out, node);
+        push_node_row(out, node, simulation.config().campaigns(node.id));
     }
 }
 

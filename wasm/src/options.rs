@@ -42,10 +42,13 @@ pub struct ClusterOptions {
     pub snapshot_interval_entries: Option<u64>,
     /// Entries kept behind a snapshot for slow followers.
     pub snapshot_trailing_entries: Option<u64>,
+    /// The last this many initial voters never campaign (`Config::campaigns = false`): they
+    /// vote and acknowledge but never lead, like a browser tab that votes (issue 14).
+    pub non_campaigning: Option<usize>,
 }
 
 /// The option names JavaScript may use, as `ClusterOptions` spells them in camelCase.
-pub const OPTION_NAMES: [&str; 15] = [
+pub const OPTION_NAMES: [&str; 16] = [
     "nodes",
     "seed",
     "tickMs",
@@ -61,6 +64,7 @@ pub const OPTION_NAMES: [&str; 15] = [
     "votersInitial",
     "snapshotIntervalEntries",
     "snapshotTrailingEntries",
+    "nonCampaigning",
 ];
 
 /// Largest seed accepted: JavaScript numbers hold integers exactly only up to 2^53 - 1.
@@ -106,6 +110,9 @@ impl ClusterOptions {
         }
         set(&mut config.snapshot_interval_entries, self.snapshot_interval_entries);
         set(&mut config.snapshot_trailing_entries, self.snapshot_trailing_entries);
+        if let Some(quiet) = self.non_campaigning {
+            config.non_campaigning = quiet;
+        }
         check_config(&config)?;
         Ok(config)
     }
@@ -128,6 +135,7 @@ impl ClusterOptions {
             voters_initial: Some(config.voters_initial),
             snapshot_interval_entries: Some(config.snapshot_interval_entries),
             snapshot_trailing_entries: Some(config.snapshot_trailing_entries),
+            non_campaigning: Some(config.non_campaigning),
         }
     }
 }
@@ -159,7 +167,10 @@ mod tests {
         assert!(options.to_config().unwrap_err().contains("heartbeat"));
         let options = ClusterOptions { nodes: Some(0), ..ClusterOptions::default() };
         assert!(options.to_config().unwrap_err().contains("nodes"));
-        let config = SimConfig::new(9, 77);
+        let mut config = SimConfig::new(9, 77);
+        config.non_campaigning = 2;
         assert_eq!(ClusterOptions::from_config(&config).to_config().unwrap(), config);
+        let options = ClusterOptions { non_campaigning: Some(6), ..ClusterOptions::default() };
+        assert!(options.to_config().unwrap_err().contains("non_campaigning"));
     }
 }

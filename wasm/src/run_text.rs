@@ -63,11 +63,14 @@ pub fn decode_run(text: &str) -> Result<(SimConfig, Script), String> {
 }
 
 /// The config as `.`-separated key-value pairs (every key, so the text does not depend on
-/// today's defaults).
+/// today's defaults; `nc`, non-campaigning voters, only when there are any, so that links
+/// made before it existed read the same).
 pub fn encode_config(config: &SimConfig) -> String {
     let link = &config.link;
+    let quiet =
+        if config.non_campaigning > 0 { format!(".nc{}", config.non_campaigning) } else { String::new() };
     format!(
-        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}",
+        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}{quiet}",
         config.nodes,
         config.seed,
         config.tick_ms,
@@ -114,6 +117,7 @@ pub fn decode_config(text: &str) -> Result<SimConfig, String> {
             "vi" => config.voters_initial = number(value)? as usize,
             "si" => config.snapshot_interval_entries = number(value)?,
             "st" => config.snapshot_trailing_entries = number(value)?,
+            "nc" => config.non_campaigning = number(value)? as usize,
             other => return Err(format!("unknown config key {other:?}")),
         }
     }
@@ -429,6 +433,11 @@ mod tests {
         let text = encode_run(&config, &script);
         assert!(text.starts_with("1~n7.s99."), "{text}");
         assert!(text.ends_with(",1v3.l.eA,0v1.s.,1v7.i.ay5-"), "{text}");
+        assert_eq!(decode_run(&text).unwrap(), (config.clone(), script.clone()));
+        assert!(!text.contains(".nc"), "no key for a setting links made before it never had");
+        config.non_campaigning = 2;
+        let text = encode_run(&config, &script);
+        assert!(text.contains(".st16.nc2~"), "{text}");
         assert_eq!(decode_run(&text).unwrap(), (config, script));
     }
 

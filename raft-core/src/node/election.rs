@@ -46,11 +46,19 @@ impl RaftNode {
             .unwrap_or(u64::MAX)
     }
 
-    /// Starts an election now, as if the election timer had fired.
+    /// Starts an election now, as if the election timer had fired. Does nothing on a leader, a
+    /// server that is not a voter, or one that does not campaign ([`crate::Config::campaigns`]).
     pub fn campaign(&mut self) {
-        if self.role != Role::Leader && self.is_promotable() {
+        if self.role != Role::Leader && self.may_campaign() {
             self.start_campaign(CampaignReason::ElectionTimeout);
         }
+    }
+
+    /// Whether this node may start a (pre-)election now: it campaigns at all
+    /// ([`crate::Config::campaigns`]) and is a voter (or was removed by a configuration not yet
+    /// committed, see `is_promotable`).
+    pub(super) fn may_campaign(&self) -> bool {
+        self.config.campaigns && self.is_promotable()
     }
 
     // ----- elections (§5.2, thesis §9.6) -----------------------------------------------------
@@ -91,6 +99,11 @@ impl RaftNode {
     }
 
     pub(super) fn start_campaign(&mut self, reason: CampaignReason) {
+        // The one door to candidacy (`campaign_round` is entered only from here, or from a won
+        // pre-vote, which needs a pre-candidate): a node that does not campaign never passes.
+        if !self.config.campaigns {
+            return;
+        }
         if self.term >= Term::LAST {
             // The election would need a term no node accepts (issue 11): never saturate.
             self.stats.campaigns_refused_term_exhausted += 1;

@@ -73,6 +73,11 @@ pub enum MembershipError {
     /// `ReplaceVoters` names a server that is not a member yet: add it as a learner first, so
     /// that it catches up before it counts in a majority (§4.2.1).
     JoinAsLearnerFirst(NodeId),
+    /// The change adds a voter that never campaigns, or takes away one that does, and would
+    /// leave the voters that campaign no majority of the voters (see
+    /// [`RaftNode::set_peer_campaigns`]): such a cluster cannot elect a leader while they are
+    /// down, and may not even while they are up.
+    CampaigningMinority,
 }
 
 impl fmt::Display for MembershipError {
@@ -95,6 +100,9 @@ impl fmt::Display for MembershipError {
             MembershipError::JoinAsLearnerFirst(id) => {
                 write!(f, "node {id} is not a member; add it as a learner first so it catches up")
             }
+            MembershipError::CampaigningMinority => f.write_str(
+                "the voters that campaign would no longer be a majority of the voters, and without them no leader can be elected",
+            ),
         }
     }
 }
@@ -113,8 +121,11 @@ pub enum TransferError {
     InProgress,
     /// The target is not a voter (or is this leader itself).
     NotAVoter(NodeId),
-    /// No other voter exists.
+    /// No other voter that campaigns exists.
     NoTarget,
+    /// The target is a voter that never campaigns ([`RaftNode::set_peer_campaigns`]), so it
+    /// would ignore TimeoutNow.
+    DoesNotCampaign(NodeId),
 }
 
 impl fmt::Display for TransferError {
@@ -124,7 +135,10 @@ impl fmt::Display for TransferError {
             TransferError::NotLeader { leader: None } => f.write_str("not the leader; no leader known"),
             TransferError::InProgress => f.write_str("a leadership transfer is already in progress"),
             TransferError::NotAVoter(id) => write!(f, "node {id} is not another voter"),
-            TransferError::NoTarget => f.write_str("no other voter to transfer to"),
+            TransferError::NoTarget => f.write_str("no other campaigning voter to transfer to"),
+            TransferError::DoesNotCampaign(id) => {
+                write!(f, "node {id} is a voter that never campaigns; it cannot take over")
+            }
         }
     }
 }
@@ -269,6 +283,11 @@ impl RaftNode {
         }
         if next.voters.is_empty() {
             return Err(MembershipError::NoVotersLeft);
+        }
+        // Promotions under way count as the voters they will be (§4.2.1).
+        let deficit_after = self.campaign_deficit(&next);
+        if deficit_after >= 0 && deficit_after > self.campaign_deficit(&current) {
+            return Err(MembershipError::CampaigningMinority);
         }
         let index = self.append_membership(next).map_err(|error| match error {
             ProposeError::NotLeader { leader } => MembershipError::NotLeader { leader },
@@ -455,13 +474,17 @@ impl RaftNode {
         }
         let me = self.config.id;
         let target = match target {
+            Some(id) if self.non_campaigning_peers.contains(&id) => {
+                return Err(TransferError::DoesNotCampaign(id))
+            }
             Some(id) if id != me && self.membership().is_voter(id) && self.progress.contains_key(&id) => id,
             Some(id) => return Err(TransferError::NotAVoter(id)),
             None => {
                 let membership = self.membership();
+                let non_campaigning = &self.non_campaigning_peers;
                 self.progress
                     .iter()
-                    .filter(|(id, _)| membership.is_voter(**id))
+                    .filter(|(id, _)| membership.is_voter(**id) && !non_campaigning.contains(id))
                     .max_by_key(|(id, pr)| (pr.match_index, core::cmp::Reverse(**id)))
                     .map(|(id, _)| *id)
                     .ok_or(TransferError::NoTarget)?
@@ -481,6 +504,52 @@ impl RaftNode {
         self.maybe_send_timeout_now();
         self.needs_flush = true;
         Ok(target)
+    }
+
+    /// Tells this node whether `peer` campaigns (its [`crate::Config::campaigns`], which this
+    /// node cannot see). As leader it never picks a peer that does not as a transfer target
+    /// (thesis §3.10): [`RaftNode::transfer_leadership`] refuses it by name with
+    /// [`TransferError::DoesNotCampaign`] and skips it when choosing; a transfer already
+    /// handing over to it is abandoned ([`RaftEvent::TransferAbandoned`]). Call it on every
+    /// node, since any may lead; it is kept across role changes and not replicated. A peer
+    /// nobody was told about is assumed to campaign; if it does not, it ignores TimeoutNow and
+    /// the transfer is abandoned after an election timeout, so the call only saves that wait.
+    /// This node's own id is ignored: its own behaviour is its `Config::campaigns`.
+    pub fn set_peer_campaigns(&mut self, peer: NodeId, campaigns: bool) {
+        if peer == self.config.id {
+            return;
+        }
+        if campaigns {
+            self.non_campaigning_peers.remove(&peer);
+            return;
+        }
+        self.non_campaigning_peers.insert(peer);
+        if self.transfer == Some(peer) {
+            self.transfer = None;
+            self.events.push(RaftEvent::TransferAbandoned { target: peer });
+        }
+    }
+
+    /// Voters (with the servers being promoted) that never campaign, minus those that do: the
+    /// campaigning voters are a majority exactly when it is negative. A change that makes it
+    /// non-negative and larger is refused ([`MembershipError::CampaigningMinority`]); one that
+    /// lowers it (adds a campaigning voter, removes one that does not) is always allowed.
+    fn campaign_deficit(&self, membership: &Membership) -> i64 {
+        membership
+            .voters
+            .iter()
+            .chain(membership.promoting.iter().filter(|id| !membership.voters.contains(id)))
+            .map(|&id| if self.peer_campaigns(id) { -1 } else { 1 })
+            .sum()
+    }
+
+    /// Whether this node believes `peer` campaigns (see [`RaftNode::set_peer_campaigns`]); for
+    /// its own id, its `Config::campaigns`.
+    pub fn peer_campaigns(&self, peer: NodeId) -> bool {
+        if peer == self.config.id {
+            return self.config.campaigns;
+        }
+        !self.non_campaigning_peers.contains(&peer)
     }
 
     /// Sends TimeoutNow once the transfer target holds the whole log.

@@ -15,7 +15,7 @@ use crate::reads::{ReadState, ReadTracker};
 use crate::ready::{Restored, SoftState};
 use crate::rng::Rng;
 use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Proposed, Role, Term};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -83,6 +83,8 @@ pub struct Stats {
     pub messages_from_non_members: u64,
     /// Campaigns not started because this node's term is [`Term::LAST`].
     pub campaigns_refused_term_exhausted: u64,
+    /// TimeoutNow messages ignored because this node does not campaign ([`Config::campaigns`]).
+    pub timeout_now_ignored: u64,
 }
 
 /// A leader's view of one follower, for observers (the playground, metrics).
@@ -156,6 +158,9 @@ pub struct RaftNode {
     transfer: Option<NodeId>,
     /// Ticks since the transfer started; it is abandoned after an election timeout.
     transfer_elapsed: u64,
+    /// Peers the driver said never campaign ([`RaftNode::set_peer_campaigns`]): as leader,
+    /// this node never hands leadership to one. Not replicated, kept across role changes.
+    non_campaigning_peers: BTreeSet<NodeId>,
     /// The term in which this node last sent TimeoutNow. From then on its lease is forfeited
     /// for the rest of that term (see `lease_is_valid`).
     timeout_now_sent_term: Option<Term>,
@@ -246,6 +251,7 @@ impl RaftNode {
             read_states: Vec::new(),
             transfer: None,
             transfer_elapsed: 0,
+            non_campaigning_peers: BTreeSet::new(),
             timeout_now_sent_term: None,
             leader_contact_tick: lease::contact_at_start(hard_state.term),
             snapshot,
@@ -279,7 +285,9 @@ impl RaftNode {
             return;
         }
         self.election_elapsed += 1;
-        if self.election_elapsed >= self.election_timeout_randomized && self.is_promotable() {
+        // A non-campaigning node lets the timer run on (it says how long the leader has been
+        // silent) and never acts on it.
+        if self.election_elapsed >= self.election_timeout_randomized && self.may_campaign() {
             self.start_campaign(CampaignReason::ElectionTimeout);
         }
     }
@@ -509,7 +517,13 @@ impl RaftNode {
                 if self.leader != Some(message.from) {
                     return Err(StepError::Malformed("TimeoutNow from a server that is not our leader"));
                 }
-                if self.is_promotable() {
+                if !self.config.campaigns {
+                    // This node promised never to lead (Config::campaigns): ignoring the
+                    // handover is what losing the message would do, and the leader abandons the
+                    // transfer after an election timeout (thesis §3.10).
+                    self.stats.timeout_now_ignored += 1;
+                    self.events.push(RaftEvent::TimeoutNowIgnored { from: message.from, term: self.term });
+                } else if self.is_promotable() {
                     self.start_campaign(CampaignReason::LeadershipTransfer);
                 }
                 Ok(())

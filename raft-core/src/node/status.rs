@@ -110,7 +110,13 @@ impl RaftNode {
     /// heard from a leader or campaigned, towards their randomized election timeout (§5.2).
     /// Leaders with check-quorum: ticks since a majority last answered, towards the election
     /// timeout at which the leader steps down (thesis §6.2); without check-quorum, `(0, 0)`.
+    /// A node that does not campaign ([`crate::Config::campaigns`]): `(ticks since it last
+    /// heard from a leader or granted a vote, 0)`, since no timeout ends its role.
     pub fn election_timer(&self) -> (u64, u64) {
+        if !self.config.campaigns {
+            // No timer ends a non-campaigning follower's role: the timeout never fires.
+            return (self.election_elapsed, 0);
+        }
         if self.role != Role::Leader {
             return (self.election_elapsed, self.election_timeout_randomized);
         }

@@ -208,6 +208,9 @@ pub struct SimConfig {
     pub entries_per_message_max: usize,
     /// AppendEntries in flight per follower at most (0: the node's default).
     pub inflight_messages_max: usize,
+    /// The last this many of the initial voters never campaign (`Config::campaigns = false`,
+    /// issue 14), and every server is told so (`RaftNode::set_peer_campaigns`). 0: all do.
+    pub non_campaigning: usize,
     /// The reactive faults: chances of faults injected when the cluster reaches a corner.
     pub adversary: Adversary,
     /// Limits that turn a runaway run (a livelock, a message storm, a log that grows without
@@ -306,6 +309,7 @@ impl SimConfig {
             snapshot_trailing_entries: 16,
             entries_per_message_max: 0,
             inflight_messages_max: 0,
+            non_campaigning: 0,
             adversary: Adversary::default(),
             budget: Budget::default(),
         }
@@ -314,6 +318,14 @@ impl SimConfig {
     /// Whether server `id` is one of the voters the cluster is bootstrapped with.
     pub fn is_initial_voter(&self, id: NodeId) -> bool {
         self.voters_initial == 0 || id.0 <= self.voters_initial as u64
+    }
+
+    /// Whether server `id` campaigns: all do but the last [`SimConfig::non_campaigning`] of the
+    /// initial voters.
+    pub fn campaigns(&self, id: NodeId) -> bool {
+        let voters = if self.voters_initial == 0 { self.nodes } else { self.voters_initial } as u64;
+        let first_quiet = voters.saturating_sub(self.non_campaigning as u64) + 1;
+        !(first_quiet..=voters).contains(&id.0)
     }
 
     /// Ids of the servers: 1..=nodes.
@@ -337,6 +349,10 @@ impl SimConfig {
         }
         if self.voters_initial > self.nodes {
             return Err(String::from("voters_initial above the number of servers"));
+        }
+        let voters_initial = if self.voters_initial == 0 { self.nodes } else { self.voters_initial };
+        if self.non_campaigning > voters_initial {
+            return Err(String::from("non_campaigning above the number of initial voters"));
         }
         if self.link.loss_per_mille > 1000 || self.link.duplicate_per_mille > 1000 {
             return Err(String::from("per-mille chances must be at most 1000"));

@@ -89,12 +89,15 @@ pub struct RunOptions {
     pub faults: FaultSet,
     /// Length of the run in node ticks.
     pub ticks: u64,
+    /// Voters that never campaign ([`SimConfig::non_campaigning`]).
+    pub non_campaigning: usize,
 }
 
 /// The config of a seeded run: the faults decide the network's loss, duplication and latency.
 pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
     let mut config = SimConfig::new(options.nodes, seed);
     config.link = link_for_faults(options.faults);
+    config.non_campaigning = options.non_campaigning;
     if options.faults.snapshot {
         // Snapshot every 10–100 entries, keeping few trailing entries, so that followers
         // behind by more than that need InstallSnapshot.

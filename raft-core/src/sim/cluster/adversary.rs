@@ -402,6 +402,10 @@ impl Simulation {
     pub fn check_converged(&mut self) -> bool {
         let now = self.now_ms;
         let Some(leader) = self.leader() else {
+            if self.config.non_campaigning > 0 && !self.a_campaigning_voter_could_win() {
+                // No leader is what the protocol promises here (see `campaigns.rs`).
+                return true;
+            }
             self.checker.flag(
                 "liveness",
                 now,

@@ -28,6 +28,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 mod adversary;
+mod campaigns;
 mod corners;
 mod inputs;
 
@@ -560,6 +561,7 @@ impl Simulation {
         config.heartbeat_interval_ticks = self.config.heartbeat_interval_ticks;
         config.pre_vote = self.config.pre_vote;
         config.check_quorum = self.config.check_quorum;
+        config.campaigns = self.config.campaigns(id);
         config.snapshot_interval_entries = self.config.snapshot_interval_entries;
         config.snapshot_trailing_entries = self.config.snapshot_trailing_entries;
         if self.config.entries_per_message_max > 0 {
@@ -589,13 +591,14 @@ impl Simulation {
             entries: storage.entries.clone(),
             applied: machine.applied,
         };
-        let raft = match RaftNode::new(config, restored) {
+        let mut raft = match RaftNode::new(config, restored) {
             Ok(raft) => raft,
             Err(error) => {
                 self.checker.restore_failed(id, self.now_ms, format!("{error}"));
                 return;
             }
         };
+        campaigns::tell_who_campaigns(&self.config, &mut raft);
         let now = self.now_ms;
         let node = &mut self.nodes[k];
         node.incarnation = incarnation;
