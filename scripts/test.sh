@@ -30,6 +30,10 @@ header "simulator: seed 1, 50 runs, 5 nodes, all faults (reads, late copies, Fig
 cargo run --release -p raft-core --example simulate -- \
     --seed 1 --runs 50 --nodes 5 --faults all --ticks 20000
 
+header "simulator: a voter that never campaigns (issue 14), 12 runs, 3 nodes, all faults (~6 s)"
+cargo run --release -p raft-core --example simulate -- \
+    --seed 1 --runs 12 --nodes 3 --faults all --ticks 20000 --non-campaigning 1
+
 header "simulator: kv linearizability, reads through any server, 12 runs"
 cargo run --release -p raft-core --example simulate -- \
     --seed 1 --runs 12 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 \
