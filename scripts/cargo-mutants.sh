@@ -23,6 +23,9 @@ fi
 export CARGO_PROFILE_DEV_OPT_LEVEL="${CARGO_PROFILE_DEV_OPT_LEVEL:-1}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
 export CARGO_PROFILE_DEV_INCREMENTAL=true
-# One mutant at a time, at the lowest priority: the machine is shared. A mutant that hangs
-# the tests is counted as caught by timeout rather than stalling the campaign.
-exec nice -n 19 cargo mutants --package raft-core --jobs 1 --timeout "${MUTANTS_TIMEOUT:-300}" --output "${MUTANTS_OUTPUT:-target}" "$@"
+# One mutant at a time (`--in-place`, which mutates this tree and reuses its target directory,
+# is one at a time by nature), at the lowest priority: the machine is shared. A mutant that
+# hangs the tests is counted as caught by timeout rather than stalling the campaign.
+jobs=(--jobs 1)
+[[ " $* " == *" --in-place "* ]] && jobs=()
+exec nice -n 19 cargo mutants --package raft-core "${jobs[@]}" --timeout "${MUTANTS_TIMEOUT:-300}" --output "${MUTANTS_OUTPUT:-target}" "$@"
