@@ -62,6 +62,7 @@ fn options_from_bytes(data: &[u8]) -> ClusterOptions {
         voters_initial: reader.option(|r| r.u64() as usize),
         snapshot_interval_entries: reader.option(Reader::u64),
         snapshot_trailing_entries: reader.option(Reader::u64),
+        drifting_clocks: reader.option(|r| r.u64() % 2 == 1),
     }
 }
 

@@ -25,6 +25,7 @@ mod reads;
 #[doc(hidden)]
 pub mod run_text;
 mod snapshot;
+mod tagged;
 
 pub use bench::run_seed_workload;
 

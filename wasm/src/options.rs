@@ -42,10 +42,13 @@ pub struct ClusterOptions {
     pub snapshot_interval_entries: Option<u64>,
     /// Entries kept behind a snapshot for slow followers.
     pub snapshot_trailing_entries: Option<u64>,
+    /// Each server's clock runs exact or 20% slow (drawn at each start), within the drift
+    /// margin a lease allows (thesis §6.4.1): the simulator's drifting-clocks fault.
+    pub drifting_clocks: Option<bool>,
 }
 
 /// The option names JavaScript may use, as `ClusterOptions` spells them in camelCase.
-pub const OPTION_NAMES: [&str; 15] = [
+pub const OPTION_NAMES: [&str; 16] = [
     "nodes",
     "seed",
     "tickMs",
@@ -61,6 +64,7 @@ pub const OPTION_NAMES: [&str; 15] = [
     "votersInitial",
     "snapshotIntervalEntries",
     "snapshotTrailingEntries",
+    "driftingClocks",
 ];
 
 /// Largest seed accepted: JavaScript numbers hold integers exactly only up to 2^53 - 1.
@@ -106,6 +110,9 @@ impl ClusterOptions {
         }
         set(&mut config.snapshot_interval_entries, self.snapshot_interval_entries);
         set(&mut config.snapshot_trailing_entries, self.snapshot_trailing_entries);
+        if let Some(drifting) = self.drifting_clocks {
+            config.adversary.drifting_clocks = drifting;
+        }
         check_config(&config)?;
         Ok(config)
     }
@@ -128,6 +135,7 @@ impl ClusterOptions {
             voters_initial: Some(config.voters_initial),
             snapshot_interval_entries: Some(config.snapshot_interval_entries),
             snapshot_trailing_entries: Some(config.snapshot_trailing_entries),
+            drifting_clocks: Some(config.adversary.drifting_clocks),
         }
     }
 }
@@ -159,7 +167,11 @@ mod tests {
         assert!(options.to_config().unwrap_err().contains("heartbeat"));
         let options = ClusterOptions { nodes: Some(0), ..ClusterOptions::default() };
         assert!(options.to_config().unwrap_err().contains("nodes"));
-        let config = SimConfig::new(9, 77);
+        let mut config = SimConfig::new(9, 77);
         assert_eq!(ClusterOptions::from_config(&config).to_config().unwrap(), config);
+        config.adversary.drifting_clocks = true;
+        assert_eq!(ClusterOptions::from_config(&config).to_config().unwrap(), config);
+        let options = ClusterOptions { drifting_clocks: Some(true), ..ClusterOptions::default() };
+        assert!(options.to_config().unwrap().adversary.drifting_clocks);
     }
 }
