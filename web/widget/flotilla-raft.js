@@ -105,7 +105,7 @@ export class FlotillaRaft extends HTMLElement {
   static observedAttributes = ATTRIBUTES;
 
   /** Where the .wasm file is; set it before the first widget loads to self-host the files. */
-  static wasmUrl = new URL('../pkg/flotilla_wasm_bg.wasm', import.meta.url).href;
+  static wasmUrl = new URL('../pkg-widget/flotilla_wasm_bg.wasm', import.meta.url).href;
 
   /** The playground that shareUrl() links to. */
   static playgroundUrl = new URL('../index.html', import.meta.url).href;
