@@ -391,7 +391,7 @@ export const SCENARIOS = [
       { atMs: 950, inputs: [read(3, 'lease')], caption: 'The lease ran out at 940 ms (760 + 180). Node 3 no longer answers alone: the read waits for a heartbeat round that a majority must answer, and none can.', truth: (s) => leads(s, 3, 2) && read_(s, 2).status === 'pending' },
       { atMs: 985, caption: 'Node 3 steps down (check-quorum) and the waiting read fails: no stale answer was given.', truth: (s) => node(s, 3).role === 'follower' && read_(s, 2).status === 'failed' && noLeader(s) },
       { atMs: 1000, caption: 'Node 4’s election timer runs out, more than an election timeout after it last heard from node 3. It asks for pre-votes.', truth: (s) => node(s, 4).role === 'pre-candidate' && noLeader(s) },
-      { atMs: 1060, caption: 'Node 4 leads term 3, well after node 3’s lease ended. Had the clocks drifted apart by more than the margin, a lease could outlast the followers’ promise; in this playground every clock keeps exact time.', truth: (s) => leads(s, 4, 3) && s.reads.filter((r) => r.status === 'ok').every((r) => r.answeredMs < 940) },
+      { atMs: 1060, caption: 'Node 4 leads term 3, well after node 3’s lease ended. Had the clocks drifted apart by more than the margin, a lease could outlast the followers’ promise. This run’s clocks keep exact time; New run’s “Drifting clocks” slows some by 20%, more than this margin (2 ticks of 20).', truth: (s) => leads(s, 4, 3) && s.reads.filter((r) => r.status === 'ok').every((r) => r.answeredMs < 940) },
     ],
     check: (s) => {
       const seen = s.reads.map((r) => `${r.askedMs}:${r.status}`).join(' ');
