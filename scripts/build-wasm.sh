@@ -13,9 +13,10 @@ if ! command -v wasm-opt >/dev/null 2>&1; then
     exit 1
 fi
 
-# Builds profile $1 with cargo flags $2, runs wasm-opt with $3, writes the package to $4.
+# Builds profile $1 with cargo flags $2, runs wasm-opt with $3, writes the package to $4 with
+# wasm-bindgen flags $5.
 build_package() {
-    local profile="$1" features="$2" level="$3" out="$4"
+    local profile="$1" features="$2" level="$3" out="$4" bindgen_flags="${5:-}"
     # shellcheck disable=SC2086 # $features is zero or more flags
     cargo build --profile "$profile" -p flotilla-wasm --target wasm32-unknown-unknown $features
     # wasm-opt goes before wasm-bindgen: Debian's binaryen (108) retypes the externref table
@@ -25,11 +26,12 @@ build_package() {
     mkdir -p "$optimized"
     wasm-opt "$level" "$target_dir/wasm32-unknown-unknown/$profile/flotilla_wasm.wasm" \
         -o "$optimized/flotilla_wasm.wasm"
-    wasm-bindgen --target web --out-dir "$out" "$optimized/flotilla_wasm.wasm"
+    # shellcheck disable=SC2086 # $bindgen_flags is zero or more flags
+    wasm-bindgen --target web $bindgen_flags --out-dir "$out" "$optimized/flotilla_wasm.wasm"
     echo "build-wasm: $out is up to date"
 }
 
 # The playground's and the live view's package: every export, optimised for speed.
 build_package wasm-release "" -O3 web/pkg
 # The docs widget's: no browser peer, optimised for size (Cargo.toml's wasm-size profile).
-build_package wasm-size --no-default-features -Oz web/pkg-widget
+build_package wasm-size --no-default-features -Oz web/pkg-widget "--remove-name-section --remove-producers-section"
