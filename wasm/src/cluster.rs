@@ -28,14 +28,12 @@ use crate::frame::{
     message_frame, node_frame, MESSAGE_FIELDS, MESSAGE_KINDS, MESSAGE_STRIDE, NODE_FIELDS, NODE_STRIDE,
 };
 use crate::history::HistoryRecorder;
-use crate::input::{
-    check_read_key, describe_input, from_input, to_input, ReadModeName, ScriptItem,
-};
+use crate::input::{check_read_key, describe_input, from_input, to_input, ReadModeName, ScriptItem};
 use crate::options::ClusterOptions;
 use crate::reads::read_view;
 use crate::run_text::{decode_run, encode_run};
-use crate::tagged::input_to_js;
 use crate::snapshot::{kv_view, log_view, message_view, node_view, stats_view, violation_view};
+use crate::tagged::input_to_js;
 
 /// Most messages one `messageFrame` call returns; a flood is drawn as its first part.
 pub const MESSAGES_PER_FRAME_MAX: usize = 4096;
