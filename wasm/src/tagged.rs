@@ -36,7 +36,18 @@ pub fn input_from_js(value: &JsValue) -> Result<InputObject, JsValue> {
     Reflect::delete_property(&fields, &JsValue::from_str(TAG)).map_err(|_| fail("unreadable object"))?;
     let wrapper = Object::new();
     Reflect::set(&wrapper, &JsValue::from_str(&kind), &fields).map_err(|_| fail("unreadable object"))?;
-    serde_wasm_bindgen::from_value(wrapper.into()).map_err(|e| fail(&format!("{e}")))
+    let input: InputObject =
+        serde_wasm_bindgen::from_value(wrapper.into()).map_err(|e| fail(&format!("{e}")))?;
+    // serde's `deny_unknown_fields` does not reach the fields of an externally tagged enum's
+    // variants: every field given must be one the kind writes back.
+    let known = input_to_js(&input)?;
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        if !Reflect::has(&known, &key).unwrap_or(false) {
+            let name = key.as_string().unwrap_or_default();
+            return Err(fail(&format!("unknown field `{name}` for `{kind}`")));
+        }
+    }
+    Ok(input)
 }
 
 /// Writes `input` as `{type: kind, ...fields}`.
