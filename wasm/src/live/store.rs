@@ -383,7 +383,12 @@ mod tests {
 
         // A snapshot through 4: the other file starts with it; the older one is left behind.
         let mut log = opened.log;
-        let meta = SnapshotMeta { index: LogIndex(4), term: Term(2), membership: Membership::default() };
+        let meta = SnapshotMeta {
+            index: LogIndex(4),
+            term: Term(2),
+            membership: Membership::default(),
+            membership_index: LogIndex(0),
+        };
         log.rewrite(Some((&meta, b"state")), &hs(3, 4), &[entry(5, 3)]);
         log.append(&hs(3, 6), &[entry(6, 3)]);
         apply_ops(&mut files, &log.take_ops());
