@@ -155,6 +155,7 @@ function syncRunForm() {
   $('opt-latency').value = `${options.latencyMsMin}-${options.latencyMsMax}`;
   $('opt-loss').value = options.lossPerMille;
   $('opt-prevote').checked = options.preVote;
+  $('opt-drift').checked = options.driftingClocks;
   $('opt-voters').value = options.votersInitial;
   $('opt-snapshot').value = options.snapshotIntervalEntries;
 }
@@ -916,6 +917,7 @@ function wireControls() {
         latencyMsMax: max,
         lossPerMille: Number($('opt-loss').value) || 0,
         preVote: $('opt-prevote').checked,
+        driftingClocks: $('opt-drift').checked,
         votersInitial: Number($('opt-voters').value) || 0,
         snapshotIntervalEntries: Number($('opt-snapshot').value) || 0,
       });

@@ -156,6 +156,7 @@ export function showNode(view, log, kv, nodeCount) {
   // A leader's timer is check-quorum's: ticks since a majority last answered (thesis §6.2).
   const timer = view.role === 'leader' ? 'majority silent' : 'timer';
   if (view.timerTimeout) parts.push(`${timer} ${view.timerElapsed}/${view.timerTimeout} ticks`);
+  if (view.clockSlowPercent) parts.push(`clock ${view.clockSlowPercent}% slow`);
   if (view.votes.length) parts.push(`votes: ${view.votes.map((v) => `${v.id}${v.granted ? '✓' : '✗'}`).join(' ')}`);
   $('node-summary').textContent = parts.join(' · ');
 

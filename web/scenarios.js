@@ -391,7 +391,7 @@ export const SCENARIOS = [
       { atMs: 950, inputs: [read(3, 'lease')], caption: 'The lease ran out at 940 ms (760 + 180). Node 3 no longer answers alone: the read waits for a heartbeat round that a majority must answer, and none can.', truth: (s) => leads(s, 3, 2) && read_(s, 2).status === 'pending' },
       { atMs: 985, caption: 'Node 3 steps down (check-quorum) and the waiting read fails: no stale answer was given.', truth: (s) => node(s, 3).role === 'follower' && read_(s, 2).status === 'failed' && noLeader(s) },
       { atMs: 1000, caption: 'Node 4’s election timer runs out, more than an election timeout after it last heard from node 3. It asks for pre-votes.', truth: (s) => node(s, 4).role === 'pre-candidate' && noLeader(s) },
-      { atMs: 1060, caption: 'Node 4 leads term 3, well after node 3’s lease ended. Had the clocks drifted apart by more than the margin, a lease could outlast the followers’ promise; in this playground every clock keeps exact time.', truth: (s) => leads(s, 4, 3) && s.reads.filter((r) => r.status === 'ok').every((r) => r.answeredMs < 940) },
+      { atMs: 1060, caption: 'Node 4 leads term 3, well after node 3’s lease ended. Had the clocks drifted apart by more than the margin, a lease could outlast the followers’ promise. This run’s clocks keep exact time; New run’s “Drifting clocks” slows some by 20%, more than this margin (2 ticks of 20).', truth: (s) => leads(s, 4, 3) && s.reads.filter((r) => r.status === 'ok').every((r) => r.answeredMs < 940) },
     ],
     check: (s) => {
       const seen = s.reads.map((r) => `${r.askedMs}:${r.status}`).join(' ');
@@ -592,6 +592,35 @@ export function scheduleScenario(cluster, scenario) {
       { atMs: 1720, caption: 'The History panel shows why this is not linearizable (thesis §6.3): get x returned 1 after put x=2 had completed. No order of put x=1, put x=2 and this get fits one copy of x, so the checker marks the get (!) as the operation it cannot place.', truth: (s) => read_(s, 3).status === 'ok' && read_(s, 3).value === '1' },
     ],
     check: (s) => (s.reads[3]?.status === 'ok' && s.reads[3].value === '1' ? null : `the stale read answered ${JSON.stringify(s.reads[3])}`),
+  });
+}
+
+// ----- the barrier: a new leader's no-op commit before it serves reads (thesis §6.4) -------
+// Kept in a block of its own (other scenarios are added above in parallel). The reads at the new
+// leader are the core's barrier: `RaftNode::barrier` (hashicorp's `Barrier`) is this very read
+// index, parked until an entry of the leader's own term commits.
+{
+  const afterReads = SCENARIOS.findIndex((s) => s.id === 'lease-reads') + 1;
+  SCENARIOS.splice(afterReads, 0, {
+    id: 'barrier',
+    title: 'Barrier: a new leader commits before it reads',
+    options: { ...PLAYGROUND_OPTIONS },
+    endMs: 1000,
+    steps: [
+      { atMs: 0, caption: 'Node 3 will lead term 2. A server learns that an entry is committed from the leader; a new leader may not know yet which entries are (thesis §6.4).', truth: (s) => noLeader(s) },
+      { atMs: 600, inputs: [put('x', '1')], caption: 'A client writes x=1 through leader 3 (index 3).', truth: (s) => leads(s, 3, 2) && node(s, 3).last === 3 },
+      { atMs: 630, caption: 'Stored on a majority, x=1 is committed: leader 3 applies it and answers the client. The followers hold it too, but learn that it is committed only with the next heartbeat.', truth: (s) => node(s, 3).commit === 3 && node(s, 3).applied === 3 && others(s, 3).every((n) => n.last === 3 && n.commit === 2) },
+      { atMs: 635, inputs: [{ type: 'crash', node: 3 }], caption: 'Node 3 crashes before that heartbeat. Every survivor has x=1 in its log; none knows it is committed.', truth: (s) => node(s, 3).liveness === 'down' && others(s, 3).every((n) => n.last === 3 && n.commit === 2 && n.applied === 2) },
+      { atMs: 904, caption: 'Node 4 wins term 3. Its commit index still says 2: it cannot tell whether x=1 at index 3 was committed, since a leader never counts replicas of an earlier term’s entry (§5.4.2).', truth: (s) => leads(s, 4, 3) && node(s, 4).commit === 2 && node(s, 4).applied === 2 },
+      { atMs: 906, inputs: [read(4, 'stale'), read(4, 'linearizable'), read(4, 'lease')], caption: 'Three reads of x at node 4. A stale read answers from what node 4 applied: x is absent, although x=1 was committed and acknowledged. It went back in time.', truth: (s) => read_(s, 0).status === 'ok' && read_(s, 0).value === null && read_(s, 1).status === 'pending' && read_(s, 2).status === 'pending' },
+      { atMs: 920, caption: 'The linearizable and the lease read wait: until an entry of its own term commits, a leader does not know the commit index, and has no lease. Its first entry is a no-op (index 4).', truth: (s) => leads(s, 4, 3) && node(s, 4).last === 4 && node(s, 4).commit === 2 && read_(s, 1).status === 'pending' && read_(s, 2).status === 'pending' },
+      { atMs: 935, caption: 'A majority stores the no-op: index 4 commits, and x=1 before it. This commit is the barrier (hashicorp’s Barrier; in this core, RaftNode::barrier): everything committed before the read is now known and applied.', truth: (s) => node(s, 4).commit === 4 && node(s, 4).applied === 4 && read_(s, 1).status === 'pending' },
+      { atMs: 969, caption: 'One heartbeat round confirms node 4 still leads, and both waiting reads answer x=1 with read index 4.', truth: (s) => [1, 2].every((k) => read_(s, k).status === 'ok' && read_(s, k).value === '1' && read_(s, k).readIndex === 4) },
+    ],
+    check: (s) => {
+      const seen = s.reads.map((r) => `${r.mode}:${r.status}:${r.value}:${r.readIndex}`).join(' ');
+      return seen === 'stale:ok:null:2 linearizable:ok:1:4 lease:ok:1:4' && s.leader === 4 ? null : `reads answered ${seen}, leader ${s.leader}`;
+    },
   });
 }
 

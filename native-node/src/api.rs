@@ -236,7 +236,16 @@ impl RawRequest {
             "snapshot" => Operation::Snapshot,
             "add_voter" => Operation::AddVoter {
                 node: need(self.node, "node", op)?,
-                address: need(self.address, "address", op)?,
+                // A browser tab has no address to dial (issue #14): it dials.
+                address: need(
+                    self.address.or_else(|| {
+                        self.node
+                            .filter(|id| raft_core::wire::records::is_browser_node_id(raft_core::NodeId(*id)))
+                            .map(|_| raft_core::wire::records::BROWSER_ADDRESS.to_string())
+                    }),
+                    "address",
+                    op,
+                )?,
             },
             "add_nonvoter" => Operation::AddNonvoter {
                 node: need(self.node, "node", op)?,

@@ -58,11 +58,18 @@ pub struct BrowserPeerConfig {
     pub max: usize,
     /// Time allowed for one admission (three commits and a membership change).
     pub join_timeout: Duration,
+    /// Voter tabs: silence reports and the optional demotion (see [`crate::browser_voters`]).
+    pub voters: crate::browser_voters::BrowserVoterConfig,
 }
 
 impl Default for BrowserPeerConfig {
     fn default() -> BrowserPeerConfig {
-        BrowserPeerConfig { ttl: Duration::from_secs(300), max: 32, join_timeout: Duration::from_secs(10) }
+        BrowserPeerConfig {
+            ttl: Duration::from_secs(300),
+            max: 32,
+            join_timeout: Duration::from_secs(10),
+            voters: Default::default(),
+        }
     }
 }
 
@@ -83,6 +90,8 @@ pub struct BrowserMetrics {
     pub removed_total: AtomicU64,
     /// Messages from a tab dropped because their term is ahead of this node's.
     pub term_ahead_dropped_total: AtomicU64,
+    /// Voter tabs' metrics (see [`crate::browser_voters`]).
+    pub voters: crate::browser_voters::VoterMetrics,
 }
 
 /// The `reason` label of refused joins.
@@ -133,6 +142,7 @@ impl BrowserMetrics {
         ] {
             registry.register(name, help, ConstCounter::new(load(value)));
         }
+        self.voters.register(registry);
     }
 
     fn refused(&self, refusal: JoinRefusal) {
@@ -319,7 +329,7 @@ impl StateMachine for RecordingStateMachine {
 pub struct BrowserPeerStatus {
     /// Its node id (≥ 2^32).
     pub id: u64,
-    /// Always `learner` today.
+    /// `voter` or `learner`.
     pub role: &'static str,
     /// Always `browser`: it dials, it cannot be dialled.
     pub address: &'static str,
@@ -329,6 +339,8 @@ pub struct BrowserPeerStatus {
     pub lag: Option<u64>,
     /// When it was admitted (ms since the Unix epoch).
     pub admitted_unix_ms: u64,
+    /// What the tab last reported about its storage, if it did (issue #14).
+    pub storage: Option<crate::peer_auth::tab::TabStatus>,
 }
 
 /// The browser-peer gate of one node: shared by the `/raft` acceptor, the admin routes and the
@@ -348,6 +360,8 @@ pub struct BrowserPeers {
     admitting: tokio::sync::Mutex<()>,
     /// Counters rendered at `/metrics`.
     pub metrics: Arc<BrowserMetrics>,
+    /// The latest storage status of every tab (see [`crate::browser_voters`]).
+    pub voters: crate::browser_voters::VoterTabs,
 }
 
 impl std::fmt::Debug for BrowserPeers {
@@ -382,6 +396,7 @@ impl BrowserPeers {
             addresses: OnceLock::new(),
             admitting: tokio::sync::Mutex::new(()),
             metrics,
+            voters: crate::browser_voters::VoterTabs::new(config.voters),
         }
     }
 
@@ -405,6 +420,16 @@ impl BrowserPeers {
     /// The limits in force.
     pub fn config(&self) -> &BrowserPeerConfig {
         &self.config
+    }
+
+    /// The running node, once attached.
+    pub(crate) fn raft_handle(&self) -> Option<&Raft> {
+        self.raft.get()
+    }
+
+    /// The node's status now, once attached.
+    pub(crate) fn status_now(&self) -> Option<crate::raft::Status> {
+        self.raft.get().map(Raft::status)
     }
 
     fn refuse(&self, refusal: JoinRefusal) -> String {
@@ -583,7 +608,7 @@ impl BrowserPeers {
     }
 
     /// The key an admitted tab proves itself with in `Hello`, recomputed from the peer secret
-    /// and its admission record; refused if it is not (or no longer) a learner here.
+    /// and its admission record; refused if it is not (or no longer) a member here.
     ///
     /// # Errors
     /// Why the tab is not known.
@@ -595,7 +620,9 @@ impl BrowserPeers {
             .and_then(|records| records.admissions.get(&id).cloned())
             .ok_or_else(|| format!("browser peer {id} is not admitted here (yet)"))?;
         if let Some(raft) = self.raft.get() {
-            if !raft.status().learners.contains(&id.0) && raft.status().membership_index > 0 {
+            let status = raft.status();
+            let member = status.learners.contains(&id.0) || status.voters.contains(&id.0);
+            if !member && status.membership_index > 0 {
                 return Err(format!("browser peer {id} is not a member (removed?); join again"));
             }
         }
@@ -615,6 +642,15 @@ impl BrowserPeers {
             | MessageBody::HeartbeatResponse { .. }
             | MessageBody::InstallSnapshotResponse { .. }
             | MessageBody::ReadIndex { .. } => {}
+            // A voter tab's answers (issue #14); its requests fall through to the refusal.
+            MessageBody::VoteResponse { .. } => {
+                let Some(status) = self.status.get() else { return Ok(false) };
+                let delivered = crate::browser_voters::check_vote_answer(message, &status.borrow())?;
+                if !delivered {
+                    self.metrics.term_ahead_dropped_total.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(delivered);
+            }
             ref other => {
                 return Err(format!("a browser learner may not send {}", other.kind_name()));
             }
@@ -643,32 +679,34 @@ impl BrowserPeers {
         let Some(raft) = self.raft.get() else { return Vec::new() };
         let status = raft.status();
         let records = self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        status
-            .learners
-            .iter()
-            .filter(|id| is_browser_node_id(NodeId(**id)))
-            .map(|id| {
+        let voters = status.voters.iter().map(|id| (id, "voter"));
+        voters
+            .chain(status.learners.iter().map(|id| (id, "learner")))
+            .filter(|(id, _)| is_browser_node_id(NodeId(**id)))
+            .map(|(id, role)| {
                 let follower = status.followers.iter().find(|f| f.id == *id);
                 BrowserPeerStatus {
                     id: *id,
-                    role: "learner",
+                    role,
                     address: BROWSER_ADDRESS,
                     last_contact_ms: follower.map(|f| f.last_contact_ms),
                     lag: follower.map(|f| status.commit_index.saturating_sub(f.match_index)),
                     admitted_unix_ms: records.admissions.get(&NodeId(*id)).map_or(0, |a| a.admitted_unix_ms),
+                    storage: self.voters.status_of(NodeId(*id)),
                 }
             })
             .collect()
     }
 
     /// Leader: removes the browser learners silent longer than the TTL, and their records.
+    /// Voter tabs are never removed here: see [`crate::browser_voters`].
     async fn reap(&self) {
         let Some(raft) = self.raft.get() else { return };
         let ttl_ms = self.config.ttl.as_millis() as u64;
         let silent: Vec<u64> = self
             .statuses()
             .into_iter()
-            .filter(|peer| peer.last_contact_ms.is_some_and(|ms| ms > ttl_ms))
+            .filter(|peer| peer.role == "learner" && peer.last_contact_ms.is_some_and(|ms| ms > ttl_ms))
             .map(|peer| peer.id)
             .collect();
         for id in silent {

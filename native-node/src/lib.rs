@@ -29,6 +29,7 @@ pub mod admission;
 pub mod api;
 pub mod bench;
 pub mod browser_peers;
+pub mod browser_voters;
 mod catch_up;
 pub mod client;
 pub mod connection;

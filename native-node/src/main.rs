@@ -150,6 +150,13 @@ struct ServeArgs {
     /// Browser peers the cluster admits at most; joins beyond it are refused.
     #[arg(long, default_value_t = 32)]
     browser_peers_max: usize,
+    /// The leader reports a voter tab silent this long (admin status, metrics; issue #14).
+    #[arg(long, default_value = "10s", value_parser = native_node::invite::parse_duration)]
+    browser_voter_silent_after: Duration,
+    /// Demote a voter tab silent this long to a learner (off by default: see native-node/README.md
+    /// for the risk either way).
+    #[arg(long, value_parser = native_node::invite::parse_duration)]
+    browser_voter_demote_after: Option<Duration>,
 }
 
 #[derive(Subcommand)]
@@ -180,8 +187,9 @@ enum KvOperation {
 enum AdminOperation {
     /// Print the node's status as JSON (includes the leader's id).
     Status,
-    /// Add a voter.
-    AddVoter { id: u64, address: String },
+    /// Add a voter (ADDRESS is required for a native node; a browser tab has none: see
+    /// native-node/README.md for when a tab may be promoted).
+    AddVoter { id: u64, address: Option<String> },
     /// Add a non-voter.
     AddNonvoter { id: u64, address: String },
     /// Demote a voter to non-voter.
@@ -363,6 +371,10 @@ async fn serve(args: ServeArgs, secrets: &SecretArgs, given: &Given) -> Result<(
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.browser_peers.ttl = args.browser_peer_ttl.max(Duration::from_millis(100));
     config.browser_peers.max = args.browser_peers_max;
+    config.browser_peers.voters.silent_after =
+        args.browser_voter_silent_after.max(Duration::from_millis(100));
+    config.browser_peers.voters.demote_after =
+        args.browser_voter_demote_after.map(|after| after.max(Duration::from_millis(100)));
     server::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

@@ -986,6 +986,8 @@ impl CoreTask {
             Command::Campaign => self.node.campaign(),
             Command::Snapshot { reply } => self.snapshot_requested.push(reply),
             Command::ChangeMembership { change, address, reply } => {
+                let named = crate::browser_voters::named_in(&change);
+                crate::browser_voters::tell_core_tabs_never_campaign(&mut self.node, &named);
                 self.change_membership(change, address, reply)
             }
             Command::Backup { reply } => {
@@ -1010,7 +1012,7 @@ impl CoreTask {
                         .send(Err(RaftError::Unsupported("this state machine cannot restore a snapshot")));
                 }
             },
-            Command::Transfer { target, reply } => match self.node.transfer_leadership(target) {
+            Command::Transfer { target, reply } => match self.transfer_leadership(target) {
                 Ok(target) => {
                     let ticks = 2 * self.config.core.election_timeout_ticks;
                     let deadline = Instant::now() + self.config.tick_interval * ticks as u32;
@@ -1032,6 +1034,13 @@ impl CoreTask {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// A leadership transfer, after telling the core which members are browser tabs (they
+    /// never campaign, so it must never pick one: issue #14).
+    fn transfer_leadership(&mut self, target: Option<NodeId>) -> Result<NodeId, raft_core::TransferError> {
+        crate::browser_voters::tell_core_tabs_never_campaign(&mut self.node, target.as_slice());
+        self.node.transfer_leadership(target)
     }
 
     fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), RaftError> {

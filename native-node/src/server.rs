@@ -379,6 +379,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         address_book.1,
         shutdown_rx.clone(),
     )));
+    helpers.push(crate::browser_voters::spawn_watch(browser_peers.clone(), shutdown_rx.clone()));
     helpers.push(crate::browser_peers::spawn_reaper(browser_peers, shutdown_rx.clone()));
     // A node that already has a log is a member (or was): asking to join again would be refused.
     if let Some(join) = config.join.clone().filter(|_| raft.status().last_index == 0) {
@@ -581,6 +582,11 @@ async fn execute_request(
             return admin_refused(refusal);
         }
     }
+    // Promotions of and transfers to browser tabs (issue #14), once the caller is an admin.
+    let operation = match crate::browser_voters::screen_admin(state, operation) {
+        Ok(operation) => operation,
+        Err(refused) => return refused,
+    };
     if matches!(operation, Operation::Register) && !state.registrations.allow(remote) {
         state.metrics.registrations_throttled_total.fetch_add(1, Ordering::Relaxed);
         return (
@@ -640,6 +646,7 @@ async fn execute_request(
                     "status": status,
                     "peers": state.transport.peer_statuses(),
                     "browser_peers": state.browser_peers.statuses(),
+                    "browser_voters_silent": state.browser_peers.silent_voters(),
                 }),
             );
         }

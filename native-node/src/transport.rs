@@ -843,8 +843,15 @@ impl Transport {
     /// message to the core. Every refusal is counted here; the caller closes the connection.
     fn deliver(&self, peer: &Peer, me: NodeId, frame: &[u8], opener: &mut Opener) -> Result<(), String> {
         let metrics = &self.inner.metrics;
-        let message: Message = match opener.open(frame, FrameKind::Raft) {
-            Ok(message) => message,
+        let browser = self.browser_gate().filter(|_| crate::peer_auth::records::is_browser_node_id(peer.id));
+        // A tab's connection carries `TabStatus` frames too (issue #14, `browser_voters`).
+        let opened = match browser {
+            Some(gate) => gate.voters.open(peer.id, frame, opener, &gate.metrics.voters),
+            None => opener.open(frame, FrameKind::Raft).map(Some),
+        };
+        let message: Message = match opened {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
             Err(error @ FrameError::BadTag { .. }) => {
                 metrics.peer_frames_unauthenticated_total.fetch_add(1, Ordering::Relaxed);
                 return Err(error.to_string());
@@ -866,9 +873,7 @@ impl Transport {
         if message.to != me {
             return Err(format!("message addressed to node {}, this is node {me}", message.to));
         }
-        if let Some(gate) =
-            self.browser_gate().filter(|_| crate::peer_auth::records::is_browser_node_id(peer.id))
-        {
+        if let Some(gate) = browser {
             match gate.check_inbound(&message) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),

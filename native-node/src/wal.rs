@@ -7,11 +7,12 @@
 //! 5-10x faster on the path every write waits for.
 //!
 //! **Layout.** `wal/wal-<seq>.log` segments, each preallocated with zeros (so a write changes no
-//! file metadata and `fdatasync` flushes data only). A record is
+//! file metadata and `fdatasync` flushes data only). Records are raft-core's
+//! [`raft_core::log_record`] format (shared with the browser tab's storage):
 //! `[payload length: u32][crc32 of payload: u32][crc32 of those 8 bytes: u32][payload]
 //! [trailer: u32 magic][length again: u32]`,
-//! the payload being a postcard [`Batch`]: the hard state, and entries that replace the log from
-//! the first one's index on. Zeros where a header would be mark the end of the data.
+//! the payload being a postcard [`log_record::Batch`]: the hard state, and entries that replace
+//! the log from the first one's index on. Zeros where a header would be mark the end of the data.
 //!
 //! **Recovery.** Segments are replayed in order. The header has its own checksum, so a damaged
 //! length is never followed anywhere. Only a tail that was provably never written ends the log
@@ -22,8 +23,8 @@
 //! refuses to start, naming the segment and offset. Nothing is silently dropped.
 
 use crate::storage::StorageError;
+use raft_core::log_record::{self, End, LogState};
 use raft_core::{Entry, HardState};
-use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -34,30 +35,11 @@ use std::thread::JoinHandle;
 pub const WAL_DIR: &str = "wal";
 /// Default size of one segment.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
-const HEADER_BYTES: u64 = 12;
-/// Mixed into the header checksum, so that no header of zeros (the end marker) checks out.
-const HEADER_CRC_SEED: u32 = 0x5EED_F10A;
-const TRAILER_BYTES: u64 = 8;
-const TRAILER_MAGIC: u32 = 0xF10A_7111;
+const HEADER_BYTES: u64 = log_record::HEADER_BYTES as u64;
 const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 
-/// One persisted `Ready` batch.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Batch {
-    hard_state: HardState,
-    /// A snapshot was installed: every stored entry goes before `entries` are appended.
-    reset: bool,
-    entries: Vec<Entry>,
-}
-
-/// What the log holds after replay.
-#[derive(Clone, Debug, Default)]
-pub struct WalState {
-    /// The last hard state written, if any.
-    pub hard_state: Option<HardState>,
-    /// The log, contiguous.
-    pub entries: Vec<Entry>,
-}
+/// What the log holds after replay (the hard state and the contiguous log).
+pub type WalState = LogState;
 
 /// An open write-ahead log.
 pub struct Wal {
@@ -163,11 +145,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-/// One record as [`Wal::append`] writes it (header with its own checksum, payload, trailer).
+/// One record as [`Wal::append`] writes it (raft-core's [`log_record`] format).
 /// Public for the fuzzer and the property tests, which build segments from it.
 ///
 /// # Errors
@@ -178,27 +156,7 @@ pub fn encode_record(
     reset: bool,
     entries: &[Entry],
 ) -> Result<Vec<u8>, StorageError> {
-    let batch = Batch { hard_state: *hard_state, reset, entries: entries.to_vec() };
-    let payload = postcard::to_allocvec(&batch)
-        .map_err(|e| StorageError::Corrupt { what: format!("cannot encode a log batch: {e}") })?;
-    let mut record = Vec::with_capacity(payload.len() + (HEADER_BYTES + TRAILER_BYTES) as usize);
-    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    let header_checksum = crc32fast::hash(&record[..8]) ^ HEADER_CRC_SEED;
-    record.extend_from_slice(&header_checksum.to_le_bytes());
-    record.extend_from_slice(&payload);
-    record.extend_from_slice(&TRAILER_MAGIC.to_le_bytes());
-    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    Ok(record)
-}
-
-/// Where the data of one segment ends, as [`replay_segment_bytes`] found it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum SegmentEnd {
-    /// Data ends at this offset; zeros (or nothing) follow.
-    Clean(usize),
-    /// A torn record starts at `offset` and its remains run to `end`: erase them.
-    Torn { offset: usize, end: usize, why: &'static str },
+    log_record::encode_batch(hard_state, reset, entries).map_err(|what| StorageError::Corrupt { what })
 }
 
 /// Replays segments given as bytes, in order, the last one being the active segment, exactly
@@ -216,7 +174,7 @@ pub fn replay_bytes(segments: &[&[u8]]) -> Result<(WalState, Option<usize>), Sto
         let is_last = position + 1 == segments.len();
         let mut max_index = 0;
         let name = format!("#{}", position + 1);
-        if let SegmentEnd::Torn { offset, .. } =
+        if let End::Torn { offset, .. } =
             replay_segment_bytes(bytes, &name, is_last, &mut state, &mut max_index)?
         {
             torn = Some(offset);
@@ -429,8 +387,8 @@ fn replay_segment(
 ) -> Result<u64, StorageError> {
     let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
     match replay_segment_bytes(&bytes, &path.display().to_string(), is_last, state, max_index)? {
-        SegmentEnd::Clean(offset) => Ok(offset as u64),
-        SegmentEnd::Torn { offset, end, why } => {
+        End::Clean(offset) => Ok(offset as u64),
+        End::Torn { offset, end, why } => {
             erase_torn(path, offset, end, why)?;
             Ok(offset as u64)
         }
@@ -445,71 +403,9 @@ fn replay_segment_bytes(
     is_last: bool,
     state: &mut WalState,
     max_index: &mut u64,
-) -> Result<SegmentEnd, StorageError> {
-    let corrupt = |offset: usize, why: &str| StorageError::Corrupt {
-        what: format!("log segment {name} offset {offset}: {why}"),
-    };
-    let all_zero = |range: &[u8]| range.iter().all(|&b| b == 0);
-    let header_bytes = HEADER_BYTES as usize;
-    let mut offset = 0usize;
-    loop {
-        let rest = &bytes[offset..];
-        if rest.len() < header_bytes {
-            if all_zero(rest) {
-                return Ok(SegmentEnd::Clean(offset));
-            }
-            if is_last {
-                // A header cut off by the end of the file: it never finished being written.
-                return Ok(SegmentEnd::Torn {
-                    offset,
-                    end: bytes.len(),
-                    why: "header cut off by the end of the file",
-                });
-            }
-            return Err(corrupt(
-                offset,
-                "a partial record header at the end of a segment that is not the last",
-            ));
-        }
-        let header = &rest[..header_bytes];
-        if all_zero(header) {
-            if !all_zero(rest) {
-                return Err(corrupt(offset, "zero header followed by data"));
-            }
-            return Ok(SegmentEnd::Clean(offset));
-        }
-        if crc32fast::hash(&header[..8]) ^ HEADER_CRC_SEED != read_u32(header, 8) {
-            // The length cannot be trusted, so nothing after this point can be read: never
-            // mistaken for a torn write.
-            return Err(corrupt(offset, "record header checksum mismatch"));
-        }
-        let length = read_u32(header, 0) as usize;
-        let checksum = read_u32(header, 4);
-        let payload_start = offset + header_bytes;
-        let record_end = payload_start + length + TRAILER_BYTES as usize;
-        if record_end > bytes.len() {
-            return Err(corrupt(offset, "record runs past the end of the segment"));
-        }
-        let payload = &bytes[payload_start..payload_start + length];
-        let trailer = &bytes[payload_start + length..record_end];
-        if all_zero(trailer) && all_zero(&bytes[record_end..]) && is_last {
-            // Header written, the rest of the record not (or only partly): a torn write.
-            return Ok(SegmentEnd::Torn { offset, end: record_end, why: "record trailer missing" });
-        }
-        if read_u32(trailer, 0) != TRAILER_MAGIC || read_u32(trailer, 4) as usize != length {
-            return Err(corrupt(offset, "record trailer damaged"));
-        }
-        if crc32fast::hash(payload) != checksum {
-            return Err(corrupt(offset, "checksum mismatch"));
-        }
-        let batch = postcard::from_bytes::<Batch>(payload)
-            .map_err(|e| corrupt(offset, &format!("undecodable record: {e}")))?;
-        if let Some(last) = batch.entries.last() {
-            *max_index = (*max_index).max(last.index.0);
-        }
-        apply_batch(state, batch).map_err(|why| corrupt(offset, &why))?;
-        offset = record_end;
-    }
+) -> Result<End, StorageError> {
+    log_record::replay(bytes, is_last, state, max_index)
+        .map_err(|corrupt| StorageError::Corrupt { what: format!("log segment {name} {corrupt}") })
 }
 
 /// Zeroes a torn record's remains so that later appends do not mix with them.
@@ -520,29 +416,6 @@ fn erase_torn(path: &Path, offset: usize, end: usize, why: &str) -> Result<(), S
         .and_then(|()| file.sync_data())
         .map_err(io(format!("erasing a torn record in {}", path.display())))?;
     tracing::warn!(segment = %path.display(), offset, %why, "erased a torn log record (a write the node never acknowledged)");
-    Ok(())
-}
-
-fn apply_batch(state: &mut WalState, batch: Batch) -> Result<(), String> {
-    if batch.reset {
-        state.entries.clear();
-    }
-    if let Some(first) = batch.entries.first() {
-        let next = state.entries.last().map_or(first.index, |last| last.index.next());
-        let start = state.entries.first().map_or(first.index, |e| e.index);
-        if first.index > next || (first.index < start && !state.entries.is_empty()) {
-            return Err(format!("batch starts at entry {} but the log ends before {next}", first.index));
-        }
-        let keep = (first.index.0 - start.0) as usize;
-        state.entries.truncate(keep.min(state.entries.len()));
-        for (k, entry) in batch.entries.iter().enumerate() {
-            if entry.index != first.index.plus(k as u64) {
-                return Err(format!("batch entries are not contiguous at {}", entry.index));
-            }
-        }
-        state.entries.extend(batch.entries);
-    }
-    state.hard_state = Some(batch.hard_state);
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub mod events;
 pub mod kv;
 pub mod linearizability;
 mod log;
+#[cfg(feature = "log-record")]
+pub mod log_record;
 pub mod message;
 mod node;
 pub mod progress;

@@ -4,6 +4,7 @@
 use alloc::format;
 use alloc::string::String;
 use raft_core::sim::{run_seed, FaultSet, RunOptions};
+#[cfg(feature = "bench")]
 use wasm_bindgen::prelude::*;
 
 /// Runs `runs` seeds from `seed` of [`raft_core::sim::run_seed`] (all faults) and folds their
@@ -30,6 +31,7 @@ pub fn run_seed_workload(seed: u64, runs: u64, nodes: usize, ticks: u64) -> Resu
 ///
 /// # Errors
 /// `RangeError` if the options are invalid or a run broke a safety property.
+#[cfg(feature = "bench")]
 #[wasm_bindgen(js_name = runSeedWorkload)]
 pub fn run_seed_workload_js(seed: f64, runs: u32, nodes: u32, ticks: f64) -> Result<String, JsValue> {
     let (hash, committed) = run_seed_workload(seed as u64, u64::from(runs), nodes as usize, ticks as u64)

@@ -28,13 +28,12 @@ use crate::frame::{
     message_frame, node_frame, MESSAGE_FIELDS, MESSAGE_KINDS, MESSAGE_STRIDE, NODE_FIELDS, NODE_STRIDE,
 };
 use crate::history::HistoryRecorder;
-use crate::input::{
-    check_read_key, describe_input, from_input, to_input, InputObject, ReadModeName, ScriptItem,
-};
+use crate::input::{check_read_key, describe_input, from_input, to_input, ReadModeName, ScriptItem};
 use crate::options::ClusterOptions;
 use crate::reads::read_view;
 use crate::run_text::{decode_run, encode_run};
 use crate::snapshot::{kv_view, log_view, message_view, node_view, stats_view, violation_view};
+use crate::tagged::input_to_js;
 
 /// Most messages one `messageFrame` call returns; a flood is drawn as its first part.
 pub const MESSAGES_PER_FRAME_MAX: usize = 4096;
@@ -554,7 +553,7 @@ impl SimCluster {
     pub fn node(&self, id: u32) -> Result<JsValue, JsValue> {
         let id = self.node_id(id)?;
         let node = self.simulation.node(id).ok_or_else(|| range_error("no such node"))?;
-        to_js(&node_view(node))
+        to_js(&node_view(node, self.simulation.config().tick_ms))
     }
 
     /// The last `limit` (default 64) entries of node `id`'s log, with committed flags.
@@ -613,17 +612,15 @@ impl SimCluster {
     /// Never in practice; a serialisation failure becomes a `TypeError`.
     #[wasm_bindgen(js_name = scriptItems)]
     pub fn script_items(&self) -> Result<JsValue, JsValue> {
-        let items: Vec<ScriptItem> = self
-            .script
-            .inputs
-            .iter()
-            .map(|(time_ms, input)| ScriptItem {
-                time_ms: *time_ms,
-                input: from_input(input),
-                text: describe_input(input),
-            })
-            .collect();
-        to_js(&items)
+        let items = js_sys::Array::new();
+        for (time_ms, input) in &self.script.inputs {
+            let item =
+                ScriptItem { time_ms: *time_ms, input: from_input(input), text: describe_input(input) };
+            let object = to_js(&item)?;
+            js_sys::Reflect::set(&object, &JsValue::from_str("input"), &input_to_js(&item.input)?)?;
+            items.push(&object);
+        }
+        Ok(items.into())
     }
 
     /// Names of the fields of a node row.
@@ -682,8 +679,7 @@ impl SimCluster {
     }
 
     fn input_from_js(&self, input: JsValue, time_ms: u64) -> Result<Input, JsValue> {
-        let object: InputObject =
-            serde_wasm_bindgen::from_value(input).map_err(|e| type_error(&format!("input: {e}")))?;
+        let object = crate::tagged::input_from_js(&input)?;
         to_input(&object, self.simulation.nodes().len(), time_ms).map_err(|e| match e {
             crate::input::InputError::Range(message) => range_error(&message),
         })

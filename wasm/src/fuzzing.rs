@@ -63,6 +63,7 @@ fn options_from_bytes(data: &[u8]) -> ClusterOptions {
         snapshot_interval_entries: reader.option(Reader::u64),
         snapshot_trailing_entries: reader.option(Reader::u64),
         non_campaigning: reader.option(|r| r.u64() as usize),
+        drifting_clocks: reader.option(|r| r.u64() % 2 == 1),
     }
 }
 

@@ -6,18 +6,18 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use raft_core::linearizability::{
-    check, check_key, linearizable_history, CheckOptions, CheckResult, GeneratorConfig, History,
-    HistoryReport, KeyResult, Observed, TimeUnit,
+    check_key, CheckOptions, CheckResult, History, HistoryReport, KeyResult, Observed, TimeUnit,
 };
 use raft_core::Bytes;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::cluster::SimCluster;
-use crate::errors::{range_error, type_error};
+use crate::errors::type_error;
 use crate::history::Band;
 
 /// Most operations [`generated_history`] makes: enough for the panel's scale test.
+#[cfg(feature = "bench")]
 pub const GENERATED_OPERATIONS_MAX: u32 = 100_000;
 
 /// What the panel draws.
@@ -130,8 +130,11 @@ impl HistoryChecker {
 ///
 /// # Errors
 /// `RangeError` for more than 100,000 operations or no clients or keys.
+#[cfg(feature = "bench")]
 #[wasm_bindgen(js_name = generatedHistory)]
 pub fn generated_history(operations: u32, clients: u32, keys: u32, seed: f64) -> Result<JsValue, JsValue> {
+    use crate::errors::range_error;
+    use raft_core::linearizability::{check, linearizable_history, GeneratorConfig};
     if operations > GENERATED_OPERATIONS_MAX || clients == 0 || keys == 0 {
         return Err(range_error(&format!(
             "want 0..={GENERATED_OPERATIONS_MAX} operations and at least one client and key"

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// [`raft_core::kv::Command`]s (without a session) and proposed to the leader; `read` asks one
 /// server for a key's value with a read mode, without writing to the log.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+// Externally tagged here; JavaScript sees `{type: kind, ...}` (crate::tagged says why).
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum InputObject {
     /// Propose `data` (text) to whoever leads.
     Propose {
@@ -97,7 +98,7 @@ pub enum InputObject {
         to: u64,
     },
     /// Restore every link.
-    Heal,
+    Heal {},
     /// Give one direction of a link its own latency and loss.
     SetLink {
         /// Sender.
@@ -277,7 +278,7 @@ pub fn to_input(object: &InputObject, nodes: usize, time_ms: u64) -> Result<Inpu
         }
         InputObject::CutLink { from, to } => Input::CutLink { from: node(*from)?, to: node(*to)? },
         InputObject::RestoreLink { from, to } => Input::RestoreLink { from: node(*from)?, to: node(*to)? },
-        InputObject::Heal => Input::Heal,
+        InputObject::Heal {} => Input::Heal,
         InputObject::SetLink {
             from,
             to,
@@ -334,7 +335,9 @@ fn membership(change: MembershipChange) -> Input {
 pub struct ScriptItem {
     /// When it happens.
     pub time_ms: u64,
-    /// The input as an object (client commands read back as `propose` with their text).
+    /// The input as an object (client commands read back as `propose` with their text); added
+    /// as `input: {type, ...}` by `crate::tagged::input_to_js`.
+    #[serde(skip)]
     pub input: InputObject,
     /// A short description, such as `crash node 3` or `put x=1`.
     pub text: String,
@@ -357,7 +360,7 @@ pub fn from_input(input: &Input) -> InputObject {
         Input::Partition { side } => InputObject::Partition { side: side.iter().map(|id| id.0).collect() },
         Input::CutLink { from, to } => InputObject::CutLink { from: from.0, to: to.0 },
         Input::RestoreLink { from, to } => InputObject::RestoreLink { from: from.0, to: to.0 },
-        Input::Heal => InputObject::Heal,
+        Input::Heal => InputObject::Heal {},
         Input::SetLink { from, to, link } => InputObject::SetLink {
             from: from.0,
             to: to.0,

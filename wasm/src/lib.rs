@@ -18,6 +18,7 @@ pub mod fuzzing;
 mod history;
 mod history_view;
 mod input;
+#[cfg(feature = "live")]
 #[doc(hidden)]
 pub mod live;
 mod options;
@@ -25,6 +26,7 @@ mod reads;
 #[doc(hidden)]
 pub mod run_text;
 mod snapshot;
+mod tagged;
 
 pub use bench::run_seed_workload;
 
@@ -36,6 +38,7 @@ pub use bench::run_seed_workload;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub use cluster::SimCluster;
 pub use history_view::HistoryChecker;
+#[cfg(feature = "live")]
 pub use live::LiveNode;
 
 use alloc::string::String;

@@ -45,10 +45,13 @@ pub struct ClusterOptions {
     /// The last this many initial voters never campaign (`Config::campaigns = false`): they
     /// vote and acknowledge but never lead, like a browser tab that votes (issue 14).
     pub non_campaigning: Option<usize>,
+    /// Each server's clock runs exact or 20% slow (drawn at each start), within the drift
+    /// margin a lease allows (thesis §6.4.1): the simulator's drifting-clocks fault.
+    pub drifting_clocks: Option<bool>,
 }
 
 /// The option names JavaScript may use, as `ClusterOptions` spells them in camelCase.
-pub const OPTION_NAMES: [&str; 16] = [
+pub const OPTION_NAMES: [&str; 17] = [
     "nodes",
     "seed",
     "tickMs",
@@ -65,6 +68,7 @@ pub const OPTION_NAMES: [&str; 16] = [
     "snapshotIntervalEntries",
     "snapshotTrailingEntries",
     "nonCampaigning",
+    "driftingClocks",
 ];
 
 /// Largest seed accepted: JavaScript numbers hold integers exactly only up to 2^53 - 1.
@@ -113,6 +117,9 @@ impl ClusterOptions {
         if let Some(quiet) = self.non_campaigning {
             config.non_campaigning = quiet;
         }
+        if let Some(drifting) = self.drifting_clocks {
+            config.adversary.drifting_clocks = drifting;
+        }
         check_config(&config)?;
         Ok(config)
     }
@@ -136,6 +143,7 @@ impl ClusterOptions {
             snapshot_interval_entries: Some(config.snapshot_interval_entries),
             snapshot_trailing_entries: Some(config.snapshot_trailing_entries),
             non_campaigning: Some(config.non_campaigning),
+            drifting_clocks: Some(config.adversary.drifting_clocks),
         }
     }
 }
@@ -172,5 +180,9 @@ mod tests {
         assert_eq!(ClusterOptions::from_config(&config).to_config().unwrap(), config);
         let options = ClusterOptions { non_campaigning: Some(6), ..ClusterOptions::default() };
         assert!(options.to_config().unwrap_err().contains("non_campaigning"));
+        config.adversary.drifting_clocks = true;
+        assert_eq!(ClusterOptions::from_config(&config).to_config().unwrap(), config);
+        let options = ClusterOptions { drifting_clocks: Some(true), ..ClusterOptions::default() };
+        assert!(options.to_config().unwrap().adversary.drifting_clocks);
     }
 }

@@ -89,6 +89,7 @@ mod tests {
             read_index,
             answered_ms: answer.as_ref().map(|_| 12),
             answer,
+            beyond_drift_bound: false,
         }
     }
 

@@ -8,6 +8,8 @@
 //! - `1` is the format version; a later format refuses rather than misreads an older link.
 //! - The config is `.`-separated `key value` pairs; keys missing from the text keep the
 //!   defaults of [`SimConfig::new`], so links stay short and old links survive new keys.
+//!   `dc1` (drifting clocks, thesis §6.4.1) is written only when on, so links made before it
+//!   existed read the same.
 //! - Inputs are `,`-separated `<delta ms><op><args>`, where the delta is the time since the
 //!   previous input (scripts are sorted by time, so deltas are never negative). Ops:
 //!   `p<b64>` propose, `q<node>.<b64>` propose to, `c` crash, `r` restart, `w` wipe disk, `z` pause,
@@ -63,14 +65,12 @@ pub fn decode_run(text: &str) -> Result<(SimConfig, Script), String> {
 }
 
 /// The config as `.`-separated key-value pairs (every key, so the text does not depend on
-/// today's defaults; `nc`, non-campaigning voters, only when there are any, so that links
-/// made before it existed read the same).
+/// today's defaults; `nc`, non-campaigning voters, only when there are any, and drifting clocks
+/// only when on, so that links made before either existed read the same).
 pub fn encode_config(config: &SimConfig) -> String {
     let link = &config.link;
-    let quiet =
-        if config.non_campaigning > 0 { format!(".nc{}", config.non_campaigning) } else { String::new() };
-    format!(
-        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}{quiet}",
+    let mut text = format!(
+        "n{}.s{}.tk{}.et{}.hb{}.lt{}-{}.ls{}.dp{}.dk{}.pv{}.cq{}.vi{}.si{}.st{}",
         config.nodes,
         config.seed,
         config.tick_ms,
@@ -86,7 +86,14 @@ pub fn encode_config(config: &SimConfig) -> String {
         config.voters_initial,
         config.snapshot_interval_entries,
         config.snapshot_trailing_entries,
-    )
+    );
+    if config.non_campaigning > 0 {
+        text.push_str(&format!(".nc{}", config.non_campaigning));
+    }
+    if config.adversary.drifting_clocks {
+        text.push_str(".dc1");
+    }
+    text
 }
 
 /// Reads a config; keys it does not mention keep the defaults of [`SimConfig::new`].
@@ -118,6 +125,7 @@ pub fn decode_config(text: &str) -> Result<SimConfig, String> {
             "si" => config.snapshot_interval_entries = number(value)?,
             "st" => config.snapshot_trailing_entries = number(value)?,
             "nc" => config.non_campaigning = number(value)? as usize,
+            "dc" => config.adversary.drifting_clocks = flag(value)?,
             other => return Err(format!("unknown config key {other:?}")),
         }
     }
@@ -439,6 +447,16 @@ mod tests {
         let text = encode_run(&config, &script);
         assert!(text.contains(".st16.nc2~"), "{text}");
         assert_eq!(decode_run(&text).unwrap(), (config, script));
+    }
+
+    #[test]
+    fn drifting_clocks_travel_in_the_text_only_when_on() {
+        let mut config = SimConfig::new(5, 18);
+        assert!(!encode_config(&config).contains("dc"));
+        config.adversary.drifting_clocks = true;
+        let text = encode_run(&config, &Script::new());
+        assert!(text.contains(".dc1~"), "{text}");
+        assert_eq!(decode_run(&text).unwrap().0, config);
     }
 
     #[test]

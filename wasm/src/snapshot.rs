@@ -156,6 +156,9 @@ pub struct NodeView {
     pub voters_outgoing: Vec<u64>,
     /// The node's own counters.
     pub stats: Option<NodeStatsView>,
+    /// How much slower than the config's `tickMs` its clock ticks, in percent (0 unless the
+    /// drifting-clocks option slowed it, thesis §6.4.1).
+    pub clock_slow_percent: u64,
 }
 
 /// A node's counters.
@@ -199,8 +202,8 @@ pub fn progress_state_name(state: ProgressState) -> &'static str {
     }
 }
 
-/// The view of `node`.
-pub fn node_view(node: &SimNode) -> NodeView {
+/// The view of `node`; `tick_ms` is the config's tick, against which its clock is slow or not.
+pub fn node_view(node: &SimNode, tick_ms: u64) -> NodeView {
     let liveness = match node.liveness() {
         raft_core::sim::Liveness::Up => "up",
         raft_core::sim::Liveness::Down => "down",
@@ -229,6 +232,7 @@ pub fn node_view(node: &SimNode) -> NodeView {
             learners: Vec::new(),
             voters_outgoing: Vec::new(),
             stats: None,
+            clock_slow_percent: slow_percent(node, tick_ms),
         };
     };
     let (timer_elapsed, timer_timeout) = raft.election_timer();
@@ -273,7 +277,13 @@ pub fn node_view(node: &SimNode) -> NodeView {
             messages_dropped_invalid: stats.messages_dropped_invalid,
             append_rejections: stats.append_rejections,
         }),
+        clock_slow_percent: slow_percent(node, tick_ms),
     }
+}
+
+/// How much slower than `tick_ms` the node's clock ticks, in percent.
+fn slow_percent(node: &SimNode, tick_ms: u64) -> u64 {
+    node.tick_period_ms().saturating_sub(tick_ms) * 100 / tick_ms.max(1)
 }
 
 /// One key-value pair of a node's store.

@@ -14,6 +14,13 @@ const STATUS_TEXT = {
   refused: 'The cluster refused this invite',
   unreachable: 'The cluster is unreachable',
   left: 'Left the cluster.',
+  stopped: 'This tab\'s node stopped',
+};
+
+const BACKEND_TEXT = {
+  opfs: 'origin private file system (sync access handles, flushed before every acknowledgement)',
+  indexeddb: 'IndexedDB (strict durability; this browser has no OPFS sync access handles)',
+  memory: 'memory only (a reload forgets this node)',
 };
 
 const MARKUP = `
@@ -26,6 +33,7 @@ const MARKUP = `
     <button id="live-leave" type="button" disabled>Leave</button>
   </form>
   <p id="live-status" class="live-status" role="status" aria-live="polite"></p>
+  <p id="live-storage" class="small"></p>
   <div class="live-grid">
     <div class="live-canvas-wrap">
       <canvas id="live-view" role="img" aria-label="The live cluster: native nodes and browser tabs; this tab is circled"></canvas>
@@ -56,6 +64,9 @@ const MARKUP = `
       </details>
     </div>
   </div>`;
+
+/** sessionStorage key of the link this tab joined with (a reload resumes it). */
+const RESUME_KEY = 'flotilla.live.link';
 
 /** Keys shown in the page's table at most (the API's kv() returns all). */
 const KV_ROWS_SHOWN = 200;
@@ -146,6 +157,14 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
         : `This tab is node ${state.nodeId} (${state.role}), term ${state.term}, leader ${state.leader ?? 'unknown'}; ` +
           `commit ${state.commit}, applied ${state.applied} (lag ${state.lag}); ` +
           `${state.snapshotsInstalled ?? 0} snapshot(s) installed; apply-order violations: ${state.applyViolations ?? 0}.`;
+    const storage = $('live-storage');
+    storage.dataset.backend = state.backend ?? 'memory';
+    storage.textContent =
+      state.status === 'idle'
+        ? ''
+        : `Storage: ${BACKEND_TEXT[state.backend] ?? state.backend}; persistence ${state.persistent ? 'granted' : 'not granted'}` +
+          `${state.nodeId === null ? '' : `; node id ${state.nodeId}${state.restored ? ' (restored from storage)' : ''}`}` +
+          `${state.storageNote ? `. ${state.storageNote}` : ''}.`;
     const body = $('live-members').tBodies[0];
     body.replaceChildren(
       ...memberRows(state).map((row) => {
@@ -177,10 +196,17 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
 
   const api = {
     /** Joins the cluster an invite link names; resolves with the state once admitted. */
-    join: (link) => {
+    join: async (link) => {
       setMode(true);
       $('live-link').value = link;
-      return ask({ type: 'join', link: String(link) });
+      // Only a page may ask (StorageManager.persist is not exposed to Workers); a voter needs
+      // it granted, so that the browser does not evict the node's log under pressure.
+      const persistent = await navigator.storage?.persist?.().catch(() => false) ?? false;
+      const storage = new URLSearchParams(location.search).get('storage') ?? 'auto';
+      // The playground rewrites the address's fragment, so a reload finds the link here (this
+      // tab only) and comes back as the node its storage holds.
+      sessionStorage.setItem(RESUME_KEY, String(link));
+      return ask({ type: 'join', link: String(link), persistent, storage });
     },
     /** {nodeId, role, term, leader, commit, applied, lag, members: [{id, role, kind, lastContactMs}], status, reason} */
     state: () => structuredClone(state),
@@ -192,6 +218,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
     put: (key, value) => ask({ type: 'put', key, value }),
     /** Closes the sockets and forgets this tab's replica. */
     leave: async () => {
+      sessionStorage.removeItem(RESUME_KEY);
       if (!worker) return;
       await ask({ type: 'leave' });
       worker.terminate();
@@ -228,6 +255,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
   });
 
   render();
-  if (location.hash.startsWith('#join=')) api.join(location.href).catch(() => {});
+  const resume = location.hash.startsWith('#join=') ? location.href : sessionStorage.getItem(RESUME_KEY);
+  if (resume) api.join(resume).catch(() => {});
   return api;
 }

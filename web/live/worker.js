@@ -3,13 +3,20 @@
 // This Worker owns the WebSockets (one per native member, learned from the replicated address
 // records), the 10 ms tick timer and the nonces (crypto.getRandomValues); the wasm LiveNode owns
 // the protocol and only trades bytes. The page talks to it by messages:
-//   page → worker: {id, type: 'join', link} | {id, type: 'get', key, mode} | {id, type: 'put',
-//                  key, value} | {id, type: 'leave'}
+//   page → worker: {id, type: 'join', link, persistent, storage} | {id, type: 'get', key, mode}
+//                  | {id, type: 'put', key, value} | {id, type: 'leave'}
+//
+// Storage (issue 14): the Worker holds the Web Lock `flotilla:<cluster_id>` for its life and,
+// with it, the cluster's folder in the origin private file system (storage.js). A reload
+// restores the node from it and dials as its stored id with an ordinary Hello; a second tab
+// that cannot get the lock runs as its own in-memory learner and says why. Every batch of file
+// operations is flushed before the frames of the same call are sent.
 //   worker → page: {id, ok, result | error} for each request, and {type: 'state', state, kv}
 //                  whenever something changed (at most every STATE_EVERY_MS).
 
 import init, { LiveNode } from '../pkg/flotilla_wasm.js';
 import { SessionClient } from './client.js';
+import { openStorage } from './storage.js';
 
 /** Matches native-node's tick (RaftConfig::tick_interval). */
 const TICK_MS = 10;
@@ -52,6 +59,16 @@ const live = {
   /** Every native address this tab has learned (invite, redirects, records). */
   known: new Set(),
   joinedAt: 0,
+  /** The durable storage (storage.js), or null in memory. */
+  storage: null,
+  /** Frames wait here for an asynchronous storage batch (IndexedDB). */
+  persisting: Promise.resolve(),
+  /** Why the tab runs in memory, or what stopped it. */
+  storageNote: null,
+  releaseLock: null,
+  /** The node restored from storage (dials with Hello, not Join). */
+  restoredId: null,
+  persistent: false,
 };
 
 const wasmReady = init();
@@ -78,7 +95,7 @@ function finishJoin(error) {
 // ----- sockets -------------------------------------------------------------------------------
 
 function dial(address) {
-  if (live.status === 'left') return;
+  if (live.status === 'left' || live.status === 'stopped') return;
   for (const link of live.links.values()) if (link.address === address) return;
   const id = live.nextLink++;
   let ws;
@@ -142,7 +159,7 @@ function closed(id, link, why) {
 }
 
 function scheduleRedial(address, why) {
-  if (live.status === 'left' || live.status === 'refused') return;
+  if (live.status === 'left' || live.status === 'refused' || live.status === 'stopped') return;
   const entry = live.dialling.get(address) ?? { attempts: 0, timer: null, why: null };
   if (entry.timer) return;
   entry.attempts += 1;
@@ -174,6 +191,14 @@ function handleOutcome(id, link, outcome) {
       live.lastContact.set(outcome.peer, Date.now());
       live.dialling.delete(link.address);
       live.dirty = true;
+      if (live.status === 'joining' && live.restoredId !== null) {
+        // Restored from storage: back under the stored id, no Join and no snapshot.
+        live.joinedAt = Date.now();
+        live.known.add(link.address);
+        setStatus('joined');
+        finishJoin(null);
+        checkDials();
+      }
       break;
     case 'raft':
       if (link.peer !== null) live.lastContact.set(link.peer, Date.now());
@@ -213,14 +238,51 @@ function handleOutcome(id, link, outcome) {
   }
 }
 
-/** Sends what the node sealed, on the sockets it names. */
+/** Persists what the node wrote, then sends what it sealed, on the sockets it names: nothing
+ * leaves before the storage batch of the same call is flushed (raft-core/GUIDE.md). */
 function flush() {
+  if (live.status === 'stopped') return;
+  const writes = live.node.takeWrites();
   const outgoing = live.node.takeOutgoing();
+  if (writes.length === 0 && outgoing.length === 0) {
+    answerReads();
+    return;
+  }
+  if (!live.storage || (live.storage.sync && writes.length === 0)) {
+    send(outgoing);
+  } else if (live.storage.sync) {
+    try {
+      live.storage.apply(writes);
+    } catch (error) {
+      stopNode(`writing flotilla/${live.node.clusterId()}/ failed: ${error.message}`);
+      return;
+    }
+    send(outgoing);
+  } else {
+    live.persisting = live.persisting.then(
+      () => live.storage.apply(writes).then(
+        () => send(outgoing),
+        (error) => stopNode(`writing flotilla/${live.node.clusterId()}/ failed: ${error.message}`),
+      ),
+    );
+  }
+  answerReads();
+}
+
+function send(outgoing) {
+  if (live.status === 'stopped') return;
   for (const [id, bytes] of outgoing) {
     const link = live.links.get(id);
     if (link && link.ws.readyState === WebSocket.OPEN) link.ws.send(bytes);
   }
-  answerReads();
+}
+
+/** Storage failed or is corrupt: the node must not say another word. */
+function stopNode(reason) {
+  closeEverything();
+  live.storageNote = reason;
+  setStatus('stopped', reason);
+  finishJoin(new Error(`stopped: ${reason}`));
 }
 
 /** Native members to keep a socket to: every member with an address record but browsers. */
@@ -360,6 +422,12 @@ function view() {
     applyViolations: state?.applyViolations ?? 0,
     snapshotsInstalled: state?.snapshotsInstalled ?? 0,
     framesRefused: state?.framesRefused ?? 0,
+    backend: state?.backend ?? 'memory',
+    persistent: state?.persistent ?? live.persistent,
+    campaigns: state?.campaigns ?? false,
+    restored: state?.restored ?? false,
+    logGeneration: state?.logGeneration ?? null,
+    storageNote: live.storageNote,
   };
 }
 
@@ -374,7 +442,60 @@ function postState() {
 
 // ----- join and leave ------------------------------------------------------------------------
 
-async function join(link) {
+/** Takes the cluster's Web Lock for the Worker's life; false if another tab holds it. */
+function takeLock(clusterId) {
+  if (!navigator.locks) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    navigator.locks
+      .request(`flotilla:${clusterId}`, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(false);
+          return undefined;
+        }
+        resolve(true);
+        return new Promise((release) => {
+          live.releaseLock = release;
+        });
+      })
+      .catch(() => resolve(false));
+  });
+}
+
+/** Opens durable storage and restores the node from it, or says why the tab runs in memory.
+ * Throws (after stopping) if the storage is corrupt. */
+async function attachStorage(prefer) {
+  const clusterId = live.node.clusterId();
+  if (prefer === 'memory') {
+    live.storageNote = 'memory only, as asked (?storage=memory)';
+    return;
+  }
+  if (!(await takeLock(clusterId))) {
+    live.storageNote = navigator.locks
+      ? `another tab of this origin holds the stored node of cluster ${clusterId} (Web Lock flotilla:${clusterId}): this tab runs as its own in-memory learner`
+      : 'this browser has no Web Locks: this tab runs as an in-memory learner';
+    return;
+  }
+  try {
+    live.storage = await openStorage(clusterId, prefer);
+  } catch (error) {
+    live.storageNote = `no durable storage (${error.message}): this tab runs as an in-memory learner`;
+    live.releaseLock?.();
+    live.releaseLock = null;
+    return;
+  }
+  const [identity, log0, log1] = ['identity', 'log-0', 'log-1'].map((name) => live.storage.read(name));
+  try {
+    live.restoredId = live.node.openStorage(live.storage.backend, identity, log0, log1) ?? null;
+  } catch (error) {
+    // Corrupt storage: the node does not start, and the page shows the file and offset.
+    live.status = 'joining';
+    stopNode(`corrupt storage: ${error.message}`);
+    throw new Error(`stopped: corrupt storage: ${error.message}`);
+  }
+  flush();
+}
+
+async function join(link, { persistent = false, storage = 'auto' } = {}) {
   await wasmReady;
   if (live.node) throw new Error('already joined; leave first');
   const url = new URL(link);
@@ -391,6 +512,9 @@ async function join(link) {
     setStatus('refused', 'forged');
     throw new Error(`refused: forged (${error.message})`);
   }
+  live.persistent = Boolean(persistent);
+  live.node.setPersistent(live.persistent);
+  await attachStorage(storage);
   live.client = new SessionClient(
     () => [live.origin, ...[...live.addresses.values()].filter((a) => a !== live.origin)],
     live.scheme,
@@ -411,7 +535,14 @@ async function join(link) {
 }
 
 function leave() {
+  closeEverything();
   live.status = 'left';
+  finishJoin(new Error('left the cluster'));
+  self.postMessage({ type: 'state', state: view(), kv: [] });
+}
+
+/** Stops timers and sockets, and lets go of the storage and its lock. */
+function closeEverything() {
   clearInterval(live.ticker);
   clearInterval(live.dialTimer);
   clearInterval(live.stateTimer);
@@ -424,15 +555,20 @@ function leave() {
   live.client?.close();
   for (const waiter of live.reads.values()) waiter.reject(new Error('left the cluster'));
   live.reads.clear();
-  finishJoin(new Error('left the cluster'));
-  self.postMessage({ type: 'state', state: view(), kv: [] });
+  const storage = live.storage;
+  live.storage = null;
+  live.persisting.then(() => {
+    storage?.close();
+    live.releaseLock?.();
+    live.releaseLock = null;
+  });
 }
 
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
   try {
     let result;
-    if (type === 'join') result = await join(data.link);
+    if (type === 'join') result = await join(data.link, { persistent: data.persistent, storage: data.storage });
     else if (type === 'get') result = await get(String(data.key), data.mode ?? 'linearizable');
     else if (type === 'put') {
       if (live.status !== 'joined') throw new Error(`not joined (${live.status})`);

@@ -143,6 +143,8 @@ test('the page’s own link, opened fresh, reproduces the trace hash at the same
 });
 
 test('every scenario plays to its end', async ({ page }, testInfo) => {
+  // Some 25 scenarios, each played and photographed: more than the default 30 s on a loaded machine.
+  test.setTimeout(120_000);
   await open(page);
   const scenarios = await page.evaluate(() => window.flotilla.scenarios());
   expect(scenarios.length).toBeGreaterThanOrEqual(7);

@@ -51,14 +51,16 @@ test('lazy: nothing loads before a widget nears the viewport; the wasm is fetche
   await page.waitForTimeout(400);
   // Only the element itself: no engine, no renderer, no wasm.
   expect(count(seen.paths, '/widget/player.js')).toBe(0);
-  expect(seen.paths.filter((p) => p.includes('/pkg/') || p.endsWith('/render.js'))).toEqual([]);
+  expect(seen.paths.filter((p) => p.includes('/pkg') || p.endsWith('/render.js'))).toEqual([]);
   expect(await page.evaluate(() => document.getElementById('w1').state)).toBeNull();
   await expect(page.locator('#w1').getByRole('button', { name: /load and play/ })).toBeAttached();
   const before = await page.locator('#w2').boundingBox();
   for (const id of ['w1', 'w2', 'w3']) await show(page, id);
   // Loading reserved its height: no layout shift.
   expect((await page.locator('#w2').boundingBox()).height).toBe(before.height);
-  expect(count(seen.paths, '/pkg/flotilla_wasm_bg.wasm')).toBe(1);
+  // The widget's own package (web/pkg-widget), never the playground's.
+  expect(count(seen.paths, '/pkg-widget/flotilla_wasm_bg.wasm')).toBe(1);
+  expect(seen.paths.filter((p) => p.startsWith('/pkg/'))).toEqual([]);
   expect(count(seen.paths, '/widget/player.js')).toBe(1);
   expect(count(seen.paths, '/render.js')).toBe(1);
   expect(seen.errors).toEqual([]);
@@ -357,11 +359,11 @@ test('FlotillaRaft.wasmUrl: a site can serve the wasm from elsewhere', async ({ 
   const seen = watch(page);
   await page.goto('/widget/test.html?top=4000');
   await page.evaluate(() => {
-    customElements.get('flotilla-raft').wasmUrl = `${location.origin}/pkg/flotilla_wasm_bg.wasm?copy=self-hosted`;
+    customElements.get('flotilla-raft').wasmUrl = `${location.origin}/pkg-widget/flotilla_wasm_bg.wasm?copy=self-hosted`;
   });
   await show(page, 'w1');
   const wasm = seen.paths.filter((p) => p.endsWith('.wasm'));
-  expect(wasm).toEqual(['/pkg/flotilla_wasm_bg.wasm']);
+  expect(wasm).toEqual(['/pkg-widget/flotilla_wasm_bg.wasm']);
   expect(await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('.wasm')).map((e) => new URL(e.name).search))).toEqual(['?copy=self-hosted']);
 });
 

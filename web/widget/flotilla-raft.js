@@ -105,7 +105,7 @@ export class FlotillaRaft extends HTMLElement {
   static observedAttributes = ATTRIBUTES;
 
   /** Where the .wasm file is; set it before the first widget loads to self-host the files. */
-  static wasmUrl = new URL('../pkg/flotilla_wasm_bg.wasm', import.meta.url).href;
+  static wasmUrl = new URL('../pkg-widget/flotilla_wasm_bg.wasm', import.meta.url).href;
 
   /** The playground that shareUrl() links to. */
   static playgroundUrl = new URL('../index.html', import.meta.url).href;
@@ -122,6 +122,8 @@ export class FlotillaRaft extends HTMLElement {
   /** `panels="history"`: the history panel and the checker behind it (re-checks only the keys
    * whose operations changed), made on first show; `revision` is the history last shown. */
   #history = null;
+  #historyModule = null;
+  #historyLoading = null;
   #resolveReady;
   #lastCaption = '';
   #ownLabel = null;
@@ -492,9 +494,17 @@ export class FlotillaRaft extends HTMLElement {
   }
 
   #refreshHistory(player, container) {
+    if (!this.#historyModule) {
+      // Loaded on first use; the panels refresh again once it is here.
+      this.#historyLoading ??= this.#engine.loadHistoryPanel().then((module) => {
+        this.#historyModule = module;
+        if (this.#player) this.#refreshPanels(this.#player);
+      }, (error) => this.#fail(error));
+      return;
+    }
     if (!this.#history) {
       this.#history = {
-        panel: this.#engine.mountHistoryPanel(container, {
+        panel: this.#historyModule.mountHistoryPanel(container, {
           onSeek: (timeMs) => {
             this.pause();
             this.seek(timeMs);

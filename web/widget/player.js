@@ -29,9 +29,12 @@ const FREE_RUN_TAIL_MS = 1500;
 /** ...and at least this long in all. */
 const FREE_RUN_MIN_MS = 3000;
 
-export { loadWasm, readingMs };
-/** The playground's history panel, shown by `panels="history"` (loaded with the player only). */
-export { mountHistoryPanel } from '../history.js';
+/** The widget's wasm package (web/pkg-widget: no browser peer, built for size), once per page. */
+const loadWidgetWasm = (wasmUrl) => loadWasm(wasmUrl, 'widget');
+export { loadWidgetWasm as loadWasm, readingMs };
+/** The playground's history panel module, shown by `panels="history"`: loaded only by a widget
+ * that has that panel (7 KB that other widgets' pages need not transfer). */
+export const loadHistoryPanel = () => import('../history.js');
 
 /** Throws a RangeError naming the widget, for a spec that cannot be run. */
 const bad = (text) => new RangeError(`flotilla-raft: ${text}`);

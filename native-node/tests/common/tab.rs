@@ -3,6 +3,11 @@
 //! `KvStore` and `wire`, over tokio-tungstenite. It follows raft-core/GUIDE.md's driver contract
 //! (messages, persist, messages after persist, apply, read states, advance), dials every native
 //! member it learns from its own applied address records, and checks its own apply sequence.
+//!
+//! As a voter tab (issue #14, [`Tab::join_with`]) it also sends a sealed `TabStatus` after every
+//! handshake, answers votes and appends as any voter, never campaigns, and keeps its storage
+//! across [`Tab::reload`] (the page reloaded with its OPFS intact: the same id and key, `Hello`
+//! to every member, the node restored from its hard state, log and snapshot, no new `Join`).
 #![allow(dead_code)]
 
 use bytes::Bytes;
@@ -12,6 +17,7 @@ use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::storage::MemoryStorage;
 use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, JoinAnswer, JoinRefusal};
 use raft_core::wire::records::{is_browser_node_id, parse_address, BROWSER_ADDRESS};
+use raft_core::wire::tab::TabStatus;
 use raft_core::wire::{
     decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Sealer, Side, Transcript, Welcome,
 };
@@ -145,12 +151,19 @@ pub struct TabView {
     /// Entries applied out of order or twice (must stay empty).
     pub apply_violations: Vec<String>,
     pub snapshots_installed: u64,
+    /// The hard state as last persisted.
+    pub hard_state: raft_core::HardState,
     /// Entries applied one by one (not through a snapshot).
     pub entries_applied: u64,
     /// Native members with a live connection.
     pub connected: Vec<u64>,
     /// Connections closed by the far end, with their reason.
     pub closes: Vec<(u64, String)>,
+    /// Vote and pre-vote requests the tab's node sent (a tab with `campaigns: false` must
+    /// send none; see [`Tab::join_with`]).
+    pub vote_requests_sent: u64,
+    /// Vote answers the tab sent (granted or not).
+    pub vote_answers_sent: u64,
 }
 
 enum Event {
@@ -163,12 +176,16 @@ enum Request {
     Get { key: Bytes, mode: ReadMode, reply: ReadReply },
     Raw { to: NodeId, message: Message },
     Kv { reply: oneshot::Sender<BTreeMap<Bytes, Bytes>> },
+    Stop { reply: oneshot::Sender<MemoryStorage> },
 }
 
 /// A running test tab.
 pub struct Tab {
     pub id: NodeId,
     pub view: Arc<Mutex<TabView>>,
+    key: [u8; 32],
+    cluster_id: String,
+    status: Option<TabStatus>,
     requests: mpsc::UnboundedSender<Request>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -183,6 +200,7 @@ fn spawn_connection(
     peer: NodeId,
     socket: Socket,
     session: (Sealer, Opener),
+    status: Option<TabStatus>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let (mut sealer, mut opener) = session;
@@ -192,6 +210,10 @@ fn spawn_connection(
     let _ = events.send(Event::Connected(peer, serial, outgoing));
     tokio::spawn(async move {
         let (mut sink, mut stream) = socket.split();
+        // The tab's storage status comes first on every connection (issue #14).
+        if let Some(status) = status {
+            let _ = sink.send(Ws::binary(sealer.seal(FrameKind::TabStatus, &status))).await;
+        }
         let reason = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
@@ -221,15 +243,77 @@ fn spawn_connection(
 impl Tab {
     /// Joins the cluster at `address` with the invitation `token` (the text after `#join=`).
     pub async fn join(address: &str, token: &str, cluster_id: &str) -> Result<Tab, JoinFailure> {
+        Tab::join_with(address, token, cluster_id, None).await
+    }
+
+    /// Joins and reports `status` (a voter tab's storage) after every handshake. Its node runs
+    /// with `Config::campaigns` as the status says (a voter tab: `false`, it never starts an
+    /// election).
+    pub async fn join_with(
+        address: &str,
+        token: &str,
+        cluster_id: &str,
+        status: Option<TabStatus>,
+    ) -> Result<Tab, JoinFailure> {
         let (socket, acceptor, id, key, session) = join_socket(address, token, cluster_id).await?;
-        let (events_tx, events) = mpsc::unbounded_channel();
-        spawn_connection(acceptor, socket, session, events_tx.clone());
         let view = Arc::new(Mutex::new(TabView::default()));
+        Ok(Tab::start(
+            id,
+            key,
+            cluster_id,
+            status,
+            view,
+            MemoryStorage::default(),
+            Some((acceptor, socket, session)),
+        ))
+    }
+
+    fn start(
+        id: NodeId,
+        key: [u8; 32],
+        cluster_id: &str,
+        status: Option<TabStatus>,
+        view: Arc<Mutex<TabView>>,
+        storage: MemoryStorage,
+        first: Option<(NodeId, Socket, (Sealer, Opener))>,
+    ) -> Tab {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        if let Some((acceptor, socket, session)) = first {
+            spawn_connection(acceptor, socket, session, status, events_tx.clone());
+        }
         let (requests, requests_rx) = mpsc::unbounded_channel();
-        let driver =
-            Driver::new(id, key, cluster_id.to_string(), view.clone(), events_tx, events, requests_rx);
+        let driver = Driver::new(
+            id,
+            key,
+            cluster_id.to_string(),
+            status,
+            storage,
+            view.clone(),
+            events_tx,
+            events,
+            requests_rx,
+        );
         let task = tokio::spawn(driver.run());
-        Ok(Tab { id, view, requests, task })
+        Tab { id, view, key, cluster_id: cluster_id.to_string(), status, requests, task }
+    }
+
+    /// The page reloads with its storage intact: every socket closes, then the node restarts
+    /// from the stored hard state, log and snapshot (term and vote included) and dials every
+    /// member it knows with `Hello` as the same id.
+    pub async fn reload(self) -> Tab {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.requests.send(Request::Stop { reply });
+        let storage = answer.await.expect("the tab's driver hands back its storage");
+        let (id, key, cluster_id, status, view) =
+            (self.id, self.key, self.cluster_id.clone(), self.status, self.view.clone());
+        drop(self);
+        view.lock().unwrap().connected.clear();
+        Tab::start(id, key, &cluster_id, status, view, storage, None)
+    }
+
+    /// The node's persisted hard state (term, vote, commit).
+    pub async fn hard_state(&self) -> raft_core::HardState {
+        self.view.lock().unwrap().hard_state
     }
 
     /// Joins from a link `http://host/...#join=TOKEN`.
@@ -286,24 +370,41 @@ struct Driver {
     reads: HashMap<u64, (Bytes, ReadReply)>,
     reads_ready: Vec<(u64, Bytes, ReadReply)>,
     next_read: u64,
+    status: Option<TabStatus>,
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         id: NodeId,
         key: [u8; 32],
         cluster_id: String,
+        status: Option<TabStatus>,
+        storage: MemoryStorage,
         view: Arc<Mutex<TabView>>,
         events_tx: mpsc::UnboundedSender<Event>,
         events: mpsc::UnboundedReceiver<Event>,
         requests: mpsc::UnboundedReceiver<Request>,
     ) -> Driver {
-        let config =
+        let mut config =
             native_node::RaftConfig::new(id, u64::from_le_bytes(nonce()[..8].try_into().unwrap())).core;
+        config.campaigns = status.is_none_or(|status| status.campaigns);
+        // A reload: the state machine from the stored snapshot, the rest from the log.
+        let mut store = KvStore::new(KvConfig::default()).unwrap();
+        if let Some((_, data)) = storage.snapshot().filter(|(_, data)| !data.is_empty()) {
+            restore_from_chunks(&mut store, [data.as_ref()]).expect("the stored snapshot restores");
+        }
+        let restored =
+            if storage.hard_state() == raft_core::HardState::default() && storage.entries().is_empty() {
+                Restored::empty()
+            } else {
+                storage.restored(store.applied_index())
+            };
         Driver {
-            node: RaftNode::new(config, Restored::empty()).unwrap(),
-            storage: MemoryStorage::default(),
-            store: KvStore::new(KvConfig::default()).unwrap(),
+            node: RaftNode::new(config, restored).unwrap(),
+            storage,
+            store,
+            status,
             id,
             key,
             cluster_id,
@@ -338,7 +439,12 @@ impl Driver {
                         self.view.lock().unwrap().closes.push((peer.0, reason));
                     }
                 },
-                Some(request) = self.requests.recv() => self.on_request(request),
+                Some(request) = self.requests.recv() => {
+                    self.on_request(request);
+                    if self.requests.is_closed() {
+                        return;
+                    }
+                }
                 else => return,
             }
             self.drive();
@@ -353,7 +459,15 @@ impl Driver {
                 self.reads.insert(id, (key, reply));
                 self.node.read(id, mode);
             }
-            Request::Raw { to, message } => self.send(to, message),
+            Request::Raw { to, message } => {
+                if let Some((_, connection)) = self.connections.get(&to) {
+                    let _ = connection.send(message);
+                }
+            }
+            Request::Stop { reply } => {
+                let _ = reply.send(std::mem::take(&mut self.storage));
+                self.requests.close();
+            }
             Request::Kv { reply } => {
                 let user = self.store.iter().filter(|(k, _)| !k.starts_with(b"\0flotilla/"));
                 let _ = reply.send(user.map(|(k, v)| (k.clone(), v.clone())).collect());
@@ -362,6 +476,11 @@ impl Driver {
     }
 
     fn send(&self, to: NodeId, message: Message) {
+        match &message.body {
+            raft_core::MessageBody::VoteRequest { .. } => self.view.lock().unwrap().vote_requests_sent += 1,
+            raft_core::MessageBody::VoteResponse { .. } => self.view.lock().unwrap().vote_answers_sent += 1,
+            _ => {}
+        }
         if let Some((_, connection)) = self.connections.get(&to) {
             let _ = connection.send(message);
         }
@@ -430,6 +549,7 @@ impl Driver {
         view.commit = status.commit_index.0;
         view.leader = status.leader.map(|l| l.0);
         view.term = status.term.0;
+        view.hard_state = self.storage.hard_state();
         view.connected = self.connections.keys().map(|id| id.0).collect();
     }
 
@@ -445,12 +565,18 @@ impl Driver {
             if self.connections.contains_key(&peer) || !self.dialling.lock().unwrap().insert(peer) {
                 continue;
             }
-            let (id, key, cluster, events, dialling) =
-                (self.id, self.key, self.cluster_id.clone(), self.events_tx.clone(), self.dialling.clone());
+            let (id, key, cluster, events, dialling, status) = (
+                self.id,
+                self.key,
+                self.cluster_id.clone(),
+                self.events_tx.clone(),
+                self.dialling.clone(),
+                self.status,
+            );
             tokio::spawn(async move {
                 match hello_socket(&address, id, &key, &cluster).await {
                     Ok((socket, acceptor, session)) if acceptor == peer => {
-                        spawn_connection(peer, socket, session, events)
+                        spawn_connection(peer, socket, session, status, events)
                     }
                     _ => {
                         dialling.lock().unwrap().remove(&peer);

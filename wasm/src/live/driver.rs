@@ -5,9 +5,12 @@
 //! snapshot chunks; apply `committed_entries` in order; answer `read_states` once applied; call
 //! `advance`.
 //!
-//! A tab is a learner (thesis §4.2.1): it never campaigns and never counts in a quorum, so
-//! "persisted" means held in this Worker's memory. A closed tab forgets everything and joins
-//! again with a fresh id; it never comes back under the same id with a shorter log.
+//! "Persisted" means held in [`MemoryStorage`] and, when the tab has durable storage, written
+//! and flushed through [`TabLog`]'s file operations, which the Worker carries out before it
+//! sends any frame the same call produced (vote answers and append acknowledgements included).
+//! A tab without durable storage is a learner (thesis §4.2.1) that forgets everything when
+//! closed and joins again with a fresh id; it never comes back under the same id with a
+//! shorter log. A tab with durable storage restarts from it under its stored id.
 //!
 //! The driver checks its own apply sequence: every applied entry must be the one after the
 //! last applied (or restored) index. A violation is counted and the entry is not applied, so a
@@ -21,6 +24,8 @@ use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::storage::MemoryStorage;
 use raft_core::wire::records;
 use raft_core::{Bytes, Config, LogIndex, Message, NodeId, RaftNode, ReadError, ReadMode, Restored};
+
+use super::store::{FileOp, Opened, TabLog};
 
 /// Bytes per snapshot chunk if this node ever had to serve one (a learner does not lead).
 const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
@@ -37,8 +42,8 @@ pub struct ReadDone {
 }
 
 /// The core's configuration for a tab, matching native-node's timing (10 ms ticks, elections
-/// after 50 ticks, heartbeats every 5): a learner never campaigns, but its read timeouts and
-/// lease arithmetic use the same ticks as the cluster's.
+/// after 50 ticks, heartbeats every 5), with `campaigns: false`: learner or voter, a tab never
+/// campaigns, but its read timeouts and lease arithmetic use the same ticks as the cluster's.
 pub fn tab_config(id: NodeId, seed: u64) -> Config {
     let mut config = Config::new(id, seed);
     config.election_timeout_ticks = 50;
@@ -48,6 +53,10 @@ pub fn tab_config(id: NodeId, seed: u64) -> Config {
     // entries, keeping 1,024 behind (the leader never needs them from a learner).
     config.snapshot_interval_entries = 10_000;
     config.snapshot_trailing_entries = 1024;
+    // A tab votes and acknowledges once promoted, but never starts an election or a pre-vote
+    // and ignores TimeoutNow (VOTER-PROTOCOL.md): it has no address and its uptime is a
+    // person's whim.
+    config.campaigns = false;
     config
 }
 
@@ -74,6 +83,8 @@ pub struct Driver {
     steps_refused: u64,
     /// Peer messages stepped.
     steps: u64,
+    /// Durable storage, if the tab has it.
+    log: Option<TabLog>,
 }
 
 impl Driver {
@@ -99,7 +110,53 @@ impl Driver {
             snapshots_installed: 0,
             steps_refused: 0,
             steps: 0,
+            log: None,
         })
+    }
+
+    /// A replica restarted from durable storage under its stored id: term, vote, log and
+    /// snapshot as they were flushed; the committed entries after the snapshot are applied again.
+    ///
+    /// # Errors
+    /// The core's or the store's refusal of what was stored.
+    pub fn restore(opened: Opened, seed: u64) -> Result<Driver, String> {
+        let Opened { identity, restored, snapshot, log } = opened;
+        let mut storage = MemoryStorage::from_restored(restored);
+        storage.snapshot = snapshot;
+        let mut store = KvStore::new(KvConfig::default()).map_err(|e| alloc::format!("{e}"))?;
+        let mut last_applied = LogIndex(0);
+        if let Some((meta, data)) = &storage.snapshot {
+            restore_from_chunks(&mut store, [&data[..]])
+                .map_err(|e| alloc::format!("the stored snapshot: {e:?}"))?;
+            last_applied = meta.index;
+        }
+        let node = RaftNode::new(tab_config(identity.node_id, seed), storage.restored(last_applied))
+            .map_err(|e| alloc::format!("{e}"))?;
+        let mut driver = Driver::new(identity.node_id, seed)?;
+        driver.node = node;
+        driver.storage = storage;
+        driver.store = store;
+        driver.last_applied = last_applied;
+        driver.log = Some(log);
+        driver.drive();
+        Ok(driver)
+    }
+
+    /// From now on everything persisted is also written to `log` (a tab just admitted with
+    /// durable storage: its log is empty).
+    pub fn attach_log(&mut self, log: TabLog) {
+        self.log = Some(log);
+    }
+
+    /// The generation of the log file in use, with durable storage.
+    pub fn log_generation(&self) -> Option<u64> {
+        self.log.as_ref().map(TabLog::generation)
+    }
+
+    /// File operations to carry out, in order, before sending anything produced since the
+    /// last call.
+    pub fn take_file_ops(&mut self) -> Vec<FileOp> {
+        self.log.as_mut().map_or_else(Vec::new, TabLog::take_ops)
     }
 
     /// The core.
@@ -182,10 +239,20 @@ impl Driver {
             // 1. Messages that may leave before anything is durable.
             self.outbox.extend(ready.messages.iter().cloned());
             // 2. Stage chunks, install a completed snapshot, store hard state and entries.
-            if let Some(data) = self.storage.persist(&ready) {
-                if let Some(meta) = &ready.snapshot_installed {
-                    self.install(meta.index, &data);
+            let installed = self.storage.persist(&ready);
+            if let Some(log) = self.log.as_mut() {
+                match (&installed, &ready.snapshot_installed) {
+                    (Some(data), Some(meta)) => {
+                        log.rewrite(Some((meta, data)), &self.storage.hard_state, &self.storage.entries)
+                    }
+                    _ if ready.hard_state.is_some() || !ready.entries.is_empty() => {
+                        log.append(&self.storage.hard_state, &ready.entries)
+                    }
+                    _ => {}
                 }
+            }
+            if let (Some(data), Some(meta)) = (installed, &ready.snapshot_installed) {
+                self.install(meta.index, &data);
             }
             // 3. Messages that promise what was just persisted.
             self.outbox.extend(ready.messages_after_persist.iter().cloned());
@@ -231,6 +298,17 @@ impl Driver {
         }
         if let Ok(created) = self.node.snapshot_created(applied) {
             let data: Vec<u8> = self.store.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
+            if let Some(log) = self.log.as_mut() {
+                // Compacted entries stay in the file in use until the new one is durable.
+                let retained: Vec<_> = self
+                    .storage
+                    .entries
+                    .iter()
+                    .filter(|e| e.index > created.compact_through)
+                    .cloned()
+                    .collect();
+                log.rewrite(Some((&created.meta, &data)), &self.storage.hard_state, &retained);
+            }
             self.storage.compact(&created, Bytes::from(data));
         }
     }
@@ -292,6 +370,8 @@ mod tests {
         fn new() -> Leader {
             let storage = MemoryStorage::from_restored(bootstrap(Membership::with_voters([NodeId(1)])));
             let mut config = tab_config(NodeId(1), 7);
+            // A native node campaigns; only tabs do not.
+            config.campaigns = true;
             config.snapshot_interval_entries = 50;
             config.snapshot_trailing_entries = 5;
             let node = RaftNode::new(config, storage.restored(LogIndex(0))).unwrap();
@@ -401,6 +481,55 @@ mod tests {
         let reads = tab.take_reads();
         assert_eq!(reads.len(), 1);
         assert!(matches!(reads[0].result, Ok(index) if index >= last_write), "{reads:?}");
+    }
+
+    #[test]
+    fn a_tab_with_durable_storage_restarts_from_its_files_under_its_id_without_a_snapshot() {
+        use super::super::store::{apply_ops, Identity, TabLog, IDENTITY_FILE, LOG_FILES};
+        let mut files = alloc::collections::BTreeMap::new();
+        let mut leader = Leader::new();
+        let mut tab = Driver::new(TAB, 3).unwrap();
+        tab.attach_log(TabLog::create(&Identity {
+            cluster_id: "c".into(),
+            node_id: TAB,
+            join_nonce: [1; 16],
+            tab_key: alloc::vec![2; 32],
+        }));
+        run(&mut leader, &mut tab, 200);
+        for k in 0..120 {
+            leader.node.propose(put(&alloc::format!("k{k}"), "before")).unwrap();
+        }
+        run(&mut leader, &mut tab, 20);
+        let index = leader.node.membership_index();
+        leader.node.change_membership(MembershipChange::AddLearner(TAB), index).unwrap();
+        for k in 0..60 {
+            leader.node.propose(put(&alloc::format!("k{k}"), "after")).unwrap();
+            run(&mut leader, &mut tab, 2);
+            apply_ops(&mut files, &tab.take_file_ops());
+        }
+        run(&mut leader, &mut tab, 50);
+        apply_ops(&mut files, &tab.take_file_ops());
+        assert_eq!(tab.counters().2, 1, "the tab got one snapshot (stored by a log rewrite)");
+        let term = tab.node().term();
+        let stored_through = tab.node().commit_index();
+
+        // The tab closes; its files are read back.
+        let get = |name: &str| files.get(name).cloned().unwrap_or_default();
+        let (identity, log0, log1) = (get(IDENTITY_FILE), get(LOG_FILES[0]), get(LOG_FILES[1]));
+        let opened = TabLog::open("", &identity, [&log0, &log1]).unwrap().unwrap();
+        assert_eq!(opened.identity.node_id, TAB);
+        let mut tab = Driver::restore(opened, 4).unwrap();
+        assert_eq!(tab.node().term(), term);
+        assert!(tab.store().applied_index() >= stored_through, "the stored log is applied again");
+        for k in 0..20 {
+            leader.node.propose(put(&alloc::format!("k{k}"), "later")).unwrap();
+        }
+        run(&mut leader, &mut tab, 50);
+        let (_, violations, snapshots, _, _) = tab.counters();
+        assert_eq!((violations, snapshots), (0, 0), "no snapshot transfer after the restart");
+        let theirs: Vec<_> = leader.store.iter().collect();
+        let ours: Vec<_> = tab.store().iter().collect();
+        assert_eq!(theirs, ours);
     }
 
     #[test]

@@ -52,8 +52,9 @@ enum State {
 pub enum Outcome {
     /// Answer the challenge: send this frame.
     Send(Vec<u8>),
-    /// The leader admitted the tab as `node_id` with this key; the link is open to `leader`.
-    Admitted { node_id: NodeId, key: Vec<u8>, leader: NodeId },
+    /// The leader admitted the tab as `node_id` with this key (derived from the join's
+    /// `nonce`, the incarnation); the link is open to `leader`.
+    Admitted { node_id: NodeId, key: Vec<u8>, nonce: [u8; 16], leader: NodeId },
     /// The native member `peer` welcomed the tab; the link is open.
     Welcomed { peer: NodeId },
     /// A follower named the leader; dial it instead.
@@ -122,6 +123,14 @@ impl Link {
     pub fn seal(&mut self, message: &Message) -> Option<Vec<u8>> {
         match &mut self.state {
             State::Open { sealer, .. } => Some(sealer.seal(FrameKind::Raft, message)),
+            _ => None,
+        }
+    }
+
+    /// Seals the tab's storage status for the peer (VOTER-PROTOCOL.md), if the link is open.
+    pub fn seal_status(&mut self, status: &wire::TabStatus) -> Option<Vec<u8>> {
+        match &mut self.state {
+            State::Open { sealer, .. } => Some(sealer.seal(FrameKind::TabStatus, status)),
             _ => None,
         }
     }
@@ -204,7 +213,7 @@ impl Link {
         let leader = challenge.node_id;
         (
             State::Open { peer: leader, sealer, opener },
-            Outcome::Admitted { node_id: admitted.node_id, key: key.to_vec(), leader },
+            Outcome::Admitted { node_id: admitted.node_id, key: key.to_vec(), nonce, leader },
         )
     }
 
@@ -296,7 +305,10 @@ mod tests {
         };
         let (admitted, transcript, key) = admit(&join, TAB, SECRET);
         let outcome = link.on_frame(&admitted, &credential, [0; 16]);
-        assert_eq!(outcome, Outcome::Admitted { node_id: TAB, key: key.clone(), leader: NodeId(1) });
+        assert_eq!(
+            outcome,
+            Outcome::Admitted { node_id: TAB, key: key.clone(), nonce: [9; 16], leader: NodeId(1) }
+        );
         credential.admitted = Some((TAB, key.clone()));
         assert_eq!(link.peer(), Some(NodeId(1)));
         // Both directions sealed with the tab key's session.

@@ -8,13 +8,14 @@
 
 pub mod driver;
 pub mod link;
+pub mod store;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::state_machine::StateMachine;
-use raft_core::wire::InviteToken;
+use raft_core::wire::{InviteToken, StorageBackend, TabStatus};
 use raft_core::NodeId;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -22,6 +23,7 @@ use wasm_bindgen::prelude::*;
 use crate::errors::{range_error, type_error};
 use driver::Driver;
 use link::{Credential, Link, Outcome};
+use store::{Identity, TabLog};
 
 /// Sockets one tab may hold at once (one per native member, plus redials in flight).
 pub const LINKS_MAX: usize = 64;
@@ -38,6 +40,10 @@ pub struct LiveNode {
     frames_refused: u64,
     /// Messages dropped because no link to their receiver was open.
     messages_unroutable: u64,
+    /// Where the node's state is kept, and whether `navigator.storage.persist()` was granted.
+    status: TabStatus,
+    /// The node was restarted from durable storage (not admitted afresh).
+    restored: bool,
 }
 
 #[derive(Serialize)]
@@ -82,6 +88,11 @@ struct StateView {
     frames_refused: u64,
     messages_unroutable: u64,
     keys: usize,
+    backend: &'static str,
+    persistent: bool,
+    campaigns: bool,
+    restored: bool,
+    log_generation: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -114,7 +125,75 @@ impl LiveNode {
             outgoing: Vec::new(),
             frames_refused: 0,
             messages_unroutable: 0,
+            status: TabStatus {
+                backend: StorageBackend::Memory,
+                persistent: false,
+                campaigns: driver::tab_config(NodeId(0), 0).campaigns,
+            },
+            restored: false,
         })
+    }
+
+    /// Opens durable storage (`backend`: "opfs" or "indexeddb") from the bytes of its files
+    /// (`flotilla/<cluster_id>/identity`, `log-0`, `log-1`; empty when absent). Returns the
+    /// stored node id once restored (the tab then dials as that id with an ordinary `Hello`),
+    /// or `null` when nothing was stored (it joins, and its storage is created on admission).
+    ///
+    /// # Errors
+    /// Corruption, naming the file and offset: the node must not start.
+    #[wasm_bindgen(js_name = openStorage)]
+    pub fn open_storage(
+        &mut self,
+        backend: &str,
+        identity: &[u8],
+        log0: &[u8],
+        log1: &[u8],
+    ) -> Result<Option<f64>, JsValue> {
+        if self.driver.is_some() {
+            return Err(range_error("storage must be opened before the node starts"));
+        }
+        self.status.backend = match backend {
+            "opfs" => StorageBackend::Opfs,
+            "indexeddb" => StorageBackend::IndexedDb,
+            other => return Err(range_error(&format!("unknown storage backend {other:?}"))),
+        };
+        let prefix = format!("flotilla/{}/", self.cluster_id());
+        let Some(opened) = TabLog::open(&prefix, identity, [log0, log1]).map_err(|e| range_error(&e))? else {
+            return Ok(None);
+        };
+        if opened.identity.cluster_id != self.cluster_id() {
+            return Err(range_error(&format!(
+                "{prefix}identity belongs to cluster {:?}",
+                opened.identity.cluster_id
+            )));
+        }
+        let (id, key) = (opened.identity.node_id, opened.identity.tab_key.clone());
+        let driver = Driver::restore(opened, self.seed).map_err(|e| range_error(&e))?;
+        self.driver = Some(driver);
+        self.credential.admitted = Some((id, key));
+        self.restored = true;
+        Ok(Some(id.0 as f64))
+    }
+
+    /// Whether `navigator.storage.persist()` was granted; sent to the members when it changes.
+    #[wasm_bindgen(js_name = setPersistent)]
+    pub fn set_persistent(&mut self, persistent: bool) {
+        if self.status.persistent != persistent {
+            self.status.persistent = persistent;
+            let links: Vec<u32> = self.links.keys().copied().collect();
+            for link in links {
+                self.send_status(link);
+            }
+        }
+    }
+
+    /// File operations to carry out, in order, and flush, before sending the frames of
+    /// [`LiveNode::take_outgoing`]: `[{op: "write", file, offset, bytes} | {op: "truncate",
+    /// file, size} | {op: "flush", file}]`.
+    #[wasm_bindgen(js_name = takeWrites)]
+    pub fn take_writes(&mut self) -> JsValue {
+        let ops = self.driver.as_mut().map_or_else(Vec::new, Driver::take_file_ops);
+        to_js(&ops)
     }
 
     /// The cluster the invite is for.
@@ -166,17 +245,32 @@ impl LiveNode {
                 self.outgoing.push((link, bytes));
                 LinkEvent::of("send")
             }
-            Outcome::Admitted { node_id, key, leader } => {
+            Outcome::Admitted { node_id, key, nonce, leader } => {
                 if self.driver.is_none() {
-                    match Driver::new(node_id, self.seed) {
-                        Ok(driver) => self.driver = Some(driver),
+                    let mut driver = match Driver::new(node_id, self.seed) {
+                        Ok(driver) => driver,
                         Err(why) => return to_js(&LinkEvent { reason: Some(why), ..LinkEvent::of("fail") }),
+                    };
+                    if self.status.backend.is_durable() {
+                        // The log file first, then the identity: an identity never exists
+                        // without a log (store.rs).
+                        driver.attach_log(TabLog::create(&Identity {
+                            cluster_id: self.cluster_id(),
+                            node_id,
+                            join_nonce: nonce,
+                            tab_key: key.clone(),
+                        }));
                     }
+                    self.driver = Some(driver);
                     self.credential.admitted = Some((node_id, key));
                 }
+                self.send_status(link);
                 LinkEvent { peer: Some(leader.0), node_id: Some(node_id.0), ..LinkEvent::of("admitted") }
             }
-            Outcome::Welcomed { peer } => LinkEvent { peer: Some(peer.0), ..LinkEvent::of("welcomed") },
+            Outcome::Welcomed { peer } => {
+                self.send_status(link);
+                LinkEvent { peer: Some(peer.0), ..LinkEvent::of("welcomed") }
+            }
             Outcome::Redirect { leader, address } => {
                 LinkEvent { peer: Some(leader.0), address: Some(address), ..LinkEvent::of("redirect") }
             }
@@ -276,7 +370,8 @@ impl LiveNode {
 
     /// The tab's view: `{clusterId, nodeId, role, term, leader, commit, applied, snapshotIndex,
     /// voters, learners, links, appliedEntries, applyViolations, snapshotsInstalled, steps,
-    /// stepsRefused, framesRefused, messagesUnroutable, keys}`.
+    /// stepsRefused, framesRefused, messagesUnroutable, keys, backend, persistent, campaigns,
+    /// restored, logGeneration}`.
     pub fn state(&self) -> JsValue {
         let links = self.links.iter().map(|(link, l)| (*link, l.peer().map(|p| p.0))).collect();
         let mut view = StateView {
@@ -299,6 +394,15 @@ impl LiveNode {
             frames_refused: self.frames_refused,
             messages_unroutable: self.messages_unroutable,
             keys: 0,
+            backend: match self.status.backend {
+                StorageBackend::Memory => "memory",
+                StorageBackend::Opfs => "opfs",
+                StorageBackend::IndexedDb => "indexeddb",
+            },
+            persistent: self.status.persistent,
+            campaigns: self.status.campaigns,
+            restored: self.restored,
+            log_generation: None,
         };
         if let Some(driver) = &self.driver {
             let node = driver.node();
@@ -328,8 +432,16 @@ impl LiveNode {
             view.steps = steps;
             view.steps_refused = refused;
             view.keys = driver.user_pairs().count();
+            view.log_generation = driver.log_generation();
         }
         to_js(&view)
+    }
+
+    /// Sends the tab's storage status on `link` if it is open (after each handshake).
+    fn send_status(&mut self, link: u32) {
+        if let Some(frame) = self.links.get_mut(&link).and_then(|l| l.seal_status(&self.status)) {
+            self.outgoing.push((link, frame));
+        }
     }
 
     /// Seals the node's outgoing messages onto the links to their receivers.

@@ -132,6 +132,12 @@ pub struct SimNode {
 }
 
 impl SimNode {
+    /// Simulated milliseconds between two of its ticks: the config's `tick_ms`, or more for a
+    /// clock the drifting-clocks fault slowed down (thesis §6.4.1).
+    pub fn tick_period_ms(&self) -> u64 {
+        self.tick_period_ms
+    }
+
     /// Running, crashed or paused.
     pub fn liveness(&self) -> Liveness {
         match (&self.raft, self.paused) {
