@@ -50,8 +50,10 @@ use hmac::{Hmac, Mac};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The peer protocol version this build speaks (2: frames after the handshake carry a tag).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The peer protocol version this build speaks (2: frames after the handshake carry a tag; 3:
+/// `SnapshotMeta` carries `membership_index`, so an InstallSnapshot of 2 reads differently and
+/// an older peer must be refused by name at the handshake, not misread).
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Bytes of the tag at the end of every frame after the handshake.
 pub const TAG_BYTES: usize = 16;
