@@ -539,9 +539,9 @@ mod tests {
         assert_eq!(decode_frame::<Welcome>(&[], FrameKind::Welcome).unwrap_err(), FrameError::TooShort);
         let wrong_version = encode_frame_with_version(9, FrameKind::Welcome, &Welcome { mac: Vec::new() });
         let error = decode_frame::<Welcome>(&wrong_version, FrameKind::Welcome).unwrap_err();
-        assert_eq!(error.to_string(), "unsupported protocol version 9 (this node speaks 2)");
+        assert_eq!(error.to_string(), "unsupported protocol version 9 (this node speaks 3)");
         assert_eq!(
-            decode_frame::<Welcome>(&[2, 77], FrameKind::Welcome).unwrap_err(),
+            decode_frame::<Welcome>(&[PROTOCOL_VERSION, 77], FrameKind::Welcome).unwrap_err(),
             FrameError::UnknownKind(77)
         );
     }
@@ -627,7 +627,9 @@ mod tests {
         assert!(fresh.open::<Message>(&own, FrameKind::Raft).is_err());
         assert_eq!(dialler_receive.open::<Message>(&own, FrameKind::Raft).unwrap(), message(4));
         // Garbage never panics.
-        for garbage in [&[][..], &[2], &[2, 16], &[1, 16, 0, 0], &[2; 40]] {
+        for garbage in
+            [&[][..], &[PROTOCOL_VERSION], &[PROTOCOL_VERSION, 16], &[1, 16, 0, 0], &[PROTOCOL_VERSION; 40]]
+        {
             assert!(fresh.open::<Message>(garbage, FrameKind::Raft).is_err());
         }
     }

@@ -392,7 +392,8 @@ mod tests {
         let frame = encode_frame(FrameKind::Join, &join);
         assert_eq!(decode_join_answer(&frame), Err(FrameError::UnexpectedKind(FrameKind::Join)));
         assert_eq!(crate::wire::decode_frame::<Join>(&frame, FrameKind::Join), Ok(join));
-        for garbage in [&[][..], &[2], &[2, 7], &[2, 6, 200], &[2, 99]] {
+        let v = crate::wire::PROTOCOL_VERSION;
+        for garbage in [&[][..], &[v], &[v, 7], &[v, 6, 200], &[v, 99]] {
             assert!(decode_join_answer(garbage).is_err());
         }
     }
