@@ -448,14 +448,9 @@ impl fmt::Debug for Opener {
 }
 
 impl Opener {
-    /// Like [`Opener::open`], for a reader that accepts more than one kind at this point (a
-    /// browser peer's connection carries `Raft` and `TabStatus` frames): checks the version and
-    /// the tag, advances the sequence, and returns the kind and the undecoded body. Decode the
-    /// body with [`decode_body`].
-    ///
-    /// # Errors
-    /// [`FrameError`] naming what is wrong; after any error the connection must be closed.
-    pub fn open_any<'f>(&mut self, frame: &'f [u8]) -> Result<(FrameKind, &'f [u8]), FrameError> {
+    /// Checks the version (first, so an old peer gets a clear answer) and the tag in constant
+    /// time, without advancing the sequence; returns the kind and the undecoded body.
+    fn verify<'f>(&self, frame: &'f [u8]) -> Result<(FrameKind, &'f [u8]), FrameError> {
         if frame.len() < 2 + TAG_BYTES {
             if let Some(version) = frame.first().filter(|v| **v != PROTOCOL_VERSION) {
                 return Err(FrameError::UnsupportedVersion(*version));
@@ -470,6 +465,18 @@ impl Opener {
             .verify_truncated_left(given)
             .map_err(|_| FrameError::BadTag { sequence: self.sequence })?;
         let (kind, body) = split_header(tagged)?;
+        Ok((kind, body))
+    }
+
+    /// Like [`Opener::open`], for a reader that accepts more than one kind at this point (a
+    /// browser peer's connection carries `Raft` and `TabStatus` frames): checks the version and
+    /// the tag, advances the sequence, and returns the kind and the undecoded body. Decode the
+    /// body with [`decode_body`].
+    ///
+    /// # Errors
+    /// [`FrameError`] naming what is wrong; after any error the connection must be closed.
+    pub fn open_any<'f>(&mut self, frame: &'f [u8]) -> Result<(FrameKind, &'f [u8]), FrameError> {
+        let (kind, body) = self.verify(frame)?;
         self.sequence = self.sequence.wrapping_add(1);
         Ok((kind, body))
     }
@@ -481,21 +488,7 @@ impl Opener {
     /// # Errors
     /// [`FrameError`] naming what is wrong.
     pub fn open<T: DeserializeOwned>(&mut self, frame: &[u8], expected: FrameKind) -> Result<T, FrameError> {
-        if frame.len() < 2 + TAG_BYTES {
-            // Version first, so an old peer gets a clear answer.
-            if let Some(version) = frame.first().filter(|v| **v != PROTOCOL_VERSION) {
-                return Err(FrameError::UnsupportedVersion(*version));
-            }
-            return Err(FrameError::TooShort);
-        }
-        let (tagged, given) = frame.split_at(frame.len() - TAG_BYTES);
-        if frame[0] != PROTOCOL_VERSION {
-            return Err(FrameError::UnsupportedVersion(frame[0]));
-        }
-        tag(&self.key, self.sequence, tagged)
-            .verify_truncated_left(given)
-            .map_err(|_| FrameError::BadTag { sequence: self.sequence })?;
-        let (kind, body) = split_header(tagged)?;
+        let (kind, body) = self.verify(frame)?;
         if kind != expected {
             return Err(FrameError::UnexpectedKind(kind));
         }
