@@ -157,7 +157,10 @@ fn parse_ignored_checks(spec: &str) -> Result<&'static [&'static str], String> {
     let mut chosen = Vec::new();
     for name in spec.split(',') {
         let Some(&check) = CHECKS.iter().find(|&&check| check == name.trim()) else {
-            return Err(format!("--ignore-checks: unknown check {name:?} (all, or some of {})", CHECKS.join(", ")));
+            return Err(format!(
+                "--ignore-checks: unknown check {name:?} (all, or some of {})",
+                CHECKS.join(", ")
+            ));
         };
         chosen.push(check);
     }
