@@ -7,9 +7,12 @@
 #   bash scripts/mutants.sh                 # every patch
 #   bash scripts/mutants.sh 04 09           # only the patches whose names start so
 #   MUTANTS_SWARM="--seed 1 --runs 40 --workload kv --check linearizability" bash scripts/mutants.sh 04
+#   MUTANTS_LIN_ALONE="04 13 14" bash scripts/mutants.sh 04 13 14
 #
 # Exit status: 0 when every mutant is caught, 1 when any is missed (or its patch no longer
-# applies: a stale patch must be rewritten, not skipped). The table goes to stdout and to
+# applies: a stale patch must be rewritten, not skipped), or when the linearizability check
+# alone misses a mutant of MUTANTS_LIN_ALONE (default 04, the ReadIndex bug; empty: skip) or
+# flags the unmutated simulator. The table goes to stdout and to
 # target/mutants/report.md.
 #
 # The scratch workspace holds raft-core only and builds into target/mutants, so the
@@ -44,6 +47,12 @@ swarm=(
 if [ -n "${MUTANTS_SWARM:-}" ]; then
     IFS=';' read -r -a swarm <<< "$MUTANTS_SWARM"
 fi
+
+# The linearizability checker on its own (issue 19 item 2): for the mutants named here (by
+# prefix; the ReadIndex bug by default), the kv linearizability line runs again with every other
+# check switched off (`--ignore-checks all`), so a catch there is the history check's alone.
+lin_alone_prefixes="${MUTANTS_LIN_ALONE-04}"
+lin_alone_args="--seed 1 --runs 8 --nodes 5 --faults all --ticks 6000 --workload kv --clients 8 --keys 10 --read-mode linearizable --reads-from any --check linearizability --ignore-checks all"
 
 patches=()
 for patch in scripts/mutants/*.patch; do
@@ -103,6 +112,11 @@ report="$CARGO_TARGET_DIR/report.md"
     echo "| mutant | result | caught by | seconds | first failing run (simulate flags, with the patch applied) |"
     echo "|---|---|---|---|---|"
 } > "$report"
+lin_report="$CARGO_TARGET_DIR/report-linearizability-alone.md"
+{
+    echo "| mutant | linearizability check alone (\`$lin_alone_args\`) |"
+    echo "|---|---|"
+} > "$lin_report"
 missed=0
 started_all=$(date +%s)
 
@@ -110,6 +124,18 @@ started_all=$(date +%s)
 pristine
 echo "== building the unmutated simulator"
 (cd "$scratch" && cargo build --release -q -p raft-core --example simulate)
+lin_missed=0
+if [ -n "$lin_alone_prefixes" ]; then
+    # The control: with no bug planted, the history check alone must flag nothing.
+    echo "== unmutated: simulate $lin_alone_args"
+    # shellcheck disable=SC2086
+    if ! control=$(cd "$scratch" && timeout 600 "$CARGO_TARGET_DIR/release/examples/simulate" $lin_alone_args 2>&1); then
+        printf '%s\n' "$control" | grep -E '^seed|reproduce' | head -5 || true
+        echo "the unmutated simulator fails the linearizability line: the gate means nothing" >&2
+        exit 1
+    fi
+    echo "| (none: the unmutated simulator) | $(printf '%s\n' "$control" | grep -oE '"linearizability_violations":[0-9]+' | sed 's/.*://') of $(printf '%s\n' "$control" | grep -oE '"runs":[0-9]+' | sed 's/.*://') runs not linearizable |" >> "$lin_report"
+fi
 
 for patch in "${patches[@]}"; do
     name=$(basename "$patch" .patch)
@@ -157,9 +183,32 @@ for patch in "${patches[@]}"; do
     # Reproduce a catch: plant the patch in a scratch copy (git apply scripts/mutants/NAME.patch)
     # and run the command.
     echo "| $name | $result | $by | $elapsed | ${reproduce:+\`${reproduce#cargo run --release -p raft-core --example simulate -- }\`} |" >> "$report"
+    for prefix in $lin_alone_prefixes; do
+        case "$name" in "$prefix"*) ;; *) continue ;; esac
+        echo "== $name: simulate $lin_alone_args"
+        set +e
+        # shellcheck disable=SC2086
+        output=$(cd "$scratch" && timeout 600 "$CARGO_TARGET_DIR/release/examples/simulate" $lin_alone_args 2>&1)
+        set -e
+        flagged=$(printf '%s\n' "$output" | grep -oE '^seed [0-9]+: history not linearizable' | grep -oE '[0-9]+' | tr '\n' ' ' || true)
+        runs=$(printf '%s\n' "$output" | grep -oE '"runs":[0-9]+' | grep -oE '[0-9]+' || true)
+        if [ -n "$flagged" ]; then
+            verdict="caught: $(wc -w <<< "$flagged") of ${runs:-?} runs not linearizable (seeds ${flagged% })"
+        else
+            verdict="**missed** (${runs:-?} runs; last line: $(printf '%s\n' "$output" | tail -1 | cut -c1-120))"
+            lin_missed=$((lin_missed + 1))
+        fi
+        echo "== $name: linearizability alone: $verdict"
+        echo "| $name | $verdict |" >> "$lin_report"
+    done
 done
 
 echo
 echo "mutation gate: ${#patches[@]} mutants, $((${#patches[@]} - missed)) caught, $missed missed, $(( $(date +%s) - started_all ))s"
 cat "$report"
-[ $missed -eq 0 ]
+if [ -n "$lin_alone_prefixes" ]; then
+    echo
+    echo "linearizability check alone: $lin_missed missed"
+    cat "$lin_report"
+fi
+[ $missed -eq 0 ] && [ $lin_missed -eq 0 ]

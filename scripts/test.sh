@@ -42,7 +42,7 @@ cargo run --release -p raft-core --example simulate -- \
 header "nemesis: 3 and 5 raft-node processes in network namespaces, one fault of each kind (~60 s; skips without root)"
 FLOTILLA_NEMESIS=short cargo test -p native-node --release --test nemesis -- --nocapture
 
-# The mutation gate (scripts/mutants.sh, ~10 min on two cores) is opt-in: FLOTILLA_MUTANTS=1.
+# The mutation gate (scripts/mutants.sh, ~30 min on two shared cores) is opt-in: FLOTILLA_MUTANTS=1.
 if [ "${FLOTILLA_MUTANTS:-0}" = 1 ]; then
     header "mutation gate: the simulator alone catches every planted bug"
     bash scripts/mutants.sh

@@ -25,7 +25,7 @@ use clap::Parser;
 use raft_core::linearizability::{Counterexample, Verdict};
 use raft_core::sim::{
     hash::combine, run_seed, run_seed_workload, FaultSet, HistoryCheck, ReadsFrom, RunOptions, RunReport,
-    SimStats, Violation, WorkloadConfig,
+    SimStats, Violation, WorkloadConfig, CHECKS,
 };
 use raft_core::ReadMode;
 use std::process::ExitCode;
@@ -78,16 +78,24 @@ struct Args {
     /// a running campaigning voter could win (raft-core GUIDE.md, "Voters that never campaign").
     #[arg(long, default_value_t = 0)]
     non_campaigning: usize,
+    /// Checks not to record, comma-separated (names as violations print them), or `all`:
+    /// every check but the linearizability check of the clients' history and the run's budget.
+    /// To show that one checker catches a bug on its own (issue 19); never for a normal run.
+    #[arg(long, default_value = "")]
+    ignore_checks: String,
 }
 
 impl Args {
     /// The workload flags as given, for the reproduce command.
     fn workload_flags(&self) -> String {
-        let quiet = if self.non_campaigning > 0 {
+        let mut quiet = if self.non_campaigning > 0 {
             format!(" --non-campaigning {}", self.non_campaigning)
         } else {
             String::new()
         };
+        if !self.ignore_checks.is_empty() {
+            quiet.push_str(&format!(" --ignore-checks {}", self.ignore_checks));
+        }
         if self.workload == "none" {
             return quiet;
         }
@@ -138,6 +146,28 @@ fn parse_load(args: &Args) -> Result<Load, String> {
     }
 }
 
+/// The checks `--ignore-checks` names, checked against [`CHECKS`].
+fn parse_ignored_checks(spec: &str) -> Result<&'static [&'static str], String> {
+    if spec.is_empty() {
+        return Ok(&[]);
+    }
+    if spec == "all" {
+        return Ok(CHECKS);
+    }
+    let mut chosen = Vec::new();
+    for name in spec.split(',') {
+        let Some(&check) = CHECKS.iter().find(|&&check| check == name.trim()) else {
+            return Err(format!(
+                "--ignore-checks: unknown check {name:?} (all, or some of {})",
+                CHECKS.join(", ")
+            ));
+        };
+        chosen.push(check);
+    }
+    // One list for the whole process: leaking it gives the runs a `'static` slice.
+    Ok(Vec::leak(chosen))
+}
+
 fn reproduce_command(args: &Args, seed: u64) -> String {
     format!(
         "cargo run --release -p raft-core --example simulate -- --seed {seed} --runs 1 --nodes {} --faults {} --ticks {}{}",
@@ -157,8 +187,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options =
-        RunOptions { nodes: args.nodes, faults, ticks: args.ticks, non_campaigning: args.non_campaigning };
+    let ignored_checks = match parse_ignored_checks(&args.ignore_checks) {
+        Ok(checks) => checks,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = RunOptions {
+        nodes: args.nodes,
+        faults,
+        ticks: args.ticks,
+        non_campaigning: args.non_campaigning,
+        ignored_checks,
+    };
     let load = match parse_load(&args) {
         Ok(load) => load,
         Err(error) => {

@@ -4,7 +4,13 @@
 use raft_core::sim::{run_seed, FaultSet, RunOptions};
 
 fn options(nodes: usize, faults: &str, ticks: u64) -> RunOptions {
-    RunOptions { nodes, faults: FaultSet::parse(faults).unwrap(), ticks, non_campaigning: 0 }
+    RunOptions {
+        nodes,
+        faults: FaultSet::parse(faults).unwrap(),
+        ticks,
+        non_campaigning: 0,
+        ignored_checks: &[],
+    }
 }
 
 fn assert_safe(seeds: std::ops::Range<u64>, options: &RunOptions) {

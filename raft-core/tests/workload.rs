@@ -12,7 +12,13 @@ use raft_core::state_machine::StateMachine;
 use raft_core::ReadMode;
 
 fn options(nodes: usize, faults: &str, ticks: u64) -> RunOptions {
-    RunOptions { nodes, faults: FaultSet::parse(faults).unwrap(), ticks, non_campaigning: 0 }
+    RunOptions {
+        nodes,
+        faults: FaultSet::parse(faults).unwrap(),
+        ticks,
+        non_campaigning: 0,
+        ignored_checks: &[],
+    }
 }
 
 fn run(seed: u64, options: &RunOptions, workload: &WorkloadConfig) -> RunReport {

@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 /// # Errors
 /// A lowercase description if the options are invalid.
 pub fn run_seed_workload(seed: u64, runs: u64, nodes: usize, ticks: u64) -> Result<(u64, u64), String> {
-    let options = RunOptions { nodes, faults: FaultSet::all(), ticks, non_campaigning: 0 };
+    let options =
+        RunOptions { nodes, faults: FaultSet::all(), ticks, non_campaigning: 0, ignored_checks: &[] };
     let mut hash = 0u64;
     let mut committed = 0u64;
     for k in 0..runs {

@@ -238,8 +238,10 @@ pub struct Adversary {
     /// voters, away from the rest of the outgoing ones (a split of the old and new majorities),
     /// for 100 ms to 1.5 s.
     pub split_joint_per_mille: u32,
-    /// A leader cut off from a majority by a partition gets a client read every 5 ms for the
-    /// next 600 ms, in a random read mode (it may still believe it leads); and a leader that
+    /// A leader cut off from a majority by a partition gets a client read every 5 ms for 600 ms,
+    /// in a random read mode (it may still believe it leads); half the time it is paused first
+    /// for 300 ms to 1.2 s, so it resumes, still cut off and believing it leads, after the
+    /// majority's new leader committed writes, and the reads start then. And a leader that
     /// sends TimeoutNow has its inbound links fail just before it lands, half the time, so it
     /// cannot hear the election it causes while its clients keep reading from it.
     pub deposed_leader_reads: bool,

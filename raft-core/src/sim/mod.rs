@@ -25,7 +25,7 @@ mod rules;
 mod script;
 mod workload;
 
-pub use checker::{entry_hash, Checker, NodeTrack, Violation};
+pub use checker::{entry_hash, Checker, NodeTrack, Violation, CHECKS};
 pub use client_reads::{ClientRead, ReadFailure, CLIENT_READS_MAX};
 pub use cluster::{Changed, InFlight, Liveness, SimNode, SimStats, Simulation, Storage, CONVERGENCE_MS_MAX};
 pub use config::{Adversary, Budget, FaultSet, LinkConfig, SimConfig, NODES_MAX};
@@ -91,6 +91,8 @@ pub struct RunOptions {
     pub ticks: u64,
     /// Voters that never campaign ([`SimConfig::non_campaigning`]).
     pub non_campaigning: usize,
+    /// Checks not recorded in this run ([`Checker::ignore`]); empty for a normal run.
+    pub ignored_checks: &'static [&'static str],
 }
 
 /// The config of a seeded run: the faults decide the network's loss, duplication and latency.
@@ -156,6 +158,7 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, String> {
     let plan = NemesisPlan::new(options.faults, duration_ms);
     let script = generate(&config, &plan);
     let mut simulation = Simulation::new(config, script)?;
+    simulation.ignore_checks(options.ignored_checks);
     simulation.faults_end_ms = duration_ms.saturating_sub(plan.calm_tail_ms);
     // Stop at the first violation: what follows it is noise.
     run_and_converge(&mut simulation, duration_ms);
@@ -244,6 +247,7 @@ pub fn run_seed_workload(
     // The clients stop with the run, so the liveness check finds a quiet cluster.
     workload.stop_ms = Some(workload.stop_ms.unwrap_or(duration_ms).min(duration_ms));
     let mut simulation = Simulation::with_workload(config, script, workload)?;
+    simulation.ignore_checks(options.ignored_checks);
     simulation.faults_end_ms = duration_ms.saturating_sub(plan.calm_tail_ms);
     run_and_converge(&mut simulation, duration_ms);
     let Some(clients) = simulation.workload() else {

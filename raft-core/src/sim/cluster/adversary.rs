@@ -335,13 +335,36 @@ impl Simulation {
                 }
             }
         }
+        // Half the time the cut-off leader is paused too (a long GC, a frozen VM) for 300 ms to
+        // 1.2 s: its ticks stop, so check-quorum cannot depose it, and it resumes, still cut
+        // off, believing it leads while the majority has elected a new leader and committed
+        // its clients' writes. The reads it answers then must see those writes (§6.4, thesis
+        // §6.2: check-quorum bounds how long a partitioned leader believes it leads only while
+        // its clock runs).
+        let mut reads_from_ms = now;
+        let running = self.index(leader).is_some_and(|k| self.nodes[k].liveness() == Liveness::Up);
+        if running && self.adversary_rng.chance(1, 2) {
+            let resume_ms = now + self.adversary_rng.range(300, 1_201);
+            if resume_ms < self.faults_end_ms {
+                self.schedule(now, Input::Pause(leader));
+                self.schedule(resume_ms, Input::Resume(leader));
+                reads_from_ms = resume_ms;
+            }
+        }
+        self.deposed_leader_reads(leader, reads_from_ms);
+    }
+
+    /// Clients that still reach `leader` read from it every 5 ms for 600 ms from `from_ms`, in
+    /// a random mode (linearizable or lease), each the key a client last saw written: a leader
+    /// that may be deposed must not answer what the new leader overwrote (thesis §6.4).
+    fn deposed_leader_reads(&mut self, leader: NodeId, from_ms: u64) {
         for step in 0..120u64 {
             let mode = match self.adversary_rng.range(0, 2) {
                 0 => ReadMode::Linearizable,
                 _ => ReadMode::Lease,
             };
             let key = Simulation::adversary_read_key();
-            self.schedule(now + 5 * step, Input::Read { node: leader, key, mode });
+            self.schedule(from_ms + 5 * step, Input::Read { node: leader, key, mode });
         }
     }
 

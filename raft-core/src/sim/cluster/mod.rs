@@ -425,6 +425,11 @@ impl Simulation {
         self.checker.violations()
     }
 
+    /// Stops recording violations of `checks` ([`Checker::ignore`]).
+    pub fn ignore_checks(&mut self, checks: &'static [&'static str]) {
+        self.checker.ignore(checks);
+    }
+
     /// The highest index committed anywhere.
     pub fn committed_index(&self) -> LogIndex {
         self.checker.committed_index()
