@@ -309,3 +309,68 @@ fn one_campaign_is_counted_once() {
     assert_eq!(node.role(), Role::Follower);
     assert_eq!(node.stats().campaigns_refused_term_exhausted, 1);
 }
+
+/// Leader 2's log in term 2: the bootstrap configuration at 1, then commands of term 2.
+fn leader_log(last: u64) -> Vec<raft_core::Entry> {
+    let mut terms = vec![1];
+    terms.extend(std::iter::repeat(2).take(last as usize - 1));
+    common::entries_with_terms(3, &terms)
+}
+
+/// Delivers leader 2's AppendEntries (term 2) with the entries after `prev` up to `last` to
+/// node 1 and returns node 1's answer.
+fn append(node: &mut raft_core::RaftNode, prev: u64, last: u64, commit: u64) -> raft_core::AppendOutcome {
+    use raft_core::{Message, MessageBody, Term};
+    let log = leader_log(last.max(1));
+    let message = Message {
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(2),
+        body: MessageBody::AppendEntries {
+            prev_log_index: LogIndex(prev),
+            prev_log_term: Term(if prev <= 1 { prev } else { 2 }),
+            entries: log[prev as usize..last as usize].to_vec(),
+            leader_commit: LogIndex(commit),
+        },
+    };
+    node.step(message).unwrap();
+    let ready = node.ready();
+    node.advance();
+    ready
+        .messages
+        .iter()
+        .chain(&ready.messages_after_persist)
+        .find_map(|m| match &m.body {
+            MessageBody::AppendResponse { outcome } if m.to == NodeId(2) => Some(*outcome),
+            _ => None,
+        })
+        .expect("node 1 answers the append")
+}
+
+/// `replication.rs: replace - with + / with / in RaftNode::handle_append` (the number of
+/// entries a follower skips because it already committed them) and `replace - with + / with /`
+/// in the `entries[skip - 1]` that names the new previous entry: a follower that committed up
+/// to 5 and is sent 2..=8 (a leader probing from far back, or a duplicated append) skips what
+/// it committed and accepts the rest in the same answer (Figure 2, AppendEntries rules 3–5).
+/// The mutants skip too many or too few entries or name the wrong previous entry: the
+/// follower answers "I match up to 5" or rejects, and the leader needs another round trip, or
+/// is told of entries the follower does not hold.
+#[test]
+fn a_follower_accepts_the_uncommitted_rest_of_an_append_in_one_answer() {
+    use raft_core::AppendOutcome;
+    for prev in [0, 1, 3] {
+        let mut node = fresh_voter();
+        assert_eq!(append(&mut node, 1, 5, 5), AppendOutcome::Accepted { match_index: LogIndex(5) });
+        assert_eq!(node.commit_index(), LogIndex(5));
+        assert_eq!(
+            append(&mut node, prev, 8, 5),
+            AppendOutcome::Accepted { match_index: LogIndex(8) },
+            "append after {prev}"
+        );
+        assert_eq!(node.last_index(), LogIndex(8));
+        // Figure 2, rule 5: commit up to the leader's commit, within what matches.
+        assert_eq!(append(&mut node, 3, 6, 8), AppendOutcome::Accepted { match_index: LogIndex(6) });
+        assert_eq!(node.commit_index(), LogIndex(6), "committed past what the append proved");
+        assert_eq!(node.last_index(), LogIndex(8), "a stale append truncated matching entries");
+    }
+}
