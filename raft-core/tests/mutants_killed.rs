@@ -310,10 +310,10 @@ fn one_campaign_is_counted_once() {
     assert_eq!(node.stats().campaigns_refused_term_exhausted, 1);
 }
 
-/// Leader 2's log in term 2: the bootstrap configuration at 1, then commands of term 2.
+/// Leader 2's log in term 2: the bootstrap configuration and commands of term 1 up to 5, then
+/// commands of term 2 (so the entry after the follower's commit point has a new term).
 fn leader_log(last: u64) -> Vec<raft_core::Entry> {
-    let mut terms = vec![1];
-    terms.extend(std::iter::repeat(2).take(last as usize - 1));
+    let terms: Vec<u64> = (1..=last).map(|index| if index <= 5 { 1 } else { 2 }).collect();
     common::entries_with_terms(3, &terms)
 }
 
@@ -328,7 +328,11 @@ fn append(node: &mut raft_core::RaftNode, prev: u64, last: u64, commit: u64) -> 
         term: Term(2),
         body: MessageBody::AppendEntries {
             prev_log_index: LogIndex(prev),
-            prev_log_term: Term(if prev <= 1 { prev } else { 2 }),
+            prev_log_term: Term(match prev {
+                0 => 0,
+                1..=5 => 1,
+                _ => 2,
+            }),
             entries: log[prev as usize..last as usize].to_vec(),
             leader_commit: LogIndex(commit),
         },
@@ -349,7 +353,7 @@ fn append(node: &mut raft_core::RaftNode, prev: u64, last: u64, commit: u64) -> 
 
 /// `replication.rs: replace - with + / with / in RaftNode::handle_append` (the number of
 /// entries a follower skips because it already committed them) and `replace - with + / with /`
-/// in the `entries[skip - 1]` that names the new previous entry: a follower that committed up
+/// in the `entries[skip - 1]` that names the new previous entry and its term: a follower that committed up
 /// to 5 and is sent 2..=8 (a leader probing from far back, or a duplicated append) skips what
 /// it committed and accepts the rest in the same answer (Figure 2, AppendEntries rules 3–5).
 /// The mutants skip too many or too few entries or name the wrong previous entry: the
