@@ -378,3 +378,26 @@ fn a_follower_accepts_the_uncommitted_rest_of_an_append_in_one_answer() {
         assert_eq!(node.last_index(), LogIndex(8), "a stale append truncated matching entries");
     }
 }
+
+/// `election.rs: delete ! in RaftNode::handle_vote_response` and `replace || with &&` there
+/// (`term == self.term.next() || !granted`): a pre-candidate counts a refusal whatever its term
+/// (a refusal carries the voter's own term, not the proposed one). Refused by both other
+/// voters of three, it has lost and goes back to being a follower with a fresh timer (§5.2,
+/// thesis §9.6); the mutants never count the refusals and leave it a pre-candidate.
+#[test]
+fn a_pre_candidate_refused_by_a_majority_becomes_a_follower() {
+    use raft_core::{Message, MessageBody, Role, Term, VoteKind};
+    let mut node = fresh_voter();
+    node.campaign();
+    assert_eq!(node.role(), Role::PreCandidate);
+    for from in [2, 3] {
+        let refusal = Message {
+            from: NodeId(from),
+            to: NodeId(1),
+            term: Term(1),
+            body: MessageBody::VoteResponse { kind: VoteKind::PreVote, granted: false },
+        };
+        node.step(refusal).unwrap();
+    }
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(1)));
+}
