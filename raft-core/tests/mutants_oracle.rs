@@ -5,6 +5,10 @@
 //! `mutants-oracle` feature: every file below is also a test target of its own, run by
 //! `cargo test`.
 
+// Each test file declares `mod common;`, so the shared helpers are compiled once per file here,
+// exactly as they are in the separate binaries.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "scenarios.rs"]
 mod scenarios;
 
