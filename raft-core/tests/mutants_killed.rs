@@ -401,3 +401,33 @@ fn a_pre_candidate_refused_by_a_majority_becomes_a_follower() {
     }
     assert_eq!((node.role(), node.term()), (Role::Follower, Term(1)));
 }
+
+/// `election.rs: replace || with && in RaftNode::become_follower` (`role == Leader || leader
+/// changed` decides whether reads in progress fail): a follower that learns of a new leader
+/// in a later term fails the reads it forwarded to the old one at once (`LeadershipLost`), so
+/// clients retry with the new leader. The old leader can no longer answer them in the new
+/// term. The mutant fails reads only on a leader stepping down; a follower's forwarded read
+/// then waits for its election-timeout expiry (`TimedOut`): a slower error, never a wrong read.
+#[test]
+fn a_follower_fails_its_forwarded_reads_when_a_new_leader_takes_over() {
+    use raft_core::{Message, MessageBody, ReadError, ReadMode, ReadState, Term};
+    let heartbeat = |from: u64, term: u64| Message {
+        from: NodeId(from),
+        to: NodeId(1),
+        term: Term(term),
+        body: MessageBody::Heartbeat { commit: LogIndex(1), context: 0 },
+    };
+    let mut node = fresh_voter();
+    node.step(heartbeat(2, 2)).unwrap();
+    assert_eq!(node.leader(), Some(NodeId(2)));
+    node.read(7, ReadMode::Linearizable);
+    assert_eq!(node.pending_reads(), (0, 1), "the read is forwarded to leader 2");
+    node.ready();
+    node.advance();
+    node.step(heartbeat(3, 3)).unwrap();
+    assert_eq!(node.leader(), Some(NodeId(3)));
+    assert_eq!(node.pending_reads(), (0, 0), "the read forwarded to node 2 still waits");
+    let ready = node.ready();
+    node.advance();
+    assert_eq!(ready.read_states, vec![ReadState { request_id: 7, result: Err(ReadError::LeadershipLost) }]);
+}
