@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Opt-in: cargo-mutants over the protocol code (raft-core/src/node, log.rs, progress.rs,
-# quorum.rs; see .cargo/mutants.toml) with a fast oracle: raft-core's unit tests, the scenario
-# tests and the short seed swarm of raft-core/tests/swarm.rs (the list is in .cargo/mutants.toml).
+# quorum.rs; see .cargo/mutants.toml) with a fast oracle: raft-core's unit tests, and the scenario
+# tests with the short seed swarm of raft-core/tests/swarm.rs compiled into one test binary
+# (raft-core/tests/mutants_oracle.rs; the list is in .cargo/mutants.toml).
 # Every mutant is a rebuild and a test run, so the whole campaign takes hours on two shared
 # cores; pass cargo-mutants flags to narrow it, for example:
 #
 #   bash scripts/cargo-mutants.sh --list                       # what would be mutated
 #   bash scripts/cargo-mutants.sh --file raft-core/src/quorum.rs
 #   bash scripts/cargo-mutants.sh --shard 0/8                  # one eighth of the campaign
+#   bash scripts/cargo-mutants.sh --in-place --baseline skip --re '^raft-core/src/node/lease.rs:'
+#                      # in a scratch worktree whose build is warm (see raft-core/MUTANTS.md)
 #
 # Results go to target/mutants.out (missed.txt: the survivors). Kill each survivor with a test
 # (raft-core/tests/mutants_killed.rs) or explain it in raft-core/MUTANTS.md.

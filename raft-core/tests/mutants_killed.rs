@@ -175,3 +175,259 @@ fn a_restarted_voter_keeps_quiet_for_exactly_one_election_timeout() {
     node.step(pre_vote_request(3)).unwrap();
     assert_eq!(pre_vote_answer(&mut node), Some(true), "still quiet at tick {t}");
 }
+
+/// A vote or pre-vote request from `from` to node 1 in `term`, with a log ending at
+/// (`last_index`, `last_term`).
+fn vote_request(from: u64, term: u64, kind: raft_core::VoteKind, last: (u64, u64)) -> raft_core::Message {
+    use raft_core::{CampaignReason, Message, MessageBody, Term};
+    Message {
+        from: NodeId(from),
+        to: NodeId(1),
+        term: Term(term),
+        body: MessageBody::VoteRequest {
+            kind,
+            reason: CampaignReason::ElectionTimeout,
+            last_log_index: LogIndex(last.0),
+            last_log_term: Term(last.1),
+        },
+    }
+}
+
+/// Whether `node` answered `to`'s (pre-)vote request in the batch it hands out now, and how.
+fn vote_answer(node: &mut raft_core::RaftNode, to: u64) -> Option<bool> {
+    use raft_core::MessageBody;
+    if !node.has_ready() {
+        return None;
+    }
+    let ready = node.ready();
+    node.advance();
+    ready.messages.iter().chain(&ready.messages_after_persist).find_map(|m| match m.body {
+        MessageBody::VoteResponse { granted, .. } if m.to == NodeId(to) => Some(granted),
+        _ => None,
+    })
+}
+
+/// A freshly bootstrapped voter 1 of {1, 2, 3}: term 1, log (1, 1), no quiet period, so vote
+/// requests of term 1 reach the vote rules directly.
+fn fresh_voter() -> raft_core::RaftNode {
+    raft_core::RaftNode::new(common::config(1), raft_core::bootstrap(voters(1..=3))).unwrap()
+}
+
+/// `election.rs: replace && with || in RaftNode::handle_vote_request` (`voted_for.is_none() ||
+/// leader.is_none()`, and `can_vote || up_to_date`) and `replace == with != in
+/// RaftNode::handle_vote_request` (`kind != Vote` records the vote): §5.2, one vote per term,
+/// first come first served. A voter that granted node 2 its vote in a term refuses node 3 in
+/// the same term, however up to date node 3's log is; the mutants grant both, which is two
+/// leaders in one term (the swarm meets it only when two candidates of one term split a voter).
+#[test]
+fn a_voter_grants_one_vote_per_term() {
+    use raft_core::VoteKind;
+    let mut node = fresh_voter();
+    node.step(vote_request(2, 1, VoteKind::Vote, (1, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 2), Some(true));
+    assert_eq!(node.voted_for(), Some(NodeId(2)));
+    node.step(vote_request(3, 1, VoteKind::Vote, (5, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 3), Some(false), "a second vote in term 1");
+    // Repeating the vote to the same candidate is fine (its request may have been resent).
+    node.step(vote_request(2, 1, VoteKind::Vote, (1, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 2), Some(true));
+}
+
+/// `election.rs: replace && with || in RaftNode::handle_vote_request` (`granted || kind ==
+/// Vote` records a refused vote) and `replace == with !=` there (a pre-vote recorded as a
+/// vote): a refused vote and a granted pre-vote leave `voted_for` empty, so the voter can still
+/// vote for a good candidate in that term (thesis §9.6: a pre-vote changes no state).
+#[test]
+fn refusals_and_pre_votes_record_no_vote() {
+    use raft_core::VoteKind;
+    let mut node = fresh_voter();
+    // Node 2's log (0, 0) is behind node 1's (1, 1): refused (§5.4.1).
+    node.step(vote_request(2, 1, VoteKind::Vote, (0, 0))).unwrap();
+    assert_eq!(vote_answer(&mut node, 2), Some(false));
+    assert_eq!(node.voted_for(), None, "a refused vote was recorded");
+    // A pre-vote for term 2 is granted and changes nothing.
+    node.step(vote_request(2, 2, VoteKind::PreVote, (1, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 2), Some(true));
+    assert_eq!((node.term(), node.voted_for()), (raft_core::Term(1), None), "a pre-vote was recorded");
+    // So node 3, up to date, still gets node 1's vote in term 1.
+    node.step(vote_request(3, 1, VoteKind::Vote, (1, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 3), Some(true));
+}
+
+/// `election.rs: replace > with >= in RaftNode::handle_vote_request`: a pre-vote is granted
+/// only for a term later than the voter's (thesis §9.6: "would you vote for me in the next
+/// term"); a pre-candidate whose proposed term the voter already reached could not win it.
+#[test]
+fn a_pre_vote_for_the_voters_own_term_is_refused() {
+    use raft_core::VoteKind;
+    let mut node = fresh_voter();
+    node.step(vote_request(2, 1, VoteKind::PreVote, (1, 1))).unwrap();
+    assert_eq!(vote_answer(&mut node, 2), Some(false));
+}
+
+/// `election.rs: replace && with || in RaftNode::campaign` and in `RaftNode::may_campaign`,
+/// `replace RaftNode::may_campaign -> bool with true`: `campaign()` does nothing on a leader
+/// (it would end its own term) or on a learner (it is no voter, §4.2.1). Tests only ever call
+/// it on followers that may campaign.
+#[test]
+fn campaign_does_nothing_on_a_leader_or_a_learner() {
+    use raft_core::{bootstrap, RaftNode, Role, Term};
+    let mut single = RaftNode::new(common::config(1), bootstrap(voters([1]))).unwrap();
+    single.campaign();
+    assert_eq!(single.role(), Role::Leader);
+    let term = single.term();
+    single.campaign();
+    assert_eq!((single.role(), single.term()), (Role::Leader, term), "a leader campaigned again");
+
+    let mut with_learner = voters(2..=3);
+    with_learner.learners.insert(NodeId(1));
+    let mut learner = RaftNode::new(common::config(1), bootstrap(with_learner)).unwrap();
+    learner.campaign();
+    assert_eq!((learner.role(), learner.term()), (Role::Follower, Term(1)), "a learner campaigned");
+}
+
+/// `election.rs: replace += with *= in RaftNode::campaign_round` (twice), `in
+/// RaftNode::become_leader` and `in RaftNode::start_campaign`: the campaign counters start at 0,
+/// so multiplying leaves them 0. They are what operators and the simulator's figures read
+/// (`Stats`), so one campaign is counted once in each.
+#[test]
+fn one_campaign_is_counted_once() {
+    use raft_core::{bootstrap, HardState, RaftNode, Restored, Role, Term};
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    assert_eq!(cluster.node(1).role(), Role::Leader);
+    let stats = cluster.node(1).stats();
+    assert_eq!((stats.pre_votes_started, stats.elections_started, stats.terms_led), (1, 1, 1));
+
+    // A node at the last term refuses to campaign (issue 11) and counts the refusal.
+    let restored = Restored {
+        hard_state: HardState { term: Term::LAST, voted_for: None, commit: LogIndex(1) },
+        ..bootstrap(voters(1..=3))
+    };
+    let mut node = RaftNode::new(common::config(1), restored).unwrap();
+    node.campaign();
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.stats().campaigns_refused_term_exhausted, 1);
+}
+
+/// Leader 2's log in term 2: the bootstrap configuration and commands of term 1 up to 5, then
+/// commands of term 2 (so the entry after the follower's commit point has a new term).
+fn leader_log(last: u64) -> Vec<raft_core::Entry> {
+    let terms: Vec<u64> = (1..=last).map(|index| if index <= 5 { 1 } else { 2 }).collect();
+    common::entries_with_terms(3, &terms)
+}
+
+/// Delivers leader 2's AppendEntries (term 2) with the entries after `prev` up to `last` to
+/// node 1 and returns node 1's answer.
+fn append(node: &mut raft_core::RaftNode, prev: u64, last: u64, commit: u64) -> raft_core::AppendOutcome {
+    use raft_core::{Message, MessageBody, Term};
+    let log = leader_log(last.max(1));
+    let message = Message {
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(2),
+        body: MessageBody::AppendEntries {
+            prev_log_index: LogIndex(prev),
+            prev_log_term: Term(match prev {
+                0 => 0,
+                1..=5 => 1,
+                _ => 2,
+            }),
+            entries: log[prev as usize..last as usize].to_vec(),
+            leader_commit: LogIndex(commit),
+        },
+    };
+    node.step(message).unwrap();
+    let ready = node.ready();
+    node.advance();
+    ready
+        .messages
+        .iter()
+        .chain(&ready.messages_after_persist)
+        .find_map(|m| match &m.body {
+            MessageBody::AppendResponse { outcome } if m.to == NodeId(2) => Some(*outcome),
+            _ => None,
+        })
+        .expect("node 1 answers the append")
+}
+
+/// `replication.rs: replace - with + / with / in RaftNode::handle_append` (the number of
+/// entries a follower skips because it already committed them) and `replace - with + / with /`
+/// in the `entries[skip - 1]` that names the new previous entry and its term: a follower that committed up
+/// to 5 and is sent 2..=8 (a leader probing from far back, or a duplicated append) skips what
+/// it committed and accepts the rest in the same answer (Figure 2, AppendEntries rules 3–5).
+/// The mutants skip too many or too few entries or name the wrong previous entry: the
+/// follower answers "I match up to 5" or rejects, and the leader needs another round trip, or
+/// is told of entries the follower does not hold.
+#[test]
+fn a_follower_accepts_the_uncommitted_rest_of_an_append_in_one_answer() {
+    use raft_core::AppendOutcome;
+    for prev in [0, 1, 3] {
+        let mut node = fresh_voter();
+        assert_eq!(append(&mut node, 1, 5, 5), AppendOutcome::Accepted { match_index: LogIndex(5) });
+        assert_eq!(node.commit_index(), LogIndex(5));
+        assert_eq!(
+            append(&mut node, prev, 8, 5),
+            AppendOutcome::Accepted { match_index: LogIndex(8) },
+            "append after {prev}"
+        );
+        assert_eq!(node.last_index(), LogIndex(8));
+        // Figure 2, rule 5: commit up to the leader's commit, within what matches.
+        assert_eq!(append(&mut node, 3, 6, 8), AppendOutcome::Accepted { match_index: LogIndex(6) });
+        assert_eq!(node.commit_index(), LogIndex(6), "committed past what the append proved");
+        assert_eq!(node.last_index(), LogIndex(8), "a stale append truncated matching entries");
+    }
+}
+
+/// `election.rs: delete ! in RaftNode::handle_vote_response` and `replace || with &&` there
+/// (`term == self.term.next() || !granted`): a pre-candidate counts a refusal whatever its term
+/// (a refusal carries the voter's own term, not the proposed one). Refused by both other
+/// voters of three, it has lost and goes back to being a follower with a fresh timer (§5.2,
+/// thesis §9.6); the mutants never count the refusals and leave it a pre-candidate.
+#[test]
+fn a_pre_candidate_refused_by_a_majority_becomes_a_follower() {
+    use raft_core::{Message, MessageBody, Role, Term, VoteKind};
+    let mut node = fresh_voter();
+    node.campaign();
+    assert_eq!(node.role(), Role::PreCandidate);
+    for from in [2, 3] {
+        let refusal = Message {
+            from: NodeId(from),
+            to: NodeId(1),
+            term: Term(1),
+            body: MessageBody::VoteResponse { kind: VoteKind::PreVote, granted: false },
+        };
+        node.step(refusal).unwrap();
+    }
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(1)));
+}
+
+/// `election.rs: replace || with && in RaftNode::become_follower` (`role == Leader || leader
+/// changed` decides whether reads in progress fail): a follower that learns of a new leader
+/// in a later term fails the reads it forwarded to the old one at once (`LeadershipLost`), so
+/// clients retry with the new leader. The old leader can no longer answer them in the new
+/// term. The mutant fails reads only on a leader stepping down; a follower's forwarded read
+/// then waits for its election-timeout expiry (`TimedOut`): a slower error, never a wrong read.
+#[test]
+fn a_follower_fails_its_forwarded_reads_when_a_new_leader_takes_over() {
+    use raft_core::{Message, MessageBody, ReadError, ReadMode, ReadState, Term};
+    let heartbeat = |from: u64, term: u64| Message {
+        from: NodeId(from),
+        to: NodeId(1),
+        term: Term(term),
+        body: MessageBody::Heartbeat { commit: LogIndex(1), context: 0 },
+    };
+    let mut node = fresh_voter();
+    node.step(heartbeat(2, 2)).unwrap();
+    assert_eq!(node.leader(), Some(NodeId(2)));
+    node.read(7, ReadMode::Linearizable);
+    assert_eq!(node.pending_reads(), (0, 1), "the read is forwarded to leader 2");
+    node.ready();
+    node.advance();
+    node.step(heartbeat(3, 3)).unwrap();
+    assert_eq!(node.leader(), Some(NodeId(3)));
+    assert_eq!(node.pending_reads(), (0, 0), "the read forwarded to node 2 still waits");
+    let ready = node.ready();
+    node.advance();
+    assert_eq!(ready.read_states, vec![ReadState { request_id: 7, result: Err(ReadError::LeadershipLost) }]);
+}
