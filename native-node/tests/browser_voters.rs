@@ -5,11 +5,12 @@
 
 mod common;
 
-use common::tab::Tab;
+use common::tab::{hello_socket, Tab};
 use common::{Cluster, TempDir, SECRET};
 use native_node::bench::{self, BenchConfig};
 use native_node::client::{http_admin, Client, ClientConfig};
 use native_node::history::{check_history, read_history, Recorder};
+use raft_core::wire::invite::{tab_key, InviteToken};
 use raft_core::wire::tab::{StorageBackend, TabStatus};
 use raft_core::{LogIndex, Message, MessageBody, NodeId, Term};
 use serde_json::{json, Value};
@@ -153,6 +154,71 @@ fn cli_add_voter(endpoints: &str, id: u64) -> (bool, String) {
     let text =
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
+}
+
+fn refused_handshakes(cluster: &Cluster) -> u64 {
+    cluster
+        .nodes
+        .iter()
+        .flatten()
+        .map(|node| node.raft.metrics().peer_handshakes_refused_total.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// "Its old id is never accepted again" (issue #14), by dialling. A voter tab's storage is
+/// wiped; the page still has its invitation link (so the token's mac) and may remember its old
+/// id, and it joins again as a new learner under a new id. Dialling as the old id with what the
+/// fresh storage holds is refused by every native node and counted: its new key, and a key for
+/// the old id derived from the link's token with a fresh incarnation (join nonce), as a page
+/// that re-derived it would. Only the key the wiped storage held still opens the old id (the
+/// control: a reload with storage intact), so the refusals are the admission record's doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_voter_tabs_old_id_is_refused_with_the_fresh_storages_key_or_incarnation() {
+    let cluster = Cluster::start(2, "voters-old-id").await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let link = invite(&cluster.addresses[0]).await;
+    let (base, token) = link.split_once("#join=").unwrap();
+    let host = base.trim_start_matches("http://").split('/').next().unwrap();
+    let mac = InviteToken::decode(token).unwrap().mac;
+    let members = cluster.nodes.iter().flatten().count();
+    let connected = |tab: &Tab| tab.view.lock().unwrap().connected.len() == members;
+
+    let old = Tab::join_with(host, token, CLUSTER, Some(DURABLE)).await.unwrap();
+    wait_until("the first tab connects everywhere", Duration::from_secs(10), || connected(&old)).await;
+    promote(&cluster, leader, &old).await;
+    let (old_id, stored_key) = (old.id, old.key());
+    old.close(); // the storage is wiped: the key and the join nonce are gone with it
+
+    let fresh = Tab::join_with(host, token, CLUSTER, Some(DURABLE)).await.unwrap();
+    assert!(fresh.id.0 > old_id.0, "ids are never reused: {} after {}", fresh.id, old_id);
+    wait_until("the fresh tab connects everywhere", Duration::from_secs(10), || connected(&fresh)).await;
+    assert!(!cluster.node(leader).raft.status().voters.contains(&fresh.id.0), "the fresh tab is a learner");
+
+    let before = refused_handshakes(&cluster);
+    let mut fresh_incarnation = [0u8; 16];
+    getrandom::getrandom(&mut fresh_incarnation).unwrap();
+    let rederived = tab_key(&mac, CLUSTER, old_id, &fresh_incarnation);
+    for address in &cluster.addresses {
+        for (what, key) in
+            [("the fresh storage's key", fresh.key()), ("a fresh incarnation's key", rederived)]
+        {
+            let answer = hello_socket(address, old_id, &key, CLUSTER).await;
+            let why =
+                answer.err().unwrap_or_else(|| panic!("{address} accepted old id {old_id} with {what}"));
+            assert!(why.starts_with("refused: authentication failed"), "{address}, {what}: {why}");
+        }
+    }
+    assert_eq!(refused_handshakes(&cluster) - before, 2 * members as u64, "every refusal is counted");
+
+    // The control: the key the wiped storage held is still the old id's (a reload with OPFS
+    // intact dials with it), so the test above would see an acceptance if there were one.
+    for address in &cluster.addresses {
+        hello_socket(address, old_id, &stored_key, CLUSTER).await.expect("the stored key opens the old id");
+    }
+    assert!(
+        cluster.node(leader).raft.status().voters.contains(&old_id.0),
+        "the old id stays a (silent) voter"
+    );
 }
 
 async fn cli_add_voter_async(cluster: &Cluster, id: u64) -> (bool, String) {

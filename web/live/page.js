@@ -6,6 +6,7 @@
 import { computeLayout, drawFrame } from '../render.js';
 import { hidpiCanvas } from '../canvas.js';
 import { liveFrame, memberRows } from './model.js';
+import { installOperator } from './operator.js';
 
 const STATUS_TEXT = {
   idle: 'Not joined. Paste an invite link from `raft-node admin invite`, or open one.',
@@ -226,6 +227,14 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
     },
   };
   flotilla.live = api;
+  const linkScheme = () => {
+    try {
+      return new URL($('live-link').value).protocol === 'https:' ? 'wss:' : 'ws:';
+    } catch {
+      return 'ws:';
+    }
+  };
+  installOperator(section.querySelector('.live-side'), () => ({ ...state, scheme: linkScheme() }));
 
   $('live-join').addEventListener('submit', (event) => {
     event.preventDefault();

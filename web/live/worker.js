@@ -145,9 +145,11 @@ function closed(id, link, why) {
     if (!link.refused) {
       const reason = why || `cannot reach ${link.address}`;
       if (live.redirects < REDIRECTS_MAX && live.origin) {
-        // The cluster may be electing a leader: try again from the invite's node.
+        // The cluster may be electing a leader: try again from the invite's node (a restored
+        // node, which dialled every member it knows, tries the same member again).
         live.redirects += 1;
-        setTimeout(() => dial(live.origin), 300);
+        const again = live.restoredId === null ? live.origin : link.address;
+        setTimeout(() => dial(again), 300);
       } else {
         setStatus('unreachable', reason);
         finishJoin(new Error(`unreachable: ${reason}`));
@@ -219,7 +221,7 @@ function handleOutcome(id, link, outcome) {
     case 'rejected':
       link.refused = true;
       endLink(id, link);
-      if (live.status === 'joining') {
+      if (live.status === 'joining' && !otherDialsPending(id)) {
         setStatus('refused', outcome.reason);
         finishJoin(new Error(`refused: ${outcome.reason}`));
       } else {
@@ -236,6 +238,13 @@ function handleOutcome(id, link, outcome) {
       }
       break;
   }
+}
+
+/** Whether a restored node still waits on another of the members it dialled (one member's
+ * refusal, say one that lost its records, is then not the cluster's answer). */
+function otherDialsPending(id) {
+  if (live.restoredId === null) return false;
+  return [...live.links].some(([other, link]) => other !== id && !link.ended && !link.refused);
 }
 
 /** Persists what the node wrote, then sends what it sealed, on the sockets it names: nothing
@@ -529,7 +538,10 @@ async function join(link, { persistent = false, storage = 'auto' } = {}) {
   }, TICK_MS);
   live.dialTimer = setInterval(checkDials, DIAL_CHECK_MS);
   live.stateTimer = setInterval(() => postState(), STATE_EVERY_MS);
-  dial(live.origin);
+  // A node restored from storage knows its members from its stored address records: it dials
+  // every one of them (any may welcome it back), so a stopped invite node does not keep it out.
+  for (const address of live.restoredId === null ? [] : wantedAddresses()) live.known.add(address);
+  for (const address of live.restoredId === null ? [live.origin] : live.known) dial(address);
   await joined;
   return view();
 }

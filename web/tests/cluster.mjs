@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 export const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const binary = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'raft-node');
-const SECRET = 'voter-spec-secret-0123456789abcdef';
+export const SECRET = 'voter-spec-secret-0123456789abcdef';
 const env = { ...process.env, FLOTILLA_SECRET: SECRET, RUST_LOG: 'warn' };
 
 /** Builds raft-node (release); returns the error text, or null. */

@@ -148,9 +148,41 @@ test('a learner tab reloaded mid-load comes back from OPFS under its id without 
   expect(errors).toEqual([]);
 });
 
-// FIXME(issue 14): this run hung once (killed at 500 s, cause not found yet); the IndexedDB
-// backend (web/live/storage.js) is untested in a browser until it passes.
-test.fixme('where OPFS sync handles are missing, IndexedDB (strict) keeps the node across a reload', async () => {
+test('a restored tab dials every native member its stored records name, not only the invite\'s node', async ({ baseURL }) => {
+  test.skip(buildError !== null, `raft-node could not be built: ${buildError}`);
+  test.setTimeout(120_000);
+  // The page comes from the playground's own server, as when an invite link is pasted into the
+  // live view, so it still loads with the invite's node stopped.
+  const tab = await durableContext(baseURL);
+  try {
+    const { page } = tab;
+    const link = cluster.invite();
+    const inviteNode = cluster.ids.find((id) => link.includes(cluster.address(id)));
+    expect(inviteNode, link).toBeDefined();
+    await page.goto('/');
+    await waitFor(page, () => window.flotilla?.live !== undefined);
+    await page.evaluate((l) => window.flotilla.live.join(l), link);
+    const first = await liveState(page);
+    expect(first.backend).toBe('opfs');
+    // Its store holds every native member's address record before the invite's node goes.
+    await waitFor(page, (n) => window.flotilla.live.state().members.filter((m) => m.kind === 'native' && m.address).length === n, cluster.ids.length);
+    await cluster.stop(inviteNode);
+    await page.reload();
+    await waitFor(page, () => window.flotilla?.live?.state().status === 'joined');
+    const after = await liveState(page);
+    expect([after.nodeId, after.restored]).toEqual([first.nodeId, true]);
+    const { index } = await cluster.client({ op: 'put', key: 'after-restore', value: 'seen' });
+    await waitFor(page, (i) => window.flotilla.live.state().applied >= i, index);
+  } finally {
+    await tab.close();
+    if (!cluster.processes.has(1) || !cluster.processes.has(2) || !cluster.processes.has(3)) {
+      for (const id of cluster.ids) if (!cluster.processes.has(id)) cluster.start(id);
+      await cluster.waitLeader();
+    }
+  }
+});
+
+test('where OPFS sync handles are missing, IndexedDB (strict) keeps the node across a reload', async () => {
   test.skip(buildError !== null, `raft-node could not be built: ${buildError}`);
   test.setTimeout(60_000);
   const idb = await durableContext(`http://${cluster.address(2)}`);

@@ -19,7 +19,8 @@ use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, Jo
 use raft_core::wire::records::{is_browser_node_id, parse_address, BROWSER_ADDRESS};
 use raft_core::wire::tab::TabStatus;
 use raft_core::wire::{
-    decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Sealer, Side, Transcript, Welcome,
+    decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Reject, Sealer, Side, Transcript,
+    Welcome,
 };
 use raft_core::{Message, NodeId, RaftNode, ReadMode, Restored};
 use std::collections::{BTreeMap, HashMap};
@@ -107,8 +108,9 @@ pub async fn join_socket(
     Err(JoinFailure::Other("too many redirects".into()))
 }
 
-/// Dials a native member as an admitted tab (`Hello` with the tab's key).
-async fn hello_socket(
+/// Dials a native member as an admitted tab (`Hello` with the tab's key). A refusal is
+/// `Err("refused: <the node's reason>")`.
+pub async fn hello_socket(
     address: &str,
     id: NodeId,
     key: &[u8; 32],
@@ -134,6 +136,9 @@ async fn hello_socket(
     };
     socket.send(Ws::binary(encode_frame(FrameKind::Hello, &hello))).await.map_err(|e| e.to_string())?;
     let answer = next_binary(&mut socket).await?;
+    if let Ok(reject) = decode_frame::<Reject>(&answer, FrameKind::Reject) {
+        return Err(format!("refused: {}", reject.reason));
+    }
     let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).map_err(|e| e.to_string())?;
     if !transcript.verify_welcome(key, &welcome.mac) {
         return Err("the node's proof does not verify".into());
@@ -309,6 +314,11 @@ impl Tab {
         drop(self);
         view.lock().unwrap().connected.clear();
         Tab::start(id, key, &cluster_id, status, view, storage, None)
+    }
+
+    /// The key the tab proves itself with, as its storage keeps it.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
     }
 
     /// The node's persisted hard state (term, vote, commit).

@@ -78,6 +78,20 @@ impl RaftNode {
         self.set_leader(Some(leader));
     }
 
+    /// A node that never campaigns (a learner, or a voter with `Config::campaigns` false)
+    /// forgets its leader once an election timeout passes without hearing from it: thesis §3.4
+    /// ("if a follower receives no communication over a period of time called the election
+    /// timeout, then it assumes there is no viable leader"), and §6.2, which asks followers to
+    /// drop stale leader information so that they do not keep redirecting clients to a server
+    /// that is gone. A campaigning follower drops it when it campaigns. Only the hint goes:
+    /// `leader_contact_tick` is left as it is, because the quiet period that withholds votes
+    /// (thesis §4.2.3) and backs a leader's lease (§6.4.1) is measured from it.
+    pub(super) fn forget_silent_leader(&mut self) {
+        if self.leader.is_some() && !self.heard_from_leader_recently() {
+            self.set_leader(None);
+        }
+    }
+
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         if self.role == Role::Leader || self.leader != leader {
             self.fail_reads();

@@ -284,10 +284,16 @@ impl RaftNode {
         if next.voters.is_empty() {
             return Err(MembershipError::NoVotersLeft);
         }
-        // Promotions under way count as the voters they will be (§4.2.1).
-        let deficit_after = self.campaign_deficit(&next);
-        if deficit_after >= 0 && deficit_after > self.campaign_deficit(&current) {
-            return Err(MembershipError::CampaigningMinority);
+        // Judged twice (§4.2.1): with every promotion under way counted as the voter it will
+        // be, and with each counted only where that is worse, since a promotion may still be
+        // withdrawn (`CatchUpAbandoned`). A change allowed only because a campaigning server is
+        // being promoted would leave the campaigning voters a minority once that promotion is
+        // withdrawn, with no change of the operator's left to refuse.
+        for view in [PromotionView::Hopeful, PromotionView::Worst] {
+            let deficit_after = self.campaign_deficit(&next, view);
+            if deficit_after >= 0 && deficit_after > self.campaign_deficit(&current, view) {
+                return Err(MembershipError::CampaigningMinority);
+            }
         }
         let index = self.append_membership(next).map_err(|error| match error {
             ProposeError::NotLeader { leader } => MembershipError::NotLeader { leader },
@@ -530,15 +536,22 @@ impl RaftNode {
         }
     }
 
-    /// Voters (with the servers being promoted) that never campaign, minus those that do: the
-    /// campaigning voters are a majority exactly when it is negative. A change that makes it
-    /// non-negative and larger is refused ([`MembershipError::CampaigningMinority`]); one that
-    /// lowers it (adds a campaigning voter, removes one that does not) is always allowed.
-    fn campaign_deficit(&self, membership: &Membership) -> i64 {
+    /// Voters (with the servers being promoted, as `view` says) that never campaign, minus those
+    /// that do: the campaigning voters are a majority exactly when it is negative. A change that
+    /// makes it non-negative and larger in either view is refused
+    /// ([`MembershipError::CampaigningMinority`]); one that lowers it (adds a campaigning
+    /// voter, removes one that does not) is always allowed. The automatic steps of a promotion
+    /// never raise the [`PromotionView::Worst`] figure: completing one adds a voter already
+    /// counted if it does not campaign, withdrawing one removes a campaigner not counted.
+    fn campaign_deficit(&self, membership: &Membership, view: PromotionView) -> i64 {
+        let counted = |id: &&NodeId| match view {
+            PromotionView::Hopeful => true,
+            PromotionView::Worst => !self.peer_campaigns(**id),
+        };
         membership
             .voters
             .iter()
-            .chain(membership.promoting.iter().filter(|id| !membership.voters.contains(id)))
+            .chain(membership.promoting.iter().filter(|id| !membership.voters.contains(id)).filter(counted))
             .map(|&id| if self.peer_campaigns(id) { -1 } else { 1 })
             .sum()
     }
@@ -580,4 +593,15 @@ impl RaftNode {
             }
         }
     }
+}
+
+/// How [`RaftNode::campaign_deficit`] counts the servers being promoted (thesis §4.2.1: a
+/// promotion completes only if the server catches up, and is withdrawn otherwise).
+#[derive(Clone, Copy)]
+enum PromotionView {
+    /// Every promotion under way completes.
+    Hopeful,
+    /// Each promotion ends whichever way is worse for the campaigning majority: a
+    /// non-campaigning server becomes a voter, a campaigning one is withdrawn.
+    Worst,
 }

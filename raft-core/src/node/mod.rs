@@ -286,8 +286,10 @@ impl RaftNode {
         }
         self.election_elapsed += 1;
         // A non-campaigning node lets the timer run on (it says how long the leader has been
-        // silent) and never acts on it.
-        if self.election_elapsed >= self.election_timeout_randomized && self.may_campaign() {
+        // silent) and never acts on it, beyond forgetting a leader that went silent.
+        if !self.may_campaign() {
+            self.forget_silent_leader();
+        } else if self.election_elapsed >= self.election_timeout_randomized {
             self.start_campaign(CampaignReason::ElectionTimeout);
         }
     }
