@@ -115,7 +115,14 @@ impl MemoryStorage {
             self.hard_state = hard_state;
         }
         if let Some(first) = ready.entries.first() {
-            let keep = self.entries.iter().take_while(|e| e.index < first.index).count();
+            // The stored log is contiguous, so the entries before `first` are a prefix whose
+            // length follows from the indexes: no scan of a log that may hold many thousands of
+            // entries (a learner tab's, between compactions) on every `Ready`.
+            let keep = self.entries.first().map_or(0, |oldest| {
+                let before = first.index.0.saturating_sub(oldest.index.0);
+                usize::try_from(before).map_or(self.entries.len(), |before| before.min(self.entries.len()))
+            });
+            debug_assert!(self.entries[..keep].iter().all(|e| e.index < first.index));
             self.entries.truncate(keep);
             self.entries.extend(ready.entries.iter().cloned());
         }
@@ -167,6 +174,22 @@ mod tests {
         storage.persist(&ready);
         let terms: Vec<u64> = storage.entries().iter().map(|e| e.term.0).collect();
         assert_eq!(terms, [1, 2]);
+    }
+
+    #[test]
+    fn persist_after_compaction_cuts_by_index_not_by_position() {
+        // Compacted: the stored log starts at 11. A new entry 13 keeps 11 and 12; one before
+        // the oldest stored entry replaces them all.
+        let mut storage =
+            MemoryStorage { entries: (11..=15).map(|i| entry(i, 1)).collect(), ..MemoryStorage::default() };
+        storage.persist(&Ready { entries: alloc::vec![entry(13, 2)], ..Ready::default() });
+        let stored: Vec<(u64, u64)> = storage.entries().iter().map(|e| (e.index.0, e.term.0)).collect();
+        assert_eq!(stored, [(11, 1), (12, 1), (13, 2)]);
+        storage.persist(&Ready { entries: alloc::vec![entry(9, 3)], ..Ready::default() });
+        let stored: Vec<(u64, u64)> = storage.entries().iter().map(|e| (e.index.0, e.term.0)).collect();
+        assert_eq!(stored, [(9, 3)]);
+        storage.persist(&Ready { entries: alloc::vec![entry(10, 3), entry(11, 3)], ..Ready::default() });
+        assert_eq!(storage.entries().len(), 3);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use raft_core::kv::{KvConfig, KvStore, Operation, Output};
 use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::storage::MemoryStorage;
 use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, JoinAnswer, JoinRefusal};
-use raft_core::wire::records::{is_browser_node_id, parse_address, BROWSER_ADDRESS};
+use raft_core::wire::records::{is_browser_node_id, parse_address, ADDRESS_KEY_PREFIX, BROWSER_ADDRESS};
 use raft_core::wire::tab::TabStatus;
 use raft_core::wire::{
     decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Sealer, Side, Transcript, Welcome,
@@ -557,7 +557,7 @@ impl Driver {
     fn dial_members(&mut self) {
         let members: Vec<(NodeId, String)> = self
             .store
-            .iter()
+            .iter_prefix(ADDRESS_KEY_PREFIX)
             .filter_map(|(key, value)| parse_address(key, value))
             .filter(|(id, address)| *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS)
             .collect();
