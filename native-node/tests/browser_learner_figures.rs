@@ -174,9 +174,10 @@ where
 }
 
 /// Waits (60 s at most) until every tab has applied `target`.
-async fn wait_caught_up(tabs: &[Tab], target: u64) {
+async fn wait_caught_up(tabs: &[Tab], target: u64, addresses: &[String], secret: &str) {
     if tabs_catch_up(tabs, target).await.is_none() {
         let applied: Vec<u64> = tabs.iter().map(|tab| tab.applied()).collect();
+        dump_stall(tabs, target, addresses, secret).await;
         panic!("the tabs did not apply {target} before the run: {applied:?}");
     }
 }
@@ -192,6 +193,63 @@ async fn tabs_catch_up(tabs: &[Tab], target: u64) -> Option<f64> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Some(started.elapsed().as_secs_f64())
+}
+
+/// What a stall looks like from both ends: for each tab short of `target`, its own view
+/// (applied, commit, leader, connections, closes, unsent messages, whether its driver ended)
+/// and every native node's progress record for it (state, match, next, in-flight window,
+/// rounds answered), then every nonzero drop counter of every node's metrics.
+async fn dump_stall(tabs: &[Tab], target: u64, addresses: &[String], secret: &str) {
+    println!("STALL: tabs short of {target}");
+    let mut statuses = Vec::new();
+    for address in addresses {
+        statuses.push((address, admin_status_with(address.clone(), secret).await));
+    }
+    for tab in tabs.iter().filter(|tab| tab.applied() < target) {
+        {
+            let view = tab.view.lock().unwrap();
+            println!(
+                "  tab {}: applied {} commit {} term {} leader {:?} connected {:?} closes {:?} \
+                 sends_without_connection {} apply_violations {:?} driver_ended {}",
+                tab.id,
+                view.applied,
+                view.commit,
+                view.term,
+                view.leader,
+                view.connected,
+                view.closes,
+                view.sends_without_connection,
+                view.apply_violations,
+                tab.driver_ended()
+            );
+        }
+        for (address, status) in &statuses {
+            let Some(status) = status else { continue };
+            let status = &status["status"];
+            let followers = status["followers"].as_array().cloned().unwrap_or_default();
+            if let Some(progress) = followers.iter().find(|f| f["id"].as_u64() == Some(tab.id.0)) {
+                println!(
+                    "    {address} ({}, term {}, last {} commit {}): {progress}",
+                    status["role"], status["term"], status["last_index"], status["commit_index"]
+                );
+            }
+        }
+    }
+    for address in addresses {
+        let Ok(answer) = http_admin(&[address.clone()], Some(secret), "GET", "/metrics", &[]).await else {
+            println!("  {address}: no metrics");
+            continue;
+        };
+        let text = String::from_utf8_lossy(&answer.body);
+        let words = ["dropped", "stale", "malformed", "unauthenticated", "timeout", "idle", "refused", "unreachable"];
+        let counters: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| words.iter().any(|word| line.contains(word)))
+            .filter(|line| !line.ends_with(" 0"))
+            .collect();
+        println!("  {address} nonzero drop counters: {counters:?}");
+    }
 }
 
 /// The whole cluster, the bench clients and the 8 tabs in this one process on its two worker
@@ -217,9 +275,13 @@ async fn figure_leader_throughput_with_8_tabs_against_none() {
             cluster.addresses[(cluster.wait_for_leader(Duration::from_secs(10)).await - 1) as usize].clone()
         };
         let tabs = attach_tabs(leader_address, SECRET, 8).await;
-        wait_caught_up(&tabs, raft.status().commit_index).await;
+        wait_caught_up(&tabs, raft.status().commit_index, &cluster.addresses, SECRET).await;
         let eight = bench::run(bench_config(&cluster, PUTS_PER_RUN)).await;
-        let caught_up = tabs_catch_up(&tabs, raft.status().commit_index).await;
+        let target = raft.status().commit_index;
+        let caught_up = tabs_catch_up(&tabs, target).await;
+        if caught_up.is_none() {
+            dump_stall(&tabs, target, &cluster.addresses, SECRET).await;
+        }
         drop(tabs);
         ratios.push(eight.ops_per_sec / none.ops_per_sec);
         let leader_after = cluster.wait_for_leader(Duration::from_secs(10)).await;
@@ -365,9 +427,13 @@ async fn figure_leader_cost_of_8_tabs_with_nodes_in_processes() {
                 status(leader_address).await.and_then(|s| s["status"]["commit_index"].as_u64()).unwrap_or(0)
             }
         };
-        wait_caught_up(&tabs, commit().await).await;
+        wait_caught_up(&tabs, commit().await, &addresses, node_processes::SECRET).await;
         let eight = costed_run(&addresses, &pids, leader).await;
-        let caught_up = tabs_catch_up(&tabs, commit().await).await;
+        let target = commit().await;
+        let caught_up = tabs_catch_up(&tabs, target).await;
+        if caught_up.is_none() {
+            dump_stall(&tabs, target, &addresses, node_processes::SECRET).await;
+        }
         drop(tabs);
         for (label, run) in [("no tab", &none), ("8 tabs", &eight)] {
             println!(
@@ -412,8 +478,13 @@ async fn invite_with(address: &str, secret: &str, uses: u32) -> String {
 
 /// `admin status` of one node, or `None` if it does not answer.
 async fn admin_status(address: String) -> Option<serde_json::Value> {
+    admin_status_with(address, node_processes::SECRET).await
+}
+
+/// `admin status` of one node with the cluster secret `secret`.
+async fn admin_status_with(address: String, secret: &str) -> Option<serde_json::Value> {
     let mut config = native_node::client::ClientConfig::new(vec![address]);
-    config.secret = Some(node_processes::SECRET.into());
+    config.secret = Some(secret.into());
     config.use_session = false;
     config.call_timeout = Duration::from_secs(2);
     native_node::client::Client::new(config).admin(serde_json::json!({ "op": "status" })).await.ok()

@@ -164,6 +164,9 @@ pub struct TabView {
     pub vote_requests_sent: u64,
     /// Vote answers the tab sent (granted or not).
     pub vote_answers_sent: u64,
+    /// Messages the node addressed to a member the tab had no connection to (dropped; the
+    /// node is told the member is unreachable).
+    pub sends_without_connection: u64,
 }
 
 enum Event {
@@ -327,6 +330,11 @@ impl Tab {
         self.view.lock().unwrap().applied
     }
 
+    /// Whether the tab's driver task has ended (stopped, or panicked).
+    pub fn driver_ended(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// The tab's applied key-value pairs (user keys only).
     pub async fn kv(&self) -> BTreeMap<Bytes, Bytes> {
         let (reply, answer) = oneshot::channel();
@@ -481,8 +489,11 @@ impl Driver {
             raft_core::MessageBody::VoteResponse { .. } => self.view.lock().unwrap().vote_answers_sent += 1,
             _ => {}
         }
-        if let Some((_, connection)) = self.connections.get(&to) {
-            let _ = connection.send(message);
+        match self.connections.get(&to) {
+            Some((_, connection)) => {
+                let _ = connection.send(message);
+            }
+            None => self.view.lock().unwrap().sends_without_connection += 1,
         }
     }
 
