@@ -241,7 +241,8 @@ async fn dump_stall(tabs: &[Tab], target: u64, addresses: &[String], secret: &st
             continue;
         };
         let text = String::from_utf8_lossy(&answer.body);
-        let words = ["dropped", "stale", "malformed", "unauthenticated", "timeout", "idle", "refused", "unreachable"];
+        let words =
+            ["dropped", "stale", "malformed", "unauthenticated", "timeout", "idle", "refused", "unreachable"];
         let counters: Vec<&str> = text
             .lines()
             .filter(|line| !line.starts_with('#'))

@@ -260,7 +260,8 @@ impl Tab {
         cluster_id: &str,
         status: Option<TabStatus>,
     ) -> Result<Tab, JoinFailure> {
-        let (socket, acceptor, acceptor_address, id, key, session) = join_socket(address, token, cluster_id).await?;
+        let (socket, acceptor, acceptor_address, id, key, session) =
+            join_socket(address, token, cluster_id).await?;
         let view = Arc::new(Mutex::new(TabView::default()));
         // The node that admitted the tab is where it redials until its own applied state names
         // the members (as the wasm tab keeps its invite's node): the address records of a
@@ -606,7 +607,9 @@ impl Driver {
             self.store
                 .iter_prefix(ADDRESS_KEY_PREFIX)
                 .filter_map(|(key, value)| parse_address(key, value))
-                .filter(|(id, address)| *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS),
+                .filter(|(id, address)| {
+                    *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS
+                }),
         );
         for (peer, address) in members {
             if self.connections.contains_key(&peer) || !self.dialling.lock().unwrap().insert(peer) {
