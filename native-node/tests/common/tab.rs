@@ -280,6 +280,7 @@ impl Tab {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         id: NodeId,
         key: [u8; 32],
