@@ -236,7 +236,9 @@ async fn dump_stall(tabs: &[Tab], target: u64, addresses: &[String], secret: &st
         }
     }
     for address in addresses {
-        let Ok(answer) = http_admin(&[address.clone()], Some(secret), "GET", "/metrics", &[]).await else {
+        let Ok(answer) =
+            http_admin(std::slice::from_ref(address), Some(secret), "GET", "/metrics", &[]).await
+        else {
             println!("  {address}: no metrics");
             continue;
         };
