@@ -455,6 +455,9 @@ mod tests {
             next_index: 2,
             state: "replicate".into(),
             last_contact_ms,
+            inflight: 0,
+            acked_round: 0,
+            leader_round: 0,
         };
         let mut leader = status(3, &[1, 2, TAB, TAB + 1], &[TAB + 2]);
         leader.followers = vec![

@@ -250,7 +250,10 @@ impl StateMachine for KvStateMachine {
     }
 
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
-        self.store.iter().filter_map(|(key, value)| parse_address(key, value)).collect()
+        self.store
+            .iter_prefix(ADDRESS_KEY_PREFIX)
+            .filter_map(|(key, value)| parse_address(key, value))
+            .collect()
     }
 
     fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {

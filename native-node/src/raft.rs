@@ -229,6 +229,13 @@ pub struct FollowerStatus {
     pub state: String,
     /// Milliseconds since the leader last heard from it.
     pub last_contact_ms: u64,
+    /// AppendEntries in flight to it.
+    pub inflight: u64,
+    /// The latest heartbeat round it answered (compare `leader_round`: a follower answering
+    /// recent rounds is reachable).
+    pub acked_round: u64,
+    /// The leader's current heartbeat round.
+    pub leader_round: u64,
 }
 
 /// A node's state as observers see it (hashicorp's `Stats`, `State`, `Leader`,
@@ -1517,6 +1524,9 @@ impl CoreTask {
                 next_index: progress.next_index.0,
                 state: format!("{:?}", progress.state).to_lowercase(),
                 last_contact_ms: progress.ticks_since_contact * tick_ms,
+                inflight: progress.inflight as u64,
+                acked_round: progress.acked_round,
+                leader_round: progress.leader_round,
             })
             .collect();
         if let Ok(mut lags) = self.metrics.peer_lag.lock() {

@@ -788,6 +788,9 @@ impl Transport {
                     if stale_total > 0 {
                         peer.dropped.fetch_add(stale_total, Ordering::Relaxed);
                         metrics.peer_messages_stale_total.fetch_add(stale_total, Ordering::Relaxed);
+                        // Lost as surely as a full queue's oldest: the core re-sends from the
+                        // match point at once rather than after a heartbeat round.
+                        self.mark_unreachable(peer.id);
                     }
                     match written {
                         Ok(Ok(())) => {}

@@ -115,7 +115,12 @@ impl MemoryStorage {
             self.hard_state = hard_state;
         }
         if let Some(first) = ready.entries.first() {
-            let keep = self.entries.iter().take_while(|e| e.index < first.index).count();
+            // The stored log is in index order, so the entries before `first` are a prefix
+            // found by binary search: no scan of a log that may hold many thousands of entries
+            // (a learner tab's, between compactions) on every `Ready`. A search rather than
+            // arithmetic on the oldest index keeps the cut right even for a log a test has
+            // damaged on purpose (the fields are public).
+            let keep = self.entries.partition_point(|e| e.index < first.index);
             self.entries.truncate(keep);
             self.entries.extend(ready.entries.iter().cloned());
         }
@@ -126,7 +131,7 @@ impl MemoryStorage {
     /// described it, and deletes the entries it allows.
     pub fn compact(&mut self, created: &SnapshotCreated, data: Bytes) {
         self.snapshot = Some((created.meta.clone(), data));
-        let covered = self.entries.iter().take_while(|e| e.index <= created.compact_through).count();
+        let covered = self.entries.partition_point(|e| e.index <= created.compact_through);
         self.entries.drain(..covered);
     }
 
@@ -167,6 +172,105 @@ mod tests {
         storage.persist(&ready);
         let terms: Vec<u64> = storage.entries().iter().map(|e| e.term.0).collect();
         assert_eq!(terms, [1, 2]);
+    }
+
+    #[test]
+    fn persist_after_compaction_cuts_by_index_not_by_position() {
+        // Compacted: the stored log starts at 11. A new entry 13 keeps 11 and 12; one before
+        // the oldest stored entry replaces them all.
+        let mut storage =
+            MemoryStorage { entries: (11..=15).map(|i| entry(i, 1)).collect(), ..MemoryStorage::default() };
+        storage.persist(&Ready { entries: alloc::vec![entry(13, 2)], ..Ready::default() });
+        let stored: Vec<(u64, u64)> = storage.entries().iter().map(|e| (e.index.0, e.term.0)).collect();
+        assert_eq!(stored, [(11, 1), (12, 1), (13, 2)]);
+        storage.persist(&Ready { entries: alloc::vec![entry(9, 3)], ..Ready::default() });
+        let stored: Vec<(u64, u64)> = storage.entries().iter().map(|e| (e.index.0, e.term.0)).collect();
+        assert_eq!(stored, [(9, 3)]);
+        storage.persist(&Ready { entries: alloc::vec![entry(10, 3), entry(11, 3)], ..Ready::default() });
+        assert_eq!(storage.entries().len(), 3);
+    }
+
+    fn stored(storage: &MemoryStorage) -> Vec<(u64, u64)> {
+        storage.entries().iter().map(|e| (e.index.0, e.term.0)).collect()
+    }
+
+    #[test]
+    fn persist_overwrites_a_suffix_appends_and_repeats_idempotently() {
+        let mut storage = MemoryStorage::default();
+        storage.persist(&Ready { entries: (1..=6).map(|i| entry(i, 1)).collect(), ..Ready::default() });
+        // A new leader's entries 4..=5 replace the old 4..=6 (§5.3: a conflicting suffix goes).
+        storage.persist(&Ready { entries: alloc::vec![entry(4, 2), entry(5, 2)], ..Ready::default() });
+        assert_eq!(stored(&storage), [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]);
+        // Entries after the last stored one are appended.
+        storage.persist(&Ready { entries: alloc::vec![entry(6, 2)], ..Ready::default() });
+        assert_eq!(stored(&storage), [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
+        // The same batch persisted twice changes nothing.
+        let again = Ready { entries: alloc::vec![entry(5, 2), entry(6, 2)], ..Ready::default() };
+        storage.persist(&again);
+        storage.persist(&again);
+        assert_eq!(stored(&storage), [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)]);
+        // Overwriting from the very first stored entry replaces the whole log.
+        storage.persist(&Ready { entries: alloc::vec![entry(1, 3)], ..Ready::default() });
+        assert_eq!(stored(&storage), [(1, 3)]);
+        // A Ready without entries leaves the log alone.
+        storage.persist(&Ready::default());
+        assert_eq!(stored(&storage), [(1, 3)]);
+    }
+
+    #[test]
+    fn compaction_drops_exactly_the_covered_prefix_and_persist_cuts_after_it() {
+        let mut storage = MemoryStorage::default();
+        storage.persist(&Ready { entries: (1..=10).map(|i| entry(i, 1)).collect(), ..Ready::default() });
+        let meta = |index: u64| SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(1),
+            membership: Membership::default(),
+            membership_index: LogIndex(0),
+        };
+        let created = |index: u64| SnapshotCreated { meta: meta(index), compact_through: LogIndex(index) };
+        storage.compact(&created(4), Bytes::from_static(b"s4"));
+        assert_eq!(stored(&storage).first(), Some(&(5, 1)));
+        assert_eq!(storage.entries().len(), 6);
+        // Compacting to an index already compacted away, or beyond the log, is safe.
+        storage.compact(&created(2), Bytes::from_static(b"s2"));
+        assert_eq!(storage.entries().len(), 6);
+        // After compaction the cut is by index, not by position: 7 keeps 5 and 6.
+        storage.persist(&Ready { entries: alloc::vec![entry(7, 2)], ..Ready::default() });
+        assert_eq!(stored(&storage), [(5, 1), (6, 1), (7, 2)]);
+        storage.compact(&created(20), Bytes::from_static(b"s20"));
+        assert!(storage.entries().is_empty());
+        storage.persist(&Ready { entries: alloc::vec![entry(21, 2)], ..Ready::default() });
+        assert_eq!(stored(&storage), [(21, 2)]);
+    }
+
+    #[test]
+    fn persist_cuts_where_a_scan_of_the_whole_log_would() {
+        // The old cut (a scan keeping every entry below the first new index) is the model; a
+        // fixed linear congruential sequence picks the logs and batches, so this is
+        // deterministic. Covers cuts before, inside and after the stored log, and logs with
+        // gaps (the fields are public: tests damage logs on purpose).
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |bound: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % bound
+        };
+        for _ in 0..2_000 {
+            let start = 1 + next(20);
+            let mut indexes: Vec<u64> = (start..start + next(30)).collect();
+            if next(4) == 0 && !indexes.is_empty() {
+                let hole = next(indexes.len() as u64) as usize;
+                indexes.remove(hole);
+            }
+            let log: Vec<Entry> = indexes.iter().map(|&i| entry(i, 1)).collect();
+            let first = 1 + next(60);
+            let batch: Vec<Entry> = (first..first + 1 + next(5)).map(|i| entry(i, 2)).collect();
+            let mut model = log.clone();
+            model.retain(|e| e.index < batch[0].index);
+            model.extend(batch.iter().cloned());
+            let mut storage = MemoryStorage { entries: log, ..MemoryStorage::default() };
+            storage.persist(&Ready { entries: batch, ..Ready::default() });
+            assert_eq!(storage.entries, model);
+        }
     }
 
     #[test]

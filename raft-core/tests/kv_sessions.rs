@@ -139,6 +139,21 @@ fn list_by_prefix_is_ordered_bounded_and_resumable() {
 }
 
 #[test]
+fn iter_prefix_yields_exactly_the_keys_under_the_prefix_in_order() {
+    let mut r = Replica::with_defaults();
+    for key in ["app/3", "app/1", "apple", "app/2", "b", "ap", "app"] {
+        r.apply(&Command::unsessioned(1, put(key, "x"))).unwrap();
+    }
+    let under = |prefix: &str| -> Vec<String> {
+        r.store.iter_prefix(prefix.as_bytes()).map(|(k, _)| String::from_utf8(k.to_vec()).unwrap()).collect()
+    };
+    assert_eq!(under("app/"), ["app/1", "app/2", "app/3"]);
+    assert_eq!(under("app"), ["app", "app/1", "app/2", "app/3", "apple"]);
+    assert_eq!(under("c"), Vec::<String>::new());
+    assert_eq!(under("").len(), 7);
+}
+
+#[test]
 fn list_is_clamped_by_count_and_bytes() {
     let mut r = Replica::with_defaults();
     for i in 0..(LIST_KEYS_MAX + 5) {

@@ -16,7 +16,7 @@ use raft_core::kv::{KvConfig, KvStore, Operation, Output};
 use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::storage::MemoryStorage;
 use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, JoinAnswer, JoinRefusal};
-use raft_core::wire::records::{is_browser_node_id, parse_address, BROWSER_ADDRESS};
+use raft_core::wire::records::{is_browser_node_id, parse_address, ADDRESS_KEY_PREFIX, BROWSER_ADDRESS};
 use raft_core::wire::tab::TabStatus;
 use raft_core::wire::{
     decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Reject, Sealer, Side, Transcript,
@@ -59,13 +59,12 @@ async fn next_binary(socket: &mut Socket) -> Result<Bytes, String> {
     }
 }
 
-/// Dials `address` and sends a join for `token`; follows redirects. Returns the socket, the
-/// admitting node, the tab's id, its key and the connection's session.
-pub async fn join_socket(
-    address: &str,
-    token: &str,
-    cluster_id: &str,
-) -> Result<(Socket, NodeId, NodeId, [u8; 32], (Sealer, Opener)), JoinFailure> {
+/// What a successful join hands back: the socket, the admitting node and the address it was
+/// reached at (after redirects), the tab's id, its key and the connection's session.
+pub type Joined = (Socket, NodeId, String, NodeId, [u8; 32], (Sealer, Opener));
+
+/// Dials `address` and sends a join for `token`; follows redirects.
+pub async fn join_socket(address: &str, token: &str, cluster_id: &str) -> Result<Joined, JoinFailure> {
     let mut address = address.to_string();
     let decoded = InviteToken::decode(token).map_err(JoinFailure::Refused)?;
     for _ in 0..4 {
@@ -101,7 +100,7 @@ pub async fn join_socket(
                     return Err(JoinFailure::Other("the leader's proof does not verify".into()));
                 }
                 let session = transcript.session(&key, Side::Dialler).split();
-                return Ok((socket, challenge.node_id, admitted.node_id, key, session));
+                return Ok((socket, challenge.node_id, address, admitted.node_id, key, session));
             }
         }
     }
@@ -169,6 +168,10 @@ pub struct TabView {
     pub vote_requests_sent: u64,
     /// Vote answers the tab sent (granted or not).
     pub vote_answers_sent: u64,
+    /// Messages the node addressed to a member the tab had no connection to (dropped).
+    pub sends_without_connection: u64,
+    /// Times every connection was silent for [`SILENCE`] and the tab redialled them all.
+    pub silences: u64,
 }
 
 enum Event {
@@ -191,6 +194,8 @@ pub struct Tab {
     key: [u8; 32],
     cluster_id: String,
     status: Option<TabStatus>,
+    /// Addresses known without the applied state (the admitting node's), kept across reloads.
+    known: BTreeMap<NodeId, String>,
     requests: mpsc::UnboundedSender<Request>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -260,8 +265,14 @@ impl Tab {
         cluster_id: &str,
         status: Option<TabStatus>,
     ) -> Result<Tab, JoinFailure> {
-        let (socket, acceptor, id, key, session) = join_socket(address, token, cluster_id).await?;
+        let (socket, acceptor, acceptor_address, id, key, session) =
+            join_socket(address, token, cluster_id).await?;
         let view = Arc::new(Mutex::new(TabView::default()));
+        // The node that admitted the tab is where it redials until its own applied state names
+        // the members (as the wasm tab keeps its invite's node): the address records of a
+        // bootstrapped cluster are written at the first join, so a tab catching up from the
+        // start of a long log applies them only at the end of its catch-up.
+        let known = BTreeMap::from([(acceptor, acceptor_address)]);
         Ok(Tab::start(
             id,
             key,
@@ -269,10 +280,12 @@ impl Tab {
             status,
             view,
             MemoryStorage::default(),
+            known,
             Some((acceptor, socket, session)),
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         id: NodeId,
         key: [u8; 32],
@@ -280,6 +293,7 @@ impl Tab {
         status: Option<TabStatus>,
         view: Arc<Mutex<TabView>>,
         storage: MemoryStorage,
+        known: BTreeMap<NodeId, String>,
         first: Option<(NodeId, Socket, (Sealer, Opener))>,
     ) -> Tab {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -293,13 +307,14 @@ impl Tab {
             cluster_id.to_string(),
             status,
             storage,
+            known.clone(),
             view.clone(),
             events_tx,
             events,
             requests_rx,
         );
         let task = tokio::spawn(driver.run());
-        Tab { id, view, key, cluster_id: cluster_id.to_string(), status, requests, task }
+        Tab { id, view, key, cluster_id: cluster_id.to_string(), status, known, requests, task }
     }
 
     /// The page reloads with its storage intact: every socket closes, then the node restarts
@@ -309,11 +324,11 @@ impl Tab {
         let (reply, answer) = oneshot::channel();
         let _ = self.requests.send(Request::Stop { reply });
         let storage = answer.await.expect("the tab's driver hands back its storage");
-        let (id, key, cluster_id, status, view) =
-            (self.id, self.key, self.cluster_id.clone(), self.status, self.view.clone());
+        let (id, key, cluster_id, status, view, known) =
+            (self.id, self.key, self.cluster_id.clone(), self.status, self.view.clone(), self.known.clone());
         drop(self);
         view.lock().unwrap().connected.clear();
-        Tab::start(id, key, &cluster_id, status, view, storage, None)
+        Tab::start(id, key, &cluster_id, status, view, storage, known, None)
     }
 
     /// The key the tab proves itself with, as its storage keeps it.
@@ -335,6 +350,11 @@ impl Tab {
 
     pub fn applied(&self) -> u64 {
         self.view.lock().unwrap().applied
+    }
+
+    /// Whether the tab's driver task has ended (stopped, or panicked).
+    pub fn driver_ended(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// The tab's applied key-value pairs (user keys only).
@@ -381,7 +401,16 @@ struct Driver {
     reads_ready: Vec<(u64, Bytes, ReadReply)>,
     next_read: u64,
     status: Option<TabStatus>,
+    /// Native members' addresses known without the applied state (see [`Tab::join_with`]).
+    known: BTreeMap<NodeId, String>,
+    /// When a frame last arrived on any connection (see [`SILENCE`]).
+    last_heard: tokio::time::Instant,
 }
+
+/// Silence from every connection this long (twice the default election timeout) and the tab
+/// drops its connections and redials every address it knows, as the wasm tab does: a socket a
+/// partition left open carries nothing, and nothing else would end it.
+const SILENCE: Duration = Duration::from_secs(2);
 
 impl Driver {
     #[allow(clippy::too_many_arguments)]
@@ -391,6 +420,7 @@ impl Driver {
         cluster_id: String,
         status: Option<TabStatus>,
         storage: MemoryStorage,
+        known: BTreeMap<NodeId, String>,
         view: Arc<Mutex<TabView>>,
         events_tx: mpsc::UnboundedSender<Event>,
         events: mpsc::UnboundedReceiver<Event>,
@@ -427,6 +457,8 @@ impl Driver {
             reads: HashMap::new(),
             reads_ready: Vec::new(),
             next_read: 1,
+            known,
+            last_heard: tokio::time::Instant::now(),
         }
     }
 
@@ -438,7 +470,10 @@ impl Driver {
                 _ = tick.tick() => self.node.tick(),
                 _ = redial.tick() => self.dial_members(),
                 Some(event) = self.events.recv() => match event {
-                    Event::Frame(_, message) => { let _ = self.node.step(message); }
+                    Event::Frame(_, message) => {
+                        self.last_heard = tokio::time::Instant::now();
+                        let _ = self.node.step(message);
+                    }
                     Event::Connected(peer, serial, sender) => { self.connections.insert(peer, (serial, sender)); }
                     Event::Closed(peer, serial, reason) => {
                         if self.connections.get(&peer).is_some_and(|(current, _)| *current == serial) {
@@ -491,8 +526,11 @@ impl Driver {
             raft_core::MessageBody::VoteResponse { .. } => self.view.lock().unwrap().vote_answers_sent += 1,
             _ => {}
         }
-        if let Some((_, connection)) = self.connections.get(&to) {
-            let _ = connection.send(message);
+        match self.connections.get(&to) {
+            Some((_, connection)) => {
+                let _ = connection.send(message);
+            }
+            None => self.view.lock().unwrap().sends_without_connection += 1,
         }
     }
 
@@ -563,14 +601,27 @@ impl Driver {
         view.connected = self.connections.keys().map(|id| id.0).collect();
     }
 
-    /// Dials every native member its applied address records name and it is not connected to.
+    /// Dials every native member its applied address records name, and every address it knows
+    /// otherwise (the admitting node), that it is not connected to. After [`SILENCE`] on every
+    /// connection it drops them all first.
     fn dial_members(&mut self) {
-        let members: Vec<(NodeId, String)> = self
-            .store
-            .iter()
-            .filter_map(|(key, value)| parse_address(key, value))
-            .filter(|(id, address)| *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS)
-            .collect();
+        if self.last_heard.elapsed() > SILENCE && !self.connections.is_empty() {
+            self.view.lock().unwrap().silences += 1;
+            for peer in self.connections.keys().copied().collect::<Vec<_>>() {
+                self.node.report_unreachable(peer);
+            }
+            self.connections.clear();
+            self.last_heard = tokio::time::Instant::now();
+        }
+        let mut members: BTreeMap<NodeId, String> = self.known.clone();
+        members.extend(
+            self.store
+                .iter_prefix(ADDRESS_KEY_PREFIX)
+                .filter_map(|(key, value)| parse_address(key, value))
+                .filter(|(id, address)| {
+                    *id != self.id && !is_browser_node_id(*id) && address != BROWSER_ADDRESS
+                }),
+        );
         for (peer, address) in members {
             if self.connections.contains_key(&peer) || !self.dialling.lock().unwrap().insert(peer) {
                 continue;
@@ -584,8 +635,11 @@ impl Driver {
                 self.status,
             );
             tokio::spawn(async move {
-                match hello_socket(&address, id, &key, &cluster).await {
-                    Ok((socket, acceptor, session)) if acceptor == peer => {
+                // A dial into a partition may never be answered: give up and let the next
+                // redial tick try again.
+                let dialled = tokio::time::timeout(SILENCE, hello_socket(&address, id, &key, &cluster)).await;
+                match dialled {
+                    Ok(Ok((socket, acceptor, session))) if acceptor == peer => {
                         spawn_connection(peer, socket, session, status, events)
                     }
                     _ => {

@@ -122,6 +122,16 @@ impl KvStore {
         self.state.data.iter().map(|(key, value)| (key.bytes(), value))
     }
 
+    /// The keys starting with `prefix` and their values, in key order: a range of the tree,
+    /// not a scan of every key (drivers read their address records this way).
+    pub fn iter_prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Bytes, &'a Bytes)> + 'a {
+        self.state
+            .data
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(key, value)| (key.bytes(), value))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+
     /// The number of live sessions.
     pub fn session_count(&self) -> usize {
         self.state.sessions.live().len()

@@ -102,6 +102,12 @@ pub struct FollowerProgress {
     pub inflight: usize,
     /// Ticks since the leader last heard from it.
     pub ticks_since_contact: u64,
+    /// The latest heartbeat round it answered, and the leader's current round: a follower
+    /// that answers rounds yet stays behind is reachable, so the leader's flow control (not
+    /// the network) must bring it up to date (§5.3).
+    pub acked_round: u64,
+    /// The leader's current heartbeat round.
+    pub leader_round: u64,
 }
 
 /// What a `Ready` handed out, remembered until `advance`.

@@ -141,6 +141,8 @@ impl RaftNode {
             state: pr.state(),
             inflight: pr.inflights.len(),
             ticks_since_contact: self.ticks.saturating_sub(pr.last_contact_tick),
+            acked_round: pr.acked_round,
+            leader_round: self.round,
         })
     }
 

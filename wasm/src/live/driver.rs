@@ -224,7 +224,10 @@ impl Driver {
 
     /// The member addresses recorded in the replicated state.
     pub fn addresses(&self) -> Vec<(NodeId, String)> {
-        self.store.iter().filter_map(|(key, value)| records::parse_address(key, value)).collect()
+        self.store
+            .iter_prefix(records::ADDRESS_KEY_PREFIX)
+            .filter_map(|(key, value)| records::parse_address(key, value))
+            .collect()
     }
 
     /// The user's key-value pairs (reserved records left out, as native-node's lists do).
