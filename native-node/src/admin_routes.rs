@@ -3,8 +3,8 @@
 
 use crate::metrics::PeerLink;
 use crate::server::{
-    admin_refused, bearer, http_response, kv_answer, raft_error, remote_ip, too_many_sockets, AppState,
-    Remote, Shared, EVENTS_PING_INTERVAL,
+    admin_refused, bearer, http_response, raft_error, remote_ip, too_many_sockets, AppState, Remote, Shared,
+    EVENTS_PING_INTERVAL,
 };
 use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};

@@ -155,7 +155,10 @@ impl KvStateMachine {
         };
         let restore = matches!(
             &command,
-            Some(Command { body: CommandBody::Restore { .. } | CommandBody::RestoreChunk { last: true, .. }, .. })
+            Some(Command {
+                body: CommandBody::Restore { .. } | CommandBody::RestoreChunk { last: true, .. },
+                ..
+            })
         );
         let key = command.as_ref().and_then(crate::quota::touched_key);
         let before = key.map_or(0, |key| crate::quota::StoreBytes::before(&self.store, key));

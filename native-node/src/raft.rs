@@ -1037,7 +1037,8 @@ impl CoreTask {
                     }
                 },
                 None => {
-                    let _ = reply.send(Err(RaftError::Unsupported("this state machine cannot stream a restore")));
+                    let _ =
+                        reply.send(Err(RaftError::Unsupported("this state machine cannot stream a restore")));
                 }
             },
             Command::Transfer { target, reply } => match self.transfer_leadership(target) {

@@ -145,7 +145,8 @@ pub(crate) async fn stream(state: &AppState, body: axum::body::Body, bytes_max: 
             let take = (RESTORE_CHUNK_BYTES_MAX - piece.len()).min(data.len());
             piece.extend_from_slice(&data.split_to(take));
             if piece.len() == RESTORE_CHUNK_BYTES_MAX {
-                let chunk = RestorePiece::Chunk { restore_id, sequence, data: piece.split().freeze(), last: false };
+                let chunk =
+                    RestorePiece::Chunk { restore_id, sequence, data: piece.split().freeze(), last: false };
                 if let Err(answer) = propose(state, chunk).await {
                     return answer;
                 }

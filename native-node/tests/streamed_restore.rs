@@ -34,9 +34,13 @@ impl Drop for Node {
 }
 
 fn spawn(id: usize, addresses: &[String], root: &Path) -> Node {
-    let bootstrap: Vec<String> = addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
-    let log =
-        std::fs::OpenOptions::new().create(true).append(true).open(root.join(format!("node-{id}.log"))).unwrap();
+    let bootstrap: Vec<String> =
+        addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(format!("node-{id}.log")))
+        .unwrap();
     let child = Process::new(BINARY)
         .args(["serve", "--id", &id.to_string(), "--listen", &addresses[id - 1]])
         .arg("--data-dir")
@@ -65,7 +69,9 @@ fn backup_file(root: &Path) -> std::path::PathBuf {
         let index = LogIndex(store.applied_index().0 + 1);
         let operation = Operation::Put { key: key.into(), value: value.into() };
         let command = Command { timestamp_ms: 1, body: CommandBody::Request { session: None, operation } };
-        store.apply(&Entry { term: Term(1), index, payload: EntryPayload::Command(command.encode()) }).unwrap();
+        store
+            .apply(&Entry { term: Term(1), index, payload: EntryPayload::Command(command.encode()) })
+            .unwrap();
     };
     for i in 0..KEYS {
         put(format!("big/{i:04}").into_bytes(), value_of(i));
@@ -153,7 +159,8 @@ fn peak_rss_kib(node: &Node) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_12_mib_restore_streams_to_every_node_and_survives_a_restart() {
-    let base: u16 = std::env::var("FLOTILLA_RESTORE_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(7841);
+    let base: u16 =
+        std::env::var("FLOTILLA_RESTORE_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(7841);
     let addresses: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
     let root = TempDir::new("streamed-restore");
     let mut nodes: Vec<Node> = (1..=3).map(|id| spawn(id, &addresses, &root.0)).collect();
@@ -165,9 +172,7 @@ async fn a_12_mib_restore_streams_to_every_node_and_survives_a_restart() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     // Refused before the body is read: no secret, or a declared length over the cap.
-    for (secret, length, code) in
-        [("wrong", 1u64 << 30, "401"), (SECRET, RESTORE_BYTES_MAX + 1, "413")]
-    {
+    for (secret, length, code) in [("wrong", 1u64 << 30, "401"), (SECRET, RESTORE_BYTES_MAX + 1, "413")] {
         for address in &addresses {
             let status = headers_only(address, secret, length).await;
             assert_eq!(status.as_deref(), Some(code), "{address}, secret {secret}, {length} bytes declared");

@@ -80,7 +80,10 @@ fn out_of_order_superseded_aborted_and_corrupt_pieces_change_nothing() {
     let mut store = live_store();
     let untouched = |store: &KvStore| store.get(b"old").is_some() && store.len() == 2;
 
-    assert!(matches!(apply(&mut store, 2, chunk(1, 0, first, false)), Ok(Output::RestoreStaged { bytes: 1000 })));
+    assert!(matches!(
+        apply(&mut store, 2, chunk(1, 0, first, false)),
+        Ok(Output::RestoreStaged { bytes: 1000 })
+    ));
     // A gap is refused.
     assert!(matches!(apply(&mut store, 2, chunk(1, 2, rest, true)), Err(KvError::RestoreRejected { .. })));
     // A newer restore supersedes the staged one, whose next piece is then refused.

@@ -184,7 +184,11 @@ impl KvStore {
         let clock_ms = self.state.clock_ms;
         let remembered_max = self.config.expired_capacity();
         self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
-        if self.staged.as_ref().is_some_and(|staged| clock_ms.saturating_sub(staged.last_ms) > RESTORE_IDLE_MS) {
+        if self
+            .staged
+            .as_ref()
+            .is_some_and(|staged| clock_ms.saturating_sub(staged.last_ms) > RESTORE_IDLE_MS)
+        {
             self.staged = None;
         }
         match command.body {
