@@ -98,7 +98,7 @@ fn out_of_order_superseded_aborted_and_corrupt_pieces_change_nothing() {
     assert!(matches!(apply(&mut store, 2, chunk(2, 1, rest, true)), Err(KvError::RestoreRejected { .. })));
     assert!(untouched(&store));
     // A corrupt piece drops the staged restore and leaves the store.
-    assert!(matches!(apply(&mut store, 2, chunk(3, 0, first, false)), Ok(_)));
+    assert!(matches!(apply(&mut store, 2, chunk(3, 0, first, false)), Ok(Output::RestoreStaged { .. })));
     let mut bad = rest.to_vec();
     bad[10] ^= 0xff;
     assert!(matches!(apply(&mut store, 2, chunk(3, 1, &bad, true)), Err(KvError::RestoreRejected { .. })));
