@@ -4,8 +4,9 @@
 #   scripts/fuzz.sh                    every target, 600 s each
 #   scripts/fuzz.sh <target> [seconds] one target (peer_frame, client_request, wal_replay,
 #                                      run_text, protocol), 600 s by default
-#   scripts/fuzz.sh --smoke            every target for about 20 s, no ASan (scripts/test.sh, with
-#                                      FLOTILLA_FUZZ_SMOKE=1; FLOTILLA_FUZZ_SMOKE_SECONDS to change 20)
+#   scripts/fuzz.sh --smoke            every target for about 20 s, no ASan (part of scripts/test.sh;
+#                                      FLOTILLA_FUZZ_SMOKE=0 skips it there; FLOTILLA_FUZZ_SMOKE_SECONDS
+#                                      to change 20)
 #   scripts/fuzz.sh --check            exit 0 if nightly and cargo-fuzz are (or can be) set up
 #
 # Sets up the nightly toolchain and cargo-fuzz if missing (skips whatever is present). One worker,
@@ -53,7 +54,10 @@ case "${1:-}" in
     # instrumented build of every dependency is what costs most on a fresh clone). The long
     # runs above keep ASan.
     seconds=${FLOTILLA_FUZZ_SMOKE_SECONDS:-20}
+    started=$SECONDS
     (cd fuzz && cargo +nightly fuzz build -O -s none)
+    echo "fuzz smoke: build of every target took $((SECONDS - started)) s"
+    started=$SECONDS
     for target in "${TARGETS[@]}"; do
         # Work on a copy of the corpus: a smoke run must not grow the committed seeds.
         scratch=$(mktemp -d)
@@ -63,6 +67,7 @@ case "${1:-}" in
             -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
         rm -rf "$scratch"
     done
+    echo "fuzz smoke: runs took $((SECONDS - started)) s"
     ;;
 "")
     setup

@@ -1,13 +1,11 @@
 //! The admin and observer routes: `/events`, `/admin/backup`, `/admin/restore`, `/health` and
 //! `/metrics` (the client API is in [`crate::server`]).
 
-use crate::kv::decode_response;
 use crate::metrics::PeerLink;
 use crate::server::{
-    admin_refused, bearer, http_response, kv_answer, raft_error, remote_ip, too_many_sockets, AppState,
-    Remote, Shared, EVENTS_PING_INTERVAL,
+    admin_refused, bearer, http_response, raft_error, remote_ip, too_many_sockets, AppState, Remote, Shared,
+    EVENTS_PING_INTERVAL,
 };
-use axum::body::Bytes as BodyBytes;
 use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -118,13 +116,10 @@ pub(crate) async fn admin_backup(
     }
 }
 
-/// The largest restore body: one log entry carries the snapshot (see `Raft::restore`).
-pub(crate) const RESTORE_BODY_BYTES_MAX: usize = raft_core::kv::RESTORE_BYTES_MAX;
-
-/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body. The
-/// admin secret is checked, and a declared length over the bound refused, before a byte of the
-/// body is read (a body extractor would buffer it first); the body is then read up to the
-/// bound.
+/// `POST /admin/restore`: replaces every replica's state by the snapshot in the body, streamed
+/// into the log in pieces (see [`crate::restore`]). The admin secret is checked, and a declared
+/// length over `--restore-bytes-max` refused, before a byte of the body is read (a body
+/// extractor would buffer it first).
 pub(crate) async fn admin_restore(
     State(state): State<Shared>,
     remote: Remote,
@@ -134,27 +129,15 @@ pub(crate) async fn admin_restore(
     if let Some(refused) = refused_admin(&state, &headers, &remote) {
         return refused;
     }
-    let too_large = || {
-        let message = format!("a restore carries at most {RESTORE_BODY_BYTES_MAX} bytes");
-        http_response(StatusCode::PAYLOAD_TOO_LARGE, crate::api::error_response("too_large", message, false))
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > RESTORE_BODY_BYTES_MAX as u64) {
-        return too_large();
+    if declared.is_some_and(|length| length > state.restore_bytes_max) {
+        return crate::restore::too_large(state.restore_bytes_max);
     }
-    let body: BodyBytes = match axum::body::to_bytes(body, RESTORE_BODY_BYTES_MAX).await {
-        Ok(body) => body,
-        Err(_) => return too_large(),
-    };
     state.metrics.client_requests_total.fetch_add(1, Ordering::Relaxed);
-    let (status, body) = match state.raft.restore(body, state.request_timeout).await {
-        Ok(applied) => kv_answer(decode_response(&applied.response), Some(applied.index.0)),
-        Err(error) => raft_error(&state, &error),
-    };
-    http_response(status, body)
+    crate::restore::stream(&state, body, state.restore_bytes_max).await
 }
 
 /// `GET /health`: 200 while the node runs and knows a leader; 503 with `"error": "no leader"`

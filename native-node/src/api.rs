@@ -404,10 +404,16 @@ pub fn kv_response(response: Response, index: Option<u64>) -> Value {
         Ok(Output::Value(value)) => json!({ "ok": true, "value": value.as_ref().map(text) }),
         Ok(Output::Registered { client_id }) => json!({ "ok": true, "client_id": client_id.0 }),
         Ok(
-            Output::Written | Output::Swapped | Output::SessionClosed | Output::NoCommand | Output::Restored,
+            Output::Written
+            | Output::Swapped
+            | Output::SessionClosed
+            | Output::NoCommand
+            | Output::Restored
+            | Output::RestoreAborted,
         ) => {
             json!({ "ok": true })
         }
+        Ok(Output::RestoreStaged { bytes }) => json!({ "ok": true, "staged_bytes": bytes }),
         Ok(Output::Deleted { existed }) => json!({ "ok": true, "existed": existed }),
         Ok(Output::NotSwapped { current }) => json!({
             "ok": false, "error": "cas_failed", "retryable": false,

@@ -317,6 +317,12 @@ impl StateMachine for RecordingStateMachine {
     fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
         self.inner.restore_command(snapshot)
     }
+    fn restore_piece_command(&self, piece: crate::restore::RestorePiece) -> Option<Bytes> {
+        self.inner.restore_piece_command(piece)
+    }
+    fn restore_staged(&self) -> bool {
+        self.inner.restore_staged()
+    }
     /// Every reserved key stays refused to callers of [`Raft::apply`]: this module writes its
     /// records through the crate-private `Raft::apply_record`.
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {

@@ -426,9 +426,17 @@ pub async fn http_request_tls(
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.map_err(|e| format!("send to {address}: {e}"))?;
-        stream.write_all(body).await.map_err(|e| format!("send to {address}: {e}"))?;
+        // A server may answer before the whole body is read (a restore over its cap: 413) and
+        // close; its answer, not the broken pipe, is what the caller needs.
+        let sent = stream.write_all(body).await.map_err(|e| format!("send to {address}: {e}"));
         let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.map_err(|e| format!("receive from {address}: {e}"))?;
+        let received = stream.read_to_end(&mut answer).await;
+        if answer.is_empty() {
+            sent?;
+        }
+        if !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            received.map_err(|e| format!("receive from {address}: {e}"))?;
+        }
         Ok::<Vec<u8>, String>(answer)
     };
     let answer = tokio::time::timeout(Duration::from_secs(30), exchange)

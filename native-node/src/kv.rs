@@ -45,6 +45,15 @@ pub trait StateMachine: Send + 'static {
     fn restore_command(&self, _snapshot: Bytes) -> Option<Bytes> {
         None
     }
+    /// The log command for one piece of a streamed restore (see [`crate::restore`]), or `None`
+    /// if this state machine cannot restore that way.
+    fn restore_piece_command(&self, _piece: crate::restore::RestorePiece) -> Option<Bytes> {
+        None
+    }
+    /// Whether a streamed restore is staged: the driver takes no snapshot meanwhile, because the
+    /// staged pieces are not part of one (see `raft_core::kv::KvStore::restore_staged`). No
+    /// default: a wrapper that forgot to forward it would let a snapshot lose staged pieces.
+    fn restore_staged(&self) -> bool;
     /// Why a client's command may not be proposed (it touches the node's internal records,
     /// see [`RESERVED_KEY_PREFIX`]), or `None` if it may.
     fn refuse_client_command(&self, _command: &[u8]) -> Option<String> {
@@ -144,7 +153,13 @@ impl KvStateMachine {
             raft_core::EntryPayload::Command(data) => Command::decode(data).ok(),
             _ => None,
         };
-        let restore = matches!(&command, Some(Command { body: CommandBody::Restore { .. }, .. }));
+        let restore = matches!(
+            &command,
+            Some(Command {
+                body: CommandBody::Restore { .. } | CommandBody::RestoreChunk { last: true, .. },
+                ..
+            })
+        );
         let key = command.as_ref().and_then(crate::quota::touched_key);
         let before = key.map_or(0, |key| crate::quota::StoreBytes::before(&self.store, key));
         let response = self.store.apply(entry);
@@ -261,6 +276,15 @@ impl StateMachine for KvStateMachine {
         // no session's time.
         let timestamp_ms = self.store.clock_ms();
         Some(Command { timestamp_ms, body: CommandBody::Restore { snapshot } }.encode())
+    }
+
+    fn restore_piece_command(&self, piece: crate::restore::RestorePiece) -> Option<Bytes> {
+        let timestamp_ms = self.store.clock_ms();
+        Some(Command { timestamp_ms, body: piece.into_body() }.encode())
+    }
+
+    fn restore_staged(&self) -> bool {
+        self.store.restore_staged()
     }
 
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {

@@ -47,6 +47,7 @@ pub mod peer_liveness;
 mod pending;
 pub mod quota;
 pub mod raft;
+pub mod restore;
 pub mod server;
 pub mod session_clock;
 pub mod storage;

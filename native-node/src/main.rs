@@ -121,6 +121,10 @@ struct ServeArgs {
     /// and `raft_no_space_alarm` is 1 (etcd's --quota-backend-bytes; 0: no quota).
     #[arg(long, default_value_t = native_node::quota::QUOTA_BACKEND_BYTES_DEFAULT)]
     quota_backend_bytes: u64,
+    /// The largest snapshot `admin restore` may send, in bytes; it is streamed into the log in
+    /// 1 MiB pieces, so the node never buffers it whole.
+    #[arg(long, default_value_t = native_node::restore::RESTORE_BYTES_MAX_DEFAULT)]
+    restore_bytes_max: u64,
     /// TCP connections open at once, all clients together (also kept below the open-file limit).
     #[arg(long, default_value_t = 16_384)]
     max_conns: usize,
@@ -365,6 +369,7 @@ async fn serve(args: ServeArgs, secrets: &SecretArgs, given: &Given) -> Result<(
     config.snapshot_interval_entries = args.snapshot_interval;
     config.snapshot_interval_bytes = args.snapshot_interval_mib.saturating_mul(1024 * 1024);
     config.quota_backend_bytes = args.quota_backend_bytes;
+    config.restore_bytes_max = args.restore_bytes_max;
     config.limits.connections_max = args.max_conns.max(1);
     config.limits.connections_per_address_max = args.max_conns_per_address.max(1);
     config.limits.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));

@@ -389,6 +389,10 @@ enum Command {
         snapshot: Bytes,
         reply: Reply<Applied>,
     },
+    RestorePiece {
+        piece: crate::restore::RestorePiece,
+        reply: Reply<Applied>,
+    },
     Transfer {
         target: Option<NodeId>,
         reply: Reply<NodeId>,
@@ -615,6 +619,19 @@ impl Raft {
     /// As [`Raft::apply`]; [`RaftError::Unsupported`] if the state machine cannot restore.
     pub async fn restore(&self, snapshot: Bytes, timeout: Duration) -> Result<Applied, RaftError> {
         self.call(|reply| Command::Restore { snapshot, reply }, timeout).await
+    }
+
+    /// Proposes one piece of a streamed restore (see [`crate::restore`]) and waits until it
+    /// is applied; the answer is the state machine's.
+    ///
+    /// # Errors
+    /// As [`Raft::restore`].
+    pub async fn restore_piece(
+        &self,
+        piece: crate::restore::RestorePiece,
+        timeout: Duration,
+    ) -> Result<Applied, RaftError> {
+        self.call(|reply| Command::RestorePiece { piece, reply }, timeout).await
     }
 
     async fn change(
@@ -1019,6 +1036,18 @@ impl CoreTask {
                         .send(Err(RaftError::Unsupported("this state machine cannot restore a snapshot")));
                 }
             },
+            Command::RestorePiece { piece, reply } => match self.state_machine.restore_piece_command(piece) {
+                Some(command) => match self.propose(command) {
+                    Ok((index, term)) => self.pending.insert(index, term, Waiter::Apply(reply)),
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+                None => {
+                    let _ =
+                        reply.send(Err(RaftError::Unsupported("this state machine cannot stream a restore")));
+                }
+            },
             Command::Transfer { target, reply } => match self.transfer_leadership(target) {
                 Ok(target) => {
                     let ticks = 2 * self.config.core.election_timeout_ticks;
@@ -1144,7 +1173,9 @@ impl CoreTask {
             return;
         }
         let index = self.node.applied_index();
-        if index != self.state_machine.applied_index() {
+        // Not while a streamed restore is staged: its pieces are not in the snapshot, so
+        // compacting past them would lose them on a restart or for a follower (crate::restore).
+        if index != self.state_machine.applied_index() || self.state_machine.restore_staged() {
             return;
         }
         let current = self.node.latest_snapshot().map_or(self.node.snapshot_index(), |meta| meta.index);

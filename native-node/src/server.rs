@@ -109,6 +109,8 @@ pub struct ServeConfig {
     pub quota_backend_bytes: u64,
     /// Also snapshot once the entries applied since the last snapshot carry this many bytes.
     pub snapshot_interval_bytes: u64,
+    /// The largest snapshot `POST /admin/restore` accepts (streamed, see [`crate::restore`]).
+    pub restore_bytes_max: u64,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -149,6 +151,7 @@ impl ServeConfig {
             browser_peers: crate::browser_peers::BrowserPeerConfig::default(),
             quota_backend_bytes: crate::quota::QUOTA_BACKEND_BYTES_DEFAULT,
             snapshot_interval_bytes: crate::quota::SNAPSHOT_INTERVAL_BYTES_DEFAULT,
+            restore_bytes_max: crate::restore::RESTORE_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -198,6 +201,7 @@ pub(crate) struct AppState {
     pub(crate) node_id: NodeId,
     pub(crate) address: String,
     pub(crate) request_timeout: Duration,
+    pub(crate) restore_bytes_max: u64,
     /// `/client` and `/events` sockets.
     pub(crate) client_websockets: Arc<Semaphore>,
     /// `/raft` sockets, a pool of their own so that clients never crowd out peers.
@@ -349,6 +353,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         node_id: config.node_id,
         address: advertise.clone(),
         request_timeout: config.request_timeout,
+        restore_bytes_max: config.restore_bytes_max,
         client_websockets: Arc::new(Semaphore::new(config.limits.client_websockets_max)),
         peer_websockets: Arc::new(Semaphore::new(config.limits.peer_websockets_max)),
         admin_guard: crate::admission::AdminGuard::new(config.credentials().admin_secret()),

@@ -318,7 +318,7 @@ async fn a_backup_restores_every_replica_and_garbage_is_refused() {
     // Refused before the body is read: without the admin secret, or declaring more than a
     // restore may carry. The body is never sent; the answer must come anyway, at once.
     let address = &cluster.addresses[0];
-    let declared = raft_core::kv::RESTORE_BYTES_MAX + 1;
+    let declared = native_node::restore::RESTORE_BYTES_MAX_DEFAULT as usize + 1;
     for (secret, length, code) in [("wrong", 1_000_000, 401), (SECRET, declared, 413)] {
         let status = headers_only_post(address, "/admin/restore", secret, length).await;
         assert_eq!(

@@ -75,6 +75,27 @@ pub enum CommandBody {
         /// The operation.
         operation: Operation,
     },
+    /// One piece of a user snapshot too large for one entry (a streamed restore). Pieces are
+    /// staged beside the store, which stays untouched and is what reads see, and the whole
+    /// snapshot replaces the store only when the piece marked `last` is applied: committed
+    /// entries only, atomically, at the same index on every replica (Raft §7 sends a snapshot
+    /// in chunks the same way, thesis §5.3). `sequence` 0 starts a restore and drops any staged
+    /// one; a piece that does not follow the staged restore is refused.
+    RestoreChunk {
+        /// Chosen by the proposer, the same for every piece of one restore.
+        restore_id: u64,
+        /// 0, 1, 2, … within the restore.
+        sequence: u64,
+        /// The snapshot's next bytes, at most [`super::limits::RESTORE_CHUNK_BYTES_MAX`].
+        data: Bytes,
+        /// Whether this is the final piece: applying it swaps the staged snapshot in.
+        last: bool,
+    },
+    /// Drops a staged restore (its proposer gave up); the store is unchanged.
+    RestoreAbort {
+        /// The restore to drop; another staged restore is left alone.
+        restore_id: u64,
+    },
 }
 
 /// Where a request sits in its session: which client, and the client's sequence number.
@@ -222,6 +243,12 @@ impl Command {
                 })
             }
             CommandBody::Restore { .. } => Ok(()),
+            CommandBody::RestoreChunk { data, .. } if data.len() > super::limits::RESTORE_CHUNK_BYTES_MAX => {
+                Err(KvError::RestoreRejected {
+                    reason: alloc::format!("restore chunk of {} bytes is too large", data.len()),
+                })
+            }
+            CommandBody::RestoreChunk { .. } | CommandBody::RestoreAbort { .. } => Ok(()),
         }
     }
 

@@ -23,5 +23,20 @@ pub const COMMAND_BYTES_MAX: usize = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX + 256;
 /// entry, so it is bounded well below the peers' frame limits.
 pub const RESTORE_BYTES_MAX: usize = 4 << 20;
 
+/// Largest piece of a streamed restore that one [`crate::kv::CommandBody::RestoreChunk`] carries.
+/// A restore of any size travels as many such entries, each well below the peers' frame limits,
+/// so no single entry, frame or buffer grows with the snapshot.
+pub const RESTORE_CHUNK_BYTES_MAX: usize = 1 << 20;
+
+/// A staged restore that receives no chunk for longer than this, by the store's log clock, is
+/// dropped (its proposer gave up or lost leadership). The log clock, not a wall clock, so every
+/// replica drops it at the same entry.
+pub const RESTORE_IDLE_MS: u64 = 60_000;
+
+/// Every internal record's key starts with this (the cluster's own records, e.g. member
+/// addresses, see `crate::wire::records`). A user's restore keeps the store's reserved keys and
+/// none of its own.
+pub const RESERVED_KEY_PREFIX: &[u8] = b"\x00flotilla/";
+
 /// Largest encoded command of any kind [`crate::kv::Command::decode`] accepts.
 pub const ENCODED_COMMAND_BYTES_MAX: usize = RESTORE_BYTES_MAX + 256;

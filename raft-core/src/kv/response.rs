@@ -49,6 +49,13 @@ pub enum Output {
         /// `start_after` set to the last key.
         truncated: bool,
     },
+    /// A piece of a streamed restore was staged; the store is unchanged until the last one.
+    RestoreStaged {
+        /// Bytes of the snapshot staged so far.
+        bytes: u64,
+    },
+    /// A staged restore was dropped; the store is unchanged.
+    RestoreAborted,
 }
 
 /// Why a command did not take effect. Nothing in the store changed.

@@ -238,7 +238,7 @@ enum Phase {
 /// A snapshot being read into a staging state, by [`crate::kv::KvStore`]'s
 /// [`crate::state_machine::StateMachine::begin_restore`]. The store is replaced only by
 /// `finish_restore`, and only if the whole snapshot was valid.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KvRestore {
     config: KvConfig,
     /// Received bytes not parsed yet: at most one partial frame, or a partial header/trailer.

@@ -3,7 +3,7 @@
 use crate::error::ConfigError;
 use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
 use crate::kv::key::Key;
-use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX};
+use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, RESERVED_KEY_PREFIX, RESTORE_IDLE_MS};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
@@ -79,6 +79,23 @@ impl KvConfig {
 pub struct KvStore {
     config: KvConfig,
     state: KvState,
+    /// A streamed restore being received (see [`CommandBody::RestoreChunk`]). Not part of the
+    /// snapshot: a driver must not take a snapshot while one is staged
+    /// ([`KvStore::restore_staged`]), so that replaying the log after its last snapshot always
+    /// sees every piece again.
+    staged: Option<StagedRestore>,
+}
+
+/// The pieces of a streamed restore received so far, decoded as they arrive: memory grows with
+/// the store being built, never with a second copy of the raw snapshot.
+#[derive(Clone, Debug)]
+struct StagedRestore {
+    id: u64,
+    next_sequence: u64,
+    bytes: u64,
+    /// The log clock when the last piece was applied, for [`RESTORE_IDLE_MS`].
+    last_ms: u64,
+    restore: KvRestore,
 }
 
 impl KvStore {
@@ -89,7 +106,15 @@ impl KvStore {
     /// As [`KvConfig::validate`].
     pub fn new(config: KvConfig) -> Result<KvStore, ConfigError> {
         config.validate()?;
-        Ok(KvStore { config, state: KvState::default() })
+        Ok(KvStore { config, state: KvState::default(), staged: None })
+    }
+
+    /// Whether a streamed restore is staged (its first piece applied, its last not yet). A
+    /// driver defers its snapshots meanwhile: the staged pieces are not in the snapshot, so a
+    /// snapshot taken now and replayed from would lose them (Raft §7: a snapshot must capture
+    /// the whole state at its index).
+    pub fn restore_staged(&self) -> bool {
+        self.staged.is_some()
     }
 
     /// The configuration.
@@ -169,6 +194,13 @@ impl KvStore {
         let clock_ms = self.state.clock_ms;
         let remembered_max = self.config.expired_capacity();
         self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
+        if self
+            .staged
+            .as_ref()
+            .is_some_and(|staged| clock_ms.saturating_sub(staged.last_ms) > RESTORE_IDLE_MS)
+        {
+            self.staged = None;
+        }
         match command.body {
             CommandBody::RegisterClient => {
                 let client_id = ClientId::from(index);
@@ -180,6 +212,15 @@ impl KvStore {
                 self.state.sessions.close(client_id).map(|()| Output::SessionClosed)
             }
             CommandBody::Restore { snapshot } => self.restore_user_snapshot(&snapshot),
+            CommandBody::RestoreChunk { restore_id, sequence, data, last } => {
+                self.restore_chunk(restore_id, sequence, &data, last, clock_ms)
+            }
+            CommandBody::RestoreAbort { restore_id } => {
+                if self.staged.as_ref().is_some_and(|staged| staged.id == restore_id) {
+                    self.staged = None;
+                }
+                Ok(Output::RestoreAborted)
+            }
             CommandBody::Request { session: None, operation } => self.execute(&operation),
             CommandBody::Request { session: Some(SessionRequest { client_id, sequence }), operation } => {
                 match self.state.sessions.admit(client_id, sequence, clock_ms) {
@@ -200,11 +241,60 @@ impl KvStore {
         let rejected = |error: SnapshotError| KvError::RestoreRejected { reason: alloc::format!("{error}") };
         let mut restore = KvRestore::new(self.config);
         restore.write_chunk(snapshot).map_err(rejected)?;
-        let mut state = restore.finish().map_err(rejected)?;
+        let state = restore.finish().map_err(rejected)?;
+        self.swap_in(state);
+        Ok(Output::Restored)
+    }
+
+    /// Stages one piece of a streamed restore; the last piece swaps the whole snapshot in, with
+    /// this store's reserved keys kept and the snapshot's dropped (a user's backup cannot bring
+    /// internal records). Reads see the old state until then, the new one after: never a mix.
+    fn restore_chunk(&mut self, id: u64, sequence: u64, data: &[u8], last: bool, clock_ms: u64) -> Response {
+        let rejected = |reason: alloc::string::String| KvError::RestoreRejected { reason };
+        if data.len() > crate::kv::limits::RESTORE_CHUNK_BYTES_MAX {
+            return Err(rejected(alloc::format!("restore chunk of {} bytes is too large", data.len())));
+        }
+        if sequence == 0 {
+            let restore = KvRestore::new(self.config);
+            self.staged = Some(StagedRestore { id, next_sequence: 0, bytes: 0, last_ms: clock_ms, restore });
+        }
+        let Some(staged) = self.staged.as_mut().filter(|s| s.id == id && s.next_sequence == sequence) else {
+            return Err(rejected(alloc::format!(
+                "piece {sequence} of restore {id} does not follow the staged restore (superseded by a newer \
+                 restore, aborted, idle for over {RESTORE_IDLE_MS} ms, or out of order)"
+            )));
+        };
+        if let Err(error) = staged.restore.write_chunk(data) {
+            self.staged = None;
+            return Err(rejected(alloc::format!("{error}")));
+        }
+        staged.next_sequence += 1;
+        staged.bytes += data.len() as u64;
+        staged.last_ms = clock_ms;
+        if !last {
+            return Ok(Output::RestoreStaged { bytes: staged.bytes });
+        }
+        let Some(staged) = self.staged.take() else { return Ok(Output::RestoreAborted) };
+        let mut state = staged.restore.finish().map_err(|error| rejected(alloc::format!("{error}")))?;
+        state.data.retain(|key, _| !key.bytes().starts_with(RESERVED_KEY_PREFIX));
+        let ours = self
+            .state
+            .data
+            .range::<[u8], _>((Bound::Included(RESERVED_KEY_PREFIX), Bound::Unbounded))
+            .take_while(|(key, _)| key.bytes().starts_with(RESERVED_KEY_PREFIX));
+        for (key, value) in ours {
+            state.data.insert(key.clone(), value.clone());
+        }
+        self.swap_in(state);
+        Ok(Output::Restored)
+    }
+
+    /// Makes a restored snapshot's data and sessions the store's. The log, not the snapshot,
+    /// says where this store stands (applied index) and what time it is (never back).
+    fn swap_in(&mut self, mut state: KvState) {
         state.applied_index = self.state.applied_index;
         state.clock_ms = state.clock_ms.max(self.state.clock_ms);
         self.state = state;
-        Ok(Output::Restored)
     }
 
     fn execute(&mut self, operation: &Operation) -> Response {
@@ -331,6 +421,9 @@ impl StateMachine for KvStore {
 
     fn finish_restore(&mut self, restore: KvRestore) -> Result<(), SnapshotError> {
         self.state = restore.finish()?;
+        // A snapshot is only ever taken with no restore staged (see `restore_staged`), so the
+        // state it installs has none either.
+        self.staged = None;
         Ok(())
     }
 }

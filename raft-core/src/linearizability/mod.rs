@@ -197,6 +197,8 @@ impl Observed {
                 | kv::Output::Registered { .. }
                 | kv::Output::SessionClosed
                 | kv::Output::Restored
+                | kv::Output::RestoreStaged { .. }
+                | kv::Output::RestoreAborted
                 | kv::Output::Keys { .. },
             ) => Observed::Unknown,
         }

@@ -9,8 +9,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-/// Every internal record's key starts with this.
-pub const RESERVED_KEY_PREFIX: &[u8] = b"\x00flotilla/";
+/// Every internal record's key starts with this (defined with the store, which keeps these keys
+/// through a streamed restore).
+pub use crate::kv::RESERVED_KEY_PREFIX;
 
 /// `ADDRESS_KEY_PREFIX ‖ decimal id` → the member's `host:port`, or [`BROWSER_ADDRESS`].
 pub const ADDRESS_KEY_PREFIX: &[u8] = b"\x00flotilla/address/";
