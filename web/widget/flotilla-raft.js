@@ -172,7 +172,7 @@ export class FlotillaRaft extends HTMLElement {
     else if (name === 'alt') this.#updateLabel();
     else if (name === 'speed' && this.#player) this.#player.speed = this.#speedAttribute();
     else if (LAYOUT_ATTRIBUTES.has(name)) this.#build();
-    else if (RUN_ATTRIBUTES.has(name) && this.#player) this.#startRun();
+    else if (RUN_ATTRIBUTES.has(name) && this.#player) this.#prepareRun().then(() => this.#startRun());
   }
 
   // ----- loading ------------------------------------------------------------------------------
@@ -185,6 +185,7 @@ export class FlotillaRaft extends HTMLElement {
         this.#engine = await import('./player.js');
         const tables = await this.#engine.loadWasm(FlotillaRaft.wasmUrl);
         this.#tables = tables;
+        await this.#prepareRun();
         this.#startRun();
       } catch (error) {
         this.#fail(error);
@@ -196,6 +197,17 @@ export class FlotillaRaft extends HTMLElement {
 
   #tables = null;
 
+  /** What the attributes ask to run. */
+  #runSpec() {
+    return { scenario: this.getAttribute('scenario'), run: this.getAttribute('run'), nodes: this.#intAttribute('nodes'), seed: this.#intAttribute('seed') };
+  }
+
+  /** Fetches the run's scenario module (once per page and scenario); a failed fetch shows as an
+   * error when the run starts. */
+  #prepareRun() {
+    return this.#engine.prepareRun(this.#runSpec()).catch(() => {});
+  }
+
   /** A new run from the attributes; `autoplay`: honour the autoplay attribute. */
   #startRun({ autoplay = true } = {}) {
     const engine = this.#engine;
@@ -204,12 +216,7 @@ export class FlotillaRaft extends HTMLElement {
     this.#error = null;
     let built;
     try {
-      built = engine.buildRun(this.#tables, {
-        scenario: this.getAttribute('scenario'),
-        run: this.getAttribute('run'),
-        nodes: this.#intAttribute('nodes'),
-        seed: this.#intAttribute('seed'),
-      });
+      built = engine.buildRun(this.#tables, this.#runSpec());
     } catch (error) {
       this.#fail(error);
       return;

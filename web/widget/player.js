@@ -11,7 +11,7 @@ import { Timeline } from '../timeline.js';
 import { publicState, readFrame, readLogs } from '../model.js';
 import { computeLayout, drawFrame } from '../render.js';
 import { hidpiCanvas } from '../canvas.js';
-import { PLAYGROUND_OPTIONS, captionAt, captionedSteps, findScenario, readingMs, scheduleScenario } from '../scenarios.js';
+import { PLAYGROUND_OPTIONS, captionAt, captionedSteps, loadScenario, readingMs, scheduleScenario } from '../scenarios/common.js';
 import { decodeFragment, encodeFragment } from '../share.js';
 import { describeEvents } from '../eventlog.js';
 
@@ -39,15 +39,39 @@ export const loadHistoryPanel = () => import('../history.js');
 /** Throws a RangeError naming the widget, for a spec that cannot be run. */
 const bad = (text) => new RangeError(`flotilla-raft: ${text}`);
 
+/** Scenarios fetched so far, by id (each is a module of its own: a widget loads only its own). */
+const scenarios = new Map();
+const findScenario = (id) => scenarios.get(id);
+
+/** The run's scenario id: `spec.scenario`, or the one a `run` link names. */
+function scenarioIdOf(spec) {
+  return (spec.run ? runFragment(spec.run)?.scenario : null) ?? spec.scenario ?? null;
+}
+
+/** The `run` attribute's fields (a run text, a link, or its fragment), or null. */
+function runFragment(run) {
+  const text = run.trim();
+  const hashAt = text.indexOf('#');
+  return decodeFragment(hashAt >= 0 ? text.slice(hashAt) : text.startsWith('run=') ? text : `run=${text}`);
+}
+
+/** Fetches the scenario `spec` names (if any, and not yet fetched), so that buildRun can run. */
+export async function prepareRun(spec) {
+  const id = scenarioIdOf(spec);
+  if (id && !scenarios.has(id)) {
+    const scenario = await loadScenario(id);
+    if (scenario) scenarios.set(id, scenario);
+  }
+}
+
 /**
- * What to run, from the element's attributes: `{scenario, run, nodes, seed}`. `run` is a run text
- * or a playground link (or its fragment); a link's scenario and time come with it.
+ * What to run, from the element's attributes: `{scenario, run, nodes, seed}` (once prepareRun
+ * fetched the scenario). `run` is a run text or a playground link (or its fragment); a link's
+ * scenario and time come with it.
  */
 export function buildRun(tables, spec) {
   if (spec.run) {
-    const text = spec.run.trim();
-    const hashAt = text.indexOf('#');
-    const fragment = decodeFragment(hashAt >= 0 ? text.slice(hashAt) : text.startsWith('run=') ? text : `run=${text}`);
+    const fragment = runFragment(spec.run);
     if (!fragment) throw bad('the run attribute holds no run text');
     let cluster;
     try {
