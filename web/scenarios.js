@@ -20,6 +20,7 @@ import readModes from './scenarios/read-modes.js';
 import staleRead from './scenarios/stale-read.js';
 import leaseReads from './scenarios/lease-reads.js';
 import barrier from './scenarios/barrier.js';
+import clientSessions from './scenarios/client-sessions.js';
 import logRepair from './scenarios/log-repair.js';
 import checkQuorum from './scenarios/check-quorum.js';
 import persistence from './scenarios/persistence.js';
@@ -31,7 +32,7 @@ import { SCENARIO_IDS } from './scenarios/common.js';
 export { PLAYGROUND_OPTIONS, SCENARIO_IDS, captionAt, captionedSteps, loadScenario, readingMs, scheduleScenario } from './scenarios/common.js';
 
 /** Every scenario, in the playground's order (SCENARIO_IDS). */
-export const SCENARIOS = [firstElection, splitVote, logReplication, leaderCrash, minorityPartition, figure8, preVote, noPreVote, membershipChange, catchUp, logCompaction, snapshot, snapshotChunks, leadershipTransfer, browserVoter, readModes, staleRead, leaseReads, barrier, logRepair, checkQuorum, persistence, wipedDisk, jointConsensus, removeLeader];
+export const SCENARIOS = [firstElection, splitVote, logReplication, leaderCrash, minorityPartition, figure8, preVote, noPreVote, membershipChange, catchUp, logCompaction, snapshot, snapshotChunks, leadershipTransfer, browserVoter, readModes, staleRead, leaseReads, barrier, clientSessions, logRepair, checkQuorum, persistence, wipedDisk, jointConsensus, removeLeader];
 if (SCENARIOS.map((s) => s.id).join() !== SCENARIO_IDS.join()) throw new Error('scenarios.js and scenarios/common.js list different scenarios');
 
 /** Scenarios the simulator cannot stage yet (none: membership, snapshots and transfer landed). */

@@ -26,7 +26,7 @@ export const SCENARIO_IDS = Object.freeze([
   'first-election', 'split-vote', 'log-replication', 'leader-crash', 'minority-partition', 'figure-8',
   'pre-vote', 'no-pre-vote', 'membership-change', 'catch-up', 'log-compaction', 'snapshot',
   'snapshot-chunks', 'leadership-transfer', 'browser-voter', 'read-modes', 'stale-read',
-  'lease-reads', 'barrier', 'log-repair', 'check-quorum', 'persistence', 'wiped-disk',
+  'lease-reads', 'barrier', 'client-sessions', 'log-repair', 'check-quorum', 'persistence', 'wiped-disk',
   'joint-consensus', 'remove-leader',
 ]);
 
