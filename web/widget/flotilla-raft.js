@@ -107,6 +107,10 @@ export class FlotillaRaft extends HTMLElement {
   /** Where the .wasm file is; set it before the first widget loads to self-host the files. */
   static wasmUrl = new URL('../pkg-widget/flotilla_wasm_bg.wasm', import.meta.url).href;
 
+  /** Where the history panel's checker (.wasm) is, for `panels="history"`; set it with wasmUrl
+   * to self-host the files. */
+  static checkerWasmUrl = new URL('../pkg-checker/flotilla_wasm_checker_bg.wasm', import.meta.url).href;
+
   /** The playground that shareUrl() links to. */
   static playgroundUrl = new URL('../index.html', import.meta.url).href;
 
@@ -503,7 +507,7 @@ export class FlotillaRaft extends HTMLElement {
   #refreshHistory(player, container) {
     if (!this.#historyModule) {
       // Loaded on first use; the panels refresh again once it is here.
-      this.#historyLoading ??= this.#engine.loadHistoryPanel().then((module) => {
+      this.#historyLoading ??= this.#engine.loadHistoryPanel(FlotillaRaft.checkerWasmUrl).then((module) => {
         this.#historyModule = module;
         if (this.#player) this.#refreshPanels(this.#player);
       }, (error) => this.#fail(error));
@@ -518,7 +522,7 @@ export class FlotillaRaft extends HTMLElement {
           },
           theme: this.dataset.theme,
         }),
-        checker: new player.tables.HistoryChecker(),
+        checker: new this.#historyModule.HistoryChecker(),
         cluster: null,
         revision: -1,
         data: null,
@@ -529,7 +533,8 @@ export class FlotillaRaft extends HTMLElement {
     if (c !== h.cluster || c.historyRevision !== h.revision) {
       h.cluster = c;
       h.revision = c.historyRevision;
-      h.data = h.checker.check(c);
+      const data = c.historyData();
+      h.data = { report: h.checker.check(data.history), bands: data.bands, nodes: data.nodes, now: data.now };
     } else if (h.data.now === c.nowMs) {
       return;
     }

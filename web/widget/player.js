@@ -6,7 +6,7 @@
 // Determinism, as in the playground: the simulation only moves through whole simulated
 // milliseconds; wall-clock time decides how far to go per frame, never what happens.
 
-import { loadWasm } from '../wasm.js';
+import { loadChecker, loadWasm } from '../wasm.js';
 import { Timeline } from '../timeline.js';
 import { publicState, readFrame, readLogs } from '../model.js';
 import { computeLayout, drawFrame } from '../render.js';
@@ -32,9 +32,14 @@ const FREE_RUN_MIN_MS = 3000;
 /** The widget's wasm package (web/pkg-widget: no browser peer, built for size), once per page. */
 const loadWidgetWasm = (wasmUrl) => loadWasm(wasmUrl, 'widget');
 export { loadWidgetWasm as loadWasm, readingMs };
-/** The playground's history panel module, shown by `panels="history"`: loaded only by a widget
- * that has that panel (7 KB that other widgets' pages need not transfer). */
-export const loadHistoryPanel = () => import('../history.js');
+/** The playground's history panel module and the checker behind it (web/pkg-checker: 33 KB
+ * that the widget's package leaves out), shown by `panels="history"`: loaded only by a widget
+ * that has that panel. Resolves to `{mountHistoryPanel, HistoryChecker}`; the checker's
+ * `check(cluster.historyData().history)` gives the panel's report. */
+export const loadHistoryPanel = async (checkerWasmUrl) => {
+  const [panel, HistoryChecker] = await Promise.all([import('../history.js'), loadChecker(checkerWasmUrl)]);
+  return { mountHistoryPanel: panel.mountHistoryPanel, HistoryChecker };
+};
 
 /** Throws a RangeError naming the widget, for a spec that cannot be run. */
 const bad = (text) => new RangeError(`flotilla-raft: ${text}`);
