@@ -28,11 +28,15 @@ use crate::frame::{
     message_frame, node_frame, MESSAGE_FIELDS, MESSAGE_KINDS, MESSAGE_STRIDE, NODE_FIELDS, NODE_STRIDE,
 };
 use crate::history::HistoryRecorder;
-use crate::input::{check_read_key, describe_input, from_input, to_input, ReadModeName, ScriptItem};
+#[cfg(feature = "playground")]
+use crate::input::{check_read_key, ReadModeName};
+use crate::input::{describe_input, from_input, to_input, ScriptItem};
 use crate::options::ClusterOptions;
 use crate::reads::read_view;
 use crate::run_text::{decode_run, encode_run};
-use crate::snapshot::{kv_view, log_view, message_view, node_view, stats_view, violation_view};
+#[cfg(feature = "playground")]
+use crate::snapshot::message_view;
+use crate::snapshot::{kv_view, log_view, node_view, stats_view, violation_view};
 use crate::tagged::input_to_js;
 
 /// Most messages one `messageFrame` call returns; a flood is drawn as its first part.
@@ -91,6 +95,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `TypeError` or `RangeError` as for the constructor, `RangeError` for a bad script text.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = fromScript)]
     pub fn from_script(options: JsValue, script: &str) -> Result<SimCluster, JsValue> {
         let mut cluster = SimCluster::new(options)?;
@@ -105,6 +110,7 @@ impl SimCluster {
     }
 
     /// Only the input script, as the text `run()` ends with (see the run_text module).
+    #[cfg(feature = "playground")]
     pub fn script(&self) -> String {
         crate::run_text::encode_script(&self.script)
     }
@@ -113,6 +119,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// Never in practice; a serialisation failure becomes a `TypeError`.
+    #[cfg(feature = "playground")]
     pub fn options(&self) -> Result<JsValue, JsValue> {
         to_js(&ClusterOptions::from_config(self.simulation.config()))
     }
@@ -187,6 +194,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn crash(&mut self, node: u32) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         Ok(self.act_input(Input::Crash(id)) as f64)
@@ -196,6 +204,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn restart(&mut self, node: u32) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         Ok(self.act_input(Input::Restart(id)) as f64)
@@ -205,6 +214,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn pause(&mut self, node: u32) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         Ok(self.act_input(Input::Pause(id)) as f64)
@@ -214,6 +224,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn resume(&mut self, node: u32) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         Ok(self.act_input(Input::Resume(id)) as f64)
@@ -223,6 +234,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn campaign(&mut self, node: u32) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         Ok(self.act_input(Input::Campaign(id)) as f64)
@@ -232,6 +244,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     pub fn partition(&mut self, side: Vec<u32>) -> Result<f64, JsValue> {
         let mut ids = side.into_iter().map(|n| self.node_id(n)).collect::<Result<Vec<_>, _>>()?;
         ids.sort();
@@ -243,6 +256,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = cutLink)]
     pub fn cut_link(&mut self, from: u32, to: u32) -> Result<f64, JsValue> {
         let (from, to) = (self.node_id(from)?, self.node_id(to)?);
@@ -253,6 +267,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = restoreLink)]
     pub fn restore_link(&mut self, from: u32, to: u32) -> Result<f64, JsValue> {
         let (from, to) = (self.node_id(from)?, self.node_id(to)?);
@@ -260,11 +275,13 @@ impl SimCluster {
     }
 
     /// Restores every cut link.
+    #[cfg(feature = "playground")]
     pub fn heal(&mut self) -> f64 {
         self.act_input(Input::Heal) as f64
     }
 
     /// A client proposes `data` (text) to whoever leads.
+    #[cfg(feature = "playground")]
     pub fn propose(&mut self, data: &str) -> f64 {
         let data = raft_core::Bytes::from(String::from(data).into_bytes());
         self.act_input(Input::Propose { data }) as f64
@@ -275,6 +292,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` for a node out of range, an unknown mode or a key over the store's limit.
+    #[cfg(feature = "playground")]
     pub fn read(&mut self, node: u32, key: &str, mode: Option<String>) -> Result<f64, JsValue> {
         let id = self.node_id(node)?;
         let mode = match mode.as_deref() {
@@ -300,6 +318,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// Never in practice; a serialisation failure becomes a `TypeError`.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = readResults)]
     pub fn read_results(&self) -> Result<JsValue, JsValue> {
         let views: Vec<_> = self.simulation.client_reads().map(read_view).collect();
@@ -329,6 +348,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` if `id` is not a whole number.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = dropMessage)]
     pub fn drop_message(&mut self, id: f64) -> Result<f64, JsValue> {
         let id = whole(id, "message id")?;
@@ -339,6 +359,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` if `id` is not a whole number.
+    #[cfg(feature = "playground")]
     #[wasm_bindgen(js_name = duplicateMessage)]
     pub fn duplicate_message(&mut self, id: f64) -> Result<f64, JsValue> {
         let id = whole(id, "message id")?;
@@ -349,6 +370,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` if `ms` is negative or not finite.
+    #[cfg(feature = "playground")]
     pub fn advance(&mut self, ms: f64) -> Result<(), JsValue> {
         let ms = whole(ms, "duration")?;
         self.run_to(self.simulation.now_ms().saturating_add(ms));
@@ -456,16 +478,19 @@ impl SimCluster {
     }
 
     /// Role code per node: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.
+    #[cfg(feature = "playground")]
     pub fn roles(&mut self) -> Vec<u8> {
         self.column(0).map(|v| v as u8).collect()
     }
 
     /// Liveness code per node: 0 up, 1 down, 2 paused.
+    #[cfg(feature = "playground")]
     pub fn liveness(&mut self) -> Vec<u8> {
         self.column(1).map(|v| v as u8).collect()
     }
 
     /// Term per node.
+    #[cfg(feature = "playground")]
     pub fn terms(&mut self) -> Vec<f64> {
         self.column(2).collect()
     }
@@ -581,6 +606,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// `RangeError` if `id` is not a whole number.
+    #[cfg(feature = "playground")]
     pub fn message(&self, id: f64) -> Result<JsValue, JsValue> {
         let id = whole(id, "message id")?;
         match self.simulation.in_flight().find(|m| m.id == id) {
@@ -725,6 +751,7 @@ impl SimCluster {
         self.simulation.run_until(time_ms);
     }
 
+    #[cfg(feature = "playground")]
     fn column(&mut self, field: usize) -> impl Iterator<Item = f64> + '_ {
         node_frame(&self.simulation, &mut self.rows);
         self.rows.iter().skip(field).step_by(NODE_STRIDE).copied()

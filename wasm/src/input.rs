@@ -4,14 +4,15 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use raft_core::kv::{Command, CommandBody, Operation};
+use raft_core::kv::{ClientId, Command, CommandBody, Operation, SessionRequest};
 use raft_core::sim::{Input, LinkConfig};
 use raft_core::{Bytes, EntryPayload, MembershipChange, NodeId, ReadMode};
 use serde::{Deserialize, Serialize};
 
 /// One input as JavaScript writes it. `put`, `get` and `delete` are client requests encoded as
-/// [`raft_core::kv::Command`]s (without a session) and proposed to the leader; `read` asks one
-/// server for a key's value with a read mode, without writing to the log.
+/// [`raft_core::kv::Command`]s (a `put` may name a session) and proposed to the leader;
+/// `register` opens a session; `read` asks one server for a key's value with a read mode,
+/// without writing to the log.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 // Externally tagged here; JavaScript sees `{type: kind, ...}` (crate::tagged says why).
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
@@ -30,13 +31,22 @@ pub enum InputObject {
         #[serde(default)]
         data: String,
     },
-    /// A key-value put through the log.
+    /// A key-value put through the log; with `session` and `seq`, request `seq` of the client
+    /// session `session` (thesis §6.3): a retry with the same pair is applied at most once.
     Put {
         /// The key.
         key: String,
         /// The value.
         value: String,
+        /// The client session (the id its `register` command got), or none.
+        #[serde(default)]
+        session: Option<u64>,
+        /// The request's sequence number in the session (required with `session`).
+        #[serde(default)]
+        seq: Option<u64>,
     },
+    /// A client opens a session through the log (thesis §6.3 RegisterClient).
+    Register {},
     /// A key-value get through the log.
     Get {
         /// The key.
@@ -245,21 +255,36 @@ pub fn to_input(object: &InputObject, nodes: usize, time_ms: u64) -> Result<Inpu
         }
         Ok(NodeId(id))
     };
-    let client = |operation: Operation| -> Result<Input, InputError> {
+    let sessioned = |session: Option<SessionRequest>, operation: Operation| -> Result<Input, InputError> {
         operation.validate().map_err(|e| InputError::Range(format!("{e}")))?;
-        let command =
-            Command { timestamp_ms: time_ms, body: CommandBody::Request { session: None, operation } };
+        let command = Command { timestamp_ms: time_ms, body: CommandBody::Request { session, operation } };
         Ok(Input::Propose { data: command.encode() })
     };
+    let client = |operation: Operation| sessioned(None, operation);
     Ok(match object {
         InputObject::Propose { data } => Input::Propose { data: Bytes::from(data.clone().into_bytes()) },
         InputObject::ProposeTo { node: id, data } => {
             Input::ProposeTo { node: node(*id)?, data: Bytes::from(data.clone().into_bytes()) }
         }
-        InputObject::Put { key, value } => client(Operation::Put {
-            key: Bytes::from(key.clone().into_bytes()),
-            value: Bytes::from(value.clone().into_bytes()),
-        })?,
+        InputObject::Put { key, value, session, seq } => {
+            let session = match (session, seq) {
+                (None, None) => None,
+                (Some(client_id), Some(sequence)) => {
+                    Some(SessionRequest { client_id: ClientId(*client_id), sequence: *sequence })
+                }
+                _ => {
+                    return Err(InputError::Range(String::from(
+                        "a put names both session and seq, or neither",
+                    )))
+                }
+            };
+            let operation = Operation::Put {
+                key: Bytes::from(key.clone().into_bytes()),
+                value: Bytes::from(value.clone().into_bytes()),
+            };
+            sessioned(session, operation)?
+        }
+        InputObject::Register {} => Input::Propose { data: Command::register(time_ms).encode() },
         InputObject::Get { key } => client(Operation::Get { key: Bytes::from(key.clone().into_bytes()) })?,
         InputObject::Delete { key } => {
             client(Operation::Delete { key: Bytes::from(key.clone().into_bytes()) })?
@@ -455,7 +480,10 @@ pub fn describe_command(data: &[u8]) -> String {
         return match command.body {
             CommandBody::RegisterClient => String::from("register"),
             CommandBody::CloseSession { client_id } => format!("close session {client_id}"),
-            CommandBody::Request { operation, .. } => describe_operation(&operation),
+            CommandBody::Request { operation, session: None } => describe_operation(&operation),
+            CommandBody::Request { operation, session: Some(SessionRequest { client_id, sequence }) } => {
+                format!("{} (session {client_id}, #{sequence})", describe_operation(&operation))
+            }
             CommandBody::Restore { snapshot } => format!("restore a {}-byte snapshot", snapshot.len()),
             // Kinds the store adds later.
             #[allow(unreachable_patterns)]
@@ -511,11 +539,43 @@ mod tests {
 
     #[test]
     fn client_commands_read_back() {
-        let put = InputObject::Put { key: String::from("x"), value: String::from("1") };
+        let put =
+            InputObject::Put { key: String::from("x"), value: String::from("1"), session: None, seq: None };
         let input = to_input(&put, 3, 40).unwrap();
         assert_eq!(describe_input(&input), "propose put x=1");
+        let register = to_input(&InputObject::Register {}, 3, 40).unwrap();
+        assert_eq!(describe_input(&register), "propose register");
         assert_eq!(describe_command(b"hello"), "hello");
         assert_eq!(describe_command(&[0, 1, 255]), "0001ff");
+    }
+
+    #[test]
+    fn a_put_in_a_session_carries_its_client_and_sequence() {
+        let put = |session, seq| InputObject::Put {
+            key: String::from("x"),
+            value: String::from("1"),
+            session,
+            seq,
+        };
+        let Input::Propose { data } = to_input(&put(Some(3), Some(7)), 3, 40).unwrap() else {
+            panic!("a put is a proposal");
+        };
+        let request = SessionRequest { client_id: ClientId(3), sequence: 7 };
+        assert_eq!(
+            Command::decode(&data).unwrap(),
+            Command::request(
+                40,
+                ClientId(3),
+                7,
+                Operation::Put { key: Bytes::from_static(b"x"), value: Bytes::from_static(b"1") }
+            )
+        );
+        assert!(
+            matches!(Command::decode(&data).unwrap().body, CommandBody::Request { session: Some(r), .. } if r == request)
+        );
+        assert_eq!(describe_command(&data), "put x=1 (session 3, #7)");
+        assert!(to_input(&put(Some(3), None), 3, 0).is_err());
+        assert!(to_input(&put(None, Some(7)), 3, 0).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;
+mod history_data;
+#[cfg(feature = "checker")]
 mod history_view;
 mod input;
 #[cfg(feature = "live")]
@@ -37,6 +39,7 @@ pub use bench::run_seed_workload;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub use cluster::SimCluster;
+#[cfg(feature = "checker")]
 pub use history_view::HistoryChecker;
 #[cfg(feature = "live")]
 pub use live::LiveNode;

@@ -4,13 +4,17 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::kv::{KvConfig, KvStore};
-use raft_core::sim::{InFlight, SimNode, SimStats, Simulation, Violation};
+use raft_core::sim::{SimNode, SimStats, Simulation, Violation};
 use raft_core::state_machine::StateMachine;
-use raft_core::{AppendOutcome, Entry, MessageBody, ProgressState, Role};
+use raft_core::{Entry, ProgressState, Role};
 use serde::Serialize;
 
-use crate::frame::MESSAGE_KINDS;
 use crate::input::describe_payload;
+// One message in full: only the playground shows it (the docs widget's package leaves it out).
+#[cfg(feature = "playground")]
+use crate::frame::MESSAGE_KINDS;
+#[cfg(feature = "playground")]
+use raft_core::{sim::InFlight, AppendOutcome, MessageBody};
 
 /// One log entry as the log table shows it.
 #[derive(Serialize)]
@@ -323,6 +327,7 @@ pub fn kv_view(node: &SimNode, limit: usize) -> Vec<KvPair> {
 }
 
 /// A message on the wire, in full.
+#[cfg(feature = "playground")]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
@@ -349,6 +354,7 @@ pub struct MessageView {
 }
 
 /// The view of one message.
+#[cfg(feature = "playground")]
 pub fn message_view(message: &InFlight) -> MessageView {
     let body = &message.message.body;
     let flag = crate::frame::message_flag(body);
@@ -366,6 +372,7 @@ pub fn message_view(message: &InFlight) -> MessageView {
     }
 }
 
+#[cfg(feature = "playground")]
 fn body_fields(body: &MessageBody) -> Vec<(&'static str, String)> {
     use alloc::format;
     use alloc::vec;

@@ -61,6 +61,10 @@ test('lazy: nothing loads before a widget nears the viewport; the wasm is fetche
   // The widget's own package (web/pkg-widget), never the playground's.
   expect(count(seen.paths, '/pkg-widget/flotilla_wasm_bg.wasm')).toBe(1);
   expect(seen.paths.filter((p) => p.startsWith('/pkg/'))).toEqual([]);
+  // No history panel here: neither its checker's package nor its module.
+  expect(seen.paths.filter((p) => p.startsWith('/pkg-checker/') || p === '/history.js')).toEqual([]);
+  // Each widget's own scenario module, once, and no other.
+  expect(seen.paths.filter((p) => p.startsWith('/scenarios/')).sort()).toEqual(['/scenarios/common.js', '/scenarios/figure-8.js', '/scenarios/first-election.js', '/scenarios/split-vote.js']);
   expect(count(seen.paths, '/widget/player.js')).toBe(1);
   expect(count(seen.paths, '/render.js')).toBe(1);
   expect(seen.errors).toEqual([]);
@@ -394,5 +398,8 @@ test('panels="history": the stale-read scenario ends on the violation, explained
   expect(after).toBeLessThan(before);
   const results = await new AxeBuilder({ page }).include('#wh').analyze();
   expect(results.violations.map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+  // The checker came from its own package, fetched once, beside the widget's (which has none).
+  expect(count(seen.paths, '/pkg-checker/flotilla_wasm_checker_bg.wasm')).toBe(1);
+  expect(count(seen.paths, '/pkg-widget/flotilla_wasm_bg.wasm')).toBe(1);
   expect(seen.errors).toEqual([]);
 });

@@ -107,6 +107,10 @@ export class FlotillaRaft extends HTMLElement {
   /** Where the .wasm file is; set it before the first widget loads to self-host the files. */
   static wasmUrl = new URL('../pkg-widget/flotilla_wasm_bg.wasm', import.meta.url).href;
 
+  /** Where the history panel's checker (.wasm) is, for `panels="history"`; set it with wasmUrl
+   * to self-host the files. */
+  static checkerWasmUrl = new URL('../pkg-checker/flotilla_wasm_checker_bg.wasm', import.meta.url).href;
+
   /** The playground that shareUrl() links to. */
   static playgroundUrl = new URL('../index.html', import.meta.url).href;
 
@@ -172,7 +176,7 @@ export class FlotillaRaft extends HTMLElement {
     else if (name === 'alt') this.#updateLabel();
     else if (name === 'speed' && this.#player) this.#player.speed = this.#speedAttribute();
     else if (LAYOUT_ATTRIBUTES.has(name)) this.#build();
-    else if (RUN_ATTRIBUTES.has(name) && this.#player) this.#startRun();
+    else if (RUN_ATTRIBUTES.has(name) && this.#player) this.#prepareRun().then(() => this.#startRun());
   }
 
   // ----- loading ------------------------------------------------------------------------------
@@ -185,6 +189,7 @@ export class FlotillaRaft extends HTMLElement {
         this.#engine = await import('./player.js');
         const tables = await this.#engine.loadWasm(FlotillaRaft.wasmUrl);
         this.#tables = tables;
+        await this.#prepareRun();
         this.#startRun();
       } catch (error) {
         this.#fail(error);
@@ -196,6 +201,17 @@ export class FlotillaRaft extends HTMLElement {
 
   #tables = null;
 
+  /** What the attributes ask to run. */
+  #runSpec() {
+    return { scenario: this.getAttribute('scenario'), run: this.getAttribute('run'), nodes: this.#intAttribute('nodes'), seed: this.#intAttribute('seed') };
+  }
+
+  /** Fetches the run's scenario module (once per page and scenario); a failed fetch shows as an
+   * error when the run starts. */
+  #prepareRun() {
+    return this.#engine.prepareRun(this.#runSpec()).catch(() => {});
+  }
+
   /** A new run from the attributes; `autoplay`: honour the autoplay attribute. */
   #startRun({ autoplay = true } = {}) {
     const engine = this.#engine;
@@ -204,12 +220,7 @@ export class FlotillaRaft extends HTMLElement {
     this.#error = null;
     let built;
     try {
-      built = engine.buildRun(this.#tables, {
-        scenario: this.getAttribute('scenario'),
-        run: this.getAttribute('run'),
-        nodes: this.#intAttribute('nodes'),
-        seed: this.#intAttribute('seed'),
-      });
+      built = engine.buildRun(this.#tables, this.#runSpec());
     } catch (error) {
       this.#fail(error);
       return;
@@ -496,7 +507,7 @@ export class FlotillaRaft extends HTMLElement {
   #refreshHistory(player, container) {
     if (!this.#historyModule) {
       // Loaded on first use; the panels refresh again once it is here.
-      this.#historyLoading ??= this.#engine.loadHistoryPanel().then((module) => {
+      this.#historyLoading ??= this.#engine.loadHistoryPanel(FlotillaRaft.checkerWasmUrl).then((module) => {
         this.#historyModule = module;
         if (this.#player) this.#refreshPanels(this.#player);
       }, (error) => this.#fail(error));
@@ -511,7 +522,7 @@ export class FlotillaRaft extends HTMLElement {
           },
           theme: this.dataset.theme,
         }),
-        checker: new player.tables.HistoryChecker(),
+        checker: new this.#historyModule.HistoryChecker(),
         cluster: null,
         revision: -1,
         data: null,
@@ -522,7 +533,8 @@ export class FlotillaRaft extends HTMLElement {
     if (c !== h.cluster || c.historyRevision !== h.revision) {
       h.cluster = c;
       h.revision = c.historyRevision;
-      h.data = h.checker.check(c);
+      const data = c.historyData();
+      h.data = { report: h.checker.check(data.history), bands: data.bands, nodes: data.nodes, now: data.now };
     } else if (h.data.now === c.nowMs) {
       return;
     }

@@ -6,12 +6,12 @@
 // Determinism, as in the playground: the simulation only moves through whole simulated
 // milliseconds; wall-clock time decides how far to go per frame, never what happens.
 
-import { loadWasm } from '../wasm.js';
+import { loadChecker, loadWasm } from '../wasm.js';
 import { Timeline } from '../timeline.js';
 import { publicState, readFrame, readLogs } from '../model.js';
 import { computeLayout, drawFrame } from '../render.js';
 import { hidpiCanvas } from '../canvas.js';
-import { PLAYGROUND_OPTIONS, captionAt, captionedSteps, findScenario, readingMs, scheduleScenario } from '../scenarios.js';
+import { PLAYGROUND_OPTIONS, captionAt, captionedSteps, loadScenario, readingMs, scheduleScenario } from '../scenarios/common.js';
 import { decodeFragment, encodeFragment } from '../share.js';
 import { describeEvents } from '../eventlog.js';
 
@@ -32,22 +32,51 @@ const FREE_RUN_MIN_MS = 3000;
 /** The widget's wasm package (web/pkg-widget: no browser peer, built for size), once per page. */
 const loadWidgetWasm = (wasmUrl) => loadWasm(wasmUrl, 'widget');
 export { loadWidgetWasm as loadWasm, readingMs };
-/** The playground's history panel module, shown by `panels="history"`: loaded only by a widget
- * that has that panel (7 KB that other widgets' pages need not transfer). */
-export const loadHistoryPanel = () => import('../history.js');
+/** The playground's history panel module and the checker behind it (web/pkg-checker: 33 KB
+ * that the widget's package leaves out), shown by `panels="history"`: loaded only by a widget
+ * that has that panel. Resolves to `{mountHistoryPanel, HistoryChecker}`; the checker's
+ * `check(cluster.historyData().history)` gives the panel's report. */
+export const loadHistoryPanel = async (checkerWasmUrl) => {
+  const [panel, HistoryChecker] = await Promise.all([import('../history.js'), loadChecker(checkerWasmUrl)]);
+  return { mountHistoryPanel: panel.mountHistoryPanel, HistoryChecker };
+};
 
 /** Throws a RangeError naming the widget, for a spec that cannot be run. */
 const bad = (text) => new RangeError(`flotilla-raft: ${text}`);
 
+/** Scenarios fetched so far, by id (each is a module of its own: a widget loads only its own). */
+const scenarios = new Map();
+const findScenario = (id) => scenarios.get(id);
+
+/** The run's scenario id: `spec.scenario`, or the one a `run` link names. */
+function scenarioIdOf(spec) {
+  return (spec.run ? runFragment(spec.run)?.scenario : null) ?? spec.scenario ?? null;
+}
+
+/** The `run` attribute's fields (a run text, a link, or its fragment), or null. */
+function runFragment(run) {
+  const text = run.trim();
+  const hashAt = text.indexOf('#');
+  return decodeFragment(hashAt >= 0 ? text.slice(hashAt) : text.startsWith('run=') ? text : `run=${text}`);
+}
+
+/** Fetches the scenario `spec` names (if any, and not yet fetched), so that buildRun can run. */
+export async function prepareRun(spec) {
+  const id = scenarioIdOf(spec);
+  if (id && !scenarios.has(id)) {
+    const scenario = await loadScenario(id);
+    if (scenario) scenarios.set(id, scenario);
+  }
+}
+
 /**
- * What to run, from the element's attributes: `{scenario, run, nodes, seed}`. `run` is a run text
- * or a playground link (or its fragment); a link's scenario and time come with it.
+ * What to run, from the element's attributes: `{scenario, run, nodes, seed}` (once prepareRun
+ * fetched the scenario). `run` is a run text or a playground link (or its fragment); a link's
+ * scenario and time come with it.
  */
 export function buildRun(tables, spec) {
   if (spec.run) {
-    const text = spec.run.trim();
-    const hashAt = text.indexOf('#');
-    const fragment = decodeFragment(hashAt >= 0 ? text.slice(hashAt) : text.startsWith('run=') ? text : `run=${text}`);
+    const fragment = runFragment(spec.run);
     if (!fragment) throw bad('the run attribute holds no run text');
     let cluster;
     try {
