@@ -77,7 +77,17 @@ async fn a_wiped_voter_is_refused_until_it_is_removed_and_joins_again() {
     let mut client = cluster.client();
     client.put("before", "wipe").await.unwrap();
     let victim = if leader == 3 { 2 } else { 3 };
-    let commit = cluster.node(leader).raft.status().commit_index;
+    // The status is published after the batch that acknowledged the put, so it can lag the put
+    // for a moment; the put sits after the bootstrap configuration (1) and the leader's no-op (2).
+    let mut commit = cluster.node(leader).raft.status().commit_index;
+    for _ in 0..100 {
+        if commit >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        commit = cluster.node(leader).raft.status().commit_index;
+    }
+    assert!(commit >= 3, "the put is not committed in the leader's status (commit {commit})");
     cluster.wait_for_applied(commit, Duration::from_secs(5)).await;
 
     cluster.stop(victim).await;
