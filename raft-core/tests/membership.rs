@@ -21,17 +21,6 @@ fn elected(size: u64) -> TestCluster {
     cluster
 }
 
-fn change(
-    cluster: &mut TestCluster,
-    leader: u64,
-    change: MembershipChange,
-) -> Result<LogIndex, MembershipError> {
-    let expected = cluster.node(leader).membership_index();
-    let result = cluster.node_mut(leader).change_membership(change, expected);
-    cluster.stabilize();
-    result
-}
-
 #[test]
 fn thesis_4_2_1_a_new_voter_catches_up_as_a_learner_and_is_promoted() {
     let mut cluster = elected(3);
@@ -60,7 +49,7 @@ fn thesis_4_2_1_a_server_that_cannot_catch_up_stays_a_learner() {
     let mut cluster = elected(3);
     let new = cluster.add_empty_node();
     cluster.isolate(new);
-    change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(new))).unwrap();
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(new))).unwrap();
     cluster.tick_all(12 * raft_core::CATCH_UP_ROUNDS_MAX as u64);
     assert_eq!(cluster.node(1).catching_up(), None, "the leader gave up");
     assert!(!cluster.node(1).membership().voters.contains(&NodeId(new)));
@@ -83,7 +72,7 @@ fn thesis_4_1_one_change_at_a_time_each_naming_the_configuration_it_expects() {
     assert_eq!(busy, Err(MembershipError::ChangeInProgress));
     cluster.stabilize();
     assert!(cluster.node(1).membership().learners.contains(&NodeId(3)));
-    let refused = change(&mut cluster, 2, MembershipChange::RemoveServer(NodeId(3)));
+    let refused = cluster.change_membership(2, MembershipChange::RemoveServer(NodeId(3)));
     assert_eq!(refused, Err(MembershipError::NotLeader { leader: Some(NodeId(1)) }));
 }
 
@@ -101,7 +90,7 @@ fn thesis_4_1_a_new_leader_commits_an_entry_of_its_term_before_changing_membersh
 #[test]
 fn thesis_4_2_2_a_removed_leader_leads_until_the_change_commits_then_steps_down() {
     let mut cluster = elected(3);
-    let index = change(&mut cluster, 1, MembershipChange::RemoveServer(NodeId(1))).unwrap();
+    let index = cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(1))).unwrap();
     assert!(cluster.node(1).commit_index() >= index);
     assert_ne!(cluster.node(1).role(), Role::Leader);
     cluster.tick_all(40);
@@ -120,7 +109,7 @@ fn thesis_4_2_3_a_removed_server_cannot_disrupt_the_cluster() {
     let mut cluster = elected(3);
     // Node 3 misses its own removal, so it still believes it votes.
     cluster.isolate(3);
-    change(&mut cluster, 1, MembershipChange::RemoveServer(NodeId(3))).unwrap();
+    cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(3))).unwrap();
     cluster.tick_all(3);
     let term = cluster.node(1).term();
     for _ in 0..60 {
@@ -138,8 +127,8 @@ fn replacing_voters_2_and_3_with_4_and_5() -> (TestCluster, u64) {
     let mut cluster = elected(3);
     let four = cluster.add_empty_node();
     let five = cluster.add_empty_node();
-    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(four))).unwrap();
-    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(five))).unwrap();
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(four))).unwrap();
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(five))).unwrap();
     let expected = cluster.node(1).membership_index();
     cluster
         .node_mut(1)
@@ -185,13 +174,13 @@ fn thesis_4_3_a_pending_leadership_transfer_does_not_hold_the_cluster_in_the_joi
 #[test]
 fn thesis_4_demoting_a_voter_keeps_it_as_a_learner() {
     let mut cluster = elected(3);
-    change(&mut cluster, 1, MembershipChange::DemoteVoter(NodeId(2))).unwrap();
+    cluster.change_membership(1, MembershipChange::DemoteVoter(NodeId(2))).unwrap();
     assert_eq!(cluster.node(1).membership().voters, ids(&[1, 3]));
     cluster.node_mut(1).propose(Bytes::from_static(b"x")).unwrap();
     cluster.stabilize();
     cluster.tick_all(2);
     assert_eq!(cluster.node(2).last_index(), cluster.node(1).last_index(), "learners still get the log");
-    let none_left = change(&mut cluster, 1, MembershipChange::ReplaceVoters(BTreeSet::new()));
+    let none_left = cluster.change_membership(1, MembershipChange::ReplaceVoters(BTreeSet::new()));
     assert_eq!(none_left, Err(MembershipError::NoVotersLeft));
 }
 

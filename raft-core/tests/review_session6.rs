@@ -55,17 +55,6 @@ fn elected(size: u64, quiet: &[u64]) -> TestCluster {
     cluster
 }
 
-fn change(
-    cluster: &mut TestCluster,
-    leader: u64,
-    change: MembershipChange,
-) -> Result<LogIndex, MembershipError> {
-    let expected = cluster.node(leader).membership_index();
-    let result = cluster.node_mut(leader).change_membership(change, expected);
-    cluster.stabilize();
-    result
-}
-
 /// Whether the servers in `voters` that campaign (by the fixed truth `quiet`) are a majority.
 fn campaigners_majority(voters: &std::collections::BTreeSet<NodeId>, quiet: &[u64]) -> bool {
     let campaigning = voters.iter().filter(|id| !quiet.contains(&id.0)).count();
@@ -80,30 +69,6 @@ impl Lcg {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
-}
-
-fn read_states(cluster: &mut TestCluster, id: u64) -> Vec<ReadState> {
-    let node = cluster.node_mut(id);
-    if !node.has_ready() {
-        return Vec::new();
-    }
-    let ready = node.ready();
-    node.advance();
-    cluster.network.extend(ready.messages);
-    cluster.network.extend(ready.messages_after_persist);
-    ready.read_states
-}
-
-/// Delivers everything and returns the read states node `id` produced meanwhile.
-fn settle_reads(cluster: &mut TestCluster, id: u64) -> Vec<ReadState> {
-    let mut states = read_states(cluster, id);
-    loop {
-        cluster.flush_except(id);
-        states.extend(read_states(cluster, id));
-        let Some(message) = cluster.network.pop_front() else { break };
-        cluster.deliver(message);
-    }
-    states
 }
 
 // ----- F1: CampaigningMinority (thesis §4.2.1) ---------------------------------------------------
@@ -163,7 +128,7 @@ fn f1_random_change_sequences_never_leave_campaigning_voters_a_minority() {
                                 members.iter().copied().filter(|_| rng.below(3) != 0).collect(),
                             ),
                         };
-                        match change(&mut cluster, leader, request) {
+                        match cluster.change_membership(leader, request) {
                             Ok(_) => accepted += 1,
                             Err(MembershipError::CampaigningMinority) => refused_minority += 1,
                             Err(_) => {}
@@ -202,19 +167,22 @@ fn f1_a_stalled_promotion_can_be_removed_and_changes_resume() {
     let seven = cluster.add_empty_node();
     tell(&mut cluster, &[5, seven]);
     cluster.isolate(seven);
-    change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(seven)))
+    cluster
+        .change_membership(1, MembershipChange::AddVoter(NodeId(seven)))
         .expect("3 of 5 (+1 quiet) still campaign");
     cluster.tick_all(3);
     assert_eq!(
-        change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(six))),
+        cluster.change_membership(1, MembershipChange::AddVoter(NodeId(six))),
         Err(MembershipError::ChangeInProgress),
         "one promotion at a time"
     );
-    change(&mut cluster, 1, MembershipChange::RemoveServer(NodeId(seven)))
+    cluster
+        .change_membership(1, MembershipChange::RemoveServer(NodeId(seven)))
         .expect("withdrawing it is always allowed");
     cluster.tick_all(3);
     assert!(cluster.node(1).membership().promoting.is_empty());
-    change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(six)))
+    cluster
+        .change_membership(1, MembershipChange::AddVoter(NodeId(six)))
         .expect("a campaigning voter may join now");
     for _ in 0..60 {
         cluster.tick_all(1);
@@ -231,7 +199,7 @@ fn f1_an_inherited_stalled_promotion_is_withdrawn_and_does_not_refuse_forever() 
     let mut cluster = elected(5, &[5]);
     let six = cluster.add_empty_node();
     cluster.isolate(six);
-    change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(six))).expect("joins");
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(six))).expect("joins");
     cluster.tick_all(3);
     cluster.crash(1);
     cluster.tick_all(60);
@@ -245,7 +213,7 @@ fn f1_an_inherited_stalled_promotion_is_withdrawn_and_does_not_refuse_forever() 
     assert!(cluster.node(leader).membership().promoting.is_empty(), "withdrawn by the new leader");
     // {1,2,3,4} campaign, 5 quiet: demoting 2 leaves 3 of 4 campaigning.
     let demote = if leader == 2 { 3 } else { 2 };
-    change(&mut cluster, leader, MembershipChange::DemoteVoter(NodeId(demote))).expect("legal again");
+    cluster.change_membership(leader, MembershipChange::DemoteVoter(NodeId(demote))).expect("legal again");
 }
 
 /// FINDING (low). The Worst view assumes a server being promoted keeps the campaigning status
@@ -261,7 +229,9 @@ fn f1_a_server_declared_quiet_during_its_catch_up_is_still_promoted() {
     let mut cluster = elected(5, &[4, 5]);
     let six = cluster.add_empty_node();
     cluster.isolate(six);
-    change(&mut cluster, 1, MembershipChange::AddVoter(NodeId(six))).expect("6 campaigns, as far as 1 knows");
+    cluster
+        .change_membership(1, MembershipChange::AddVoter(NodeId(six)))
+        .expect("6 campaigns, as far as 1 knows");
     tell(&mut cluster, &[4, 5, six]);
     cluster.heal();
     for _ in 0..60 {
@@ -329,7 +299,7 @@ fn f2_the_same_leaders_next_message_is_taken_after_the_hint_lapsed() {
 fn f2_a_learner_reads_again_once_a_new_leader_is_heard() {
     let mut cluster = elected(3, &[]);
     let four = cluster.add_empty_node();
-    change(&mut cluster, 1, MembershipChange::AddLearner(NodeId(four))).expect("learner");
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(four))).expect("learner");
     cluster.tick_all(5);
     assert_eq!(cluster.node(four).leader(), Some(NodeId(1)));
     cluster.crash(1);
@@ -339,13 +309,13 @@ fn f2_a_learner_reads_again_once_a_new_leader_is_heard() {
     }
     assert_eq!(cluster.node(four).leader(), None);
     cluster.node_mut(four).read(41, ReadMode::Linearizable);
-    let states = settle_reads(&mut cluster, four);
+    let states = cluster.settle_reads(four);
     assert_eq!(states, vec![ReadState { request_id: 41, result: Err(ReadError::NoLeader) }]);
     cluster.tick_all(40);
     let leader = *cluster.leaders().first().expect("new leader");
     assert_eq!(cluster.node(four).leader(), Some(NodeId(leader)));
     cluster.node_mut(four).read(42, ReadMode::Linearizable);
-    let states = settle_reads(&mut cluster, four);
+    let states = cluster.settle_reads(four);
     assert!(matches!(states.as_slice(), [ReadState { request_id: 42, result: Ok(_) }]), "{states:?}");
 }
 

@@ -6,8 +6,8 @@
 use raft_core::sim::SimStateMachine;
 use raft_core::storage::MemoryStorage;
 use raft_core::{
-    bootstrap, Bytes, Config, Entry, LogIndex, Membership, Message, MessageBody, NodeId, Proposed, RaftNode,
-    Restored, Role, Term,
+    bootstrap, Bytes, Config, Entry, LogIndex, Membership, MembershipChange, MembershipError, Message,
+    MessageBody, NodeId, Proposed, RaftNode, ReadState, Restored, Role, Term,
 };
 use std::collections::{BTreeSet, VecDeque};
 
@@ -304,6 +304,44 @@ impl TestCluster {
 
     pub fn count_delivered(&self, kind: &str) -> usize {
         self.delivered.iter().filter(|m| m.body.kind_name() == kind).count()
+    }
+
+    /// `leader` proposes `change` against its current configuration, then the cluster settles.
+    pub fn change_membership(
+        &mut self,
+        leader: u64,
+        change: MembershipChange,
+    ) -> Result<LogIndex, MembershipError> {
+        let expected = self.node(leader).membership_index();
+        let result = self.node_mut(leader).change_membership(change, expected);
+        self.stabilize();
+        result
+    }
+
+    /// Takes node `id`'s next batch (its messages go to the network) and returns its read
+    /// states, which `flush` would drop.
+    pub fn read_states(&mut self, id: u64) -> Vec<ReadState> {
+        let node = self.node_mut(id);
+        if !node.has_ready() {
+            return Vec::new();
+        }
+        let ready = node.ready();
+        node.advance();
+        self.network.extend(ready.messages);
+        self.network.extend(ready.messages_after_persist);
+        ready.read_states
+    }
+
+    /// Delivers everything and returns the read states node `id` produced meanwhile.
+    pub fn settle_reads(&mut self, id: u64) -> Vec<ReadState> {
+        let mut states = self.read_states(id);
+        loop {
+            self.flush_except(id);
+            states.extend(self.read_states(id));
+            let Some(message) = self.network.pop_front() else { break };
+            self.deliver(message);
+        }
+        states
     }
 }
 
