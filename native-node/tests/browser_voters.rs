@@ -53,7 +53,10 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
 }
 
 /// Sends `add_voter` for the tab and waits until the core promoted it (its catch-up rule).
+/// The tab's `TabStatus` travels after the connection opens, so the leader may not have it
+/// when `join` returns: wait for it first, as an operator reading `admin status` would.
 async fn promote(cluster: &Cluster, leader: u64, tab: &Tab) {
+    wait_for_reported_storage(cluster, leader, tab).await;
     let answer = cluster.client().admin(json!({ "op": "add_voter", "node": tab.id.0 })).await;
     assert!(answer.is_ok(), "{answer:?}");
     wait_until("the tab becomes a voter", Duration::from_secs(10), || {
