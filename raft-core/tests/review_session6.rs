@@ -216,16 +216,16 @@ fn f1_an_inherited_stalled_promotion_is_withdrawn_and_does_not_refuse_forever() 
     cluster.change_membership(leader, MembershipChange::DemoteVoter(NodeId(demote))).expect("legal again");
 }
 
-/// FINDING (low). The Worst view assumes a server being promoted keeps the campaigning status
+/// Was FINDING (low). The Worst view assumes a server being promoted keeps the campaigning status
 /// the leader believed when AddVoter was accepted. `set_peer_campaigns` is a driver input that
 /// may change at any time (a driver that learns a peer's role when it connects, or corrects
 /// itself); the promotion then completes without any check, and the campaigning voters are 3
 /// of 6. Fix: re-judge a `Promote` outcome in `catch_up_step` with the current beliefs and
 /// withdraw it (`CatchUpAbandoned`) when it would leave the campaigning voters a minority.
-/// Native-node declares tabs by id range before every change, so it is not exposed today.
+/// Native-node declares tabs by id range before every change, so it was not exposed. Fixed:
+/// `catch_up_step` re-judges the promotion (`promotion_leaves_campaigning_minority`).
 #[test]
-#[ignore = "finding: a promotion completes unchecked when the driver learns during catch-up that the server does not campaign"]
-fn f1_a_server_declared_quiet_during_its_catch_up_is_still_promoted() {
+fn f1_a_server_declared_quiet_during_its_catch_up_is_withdrawn() {
     let mut cluster = elected(5, &[4, 5]);
     let six = cluster.add_empty_node();
     cluster.isolate(six);

@@ -409,9 +409,17 @@ impl RaftNode {
                 self.events.push(RaftEvent::CatchUpAbandoned { id });
             }
         }
-        let Some(outcome) = catch_up.decided else {
+        let Some(mut outcome) = catch_up.decided else {
             return Some(catch_up);
         };
+        if outcome == Outcome::Promote && self.promotion_leaves_campaigning_minority(id) {
+            // Re-judged at the last moment: the driver may have learned after the `AddVoter`
+            // that this server never campaigns (`set_peer_campaigns`), and the check in
+            // `change_membership` saw the belief of that time.
+            outcome = Outcome::Withdraw;
+            catch_up.decided = Some(outcome);
+            self.events.push(RaftEvent::CatchUpAbandoned { id });
+        }
         if !self.may_append_membership() {
             if !catch_up.deferral_reported && outcome == Outcome::Promote {
                 catch_up.deferral_reported = true;
@@ -429,6 +437,24 @@ impl RaftNode {
         self.append_protocol_entry(EntryPayload::Membership(Box::new(next)));
         self.stats.membership_changes += 1;
         None
+    }
+
+    /// Whether completing the promotion of `id` would leave the campaigning voters a minority
+    /// where withdrawing it would not (thesis §4.2.1, §3.10: a cluster whose campaigning voters
+    /// are a minority cannot elect a leader once one of them fails). Judged with the beliefs of
+    /// now, in the [`PromotionView::Worst`] view of [`RaftNode::change_membership`].
+    fn promotion_leaves_campaigning_minority(&self, id: NodeId) -> bool {
+        if self.peer_campaigns(id) {
+            return false;
+        }
+        let mut promoted = self.membership().clone();
+        promoted.promoting.remove(&id);
+        promoted.learners.remove(&id);
+        promoted.voters.insert(id);
+        let mut withdrawn = self.membership().clone();
+        withdrawn.promoting.remove(&id);
+        let deficit = self.campaign_deficit(&promoted, PromotionView::Worst);
+        deficit >= 0 && deficit > self.campaign_deficit(&withdrawn, PromotionView::Worst)
     }
 
     /// Whether the outcome of a catch-up is decided: promote after a round that finished within
