@@ -7,7 +7,7 @@ use raft_core::sim::SimStateMachine;
 use raft_core::storage::MemoryStorage;
 use raft_core::{
     bootstrap, Bytes, Config, Entry, LogIndex, Membership, MembershipChange, MembershipError, Message,
-    MessageBody, NodeId, Proposed, RaftNode, ReadState, Restored, Role, Term,
+    MessageBody, NodeId, Proposed, RaftEvent, RaftNode, ReadState, Restored, Role, Term,
 };
 use std::collections::{BTreeSet, VecDeque};
 
@@ -42,6 +42,8 @@ pub struct TestCluster {
     pub applied: Vec<Vec<Entry>>,
     /// Each node's state machine.
     pub machines: Vec<SimStateMachine>,
+    /// Events each node reported (every incarnation), in order.
+    pub events: Vec<Vec<RaftEvent>>,
 }
 
 pub fn config(id: u64) -> Config {
@@ -81,6 +83,7 @@ impl TestCluster {
             delivered: Vec::new(),
             applied: vec![Vec::new(); size],
             machines: vec![SimStateMachine::default(); size],
+            events: vec![Vec::new(); size],
         }
     }
 
@@ -138,6 +141,7 @@ impl TestCluster {
                     self.machines[k].apply(entry);
                 }
                 self.applied[k].extend(ready.committed_entries);
+                self.events[k].extend(ready.events);
                 node.advance();
             }
         }
@@ -290,6 +294,7 @@ impl TestCluster {
         self.disks.push(Disk::default());
         self.applied.push(Vec::new());
         self.machines.push(SimStateMachine::default());
+        self.events.push(Vec::new());
         id
     }
 
