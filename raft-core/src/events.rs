@@ -58,8 +58,10 @@ pub enum RaftEvent {
         /// This node's term.
         term: Term,
     },
-    /// A server catching up to become a voter did not keep up and stays a learner; the leader
-    /// appends a configuration that withdraws its promotion.
+    /// A server catching up to become a voter stays a learner: it did not keep up (thesis
+    /// §4.2.1), or, judged again when it caught up, promoting it would leave the voters that
+    /// campaign a minority ([`crate::RaftNode::set_peer_campaigns`] said during its catch-up that
+    /// it does not campaign). The leader appends a configuration that withdraws its promotion.
     CatchUpAbandoned {
         /// The server.
         id: NodeId,

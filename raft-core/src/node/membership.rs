@@ -175,7 +175,8 @@ pub(super) struct CatchUp {
 enum Outcome {
     /// A round finished within an election timeout: make the server a voter.
     Promote,
-    /// It did not keep up: it stays a learner and its promotion is withdrawn.
+    /// It did not keep up, or promoting it would leave the campaigning voters a minority: it
+    /// stays a learner and its promotion is withdrawn.
     Withdraw,
 }
 
