@@ -544,3 +544,28 @@ fn seeded_late_beliefs_never_leave_campaigning_voters_a_minority() {
     assert!(abandoned_seven > 0, "the promotion of server 7 was never abandoned");
     assert!(promoted > 0, "no promotion at all");
 }
+
+/// Note (informational), the limit of the re-judgement: it sees the beliefs of the moment the
+/// promotion is appended, and a learner already caught up is promoted one round trip after
+/// `AddVoter` (its acknowledgement of the `AddVoter` entry ends round 1 at once). A driver that
+/// learns only after that round trip is too late: the promotion of a quiet server that leaves
+/// the campaigning voters 3 of 6 is already in the log, and only a repair (`DemoteVoter`, always
+/// allowed since it lowers the deficit) helps. So the driver must declare a server before
+/// `AddVoter`, as native-node does (by id range, before every change); the GUIDE could say so.
+#[test]
+fn a_caught_up_learner_is_promoted_before_a_late_belief_can_arrive() {
+    let mut cluster = elected(5, &[4, 5]);
+    let six = cluster.add_empty_node();
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(six))).expect("learner");
+    cluster.tick_all(3);
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(six))).expect("6 campaigns");
+    // `change_membership` delivered every message: the promotion is appended already.
+    assert!(cluster.node(1).membership().voters.contains(&NodeId(six)));
+    tell(&mut cluster, &[six], false);
+    cluster.tick_all(5);
+    let voters = cluster.node(1).membership().voters.clone();
+    assert!(!campaigners_majority(&voters, &[4, 5, six]), "too late: {voters:?}");
+    cluster.change_membership(1, MembershipChange::DemoteVoter(NodeId(six))).expect("the repair");
+    cluster.tick_all(3);
+    assert!(campaigners_majority(&cluster.node(1).membership().voters, &[4, 5, six]));
+}
