@@ -674,6 +674,12 @@ impl BrowserPeers {
         self.metrics.bytes_sent_total.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Whether `id` votes in the configuration this node last reported (a promoted tab, issue
+    /// #14); tabs that do not are learners.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.status.get().is_some_and(|status| status.borrow().voters.contains(&id.0))
+    }
+
     /// Counts a browser peer connection until the guard drops.
     pub fn connection(&self) -> ConnectionGuard {
         self.metrics.connected.fetch_add(1, Ordering::Relaxed);

@@ -43,6 +43,7 @@ pub mod invite;
 pub mod kv;
 pub mod limits;
 pub mod metrics;
+pub mod outbound;
 pub mod peer_liveness;
 mod pending;
 pub mod quota;

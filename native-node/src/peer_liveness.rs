@@ -83,8 +83,8 @@ impl Default for LivenessConfig {
 
 /// One peer's outbound messages: bounded, oldest dropped first, drained by one connection at a
 /// time (the one holding the [`QueueLease`]).
-pub struct PeerQueue {
-    messages: Mutex<VecDeque<(Instant, Message)>>,
+pub struct PeerQueue<T = Message> {
+    messages: Mutex<VecDeque<(Instant, T)>>,
     capacity: usize,
     arrived: Notify,
     leased: AtomicBool,
@@ -99,9 +99,9 @@ pub enum Pushed {
     DroppedOldest,
 }
 
-impl PeerQueue {
+impl<T> PeerQueue<T> {
     /// An empty queue of at most `capacity` messages (at least one).
-    pub fn new(capacity: usize) -> Arc<PeerQueue> {
+    pub fn new(capacity: usize) -> Arc<PeerQueue<T>> {
         Arc::new(PeerQueue {
             messages: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
@@ -110,12 +110,12 @@ impl PeerQueue {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Message)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, T)>> {
         self.messages.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `message`; a full queue drops its oldest message (the newest says more).
-    pub fn push(&self, message: Message) -> Pushed {
+    pub fn push(&self, message: T) -> Pushed {
         let pushed = {
             let mut messages = self.lock();
             let pushed = if messages.len() >= self.capacity {
@@ -144,7 +144,7 @@ impl PeerQueue {
 
     /// Takes the oldest message queued less than `stale_after` ago, if any; returns it with the
     /// number of stale messages dropped on the way.
-    pub fn try_pop(&self, stale_after: Duration) -> (Option<Message>, u64) {
+    pub fn try_pop(&self, stale_after: Duration) -> (Option<T>, u64) {
         let mut messages = self.lock();
         let mut stale = 0;
         while let Some((queued_at, message)) = messages.pop_front() {
@@ -157,7 +157,7 @@ impl PeerQueue {
     }
 
     /// Waits for the next message that is not stale; see [`PeerQueue::try_pop`].
-    pub async fn pop(&self, stale_after: Duration) -> (Message, u64) {
+    pub async fn pop(&self, stale_after: Duration) -> (T, u64) {
         let mut stale_total = 0;
         loop {
             let arrived = self.arrived.notified();
@@ -174,7 +174,7 @@ impl PeerQueue {
     }
 
     /// The right to drain the queue, if no other connection holds it.
-    pub fn try_lease(self: &Arc<PeerQueue>) -> Option<QueueLease> {
+    pub fn try_lease(self: &Arc<PeerQueue<T>>) -> Option<QueueLease<T>> {
         self.leased
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .ok()
@@ -183,18 +183,18 @@ impl PeerQueue {
 }
 
 /// A connection's right to drain its peer's queue; dropping it hands the queue on.
-pub struct QueueLease {
-    queue: Arc<PeerQueue>,
+pub struct QueueLease<T = Message> {
+    queue: Arc<PeerQueue<T>>,
 }
 
-impl QueueLease {
+impl<T> QueueLease<T> {
     /// The leased queue.
-    pub fn queue(&self) -> &PeerQueue {
+    pub fn queue(&self) -> &PeerQueue<T> {
         &self.queue
     }
 }
 
-impl Drop for QueueLease {
+impl<T> Drop for QueueLease<T> {
     fn drop(&mut self) {
         self.queue.leased.store(false, Ordering::Release);
     }
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn one_connection_at_a_time_holds_the_queue_and_dropping_hands_it_on() {
-        let queue = PeerQueue::new(8);
+        let queue = PeerQueue::<Message>::new(8);
         let first = queue.try_lease().expect("free");
         assert!(queue.try_lease().is_none());
         drop(first);

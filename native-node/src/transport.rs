@@ -16,11 +16,12 @@
 //! dialled and redialled with exponential backoff.
 
 use crate::metrics::Metrics;
+use crate::outbound::{self, EntriesCache, Outbound};
 pub use crate::peer_auth::{
     decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
     Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
-use crate::peer_auth::{BoundIncarnations, Opener, Sealer};
+use crate::peer_auth::{BoundIncarnations, Opener};
 use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
@@ -343,7 +344,7 @@ struct Peer {
     id: NodeId,
     address: Mutex<Option<String>>,
     /// Outbound messages; drained by the connection holding its lease.
-    queue: Arc<PeerQueue>,
+    queue: Arc<PeerQueue<Outbound>>,
     dropped: AtomicU64,
     connections: AtomicU64,
     /// Whether a connection was ever established (later ones count as reconnects).
@@ -385,6 +386,8 @@ struct TransportInner {
     unreachable: Mutex<std::collections::BTreeSet<NodeId>>,
     /// Joins and credentials of browser peers (issue #13), once the node has set it.
     browser: std::sync::OnceLock<Arc<crate::browser_peers::BrowserPeers>>,
+    /// Entries of the last AppendEntries queued, encoded once for every peer sent them.
+    entries: EntriesCache,
 }
 
 /// The peer network of one node. Cheap to clone.
@@ -417,6 +420,7 @@ impl Transport {
                 shutdown,
                 unreachable: Mutex::new(std::collections::BTreeSet::new()),
                 browser: std::sync::OnceLock::new(),
+                entries: EntriesCache::default(),
             }),
         }
     }
@@ -727,6 +731,8 @@ impl Transport {
         let mut ping = tokio::time::interval(liveness.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        // When this connection may write again (learner tabs only, see `outbound`).
+        let mut next_write: Option<tokio::time::Instant> = None;
         let me = self.inner.config.node_id;
         let browser = self.browser_gate().filter(|_| crate::peer_auth::records::is_browser_node_id(peer.id));
         let close_reason: Option<(u16, String)> = loop {
@@ -762,22 +768,24 @@ impl Transport {
                 },
                 next = next_queued(&lease, liveness.stale_after) => {
                     let (message, stale) = next;
-                    let mut stale_total = stale;
+                    // A learner tab's appends wait a little and travel merged (`outbound`).
+                    let learner_tab = browser.filter(|gate| !gate.is_voter(peer.id)).is_some();
+                    if let Some(at) = next_write.filter(|_| learner_tab && message.carries_entries()) {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    let merge = learner_tab.then_some(outbound::MERGE_BYTES_MAX);
                     let batch_max = self.inner.config.write_batch_messages_max;
+                    let (batch, stale_more) = match lease.as_ref() {
+                        Some(lease) => outbound::drain(message, lease.queue(), liveness.stale_after, batch_max, merge),
+                        None => (vec![message], 0),
+                    };
+                    let stale_total = stale + stale_more;
                     let write = async {
-                        let frame = seal(&mut sealer, &message);
-                        let mut bytes = frame.len();
-                        sink.feed(M::binary(frame)).await.map_err(|_| ())?;
-                        let mut written = 1;
-                        while written < batch_max {
-                            let Some(lease) = lease.as_ref() else { break };
-                            let (next, stale) = lease.queue().try_pop(liveness.stale_after);
-                            stale_total += stale;
-                            let Some(message) = next else { break };
-                            let frame = seal(&mut sealer, &message);
+                        let mut bytes = 0;
+                        for message in &batch {
+                            let frame = message.seal(&mut sealer);
                             bytes += frame.len();
                             sink.feed(M::binary(frame)).await.map_err(|_| ())?;
-                            written += 1;
                         }
                         if let Some(browser) = browser {
                             browser.sent(bytes);
@@ -791,6 +799,9 @@ impl Transport {
                         // Lost as surely as a full queue's oldest: the core re-sends from the
                         // match point at once rather than after a heartbeat round.
                         self.mark_unreachable(peer.id);
+                    }
+                    if learner_tab {
+                        next_write = Some(tokio::time::Instant::now() + outbound::LEARNER_WRITE_INTERVAL);
                     }
                     match written {
                         Ok(Ok(())) => {}
@@ -893,12 +904,8 @@ impl Transport {
     }
 }
 
-fn seal<T: Serialize>(sealer: &mut Sealer, message: &T) -> Bytes {
-    Bytes::from(sealer.seal(FrameKind::Raft, message))
-}
-
 /// The next message of the leased queue; never, without a lease.
-async fn next_queued(lease: &Option<QueueLease>, stale_after: Duration) -> (Message, u64) {
+async fn next_queued(lease: &Option<QueueLease<Outbound>>, stale_after: Duration) -> (Outbound, u64) {
     match lease {
         Some(lease) => lease.queue().pop(stale_after).await,
         None => std::future::pending().await,
@@ -918,7 +925,7 @@ impl Network for Transport {
             return;
         }
         let peer = self.peer(message.to);
-        if peer.queue.push(message) == Pushed::DroppedOldest {
+        if peer.queue.push(self.inner.entries.outbound(message)) == Pushed::DroppedOldest {
             peer.dropped.fetch_add(1, Ordering::Relaxed);
             self.inner.metrics.peer_messages_dropped_total.fetch_add(1, Ordering::Relaxed);
             self.mark_unreachable(peer.id);
