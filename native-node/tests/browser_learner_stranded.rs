@@ -109,16 +109,17 @@ async fn a_tab_whose_admitting_leader_dies_before_it_applied_anything_follows_th
         Some(&b"yes"[..]),
         "a linearizable read through the new leader sees the write made after the failover"
     );
-    let view = tab.view.lock().unwrap();
-    assert_eq!(view.leader, Some(new_leader));
-    let others: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
-    assert!(
-        others.iter().all(|id| view.connected.contains(id)),
-        "connected {:?}, wanted {others:?}",
-        view.connected
-    );
-    assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
-    drop(view);
+    {
+        let view = tab.view.lock().unwrap();
+        assert_eq!(view.leader, Some(new_leader));
+        let others: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
+        assert!(
+            others.iter().all(|id| view.connected.contains(id)),
+            "connected {:?}, wanted {others:?}",
+            view.connected
+        );
+        assert!(view.apply_violations.is_empty(), "{:?}", view.apply_violations);
+    }
     cluster.shutdown().await;
 }
 
@@ -129,14 +130,15 @@ async fn control_a_tab_that_ignores_the_members_its_admission_names_stays_strand
         admit_then_lose_the_admitting_node("tab-stranded-control", options).await;
     // Twice the silence after which a tab redials everything it knows: it knows no one alive.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let view = tab.view.lock().unwrap();
-    let alive: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
-    assert!(
-        !view.connected.iter().any(|id| alive.contains(id)),
-        "the control tab found a live member: connected {:?}",
-        view.connected
-    );
-    assert_eq!(view.applied, applied_at_cut, "the control tab applied entries from nowhere");
-    drop(view);
+    {
+        let view = tab.view.lock().unwrap();
+        let alive: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
+        assert!(
+            !view.connected.iter().any(|id| alive.contains(id)),
+            "the control tab found a live member: connected {:?}",
+            view.connected
+        );
+        assert_eq!(view.applied, applied_at_cut, "the control tab applied entries from nowhere");
+    }
     cluster.shutdown().await;
 }
