@@ -144,10 +144,16 @@ fn main() {
     }
     let mut sealer = fuzzing::honest_tab_session(Side::Acceptor).sealer;
     let frames: Vec<Vec<u8>> = to_tab.iter().map(|m| sealer.seal(FrameKind::Raft, m)).collect();
-    let admitted = fuzzing::honest_admitted_frame();
-    let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
-    parts.extend(frames.iter().map(|f| &f[..]));
-    write(&dir, "tab-dialler-admitted", &[&[3u8][..], &join_chunks(&parts)].concat());
+    // Admitted naming the members (this build), and in the two-field form of older nodes.
+    let answers = [
+        ("tab-dialler-admitted", fuzzing::honest_admitted_frame()),
+        ("tab-dialler-admitted-legacy", fuzzing::honest_admitted_frame_without_members()),
+    ];
+    for (name, admitted) in answers {
+        let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
+        parts.extend(frames.iter().map(|f| &f[..]));
+        write(&dir, name, &[&[3u8][..], &join_chunks(&parts)].concat());
+    }
     let redirect = encode_frame(
         FrameKind::Redirect,
         &Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() },

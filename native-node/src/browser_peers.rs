@@ -16,7 +16,8 @@
 //!   recompute a tab's key when it says `Hello`.
 //! - **Joining** ([`BrowserPeers::join`]): token checks (mac, cluster, expiry; then uses and
 //!   [`BrowserPeerConfig::max`] on the leader), `Redirect` from a follower, `Admitted` once the
-//!   membership change is applied.
+//!   membership change is applied, naming the native members and their addresses
+//!   ([`raft_core::wire::member_hints`]) so the tab can dial them before it applied anything.
 //! - **What a tab may send** ([`BrowserPeers::check_inbound`]): only a learner's messages
 //!   (append, heartbeat and snapshot answers, ReadIndex requests, thesis §6.4). Anything else
 //!   closes the connection and counts as a malformed frame.
@@ -25,6 +26,7 @@
 
 use crate::kv::{KvStateMachine, StateMachine};
 use crate::peer_auth::invite::{invite_key, tab_key, Admitted, InviteToken, Join, JoinRefusal, Redirect};
+use crate::peer_auth::member_hints::{MemberAddress, MemberHints};
 use crate::peer_auth::records::{
     address_key, browser_key, is_browser_node_id, parse_browser, BrowserAdmission, ADDRESS_KEY_PREFIX,
     BROWSER_ADDRESS, BROWSER_KEY_PREFIX, BROWSER_NODE_ID_MIN, RESERVED_KEY_PREFIX,
@@ -497,7 +499,15 @@ impl BrowserPeers {
             acceptor: self.node_id,
             dialler: id,
         };
-        let admitted = Admitted { node_id: id, mac: transcript.welcome_mac(&key) };
+        // The native members and their addresses, so the tab can dial them before it has
+        // applied any address record (it would be stranded if this node died first).
+        let status = raft.status();
+        let native = status.voters.iter().chain(&status.learners).map(|id| NodeId(*id));
+        let members = native.filter_map(|id| {
+            Some(MemberAddress { node_id: id, address: self.addresses.get()?.address(id)? })
+        });
+        let members = Some(MemberHints::sign(&transcript, &key, members));
+        let admitted = Admitted { node_id: id, mac: transcript.welcome_mac(&key), members };
         socket
             .send(WsMessage::Binary(encode_frame(FrameKind::Admitted, &admitted).into()))
             .await

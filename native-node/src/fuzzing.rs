@@ -9,8 +9,9 @@
 mod tabs;
 
 pub use tabs::{
-    honest_admitted_frame, honest_invitation, honest_join_frame, honest_tab_hello_frame, honest_tab_key,
-    honest_tab_session, tab_transcript, JOIN_NONCE, NOW_UNIX_MS, TAB_ID,
+    honest_admitted_frame, honest_admitted_frame_without_members, honest_invitation, honest_join_frame,
+    honest_tab_hello_frame, honest_tab_key, honest_tab_session, tab_transcript, JOIN_NONCE, NOW_UNIX_MS,
+    TAB_ID,
 };
 
 use crate::admission::AdminGuard;

@@ -29,10 +29,13 @@
 //! know the secret, can compute the keys.
 //!
 //! **Browser peers** join with an invitation instead of the secret: see [`invite`] (the
-//! `Join` / `Redirect` / `Admitted` frames, the invite and tab keys) and [`records`] (the
-//! replicated records that say which members are tabs and where members can be dialled).
+//! `Join` / `Redirect` / `Admitted` frames, the invite and tab keys), [`member_hints`] (the
+//! members an `Admitted` names so that a tab can dial them before it has applied anything) and
+//! [`records`] (the replicated records that say which members are tabs and where members can be
+//! dialled).
 
 pub mod invite;
+pub mod member_hints;
 pub mod records;
 pub mod tab;
 
@@ -40,6 +43,7 @@ pub use invite::{
     decode_join_answer, invite_key, tab_key, Admitted, InviteFields, InviteRole, InviteToken, Join,
     JoinAnswer, JoinRefusal, Redirect,
 };
+pub use member_hints::{MemberAddress, MemberHints};
 pub use tab::{StorageBackend, TabStatus};
 
 use crate::NodeId;

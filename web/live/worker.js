@@ -294,17 +294,16 @@ function stopNode(reason) {
   finishJoin(new Error(`stopped: ${reason}`));
 }
 
-/** Native members to keep a socket to: every member with an address record but browsers. */
+/** Native members to keep a socket to: the applied configuration's, at their recorded
+ * addresses; before the tab has applied them, the members its admission named (wasm
+ * `dialTargets`), so that losing the admitting node does not strand a tab still catching up. */
 function wantedAddresses() {
   const wanted = new Set();
-  const state = live.node?.state();
-  if (!state || state.nodeId === null) return wanted;
-  const members = new Set([...state.voters, ...state.learners]);
+  if (!live.node) return wanted;
   live.addresses = new Map();
-  for (const [id, address] of live.node.addresses()) {
-    if (id === state.nodeId || address === 'browser' || !address.includes(':')) continue;
+  for (const [id, address] of live.node.dialTargets()) {
     live.addresses.set(id, address);
-    if (members.has(id)) wanted.add(address);
+    wanted.add(address);
   }
   return wanted;
 }
@@ -321,8 +320,14 @@ function checkDials() {
   const lastHeard = Math.max(live.joinedAt, ...live.lastContact.values());
   if (Date.now() - lastHeard > SILENCE_MS) for (const address of live.known) wanted.add(address);
   const connected = new Set([...live.links.values()].map((l) => l.address));
+  // A member already linked under another spelling of its address (the invite's) is not
+  // dialled twice.
+  const linkedPeers = new Set([...live.links.values()].map((l) => l.peer).filter((p) => p !== null));
+  const linkedAddresses = new Set([...live.addresses].filter(([id]) => linkedPeers.has(id)).map(([, a]) => a));
   for (const address of wanted) {
-    if (!connected.has(address) && !live.dialling.get(address)?.timer) dial(address);
+    if (!connected.has(address) && !linkedAddresses.has(address) && !live.dialling.get(address)?.timer) {
+      dial(address);
+    }
   }
   // A member removed from the configuration: its socket goes.
   for (const [id, link] of live.links) {

@@ -1,5 +1,6 @@
 //! The browser-peer half of the `peer_frame` harness: a tab's `Join` (or, once admitted, its
-//! `Hello` under its tab key) as a native node reads it, the node's `Admitted` / `Redirect` /
+//! `Hello` under its tab key) as a native node reads it, the node's `Admitted` (with the member
+//! addresses it names, believed only with their proof) / `Redirect` /
 //! `Reject` as the tab reads it, and the sealed `Raft` and `TabStatus` frames that follow,
 //! opened with [`Opener::open_any`] as a reader that accepts both kinds (see
 //! [`raft_core::wire::invite`] and [`raft_core::wire::tab`]).
@@ -9,6 +10,7 @@ use crate::peer_auth::invite::{
     decode_join_answer, invite_key, tab_key, Admitted, InviteFields, InviteRole, InviteToken, Join,
     JoinAnswer,
 };
+use crate::peer_auth::member_hints::{MemberAddress, MemberHints, MEMBER_HINTS_MAX};
 use crate::peer_auth::records::{is_browser_node_id, BROWSER_NODE_ID_MIN};
 use crate::peer_auth::{
     decode_body, decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Session, Side, TabStatus,
@@ -77,11 +79,25 @@ pub fn honest_tab_hello_frame() -> Vec<u8> {
     encode_frame(FrameKind::Hello, &hello)
 }
 
-/// Node 1's `Admitted` answer to the honest join.
+/// The native members node 1 names in its `Admitted` (nodes 1 to 3).
+fn member_addresses() -> Vec<MemberAddress> {
+    (1..=3).map(|id| MemberAddress { node_id: NodeId(id), address: format!("127.0.0.1:700{id}") }).collect()
+}
+
+/// Node 1's `Admitted` answer to the honest join, naming the members.
 pub fn honest_admitted_frame() -> Vec<u8> {
-    let admitted =
-        Admitted { node_id: TAB_ID, mac: tab_transcript(JOIN_NONCE).welcome_mac(&honest_tab_key()) };
-    encode_frame(FrameKind::Admitted, &admitted)
+    let (transcript, key) = (tab_transcript(JOIN_NONCE), honest_tab_key());
+    let members = Some(MemberHints::sign(&transcript, &key, member_addresses()));
+    encode_frame(
+        FrameKind::Admitted,
+        &Admitted { node_id: TAB_ID, mac: transcript.welcome_mac(&key), members },
+    )
+}
+
+/// The same answer in the two-field form of nodes built before member hints.
+pub fn honest_admitted_frame_without_members() -> Vec<u8> {
+    let mac = tab_transcript(JOIN_NONCE).welcome_mac(&honest_tab_key());
+    encode_frame(FrameKind::Admitted, &(TAB_ID, mac))
 }
 
 /// Node 1 reading a tab: `Join` (as `BrowserPeers::join` on the leader) or an admitted tab's
@@ -104,7 +120,8 @@ pub(super) fn tab_acceptor<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
         // Admitted as the next browser id; the tab's key binds the token, the id and its nonce.
         let tab_key = tab_key(&token.mac, CLUSTER_ID, TAB_ID, &join.nonce);
         let transcript = tab_transcript(join.nonce);
-        let admitted = Admitted { node_id: TAB_ID, mac: transcript.welcome_mac(&tab_key) };
+        let members = Some(MemberHints::sign(&transcript, &tab_key, member_addresses()));
+        let admitted = Admitted { node_id: TAB_ID, mac: transcript.welcome_mac(&tab_key), members };
         let frame = encode_frame(FrameKind::Admitted, &admitted);
         match decode_join_answer(&frame) {
             Ok(JoinAnswer::Admitted(read)) => assert_eq!(read, admitted, "our Admitted reads back otherwise"),
@@ -171,6 +188,25 @@ pub(super) fn tab_dialler<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
         transcript.welcome_mac(&tab_key),
         "an Admitted believed without the tab key's proof"
     );
+    // Its member addresses are believed only with their own proof, and only as many as the
+    // tab takes, native, dialable and not the tab itself.
+    if let Some(hints) = &admitted.members {
+        if let Ok(members) = hints.verified(&transcript, &tab_key) {
+            assert_eq!(
+                hints.mac,
+                MemberHints::proof_of(&transcript, &tab_key, &hints.members),
+                "member addresses believed without the tab key's proof"
+            );
+            assert!(members.len() <= MEMBER_HINTS_MAX, "{} members taken", members.len());
+            for member in &members {
+                assert!(
+                    !is_browser_node_id(member.node_id) && member.node_id != admitted.node_id,
+                    "{member:?}"
+                );
+                assert!(crate::peer_auth::member_hints::is_dialable_address(&member.address), "{member:?}");
+            }
+        }
+    }
     let (_sealer, opener) = transcript.session(&tab_key, Side::Dialler).split();
     tab_frames(opener, parts, challenge.node_id, admitted.node_id);
 }

@@ -2,7 +2,8 @@
 //! as the wasm `LiveNode` does (issue #13), built from raft-core's `RaftNode`, `MemoryStorage`,
 //! `KvStore` and `wire`, over tokio-tungstenite. It follows raft-core/GUIDE.md's driver contract
 //! (messages, persist, messages after persist, apply, read states, advance), dials every native
-//! member it learns from its own applied address records, and checks its own apply sequence.
+//! member it learns from its own applied address records (and, before it has applied them, the
+//! members the admitting leader named in `Admitted`), and checks its own apply sequence.
 //!
 //! As a voter tab (issue #14, [`Tab::join_with`]) it also sends a sealed `TabStatus` after every
 //! handshake, answers votes and appends as any voter, never campaigns, and keeps its storage
@@ -23,7 +24,7 @@ use raft_core::wire::{
     Welcome,
 };
 use raft_core::{Message, NodeId, RaftNode, ReadMode, Restored};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -60,8 +61,26 @@ async fn next_binary(socket: &mut Socket) -> Result<Bytes, String> {
 }
 
 /// What a successful join hands back: the socket, the admitting node and the address it was
-/// reached at (after redirects), the tab's id, its key and the connection's session.
-pub type Joined = (Socket, NodeId, String, NodeId, [u8; 32], (Sealer, Opener));
+/// reached at (after redirects), the tab's id, its key, the connection's session, and the
+/// native members the leader named (their proof checked; empty if it failed or none came).
+pub type Joined = (Socket, NodeId, String, NodeId, [u8; 32], (Sealer, Opener), BTreeMap<NodeId, String>);
+
+/// What a test tab does that a test may switch off, to model another tab.
+#[derive(Clone, Copy, Debug)]
+pub struct TabOptions {
+    /// Dial the members the admitting leader named in `Admitted` before the tab's applied
+    /// state names them. `false` models a tab built before `Admitted` named them.
+    pub use_member_hints: bool,
+    /// Redial the node that admitted it (as the wasm tab redials its invite's node). `false`
+    /// models a tab whose only other way back, that node, is gone for good.
+    pub redial_admitting_node: bool,
+}
+
+impl Default for TabOptions {
+    fn default() -> TabOptions {
+        TabOptions { use_member_hints: true, redial_admitting_node: true }
+    }
+}
 
 /// Dials `address` and sends a join for `token`; follows redirects.
 pub async fn join_socket(address: &str, token: &str, cluster_id: &str) -> Result<Joined, JoinFailure> {
@@ -99,8 +118,14 @@ pub async fn join_socket(address: &str, token: &str, cluster_id: &str) -> Result
                 if !transcript.verify_welcome(&key, &admitted.mac) {
                     return Err(JoinFailure::Other("the leader's proof does not verify".into()));
                 }
+                let members = admitted
+                    .members
+                    .as_ref()
+                    .and_then(|hints| hints.verified(&transcript, &key).ok())
+                    .unwrap_or_default();
+                let members = members.into_iter().map(|member| (member.node_id, member.address)).collect();
                 let session = transcript.session(&key, Side::Dialler).split();
-                return Ok((socket, challenge.node_id, address, admitted.node_id, key, session));
+                return Ok((socket, challenge.node_id, address, admitted.node_id, key, session, members));
             }
         }
     }
@@ -196,6 +221,8 @@ pub struct Tab {
     status: Option<TabStatus>,
     /// Addresses known without the applied state (the admitting node's), kept across reloads.
     known: BTreeMap<NodeId, String>,
+    /// The members the admission named (see [`Driver::dial_members`]), kept across reloads.
+    hints: BTreeMap<NodeId, String>,
     requests: mpsc::UnboundedSender<Request>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -265,14 +292,32 @@ impl Tab {
         cluster_id: &str,
         status: Option<TabStatus>,
     ) -> Result<Tab, JoinFailure> {
-        let (socket, acceptor, acceptor_address, id, key, session) =
+        Tab::join_with_options(address, token, cluster_id, status, TabOptions::default()).await
+    }
+
+    /// Joins as [`Tab::join_with`], with some of the tab's behaviour switched off.
+    pub async fn join_with_options(
+        address: &str,
+        token: &str,
+        cluster_id: &str,
+        status: Option<TabStatus>,
+        options: TabOptions,
+    ) -> Result<Tab, JoinFailure> {
+        let (socket, acceptor, acceptor_address, id, key, session, members) =
             join_socket(address, token, cluster_id).await?;
         let view = Arc::new(Mutex::new(TabView::default()));
         // The node that admitted the tab is where it redials until its own applied state names
         // the members (as the wasm tab keeps its invite's node): the address records of a
         // bootstrapped cluster are written at the first join, so a tab catching up from the
         // start of a long log applies them only at the end of its catch-up.
-        let known = BTreeMap::from([(acceptor, acceptor_address)]);
+        let mut known = BTreeMap::new();
+        if options.redial_admitting_node {
+            known.insert(acceptor, acceptor_address);
+        }
+        // The admitting node is already connected, where the tab reached it (as the wasm tab
+        // does not dial a member it has a link to): never a second socket to it.
+        let mut hints = if options.use_member_hints { members } else { BTreeMap::new() };
+        hints.remove(&acceptor);
         Ok(Tab::start(
             id,
             key,
@@ -280,7 +325,7 @@ impl Tab {
             status,
             view,
             MemoryStorage::default(),
-            known,
+            (known, hints),
             Some((acceptor, socket, session)),
         ))
     }
@@ -293,7 +338,7 @@ impl Tab {
         status: Option<TabStatus>,
         view: Arc<Mutex<TabView>>,
         storage: MemoryStorage,
-        known: BTreeMap<NodeId, String>,
+        (known, hints): (BTreeMap<NodeId, String>, BTreeMap<NodeId, String>),
         first: Option<(NodeId, Socket, (Sealer, Opener))>,
     ) -> Tab {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -307,14 +352,14 @@ impl Tab {
             cluster_id.to_string(),
             status,
             storage,
-            known.clone(),
+            (known.clone(), hints.clone()),
             view.clone(),
             events_tx,
             events,
             requests_rx,
         );
         let task = tokio::spawn(driver.run());
-        Tab { id, view, key, cluster_id: cluster_id.to_string(), status, known, requests, task }
+        Tab { id, view, key, cluster_id: cluster_id.to_string(), status, known, hints, requests, task }
     }
 
     /// The page reloads with its storage intact: every socket closes, then the node restarts
@@ -324,11 +369,12 @@ impl Tab {
         let (reply, answer) = oneshot::channel();
         let _ = self.requests.send(Request::Stop { reply });
         let storage = answer.await.expect("the tab's driver hands back its storage");
-        let (id, key, cluster_id, status, view, known) =
-            (self.id, self.key, self.cluster_id.clone(), self.status, self.view.clone(), self.known.clone());
+        let (id, key, cluster_id, status, view) =
+            (self.id, self.key, self.cluster_id.clone(), self.status, self.view.clone());
+        let addresses = (self.known.clone(), self.hints.clone());
         drop(self);
         view.lock().unwrap().connected.clear();
-        Tab::start(id, key, &cluster_id, status, view, storage, known, None)
+        Tab::start(id, key, &cluster_id, status, view, storage, addresses, None)
     }
 
     /// The key the tab proves itself with, as its storage keeps it.
@@ -403,6 +449,8 @@ struct Driver {
     status: Option<TabStatus>,
     /// Native members' addresses known without the applied state (see [`Tab::join_with`]).
     known: BTreeMap<NodeId, String>,
+    /// The members the admission named, dialled until the applied state names them.
+    hints: BTreeMap<NodeId, String>,
     /// When a frame last arrived on any connection (see [`SILENCE`]).
     last_heard: tokio::time::Instant,
 }
@@ -420,7 +468,7 @@ impl Driver {
         cluster_id: String,
         status: Option<TabStatus>,
         storage: MemoryStorage,
-        known: BTreeMap<NodeId, String>,
+        (known, hints): (BTreeMap<NodeId, String>, BTreeMap<NodeId, String>),
         view: Arc<Mutex<TabView>>,
         events_tx: mpsc::UnboundedSender<Event>,
         events: mpsc::UnboundedReceiver<Event>,
@@ -458,6 +506,7 @@ impl Driver {
             reads_ready: Vec::new(),
             next_read: 1,
             known,
+            hints,
             last_heard: tokio::time::Instant::now(),
         }
     }
@@ -601,9 +650,10 @@ impl Driver {
         view.connected = self.connections.keys().map(|id| id.0).collect();
     }
 
-    /// Dials every native member its applied address records name, and every address it knows
-    /// otherwise (the admitting node), that it is not connected to. After [`SILENCE`] on every
-    /// connection it drops them all first.
+    /// Dials every native member its applied address records name, every address it knows
+    /// otherwise (the admitting node), and the members its admission named (all of them before
+    /// it has applied a configuration, then only members of it, the records winning), that it
+    /// is not connected to. After [`SILENCE`] on every connection it drops them all first.
     fn dial_members(&mut self) {
         if self.last_heard.elapsed() > SILENCE && !self.connections.is_empty() {
             self.view.lock().unwrap().silences += 1;
@@ -614,6 +664,13 @@ impl Driver {
             self.last_heard = tokio::time::Instant::now();
         }
         let mut members: BTreeMap<NodeId, String> = self.known.clone();
+        let configuration: BTreeSet<NodeId> = self.node.membership().members();
+        members.extend(
+            self.hints
+                .iter()
+                .filter(|(id, _)| configuration.is_empty() || configuration.contains(id))
+                .map(|(id, address)| (*id, address.clone())),
+        );
         members.extend(
             self.store
                 .iter_prefix(ADDRESS_KEY_PREFIX)

@@ -9,8 +9,9 @@
 //! - The tab answers the acceptor's `Challenge` with [`Join`] `{ token, nonce }`. A follower
 //!   answers a valid token with [`Redirect`] to the leader; the leader admits the tab (a fresh
 //!   node id, an AddLearner membership change and a replicated admission record) and answers
-//!   [`Admitted`] `{ node_id, mac }`, or refuses with `Reject { reason }` where the reason is one
-//!   of [`JoinRefusal`]'s words.
+//!   [`Admitted`] `{ node_id, mac, members }` (`members`: the native members to dial at once,
+//!   with their own proof, see [`super::member_hints`]), or refuses with `Reject { reason }`
+//!   where the reason is one of [`JoinRefusal`]'s words.
 //! - Once admitted with id `N`, the tab's own credential is
 //!   `tab_key = HMAC(token mac, "flotilla tab v1" ‖ cluster ‖ N ‖ join nonce)` ([`tab_key`]):
 //!   the tab computes it from the token it holds, every native node recomputes it from the peer
@@ -227,6 +228,9 @@ pub struct Redirect {
 }
 
 /// Leader → tab: admitted as `node_id`, committed in the cluster's log.
+///
+/// Read it with [`decode_join_answer`], which also reads the two-field form of nodes built
+/// before `members` (as `members: None`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admitted {
     /// The tab's node id (≥ [`super::records::BROWSER_NODE_ID_MIN`]), never reused.
@@ -234,6 +238,21 @@ pub struct Admitted {
     /// `transcript.welcome_mac(tab_key)` with the transcript's dialler id `node_id`: proof that
     /// the leader holds the secret.
     pub mac: Vec<u8>,
+    /// The native members to dial before the tab has applied any address record, with their
+    /// own proof ([`super::member_hints`]); `None` from a node built before them.
+    pub members: Option<super::member_hints::MemberHints>,
+}
+
+impl Admitted {
+    /// Reads an `Admitted` body: the two fields every version sends, then the optional
+    /// member hints (absent from older nodes; an older tab ignores them).
+    fn decode_body(body: &[u8]) -> Result<Admitted, FrameError> {
+        let body_error = |e: postcard::Error| FrameError::Body(e.to_string());
+        let ((node_id, mac), rest): ((NodeId, Vec<u8>), &[u8]) =
+            postcard::take_from_bytes(body).map_err(body_error)?;
+        let members = if rest.is_empty() { None } else { postcard::from_bytes(rest).map_err(body_error)? };
+        Ok(Admitted { node_id, mac, members })
+    }
 }
 
 /// What an acceptor answered to a [`Join`].
@@ -252,10 +271,17 @@ pub enum JoinAnswer {
 /// # Errors
 /// [`FrameError`] if the frame is none of `Admitted`, `Redirect` or `Reject`, or is malformed.
 pub fn decode_join_answer(frame: &[u8]) -> Result<JoinAnswer, FrameError> {
+    if frame.len() > super::HANDSHAKE_FRAME_BYTES_MAX {
+        return Err(FrameError::Body(alloc::format!(
+            "a handshake frame of {} bytes (at most {})",
+            frame.len(),
+            super::HANDSHAKE_FRAME_BYTES_MAX
+        )));
+    }
     let (kind, body) = split_header(frame)?;
     let body_error = |e: postcard::Error| FrameError::Body(e.to_string());
     match kind {
-        FrameKind::Admitted => Ok(JoinAnswer::Admitted(postcard::from_bytes(body).map_err(body_error)?)),
+        FrameKind::Admitted => Ok(JoinAnswer::Admitted(Admitted::decode_body(body)?)),
         FrameKind::Redirect => Ok(JoinAnswer::Redirect(postcard::from_bytes(body).map_err(body_error)?)),
         FrameKind::Reject => {
             let reject: Reject = postcard::from_bytes(body).map_err(body_error)?;
@@ -364,7 +390,8 @@ mod tests {
             acceptor: NodeId(1),
             dialler: NodeId(1 << 32),
         };
-        let admitted = Admitted { node_id: NodeId(1 << 32), mac: transcript.welcome_mac(&key) };
+        let admitted =
+            Admitted { node_id: NodeId(1 << 32), mac: transcript.welcome_mac(&key), members: None };
         assert!(transcript.verify_welcome(&key, &admitted.mac));
         assert!(!transcript.verify_welcome(&tab_key(&mac, "c", NodeId(1 << 32), &[6; 16]), &admitted.mac));
         let (mut tab, _) = transcript.session(&key, Side::Dialler).split();
@@ -375,9 +402,27 @@ mod tests {
 
     #[test]
     fn join_answers_decode_by_kind() {
-        let admitted = Admitted { node_id: NodeId(1 << 32), mac: alloc::vec![1, 2] };
+        let admitted = Admitted { node_id: NodeId(1 << 32), mac: alloc::vec![1, 2], members: None };
         let frame = encode_frame(FrameKind::Admitted, &admitted);
-        assert_eq!(decode_join_answer(&frame), Ok(JoinAnswer::Admitted(admitted)));
+        assert_eq!(decode_join_answer(&frame), Ok(JoinAnswer::Admitted(admitted.clone())));
+        // A node built before the member hints sent the two fields alone: read as no hints.
+        let legacy = encode_frame(FrameKind::Admitted, &(admitted.node_id, admitted.mac.clone()));
+        assert_eq!(legacy.len() + 1, frame.len());
+        assert_eq!(decode_join_answer(&legacy), Ok(JoinAnswer::Admitted(admitted.clone())));
+        // A tab built before them reads the two fields it knows and ignores the hints.
+        let member = crate::wire::MemberAddress { node_id: NodeId(2), address: "127.0.0.1:7002".into() };
+        let hints = crate::wire::MemberHints { members: alloc::vec![member], mac: alloc::vec![3; 32] };
+        let with_hints = Admitted { members: Some(hints), ..admitted.clone() };
+        let frame = encode_frame(FrameKind::Admitted, &with_hints);
+        assert_eq!(decode_join_answer(&frame), Ok(JoinAnswer::Admitted(with_hints)));
+        let (_, old_body) = frame.split_at(2);
+        assert_eq!(postcard::from_bytes::<(NodeId, Vec<u8>)>(old_body), Ok((admitted.node_id, admitted.mac)));
+        // Garbage after the two fields is an error, not silently no hints.
+        let mut trailing = legacy.clone();
+        trailing.push(7);
+        assert!(decode_join_answer(&trailing).is_err());
+        let oversized = [&legacy[..], &[0u8; crate::wire::HANDSHAKE_FRAME_BYTES_MAX][..]].concat();
+        assert!(decode_join_answer(&oversized).is_err());
         let redirect = Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() };
         let frame = encode_frame(FrameKind::Redirect, &redirect);
         assert_eq!(decode_join_answer(&frame), Ok(JoinAnswer::Redirect(redirect)));

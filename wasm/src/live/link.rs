@@ -4,8 +4,9 @@
 //! tags are `raft_core::wire`'s, the very code native-node runs: there is no second copy.
 //!
 //! Two ways through the handshake (LEARNER-PROTOCOL.md):
-//! - **join** (not yet admitted): Challenge → `Join { token, nonce }` → `Admitted { node_id, mac }`
-//!   (the leader proves it holds the secret with `welcome_mac(tab_key)`), `Redirect` to the
+//! - **join** (not yet admitted): Challenge → `Join { token, nonce }` → `Admitted { node_id, mac,
+//!   members }` (the leader proves it holds the secret with `welcome_mac(tab_key)`, and names the
+//!   native members to dial with their own proof, `wire::member_hints`), `Redirect` to the
 //!   leader, or `Reject { reason }`;
 //! - **hello** (admitted as `N`): Challenge → `Hello` with `hello_mac(tab_key)` → `Welcome` or
 //!   `Reject`.
@@ -17,8 +18,8 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use raft_core::wire::{
-    self, records, Challenge, FrameKind, Hello, InviteToken, Join, JoinAnswer, Opener, Sealer, Side,
-    Transcript, Welcome,
+    self, records, Challenge, FrameKind, Hello, InviteToken, Join, JoinAnswer, MemberAddress, Opener, Sealer,
+    Side, Transcript, Welcome,
 };
 use raft_core::{Message, NodeId};
 
@@ -53,8 +54,16 @@ pub enum Outcome {
     /// Answer the challenge: send this frame.
     Send(Vec<u8>),
     /// The leader admitted the tab as `node_id` with this key (derived from the join's
-    /// `nonce`, the incarnation); the link is open to `leader`.
-    Admitted { node_id: NodeId, key: Vec<u8>, nonce: [u8; 16], leader: NodeId },
+    /// `nonce`, the incarnation); the link is open to `leader`. `members` are the native
+    /// members it named, proved under the tab key (empty from an older node; `Err` when their
+    /// proof failed, and then none is believed).
+    Admitted {
+        node_id: NodeId,
+        key: Vec<u8>,
+        nonce: [u8; 16],
+        leader: NodeId,
+        members: Result<Vec<MemberAddress>, &'static str>,
+    },
     /// The native member `peer` welcomed the tab; the link is open.
     Welcomed { peer: NodeId },
     /// A follower named the leader; dial it instead.
@@ -209,11 +218,13 @@ impl Link {
             let why = "the admitting node could not prove it holds the cluster secret";
             return (State::Closed, Outcome::Fail(why.into()));
         }
+        let members =
+            admitted.members.as_ref().map_or(Ok(Vec::new()), |hints| hints.verified(&transcript, &key));
         let (sealer, opener) = transcript.session(&key, Side::Dialler).split();
         let leader = challenge.node_id;
         (
             State::Open { peer: leader, sealer, opener },
-            Outcome::Admitted { node_id: admitted.node_id, key: key.to_vec(), nonce, leader },
+            Outcome::Admitted { node_id: admitted.node_id, key: key.to_vec(), nonce, leader, members },
         )
     }
 
@@ -247,7 +258,7 @@ fn rejected(frame: &[u8]) -> Outcome {
 mod tests {
     use super::*;
     use raft_core::wire::{
-        encode_frame, invite_key, Admitted, InviteFields, InviteRole, JoinRefusal, Redirect,
+        encode_frame, invite_key, Admitted, InviteFields, InviteRole, JoinRefusal, MemberHints, Redirect,
     };
     use raft_core::{MessageBody, Term};
 
@@ -286,8 +297,16 @@ mod tests {
             acceptor: NodeId(1),
             dialler: id,
         };
-        let admitted = Admitted { node_id: id, mac: transcript.welcome_mac(&key) };
+        let hints = MemberHints::sign(&transcript, &key, members());
+        let admitted = Admitted { node_id: id, mac: transcript.welcome_mac(&key), members: Some(hints) };
         (encode_frame(FrameKind::Admitted, &admitted), transcript, key.to_vec())
+    }
+
+    /// The native members the leader names.
+    fn members() -> Vec<MemberAddress> {
+        (1..=3)
+            .map(|id| MemberAddress { node_id: NodeId(id), address: alloc::format!("127.0.0.1:700{id}") })
+            .collect()
     }
 
     fn message(from: NodeId, to: NodeId) -> Message {
@@ -307,7 +326,13 @@ mod tests {
         let outcome = link.on_frame(&admitted, &credential, [0; 16]);
         assert_eq!(
             outcome,
-            Outcome::Admitted { node_id: TAB, key: key.clone(), nonce: [9; 16], leader: NodeId(1) }
+            Outcome::Admitted {
+                node_id: TAB,
+                key: key.clone(),
+                nonce: [9; 16],
+                leader: NodeId(1),
+                members: Ok(members())
+            }
         );
         credential.admitted = Some((TAB, key.clone()));
         assert_eq!(link.peer(), Some(NodeId(1)));
@@ -414,5 +439,33 @@ mod tests {
         assert!(matches!(impostor.on_frame(&wrong, &credential, [0; 16]), Outcome::Fail(_)));
         let right = encode_frame(FrameKind::Welcome, &Welcome { mac: transcript.welcome_mac(&[4; 32]) });
         assert_eq!(link.on_frame(&right, &credential, [0; 16]), Outcome::Welcomed { peer: NodeId(2) });
+    }
+
+    #[test]
+    fn the_members_an_admission_names_are_believed_only_with_their_proof() {
+        let credential = credential();
+        let challenge_frame = encode_frame(FrameKind::Challenge, &challenge(1));
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
+        let (frame, _, _) = admit(&join, TAB, SECRET);
+        // A relay that changes one address: the admission stands (its own proof is intact), the
+        // members are refused, and the tab falls back on its applied address records.
+        let Ok(JoinAnswer::Admitted(mut admitted)) = wire::decode_join_answer(&frame) else { panic!() };
+        admitted.members.as_mut().unwrap().members[2].address = "evil.example:7003".into();
+        let tampered = encode_frame(FrameKind::Admitted, &admitted);
+        let Outcome::Admitted { members, .. } = link.on_frame(&tampered, &credential, [0; 16]) else {
+            panic!()
+        };
+        assert!(members.is_err(), "{members:?}");
+        // An older node's Admitted has no members: none, and no error.
+        let mut link = Link::default();
+        let Outcome::Send(join) = link.on_frame(&challenge_frame, &credential, [9; 16]) else { panic!() };
+        let (frame, _, _) = admit(&join, TAB, SECRET);
+        let Ok(JoinAnswer::Admitted(admitted)) = wire::decode_join_answer(&frame) else { panic!() };
+        let legacy = encode_frame(FrameKind::Admitted, &(admitted.node_id, admitted.mac));
+        let Outcome::Admitted { members, .. } = link.on_frame(&legacy, &credential, [0; 16]) else {
+            panic!()
+        };
+        assert_eq!(members, Ok(Vec::new()));
     }
 }

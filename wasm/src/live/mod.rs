@@ -9,6 +9,7 @@
 pub mod driver;
 pub mod link;
 pub mod store;
+pub mod targets;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -44,6 +45,8 @@ pub struct LiveNode {
     status: TabStatus,
     /// The node was restarted from durable storage (not admitted afresh).
     restored: bool,
+    /// The native members the admitting leader named (see [`targets`]).
+    member_hints: BTreeMap<NodeId, String>,
 }
 
 #[derive(Serialize)]
@@ -131,6 +134,7 @@ impl LiveNode {
                 campaigns: driver::tab_config(NodeId(0), 0).campaigns,
             },
             restored: false,
+            member_hints: BTreeMap::new(),
         })
     }
 
@@ -245,8 +249,12 @@ impl LiveNode {
                 self.outgoing.push((link, bytes));
                 LinkEvent::of("send")
             }
-            Outcome::Admitted { node_id, key, nonce, leader } => {
+            Outcome::Admitted { node_id, key, nonce, leader, members } => {
+                // Members whose proof failed are ignored; the page hears why.
+                let refused = members.as_ref().err().map(|why| why.to_string());
                 if self.driver.is_none() {
+                    let members = members.unwrap_or_default().into_iter();
+                    self.member_hints = members.map(|member| (member.node_id, member.address)).collect();
                     let mut driver = match Driver::new(node_id, self.seed) {
                         Ok(driver) => driver,
                         Err(why) => return to_js(&LinkEvent { reason: Some(why), ..LinkEvent::of("fail") }),
@@ -265,7 +273,12 @@ impl LiveNode {
                     self.credential.admitted = Some((node_id, key));
                 }
                 self.send_status(link);
-                LinkEvent { peer: Some(leader.0), node_id: Some(node_id.0), ..LinkEvent::of("admitted") }
+                LinkEvent {
+                    peer: Some(leader.0),
+                    node_id: Some(node_id.0),
+                    reason: refused,
+                    ..LinkEvent::of("admitted")
+                }
             }
             Outcome::Welcomed { peer } => {
                 self.send_status(link);
@@ -366,6 +379,19 @@ impl LiveNode {
             .as_ref()
             .map_or_else(Vec::new, |d| d.addresses().into_iter().map(|(id, a)| (id.0, a)).collect());
         to_js(&pairs)
+    }
+
+    /// Native members to keep a socket to: `[[id, address], ...]`. The applied configuration
+    /// and address records decide; before the tab has applied them, the members its admission
+    /// named ([`targets::dial_targets`]).
+    #[wasm_bindgen(js_name = dialTargets)]
+    pub fn dial_targets(&self) -> JsValue {
+        let Some((id, _)) = &self.credential.admitted else { return to_js(&Vec::<(u64, String)>::new()) };
+        let (members, records) = self.driver.as_ref().map_or_else(Default::default, |driver| {
+            (driver.node().membership().members(), driver.addresses())
+        });
+        let targets = targets::dial_targets(*id, &members, &records, &self.member_hints);
+        to_js(&targets.into_iter().map(|(id, address)| (id.0, address)).collect::<Vec<_>>())
     }
 
     /// The tab's view: `{clusterId, nodeId, role, term, leader, commit, applied, snapshotIndex,
