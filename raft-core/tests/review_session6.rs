@@ -508,7 +508,10 @@ fn restore_kept_alive_by_small_pieces_is_eventually_dropped() {
     assert!(matches!(staged, Ok(Output::RestoreStaged { .. })), "{staged:?}");
     let minute = 59_000;
     let empty = apply(&mut store, 0, chunk(5, 1, &[], false));
-    assert!(matches!(&empty, Err(KvError::RestoreRejected { reason }) if reason.contains("empty")), "{empty:?}");
+    assert!(
+        matches!(&empty, Err(KvError::RestoreRejected { reason }) if reason.contains("empty")),
+        "{empty:?}"
+    );
     assert!(store.restore_staged(), "a refused piece changes nothing");
     // One byte of the backup a minute: never idle for RESTORE_IDLE_MS, dropped all the same.
     let mut dropped_at = None;

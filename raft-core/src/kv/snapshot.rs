@@ -205,7 +205,8 @@ impl KvSnapshot {
             Some(staged) => {
                 let StagedRestore { id, next_sequence, bytes, first_ms, last_ms, restore } = *staged;
                 let (progress, state, pending) = restore.into_progress();
-                let header = StagedHeader { restore_id: id, next_sequence, bytes, first_ms, last_ms, ..progress };
+                let header =
+                    StagedHeader { restore_id: id, next_sequence, bytes, first_ms, last_ms, ..progress };
                 let contents = Contents::new(state.data, state.sessions);
                 (Some(header), Some(contents), Bytes::from(pending))
             }
@@ -447,7 +448,8 @@ impl KvRestore {
     /// The backup restore a [`StagedHeader`] describes, before its records and unparsed bytes
     /// are added back.
     fn resume(config: KvConfig, header: &StagedHeader) -> Result<KvRestore, SnapshotError> {
-        let phase = Phase::from_number(header.phase).ok_or(SnapshotError::Invalid("unknown restore phase"))?;
+        let phase =
+            Phase::from_number(header.phase).ok_or(SnapshotError::Invalid("unknown restore phase"))?;
         let mut restore = KvRestore {
             version: header.version,
             crc: Crc32c::resume(header.crc),
@@ -612,7 +614,9 @@ impl KvRestore {
                 let staged_restore = StagedRestore { id, next_sequence, bytes, first_ms, last_ms, restore };
                 state.staged = Some(Box::new(staged_restore));
             }
-            Record::StagedPair { key, value } => self.staged_restore()?.accept(Record::Pair { key, value })?,
+            Record::StagedPair { key, value } => {
+                self.staged_restore()?.accept(Record::Pair { key, value })?
+            }
             Record::StagedSession { client_id, last_active_ms, last } => {
                 self.staged_restore()?.accept(Record::Session { client_id, last_active_ms, last })?;
             }
@@ -700,6 +704,9 @@ mod tests {
         restore_from_chunks(&mut copy, [bytes_of(&store)]).unwrap();
         assert!(copy.restore_staged());
         let refused = restore_from_chunks(&mut copy, [as_format_1(bytes_of(&store))]);
-        assert!(matches!(refused, Err(SnapshotError::Invalid(why)) if why.contains("format 1")), "{refused:?}");
+        assert!(
+            matches!(refused, Err(SnapshotError::Invalid(why)) if why.contains("format 1")),
+            "{refused:?}"
+        );
     }
 }

@@ -3,15 +3,17 @@
 use crate::error::ConfigError;
 use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
 use crate::kv::key::Key;
-use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, RESERVED_KEY_PREFIX, RESTORE_CHUNK_BYTES_MAX};
+use crate::kv::limits::{
+    LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, RESERVED_KEY_PREFIX, RESTORE_CHUNK_BYTES_MAX,
+};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
 use crate::kv::staging::StagedRestore;
 use crate::state_machine::{SnapshotRestore, StateMachine};
 use crate::types::{Entry, EntryPayload, LogIndex};
-use alloc::collections::btree_map::Entry as Slot;
 use alloc::boxed::Box;
+use alloc::collections::btree_map::Entry as Slot;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -180,7 +182,8 @@ impl KvStore {
         let remembered_max = self.config.expired_capacity();
         self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
         // Before the command: a piece that comes too late is refused, whatever it carries.
-        let expired = self.state.staged.as_ref().and_then(|staged| Some((staged.id, staged.expired(clock_ms)?)));
+        let expired =
+            self.state.staged.as_ref().and_then(|staged| Some((staged.id, staged.expired(clock_ms)?)));
         if expired.is_some() {
             self.state.staged = None;
         }
@@ -197,7 +200,8 @@ impl KvStore {
             CommandBody::Restore { snapshot } => self.restore_user_snapshot(&snapshot),
             CommandBody::RestoreChunk { restore_id, sequence, data, last } => {
                 let expired = expired.filter(|(id, _)| *id == restore_id).map(|(_, why)| why);
-                self.restore_chunk(restore_id, sequence, &data, last, clock_ms).map_err(|error| match expired {
+                self.restore_chunk(restore_id, sequence, &data, last, clock_ms).map_err(|error| match expired
+                {
                     Some(why) => KvError::RestoreRejected {
                         reason: alloc::format!("restore {restore_id} was dropped: {why}"),
                     },
@@ -244,13 +248,16 @@ impl KvStore {
         }
         if data.is_empty() && !last {
             // It would carry nothing but time: refused, so that it cannot keep a restore staged.
-            return Err(rejected(alloc::format!("piece {sequence} of restore {id} is empty and not the last")));
+            return Err(rejected(alloc::format!(
+                "piece {sequence} of restore {id} is empty and not the last"
+            )));
         }
         if sequence == 0 {
             let restore = KvRestore::of_backup(self.config);
             self.state.staged = Some(Box::new(StagedRestore::start(id, clock_ms, restore)));
         }
-        let Some(staged) = self.state.staged.as_mut().filter(|s| s.id == id && s.next_sequence == sequence) else {
+        let Some(staged) = self.state.staged.as_mut().filter(|s| s.id == id && s.next_sequence == sequence)
+        else {
             return Err(rejected(alloc::format!(
                 "piece {sequence} of restore {id} does not follow the staged restore (superseded by a newer \
                  restore, aborted, dropped as idle or too long, or out of order)"
