@@ -272,7 +272,7 @@ impl RecordingStateMachine {
 impl StateMachine for RecordingStateMachine {
     fn apply(&mut self, entry: &Entry) -> Result<Bytes, String> {
         // Only entries holding the reserved prefix can touch the records (a user's restore
-        // keeps this store's reserved keys, see `KvStateMachine`, so it changes none).
+        // keeps this store's reserved keys, see `raft_core::kv::KvStore`, so it changes none).
         let touched = match &entry.payload {
             EntryPayload::Command(data) if contains(data, RESERVED_KEY_PREFIX) => {
                 Self::browser_keys_of(entry)
@@ -316,14 +316,8 @@ impl StateMachine for RecordingStateMachine {
     fn quota_bytes(&self) -> u64 {
         self.inner.quota_bytes()
     }
-    fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
-        self.inner.restore_command(snapshot)
-    }
     fn restore_piece_command(&self, piece: crate::restore::RestorePiece) -> Option<Bytes> {
         self.inner.restore_piece_command(piece)
-    }
-    fn restore_staged(&self) -> bool {
-        self.inner.restore_staged()
     }
     /// Every reserved key stays refused to callers of [`Raft::apply`]: this module writes its
     /// records through the crate-private `Raft::apply_record`.

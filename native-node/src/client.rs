@@ -396,6 +396,22 @@ pub async fn http_request(
     http_request_tls(address, method, path, secret, body, None).await
 }
 
+/// A request body: bytes in memory, or a file sent from disk as it is read (from its start
+/// again for every endpoint tried), so that a large backup is never held in memory.
+#[derive(Clone, Copy, Debug)]
+pub enum RequestBody<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// The whole content of this file.
+    File(&'a std::path::Path),
+}
+
+/// The time one exchange may take: 30 s, and one more second per MiB of body (a restore moves
+/// through the log at well over 1 MiB/s).
+fn exchange_timeout(body_bytes: u64) -> Duration {
+    Duration::from_secs(30 + body_bytes / (1 << 20))
+}
+
 /// [`http_request`], over TLS when `tls` is given.
 ///
 /// # Errors
@@ -408,7 +424,31 @@ pub async fn http_request_tls(
     body: &[u8],
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<HttpAnswer, String> {
+    http_request_body_tls(address, method, path, secret, RequestBody::Bytes(body), tls).await
+}
+
+/// [`http_request_tls`] with a body that may be a file.
+///
+/// # Errors
+/// As [`http_request_tls`], and when the file cannot be read.
+pub async fn http_request_body_tls(
+    address: &str,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body: RequestBody<'_>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpAnswer, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut file, body_bytes) = match body {
+        RequestBody::Bytes(bytes) => (None, bytes.len() as u64),
+        RequestBody::File(file) => {
+            let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+            let opened = tokio::fs::File::open(file).await.map_err(cannot)?;
+            let len = opened.metadata().await.map_err(cannot)?.len();
+            (Some(opened.take(len)), len)
+        }
+    };
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect(address)
             .await
@@ -418,8 +458,7 @@ pub async fn http_request_tls(
             Some(tls) => Box::new(crate::tls::connect(tls, address, tcp).await?),
         };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {body_bytes}\r\n"
         );
         if let Some(secret) = secret {
             head.push_str(&format!("Authorization: Bearer {secret}\r\n"));
@@ -428,7 +467,12 @@ pub async fn http_request_tls(
         stream.write_all(head.as_bytes()).await.map_err(|e| format!("send to {address}: {e}"))?;
         // A server may answer before the whole body is read (a restore over its cap: 413) and
         // close; its answer, not the broken pipe, is what the caller needs.
-        let sent = stream.write_all(body).await.map_err(|e| format!("send to {address}: {e}"));
+        let sent = match (&mut file, body) {
+            (Some(file), _) => tokio::io::copy(file, &mut stream).await.map(|_| ()),
+            (None, RequestBody::Bytes(bytes)) => stream.write_all(bytes).await,
+            (None, RequestBody::File(_)) => Ok(()),
+        };
+        let sent = sent.map_err(|e| format!("send to {address}: {e}"));
         let mut answer = Vec::new();
         let received = stream.read_to_end(&mut answer).await;
         if answer.is_empty() {
@@ -439,7 +483,7 @@ pub async fn http_request_tls(
         }
         Ok::<Vec<u8>, String>(answer)
     };
-    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+    let answer = tokio::time::timeout(exchange_timeout(body_bytes), exchange)
         .await
         .map_err(|_| format!("{address} did not answer in time"))??;
     let split = answer
@@ -506,11 +550,26 @@ pub async fn http_admin_tls(
     body: &[u8],
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<HttpAnswer, String> {
+    http_admin_body_tls(endpoints, secret, method, path, RequestBody::Bytes(body), tls).await
+}
+
+/// [`http_admin_tls`] with a body that may be a file (`admin restore` streams its backup).
+///
+/// # Errors
+/// A message when no endpoint answered.
+pub async fn http_admin_body_tls(
+    endpoints: &[String],
+    secret: Option<&str>,
+    method: &str,
+    path: &str,
+    body: RequestBody<'_>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpAnswer, String> {
     let mut last_error = "no endpoints given".to_string();
     let mut queue: std::collections::VecDeque<String> = endpoints.iter().cloned().collect();
     let mut hops = 0;
     while let Some(address) = queue.pop_front() {
-        match http_request_tls(&address, method, path, secret, body, tls).await {
+        match http_request_body_tls(&address, method, path, secret, body, tls).await {
             Ok(answer) if answer.status == 307 && hops < 5 => {
                 hops += 1;
                 let leader = serde_json::from_slice::<Value>(&answer.body)

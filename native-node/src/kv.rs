@@ -40,20 +40,11 @@ pub trait StateMachine: Send + 'static {
     fn peer_addresses(&self) -> Vec<(NodeId, String)> {
         Vec::new()
     }
-    /// The log command that replaces the whole state by a user's snapshot (hashicorp's
-    /// `Restore`), or `None` if this state machine cannot do that.
-    fn restore_command(&self, _snapshot: Bytes) -> Option<Bytes> {
-        None
-    }
     /// The log command for one piece of a streamed restore (see [`crate::restore`]), or `None`
     /// if this state machine cannot restore that way.
     fn restore_piece_command(&self, _piece: crate::restore::RestorePiece) -> Option<Bytes> {
         None
     }
-    /// Whether a streamed restore is staged: the driver takes no snapshot meanwhile, because the
-    /// staged pieces are not part of one (see `raft_core::kv::KvStore::restore_staged`). No
-    /// default: a wrapper that forgot to forward it would let a snapshot lose staged pieces.
-    fn restore_staged(&self) -> bool;
     /// Why a client's command may not be proposed (it touches the node's internal records,
     /// see [`RESERVED_KEY_PREFIX`]), or `None` if it may.
     fn refuse_client_command(&self, _command: &[u8]) -> Option<String> {
@@ -214,12 +205,6 @@ impl StateMachine for KvStateMachine {
         if entry.index != applied.next() {
             return Err(format!("entry {} handed out after applied index {applied}", entry.index));
         }
-        if let Some(rewritten) = self.restore_keeping_reserved(entry) {
-            let response = self.store.apply(&rewritten);
-            self.bytes = crate::quota::StoreBytes::count(&self.store);
-            self.publish_clock();
-            return Ok(encode_response(&response));
-        }
         let response = self.apply_counting(entry);
         self.publish_clock();
         Ok(encode_response(&response))
@@ -271,20 +256,11 @@ impl StateMachine for KvStateMachine {
             .collect()
     }
 
-    fn restore_command(&self, snapshot: Bytes) -> Option<Bytes> {
+    fn restore_piece_command(&self, piece: crate::restore::RestorePiece) -> Option<Bytes> {
         // The store's own clock, never a wall clock (see crate::session_clock): a restore moves
         // no session's time.
         let timestamp_ms = self.store.clock_ms();
-        Some(Command { timestamp_ms, body: CommandBody::Restore { snapshot } }.encode())
-    }
-
-    fn restore_piece_command(&self, piece: crate::restore::RestorePiece) -> Option<Bytes> {
-        let timestamp_ms = self.store.clock_ms();
         Some(Command { timestamp_ms, body: piece.into_body() }.encode())
-    }
-
-    fn restore_staged(&self) -> bool {
-        self.store.restore_staged()
     }
 
     fn refuse_client_command(&self, command: &[u8]) -> Option<String> {
@@ -295,56 +271,6 @@ impl StateMachine for KvStateMachine {
             }
             _ => crate::quota::refuse_over_quota(&command, self.bytes, self.quota_bytes),
         }
-    }
-}
-
-impl KvStateMachine {
-    /// A user's snapshot (a `Restore` command) may not bring internal records of its own: the
-    /// entry is rewritten so that the restored state keeps this store's reserved keys and none
-    /// of the snapshot's. Every replica holds the same state at this index, so every replica
-    /// rewrites it the same way. `None` when `entry` is not a restore.
-    fn restore_keeping_reserved(&self, entry: &Entry) -> Option<Entry> {
-        let raft_core::EntryPayload::Command(bytes) = &entry.payload else { return None };
-        let command = Command::decode(bytes).ok()?;
-        let CommandBody::Restore { snapshot } = &command.body else { return None };
-        // A scratch copy of the snapshot; a corrupt one is left for the store to refuse.
-        let mut scratch = KvStore::new(*self.store.config()).ok()?;
-        restore_from_chunks(&mut scratch, [snapshot.as_ref()]).ok()?;
-        let theirs: Vec<Bytes> =
-            scratch.iter().filter(|(k, _)| is_reserved_key(k)).map(|(k, _)| k.clone()).collect();
-        let ours: Vec<(Bytes, Bytes)> = self
-            .store
-            .iter()
-            .filter(|(k, _)| is_reserved_key(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut next = scratch.applied_index();
-        let mut apply = |scratch: &mut KvStore, operation: Operation| {
-            next = next.next();
-            // Timestamp 0: the scratch store's clock does not move.
-            let command = Command::unsessioned(0, operation).encode();
-            scratch.apply(&Entry {
-                term: entry.term,
-                index: next,
-                payload: raft_core::EntryPayload::Command(command),
-            })
-        };
-        for key in theirs {
-            let _ = apply(&mut scratch, Operation::Delete { key });
-        }
-        for (key, value) in ours {
-            let _ = apply(&mut scratch, Operation::Put { key, value });
-        }
-        let snapshot: Vec<u8> = scratch.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
-        let command = Command {
-            timestamp_ms: command.timestamp_ms,
-            body: CommandBody::Restore { snapshot: snapshot.into() },
-        };
-        Some(Entry {
-            term: entry.term,
-            index: entry.index,
-            payload: raft_core::EntryPayload::Command(command.encode()),
-        })
     }
 }
 

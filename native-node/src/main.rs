@@ -510,19 +510,17 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, access: &Access)
             };
         }
         AdminOperation::Restore { file } => {
-            let data = match std::fs::read(file) {
-                Ok(data) => data,
-                Err(error) => {
-                    eprintln!("error: cannot read {}: {error}", file.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            let answer = native_node::client::http_admin_tls(
+            // Streamed from the file as it is sent: a backup of any size, in bounded memory.
+            if let Err(error) = std::fs::File::open(file) {
+                eprintln!("error: cannot read {}: {error}", file.display());
+                return ExitCode::FAILURE;
+            }
+            let answer = native_node::client::http_admin_body_tls(
                 &endpoints.endpoints,
                 secret_text.as_deref(),
                 "POST",
                 "/admin/restore",
-                &data,
+                native_node::client::RequestBody::File(file),
                 tls,
             )
             .await;

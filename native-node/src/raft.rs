@@ -385,10 +385,6 @@ enum Command {
     Backup {
         reply: Reply<(LogIndex, Bytes)>,
     },
-    Restore {
-        snapshot: Bytes,
-        reply: Reply<Applied>,
-    },
     RestorePiece {
         piece: crate::restore::RestorePiece,
         reply: Reply<Applied>,
@@ -603,7 +599,7 @@ impl Raft {
     }
 
     /// The state machine's state as of this node's applied index, as snapshot bytes (a backup
-    /// to give to [`Raft::restore`] later). Ask the leader after a barrier for the latest state.
+    /// to stream back with [`Raft::restore_piece`], as `POST /admin/restore` does). Ask the leader after a barrier for the latest state.
     ///
     /// # Errors
     /// [`RaftError::ShuttingDown`] when the node stops.
@@ -611,21 +607,12 @@ impl Raft {
         self.call(|reply| Command::Backup { reply }, timeout).await
     }
 
-    /// Replaces the state of every replica by a user-supplied snapshot (hashicorp's `Restore`):
-    /// the snapshot travels through the log, so every replica swaps at the same index, once.
-    /// The response is the state machine's (a corrupt snapshot is refused and changes nothing).
+    /// Proposes one piece of a streamed restore (see [`crate::restore`]; hashicorp's `Restore`
+    /// in pieces) and waits until it is applied; the answer is the state machine's. The pieces
+    /// travel through the log, so every replica swaps at the same index, once.
     ///
     /// # Errors
     /// As [`Raft::apply`]; [`RaftError::Unsupported`] if the state machine cannot restore.
-    pub async fn restore(&self, snapshot: Bytes, timeout: Duration) -> Result<Applied, RaftError> {
-        self.call(|reply| Command::Restore { snapshot, reply }, timeout).await
-    }
-
-    /// Proposes one piece of a streamed restore (see [`crate::restore`]) and waits until it
-    /// is applied; the answer is the state machine's.
-    ///
-    /// # Errors
-    /// As [`Raft::restore`].
     pub async fn restore_piece(
         &self,
         piece: crate::restore::RestorePiece,
@@ -1022,20 +1009,6 @@ impl CoreTask {
                     let _ = reply.send(Ok((index, Bytes::from(data))));
                 });
             }
-            Command::Restore { snapshot, reply } => match self.state_machine.restore_command(snapshot) {
-                Some(command) => match self.propose(command) {
-                    Ok((index, term)) => {
-                        self.pending.insert(index, term, Waiter::Apply(reply));
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                },
-                None => {
-                    let _ = reply
-                        .send(Err(RaftError::Unsupported("this state machine cannot restore a snapshot")));
-                }
-            },
             Command::RestorePiece { piece, reply } => match self.state_machine.restore_piece_command(piece) {
                 Some(command) => match self.propose(command) {
                     Ok((index, term)) => self.pending.insert(index, term, Waiter::Apply(reply)),
@@ -1173,9 +1146,8 @@ impl CoreTask {
             return;
         }
         let index = self.node.applied_index();
-        // Not while a streamed restore is staged: its pieces are not in the snapshot, so
-        // compacting past them would lose them on a restart or for a follower (crate::restore).
-        if index != self.state_machine.applied_index() || self.state_machine.restore_staged() {
+        // A streamed restore staged now is part of the snapshot (raft_core::kv's staging).
+        if index != self.state_machine.applied_index() {
             return;
         }
         let current = self.node.latest_snapshot().map_or(self.node.snapshot_index(), |meta| meta.index);

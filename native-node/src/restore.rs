@@ -18,11 +18,13 @@
 //! command: a piece takes effect only once committed, the swap happens at one index on every
 //! replica, and until then every read sees the old store whole (never half a restore).
 //!
-//! The price: the staged pieces are not part of a snapshot, so a node takes no snapshot while a
-//! restore is staged (`StateMachine::restore_staged`); a restore its proposer abandons is
-//! aborted by an entry (below, and on drop) or, if the leader dies, dropped by every replica
-//! once the log clock has moved `RESTORE_IDLE_MS` past its last piece, or superseded by the next
-//! restore.
+//! The staged pieces are part of the store's state, so a snapshot taken mid-restore carries
+//! them (raft-core's `kv::staging`) and compaction goes on as usual. A restore its proposer
+//! abandons is aborted by an entry (below, and on drop) or, if the leader dies, dropped by
+//! every replica once the log clock has moved `RESTORE_IDLE_MS` past its last piece, or
+//! `RESTORE_STAGED_MS_MAX` past its first, or after `RESTORE_PIECES_MAX` pieces, or superseded
+//! by the next restore. Every replica keeps this node's internal records (peer addresses) and
+//! drops the backup's: raft-core's store does that for every driver.
 //!
 //! Before a byte of the body is read: the admin credential, then a declared length over
 //! `--restore-bytes-max` (413). While reading: the same cap on the bytes actually sent (for

@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use raft_core::kv::{
     Command, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, RESERVED_KEY_PREFIX,
-    RESTORE_IDLE_MS,
+    RESTORE_IDLE_MS, RESTORE_PIECES_MAX, VALUE_BYTES_MAX,
 };
-use raft_core::state_machine::StateMachine;
+use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::{Entry, EntryPayload, LogIndex, Term};
 
 fn apply(store: &mut KvStore, timestamp_ms: u64, body: CommandBody) -> Response {
@@ -129,4 +129,66 @@ fn an_oversized_piece_is_refused_before_it_costs_an_entry() {
     let data = vec![0u8; raft_core::kv::RESTORE_CHUNK_BYTES_MAX + 1];
     let command = Command { timestamp_ms: 0, body: chunk(1, 0, &data, true) };
     assert!(matches!(command.validate(), Err(KvError::RestoreRejected { .. })));
+    // So is an empty piece that is not the last (it would carry nothing but time).
+    let empty = Command { timestamp_ms: 0, body: chunk(1, 3, &[], false) };
+    assert!(matches!(empty.validate(), Err(KvError::RestoreRejected { .. })));
+    assert_eq!(Command { timestamp_ms: 0, body: chunk(1, 3, &[], true) }.validate(), Ok(()));
+}
+
+/// A restore's life is bounded from its first piece even while the log clock stands still
+/// (native-node stamps pieces with the store's own clock): one fed one-byte pieces is dropped
+/// once it reaches `RESTORE_PIECES_MAX` pieces without the last one.
+#[test]
+fn a_restore_fed_tiny_pieces_while_the_clock_stands_still_ends_at_the_piece_limit() {
+    let mut source = KvStore::new(KvConfig::default()).unwrap();
+    let pieces_max = usize::try_from(RESTORE_PIECES_MAX).unwrap();
+    for i in 0..=pieces_max / VALUE_BYTES_MAX {
+        put(&mut source, format!("big/{i:02}").as_bytes(), &vec![i as u8; VALUE_BYTES_MAX]);
+    }
+    let snapshot: Vec<u8> = source.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
+    assert!(snapshot.len() > pieces_max);
+    let mut store = live_store();
+    for (sequence, byte) in snapshot.chunks(1).take(pieces_max).enumerate() {
+        let response = apply(&mut store, 2, chunk(6, sequence as u64, byte, false));
+        assert!(matches!(response, Ok(Output::RestoreStaged { .. })), "piece {sequence}: {response:?}");
+    }
+    let response = apply(&mut store, 2, chunk(6, RESTORE_PIECES_MAX, &snapshot[pieces_max..], true));
+    assert!(
+        matches!(&response, Err(KvError::RestoreRejected { reason }) if reason.contains("RESTORE_PIECES_MAX")),
+        "{response:?}"
+    );
+    assert!(!store.restore_staged());
+    assert!(store.get(b"old").is_some());
+}
+
+/// A backup taken while a restore is staged (a snapshot carries the staging) restores its data
+/// and sessions, by either restore command, and never its staging: that is not the user's data.
+#[test]
+fn a_backup_taken_mid_restore_brings_its_data_and_not_its_staging() {
+    let snapshot = backup();
+    let mut source = live_store();
+    put(&mut source, b"kept", b"by the backup");
+    apply(&mut source, 2, chunk(7, 0, &snapshot[..1000], false)).unwrap();
+    assert!(source.restore_staged());
+    let mid_restore: Vec<u8> = source.snapshot().flat_map(|chunk| chunk.to_vec()).collect();
+    // As a replica's snapshot it is the whole state, staging included.
+    let mut replica = KvStore::new(KvConfig::default()).unwrap();
+    restore_from_chunks(&mut replica, [&mid_restore]).unwrap();
+    assert!(replica.restore_staged());
+    // As a user's backup, its data only.
+    for streamed in [false, true] {
+        let mut target = KvStore::new(KvConfig::default()).unwrap();
+        put(&mut target, &reserved("address/1"), b"127.0.0.1:7901");
+        let response = if streamed {
+            apply(&mut target, 3, chunk(8, 0, &mid_restore, true))
+        } else {
+            apply(&mut target, 3, CommandBody::Restore { snapshot: Bytes::from(mid_restore.clone()) })
+        };
+        assert_eq!(response, Ok(Output::Restored), "streamed: {streamed}");
+        assert!(!target.restore_staged(), "streamed: {streamed}");
+        assert_eq!(target.get(b"kept").map(|v| &v[..]), Some(&b"by the backup"[..]));
+        assert_eq!(target.get(b"old").map(|v| &v[..]), Some(&b"before"[..]));
+        assert_eq!(target.get(&reserved("address/1")).map(|v| &v[..]), Some(&b"127.0.0.1:7901"[..]));
+        assert_eq!(target.len(), 3);
+    }
 }

@@ -12,7 +12,8 @@ mod common;
 use bytes::Bytes;
 use common::{config, TestCluster};
 use raft_core::kv::{
-    Command, CommandBody, KvConfig, KvStore, Operation, Output, Response, RESERVED_KEY_PREFIX,
+    Command, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, RESERVED_KEY_PREFIX,
+    RESTORE_STAGED_MS_MAX,
 };
 use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::{
@@ -413,8 +414,9 @@ fn apply_all(store: &mut KvStore, entries: &[Entry]) -> Vec<Response> {
 }
 
 /// Every replica applies the same faulty log to the same state at every index, and restarting
-/// from a snapshot taken while nothing is staged (before the first piece or after the last)
-/// and replaying the rest gives the same state as never stopping. Reads never see a mix.
+/// from a snapshot taken at any index (before, during or after the restore: a snapshot carries
+/// a staged restore) and replaying the rest gives the same state as never stopping. Reads
+/// never see a mix.
 #[test]
 fn restore_is_a_pure_function_of_the_log_across_faults_and_restarts() {
     let log = restore_log();
@@ -427,26 +429,29 @@ fn restore_is_a_pure_function_of_the_log_across_faults_and_restarts() {
     assert_eq!(reference.get(b"after").map(|v| &v[..]), Some(&b"y"[..]));
     assert_eq!(reference.get(&reserved("address/1")).map(|v| &v[..]), Some(&b"127.0.0.1:7801"[..]));
     assert_eq!(reference.len(), 100 + 2);
+    let mut staged_cuts = 0;
     for cut in 0..log.len() {
         let mut prefix = KvStore::new(KvConfig::default()).unwrap();
         apply_all(&mut prefix, &log[..cut]);
-        if !prefix.restore_staged() {
-            // A snapshot here is allowed: restart from it and replay.
-            let data: Vec<u8> = prefix.snapshot().flat_map(|c| c.to_vec()).collect();
-            let mut restarted = KvStore::new(KvConfig::default()).unwrap();
-            restore_from_chunks(&mut restarted, [data]).unwrap();
-            let replayed = apply_all(&mut restarted, &log[cut..]);
-            assert_eq!(replayed, responses[cut..], "cut {cut}: responses differ");
-            assert_eq!(fingerprint(&restarted), fingerprint(&reference), "cut {cut}: diverged");
-        } else {
+        if prefix.restore_staged() {
+            staged_cuts += 1;
             // Half a restore is never visible.
             assert!(prefix.get(b"user/000").is_none(), "cut {cut}: half-restored data visible");
         }
+        // Restart from a snapshot here and replay.
+        let data: Vec<u8> = prefix.snapshot().flat_map(|c| c.to_vec()).collect();
+        let mut restarted = KvStore::new(KvConfig::default()).unwrap();
+        restore_from_chunks(&mut restarted, data.chunks(333)).unwrap();
+        assert_eq!(fingerprint(&restarted), fingerprint(&prefix), "cut {cut}: the snapshot is not the state");
+        let replayed = apply_all(&mut restarted, &log[cut..]);
+        assert_eq!(replayed, responses[cut..], "cut {cut}: responses differ");
+        assert_eq!(fingerprint(&restarted), fingerprint(&reference), "cut {cut}: diverged");
     }
+    assert!(staged_cuts >= 8, "the log stages a restore at {staged_cuts} cuts only");
 }
 
-/// A follower with a restore staged installs the leader's snapshot (taken after the last piece,
-/// as a leader never snapshots while staged): the staged pieces go, the result equals the log.
+/// A follower with a restore staged installs the leader's snapshot (taken after the last
+/// piece): the staged pieces go, the result equals the log.
 #[test]
 fn restore_install_snapshot_over_a_staged_restore() {
     let log = restore_log();
@@ -460,20 +465,15 @@ fn restore_install_snapshot_over_a_staged_restore() {
     assert_eq!(fingerprint(&follower), fingerprint(&leader));
 }
 
-/// FINDING (medium). Staging is not in `KvSnapshot`, so it is a pure function of the log only if
-/// no replica ever snapshots while a restore is staged. native-node honours that
-/// (`raft.rs` `maybe_snapshot`), but the rule is nowhere in raft-core's `StateMachine` trait or
-/// compaction policy, and the browser tab's driver (`wasm/src/live/driver.rs`,
-/// `maybe_compact`) compacts without asking `restore_staged()`. A tab that compacts mid-restore
-/// and is reloaded from its own log replays only the pieces after its snapshot: the last piece
-/// is then rejected, and the tab keeps the old store while every server swapped the new one in.
-/// Fix (preferred): carry the staged restore (id, next sequence, last_ms and the records so far)
-/// in the KvStore snapshot so that any snapshot is the whole state at its index; or add
-/// `restore_staged` to `StateMachine` (default false) and make every driver, the tab's
-/// included, defer compaction on it.
+/// Was a finding (medium): staging was not in `KvSnapshot`, so a snapshot taken while a
+/// restore was staged lost the staged pieces, and native-node deferred its snapshots meanwhile
+/// but the browser tab's driver (`wasm/src/live/driver.rs`, `maybe_compact`) did not: a tab
+/// that compacted mid-restore and was reloaded from its own log replayed only the pieces after
+/// its snapshot, refused the last one and kept the old store while every server swapped the
+/// new one in. Fixed in raft-core (`kv::staging`): the snapshot carries the staged restore, so
+/// any snapshot is the whole state at its index (thesis §5.1) and no driver has to know.
 #[test]
-#[ignore = "finding: a snapshot taken while a restore is staged loses the staged pieces; the wasm tab driver takes one"]
-fn restore_a_snapshot_taken_mid_restore_diverges_on_replay() {
+fn restore_a_snapshot_taken_mid_restore_converges_on_replay() {
     let log = restore_log();
     let mut reference = KvStore::new(KvConfig::default()).unwrap();
     apply_all(&mut reference, &log);
@@ -489,41 +489,58 @@ fn restore_a_snapshot_taken_mid_restore_diverges_on_replay() {
     assert_eq!(fingerprint(&reloaded), fingerprint(&reference));
 }
 
-/// FINDING (low; medium without an admin credential check). Staging is bounded in memory (by
-/// `keys_max`, as KvRestore refuses more) but not in time: `RESTORE_IDLE_MS` is measured from the
-/// last piece, so a proposer that sends an empty (or tiny) non-last piece every minute of log
-/// clock keeps a restore staged forever, and every driver that honours `restore_staged` defers
-/// its snapshots forever: the log, and the disk and memory holding it, grow without bound.
-/// Fix: bound a restore's life from its first piece (e.g. `RESTORE_STAGED_MS_MAX` of log clock,
-/// or a piece count derived from the largest allowed restore) and refuse empty non-last pieces.
+/// Was a finding (low; medium without an admin credential check): `RESTORE_IDLE_MS` was
+/// measured from the last piece only, so a proposer that sent an empty (or tiny) non-last
+/// piece every 59 s of log clock kept a restore staged for ever (and, while drivers deferred
+/// snapshots on it, the log growing). Now an empty non-last piece is refused, and a restore's
+/// life is bounded from its first piece: `RESTORE_STAGED_MS_MAX` of log clock (and
+/// `RESTORE_PIECES_MAX` pieces, see `kv_streamed_restore.rs`), decided from the log alone.
 #[test]
-#[ignore = "finding: empty pieces keep a restore staged (and snapshots deferred) forever"]
-fn restore_kept_alive_by_empty_pieces_is_eventually_dropped() {
+fn restore_kept_alive_by_small_pieces_is_eventually_dropped() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
     let snapshot = backup();
-    let staged = store.apply(&command_entry(1, 0, chunk(5, 0, &snapshot[..100], false)));
+    let mut index = 0;
+    let mut apply = |store: &mut KvStore, timestamp_ms: u64, body: CommandBody| {
+        index += 1;
+        store.apply(&command_entry(index, timestamp_ms, body))
+    };
+    let staged = apply(&mut store, 0, chunk(5, 0, &snapshot[..100], false));
     assert!(matches!(staged, Ok(Output::RestoreStaged { .. })), "{staged:?}");
     let minute = 59_000;
+    let empty = apply(&mut store, 0, chunk(5, 1, &[], false));
+    assert!(
+        matches!(&empty, Err(KvError::RestoreRejected { reason }) if reason.contains("empty")),
+        "{empty:?}"
+    );
+    assert!(store.restore_staged(), "a refused piece changes nothing");
+    // One byte of the backup a minute: never idle for RESTORE_IDLE_MS, dropped all the same.
+    let mut dropped_at = None;
     for sequence in 1..=2_000u64 {
-        // About 33 hours of log clock.
-        let staged =
-            store.apply(&command_entry(sequence + 1, sequence * minute, chunk(5, sequence, &[], false)));
-        assert!(matches!(staged, Ok(Output::RestoreStaged { .. })), "piece {sequence}: {staged:?}");
+        // Up to about 33 hours of log clock.
+        let at = sequence * minute;
+        let byte = &snapshot[99 + sequence as usize..][..1];
+        match apply(&mut store, at, chunk(5, sequence, byte, false)) {
+            Ok(Output::RestoreStaged { .. }) => assert!(at <= RESTORE_STAGED_MS_MAX, "staged at {at} ms"),
+            Err(KvError::RestoreRejected { reason }) => {
+                assert!(reason.contains("RESTORE_STAGED_MS_MAX"), "{reason}");
+                dropped_at = Some(at);
+                break;
+            }
+            other => panic!("piece {sequence}: {other:?}"),
+        }
     }
-    assert!(!store.restore_staged(), "still staged after 33 hours of log clock");
+    let dropped_at = dropped_at.expect("still staged after 33 hours of log clock");
+    assert!(dropped_at > RESTORE_STAGED_MS_MAX && dropped_at <= RESTORE_STAGED_MS_MAX + minute);
+    assert!(!store.restore_staged());
 }
 
-/// FINDING (medium). The two restore paths of `KvStore` disagree on internal records: a
-/// streamed restore keeps this store's reserved keys and drops the backup's, the one-entry
-/// `CommandBody::Restore` swaps in the backup's and drops ours. native-node papers over it by
-/// rewriting the entry at apply time (`kv.rs` `restore_keeping_reserved`), but a browser tab
-/// applies the raw entry with `KvStore::apply` (`wasm/src/live/driver.rs`): after a one-entry
-/// restore the tab holds the attacker's `\0flotilla/` records and the servers do not, so
-/// replicas diverge and a backup smuggles internal records into a replica. Fix: apply the same
-/// filter in `KvStore::restore_user_snapshot` as in `restore_chunk` (then native's rewrite is a
-/// no-op and can go).
+/// Was a finding (medium): the two restore paths of `KvStore` disagreed on internal records:
+/// a streamed restore kept this store's reserved keys and dropped the backup's, the one-entry
+/// `CommandBody::Restore` swapped in the backup's and dropped ours. native-node papered over it
+/// by rewriting the entry at apply time, but a browser tab applies the raw entry: after a
+/// one-entry restore the tab held the backup's `\0flotilla/` records and the servers did not.
+/// Now both paths share `KvStore`'s `swap_in_backup`, and native's rewrite is gone.
 #[test]
-#[ignore = "finding: the one-entry Restore keeps a backup's reserved records in raft-core (only native-node filters them)"]
 fn restore_one_entry_restore_keeps_this_stores_reserved_records() {
     let mut store = KvStore::new(KvConfig::default()).unwrap();
     let written = store.apply(&command_entry(1, 1, put_body(&reserved("address/1"), b"127.0.0.1:7801")));

@@ -43,6 +43,16 @@ impl Crc32c {
         self.state = crc;
     }
 
+    /// The running state, for a snapshot of a restore in progress ([`Crc32c::resume`]).
+    pub(crate) fn state(&self) -> u32 {
+        self.state
+    }
+
+    /// Continues a checksum from [`Crc32c::state`].
+    pub(crate) fn resume(state: u32) -> Crc32c {
+        Crc32c { state }
+    }
+
     /// The checksum of everything fed so far.
     pub(crate) fn value(&self) -> u32 {
         !self.state

@@ -80,7 +80,11 @@ pub enum CommandBody {
     /// snapshot replaces the store only when the piece marked `last` is applied: committed
     /// entries only, atomically, at the same index on every replica (Raft §7 sends a snapshot
     /// in chunks the same way, thesis §5.3). `sequence` 0 starts a restore and drops any staged
-    /// one; a piece that does not follow the staged restore is refused.
+    /// one; a piece that does not follow the staged restore is refused, and so is an empty
+    /// piece that is not the last. A staged restore is dropped when idle for
+    /// [`super::limits::RESTORE_IDLE_MS`], [`super::limits::RESTORE_STAGED_MS_MAX`] after its
+    /// first piece, or at [`super::limits::RESTORE_PIECES_MAX`] pieces; a snapshot taken while
+    /// one is staged carries it.
     RestoreChunk {
         /// Chosen by the proposer, the same for every piece of one restore.
         restore_id: u64,
@@ -247,6 +251,9 @@ impl Command {
                 Err(KvError::RestoreRejected {
                     reason: alloc::format!("restore chunk of {} bytes is too large", data.len()),
                 })
+            }
+            CommandBody::RestoreChunk { data, last: false, .. } if data.is_empty() => {
+                Err(KvError::RestoreRejected { reason: "an empty restore piece must be the last".into() })
             }
             CommandBody::RestoreChunk { .. } | CommandBody::RestoreAbort { .. } => Ok(()),
         }

@@ -33,6 +33,19 @@ pub const RESTORE_CHUNK_BYTES_MAX: usize = 1 << 20;
 /// replica drops it at the same entry.
 pub const RESTORE_IDLE_MS: u64 = 60_000;
 
+/// A staged restore whose last piece is not applied within this much log clock of its first
+/// is dropped, however often pieces arrive: its life is bounded from its first piece, so a
+/// proposer that sends a tiny piece every minute cannot keep it staged for ever. An hour moves
+/// a gigabyte at 300 kB/s. (Log clock moves only with timestamps proposers put in entries;
+/// [`RESTORE_PIECES_MAX`] bounds a restore while it stands still.)
+pub const RESTORE_STAGED_MS_MAX: u64 = 60 * 60 * 1000;
+
+/// The most pieces one streamed restore may have: one that reaches this many without its last
+/// piece is dropped. At [`RESTORE_CHUNK_BYTES_MAX`] bytes a piece that is a terabyte; it bounds
+/// the life of a restore fed tiny pieces while the log clock stands still. (Empty pieces other
+/// than the last are refused outright.)
+pub const RESTORE_PIECES_MAX: u64 = 1 << 20;
+
 /// Every internal record's key starts with this (the cluster's own records, e.g. member
 /// addresses, see `crate::wire::records`). A user's restore keeps the store's reserved keys and
 /// none of its own.

@@ -51,13 +51,15 @@ mod limits;
 mod response;
 mod session;
 mod snapshot;
+mod staging;
 mod store;
 
 pub use clock::LeaderClock;
 pub use command::{ClientId, Command, CommandBody, Operation, SessionRequest, COMMAND_FORMAT_VERSION};
 pub use limits::{
     COMMAND_BYTES_MAX, ENCODED_COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX,
-    RESERVED_KEY_PREFIX, RESTORE_BYTES_MAX, RESTORE_CHUNK_BYTES_MAX, RESTORE_IDLE_MS, VALUE_BYTES_MAX,
+    RESERVED_KEY_PREFIX, RESTORE_BYTES_MAX, RESTORE_CHUNK_BYTES_MAX, RESTORE_IDLE_MS, RESTORE_PIECES_MAX,
+    RESTORE_STAGED_MS_MAX, VALUE_BYTES_MAX,
 };
 pub use response::{DecodeError, KvError, Output, Response};
 pub use snapshot::{

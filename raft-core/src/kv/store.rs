@@ -3,12 +3,16 @@
 use crate::error::ConfigError;
 use crate::kv::command::{ClientId, Command, CommandBody, Operation, SessionRequest};
 use crate::kv::key::Key;
-use crate::kv::limits::{LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, RESERVED_KEY_PREFIX, RESTORE_IDLE_MS};
+use crate::kv::limits::{
+    LIST_KEYS_MAX, LIST_RESPONSE_BYTES_MAX, RESERVED_KEY_PREFIX, RESTORE_CHUNK_BYTES_MAX,
+};
 use crate::kv::response::{KvError, Output, Response};
 use crate::kv::session::Admission;
 use crate::kv::snapshot::{KvRestore, KvSnapshot, KvState, SnapshotError};
+use crate::kv::staging::StagedRestore;
 use crate::state_machine::{SnapshotRestore, StateMachine};
 use crate::types::{Entry, EntryPayload, LogIndex};
+use alloc::boxed::Box;
 use alloc::collections::btree_map::Entry as Slot;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -78,24 +82,8 @@ impl KvConfig {
 #[derive(Clone, Debug)]
 pub struct KvStore {
     config: KvConfig,
+    /// Everything replicated, a streamed restore being staged included (`crate::kv::staging`).
     state: KvState,
-    /// A streamed restore being received (see [`CommandBody::RestoreChunk`]). Not part of the
-    /// snapshot: a driver must not take a snapshot while one is staged
-    /// ([`KvStore::restore_staged`]), so that replaying the log after its last snapshot always
-    /// sees every piece again.
-    staged: Option<StagedRestore>,
-}
-
-/// The pieces of a streamed restore received so far, decoded as they arrive: memory grows with
-/// the store being built, never with a second copy of the raw snapshot.
-#[derive(Clone, Debug)]
-struct StagedRestore {
-    id: u64,
-    next_sequence: u64,
-    bytes: u64,
-    /// The log clock when the last piece was applied, for [`RESTORE_IDLE_MS`].
-    last_ms: u64,
-    restore: KvRestore,
 }
 
 impl KvStore {
@@ -106,15 +94,14 @@ impl KvStore {
     /// As [`KvConfig::validate`].
     pub fn new(config: KvConfig) -> Result<KvStore, ConfigError> {
         config.validate()?;
-        Ok(KvStore { config, state: KvState::default(), staged: None })
+        Ok(KvStore { config, state: KvState::default() })
     }
 
     /// Whether a streamed restore is staged (its first piece applied, its last not yet). A
-    /// driver defers its snapshots meanwhile: the staged pieces are not in the snapshot, so a
-    /// snapshot taken now and replayed from would lose them (Raft §7: a snapshot must capture
-    /// the whole state at its index).
+    /// snapshot taken meanwhile carries the staged pieces (a snapshot is the whole state at its
+    /// index, thesis §5.1), so a driver may compact whenever it likes.
     pub fn restore_staged(&self) -> bool {
-        self.staged.is_some()
+        self.state.staged.is_some()
     }
 
     /// The configuration.
@@ -194,12 +181,11 @@ impl KvStore {
         let clock_ms = self.state.clock_ms;
         let remembered_max = self.config.expired_capacity();
         self.state.sessions.expire_idle(clock_ms, self.config.session_timeout_ms, remembered_max);
-        if self
-            .staged
-            .as_ref()
-            .is_some_and(|staged| clock_ms.saturating_sub(staged.last_ms) > RESTORE_IDLE_MS)
-        {
-            self.staged = None;
+        // Before the command: a piece that comes too late is refused, whatever it carries.
+        let expired =
+            self.state.staged.as_ref().and_then(|staged| Some((staged.id, staged.expired(clock_ms)?)));
+        if expired.is_some() {
+            self.state.staged = None;
         }
         match command.body {
             CommandBody::RegisterClient => {
@@ -213,11 +199,18 @@ impl KvStore {
             }
             CommandBody::Restore { snapshot } => self.restore_user_snapshot(&snapshot),
             CommandBody::RestoreChunk { restore_id, sequence, data, last } => {
-                self.restore_chunk(restore_id, sequence, &data, last, clock_ms)
+                let expired = expired.filter(|(id, _)| *id == restore_id).map(|(_, why)| why);
+                self.restore_chunk(restore_id, sequence, &data, last, clock_ms).map_err(|error| match expired
+                {
+                    Some(why) => KvError::RestoreRejected {
+                        reason: alloc::format!("restore {restore_id} was dropped: {why}"),
+                    },
+                    None => error,
+                })
             }
             CommandBody::RestoreAbort { restore_id } => {
-                if self.staged.as_ref().is_some_and(|staged| staged.id == restore_id) {
-                    self.staged = None;
+                if self.state.staged.as_ref().is_some_and(|staged| staged.id == restore_id) {
+                    self.state.staged = None;
                 }
                 Ok(Output::RestoreAborted)
             }
@@ -235,37 +228,43 @@ impl KvStore {
         }
     }
 
-    /// Swaps in a user snapshot's data and sessions. The log, not the snapshot, says where this
-    /// store stands (applied index) and what time it is (the clock never goes back).
+    /// Swaps in a user snapshot's data and sessions (see [`KvStore::swap_in_backup`]).
     fn restore_user_snapshot(&mut self, snapshot: &[u8]) -> Response {
         let rejected = |error: SnapshotError| KvError::RestoreRejected { reason: alloc::format!("{error}") };
-        let mut restore = KvRestore::new(self.config);
+        let mut restore = KvRestore::of_backup(self.config);
         restore.write_chunk(snapshot).map_err(rejected)?;
         let state = restore.finish().map_err(rejected)?;
-        self.swap_in(state);
+        self.swap_in_backup(state);
         Ok(Output::Restored)
     }
 
-    /// Stages one piece of a streamed restore; the last piece swaps the whole snapshot in, with
-    /// this store's reserved keys kept and the snapshot's dropped (a user's backup cannot bring
-    /// internal records). Reads see the old state until then, the new one after: never a mix.
+    /// Stages one piece of a streamed restore; the last piece swaps the whole snapshot in (see
+    /// [`KvStore::swap_in_backup`]). Reads see the old state until then, the new one after:
+    /// never a mix.
     fn restore_chunk(&mut self, id: u64, sequence: u64, data: &[u8], last: bool, clock_ms: u64) -> Response {
         let rejected = |reason: alloc::string::String| KvError::RestoreRejected { reason };
-        if data.len() > crate::kv::limits::RESTORE_CHUNK_BYTES_MAX {
+        if data.len() > RESTORE_CHUNK_BYTES_MAX {
             return Err(rejected(alloc::format!("restore chunk of {} bytes is too large", data.len())));
         }
-        if sequence == 0 {
-            let restore = KvRestore::new(self.config);
-            self.staged = Some(StagedRestore { id, next_sequence: 0, bytes: 0, last_ms: clock_ms, restore });
+        if data.is_empty() && !last {
+            // It would carry nothing but time: refused, so that it cannot keep a restore staged.
+            return Err(rejected(alloc::format!(
+                "piece {sequence} of restore {id} is empty and not the last"
+            )));
         }
-        let Some(staged) = self.staged.as_mut().filter(|s| s.id == id && s.next_sequence == sequence) else {
+        if sequence == 0 {
+            let restore = KvRestore::of_backup(self.config);
+            self.state.staged = Some(Box::new(StagedRestore::start(id, clock_ms, restore)));
+        }
+        let Some(staged) = self.state.staged.as_mut().filter(|s| s.id == id && s.next_sequence == sequence)
+        else {
             return Err(rejected(alloc::format!(
                 "piece {sequence} of restore {id} does not follow the staged restore (superseded by a newer \
-                 restore, aborted, idle for over {RESTORE_IDLE_MS} ms, or out of order)"
+                 restore, aborted, dropped as idle or too long, or out of order)"
             )));
         };
         if let Err(error) = staged.restore.write_chunk(data) {
-            self.staged = None;
+            self.state.staged = None;
             return Err(rejected(alloc::format!("{error}")));
         }
         staged.next_sequence += 1;
@@ -274,8 +273,19 @@ impl KvStore {
         if !last {
             return Ok(Output::RestoreStaged { bytes: staged.bytes });
         }
-        let Some(staged) = self.staged.take() else { return Ok(Output::RestoreAborted) };
-        let mut state = staged.restore.finish().map_err(|error| rejected(alloc::format!("{error}")))?;
+        let Some(staged) = self.state.staged.take() else { return Ok(Output::RestoreAborted) };
+        let state = staged.restore.finish().map_err(|error| rejected(alloc::format!("{error}")))?;
+        self.swap_in_backup(state);
+        Ok(Output::Restored)
+    }
+
+    /// Makes a user's backup's data and sessions the store's, by either restore command. The
+    /// store's reserved keys ([`RESERVED_KEY_PREFIX`], the cluster's own records such as member
+    /// addresses) are kept and the backup's dropped: a user's backup cannot bring internal
+    /// records, and every driver gets this from the store itself. The log, not the backup, says
+    /// where this store stands (applied index) and what time it is (never back); a streamed
+    /// restore staged here stays staged.
+    fn swap_in_backup(&mut self, mut state: KvState) {
         state.data.retain(|key, _| !key.bytes().starts_with(RESERVED_KEY_PREFIX));
         let ours = self
             .state
@@ -285,15 +295,9 @@ impl KvStore {
         for (key, value) in ours {
             state.data.insert(key.clone(), value.clone());
         }
-        self.swap_in(state);
-        Ok(Output::Restored)
-    }
-
-    /// Makes a restored snapshot's data and sessions the store's. The log, not the snapshot,
-    /// says where this store stands (applied index) and what time it is (never back).
-    fn swap_in(&mut self, mut state: KvState) {
         state.applied_index = self.state.applied_index;
         state.clock_ms = state.clock_ms.max(self.state.clock_ms);
+        state.staged = self.state.staged.take();
         self.state = state;
     }
 
@@ -419,11 +423,9 @@ impl StateMachine for KvStore {
         KvRestore::new(self.config)
     }
 
+    /// Installs the whole state, a staged restore included (or none, if none was staged).
     fn finish_restore(&mut self, restore: KvRestore) -> Result<(), SnapshotError> {
         self.state = restore.finish()?;
-        // A snapshot is only ever taken with no restore staged (see `restore_staged`), so the
-        // state it installs has none either.
-        self.staged = None;
         Ok(())
     }
 }
