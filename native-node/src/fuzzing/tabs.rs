@@ -15,7 +15,7 @@ use crate::peer_auth::invite::{
 };
 use crate::peer_auth::records::{is_browser_node_id, BROWSER_NODE_ID_MIN};
 use crate::peer_auth::{decode_frame, encode_frame, Challenge, FrameKind, Hello, Session, Side, Transcript};
-use raft_core::{Message, NodeId};
+use raft_core::NodeId;
 
 /// The harness's clock: invitations are checked against this time.
 pub const NOW_UNIX_MS: u64 = 1_800_000_000_000;
