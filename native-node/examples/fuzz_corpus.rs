@@ -75,6 +75,54 @@ fn entry(index: u64, term: u64, data: &str) -> Entry {
     }
 }
 
+/// `peer_frame` seeds an honest reader refuses after an honest handshake: frames replayed,
+/// reordered, sealed without the secret or reflected, and messages with a forged sender, on a
+/// node's connection, a tab's connection to a node and a node's connection to a tab. The
+/// harness's oracles fail on these if the reader under test ever accepts one.
+fn known_bad_peer_frames(dir: &Path, to_1: &[&Message], from_tab: &[Message], to_tab: &[Message]) {
+    let connection = |mode: u8, handshake: &[Vec<u8>], frames: &[Vec<u8>]| -> Vec<u8> {
+        let parts: Vec<&[u8]> = handshake.iter().chain(frames).map(|f| &f[..]).collect();
+        [&[mode][..], &join_chunks(&parts)].concat()
+    };
+    let seal_all = |mut sealer: native_node::peer_auth::Sealer, messages: &[Message]| -> Vec<Vec<u8>> {
+        messages.iter().map(|m| sealer.seal(FrameKind::Raft, m)).collect()
+    };
+    let forge_from = |m: &Message, from: u64| Message { from: NodeId(from), ..m.clone() };
+
+    // Node 1 reading node 2.
+    let hello = vec![fuzzing::honest_hello_frame()];
+    let honest: Vec<Message> = to_1.iter().take(3).map(|m| (*m).clone()).collect();
+    let sealed = seal_all(fuzzing::honest_session(Side::Dialler).sealer, &honest);
+    let replayed = [sealed[0].clone(), sealed[0].clone(), sealed[1].clone()];
+    write(dir, "bad-acceptor-replayed", &connection(0, &hello, &replayed));
+    let reordered = [sealed[1].clone(), sealed[0].clone()];
+    write(dir, "bad-acceptor-reordered", &connection(0, &hello, &reordered));
+    let other_secret = fuzzing::honest_transcript().session(b"not the cluster secret", Side::Dialler);
+    write(dir, "bad-acceptor-wrong-key", &connection(0, &hello, &seal_all(other_secret.sealer, &honest)));
+    let reflected = seal_all(fuzzing::honest_session(Side::Acceptor).sealer, &honest);
+    write(dir, "bad-acceptor-reflected", &connection(0, &hello, &reflected));
+    let forged = [honest[0].clone(), forge_from(&honest[1], 3)];
+    let forged = seal_all(fuzzing::honest_session(Side::Dialler).sealer, &forged);
+    write(dir, "bad-acceptor-forged-from", &connection(0, &hello, &forged));
+
+    // Node 1 reading the admitted tab: a status, then a message claiming to be node 2's.
+    let join = vec![fuzzing::honest_join_frame()];
+    let status = TabStatus { backend: StorageBackend::Opfs, persistent: true, campaigns: false };
+    let mut sealer = fuzzing::honest_tab_session(Side::Dialler).sealer;
+    let first_status = sealer.seal(FrameKind::TabStatus, &status);
+    let forged = [first_status.clone(), sealer.seal(FrameKind::Raft, &forge_from(&from_tab[0], 2))];
+    write(dir, "bad-tab-acceptor-forged-from", &connection(2, &join, &forged));
+    let replayed = [first_status.clone(), first_status];
+    write(dir, "bad-tab-acceptor-replayed", &connection(2, &join, &replayed));
+
+    // The tab reading node 1: a message claiming to be node 3's.
+    let challenge = encode_frame(FrameKind::Challenge, &fuzzing::acceptor_challenge());
+    let handshake = vec![challenge, fuzzing::honest_admitted_frame()];
+    let forged = [to_tab[0].clone(), forge_from(&to_tab[1], 3)];
+    let forged = seal_all(fuzzing::honest_tab_session(Side::Acceptor).sealer, &forged);
+    write(dir, "bad-tab-dialler-forged-from", &connection(3, &handshake, &forged));
+}
+
 fn main() {
     let fuzz_dir = std::env::args()
         .nth(1)
@@ -161,6 +209,7 @@ fn main() {
     write(&dir, "tab-dialler-redirect", &[&[3u8][..], &join_chunks(&[&challenge, &redirect])].concat());
     let used_up = encode_frame(FrameKind::Reject, &JoinRefusal::UsedUp.reject());
     write(&dir, "tab-dialler-refused", &[&[3u8][..], &join_chunks(&[&challenge, &used_up])].concat());
+    known_bad_peer_frames(&dir, &to_1, &from_tab, &to_tab);
 
     // client_request: the documented requests, the /v1/kv calls, admin requests.
     let dir = corpus.join("client_request");

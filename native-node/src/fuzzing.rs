@@ -6,6 +6,7 @@
 //!
 //! Not part of the node's API: hidden from the docs, and free to change with the fuzzers.
 
+mod frames;
 mod tabs;
 
 pub use tabs::{
@@ -104,13 +105,10 @@ pub fn honest_session(side: Side) -> Session {
     honest_transcript().session(SECRET, side)
 }
 
-/// Frames a connection carries after the handshake, at most.
-const FRAMES_MAX: usize = 64;
-
 /// `peer_frame`: the handshake of [`crate::peer_auth`], checked as [`crate::transport`] checks
 /// it, then, if the peer authenticated, sealed frames on the connection, each opened by the
-/// session's [`crate::peer_auth::Opener`], checked for sender and recipient as the transport
-/// does, and stepped into a node. Input: `[mode][chunk]...` (see [`chunks`]); by `mode % 4`:
+/// session's [`crate::peer_auth::Opener`], checked for sender and recipient by the transport's
+/// own check ([`crate::transport::check_addressed`]), and stepped into a node. Input: `[mode][chunk]...` (see [`chunks`]); by `mode % 4`:
 /// 0. a node as acceptor of a node: Hello, then Raft frames;
 /// 1. a node as dialler: Challenge, Welcome, then Raft frames;
 /// 2. a node as acceptor of a browser tab: Join (an invitation) or an admitted tab's Hello,
@@ -120,9 +118,11 @@ const FRAMES_MAX: usize = 64;
 ///
 /// Oracles: a peer is accepted only with the MAC only the secret (or the admitted tab's key)
 /// makes over this connection's transcript, a tab only with an invitation only the invite key
-/// signs; a frame is opened only with the tag of the peer's session key at the next sequence
-/// number, and delivered only if it names the authenticated peer as sender and this node as
-/// recipient; nothing panics.
+/// signs; a frame is opened only if it is, byte for byte, what the authenticated peer's sealer
+/// makes at the next sequence number (so never one sealed under another key, replayed,
+/// reordered or reflected), and the transport's address check delivers exactly the messages
+/// that name the authenticated peer as sender and this node as recipient (see `frames`, whose
+/// tests show each oracle failing on a known-bad reader); nothing panics.
 pub fn peer_frame(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let parts = chunks(rest);
@@ -132,7 +132,7 @@ pub fn peer_frame(data: &[u8]) {
         3 => return tabs::tab_dialler(parts),
         _ => {}
     }
-    let (me, peer, session) = if mode % 4 == 0 {
+    let (transcript, side) = if mode % 4 == 0 {
         // Acceptor (node 1), as `Transport::accept_handshake` on main.
         let config = acceptor_config();
         let challenge = acceptor_challenge();
@@ -158,7 +158,7 @@ pub fn peer_frame(data: &[u8]) {
         let welcome_frame = encode_frame(FrameKind::Welcome, &welcome);
         let decoded: Welcome = decode_frame(&welcome_frame, FrameKind::Welcome).expect("our own welcome");
         assert!(transcript.verify_welcome(SECRET, &decoded.mac), "an honest dialler refuses our welcome");
-        (config.node_id, hello.node_id, transcript.session(SECRET, Side::Acceptor))
+        (transcript, Side::Acceptor)
     } else {
         // Dialler (node 2), as `transport::dial` on main.
         let config = dialler_config();
@@ -187,19 +187,15 @@ pub fn peer_frame(data: &[u8]) {
             "accepted a welcome without the secret's proof"
         );
         assert!(!transcript.verify_hello(SECRET, &welcome.mac), "a welcome proof passes as a hello proof");
-        (config.node_id, challenge.node_id, transcript.session(SECRET, Side::Dialler))
+        (transcript, Side::Dialler)
     };
-    let (_sealer, mut opener) = session.split();
-    // Authenticated: sealed Raft frames, delivered to a real node as the connection loop would.
-    let mut messages = Vec::new();
-    for frame in parts.take(FRAMES_MAX) {
-        // The connection closes at the first bad frame (tag, body, sender or recipient).
-        let Ok(message) = opener.open::<Message>(frame, FrameKind::Raft) else { break };
-        if message.from != peer || message.to != me {
-            break;
-        }
-        messages.push(message);
-    }
+    // Authenticated: sealed Raft frames, read as `Transport::deliver` reads a node's, delivered
+    // to a real node. The connection closes at the first bad frame (tag, body, sender or
+    // recipient).
+    let mut opener = transcript.session(SECRET, side).opener;
+    let connection = frames::Connection::new(&transcript, SECRET, side);
+    let me = connection.me;
+    let messages = connection.read(frames::open_raft(&mut opener), parts);
     deliver_frames(me, messages);
 }
 
@@ -277,7 +273,10 @@ pub fn client_request(data: &[u8]) {
         assert_eq!(given, ADMIN_SECRET, "an admin operation authorized without the admin secret");
     }
     let operation = request.operation;
-    let _ = operation.is_admin();
+    // Oracle: whatever is neither a key-value write nor a read is an admin operation, so it
+    // went through the admin guard above (a new operation left out of `is_admin` fails here).
+    let plain = operation.command(0).is_some() || operation.query().is_some();
+    assert_eq!(operation.is_admin(), !plain, "{operation:?} is classified otherwise");
     let Ok(mut machine) = KvStateMachine::new(KvConfig::default()) else { return };
     if let Some(command) = operation.command(1_000) {
         if command.validate().is_err() {

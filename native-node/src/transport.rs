@@ -875,17 +875,9 @@ impl Transport {
                 return Err(error.to_string());
             }
         };
-        if message.from != peer.id || message.to != me {
+        if let Err(why) = check_addressed(&message, peer.id, me) {
             metrics.peer_frames_malformed_total.fetch_add(1, Ordering::Relaxed);
-        }
-        if message.from != peer.id {
-            return Err(format!(
-                "message claims to come from node {} on node {}'s connection",
-                message.from, peer.id
-            ));
-        }
-        if message.to != me {
-            return Err(format!("message addressed to node {}, this is node {me}", message.to));
+            return Err(why);
         }
         if let Some(gate) = browser {
             match gate.check_inbound(&message) {
@@ -902,6 +894,22 @@ impl Transport {
         }
         Ok(())
     }
+}
+
+/// Whether a message read on the authenticated connection of `peer` may go to node `me`: it
+/// must name that peer as its sender (a peer may not speak for another) and this node as its
+/// recipient. Public for the `peer_frame` fuzz harness, which checks it against its own oracle.
+///
+/// # Errors
+/// Why the message is refused; the caller closes the connection.
+pub fn check_addressed(message: &Message, peer: NodeId, me: NodeId) -> Result<(), String> {
+    if message.from != peer {
+        return Err(format!("message claims to come from node {} on node {peer}'s connection", message.from));
+    }
+    if message.to != me {
+        return Err(format!("message addressed to node {}, this is node {me}", message.to));
+    }
+    Ok(())
 }
 
 /// The next message of the leased queue; never, without a lease.

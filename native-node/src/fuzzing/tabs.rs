@@ -1,22 +1,22 @@
 //! The browser-peer half of the `peer_frame` harness: a tab's `Join` (or, once admitted, its
 //! `Hello` under its tab key) as a native node reads it, the node's `Admitted` (with the member
-//! addresses it names, believed only with their proof) / `Redirect` /
-//! `Reject` as the tab reads it, and the sealed `Raft` and `TabStatus` frames that follow,
-//! opened with [`Opener::open_any`] as a reader that accepts both kinds (see
-//! [`raft_core::wire::invite`] and [`raft_core::wire::tab`]).
+//! addresses it names, believed only with their proof) / `Redirect` / `Reject` as the tab reads it, and the sealed frames that follow: a tab's `Raft` and
+//! `TabStatus` frames read by the node's own reader ([`VoterTabs::open`], as
+//! `Transport::deliver` reads a tab), the node's `Raft` frames read as the tab's link reads them
+//! (see [`raft_core::wire::invite`] and [`raft_core::wire::tab`]). The frames' oracles are
+//! `frames`'.
 
+use super::frames::{self, Connection, Opened};
 use super::{deliver_frames, CLUSTER_ID, SECRET};
+use crate::browser_voters::{BrowserVoterConfig, VoterMetrics, VoterTabs};
 use crate::peer_auth::invite::{
     decode_join_answer, invite_key, tab_key, Admitted, InviteFields, InviteRole, InviteToken, Join,
     JoinAnswer,
 };
 use crate::peer_auth::member_hints::{MemberAddress, MemberHints, MEMBER_HINTS_MAX};
 use crate::peer_auth::records::{is_browser_node_id, BROWSER_NODE_ID_MIN};
-use crate::peer_auth::{
-    decode_body, decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Session, Side, TabStatus,
-    Transcript,
-};
-use raft_core::{Message, NodeId};
+use crate::peer_auth::{decode_frame, encode_frame, Challenge, FrameKind, Hello, Session, Side, Transcript};
+use raft_core::NodeId;
 
 /// The harness's clock: invitations are checked against this time.
 pub const NOW_UNIX_MS: u64 = 1_800_000_000_000;
@@ -103,8 +103,8 @@ pub fn honest_admitted_frame_without_members() -> Vec<u8> {
 /// Node 1 reading a tab: `Join` (as `BrowserPeers::join` on the leader) or an admitted tab's
 /// `Hello` (as `Transport::accept_handshake` with `BrowserPeers::hello_key`), then sealed
 /// frames. Oracles: a token is believed only with the mac only the invite key makes; a hello
-/// only with the admitted tab's key; our `Admitted` reads back as sent; only correctly tagged
-/// frames open.
+/// only with the admitted tab's key; our `Admitted` reads back as sent; the frames' (see
+/// `frames`: only the tab's own seals open, and only its own messages are delivered).
 pub(super) fn tab_acceptor<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
     let Some(first) = parts.next() else { return };
     let key = invite_key(SECRET);
@@ -145,8 +145,17 @@ pub(super) fn tab_acceptor<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
         assert_eq!(hello.mac, transcript.hello_mac(&tab_key), "a tab's hello believed without its key");
         (tab_key, transcript)
     };
-    let (_sealer, opener) = transcript.session(&tab_key, Side::Acceptor).split();
-    tab_frames(opener, parts, TAB_ID, NodeId(1));
+    let mut opener = transcript.session(&tab_key, Side::Acceptor).opener;
+    let tabs = VoterTabs::new(BrowserVoterConfig::default());
+    let metrics = VoterMetrics::default();
+    let open = |frame: &[u8]| match tabs.open(TAB_ID, frame, &mut opener, &metrics) {
+        Ok(Some(message)) => Some(Opened::Raft(message)),
+        // Recorded by the reader: what it recorded is what the oracle checks.
+        Ok(None) => Some(Opened::Status(tabs.status_of(TAB_ID).expect("a status read is recorded"))),
+        Err(_) => None,
+    };
+    let messages = Connection::new(&transcript, &tab_key, Side::Acceptor).read(open, parts);
+    deliver_frames(NodeId(1), messages);
 }
 
 /// A tab reading node 1: its `Challenge`, then the answer to its join (`Admitted`,
@@ -207,33 +216,11 @@ pub(super) fn tab_dialler<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
             }
         }
     }
-    let (_sealer, opener) = transcript.session(&tab_key, Side::Dialler).split();
-    tab_frames(opener, parts, challenge.node_id, admitted.node_id);
-}
-
-/// Sealed frames on a tab's connection: `TabStatus` (from a tab) and `Raft`, read with
-/// `open_any`; Raft messages must name `peer` as sender and `me` as recipient.
-fn tab_frames<'a>(mut opener: Opener, parts: impl Iterator<Item = &'a [u8]>, peer: NodeId, me: NodeId) {
-    let mut messages = Vec::new();
-    for frame in parts.take(super::FRAMES_MAX) {
-        let Ok((kind, body)) = opener.open_any(frame) else { break };
-        match kind {
-            // Only a tab says what its storage can promise.
-            FrameKind::TabStatus if is_browser_node_id(peer) => {
-                let Ok(status) = decode_body::<TabStatus>(body) else { break };
-                if status.voter_refusal().is_none() {
-                    assert!(status.backend.is_durable() && status.persistent, "{status:?} may vote");
-                }
-            }
-            FrameKind::Raft => {
-                let Ok(message) = decode_body::<Message>(body) else { break };
-                if message.from != peer || message.to != me {
-                    break;
-                }
-                messages.push(message);
-            }
-            _ => break,
-        }
-    }
+    // The tab's link reads only Raft frames (`flotilla_wasm::live::link`, which this harness
+    // does not drive: its reader is the same `Opener::open`, its address check its own).
+    let mut opener = transcript.session(&tab_key, Side::Dialler).opener;
+    let connection = Connection::new(&transcript, &tab_key, Side::Dialler);
+    let me = connection.me;
+    let messages = connection.read(frames::open_raft(&mut opener), parts);
     deliver_frames(me, messages);
 }
