@@ -59,3 +59,28 @@ fn a_transfer_never_goes_to_a_non_campaigning_voter() {
     let leader = simulation.node(NodeId(1)).and_then(|n| n.raft.as_ref()).expect("node 1 runs");
     assert_eq!(leader.stats().leader_transfers, 0, "no TimeoutNow was sent: every transfer was refused");
 }
+
+/// The `corners` mix tells a leader late that a server it is adding never campaigns
+/// (`Adversary::late_campaign_news`): seed 15 (5 servers, 2 that never campaign, 3000 ticks)
+/// reaches a promotion accepted on the stale belief that would leave the campaigning voters
+/// {1, 2} a minority of {1, 2, 4, 5}. The leader must withdraw it when the catch-up completes
+/// (the re-judgement of dd6c270); with that re-judgement disabled this run fails
+/// `campaigning-majority` at 10764 ms.
+#[test]
+fn a_promotion_learned_late_to_not_campaign_is_withdrawn() {
+    use raft_core::sim::{run_seed, FaultSet, RunOptions};
+    let options = RunOptions {
+        nodes: 5,
+        faults: FaultSet::parse("all,corners").unwrap(),
+        ticks: 3_000,
+        non_campaigning: 2,
+        ignored_checks: &[],
+    };
+    let report = run_seed(15, &options).unwrap();
+    assert!(
+        report.violations.is_empty(),
+        "{:?}; reproduce with: cargo run --release -p raft-core --example simulate -- --seed 15 --runs 1 --nodes 5 --faults all,corners --ticks 3000 --non-campaigning 2",
+        report.violations[0]
+    );
+    assert!(report.leader_at_end);
+}

@@ -58,6 +58,7 @@ pub struct Checker {
 pub const CHECKS: &[&str] = &[
     "ack-durable",
     "applied-order",
+    "campaigning-majority",
     "commit-monotonic",
     "commit-own-term",
     "commit-quorum",

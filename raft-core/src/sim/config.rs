@@ -73,7 +73,8 @@ pub struct FaultSet {
     /// entries proposed on both sides of a partition (and at the same index), a leader crashed
     /// during a catch-up, snapshots taken when a follower's log diverges (and when the
     /// compaction point would fall inside its divergent tail), a deposed leader taking writes,
-    /// and followers restarted right after answering a partitioned leader's lease round.
+    /// followers restarted right after answering a partitioned leader's lease round, and a
+    /// leader told late that a server it is adding never campaigns.
     pub corners: bool,
 }
 
@@ -272,6 +273,11 @@ pub struct Adversary {
     /// back (issue 10, defect 3: a restarted voter must stay quiet for an election timeout).
     /// Chance per heartbeat answer, in thousandths, at most one such episode every 2 s.
     pub restart_ackers_per_mille: u32,
+    /// The leader is told that a non-campaigning server it is asked to `AddVoter` campaigns,
+    /// just for the `change_membership` call, and the truth right after, before any message
+    /// moves: a driver that learned late (`RaftNode::set_peer_campaigns`), so the promotion is
+    /// accepted and must be re-judged when its catch-up completes (thesis §4.2.1, §3.10).
+    pub late_campaign_news: bool,
 }
 
 /// Limits on one run; exceeding one is a `budget` violation and stops the run.

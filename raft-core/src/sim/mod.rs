@@ -140,6 +140,7 @@ pub fn run_config(seed: u64, options: &RunOptions) -> SimConfig {
         config.adversary.snapshot_at_divergence = true;
         config.adversary.deposed_leader_writes = true;
         config.adversary.restart_ackers_per_mille = 20;
+        config.adversary.late_campaign_news = true;
         // Small windows fill in one loss burst.
         if rng.chance(1, 2) {
             config.inflight_messages_max = rng.range(1, 9) as usize;

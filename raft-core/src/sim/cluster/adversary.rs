@@ -157,6 +157,7 @@ impl Simulation {
             if let (true, EntryPayload::Membership(membership)) = (entry.term == term, &entry.payload) {
                 let now = self.now_ms;
                 self.rules.membership_appended(&mut self.checker, id, term, entry.index, term_at_commit, now);
+                self.check_campaigning_majority(id, entry.index, membership);
                 if membership.is_joint() {
                     joint = Some(membership.voters.clone());
                 }

@@ -1,6 +1,7 @@
 //! The inputs of a run applied to the cluster: proposals, crashes and restarts, pauses,
 //! partitions, membership changes, transfers, client reads and changes to messages on the wire.
 
+use super::campaigns::late_campaign_news;
 use super::{Event, Liveness, Simulation, Storage};
 use crate::ready::bootstrap;
 use crate::sim::client_reads::ReadFailure;
@@ -89,7 +90,11 @@ impl Simulation {
                 let accepted = leader.and_then(|id| self.index(id)).is_some_and(|k| {
                     let raft = self.nodes[k].raft.as_mut().expect("a leader is running");
                     let expected = raft.membership_index();
+                    let late_news = late_campaign_news(&self.config, raft, &change);
                     let accepted = raft.change_membership(change.clone(), expected).is_ok();
+                    if let Some(server) = late_news {
+                        raft.set_peer_campaigns(server, false);
+                    }
                     self.after_node_changed(k);
                     accepted
                 });
