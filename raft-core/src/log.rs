@@ -423,4 +423,20 @@ mod tests {
         assert_eq!(log.entries_from(LogIndex(2), 10, 1).len(), 1);
         assert!(log.entries_from(LogIndex(6), 10, u64::MAX).is_empty());
     }
+
+    /// `replace == with != in RaftLog::find_conflict_by_term` (cargo-mutants; see
+    /// `raft-core/MUTANTS.md`): the compaction point is an answer when its term qualifies. The
+    /// mutant answers `None` there, which a leader reads as "the match point is compacted away"
+    /// and streams a snapshot to a follower that appends from the compaction point would do for.
+    #[test]
+    fn the_compaction_point_qualifies_when_its_term_does() {
+        let entries = (4..=6).map(|i| entry(i, 3)).collect();
+        let log = RaftLog::restore(LogIndex(3), Term(1), (LogIndex(0), Membership::default()), entries);
+        // Every entry held is of term 3: a follower's hint of term 2 matches at the snapshot.
+        assert_eq!(log.find_conflict_by_term(LogIndex(6), Term(2)), Some((LogIndex(3), Term(1))));
+        assert_eq!(log.find_conflict_by_term(LogIndex(6), Term(1)), Some((LogIndex(3), Term(1))));
+        assert_eq!(log.find_conflict_by_term(LogIndex(6), Term(3)), Some((LogIndex(6), Term(3))));
+        // A term below the snapshot's: only compacted entries could match.
+        assert_eq!(log.find_conflict_by_term(LogIndex(6), Term(0)), None);
+    }
 }

@@ -431,3 +431,159 @@ fn a_follower_fails_its_forwarded_reads_when_a_new_leader_takes_over() {
     node.advance();
     assert_eq!(ready.read_states, vec![ReadState { request_id: 7, result: Err(ReadError::LeadershipLost) }]);
 }
+
+/// `lease.rs: replace > with >= in RaftNode::screen_sender`: an answer in this node's own term
+/// from a server outside its configuration (for example one whose removal the leader has just
+/// appended) is not refused as from a non-member: it is taken in and ignored as an answer from
+/// a server this leader does not track. Only a *later* term from a stranger is refused, since
+/// that is how a removed server would raise the cluster's term (issue 11). The mutant refuses
+/// the same-term answer with `NotAMember` and counts it there.
+#[test]
+fn a_same_term_answer_from_a_non_member_is_ignored_not_refused() {
+    use raft_core::{Message, MessageBody, Role};
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let term = cluster.node(1).term();
+    let answer =
+        Message { from: NodeId(9), to: NodeId(1), term, body: MessageBody::HeartbeatResponse { context: 0 } };
+    assert_eq!(cluster.node_mut(1).step(answer), Ok(()));
+    let stats = cluster.node(1).stats();
+    assert_eq!((stats.messages_from_unknown, stats.messages_from_non_members), (1, 0));
+    assert_eq!(cluster.node(1).role(), Role::Leader);
+}
+
+/// `lease.rs: replace && with || in RaftNode::screen_sender`: only a *stranger's* answer in a
+/// later term is refused. A member's answer in a later term is how a leader cut off for a
+/// while learns that it was replaced (§5.1: a server that sees a larger term becomes a
+/// follower), and it must step down at once. The mutant refuses it (and, like the mutant
+/// `> with >=`, a stranger's same-term answer too), so a stale leader keeps leading until
+/// check-quorum or the new leader deposes it: no wrong commit, but clients wait on it.
+#[test]
+fn a_members_answer_in_a_later_term_deposes_a_leader_at_once() {
+    use raft_core::{Message, MessageBody, Role, Term};
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let term = cluster.node(1).term();
+    let answer = Message {
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(term.0 + 1),
+        body: MessageBody::HeartbeatResponse { context: 0 },
+    };
+    assert_eq!(cluster.node_mut(1).step(answer), Ok(()));
+    assert_eq!(cluster.node(1).role(), Role::Follower);
+    assert_eq!(cluster.node(1).term(), Term(term.0 + 1));
+}
+
+/// `reads.rs: replace || with && in RaftNode::lease_is_valid` (both `||`): a leader without
+/// check-quorum has no lease, however fresh its acknowledged round (thesis §6.4.1: the lease
+/// counts on voters refusing votes for an election timeout, which they do only with
+/// check-quorum, §4.2.3; see `node/lease.rs`). Both mutants let such a leader answer lease
+/// reads from its round: a stale read once another server wins an election it was not told of.
+/// Every other lease test runs with check-quorum on.
+#[test]
+fn a_leader_without_check_quorum_has_no_lease() {
+    use raft_core::ReadMode;
+    let configs = (1..=3)
+        .map(|id| {
+            let mut config = common::config(id);
+            config.check_quorum = false;
+            config
+        })
+        .collect();
+    let mut cluster = common::TestCluster::with_configs(configs);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    assert_eq!(cluster.leaders(), vec![1]);
+    cluster.node_mut(1).read(1, ReadMode::Linearizable);
+    cluster.stabilize();
+    assert!(!cluster.node(1).lease_is_valid());
+    // A lease read waits for a heartbeat round like a linearizable one.
+    cluster.node_mut(1).read(2, ReadMode::Lease);
+    let ready = cluster.node_mut(1).ready();
+    assert!(ready.read_states.iter().all(|s| s.request_id != 2), "answered from a lease");
+    cluster.network.extend(ready.messages);
+    cluster.network.extend(ready.messages_after_persist);
+    cluster.node_mut(1).advance();
+}
+
+/// `reads.rs: replace < with <= / - with + / - with / / + with * in RaftNode::lease_is_valid`:
+/// a lease lasts `T - clock_drift_ticks_max` ticks from the sending of the round a majority
+/// acknowledged (thesis §6.4.1), no tick more (a longer lease can outlive the followers' quiet
+/// period once clocks drift) and, for liveness of lease reads, no tick less. Every other test
+/// reads well inside the lease or well after it.
+#[test]
+fn a_lease_lasts_exactly_the_election_timeout_minus_the_drift_bound() {
+    use raft_core::ReadMode;
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    assert_eq!(cluster.leaders(), vec![1]);
+    let config = cluster.node(1).config().clone();
+    let lease = config.election_timeout_ticks - config.clock_drift_ticks_max;
+    // A linearizable read sends a heartbeat round now; both followers acknowledge it at once.
+    cluster.node_mut(1).read(1, ReadMode::Linearizable);
+    cluster.stabilize();
+    assert!(cluster.node(1).lease_is_valid());
+    // From here on no answer reaches the leader: only the round just acknowledged counts.
+    cluster.isolate(1);
+    for tick in 1..lease {
+        cluster.tick(1);
+        assert!(cluster.node(1).lease_is_valid(), "lease lost {tick} ticks after its round");
+    }
+    cluster.tick(1);
+    assert!(!cluster.node(1).lease_is_valid(), "lease still valid {lease} ticks after its round");
+}
+
+/// `replication.rs:77:33: replace != with == in RaftNode::handle_append`: a follower reports
+/// `MembershipChanged` when an append changes its configuration (thesis §4.1: a server uses
+/// the latest configuration in its log as soon as it appends it), and only then. The mutant
+/// reports the unchanged configuration after every other append and stays silent on the
+/// change. The configuration itself is right either way; drivers that act on the event (the
+/// native node dials new members) are told the wrong thing.
+#[test]
+fn a_follower_reports_its_configuration_change_once_on_append() {
+    use raft_core::MembershipChange;
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let expected = cluster.node(1).membership_index();
+    let index =
+        cluster.node_mut(1).change_membership(MembershipChange::AddLearner(NodeId(4)), expected).unwrap();
+    let changes = membership_events_of_node_2(&mut cluster);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].0, index);
+    assert!(changes[0].1.learners.contains(&NodeId(4)));
+    // Then an ordinary entry: no configuration change, no event.
+    cluster.node_mut(1).propose(raft_core::Bytes::from_static(b"x")).unwrap();
+    assert_eq!(membership_events_of_node_2(&mut cluster), Vec::new());
+}
+
+/// Delivers everything (node 4 does not run: its messages are lost) and returns the
+/// `MembershipChanged` events node 2 reported meanwhile, which `flush` would drop.
+fn membership_events_of_node_2(cluster: &mut common::TestCluster) -> Vec<(LogIndex, Membership)> {
+    use raft_core::RaftEvent;
+    let mut changes = Vec::new();
+    loop {
+        cluster.flush_except(2);
+        let node = cluster.node_mut(2);
+        if node.has_ready() {
+            let ready = node.ready();
+            node.advance();
+            cluster.network.extend(ready.messages);
+            cluster.network.extend(ready.messages_after_persist);
+            for event in ready.events {
+                if let RaftEvent::MembershipChanged { index, membership } = event {
+                    changes.push((index, membership));
+                }
+            }
+        }
+        let Some(message) = cluster.network.pop_front() else { break };
+        if message.to != NodeId(4) {
+            cluster.deliver(message);
+        }
+    }
+    changes
+}

@@ -45,6 +45,18 @@ mod adversarial_review;
 #[path = "robustness.rs"]
 mod robustness;
 
+#[path = "campaigns.rs"]
+mod campaigns;
+
+#[path = "campaigns_sim.rs"]
+mod campaigns_sim;
+
+#[path = "review_campaigns.rs"]
+mod review_campaigns;
+
+#[path = "review_session6.rs"]
+mod review_session6;
+
 #[path = "mutants_killed.rs"]
 mod mutants_killed;
 
