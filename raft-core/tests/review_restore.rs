@@ -217,86 +217,77 @@ fn format_1_is_read_and_an_unknown_format_refused() {
     assert_eq!(store.get(b"old").map(|v| &v[..]), Some(&b"before"[..]));
 }
 
-/// Claim (2) at the clock bound: a last piece applied exactly RESTORE_STAGED_MS_MAX after the
-/// first completes; one millisecond later it is refused as too long. A replica restarted from a
-/// snapshot taken in between decides the same.
+/// Claim (2) at the life bound, with the idle rule out of the way (a piece every
+/// RESTORE_IDLE_MS): a restore whose last piece is applied exactly RESTORE_STAGED_MS_MAX of log
+/// clock after its first completes; one a millisecond later is refused as too long. A replica
+/// restarted from a snapshot taken mid-restore (after the first piece, so `first_ms` must
+/// survive the snapshot) decides the same, at the same entry.
 #[test]
-fn the_staged_time_bound_is_inclusive_and_survives_a_snapshot() {
+fn the_life_bound_is_inclusive_and_survives_a_snapshot() {
     let snapshot = backup();
-    let pieces: Vec<&[u8]> = snapshot.chunks(snapshot.len() / 3 + 1).collect();
-    assert_eq!(pieces.len(), 3);
-    let step = RESTORE_IDLE_MS; // never idle for longer than allowed
-    for (last_at, should_finish) in [(RESTORE_STAGED_MS_MAX, true), (RESTORE_STAGED_MS_MAX + 1, false)] {
-        let mut store = live_store();
-        apply(&mut store, 1000, chunk(3, 0, pieces[0], false)).unwrap();
-        // Keep it alive with pieces, then let the log clock crawl forward with other writes.
-        apply(&mut store, 1000 + step, chunk(3, 1, pieces[1], false)).unwrap();
-        let mut t = 1000 + step;
-        while t + step < 1000 + last_at {
-            t += step;
-            apply(&mut store, t, CommandBody::RestoreAbort { restore_id: 99 }).unwrap();
-        }
-        let mut restarted = replica_of(&store);
-        for replica in [&mut store, &mut restarted] {
-            // The idle rule must not decide this: move the last piece's time in by hand.
-            let response = apply(replica, 1000 + last_at, chunk(3, 2, pieces[2], true));
-            if should_finish && 1000 + last_at - (1000 + step) <= RESTORE_IDLE_MS {
+    let periods = RESTORE_STAGED_MS_MAX / RESTORE_IDLE_MS;
+    let pieces: Vec<&[u8]> = snapshot.chunks(snapshot.len() / periods as usize).collect();
+    let n = pieces.len() as u64;
+    assert!(n > periods + 1, "{n} pieces");
+    let start = 1_000;
+    for (overshoot, should_finish) in [(0, true), (1, false)] {
+        // Pieces 0..n-1 spread so that the last is at start + RESTORE_STAGED_MS_MAX + overshoot,
+        // none more than RESTORE_IDLE_MS after the one before.
+        let at = |sequence: u64| {
+            if sequence + 1 == n {
+                start + RESTORE_STAGED_MS_MAX + overshoot
+            } else {
+                start + (sequence * RESTORE_STAGED_MS_MAX / (n - 1))
+            }
+        };
+        let mut whole = live_store();
+        let mut restarted = None;
+        for sequence in 0..n {
+            if sequence == n / 2 {
+                restarted = Some(replica_of(&whole));
+            }
+            let last = sequence + 1 == n;
+            let response =
+                apply(&mut whole, at(sequence), chunk(1, sequence, pieces[sequence as usize], last));
+            if !last {
+                assert!(response.is_ok(), "piece {sequence}: {response:?}");
+            } else if should_finish {
                 assert_eq!(response, Ok(Output::Restored));
             } else {
-                assert!(matches!(response, Err(KvError::RestoreRejected { .. })), "{response:?}");
+                assert!(
+                    matches!(&response, Err(KvError::RestoreRejected { reason }) if reason.contains("RESTORE_STAGED_MS_MAX")),
+                    "{response:?}"
+                );
             }
         }
-        assert_eq!(bytes_of(&store), bytes_of(&restarted));
-    }
-}
-
-/// Claim (2) without the idle rule interfering: pieces arrive every RESTORE_IDLE_MS, so only the
-/// staged-life rule can end it; the restore finishing exactly at the bound succeeds and one
-/// piece later it is dropped, identically on a replica restarted on the way.
-#[test]
-fn a_restore_fed_a_piece_every_idle_period_ends_at_the_life_bound() {
-    let snapshot = backup();
-    let periods = RESTORE_STAGED_MS_MAX / RESTORE_IDLE_MS; // 60
-    let pieces: Vec<&[u8]> = snapshot.chunks(snapshot.len() / periods as usize + 1).collect();
-    assert!(pieces.len() as u64 <= periods + 1, "{}", pieces.len());
-    let pieces_n = pieces.len() as u64;
-    // Place the last piece at exactly the bound.
-    let start = RESTORE_STAGED_MS_MAX * 2 - (pieces_n - 1) * RESTORE_IDLE_MS;
-    let at = |sequence: u64| start + sequence * RESTORE_IDLE_MS;
-    let mut store = live_store();
-    let mut restarted = None;
-    for sequence in 0..pieces_n {
-        if sequence == pieces_n / 2 {
-            restarted = Some(replica_of(&store));
+        let mut restarted = restarted.unwrap();
+        let mut last_response = None;
+        for sequence in n / 2..n {
+            let last = sequence + 1 == n;
+            last_response = Some(apply(
+                &mut restarted,
+                at(sequence),
+                chunk(1, sequence, pieces[sequence as usize], last),
+            ));
         }
-        let last = sequence + 1 == pieces_n;
-        let response = apply(&mut store, at(sequence), chunk(1, sequence, pieces[sequence as usize], last));
-        assert!(response.is_ok(), "piece {sequence}: {response:?}");
+        assert_eq!(last_response.unwrap().is_ok(), should_finish, "overshoot {overshoot}");
+        assert_eq!(bytes_of(&whole), bytes_of(&restarted), "overshoot {overshoot}");
     }
-    let mut restarted = restarted.unwrap();
-    for sequence in pieces_n / 2..pieces_n {
-        let last = sequence + 1 == pieces_n;
-        assert!(
-            apply(&mut restarted, at(sequence), chunk(1, sequence, pieces[sequence as usize], last)).is_ok()
-        );
-    }
-    assert_eq!(bytes_of(&store), bytes_of(&restarted));
-    assert!(at(pieces_n - 1) - at(0) <= RESTORE_STAGED_MS_MAX);
 }
 
-/// A piece in time but after RESTORE_STAGED_MS_MAX of log clock since the first is refused,
-/// with the reason, on the replica that replayed everything and on one restarted from a
-/// snapshot taken mid-restore; both drop the staging at the same entry, whatever command it is.
+/// Expiry by life is decided at the same entry, whatever command it is, on a replica that
+/// replayed everything and on one restarted from a snapshot taken mid-restore.
 #[test]
 fn expiry_by_life_is_decided_at_the_same_entry_after_a_restart() {
     let snapshot = backup();
     let mut store = live_store();
-    // First piece at log clock 1 (the store's clock already), the rest one idle period apart.
+    // First piece at log clock 1 (the store's clock already), the rest one idle period apart,
+    // the last of them exactly RESTORE_STAGED_MS_MAX after the first.
     apply(&mut store, 1, chunk(2, 0, &snapshot[..10], false)).unwrap();
     let mut t = 1;
     let mut sequence = 1;
     let mut restarted = None;
-    while t + RESTORE_IDLE_MS <= RESTORE_STAGED_MS_MAX {
+    while t + RESTORE_IDLE_MS <= 1 + RESTORE_STAGED_MS_MAX {
         t += RESTORE_IDLE_MS;
         apply(
             &mut store,
@@ -309,6 +300,7 @@ fn expiry_by_life_is_decided_at_the_same_entry_after_a_restart() {
             restarted = Some(replica_of(&store));
         }
     }
+    assert_eq!(t, 1 + RESTORE_STAGED_MS_MAX);
     let mut restarted = restarted.unwrap();
     let mut t2 = 1 + RESTORE_IDLE_MS * 29;
     for s in 30..sequence {
@@ -318,9 +310,9 @@ fn expiry_by_life_is_decided_at_the_same_entry_after_a_restart() {
     assert_eq!(bytes_of(&store), bytes_of(&restarted));
     for replica in [&mut store, &mut restarted] {
         assert!(replica.restore_staged());
-        // Unrelated commands: at the bound it stays, one millisecond past it is dropped.
+        // An unrelated command one millisecond past the bound (not idle: 1 ms since the last
+        // piece) drops it.
         put(replica, b"x", b"y");
-        apply(replica, 1 + RESTORE_STAGED_MS_MAX, CommandBody::RestoreAbort { restore_id: 77 }).unwrap();
         assert!(replica.restore_staged());
         apply(replica, 2 + RESTORE_STAGED_MS_MAX, CommandBody::RestoreAbort { restore_id: 77 }).unwrap();
         assert!(!replica.restore_staged());
