@@ -719,3 +719,27 @@ fn a_backup_from_the_future_does_not_stop_the_log_clock_rules() {
         store.clock_ms()
     );
 }
+
+/// A staging whose backup was complete before its last piece (the trailer read, phase Done)
+/// survives a snapshot: the empty last piece then swaps it in on the restarted replica as on
+/// the one that never snapshotted; a non-empty one is refused (bytes after the trailer).
+#[test]
+fn a_complete_staging_awaiting_its_empty_last_piece_survives_a_snapshot() {
+    let inner = backup();
+    let mut whole = live_store();
+    apply(&mut whole, 5, chunk(3, 0, &inner, false)).unwrap();
+    let mut restarted = replica_of(&whole);
+    let mut trailing = replica_of(&whole);
+    assert_eq!(bytes_of(&restarted), bytes_of(&whole));
+    for replica in [&mut whole, &mut restarted] {
+        assert_eq!(apply(replica, 6, chunk(3, 1, &[], true)), Ok(Output::Restored));
+        assert_eq!(replica.get(b"user/029").map(|v| v.len()), Some(40));
+    }
+    assert_eq!(bytes_of(&whole), bytes_of(&restarted));
+    let response = apply(&mut trailing, 6, chunk(3, 1, b"x", true));
+    assert!(
+        matches!(&response, Err(KvError::RestoreRejected { reason }) if reason.contains("after")),
+        "{response:?}"
+    );
+    assert!(!trailing.restore_staged());
+}
