@@ -6,22 +6,16 @@
 
 mod common;
 
+use common::quiet::quiet_cluster;
 use common::{config, TestCluster};
 use raft_core::{
-    bootstrap, Bytes, Config, Entry, EntryPayload, LogIndex, Membership, MembershipChange, MembershipError,
-    Message, MessageBody, NodeId, RaftEvent, RaftNode, Role, Term, TransferError,
+    bootstrap, Bytes, Entry, EntryPayload, LogIndex, Membership, MembershipChange, MembershipError, Message,
+    MessageBody, NodeId, RaftEvent, RaftNode, Role, Term, TransferError,
 };
 
 /// A cluster of `size` voters where the ids in `quiet` do not campaign.
 fn cluster_with_quiet(size: u64, quiet: &[u64]) -> TestCluster {
-    let configs: Vec<Config> = (1..=size)
-        .map(|id| {
-            let mut c = config(id);
-            c.campaigns = !quiet.contains(&id);
-            c
-        })
-        .collect();
-    TestCluster::with_configs(configs)
+    quiet_cluster(size, quiet)
 }
 
 /// Node 1 elected leader, the others following.

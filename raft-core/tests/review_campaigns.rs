@@ -8,28 +8,19 @@
 
 mod common;
 
+use common::quiet::{quiet_cluster, tell, Lcg};
 use common::{config, TestCluster};
 use raft_core::{
-    Bytes, Config, HardState, LogIndex, Membership, MembershipChange, MembershipError, Message, MessageBody,
-    NodeId, RaftEvent, RaftNode, Restored, Role, SnapshotMeta, Term,
+    Bytes, HardState, LogIndex, Membership, MembershipChange, MembershipError, Message, MessageBody, NodeId,
+    RaftEvent, RaftNode, Restored, Role, SnapshotMeta, Term,
 };
 
-/// A cluster of `size` voters where the ids in `quiet` do not campaign, every node told so.
-fn cluster_with_quiet(size: u64, quiet: &[u64], tell: bool) -> TestCluster {
-    let configs: Vec<Config> = (1..=size)
-        .map(|id| {
-            let mut c = config(id);
-            c.campaigns = !quiet.contains(&id);
-            c
-        })
-        .collect();
-    let mut cluster = TestCluster::with_configs(configs);
-    if tell {
-        for id in 1..=size {
-            for &q in quiet {
-                cluster.node_mut(id).set_peer_campaigns(NodeId(q), false);
-            }
-        }
+/// A cluster of `size` voters where the ids in `quiet` do not campaign, every node told so if
+/// `tell_all`.
+fn cluster_with_quiet(size: u64, quiet: &[u64], tell_all: bool) -> TestCluster {
+    let mut cluster = quiet_cluster(size, quiet);
+    if tell_all {
+        tell(&mut cluster, quiet, false);
     }
     cluster
 }
@@ -471,14 +462,6 @@ fn review_a_restarted_quiet_voter_keeps_the_lease_quiet_period() {
 }
 
 /// A tiny deterministic generator for the churn test (no RNG crate needed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// GUIDE/Config claim: while the campaigning voters up and connected are a majority of the
 /// voters, one of them wins. 5 voters, 4 and 5 never campaign. Churn (crashes, partitions,
 /// writes) for a while, then bring every campaigning voter back, keep both quiet voters down,
@@ -489,9 +472,9 @@ fn review_a_campaigning_majority_always_elects_after_churn() {
         let mut rng = Lcg(seed);
         let mut cluster = elected(5, &[4, 5], true);
         for _ in 0..40 {
-            match rng.next(5) {
+            match rng.below(5) {
                 0 => {
-                    let id = 1 + rng.next(5);
+                    let id = 1 + rng.below(5);
                     if cluster.nodes[(id - 1) as usize].is_some() {
                         cluster.crash(id);
                     } else {
@@ -501,7 +484,7 @@ fn review_a_campaigning_majority_always_elects_after_churn() {
                         }
                     }
                 }
-                1 => cluster.isolate(1 + rng.next(5)),
+                1 => cluster.isolate(1 + rng.below(5)),
                 2 => cluster.heal(),
                 _ => {
                     if let Some(&leader) = cluster.leaders().first() {
@@ -509,7 +492,7 @@ fn review_a_campaigning_majority_always_elects_after_churn() {
                     }
                 }
             }
-            cluster.tick_all(1 + rng.next(12));
+            cluster.tick_all(1 + rng.below(12));
             let mut by_term = std::collections::BTreeMap::new();
             for id in cluster.leaders() {
                 assert!(by_term.insert(cluster.node(id).term(), id).is_none(), "seed {seed}: two leaders");

@@ -10,42 +10,25 @@
 mod common;
 
 use bytes::Bytes;
-use common::{config, TestCluster};
+use common::quiet::{campaigners_majority, quiet_cluster, tell, Lcg};
+use common::TestCluster;
 use raft_core::kv::{
     Command, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, RESERVED_KEY_PREFIX,
     RESTORE_STAGED_MS_MAX,
 };
 use raft_core::state_machine::{restore_from_chunks, StateMachine};
 use raft_core::{
-    Config, Entry, EntryPayload, LogIndex, MembershipChange, MembershipError, NodeId, ReadError, ReadMode,
-    ReadState, Role, Term,
+    Entry, EntryPayload, LogIndex, MembershipChange, MembershipError, NodeId, ReadError, ReadMode, ReadState,
+    Role, Term,
 };
 
 // ----- helpers -------------------------------------------------------------------------------
 
 /// A cluster of `size` voters where the ids in `quiet` do not campaign, every node told so.
 fn cluster_with_quiet(size: u64, quiet: &[u64]) -> TestCluster {
-    let configs: Vec<Config> = (1..=size)
-        .map(|id| {
-            let mut c = config(id);
-            c.campaigns = !quiet.contains(&id);
-            c
-        })
-        .collect();
-    let mut cluster = TestCluster::with_configs(configs);
-    tell(&mut cluster, quiet);
+    let mut cluster = quiet_cluster(size, quiet);
+    tell(&mut cluster, quiet, false);
     cluster
-}
-
-/// Tells every running node that the ids in `quiet` never campaign.
-fn tell(cluster: &mut TestCluster, quiet: &[u64]) {
-    for id in cluster.ids() {
-        if let Some(node) = cluster.nodes[(id - 1) as usize].as_mut() {
-            for &q in quiet {
-                node.set_peer_campaigns(NodeId(q), false);
-            }
-        }
-    }
 }
 
 fn elected(size: u64, quiet: &[u64]) -> TestCluster {
@@ -54,22 +37,6 @@ fn elected(size: u64, quiet: &[u64]) -> TestCluster {
     cluster.tick_all(2);
     assert_eq!(cluster.leaders(), vec![1]);
     cluster
-}
-
-/// Whether the servers in `voters` that campaign (by the fixed truth `quiet`) are a majority.
-fn campaigners_majority(voters: &std::collections::BTreeSet<NodeId>, quiet: &[u64]) -> bool {
-    let campaigning = voters.iter().filter(|id| !quiet.contains(&id.0)).count();
-    voters.is_empty() || 2 * campaigning > voters.len()
-}
-
-/// A tiny deterministic generator (the tests must not read an unseeded RNG).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
 }
 
 // ----- F1: CampaigningMinority (thesis §4.2.1) ---------------------------------------------------
@@ -94,7 +61,7 @@ fn f1_random_change_sequences_never_leave_campaigning_voters_a_minority() {
         cluster.configs[6].campaigns = false;
         cluster.crash(seven);
         cluster.restart(seven);
-        tell(&mut cluster, &quiet);
+        tell(&mut cluster, &quiet, false);
         for step in 0..120 {
             match rng.below(10) {
                 0 => {
@@ -112,7 +79,7 @@ fn f1_random_change_sequences_never_leave_campaigning_voters_a_minority() {
                         cluster.crash(leader);
                         cluster.tick_all(25);
                         cluster.restart(leader);
-                        tell(&mut cluster, &quiet);
+                        tell(&mut cluster, &quiet, false);
                     }
                 }
                 _ => {
@@ -166,7 +133,7 @@ fn f1_a_stalled_promotion_can_be_removed_and_changes_resume() {
     let mut cluster = elected(5, &[5]);
     let six = cluster.add_empty_node();
     let seven = cluster.add_empty_node();
-    tell(&mut cluster, &[5, seven]);
+    tell(&mut cluster, &[5, seven], false);
     cluster.isolate(seven);
     cluster
         .change_membership(1, MembershipChange::AddVoter(NodeId(seven)))
@@ -233,7 +200,7 @@ fn f1_a_server_declared_quiet_during_its_catch_up_is_withdrawn() {
     cluster
         .change_membership(1, MembershipChange::AddVoter(NodeId(six)))
         .expect("6 campaigns, as far as 1 knows");
-    tell(&mut cluster, &[4, 5, six]);
+    tell(&mut cluster, &[4, 5, six], false);
     cluster.heal();
     for _ in 0..60 {
         cluster.tick_all(1);

@@ -11,40 +11,18 @@
 
 mod common;
 
-use common::{config, TestCluster};
-use raft_core::{Config, EntryPayload, MembershipChange, MembershipError, NodeId, RaftEvent};
+use common::quiet::{campaigners_majority, quiet_cluster, tell, tell_one, Lcg};
+use common::TestCluster;
+use raft_core::{EntryPayload, MembershipChange, MembershipError, NodeId, RaftEvent};
 use std::collections::BTreeSet;
 
 // ----- helpers -------------------------------------------------------------------------------
 
 /// A cluster of `size` voters where the ids in `quiet` do not campaign, every node told so.
 fn cluster_with_quiet(size: u64, quiet: &[u64]) -> TestCluster {
-    let configs: Vec<Config> = (1..=size)
-        .map(|id| {
-            let mut c = config(id);
-            c.campaigns = !quiet.contains(&id);
-            c
-        })
-        .collect();
-    let mut cluster = TestCluster::with_configs(configs);
+    let mut cluster = quiet_cluster(size, quiet);
     tell(&mut cluster, quiet, false);
     cluster
-}
-
-/// Tells every running node that the ids in `peers` campaign (or not).
-fn tell(cluster: &mut TestCluster, peers: &[u64], campaigns: bool) {
-    for id in cluster.ids() {
-        tell_one(cluster, id, peers, campaigns);
-    }
-}
-
-/// Tells node `id` (if running) that the ids in `peers` campaign (or not).
-fn tell_one(cluster: &mut TestCluster, id: u64, peers: &[u64], campaigns: bool) {
-    if let Some(node) = cluster.nodes[(id - 1) as usize].as_mut() {
-        for &peer in peers {
-            node.set_peer_campaigns(NodeId(peer), campaigns);
-        }
-    }
 }
 
 fn elected(size: u64, quiet: &[u64]) -> TestCluster {
@@ -53,12 +31,6 @@ fn elected(size: u64, quiet: &[u64]) -> TestCluster {
     cluster.tick_all(2);
     assert_eq!(cluster.leaders(), vec![1]);
     cluster
-}
-
-/// Whether the servers in `voters` that campaign (by the fixed truth `quiet`) are a majority.
-fn campaigners_majority(voters: &BTreeSet<NodeId>, quiet: &[u64]) -> bool {
-    let campaigning = voters.iter().filter(|id| !quiet.contains(&id.0)).count();
-    voters.is_empty() || 2 * campaigning > voters.len()
 }
 
 /// How often node `id` reported `CatchUpAbandoned` / `PromotionDeferred` for `server`.
@@ -450,16 +422,6 @@ fn after_a_withdrawal_the_cluster_keeps_changing_and_committing() {
     assert!(tick_until(&mut cluster, 60, |c| c.node(1).membership().promoting.is_empty()));
     assert!(cluster.node(1).membership().voters.contains(&NodeId(six)));
     assert_eq!(reported(&cluster, 1, six), (1, 0));
-}
-
-/// A tiny deterministic generator (the tests must not read an unseeded RNG).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
 }
 
 /// Seeded runs where the driver learns late: `AddVoter` of a quiet server is accepted while the

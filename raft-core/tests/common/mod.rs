@@ -3,6 +3,8 @@
 //! figures: `campaign(1)`, `stabilize()`, `isolate(3)`, `crash(2)`.
 #![allow(dead_code)]
 
+pub mod quiet;
+
 use raft_core::sim::SimStateMachine;
 use raft_core::storage::MemoryStorage;
 use raft_core::{
