@@ -234,7 +234,7 @@ impl KvStore {
         let mut restore = KvRestore::of_backup(self.config);
         restore.write_chunk(snapshot).map_err(rejected)?;
         let state = restore.finish().map_err(rejected)?;
-        self.swap_in_backup(state);
+        self.swap_in_backup(state).map_err(|reason| KvError::RestoreRejected { reason })?;
         Ok(Output::Restored)
     }
 
@@ -268,14 +268,15 @@ impl KvStore {
             return Err(rejected(alloc::format!("{error}")));
         }
         staged.next_sequence += 1;
-        staged.bytes += data.len() as u64;
+        // Saturating: a crafted snapshot may carry any count.
+        staged.bytes = staged.bytes.saturating_add(data.len() as u64);
         staged.last_ms = clock_ms;
         if !last {
             return Ok(Output::RestoreStaged { bytes: staged.bytes });
         }
         let Some(staged) = self.state.staged.take() else { return Ok(Output::RestoreAborted) };
         let state = staged.restore.finish().map_err(|error| rejected(alloc::format!("{error}")))?;
-        self.swap_in_backup(state);
+        self.swap_in_backup(state).map_err(rejected)?;
         Ok(Output::Restored)
     }
 
@@ -283,9 +284,14 @@ impl KvStore {
     /// store's reserved keys ([`RESERVED_KEY_PREFIX`], the cluster's own records such as member
     /// addresses) are kept and the backup's dropped: a user's backup cannot bring internal
     /// records, and every driver gets this from the store itself. The log, not the backup, says
-    /// where this store stands (applied index) and what time it is (never back); a streamed
-    /// restore staged here stays staged.
-    fn swap_in_backup(&mut self, mut state: KvState) {
+    /// where this store stands (applied index) and what time it is (the backup's clock is not
+    /// taken, so a backup from the future cannot stall the log clock's rules); the backup's
+    /// sessions are fitted to this log (`Sessions::fit_to_log`); a streamed restore staged here
+    /// stays staged.
+    ///
+    /// Refused (the store unchanged) when the backup's keys with this store's reserved ones
+    /// would pass `keys_max`: that state's snapshot would be refused by every reader.
+    fn swap_in_backup(&mut self, mut state: KvState) -> Result<(), alloc::string::String> {
         state.data.retain(|key, _| !key.bytes().starts_with(RESERVED_KEY_PREFIX));
         let ours = self
             .state
@@ -295,10 +301,19 @@ impl KvStore {
         for (key, value) in ours {
             state.data.insert(key.clone(), value.clone());
         }
+        if state.data.len() as u64 > self.config.keys_max {
+            return Err(alloc::format!(
+                "the backup's {} keys with this store's internal records pass keys_max {}",
+                state.data.len(),
+                self.config.keys_max
+            ));
+        }
         state.applied_index = self.state.applied_index;
-        state.clock_ms = state.clock_ms.max(self.state.clock_ms);
+        state.clock_ms = self.state.clock_ms;
+        state.sessions.fit_to_log(state.applied_index.0, state.clock_ms);
         state.staged = self.state.staged.take();
         self.state = state;
+        Ok(())
     }
 
     fn execute(&mut self, operation: &Operation) -> Response {
