@@ -37,7 +37,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The absence policy for voter tabs.
 #[derive(Clone, Copy, Debug)]
@@ -109,13 +109,20 @@ impl VoterMetrics {
 }
 
 /// The latest [`TabStatus`] of every tab connected since this node started. Only an
-/// authenticated tab (a member, see [`BrowserPeers::hello_key`]) can add an entry, and the
-/// watcher forgets tabs that left the configuration, so it holds at most the browser members.
+/// authenticated tab (a member, see [`BrowserPeers::hello_key`], or one just admitted) can add
+/// an entry, and the watcher forgets tabs that are not in the configuration once their last
+/// report is older than [`STATUS_GRACE`], so it holds the browser members and the tabs admitted
+/// within that grace.
 #[derive(Debug, Default)]
 pub struct VoterTabs {
     config: BrowserVoterConfig,
-    statuses: Mutex<HashMap<NodeId, TabStatus>>,
+    statuses: Mutex<HashMap<NodeId, (TabStatus, Instant)>>,
 }
+
+/// How long a status is kept for a tab the configuration does not list yet: a tab reports its
+/// storage right after its handshake, which can come before the leader's status shows the
+/// learner entry that admitted it.
+const STATUS_GRACE: Duration = Duration::from_secs(30);
 
 impl VoterTabs {
     /// The table of a node with `config`.
@@ -147,7 +154,7 @@ impl VoterTabs {
             FrameKind::TabStatus => {
                 let status: TabStatus = decode_body(body)?;
                 metrics.tab_statuses_total.fetch_add(1, Ordering::Relaxed);
-                let previous = self.lock().insert(peer, status);
+                let previous = self.lock().insert(peer, (status, Instant::now())).map(|(status, _)| status);
                 if previous != Some(status) {
                     tracing::info!(tab = %peer, ?status, "a browser tab reported its storage");
                 }
@@ -159,15 +166,19 @@ impl VoterTabs {
 
     /// The latest status tab `id` reported to this node, if any.
     pub fn status_of(&self, id: NodeId) -> Option<TabStatus> {
-        self.lock().get(&id).copied()
+        self.lock().get(&id).map(|(status, _)| *status)
     }
 
-    /// Forgets tabs that are no longer members.
+    /// Forgets tabs that are not members and have not reported within [`STATUS_GRACE`].
     fn retain_members(&self, status: &Status) {
-        self.lock().retain(|id, _| status.voters.contains(&id.0) || status.learners.contains(&id.0));
+        self.lock().retain(|id, (_, reported)| {
+            status.voters.contains(&id.0)
+                || status.learners.contains(&id.0)
+                || reported.elapsed() < STATUS_GRACE
+        });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, TabStatus>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, (TabStatus, Instant)>> {
         self.statuses.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
