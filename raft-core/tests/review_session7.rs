@@ -193,6 +193,33 @@ fn a_deferred_promotion_is_rejudged_and_its_withdrawal_waits_its_turn() {
     assert_eq!(promotion_endings(&cluster, 1, seven), (0, 1));
 }
 
+/// `PromotionDeferred` is reported once per catch-up however long the promotion waits (here for
+/// a configuration entry that cannot commit), not on every step (kills cargo-mutants'
+/// `membership.rs` `catch_up_step` `&&` → `||` on `deferral_reported`).
+#[test]
+fn a_promotion_waiting_several_steps_is_reported_deferred_once() {
+    let mut cluster = elected(5, &[4, 5]);
+    let six = cluster.add_empty_node();
+    let seven = cluster.add_empty_node();
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(six))).expect("learner");
+    cluster.tick_all(3);
+    cluster.isolate(seven);
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(seven))).expect("7 campaigns");
+    cluster.tick_all(2);
+    for k in 2..=5 {
+        cluster.cut.insert((k, 1));
+    }
+    cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(six))).expect("allowed meanwhile");
+    reconnect(&mut cluster, seven);
+    assert!(tick_until(&mut cluster, 8, |c| reported(c, 1, seven).1 == 1), "PromotionDeferred");
+    for _ in 0..5 {
+        cluster.tick_all(1);
+        assert_eq!(cluster.leaders(), vec![1]);
+        assert!(cluster.node(1).membership().promoting.contains(&NodeId(seven)), "still waiting");
+    }
+    assert_eq!(reported(&cluster, 1, seven), (0, 1), "deferred once, never abandoned");
+}
+
 // ----- changes made during the catch-up ---------------------------------------------------------
 
 /// The re-judgement sees the configuration of the moment, not that of the `AddVoter`: a quiet
