@@ -220,6 +220,18 @@ fn a_promotion_waiting_several_steps_is_reported_deferred_once() {
     assert_eq!(reported(&cluster, 1, seven), (0, 1), "deferred once, never abandoned");
 }
 
+/// The leader counts every configuration entry it appends (`Stats::membership_changes`), the
+/// automatic promotion too (kills cargo-mutants' `membership.rs` `catch_up_step` `+=` → `*=`).
+#[test]
+fn the_automatic_promotion_is_counted_as_a_membership_change() {
+    let mut cluster = elected(3, &[]);
+    let four = cluster.add_empty_node();
+    let before = cluster.node(1).stats().membership_changes;
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(four))).expect("add");
+    assert!(tick_until(&mut cluster, 30, |c| c.node(1).membership().voters.contains(&NodeId(four))));
+    assert_eq!(cluster.node(1).stats().membership_changes, before + 2, "AddVoter and the promotion");
+}
+
 // ----- changes made during the catch-up ---------------------------------------------------------
 
 /// The re-judgement sees the configuration of the moment, not that of the `AddVoter`: a quiet
