@@ -57,6 +57,9 @@ mod review_campaigns;
 #[path = "review_session6.rs"]
 mod review_session6;
 
+#[path = "review_session7.rs"]
+mod review_session7;
+
 #[path = "mutants_killed.rs"]
 mod mutants_killed;
 
