@@ -141,6 +141,27 @@ fn a_belief_flipped_to_quiet_last_withdraws_once() {
     }
 }
 
+/// Node 1 (leader) adds `learner` as a learner and `voter` by `AddVoter` while `voter` is cut
+/// off, then its followers' answers are lost and it appends `RemoveServer(learner)`, which
+/// cannot commit; `voter` is reconnected, so its promotion will be decided and wait its turn
+/// (thesis §4.1: one change at a time).
+fn promotion_behind_an_uncommitted_removal(cluster: &mut TestCluster, learner: u64, voter: u64) {
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(learner))).expect("learner");
+    cluster.tick_all(3);
+    cluster.isolate(voter);
+    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(voter))).expect("it campaigns");
+    cluster.tick_all(2);
+    // The followers' answers are lost: the next configuration entry cannot commit.
+    for k in 2..=5 {
+        cluster.cut.insert((k, 1));
+    }
+    let removal = cluster
+        .change_membership(1, MembershipChange::RemoveServer(NodeId(learner)))
+        .expect("allowed meanwhile");
+    assert!(cluster.node(1).commit_index() < removal);
+    reconnect(cluster, voter);
+}
+
 /// A promotion decided and deferred (an earlier configuration entry, `RemoveServer` of a
 /// learner, is not committed: §4.1) is re-judged on every step while it waits. Declared quiet
 /// then, it is withdrawn (after `PromotionDeferred`, one `CatchUpAbandoned`); declared
@@ -153,19 +174,7 @@ fn a_deferred_promotion_is_rejudged_and_its_withdrawal_waits_its_turn() {
     let six = cluster.add_empty_node();
     let seven = cluster.add_empty_node();
     tell(&mut cluster, &[six], false);
-    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(six))).expect("learner");
-    cluster.tick_all(3);
-    cluster.isolate(seven);
-    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(seven))).expect("7 campaigns");
-    cluster.tick_all(2);
-    // The followers' answers are lost: the next configuration entry cannot commit.
-    for k in 2..=5 {
-        cluster.cut.insert((k, 1));
-    }
-    let removal =
-        cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(six))).expect("allowed meanwhile");
-    assert!(cluster.node(1).commit_index() < removal);
-    reconnect(&mut cluster, seven);
+    promotion_behind_an_uncommitted_removal(&mut cluster, six, seven);
     assert!(
         tick_until(&mut cluster, 8, |c| reported(c, 1, seven).1 == 1),
         "7 caught up and its promotion waits for the removal: PromotionDeferred"
@@ -201,16 +210,7 @@ fn a_promotion_waiting_several_steps_is_reported_deferred_once() {
     let mut cluster = elected(5, &[4, 5]);
     let six = cluster.add_empty_node();
     let seven = cluster.add_empty_node();
-    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(six))).expect("learner");
-    cluster.tick_all(3);
-    cluster.isolate(seven);
-    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(seven))).expect("7 campaigns");
-    cluster.tick_all(2);
-    for k in 2..=5 {
-        cluster.cut.insert((k, 1));
-    }
-    cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(six))).expect("allowed meanwhile");
-    reconnect(&mut cluster, seven);
+    promotion_behind_an_uncommitted_removal(&mut cluster, six, seven);
     assert!(tick_until(&mut cluster, 8, |c| reported(c, 1, seven).1 == 1), "PromotionDeferred");
     for _ in 0..5 {
         cluster.tick_all(1);
@@ -376,16 +376,7 @@ fn a_withdrawal_lost_with_its_leader_is_decided_again_once() {
     let six = cluster.add_empty_node();
     let seven = cluster.add_empty_node();
     tell(&mut cluster, &[seven], false);
-    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(seven))).expect("learner");
-    cluster.tick_all(3);
-    cluster.isolate(six);
-    cluster.change_membership(1, MembershipChange::AddVoter(NodeId(six))).expect("6 campaigns");
-    cluster.tick_all(2);
-    for k in 2..=5 {
-        cluster.cut.insert((k, 1));
-    }
-    cluster.change_membership(1, MembershipChange::RemoveServer(NodeId(seven))).expect("held uncommitted");
-    reconnect(&mut cluster, six);
+    promotion_behind_an_uncommitted_removal(&mut cluster, seven, six);
     tell(&mut cluster, &[six], false);
     assert!(tick_until(&mut cluster, 8, |c| reported(c, 1, six).0 == 1), "withdrawal decided, deferred");
     cluster.crash(1);
