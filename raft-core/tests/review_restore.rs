@@ -6,57 +6,16 @@
 //! determinism, Raft §5.3/§7). Tests that pass are regression tests; an ignored one names a
 //! finding, its severity and a suggested fix.
 
+mod common;
+
 use bytes::Bytes;
+use common::kv::{apply, bytes_of, chunk, noop, put, register, replica_of, reserved};
 use raft_core::kv::{
-    ClientId, Command, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, SessionRequest,
-    SnapshotError, RESERVED_KEY_PREFIX, RESTORE_IDLE_MS, RESTORE_PIECES_MAX, RESTORE_STAGED_MS_MAX,
+    CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, SessionRequest, SnapshotError,
+    RESTORE_IDLE_MS, RESTORE_PIECES_MAX, RESTORE_STAGED_MS_MAX,
 };
 use raft_core::state_machine::{restore_from_chunks, StateMachine};
-use raft_core::{Entry, EntryPayload, LogIndex, Term};
 use serde::{Deserialize, Serialize};
-
-fn apply(store: &mut KvStore, timestamp_ms: u64, body: CommandBody) -> Response {
-    let index = LogIndex(store.applied_index().0 + 1);
-    let command = Command { timestamp_ms, body }.encode();
-    store.apply(&Entry { term: Term(1), index, payload: EntryPayload::Command(command) })
-}
-
-fn noop(store: &mut KvStore) {
-    let index = LogIndex(store.applied_index().0 + 1);
-    store.apply(&Entry { term: Term(1), index, payload: EntryPayload::Noop }).unwrap();
-}
-
-fn put(store: &mut KvStore, key: &[u8], value: &[u8]) {
-    let operation = Operation::Put { key: Bytes::copy_from_slice(key), value: Bytes::copy_from_slice(value) };
-    let body = CommandBody::Request { session: None, operation };
-    assert_eq!(apply(store, 1, body), Ok(Output::Written));
-}
-
-fn register(store: &mut KvStore, timestamp_ms: u64) -> ClientId {
-    match apply(store, timestamp_ms, CommandBody::RegisterClient) {
-        Ok(Output::Registered { client_id }) => client_id,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn reserved(name: &str) -> Vec<u8> {
-    [RESERVED_KEY_PREFIX, name.as_bytes()].concat()
-}
-
-fn chunk(restore_id: u64, sequence: u64, data: &[u8], last: bool) -> CommandBody {
-    CommandBody::RestoreChunk { restore_id, sequence, data: Bytes::copy_from_slice(data), last }
-}
-
-fn bytes_of(store: &KvStore) -> Vec<u8> {
-    store.snapshot().flat_map(|chunk| chunk.to_vec()).collect()
-}
-
-/// A replica restarted from `store`'s snapshot (InstallSnapshot or its own disk).
-fn replica_of(store: &KvStore) -> KvStore {
-    let mut copy = KvStore::new(*store.config()).unwrap();
-    restore_from_chunks(&mut copy, store.snapshot()).unwrap();
-    copy
-}
 
 /// A small backup with every kind of record: keys, live sessions with cached responses, and
 /// expired sessions (`sessions_max` 3 evicts the first registrations).

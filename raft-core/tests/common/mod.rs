@@ -3,6 +3,7 @@
 //! figures: `campaign(1)`, `stabilize()`, `isolate(3)`, `crash(2)`.
 #![allow(dead_code)]
 
+pub mod kv;
 pub mod quiet;
 
 use raft_core::sim::SimStateMachine;
