@@ -42,6 +42,10 @@ pub struct Checker {
     chains: Chains,
     /// committed_terms[i - 1]: term of the entry committed at index i.
     committed_terms: Vec<Term>,
+    /// commit_seen_in[i - 1]: the lowest term of a node seen knowing index i committed. A node
+    /// learns of a commit from a leader of its own term or an earlier one, so this is never below
+    /// the term in which the entry really was committed (see `check_leader_completeness`).
+    commit_seen_in: Vec<Term>,
     /// applied[i - 1]: chain hash of the state machine after applying index i (it covers every
     /// entry up to i, so a snapshot can be checked by its chain hash alone).
     applied: Vec<u64>,
@@ -299,6 +303,7 @@ impl Checker {
             };
             let slot = (index.0 - 1) as usize;
             if slot < self.committed_terms.len() {
+                self.commit_seen_in[slot] = self.commit_seen_in[slot].min(term);
                 if self.committed_terms[slot] != entry_term {
                     let detail = format!(
                         "node {id} committed term {entry_term} at index {index}, others term {}",
@@ -308,6 +313,7 @@ impl Checker {
                 }
             } else if slot == self.committed_terms.len() {
                 self.committed_terms.push(entry_term);
+                self.commit_seen_in.push(term);
             }
             index = index.next();
         }
@@ -330,7 +336,17 @@ impl Checker {
         track.was_leader = is_leader;
     }
 
-    /// §5.4.1: a new leader must hold every committed entry.
+    /// Leader completeness (§5.4, Figure 3): an entry committed in some term is in the log of
+    /// every leader of a *later* term. A leader of an earlier term need not hold it: a server
+    /// that granted a vote in term 4 can go on to win term 5 and commit there while the term-4
+    /// candidate, not yet told, counts that vote and leads term 4 with a shorter log. Such a
+    /// stale leader is harmless (its AppendEntries are refused by term), and flagging it was a
+    /// false alarm the `protocol` fuzz target found (fuzz/regressions/protocol).
+    ///
+    /// The check uses the lowest term in which any node was seen knowing an index committed,
+    /// which is never below the term it was committed in, so it never flags a correct run; with
+    /// every node observed after every step, a leader elected once its term's predecessors
+    /// committed an entry is checked against it.
     fn check_leader_completeness(
         &mut self,
         id: NodeId,
@@ -339,13 +355,18 @@ impl Checker {
         snapshot_index: LogIndex,
         time_ms: u64,
     ) {
-        let committed = self.committed_index();
-        if committed <= snapshot_index || committed.0 == 0 {
+        // The highest index seen committed in a term before this leader's. Commits only grow
+        // with the term, so this usually is the last committed index; searching down skips
+        // only what a later term committed.
+        let Some(slot) = self.commit_seen_in.iter().rposition(|&seen| seen < term) else {
+            return;
+        };
+        let committed = LogIndex(slot as u64 + 1);
+        if committed <= snapshot_index {
             return;
         }
-        let expected = self.committed_terms[(committed.0 - 1) as usize];
-        // Same index and term at the last committed entry means, by log matching, the whole
-        // committed prefix.
+        let expected = self.committed_terms[slot];
+        // Same index and term at that entry means, by log matching, the whole prefix.
         if term_at(committed) != Some(expected) {
             let detail = format!("node {id} leads term {term} without committed entry {committed}");
             self.flag("leader-completeness", time_ms, detail);
@@ -470,6 +491,32 @@ mod tests {
         checker.observe_node(NodeId(1), &mut a, false, Term(1), LogIndex(2), terms, LogIndex(0), 1);
         let short = |i: LogIndex| (i.0 <= 1).then_some(Term(1));
         checker.observe_node(NodeId(2), &mut b, true, Term(2), LogIndex(1), short, LogIndex(0), 2);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
+    }
+
+    #[test]
+    fn a_stale_terms_leader_may_lack_what_a_later_term_committed() {
+        // Node 2 committed index 2 in term 5; node 1 then leads term 4 (a vote from before node
+        // 2's own election) without it: correct Raft, not a violation.
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        let long = |i: LogIndex| [Term(1), Term(5)].get(i.0.wrapping_sub(1) as usize).copied();
+        checker.observe_node(NodeId(2), &mut a, true, Term(5), LogIndex(2), long, LogIndex(0), 1);
+        let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
+        checker.observe_node(NodeId(1), &mut b, true, Term(4), LogIndex(1), short, LogIndex(0), 2);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // A leader of term 6 without it is flagged, and so is one of term 4 without index 1,
+        // committed in term 1.
+        let mut c = NodeTrack::default();
+        checker.observe_node(NodeId(3), &mut c, true, Term(6), LogIndex(1), short, LogIndex(0), 3);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        checker.observe_node(NodeId(2), &mut a, true, Term(5), LogIndex(2), long, LogIndex(0), 1);
+        checker.observe_node(NodeId(1), &mut b, false, Term(1), LogIndex(1), short, LogIndex(0), 2);
+        let empty = |_: LogIndex| None;
+        let mut c = NodeTrack::default();
+        checker.observe_node(NodeId(3), &mut c, true, Term(4), LogIndex(0), empty, LogIndex(0), 3);
         assert_eq!(checker.violations()[0].property, "leader-completeness");
     }
 
