@@ -137,8 +137,11 @@ pub struct NodeTrack {
     applied_chain: u64,
     /// Commit index last seen in this incarnation.
     commit: LogIndex,
-    /// Whether the node was leader when last seen.
-    was_leader: bool,
+    /// The term the node led when last seen, if it led. A term, not a flag: a driver that
+    /// hands a node several messages between looks (the `protocol` fuzz target's `Flush`) can
+    /// see it lead one term and then, deposed and re-elected in between, the next; each new
+    /// term's leader is checked (§5.4).
+    led_term: Option<Term>,
 }
 
 impl NodeTrack {
@@ -199,7 +202,7 @@ impl Checker {
         // The restored commit index may be below the one before the crash (it is persisted
         // lazily); count from zero so the restored committed prefix is checked again.
         track.commit = LogIndex(0);
-        track.was_leader = false;
+        track.led_term = None;
         self.entries_appended(track, entries, time_ms);
     }
 
@@ -334,11 +337,11 @@ impl Checker {
                     self.leaders.insert(term, id);
                 }
             }
-            if !track.was_leader {
+            if track.led_term != Some(term) {
                 self.check_leader_completeness(id, term, &term_at, snapshot_index, time_ms);
             }
         }
-        track.was_leader = is_leader;
+        track.led_term = is_leader.then_some(term);
     }
 
     /// Leader completeness (§5.4, Figure 3): an entry committed in some term is in the log of
@@ -605,6 +608,21 @@ mod tests {
         let mut d = NodeTrack::default();
         checker.observe_node(NodeId(4), &mut d, true, Term(6), LogIndex(2), |_| None, LogIndex(2), 4);
         assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+    }
+
+    #[test]
+    fn checks_a_leader_seen_leading_two_terms_in_a_row() {
+        // Node 1 led term 3, and between two looks it was deposed and won term 5 with a log
+        // lacking index 2, committed in term 4: the term-5 leader is checked too.
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
+        let long = |i: LogIndex| [Term(1), Term(4)].get(i.0.wrapping_sub(1) as usize).copied();
+        checker.observe_node(NodeId(1), &mut a, true, Term(3), LogIndex(1), short, LogIndex(0), 1);
+        checker.observe_node(NodeId(2), &mut b, true, Term(4), LogIndex(2), long, LogIndex(0), 2);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        checker.observe_node(NodeId(1), &mut a, true, Term(5), LogIndex(1), short, LogIndex(0), 3);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
     }
 
     #[test]
