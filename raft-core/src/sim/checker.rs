@@ -137,10 +137,11 @@ pub struct NodeTrack {
     applied_chain: u64,
     /// Commit index last seen in this incarnation.
     commit: LogIndex,
-    /// The term the node led when last seen, if it led. A term, not a flag: a driver that
-    /// hands a node several messages between looks (the `protocol` fuzz target's `Flush`) can
-    /// see it lead one term and then, deposed and re-elected in between, the next; each new
-    /// term's leader is checked (§5.4).
+    /// The term the node led when last seen, if it led. A term, not a flag, so that a leader is
+    /// checked (§5.4) in every term it is seen leading: a driver that looks less often than
+    /// after every step or tick could see it lead one term and, deposed and re-elected between
+    /// two looks, the next. (The simulator and the `protocol` fuzz target look after every
+    /// message and tick, and no single one makes a leader lead again, so this is hardening.)
     led_term: Option<Term>,
 }
 
@@ -613,7 +614,8 @@ mod tests {
     #[test]
     fn checks_a_leader_seen_leading_two_terms_in_a_row() {
         // Node 1 led term 3, and between two looks it was deposed and won term 5 with a log
-        // lacking index 2, committed in term 4: the term-5 leader is checked too.
+        // lacking index 2, committed in term 4: the term-5 leader is checked too (on main, only
+        // a node not leading at the previous look was).
         let mut checker = Checker::new();
         let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
         let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
