@@ -46,6 +46,11 @@ pub struct Checker {
     /// learns of a commit from a leader of its own term or an earlier one, so this is never below
     /// the term in which the entry really was committed (see `check_leader_completeness`).
     commit_seen_in: Vec<Term>,
+    /// Term → the highest index of an entry of that term seen stored by a majority of that
+    /// term's leader's configuration, each member having acknowledged it (durably) in that term:
+    /// committed in that term (§5.4.2) whether or not anyone learned it. `commit_seen_in` only
+    /// sees commits someone learned; this sees the ones whose leader died or was cut off first.
+    stored_by_quorum: BTreeMap<Term, LogIndex>,
     /// applied[i - 1]: chain hash of the state machine after applying index i (it covers every
     /// entry up to i, so a snapshot can be checked by its chain hash alone).
     applied: Vec<u64>,
@@ -132,8 +137,12 @@ pub struct NodeTrack {
     applied_chain: u64,
     /// Commit index last seen in this incarnation.
     commit: LogIndex,
-    /// Whether the node was leader when last seen.
-    was_leader: bool,
+    /// The term the node led when last seen, if it led. A term, not a flag, so that a leader is
+    /// checked (§5.4) in every term it is seen leading: a driver that looks less often than
+    /// after every step or tick could see it lead one term and, deposed and re-elected between
+    /// two looks, the next. (The simulator and the `protocol` fuzz target look after every
+    /// message and tick, and no single one makes a leader lead again, so this is hardening.)
+    led_term: Option<Term>,
 }
 
 impl NodeTrack {
@@ -194,7 +203,7 @@ impl Checker {
         // The restored commit index may be below the one before the crash (it is persisted
         // lazily); count from zero so the restored committed prefix is checked again.
         track.commit = LogIndex(0);
-        track.was_leader = false;
+        track.led_term = None;
         self.entries_appended(track, entries, time_ms);
     }
 
@@ -329,11 +338,11 @@ impl Checker {
                     self.leaders.insert(term, id);
                 }
             }
-            if !track.was_leader {
+            if track.led_term != Some(term) {
                 self.check_leader_completeness(id, term, &term_at, snapshot_index, time_ms);
             }
         }
-        track.was_leader = is_leader;
+        track.led_term = is_leader.then_some(term);
     }
 
     /// Leader completeness (§5.4, Figure 3): an entry committed in some term is in the log of
@@ -346,7 +355,8 @@ impl Checker {
     /// The check uses the lowest term in which any node was seen knowing an index committed,
     /// which is never below the term it was committed in, so it never flags a correct run; with
     /// every node observed after every step, a leader elected once its term's predecessors
-    /// committed an entry is checked against it.
+    /// committed an entry is checked against it. A commit that nobody learned in its own term
+    /// is caught through [`Checker::stored_by_quorum`] instead.
     fn check_leader_completeness(
         &mut self,
         id: NodeId,
@@ -358,19 +368,51 @@ impl Checker {
         // The highest index seen committed in a term before this leader's. Commits only grow
         // with the term, so this usually is the last committed index; searching down skips
         // only what a later term committed.
-        let Some(slot) = self.commit_seen_in.iter().rposition(|&seen| seen < term) else {
-            return;
-        };
-        let committed = LogIndex(slot as u64 + 1);
-        if committed <= snapshot_index {
-            return;
+        if let Some(slot) = self.commit_seen_in.iter().rposition(|&seen| seen < term) {
+            let committed = LogIndex(slot as u64 + 1);
+            let expected = self.committed_terms[slot];
+            if self.check_leader_holds(id, term, term_at, committed, expected, snapshot_index, time_ms) {
+                return;
+            }
         }
-        let expected = self.committed_terms[slot];
-        // Same index and term at that entry means, by log matching, the whole prefix.
-        if term_at(committed) != Some(expected) {
-            let detail = format!("node {id} leads term {term} without committed entry {committed}");
-            self.flag("leader-completeness", time_ms, detail);
+        // A commit nobody learned in its own term (its leader crashed or was cut off before the
+        // answers came) is first seen committed in a later term, so the search above exempts a
+        // leader of a term in between; the majority that stored it says when it committed.
+        // Only the latest earlier term matters: its leader held every earlier commit.
+        if let Some((&stored_term, &stored)) = self.stored_by_quorum.range(..term).next_back() {
+            self.check_leader_holds(id, term, term_at, stored, stored_term, snapshot_index, time_ms);
         }
+    }
+
+    /// Flags leader `id` of `term` if its log lacks the committed entry (`committed`,
+    /// `expected` term). Same index and term at that entry means, by log matching, the whole
+    /// prefix; a snapshot holds only committed entries. Returns whether it flagged.
+    #[allow(clippy::too_many_arguments)]
+    fn check_leader_holds(
+        &mut self,
+        id: NodeId,
+        term: Term,
+        term_at: &impl Fn(LogIndex) -> Option<Term>,
+        committed: LogIndex,
+        expected: Term,
+        snapshot_index: LogIndex,
+        time_ms: u64,
+    ) -> bool {
+        if committed <= snapshot_index || term_at(committed) == Some(expected) {
+            return false;
+        }
+        let detail = format!("node {id} leads term {term} without committed entry {committed}");
+        self.flag("leader-completeness", time_ms, detail);
+        true
+    }
+
+    /// A majority of the configuration of `term`'s leader acknowledged, in `term`, entries up to
+    /// `index`, whose entry is of `term`, from disks that hold them: the entry is committed in
+    /// `term` (§5.4.2, §5.4.3) even if the leader never learned it (it crashed, or was cut off,
+    /// before the answers came), so every leader of a later term must hold it.
+    pub fn stored_by_quorum(&mut self, index: LogIndex, term: Term) {
+        let known = self.stored_by_quorum.entry(term).or_insert(index);
+        *known = (*known).max(index);
     }
 
     /// A node's state machine was replaced by a snapshot covering (`index`, `term`) whose
@@ -517,6 +559,71 @@ mod tests {
         let empty = |_: LogIndex| None;
         let mut c = NodeTrack::default();
         checker.observe_node(NodeId(3), &mut c, true, Term(4), LogIndex(0), empty, LogIndex(0), 3);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
+    }
+
+    #[test]
+    fn a_commit_learned_only_in_a_later_term_binds_the_leaders_of_the_terms_between() {
+        // Index 2 (term 3) reached a majority in term 3, but its leader died before the answers
+        // came; node 5 then won term 5 and committed it. A late term-4 leader (node 4) without
+        // it breaks leader completeness: it was committed in term 3.
+        let long = |i: LogIndex| [Term(1), Term(3), Term(5)].get(i.0.wrapping_sub(1) as usize).copied();
+        let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
+        let run = |stored_in_term_3: bool| {
+            let mut checker = Checker::new();
+            let (mut a, mut b, mut c) = (NodeTrack::default(), NodeTrack::default(), NodeTrack::default());
+            checker.observe_node(NodeId(1), &mut a, false, Term(1), LogIndex(1), short, LogIndex(0), 1);
+            if stored_in_term_3 {
+                checker.stored_by_quorum(LogIndex(2), Term(3));
+            }
+            checker.observe_node(NodeId(5), &mut b, true, Term(5), LogIndex(3), long, LogIndex(0), 2);
+            checker.observe_node(NodeId(4), &mut c, true, Term(4), LogIndex(1), short, LogIndex(0), 3);
+            checker.violations().to_vec()
+        };
+        let flagged = run(true);
+        assert_eq!(flagged.len(), 1, "{flagged:?}");
+        assert_eq!(flagged[0].property, "leader-completeness");
+        assert!(flagged[0].detail.contains("without committed entry 2"), "{flagged:?}");
+        // From commit indexes alone the run looks like a stale term-4 leader elected before
+        // index 2 was committed (in term 5), which is correct Raft: not flagged.
+        assert!(run(false).is_empty());
+    }
+
+    #[test]
+    fn a_quorum_stored_entry_binds_only_later_terms() {
+        // Index 2 of term 5 stored by a majority in term 5: a term-4 leader need not hold it,
+        // a term-6 leader must; a term-6 leader holding it passes.
+        let mut checker = Checker::new();
+        checker.stored_by_quorum(LogIndex(2), Term(5));
+        let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
+        let long = |i: LogIndex| [Term(1), Term(5)].get(i.0.wrapping_sub(1) as usize).copied();
+        let (mut a, mut b, mut c) = (NodeTrack::default(), NodeTrack::default(), NodeTrack::default());
+        checker.observe_node(NodeId(1), &mut a, true, Term(4), LogIndex(0), short, LogIndex(0), 1);
+        checker.observe_node(NodeId(2), &mut b, true, Term(6), LogIndex(0), long, LogIndex(0), 2);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        checker.observe_node(NodeId(3), &mut c, true, Term(7), LogIndex(0), short, LogIndex(0), 3);
+        assert_eq!(checker.violations()[0].property, "leader-completeness");
+        // Compacted past it: the snapshot holds only committed entries.
+        let mut checker = Checker::new();
+        checker.stored_by_quorum(LogIndex(2), Term(5));
+        let mut d = NodeTrack::default();
+        checker.observe_node(NodeId(4), &mut d, true, Term(6), LogIndex(2), |_| None, LogIndex(2), 4);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+    }
+
+    #[test]
+    fn checks_a_leader_seen_leading_two_terms_in_a_row() {
+        // Node 1 led term 3, and between two looks it was deposed and won term 5 with a log
+        // lacking index 2, committed in term 4: the term-5 leader is checked too (on main, only
+        // a node not leading at the previous look was).
+        let mut checker = Checker::new();
+        let (mut a, mut b) = (NodeTrack::default(), NodeTrack::default());
+        let short = |i: LogIndex| (i.0 == 1).then_some(Term(1));
+        let long = |i: LogIndex| [Term(1), Term(4)].get(i.0.wrapping_sub(1) as usize).copied();
+        checker.observe_node(NodeId(1), &mut a, true, Term(3), LogIndex(1), short, LogIndex(0), 1);
+        checker.observe_node(NodeId(2), &mut b, true, Term(4), LogIndex(2), long, LogIndex(0), 2);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        checker.observe_node(NodeId(1), &mut a, true, Term(5), LogIndex(1), short, LogIndex(0), 3);
         assert_eq!(checker.violations()[0].property, "leader-completeness");
     }
 

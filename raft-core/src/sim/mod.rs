@@ -21,6 +21,7 @@ mod config;
 pub mod hash;
 mod machine;
 mod queue;
+mod quorum_acks;
 mod rules;
 mod script;
 mod workload;

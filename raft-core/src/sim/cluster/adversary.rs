@@ -56,6 +56,13 @@ impl Simulation {
             }
             MessageBody::AppendResponse { outcome: AppendOutcome::Accepted { match_index } } => {
                 self.rules.ack_sent(&mut self.checker, &disk, message.term, *match_index, now);
+                let leader_disk = self.nodes.iter().find(|n| n.id == message.to).map(self::disk);
+                let (leader, term) = (message.to, message.term);
+                if let Some(index) =
+                    self.quorum_acks.ack_sent(leader, term, *match_index, &disk, leader_disk.as_ref())
+                {
+                    self.checker.stored_by_quorum(index, term);
+                }
             }
             _ => {}
         }
@@ -130,6 +137,7 @@ impl Simulation {
             // The configuration before the next step: a step may commit under it and then append
             // another (a promotion, leaving a joint configuration).
             self.rules.leader_membership(id, raft.membership_index(), raft.membership());
+            self.quorum_acks.leader_configuration(id, term, raft.membership());
         }
         if log_entries > self.config.budget.log_entries_max {
             let detail = format!("node {id} holds {log_entries} log entries");

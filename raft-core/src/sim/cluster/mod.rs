@@ -17,6 +17,7 @@ use crate::sim::config::{Adversary, LinkConfig, SimConfig};
 use crate::sim::hash::{combine, trace_combine};
 use crate::sim::machine::{SimStateMachine, SNAPSHOT_CHUNK_BYTES};
 use crate::sim::queue::EventQueue;
+use crate::sim::quorum_acks::QuorumAcks;
 use crate::sim::rules::Rules;
 use crate::sim::script::{Input, Script};
 use crate::sim::workload::{Workload, WorkloadConfig, WorkloadEvent};
@@ -260,6 +261,8 @@ pub struct Simulation {
     changed: Changed,
     /// The per-step rule checks.
     rules: Rules,
+    /// The followers' answers, counted to see commits their leader never learned.
+    quorum_acks: QuorumAcks,
     /// The reactive faults' own random stream.
     adversary_rng: Rng,
     /// Leaders (and terms) already considered for a Figure 8 crash.
@@ -305,6 +308,7 @@ impl Simulation {
             client_reads: ClientReads::default(),
             changed: Changed::All,
             rules: Rules::default(),
+            quorum_acks: QuorumAcks::default(),
             adversary_rng: Rng::new(config.seed ^ 0x6164_7665_7273_6172),
             figure8_armed: BTreeSet::new(),
             steps: 0,
