@@ -13,8 +13,6 @@ use common::kv::{apply, bytes_of, chunk, noop, put, register, replica_of, reserv
 use raft_core::kv::{
     ClientId, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, SessionRequest,
 };
-use raft_core::state_machine::StateMachine;
-use raft_core::LogIndex;
 
 /// A session request putting `value` at `key`.
 fn session_put(
