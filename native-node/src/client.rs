@@ -412,6 +412,21 @@ fn exchange_timeout(body_bytes: u64) -> Duration {
     Duration::from_secs(30 + body_bytes / (1 << 20))
 }
 
+/// The largest answer read to any request but `GET /admin/backup`: every other route answers a
+/// few KiB of JSON or text, so a broken or malicious server cannot make the CLI buffer gigabytes
+/// (for the length of [`exchange_timeout`]) before it gives up.
+pub const HTTP_ANSWER_BYTES_MAX: u64 = 8 << 20;
+
+/// How many answer bytes to accept for `method path`. A backup is the store itself and is held
+/// whole (as `admin backup` writes it in one go), so it is not capped here.
+fn answer_bytes_max(method: &str, path: &str) -> u64 {
+    if method == "GET" && path.starts_with("/admin/backup") {
+        u64::MAX
+    } else {
+        HTTP_ANSWER_BYTES_MAX
+    }
+}
+
 /// [`http_request`], over TLS when `tls` is given.
 ///
 /// # Errors
@@ -474,7 +489,11 @@ pub async fn http_request_body_tls(
         };
         let sent = sent.map_err(|e| format!("send to {address}: {e}"));
         let mut answer = Vec::new();
-        let received = stream.read_to_end(&mut answer).await;
+        let cap = answer_bytes_max(method, path);
+        let received = (&mut stream).take(cap.saturating_add(1)).read_to_end(&mut answer).await;
+        if answer.len() as u64 > cap {
+            return Err(format!("{address} answered {method} {path} with more than {cap} bytes"));
+        }
         if answer.is_empty() {
             sent?;
         }

@@ -28,7 +28,9 @@
 //!
 //! Before a byte of the body is read: the admin credential, then a declared length over
 //! `--restore-bytes-max` (413). While reading: the same cap on the bytes actually sent (for
-//! chunked bodies) and an idle timeout per read.
+//! chunked bodies), an idle timeout per read, and a deadline for the body that grows with the
+//! bytes received ([`body_deadline`]), so a client dripping a byte at a time cannot hold the
+//! handler, its socket and its piece buffer for ever.
 
 use crate::kv::decode_response;
 use crate::server::{http_response, kv_answer, raft_error, AppState};
@@ -44,6 +46,19 @@ pub const RESTORE_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 
 /// A restore whose body sends nothing for this long is aborted.
 pub const RESTORE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time a restore body may take before it must average [`RESTORE_BODY_BYTES_PER_SEC_MIN`].
+pub const RESTORE_BODY_GRACE: Duration = Duration::from_secs(20);
+
+/// The slowest average rate a restore body may arrive at, after [`RESTORE_BODY_GRACE`]; the
+/// time spent waiting for pieces to commit counts too. Four times slower than the CLI's own
+/// deadline assumes (1 MiB/s), so an honest restore meets the CLI's deadline first.
+pub const RESTORE_BODY_BYTES_PER_SEC_MIN: u64 = 256 * 1024;
+
+/// When a restore body that started at `started` and has sent `received` bytes is too slow.
+fn body_deadline(started: tokio::time::Instant, received: u64) -> tokio::time::Instant {
+    started + RESTORE_BODY_GRACE + Duration::from_secs(received / RESTORE_BODY_BYTES_PER_SEC_MIN)
+}
 
 /// One log entry's worth of a streamed restore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,8 +142,19 @@ pub(crate) async fn stream(state: &AppState, body: axum::body::Body, bytes_max: 
     let mut stream = body.into_data_stream();
     let mut piece = BytesMut::new();
     let (mut sequence, mut total) = (0u64, 0u64);
+    let started = tokio::time::Instant::now();
     loop {
-        let mut data = match tokio::time::timeout(RESTORE_IDLE_TIMEOUT, stream.next()).await {
+        let slow = body_deadline(started, total);
+        let deadline = slow.min(tokio::time::Instant::now() + RESTORE_IDLE_TIMEOUT);
+        let mut data = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) if deadline == slow => {
+                let message = format!(
+                    "the restore body came slower than {RESTORE_BODY_BYTES_PER_SEC_MIN} bytes/s on average \
+                     ({total} bytes in {:?})",
+                    started.elapsed()
+                );
+                return refusal(StatusCode::REQUEST_TIMEOUT, "timeout", message);
+            }
             Err(_) => {
                 let message = format!("the restore body sent nothing for {RESTORE_IDLE_TIMEOUT:?}");
                 return refusal(StatusCode::REQUEST_TIMEOUT, "timeout", message);

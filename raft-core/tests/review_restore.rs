@@ -515,19 +515,37 @@ fn a_crafted_byte_count_does_not_overflow() {
     }
 }
 
-/// FINDING (low): `KvRestore::resume` trusts the header's parse position: a staging in phase
-/// Frames claiming backup format 7 (or 0), or in phase Header with a State record already read,
-/// is accepted although no reader could have reached it (format 7 is refused outright when
-/// read). No replica diverges (all read the same bytes), but "any state it accepts writes back
-/// byte-for-byte the same and is reachable" no longer holds for staged records. Suggested fix:
-/// in `resume`, require version 0 and no state in phase Header, a supported version otherwise.
+/// Was FINDING (low; fixed: `KvRestore::resume` checks the parse position): a staging in phase
+/// Frames claiming backup format 7 (or 0), or in phase Header with a State record, a version or
+/// a moved checksum, was accepted although no reader could have reached it (format 7 is refused
+/// outright when read). No replica diverged (all read the same bytes), but "any state it accepts
+/// is reachable and writes back byte-for-byte the same" did not hold for staged records. Now each
+/// is refused with a clear error, and the positions a parse does reach (before the backup's
+/// header, and after its trailer without the last flag) still install.
 #[test]
-#[ignore = "finding (low): resume accepts an unreachable staged parse position (phase Frames with format 7, phase Header with a state); fix: validate version/phase/state consistency in KvRestore::resume"]
 fn an_unreachable_parse_position_is_refused() {
     let (store, _) = staging_at(700);
     let good = bytes_of(&store);
-    assert!(install(with_header(&good, |h| h.version = 7)).is_err(), "format 7 in phase Frames accepted");
-    assert!(install(with_header(&good, |h| h.phase = 0)).is_err(), "phase Header with a state accepted");
+    let unreachable = |crafted: Vec<u8>, name: &str| match install(crafted) {
+        Err(SnapshotError::Invalid(why)) => assert!(why.contains("parse position"), "{name}: {why}"),
+        other => panic!("{name}: {other:?}"),
+    };
+    unreachable(with_header(&good, |h| h.version = 7), "format 7 in phase Frames");
+    unreachable(with_header(&good, |h| h.version = 0), "format 0 in phase Frames");
+    unreachable(with_header(&good, |h| h.phase = 0), "phase Header with a state");
+    // Phase Header reached for real: a first piece shorter than the backup's header.
+    let inner = backup();
+    let mut early = live_store();
+    apply(&mut early, 50, chunk(1, 0, &inner[..5], false)).unwrap();
+    let early = bytes_of(&early);
+    assert!(install(early.clone()).is_ok(), "a real phase Header staging refused");
+    unreachable(with_header(&early, |h| h.version = 2), "phase Header with a version");
+    unreachable(with_header(&early, |h| h.crc ^= 1), "phase Header with a moved checksum");
+    // Phase Done reached for real: the whole backup staged, the last flag not yet seen.
+    let mut done = live_store();
+    apply(&mut done, 50, chunk(1, 0, &inner, false)).unwrap();
+    let mut done = install(bytes_of(&done)).unwrap();
+    assert_eq!(apply(&mut done, 51, chunk(1, 1, b"", true)), Ok(Output::Restored));
 }
 
 // ---- Claim (3): reserved records ---------------------------------------------------------------
@@ -599,9 +617,9 @@ fn a_restore_never_leaves_a_state_its_snapshot_cannot_restore() {
     );
 }
 
-/// Was FINDING (medium; fixed by `Sessions::fit_to_log`, which forgets the backup's sessions and
-/// expired ids above the applied index; an old client still using such an id must register
-/// again, see native-node/README.md on restores): a backup's
+/// Was FINDING (medium; fixed: a restore now drops every backup session and keeps the store's
+/// own, `KvStore::swap_in_backup`; an old client still using such an id must register again,
+/// see native-node/README.md on restores): a backup's
 /// sessions keep their client ids, which are log indexes of the backup's own log. Restored into
 /// a store whose log is shorter, (a) the state has sessions "outside the applied log", which the
 /// snapshot reader refuses, so the next snapshot cannot be installed or restarted from; and
@@ -657,7 +675,7 @@ fn restored_sessions_do_not_outlive_their_log() {
     );
 }
 
-/// Was FINDING (low; fixed: `swap_in_backup` keeps the store's clock, `fit_to_log` clamps): both restore commands set the log clock to the larger of the store's and the
+/// Was FINDING (low; fixed: `swap_in_backup` keeps the store's clock and sessions): both restore commands set the log clock to the larger of the store's and the
 /// backup's (`swap_in_backup`), so a backup whose clock is far ahead (a crafted one, or one from
 /// a cluster whose leader's clock was years off) moves this cluster's log clock there for good:
 /// proposers stamp real time, which never catches up, so every rule on the log clock stalls (a

@@ -1,7 +1,7 @@
 //! Adversarial review of commit bbfee41 ("kv restore: a restore never passes keys_max ..."):
 //! `swap_in_backup` refuses a backup whose keys with the store's reserved records pass
-//! `keys_max`, keeps the store's log clock, and fits the backup's sessions to this log
-//! (`Sessions::fit_to_log`). Every replica must decide a restore from the log alone (Raft §5.3,
+//! `keys_max`, keeps the store's log clock, and (since the foreign-sessions finding below was
+//! fixed) keeps the store's own client sessions and drops the backup's. Every replica must decide a restore from the log alone (Raft §5.3,
 //! thesis §6.3 for sessions), a refused restore must leave the store as it was, and the state a
 //! restore leaves must always be installable from its snapshot (thesis §5.1). Tests that pass
 //! are regression tests; an ignored one names a finding, its severity and a suggested fix.
@@ -13,8 +13,6 @@ use common::kv::{apply, bytes_of, chunk, noop, put, register, replica_of, reserv
 use raft_core::kv::{
     ClientId, CommandBody, KvConfig, KvError, KvStore, Operation, Output, Response, SessionRequest,
 };
-use raft_core::state_machine::StateMachine;
-use raft_core::LogIndex;
 
 /// A session request putting `value` at `key`.
 fn session_put(
@@ -148,8 +146,9 @@ fn a_refused_one_shot_restore_keeps_the_staged_streamed_restore() {
 }
 
 /// A backup with more live sessions than this store's `sessions_max`, or more expired ids than
-/// it remembers, is refused by the backup reader (the store unchanged), so `fit_to_log` never
-/// has to bound them.
+/// it remembers, is refused by the backup reader (the store unchanged): the reader checks and
+/// stages a backup's sessions like every record (so a staged backup's parse position survives a
+/// snapshot), bounded by this store's limits, although a successful restore then drops them.
 #[test]
 fn a_backup_over_this_stores_session_bounds_is_refused() {
     let wide = KvConfig { sessions_max: 5, expired_sessions_remembered_max: 5, ..KvConfig::default() };
@@ -176,80 +175,83 @@ fn a_backup_over_this_stores_session_bounds_is_refused() {
         noop(&mut store);
     }
     assert_eq!(apply(&mut store, 60, restore(&backup)), Ok(Output::Restored));
-    assert_eq!(store.session_count(), 5);
+    // The store's own session stays; the backup's five are dropped.
+    assert_eq!(store.session_count(), 1);
+    assert!(store.is_session_live(ClientId(3)));
     replica_of(&store);
 }
 
-/// Fitted sessions keep the table's invariants: ids above the applied index are forgotten (live
-/// and expired), activity is clamped to this log's clock and the recency order rebuilt. Then
-/// expiry and eviction decide from the clamped times, identically on a replica restarted from
-/// the snapshot taken right after the restore, and that snapshot always installs.
+/// Was `fitted_sessions_expire_and_evict_by_this_logs_clock`, for the rule that kept a backup's
+/// sessions fitted to this log; the rule is now that a restore keeps the store's own sessions
+/// (live, expired ids, activity times and cached replies) and drops the backup's, live and
+/// expired alike, whatever their ids. Then expiry and eviction decide from the store's own
+/// times, identically on a replica restarted from the snapshot taken right after the restore,
+/// and that snapshot always installs.
 #[test]
-fn fitted_sessions_expire_and_evict_by_this_logs_clock() {
+fn a_restore_keeps_this_logs_sessions_and_their_clock() {
     let config = KvConfig {
         sessions_max: 4,
         expired_sessions_remembered_max: 4,
         session_timeout_ms: 1_000,
         ..KvConfig::default()
     };
+    // The backup: ids 1..=6, the first two evicted (expired), 3..=6 live, clock 10_000.
     let mut source = KvStore::new(config).unwrap();
-    // Backup clock runs to 10_000; sessions: ids 1..=6, the first two evicted (expired).
-    let stamps = [100, 200, 9_000, 9_500, 9_800, 10_000];
-    for stamp in stamps {
+    for stamp in [100, 200, 9_000, 9_500, 9_800, 10_000] {
         register(&mut source, stamp);
     }
-    assert_eq!(source.session_count(), 4); // ids 3, 4, 5, 6
+    assert_eq!(source.session_count(), 4);
     let backup = bytes_of(&source);
 
-    // The store's log is at index 5 (the restore entry) with clock 9_600: id 6 is above it and
-    // is forgotten; ids 4 (9_500) keeps its time, id 5 (9_800) is clamped to 9_600.
+    // The store: id 1 registered at 100 (then expired), ids 2..=5 registered 8_700..9_500;
+    // id 2 wrote once (its reply cached). Ids 1..=6 all collide with the backup's.
     let mut store = KvStore::new(config).unwrap();
-    for _ in 0..3 {
-        noop(&mut store);
+    register(&mut store, 100);
+    for stamp in [8_700, 9_000, 9_200, 9_500] {
+        register(&mut store, stamp);
     }
-    put(&mut store, b"k", b"v");
-    assert_eq!(store.applied_index(), LogIndex(4));
-    let response = apply(&mut store, 9_600, restore(&backup));
-    assert_eq!(response, Ok(Output::Restored));
+    assert_eq!(session_put(&mut store, 9_500, ClientId(2), 1, b"k", b"ours"), Ok(Output::Written));
+    assert_eq!(apply(&mut store, 9_600, restore(&backup)), Ok(Output::Restored));
     assert_eq!(store.clock_ms(), 9_600);
-    assert!(store.is_session_live(ClientId(3)) && store.is_session_live(ClientId(4)));
-    assert!(store.is_session_live(ClientId(5)));
-    assert!(!store.is_session_live(ClientId(6)));
-    assert_eq!(store.session_count(), 3);
-    // Expired ids 1 and 2 are remembered (both under the applied index).
-    for id in [1, 2] {
-        let response = session_put(&mut store, 9_600, ClientId(id), 1, b"x", b"y");
-        assert_eq!(response, Err(KvError::SessionExpired { client_id: ClientId(id) }));
+    assert_eq!(store.get(b"k"), None, "the data is the backup's");
+    assert_eq!(store.session_count(), 4);
+    for id in 2..=5 {
+        assert!(store.is_session_live(ClientId(id)), "our id {id}");
     }
+    // The backup's live id 6 is unknown here; our evicted id 1 is still remembered as expired.
+    assert_eq!(
+        session_put(&mut store, 9_600, ClientId(6), 1, b"x", b"y"),
+        Err(KvError::UnknownSession { client_id: ClientId(6) })
+    );
+    assert_eq!(
+        session_put(&mut store, 9_600, ClientId(1), 1, b"x", b"y"),
+        Err(KvError::SessionExpired { client_id: ClientId(1) })
+    );
+    // Our client 2's retry is answered from its own cache and applies nothing.
+    assert_eq!(session_put(&mut store, 9_600, ClientId(2), 1, b"k", b"ours"), Ok(Output::Written));
+    assert_eq!(store.get(b"k"), None);
     let mut restarted = replica_of(&store);
     assert_eq!(bytes_of(&restarted), bytes_of(&store));
 
     for replica in [&mut store, &mut restarted] {
-        // At 10_500: id 3 (9_000) is idle 1_500 > 1_000 and expires; 4 (9_500) is at exactly the
-        // timeout and stays; 5 (clamped to 9_600) stays.
-        let response = session_put(replica, 10_500, ClientId(3), 1, b"x", b"y");
+        // At 10_100: id 3 (9_000) is idle 1_100 > 1_000 and expires; id 4 (9_200) is idle 900.
+        let response = session_put(replica, 10_100, ClientId(3), 1, b"x", b"y");
         assert_eq!(response, Err(KvError::SessionExpired { client_id: ClientId(3) }));
         assert!(replica.is_session_live(ClientId(4)) && replica.is_session_live(ClientId(5)));
-        // A registration fills the table (4, 5, new); another evicts the least recently used:
-        // id 4 (9_500) before id 5 (9_600), so the recency order was rebuilt from clamped times.
-        let first = register(replica, 10_500);
-        assert!(first.0 > 6 && replica.session_count() == 3);
-        register(replica, 10_500);
-        register(replica, 10_500);
+        // Live: 2 (9_600), 4 (9_200), 5 (9_500). One registration fills the table, the next
+        // evicts the least recently used: id 4.
+        register(replica, 10_100);
+        register(replica, 10_100);
         assert!(!replica.is_session_live(ClientId(4)), "id 4 was least recently used");
-        assert!(replica.is_session_live(ClientId(5)));
-        // At 10_601 id 5, clamped to 9_600, has been idle 1_001 ms: it expires.
-        noop(replica);
-        let response = session_put(replica, 10_601, ClientId(5), 1, b"x", b"y");
-        assert_eq!(response, Err(KvError::SessionExpired { client_id: ClientId(5) }));
+        assert!(replica.is_session_live(ClientId(5)) && replica.is_session_live(ClientId(2)));
     }
     assert_eq!(bytes_of(&store), bytes_of(&restarted));
     replica_of(&store);
 }
 
-/// The clock after a restore is the store's whatever the backup's: behind (the backup's
-/// sessions then expire at the next command past the timeout, as they did before the change,
-/// since the larger clock was the store's) or ahead (clamped). Either way a snapshot installs.
+/// The clock after a restore is the store's whatever the backup's, behind or ahead; the backup's
+/// session is not brought in either way, the store's own carries on by the store's clock, and
+/// the snapshot installs.
 #[test]
 fn the_clock_is_the_stores_and_the_snapshot_installs_either_way() {
     let config = KvConfig { session_timeout_ms: 1_000, ..KvConfig::default() };
@@ -258,33 +260,32 @@ fn the_clock_is_the_stores_and_the_snapshot_installs_either_way() {
         register(&mut source, backup_clock);
         let backup = bytes_of(&source);
         let mut store = store_with_records(config);
+        let ours = register(&mut store, 499_900);
         apply(&mut store, 500_000, restore(&backup)).unwrap();
         assert_eq!(store.clock_ms(), 500_000);
-        assert!(store.is_session_live(ClientId(1)));
+        assert!(!store.is_session_live(ClientId(1)), "the backup's session was brought in");
+        assert!(store.is_session_live(ours));
         replica_of(&store);
         let response = session_put(&mut store, 500_500, ClientId(1), 1, b"x", b"y");
-        if backup_clock < 500_000 {
-            assert_eq!(response, Err(KvError::SessionExpired { client_id: ClientId(1) }));
-        } else {
-            assert_eq!(response, Ok(Output::Written));
-        }
+        assert_eq!(response, Err(KvError::UnknownSession { client_id: ClientId(1) }));
+        assert_eq!(session_put(&mut store, 500_500, ours, 1, b"x", b"y"), Ok(Output::Written));
+        // Our session was last used at 500_500: at 501_501 it has been idle too long.
+        let response = session_put(&mut store, 501_501, ours, 2, b"x", b"z");
+        assert_eq!(response, Err(KvError::SessionExpired { client_id: ours }));
         assert_eq!(bytes_of(&replica_of(&store)), bytes_of(&store));
     }
 }
 
-/// FINDING (medium): `fit_to_log` keeps every backup session whose id is at or below the applied
-/// index, but an id is only meaningful in the log that assigned it. Restoring a backup from
-/// another cluster (or from a log rebuilt since) hands this log's live client with the same id
-/// the other client's session: its next request with the same sequence is answered from the
-/// other client's cache (`Written`) and not applied, an acknowledged lost write (at-most-once
-/// and linearizability broken, thesis §6.3). Same-cluster backups are fine (their ids name the
-/// same entries). Suggested fix: have a snapshot carry the cluster's identity (or the term of
-/// its applied entry) and keep the backup's sessions only when it comes from this log, else
-/// drop them all (clients register again); or always drop the backup's sessions on restore.
-/// The commit message also points to "native-node/README.md on restores" for re-registering,
-/// which has no such text.
+/// Was FINDING (medium; fixed: a restore keeps the store's sessions and drops the backup's,
+/// `KvStore::swap_in_backup`): the old rule kept every backup session whose id was at or below
+/// the applied index, but an id is only meaningful in the log that assigned it. Restoring a
+/// backup from another cluster (or from a log rebuilt since) handed this log's live client with
+/// the same id the other client's session: its next request with the same sequence was answered
+/// from the other client's cache (`Written`) and not applied, an acknowledged lost write
+/// (at-most-once and linearizability broken, thesis §6.3). Also checked: a client of this log
+/// whose last reply is cached gets its own reply on a retry after the restore, not the
+/// stranger's, and a replica restarted from the snapshot after the restore answers alike.
 #[test]
-#[ignore = "finding (medium): a foreign backup's session with an id at or below the applied index is handed to this log's live client of that id, which gets the other client's cached reply and its write is lost; fix: keep backup sessions only when the backup comes from this log (cluster id / term of applied entry in the snapshot), else drop them"]
 fn a_foreign_backups_session_is_not_handed_to_a_live_client() {
     // The other cluster: client 1 wrote "theirs" with sequence 1.
     let mut other = KvStore::new(KvConfig::default()).unwrap();
@@ -305,4 +306,22 @@ fn a_foreign_backups_session_is_not_handed_to_a_live_client() {
         "answered {response:?} but k = {:?}",
         store.get(b"k")
     );
+
+    // This cluster's client 1 has a reply cached (a delete) when the backup comes in: its retry
+    // is answered with that reply, on this replica and on one restarted after the restore.
+    let mut store = KvStore::new(KvConfig::default()).unwrap();
+    let ours = register(&mut store, 10);
+    let delete = Operation::Delete { key: Bytes::from("gone") };
+    let request = |sequence| CommandBody::Request {
+        session: Some(SessionRequest { client_id: ours, sequence }),
+        operation: delete.clone(),
+    };
+    assert_eq!(apply(&mut store, 10, request(1)), Ok(Output::Deleted { existed: false }));
+    apply(&mut store, 20, restore(&backup)).unwrap();
+    let mut restarted = replica_of(&store);
+    for replica in [&mut store, &mut restarted] {
+        assert_eq!(apply(replica, 21, request(1)), Ok(Output::Deleted { existed: false }));
+        assert_eq!(replica.get(b"k").map(|v| &v[..]), Some(&b"theirs"[..]), "the data is the backup's");
+    }
+    assert_eq!(bytes_of(&store), bytes_of(&restarted));
 }

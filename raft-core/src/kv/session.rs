@@ -77,20 +77,6 @@ impl Sessions {
         self.live.insert(client_id, session);
     }
 
-    /// Fits a user's backup's sessions to this store's log (a restore, thesis §6.3): client ids
-    /// are the log indexes of their `RegisterClient` entries, so an id above `applied` belongs to
-    /// the backup's log alone and a later registration here could be handed it; such sessions and
-    /// expired ids are forgotten. Activity is clamped to this log's clock, which a backup never
-    /// moves.
-    pub(crate) fn fit_to_log(&mut self, applied: u64, clock_ms: u64) {
-        self.live.retain(|id, _| id.0 <= applied);
-        self.expired.retain(|id| id.0 <= applied);
-        for session in self.live.values_mut() {
-            session.last_active_ms = session.last_active_ms.min(clock_ms);
-        }
-        self.by_activity = self.live.iter().map(|(&id, session)| (session.last_active_ms, id)).collect();
-    }
-
     /// Adds an expired id as read from a snapshot.
     pub(crate) fn insert_expired(&mut self, client_id: ClientId) {
         self.expired.insert(client_id);

@@ -13,8 +13,10 @@
 //! The staged restore is written because a snapshot must capture the whole state at its index
 //! (thesis §5.1; why in `crate::kv::staging`). Format 2 added it; format 1 snapshots (which
 //! have no staged records) are still read. A user's backup ([`KvRestore`] of a backup, as a
-//! `Restore` or `RestoreChunk` command feeds it) brings data and sessions only: a restore it
-//! was staging is skipped.
+//! `Restore` or `RestoreChunk` command feeds it) brings data only: its sessions are read and
+//! checked like the rest (so a staged backup's parse position round-trips through a snapshot)
+//! but the store keeps its own (`KvStore::swap_in_backup`, thesis §6.3), and a restore it was
+//! staging is skipped.
 //!
 //! Records are written in the maps' order, so the same state always gives the same bytes, on
 //! every replica. The reader checks the order too, so any state it accepts writes back
@@ -381,7 +383,7 @@ impl Phase {
 
 /// A snapshot being read into a staging state, by [`crate::kv::KvStore`]'s
 /// [`crate::state_machine::StateMachine::begin_restore`] (a replica's snapshot: all of it) or
-/// by a user restore (a backup: data and sessions only). The store is replaced only by
+/// by a user restore (a backup: its data; its sessions are read but not kept). The store is replaced only by
 /// `finish_restore` (or the restore command), and only if the whole snapshot was valid.
 #[derive(Clone, Debug)]
 pub struct KvRestore {
@@ -419,8 +421,9 @@ impl KvRestore {
         }
     }
 
-    /// A restore of a user's backup: its data and sessions; a restore it was staging is skipped
-    /// (not the user's data, and a staging inside a staging would never end).
+    /// A restore of a user's backup: its data and sessions (checked, then dropped by the store);
+    /// a restore it was staging is skipped (not the user's data, and a staging inside a staging
+    /// would never end).
     pub(crate) fn of_backup(config: KvConfig) -> KvRestore {
         KvRestore { of_backup: true, ..KvRestore::new(config) }
     }
@@ -450,6 +453,20 @@ impl KvRestore {
     fn resume(config: KvConfig, header: &StagedHeader) -> Result<KvRestore, SnapshotError> {
         let phase =
             Phase::from_number(header.phase).ok_or(SnapshotError::Invalid("unknown restore phase"))?;
+        // Only a position some parse reaches: before the backup's header nothing is known (no
+        // version, no State record, the checksum untouched); after it, the version is one the
+        // header check accepts. So any staging a reader accepts is one a replica could be in.
+        let reachable = match phase {
+            Phase::Header => {
+                header.version == 0 && header.state.is_none() && header.crc == Crc32c::new().state()
+            }
+            Phase::Frames | Phase::Done => {
+                (SNAPSHOT_FORMAT_VERSION_MIN..=SNAPSHOT_FORMAT_VERSION).contains(&header.version)
+            }
+        };
+        if !reachable {
+            return Err(SnapshotError::Invalid("a staged restore's parse position no parse can reach"));
+        }
         let mut restore = KvRestore {
             version: header.version,
             crc: Crc32c::resume(header.crc),

@@ -280,14 +280,24 @@ impl KvStore {
         Ok(Output::Restored)
     }
 
-    /// Makes a user's backup's data and sessions the store's, by either restore command. The
-    /// store's reserved keys ([`RESERVED_KEY_PREFIX`], the cluster's own records such as member
+    /// Makes a user's backup's data the store's, by either restore command. The store's
+    /// reserved keys ([`RESERVED_KEY_PREFIX`], the cluster's own records such as member
     /// addresses) are kept and the backup's dropped: a user's backup cannot bring internal
     /// records, and every driver gets this from the store itself. The log, not the backup, says
     /// where this store stands (applied index) and what time it is (the backup's clock is not
-    /// taken, so a backup from the future cannot stall the log clock's rules); the backup's
-    /// sessions are fitted to this log (`Sessions::fit_to_log`); a streamed restore staged here
-    /// stays staged.
+    /// taken, so a backup from the future cannot stall the log clock's rules); a streamed restore
+    /// staged here stays staged.
+    ///
+    /// The client sessions stay this store's, and the backup's are dropped (thesis §6.3). A
+    /// session id is the index of a `RegisterClient` entry *in the log that assigned it*, and its
+    /// cached reply is what that log answered; nothing in a backup proves it comes from this log
+    /// (another cluster, an older incarnation, a log rebuilt since), so a backup's session could
+    /// name a different client here and answer it with a stranger's cached reply: a lost or
+    /// doubled write. This log's own sessions name this log's clients, and their cached replies
+    /// are true (each request took effect before the restore, in log order), so they carry on:
+    /// a retry is still answered once, a new request applies to the restored data. A client known
+    /// only to the backup gets `UnknownSession` (or `SessionExpired`) here and registers again;
+    /// never a wrong reply. Decided from the log alone, so every replica keeps the same table.
     ///
     /// Refused (the store unchanged) when the backup's keys with this store's reserved ones
     /// would pass `keys_max`: that state's snapshot would be refused by every reader.
@@ -310,7 +320,7 @@ impl KvStore {
         }
         state.applied_index = self.state.applied_index;
         state.clock_ms = self.state.clock_ms;
-        state.sessions.fit_to_log(state.applied_index.0, state.clock_ms);
+        state.sessions = core::mem::take(&mut self.state.sessions);
         state.staged = self.state.staged.take();
         self.state = state;
         Ok(())
