@@ -736,3 +736,62 @@ fn a_caught_up_transfer_target_is_sent_timeout_now_alone() {
         .collect();
     assert_eq!(to_3, vec![&MessageBody::TimeoutNow]);
 }
+
+/// `membership.rs:531:61: replace > with >= in RaftNode::transfer_leadership`: the check of
+/// entries in flight is for a target whose last entries were sent (`next_index` past the last
+/// entry), not for one whose next message will carry them anyway. Here a new leader's first
+/// probe (its no-op, `next_index` equal to the last index) is on its way to the target when the
+/// transfer starts: the probe's acceptance brings the target up to date, and TimeoutNow alone
+/// follows (thesis §3.10). The mutant flags the target for a check, which its acceptance does
+/// not clear, and sends it a redundant empty AppendEntries besides.
+#[test]
+fn a_transfer_during_a_new_leaders_first_probe_sends_no_extra_append() {
+    use raft_core::{MessageBody, Role};
+    let mut cluster = common::TestCluster::new(3);
+    cluster.node_mut(1).campaign();
+    while cluster.node(1).role() != Role::Leader {
+        cluster.flush();
+        let message = cluster.network.pop_front().expect("the election goes on");
+        cluster.deliver(message);
+    }
+    cluster.flush(); // the probes are on their way
+    assert_eq!(cluster.node_mut(1).transfer_leadership(Some(NodeId(3))), Ok(NodeId(3)));
+    let mark = cluster.delivered.len();
+    cluster.stabilize();
+    assert_eq!(cluster.leaders(), vec![3]);
+    let appends_to_3 = cluster.delivered[mark..]
+        .iter()
+        .filter(|m| {
+            m.from == NodeId(1) && m.to == NodeId(3) && matches!(m.body, MessageBody::AppendEntries { .. })
+        })
+        .count();
+    assert_eq!(appends_to_3, 1, "the probe, and nothing but TimeoutNow after it");
+}
+
+/// `membership.rs:225:57: replace || with && in RaftNode::change_membership`: a promotion is
+/// pending when it is in the configuration, whether or not this leader has started its
+/// catch-up yet (thesis §4.1, one change at a time; the rule that other changes wait keeps the
+/// promotion from being starved). A leader that inherited a promotion starts the catch-up at its
+/// first tick; before that, an `AddLearner` must still be refused. The mutant needs both a
+/// catch-up and a promotion, so it lets the change through.
+#[test]
+fn an_inherited_promotion_blocks_other_changes_before_the_new_leaders_first_tick() {
+    use raft_core::{MembershipChange, MembershipError};
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let new = NodeId(cluster.add_empty_node());
+    cluster.isolate(new.0); // never catches up: the promotion stays pending
+    cluster.change_membership(1, MembershipChange::AddVoter(new)).unwrap();
+    assert_eq!(cluster.node_mut(1).transfer_leadership(Some(NodeId(2))), Ok(NodeId(2)));
+    cluster.stabilize();
+    assert_eq!(cluster.leaders(), vec![2]);
+    let leader = cluster.node_mut(2);
+    assert!(leader.membership().promoting.contains(&new));
+    assert_eq!(leader.catching_up(), None, "no tick yet, so no catch-up yet");
+    let expected = leader.membership_index();
+    assert_eq!(
+        leader.change_membership(MembershipChange::AddLearner(NodeId(9)), expected),
+        Err(MembershipError::ChangeInProgress)
+    );
+}
