@@ -7,8 +7,8 @@
 
 use native_node::fuzzing::{self, join_chunks};
 use native_node::peer_auth::{
-    decode_frame, encode_frame, encode_frame_with_version, FrameKind, Hello, JoinRefusal, Redirect, Reject, Side,
-    StorageBackend, TabStatus,
+    decode_frame, encode_frame, encode_frame_with_version, FrameKind, Hello, JoinRefusal, Redirect, Reject,
+    Side, StorageBackend, TabStatus,
 };
 use native_node::storage::Storage;
 use native_node::wal::Wal;

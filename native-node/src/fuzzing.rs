@@ -172,7 +172,11 @@ pub fn peer_frame(data: &[u8]) {
             }
             HelloProof::AddressNotBound => {
                 assert!(address.is_some(), "an address-less hello whose proof binds no address");
-                assert_eq!(hello.mac, transcript.hello_mac(SECRET), "accepted a hello without the secret's proof");
+                assert_eq!(
+                    hello.mac,
+                    transcript.hello_mac(SECRET),
+                    "accepted a hello without the secret's proof"
+                );
                 assert!(
                     !transcript.verify_hello_bound(SECRET, &hello.mac, BoundIncarnations::NONE, address),
                     "an address-less proof passes for an address's"
@@ -213,7 +217,12 @@ pub fn peer_frame(data: &[u8]) {
         );
         assert!(!transcript.verify_hello(SECRET, &welcome.mac), "a welcome proof passes as a hello proof");
         assert!(
-            !transcript.verify_hello_bound(SECRET, &welcome.mac, BoundIncarnations::NONE, config.advertise_address.as_deref()),
+            !transcript.verify_hello_bound(
+                SECRET,
+                &welcome.mac,
+                BoundIncarnations::NONE,
+                config.advertise_address.as_deref()
+            ),
             "a welcome proof passes as an addressed hello proof"
         );
         (transcript, Side::Dialler)
@@ -776,7 +785,11 @@ pub fn honest_hello_frame() -> Vec<u8> {
         node_id: NodeId(2),
         address: dialler_config().advertise_address,
         nonce: HELLO_NONCE,
-        mac: transcript.hello_mac_bound(SECRET, BoundIncarnations::NONE, dialler_config().advertise_address.as_deref()),
+        mac: transcript.hello_mac_bound(
+            SECRET,
+            BoundIncarnations::NONE,
+            dialler_config().advertise_address.as_deref(),
+        ),
     };
     encode_frame(FrameKind::Hello, &hello)
 }

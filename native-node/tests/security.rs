@@ -543,7 +543,11 @@ async fn a_relay_that_rewrites_the_hello_address_is_refused() {
                         if std::mem::take(&mut first) && rewrite.load(Ordering::SeqCst) {
                             let payload = unmasked_payload(&frame);
                             if let Ok(mut hello) = decode_frame::<Hello>(&payload, FrameKind::Hello) {
-                                assert_eq!(hello.address.as_ref(), Some(&address2), "node 2 gives its own address");
+                                assert_eq!(
+                                    hello.address.as_ref(),
+                                    Some(&address2),
+                                    "node 2 gives its own address"
+                                );
                                 hello.address = Some(REWRITTEN.into());
                                 frame = masked_binary_frame(&encode_frame(FrameKind::Hello, &hello));
                                 rewritten.fetch_add(1, Ordering::SeqCst);
@@ -589,7 +593,9 @@ async fn a_relay_that_rewrites_the_hello_address_is_refused() {
 /// address is nobody's word, and is not recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_builds_hello_is_welcomed_but_its_unbound_address_is_ignored() {
-    use native_node::transport::{decode_frame, encode_frame, Challenge, FrameKind, Hello, Transcript, Welcome};
+    use native_node::transport::{
+        decode_frame, encode_frame, Challenge, FrameKind, Hello, Transcript, Welcome,
+    };
     let cluster = Cluster::start(1, "legacy-hello").await;
     cluster.wait_for_leader(LEADER_TIMEOUT).await;
     let address = &cluster.addresses[0];

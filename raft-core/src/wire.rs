@@ -672,11 +672,20 @@ mod tests {
         for bound in [BoundIncarnations::NONE, BoundIncarnations::told(Some(7), Some(9))] {
             let mac = good.hello_mac_bound(b"secret", bound, Some(address));
             assert!(good.verify_hello_bound(b"secret", &mac, bound, Some(address)));
-            assert_eq!(good.check_hello(b"secret", &hello(Some(address), mac.clone()), bound), Some(HelloProof::Addressed));
+            assert_eq!(
+                good.check_hello(b"secret", &hello(Some(address), mac.clone()), bound),
+                Some(HelloProof::Addressed)
+            );
             // A relay that rewrites, strips or extends the address breaks the proof.
-            for altered in [Some("10.0.0.66:7002"), Some("10.0.0.2:7003"), Some("10.0.0.2:70020"), Some(""), None] {
+            for altered in
+                [Some("10.0.0.66:7002"), Some("10.0.0.2:7003"), Some("10.0.0.2:70020"), Some(""), None]
+            {
                 assert!(!good.verify_hello_bound(b"secret", &mac, bound, altered), "{altered:?}");
-                assert_eq!(good.check_hello(b"secret", &hello(altered, mac.clone()), bound), None, "{altered:?}");
+                assert_eq!(
+                    good.check_hello(b"secret", &hello(altered, mac.clone()), bound),
+                    None,
+                    "{altered:?}"
+                );
             }
             assert!(!good.verify_hello_bound(b"other", &mac, bound, Some(address)));
             assert!(!good.verify_welcome_bound(b"secret", &mac, bound), "a hello proof is no welcome proof");
@@ -685,7 +694,10 @@ mod tests {
             let plain = good.hello_mac_bound(b"secret", bound, None);
             assert_ne!(plain, mac);
             assert!(!good.verify_hello_bound(b"secret", &plain, bound, Some(address)));
-            assert_eq!(good.check_hello(b"secret", &hello(None, plain.clone()), bound), Some(HelloProof::Addressed));
+            assert_eq!(
+                good.check_hello(b"secret", &hello(None, plain.clone()), bound),
+                Some(HelloProof::Addressed)
+            );
             assert_eq!(
                 good.check_hello(b"secret", &hello(Some("10.0.0.66:1"), plain.clone()), bound),
                 Some(HelloProof::AddressNotBound)
