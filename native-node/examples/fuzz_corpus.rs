@@ -7,8 +7,8 @@
 
 use native_node::fuzzing::{self, join_chunks};
 use native_node::peer_auth::{
-    encode_frame, encode_frame_with_version, FrameKind, JoinRefusal, Redirect, Reject, Side, StorageBackend,
-    TabStatus,
+    decode_frame, encode_frame, encode_frame_with_version, FrameKind, Hello, JoinRefusal, Redirect, Reject,
+    Side, StorageBackend, TabStatus,
 };
 use native_node::storage::Storage;
 use native_node::wal::Wal;
@@ -104,6 +104,11 @@ fn known_bad_peer_frames(dir: &Path, to_1: &[&Message], from_tab: &[Message], to
     let forged = [honest[0].clone(), forge_from(&honest[1], 3)];
     let forged = seal_all(fuzzing::honest_session(Side::Dialler).sealer, &forged);
     write(dir, "bad-acceptor-forged-from", &connection(0, &hello, &forged));
+    // A relay's rewrite of the address node 2's Hello gives (its proof binds it).
+    let mut rewritten: Hello = decode_frame(&hello[0], FrameKind::Hello).expect("the honest hello");
+    rewritten.address = Some("203.0.113.9:7002".into());
+    let rewritten = vec![encode_frame(FrameKind::Hello, &rewritten)];
+    write(dir, "bad-acceptor-rewritten-address", &connection(0, &rewritten, &sealed));
 
     // Node 1 reading the admitted tab: a status, then a message claiming to be node 2's.
     let join = vec![fuzzing::honest_join_frame()];
@@ -162,6 +167,13 @@ fn main() {
             &[&[1u8][..], &join_chunks(&parts)].concat(),
         );
     }
+    // Node 2 built before address binding: accepted, its address ignored.
+    let legacy = fuzzing::legacy_hello_frame();
+    let mut dialler_sealer = fuzzing::honest_session(Side::Dialler).sealer;
+    let frames: Vec<_> = to_1.iter().take(6).map(|m| dialler_sealer.seal(FrameKind::Raft, *m)).collect();
+    let mut parts: Vec<&[u8]> = vec![&legacy];
+    parts.extend(frames.iter().map(|f| &f[..]));
+    write(&dir, "acceptor-legacy-hello", &[&[0u8][..], &join_chunks(&parts)].concat());
     let reject = encode_frame(FrameKind::Reject, &Reject { reason: "wrong cluster secret".into() });
     let old_version = encode_frame_with_version(0, FrameKind::Hello, &());
     write(&dir, "acceptor-reject", &[&[0u8][..], &join_chunks(&[&reject])].concat());

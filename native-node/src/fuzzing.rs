@@ -20,7 +20,8 @@ use crate::api;
 use crate::credentials::{ClientGate, Credentials};
 use crate::kv::{encode_query, KvStateMachine, StateMachine};
 use crate::peer_auth::{
-    decode_frame, encode_frame, Challenge, FrameKind, Hello, Session, Side, Transcript, Welcome,
+    decode_frame, encode_frame, BoundIncarnations, Challenge, FrameKind, Hello, HelloProof, Session, Side,
+    Transcript, Welcome,
 };
 use crate::storage::Storage;
 use crate::transport::TransportConfig;
@@ -148,12 +149,40 @@ pub fn peer_frame(data: &[u8]) {
             acceptor: config.node_id,
             dialler: hello.node_id,
         };
-        if !transcript.verify_hello(SECRET, &hello.mac) {
-            return;
-        }
+        let Some(proof) = transcript.check_hello(SECRET, &hello, BoundIncarnations::NONE) else { return };
         // Oracle: the accepted Hello carries exactly the MAC an honest holder of the secret
-        // makes for this transcript, and the Welcome we answer with satisfies that dialler.
-        assert_eq!(hello.mac, transcript.hello_mac(SECRET), "accepted a hello without the secret's proof");
+        // makes for this transcript and the address it gives, and the Welcome we answer with
+        // satisfies that dialler. An address the dialler's proof does not bind (an old build's
+        // address-less proof) is never taken as its word.
+        let address = hello.address.as_deref();
+        match proof {
+            HelloProof::Addressed => {
+                assert_eq!(
+                    hello.mac,
+                    transcript.hello_mac_bound(SECRET, BoundIncarnations::NONE, address),
+                    "accepted a hello without the secret's proof over its address"
+                );
+                // Independent of the MAC code: only the honest node 2 holds the secret here, and
+                // it gives its own address, so any other address taken is a relay's.
+                let honest = dialler_config().advertise_address;
+                assert!(
+                    address.is_none() || address == honest.as_deref(),
+                    "took an address the dialler never gave: {address:?}"
+                );
+            }
+            HelloProof::AddressNotBound => {
+                assert!(address.is_some(), "an address-less hello whose proof binds no address");
+                assert_eq!(
+                    hello.mac,
+                    transcript.hello_mac(SECRET),
+                    "accepted a hello without the secret's proof"
+                );
+                assert!(
+                    !transcript.verify_hello_bound(SECRET, &hello.mac, BoundIncarnations::NONE, address),
+                    "an address-less proof passes for an address's"
+                );
+            }
+        }
         let welcome = Welcome { mac: transcript.welcome_mac(SECRET) };
         let welcome_frame = encode_frame(FrameKind::Welcome, &welcome);
         let decoded: Welcome = decode_frame(&welcome_frame, FrameKind::Welcome).expect("our own welcome");
@@ -187,6 +216,15 @@ pub fn peer_frame(data: &[u8]) {
             "accepted a welcome without the secret's proof"
         );
         assert!(!transcript.verify_hello(SECRET, &welcome.mac), "a welcome proof passes as a hello proof");
+        assert!(
+            !transcript.verify_hello_bound(
+                SECRET,
+                &welcome.mac,
+                BoundIncarnations::NONE,
+                config.advertise_address.as_deref()
+            ),
+            "a welcome proof passes as an addressed hello proof"
+        );
         (transcript, Side::Dialler)
     };
     // Authenticated: sealed Raft frames, read as `Transport::deliver` reads a node's, delivered
@@ -747,7 +785,24 @@ pub fn honest_hello_frame() -> Vec<u8> {
         node_id: NodeId(2),
         address: dialler_config().advertise_address,
         nonce: HELLO_NONCE,
-        mac: transcript.hello_mac(SECRET),
+        mac: transcript.hello_mac_bound(
+            SECRET,
+            BoundIncarnations::NONE,
+            dialler_config().advertise_address.as_deref(),
+        ),
+    };
+    encode_frame(FrameKind::Hello, &hello)
+}
+
+/// The Hello of node 2 built before address binding: its address-less proof, with its address
+/// (for the corpus: accepted, the address ignored).
+pub fn legacy_hello_frame() -> Vec<u8> {
+    let hello = Hello {
+        cluster_id: CLUSTER_ID.into(),
+        node_id: NodeId(2),
+        address: dialler_config().advertise_address,
+        nonce: HELLO_NONCE,
+        mac: honest_transcript().hello_mac(SECRET),
     };
     encode_frame(FrameKind::Hello, &hello)
 }

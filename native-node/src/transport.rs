@@ -21,7 +21,7 @@ pub use crate::peer_auth::{
     decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
     Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
-use crate::peer_auth::{BoundIncarnations, Opener};
+use crate::peer_auth::{BoundIncarnations, HelloProof, Opener};
 use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
@@ -290,7 +290,7 @@ pub async fn dial(
             node_id: config.node_id,
             address: config.advertise_address.clone(),
             nonce: transcript.dialler_nonce,
-            mac: transcript.hello_mac_bound(&config.secret, bound),
+            mac: transcript.hello_mac_bound(&config.secret, bound, config.advertise_address.as_deref()),
         };
         socket
             .send(WsMessage::binary(encode_frame_with_version(version, FrameKind::Hello, &hello).into()))
@@ -692,15 +692,24 @@ impl Transport {
         };
         // This node told its own incarnation in the upgrade answer (`server::raft_socket`).
         let bound = BoundIncarnations::told(config.incarnations.as_ref().map(|book| book.own()), incarnation);
-        if !transcript.verify_hello_bound(secret, &hello.mac, bound) {
-            return Err("authentication failed: wrong cluster secret (or an altered handshake)".to_string());
-        }
+        // The proof binds the address the Hello gives (which this node may dial back), so a
+        // relay that rewrites it is refused here.
+        let proof = transcript.check_hello(secret, &hello, bound).ok_or_else(|| {
+            "authentication failed: wrong cluster secret (or an altered handshake)".to_string()
+        })?;
         let welcome = Welcome { mac: transcript.welcome_mac_bound(secret, bound) };
         socket
             .send(WsMessage::binary(encode_frame(FrameKind::Welcome, &welcome).into()))
             .await
             .map_err(|e| format!("cannot send welcome: {e}"))?;
-        let address = hello.address.filter(|_| !crate::peer_auth::records::is_browser_node_id(hello.node_id));
+        let address = match proof {
+            HelloProof::Addressed => hello.address,
+            HelloProof::AddressNotBound => {
+                tracing::info!(peer = %hello.node_id, "an older build's hello: its address is not bound, ignored");
+                None
+            }
+        };
+        let address = address.filter(|_| !crate::peer_auth::records::is_browser_node_id(hello.node_id));
         Ok((hello.node_id, address, transcript.session(secret, Side::Acceptor)))
     }
 

@@ -178,7 +178,7 @@ async fn dial_through_relay(address: &str, honest: u64, told: u64) -> Result<(),
                         node_id: NodeId(2),
                         address: None,
                         nonce: [7; 16],
-                        mac: transcript.hello_mac_bound(SECRET.as_bytes(), bound),
+                        mac: transcript.hello_mac_bound(SECRET.as_bytes(), bound, None),
                     };
                     socket.send(Ws::binary(encode_frame(FrameKind::Hello, &hello))).await.unwrap();
                 }

@@ -477,3 +477,156 @@ async fn registrations_are_limited_and_the_client_registers_again_after_eviction
     assert_eq!(body["value"], json!("2"));
     cluster.shutdown().await;
 }
+
+/// The payload of a masked client-to-server WebSocket frame as [`read_ws_frame`] returns it.
+fn unmasked_payload(frame: &[u8]) -> Vec<u8> {
+    let start = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    let (mask, payload) = frame[start..].split_at(4);
+    payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]).collect()
+}
+
+/// Issue 11 finding 2, the Hello's address: a relay between node 2 and node 1 rewrites the
+/// address node 2's Hello gives (so that node 1 would dial the relay's choice for node 2 from
+/// then on). The address is bound into the Hello's proof: node 1 refuses the handshake and never
+/// records the address. Once the relay stops rewriting, node 1 does record node 2's own (so the
+/// refusal is what kept the rewritten one out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_rewrites_the_hello_address_is_refused() {
+    use native_node::transport::{decode_frame, encode_frame, FrameKind, Hello};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
+    const REWRITTEN: &str = "203.0.113.9:7002";
+    let dir = common::TempDir::new("hello-address");
+    let listener1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (address1, address2) =
+        (listener1.local_addr().unwrap().to_string(), listener2.local_addr().unwrap().to_string());
+    let relay_address = relay.local_addr().unwrap().to_string();
+    let rewrite = Arc::new(AtomicBool::new(true));
+    let rewritten = Arc::new(AtomicU64::new(0));
+    // The relay: node 2 reaches node 1 only through it. It forwards everything but the Hello,
+    // whose address it replaces while `rewrite` holds.
+    let relay_task = {
+        let (address1, address2) = (address1.clone(), address2.clone());
+        let (rewrite, rewritten) = (rewrite.clone(), rewritten.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = relay.accept().await else { return };
+                let Ok(server) = tokio::net::TcpStream::connect(&address1).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let (rewrite, rewritten, address2) = (rewrite.clone(), rewritten.clone(), address2.clone());
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        let mut byte = [0u8; 1];
+                        if client_read.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    if server_write.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let mut first = true;
+                    while let Some(mut frame) = read_ws_frame(&mut client_read).await {
+                        if std::mem::take(&mut first) && rewrite.load(Ordering::SeqCst) {
+                            let payload = unmasked_payload(&frame);
+                            if let Ok(mut hello) = decode_frame::<Hello>(&payload, FrameKind::Hello) {
+                                assert_eq!(
+                                    hello.address.as_ref(),
+                                    Some(&address2),
+                                    "node 2 gives its own address"
+                                );
+                                hello.address = Some(REWRITTEN.into());
+                                frame = masked_binary_frame(&encode_frame(FrameKind::Hello, &hello));
+                                rewritten.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        if server_write.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+    };
+    // Node 1 alone knows no address for node 2; node 2 dials node 1 through the relay.
+    let config1 = common::node_config(1, &[(NodeId(1), address1.clone())], &dir);
+    let config2 =
+        common::node_config(2, &[(NodeId(1), relay_address.clone()), (NodeId(2), address2.clone())], &dir);
+    let node1 = native_node::server::start(config1, listener1).await.unwrap();
+    let node2 = native_node::server::start(config2, listener2).await.unwrap();
+    let metrics = node1.raft.metrics().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metrics.peer_handshakes_refused_total.load(Ordering::Relaxed) < 2 {
+        assert_eq!(node1.transport.address(NodeId(2)), None, "node 1 took the relay's address for node 2");
+        assert!(std::time::Instant::now() < deadline, "node 1 never refused a rewritten hello");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rewritten.load(Ordering::SeqCst) >= 2, "the relay rewrote no hello");
+    assert_eq!(node1.transport.address(NodeId(2)), None);
+    // The relay only forwards now: node 2's own address is bound, and taken.
+    rewrite.store(false, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node1.transport.address(NodeId(2)).as_deref() != Some(address2.as_str()) {
+        assert!(std::time::Instant::now() < deadline, "node 1 never took node 2's own address");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay_task.abort();
+    node1.shutdown().await;
+    node2.shutdown().await;
+}
+
+/// A native node built before the Hello's address was bound sends an address-less proof with an
+/// address: it is welcomed (so a rolling upgrade's old nodes can still dial the new ones) but its
+/// address is nobody's word, and is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_builds_hello_is_welcomed_but_its_unbound_address_is_ignored() {
+    use native_node::transport::{
+        decode_frame, encode_frame, Challenge, FrameKind, Hello, Transcript, Welcome,
+    };
+    let cluster = Cluster::start(1, "legacy-hello").await;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await;
+    let address = &cluster.addresses[0];
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/raft")).await.unwrap();
+    let first = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap() {
+        Some(Ok(WsMessage::Binary(bytes))) => bytes,
+        other => panic!("no challenge: {other:?}"),
+    };
+    let challenge: Challenge = decode_frame(&first, FrameKind::Challenge).unwrap();
+    let transcript = Transcript {
+        acceptor_nonce: challenge.nonce,
+        dialler_nonce: [5; 16],
+        cluster_id: challenge.cluster_id.clone(),
+        acceptor: challenge.node_id,
+        dialler: NodeId(2),
+    };
+    let hello = Hello {
+        cluster_id: challenge.cluster_id,
+        node_id: NodeId(2),
+        address: Some("203.0.113.9:7002".into()),
+        nonce: [5; 16],
+        mac: transcript.hello_mac(SECRET.as_bytes()),
+    };
+    socket.send(WsMessage::binary(encode_frame(FrameKind::Hello, &hello))).await.unwrap();
+    let answer = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap() {
+        Some(Ok(WsMessage::Binary(bytes))) => bytes,
+        other => panic!("no answer: {other:?}"),
+    };
+    let welcome: Welcome = decode_frame(&answer, FrameKind::Welcome).unwrap();
+    assert!(transcript.verify_welcome(SECRET.as_bytes(), &welcome.mac));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cluster.nodes[0].as_ref().unwrap().transport.address(NodeId(2)), None);
+    cluster.shutdown().await;
+}

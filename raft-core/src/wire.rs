@@ -10,7 +10,9 @@
 //! **Handshake** (mutual challenge-response; the secret never crosses the wire):
 //! 1. the acceptor sends `Challenge { cluster_id, node_id, nonce_a }`;
 //! 2. the dialler answers `Hello { cluster_id, node_id, address, nonce_d, mac }` with
-//!    `mac = HMAC(secret, "hello" ‖ transcript)`;
+//!    `mac = HMAC(secret, "hello v3 with address" ‖ transcript ‖ address)` when it gives an
+//!    address, and `mac = HMAC(secret, "hello v2" ‖ transcript)` when it gives none (a browser
+//!    tab; [`Transcript::hello_mac_bound`]);
 //! 3. the acceptor answers `Welcome { mac = HMAC(secret, "welcome" ‖ transcript) }` or
 //!    `Reject { reason }`.
 //!
@@ -18,7 +20,11 @@
 //! length-prefixed), so both proofs are bound to this connection's two fresh nonces and to both
 //! identities: a handshake recorded elsewhere proves nothing here. Between native nodes the
 //! proofs also bind both data-directory incarnations told in the WebSocket upgrade
-//! ([`BoundIncarnations`]; tabs tell none, and their proofs are unchanged).
+//! ([`BoundIncarnations`]; tabs tell none, and their proofs are unchanged), and the Hello's
+//! proof binds the address the dialler gives, which the acceptor may dial back: a relay that
+//! rewrites it breaks the proof. Every field of `Challenge`, `Hello` and `Welcome` that an end
+//! acts on is thus either bound or checked equal to its own (`cluster_id`); only `Reject`'s
+//! reason (logged, never acted on) is not.
 //!
 //! **Session.** Both ends derive `session = HMAC(secret, "session" ‖ transcript)` and one key
 //! per direction, `HMAC(session, "dialler to acceptor")` and `HMAC(session, "acceptor to
@@ -235,6 +241,17 @@ pub struct Reject {
     pub reason: String,
 }
 
+/// What a Hello's proof covers ([`Transcript::check_hello`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelloProof {
+    /// The proof binds the Hello's address, or the Hello gives none.
+    Addressed,
+    /// The proof is good but does not bind the address the Hello gives: a native node built
+    /// before address binding (kept so that a rolling upgrade's old nodes can still dial the
+    /// new ones). The address must be ignored.
+    AddressNotBound,
+}
+
 /// What both ends of one connection agree on after the two first frames.
 #[derive(Clone, Debug)]
 pub struct Transcript {
@@ -327,24 +344,62 @@ impl Transcript {
         mac
     }
 
-    /// The dialler's proof.
+    /// The dialler's proof without an address: a browser tab's (and an old native build's).
     pub fn hello_mac(&self, secret: &[u8]) -> Vec<u8> {
-        self.hello_mac_bound(secret, BoundIncarnations::NONE)
+        self.hello_mac_bound(secret, BoundIncarnations::NONE, None)
     }
 
-    /// The dialler's proof, binding the incarnations both told.
-    pub fn hello_mac_bound(&self, secret: &[u8], bound: BoundIncarnations) -> Vec<u8> {
-        self.mac(secret, b"flotilla hello v2", bound).finalize().into_bytes().to_vec()
+    /// The dialler's proof, binding the incarnations both told and the `address` its Hello
+    /// gives. With an address the label is another one (`v3 with address`) and the address is
+    /// one more length-prefixed part after everything else, so an address-less proof never
+    /// passes for a Hello that gives an address, nor one address's proof for another; without
+    /// one the proof is exactly that of before address binding, so tabs' proofs are unchanged.
+    pub fn hello_mac_bound(&self, secret: &[u8], bound: BoundIncarnations, address: Option<&str>) -> Vec<u8> {
+        self.hello(secret, bound, address).finalize().into_bytes().to_vec()
     }
 
-    /// Whether `mac` is the dialler's proof (constant time).
+    /// Whether `mac` is the dialler's proof without an address (constant time).
     pub fn verify_hello(&self, secret: &[u8], mac: &[u8]) -> bool {
-        self.verify_hello_bound(secret, mac, BoundIncarnations::NONE)
+        self.verify_hello_bound(secret, mac, BoundIncarnations::NONE, None)
     }
 
-    /// Whether `mac` is the dialler's proof binding these incarnations (constant time).
-    pub fn verify_hello_bound(&self, secret: &[u8], mac: &[u8], bound: BoundIncarnations) -> bool {
-        self.mac(secret, b"flotilla hello v2", bound).verify_slice(mac).is_ok()
+    /// Whether `mac` is the dialler's proof binding these incarnations and this `address`
+    /// (constant time).
+    pub fn verify_hello_bound(
+        &self,
+        secret: &[u8],
+        mac: &[u8],
+        bound: BoundIncarnations,
+        address: Option<&str>,
+    ) -> bool {
+        self.hello(secret, bound, address).verify_slice(mac).is_ok()
+    }
+
+    /// What an acceptor makes of `hello`'s proof: [`HelloProof::Addressed`] when it binds the
+    /// Hello's address (or the Hello gives none), [`HelloProof::AddressNotBound`] when it is a
+    /// proof by a build from before address binding (the dialler holds the secret, but the
+    /// address it gives is nobody's word and must be ignored), `None` when the dialler proved
+    /// nothing.
+    pub fn check_hello(&self, secret: &[u8], hello: &Hello, bound: BoundIncarnations) -> Option<HelloProof> {
+        if self.verify_hello_bound(secret, &hello.mac, bound, hello.address.as_deref()) {
+            Some(HelloProof::Addressed)
+        } else if hello.address.is_some() && self.verify_hello_bound(secret, &hello.mac, bound, None) {
+            Some(HelloProof::AddressNotBound)
+        } else {
+            None
+        }
+    }
+
+    fn hello(&self, secret: &[u8], bound: BoundIncarnations, address: Option<&str>) -> HmacSha256 {
+        match address {
+            None => self.mac(secret, b"flotilla hello v2", bound),
+            Some(address) => {
+                let mut mac = self.mac(secret, b"flotilla hello v3 with address", bound);
+                mac.update(&(address.len() as u32).to_le_bytes());
+                mac.update(address.as_bytes());
+                mac
+            }
+        }
     }
 
     /// The acceptor's proof.
@@ -582,13 +637,13 @@ mod tests {
     fn proofs_bind_the_incarnations_told_and_nothing_bound_is_the_plain_proof() {
         let good = transcript();
         // Nothing bound (a tab's handshake): exactly the proofs of before.
-        assert_eq!(good.hello_mac_bound(b"secret", BoundIncarnations::NONE), good.hello_mac(b"secret"));
+        assert_eq!(good.hello_mac_bound(b"secret", BoundIncarnations::NONE, None), good.hello_mac(b"secret"));
         assert_eq!(good.welcome_mac_bound(b"secret", BoundIncarnations::NONE), good.welcome_mac(b"secret"));
         assert_eq!(BoundIncarnations::told(Some(7), None), BoundIncarnations::NONE);
         let bound = BoundIncarnations::told(Some(7), Some(9));
-        let hello = good.hello_mac_bound(b"secret", bound);
+        let hello = good.hello_mac_bound(b"secret", bound, None);
         let welcome = good.welcome_mac_bound(b"secret", bound);
-        assert!(good.verify_hello_bound(b"secret", &hello, bound));
+        assert!(good.verify_hello_bound(b"secret", &hello, bound, None));
         assert!(good.verify_welcome_bound(b"secret", &welcome, bound));
         // A relay that alters, strips or swaps either incarnation breaks both proofs.
         for altered in [
@@ -598,9 +653,59 @@ mod tests {
             BoundIncarnations::told(None, Some(9)),
             BoundIncarnations::told(Some(9), Some(7)),
         ] {
-            assert!(!good.verify_hello_bound(b"secret", &hello, altered), "{altered:?}");
+            assert!(!good.verify_hello_bound(b"secret", &hello, altered, None), "{altered:?}");
             assert!(!good.verify_welcome_bound(b"secret", &welcome, altered), "{altered:?}");
         }
+    }
+
+    #[test]
+    fn the_hello_proof_binds_the_address_it_gives() {
+        let good = transcript();
+        let address = "10.0.0.2:7002";
+        let hello = |address: Option<&str>, mac: Vec<u8>| Hello {
+            cluster_id: "c".into(),
+            node_id: NodeId(2),
+            address: address.map(Into::into),
+            nonce: [2; 16],
+            mac,
+        };
+        for bound in [BoundIncarnations::NONE, BoundIncarnations::told(Some(7), Some(9))] {
+            let mac = good.hello_mac_bound(b"secret", bound, Some(address));
+            assert!(good.verify_hello_bound(b"secret", &mac, bound, Some(address)));
+            assert_eq!(
+                good.check_hello(b"secret", &hello(Some(address), mac.clone()), bound),
+                Some(HelloProof::Addressed)
+            );
+            // A relay that rewrites, strips or extends the address breaks the proof.
+            for altered in
+                [Some("10.0.0.66:7002"), Some("10.0.0.2:7003"), Some("10.0.0.2:70020"), Some(""), None]
+            {
+                assert!(!good.verify_hello_bound(b"secret", &mac, bound, altered), "{altered:?}");
+                assert_eq!(
+                    good.check_hello(b"secret", &hello(altered, mac.clone()), bound),
+                    None,
+                    "{altered:?}"
+                );
+            }
+            assert!(!good.verify_hello_bound(b"other", &mac, bound, Some(address)));
+            assert!(!good.verify_welcome_bound(b"secret", &mac, bound), "a hello proof is no welcome proof");
+            // An address-less proof (a tab's, an old build's) never binds an address: a Hello
+            // that carries one with it is authenticated, its address is not.
+            let plain = good.hello_mac_bound(b"secret", bound, None);
+            assert_ne!(plain, mac);
+            assert!(!good.verify_hello_bound(b"secret", &plain, bound, Some(address)));
+            assert_eq!(
+                good.check_hello(b"secret", &hello(None, plain.clone()), bound),
+                Some(HelloProof::Addressed)
+            );
+            assert_eq!(
+                good.check_hello(b"secret", &hello(Some("10.0.0.66:1"), plain.clone()), bound),
+                Some(HelloProof::AddressNotBound)
+            );
+            assert_eq!(good.check_hello(b"other", &hello(Some(address), plain), bound), None);
+        }
+        // Tabs' proofs are those of before: no address, nothing bound.
+        assert_eq!(good.hello_mac_bound(b"secret", BoundIncarnations::NONE, None), good.hello_mac(b"secret"));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::peer_auth::invite::{
 };
 use crate::peer_auth::member_hints::{MemberAddress, MemberHints, MEMBER_HINTS_MAX};
 use crate::peer_auth::records::{is_browser_node_id, BROWSER_NODE_ID_MIN};
-use crate::peer_auth::{decode_frame, encode_frame, Challenge, FrameKind, Hello, Session, Side, Transcript};
+use crate::peer_auth::{
+    decode_frame, encode_frame, BoundIncarnations, Challenge, FrameKind, Hello, Session, Side, Transcript,
+};
 use raft_core::NodeId;
 
 /// The harness's clock: invitations are checked against this time.
@@ -139,7 +141,8 @@ pub(super) fn tab_acceptor<'a>(mut parts: impl Iterator<Item = &'a [u8]>) {
         }
         let tab_key = honest_tab_key();
         let transcript = tab_transcript(hello.nonce);
-        if !transcript.verify_hello(&tab_key, &hello.mac) {
+        // As the transport checks every Hello (a tab's address, bound or not, is ignored).
+        if transcript.check_hello(&tab_key, &hello, BoundIncarnations::NONE).is_none() {
             return;
         }
         assert_eq!(hello.mac, transcript.hello_mac(&tab_key), "a tab's hello believed without its key");
