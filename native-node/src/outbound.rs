@@ -27,13 +27,9 @@ pub const MERGE_BYTES_MAX: u64 = 1 << 20;
 
 /// Shortest time between two writes of entries to a learner tab (other messages, heartbeats,
 /// snapshot chunks and read answers, do not wait). Its appends queue meanwhile and leave
-/// merged: a learner does not count toward commit (thesis §4.2.1), so it may lag by this much
-/// more (and a linearizable read on the tab, which waits to apply the read index, may wait as
-/// long), and the leader writes, seals, and reads and steps answers, once per interval per tab
-/// instead of once per append. 25 ms: a profile of the 8-tab figure at 10 ms still showed the
-/// per-frame work (a socket write, a tag's fixed cost, the tab's answer read, opened and
-/// stepped) as a large share of what each tab costs the leader.
-pub const LEARNER_WRITE_INTERVAL: Duration = Duration::from_millis(25);
+/// merged: a learner does not count toward commit (thesis §4.2.1), so it may lag by this much,
+/// and the leader writes, seals and hears answers far less often per tab.
+pub const LEARNER_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The entries of one AppendEntries, shared by every peer that is sent them.
 pub struct SharedEntries {
