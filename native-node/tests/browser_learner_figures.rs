@@ -319,8 +319,10 @@ mod node_processes {
     /// The node binary: this build's, or `FLOTILLA_FIGURE_NODE_BINARY` (to compare two builds
     /// in one sitting).
     pub fn binary() -> String {
-        std::env::var("FLOTILLA_FIGURE_NODE_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_raft-node").into())
+        std::env::var("FLOTILLA_FIGURE_NODE_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_raft-node").into())
     }
+
     /// 64 hex digits: `serve` refuses weaker secrets.
     pub const SECRET: &str = "5a69788796a5b4c3d2e1f00f1e2d3c4b0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
