@@ -316,7 +316,13 @@ mod node_processes {
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
 
-    pub const BINARY: &str = env!("CARGO_BIN_EXE_raft-node");
+    /// The node binary: this build's, or `FLOTILLA_FIGURE_NODE_BINARY` (to compare two builds
+    /// in one sitting).
+    pub fn binary() -> String {
+        std::env::var("FLOTILLA_FIGURE_NODE_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_raft-node").into())
+    }
+
     /// 64 hex digits: `serve` refuses weaker secrets.
     pub const SECRET: &str = "5a69788796a5b4c3d2e1f00f1e2d3c4b0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -341,7 +347,7 @@ mod node_processes {
     pub fn spawn(id: u64, addresses: &[String], root: &Path) -> NodeProcess {
         let bootstrap: Vec<String> =
             addresses.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
-        let child = Command::new(BINARY)
+        let child = Command::new(binary())
             .args(["serve", "--id", &id.to_string(), "--listen", &addresses[(id - 1) as usize]])
             .arg("--data-dir")
             .arg(root.join(format!("node-{id}")))
@@ -379,6 +385,10 @@ async fn costed_run(addresses: &[String], pids: &[String], leader: u64) -> Coste
     use node_processes::cpu_seconds;
     let before: Vec<f64> = pids.iter().map(|pid| cpu_seconds(pid)).collect();
     let own_before = cpu_seconds("self");
+    // Wall-clock bounds of the run, to cut a `perf record -k CLOCK_REALTIME` profile with
+    // `perf report --time`.
+    let unix_now = || std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_secs_f64();
+    let started_unix = unix_now();
     let config = BenchConfig {
         endpoints: addresses.to_vec(),
         clients: 64,
@@ -390,6 +400,7 @@ async fn costed_run(addresses: &[String], pids: &[String], leader: u64) -> Coste
         security: Default::default(),
     };
     let report = bench::run(config).await;
+    println!("run from {started_unix:.6} to {:.6} (unix seconds)", unix_now());
     let used: Vec<f64> = pids.iter().zip(&before).map(|(pid, before)| cpu_seconds(pid) - before).collect();
     let per_kput = |seconds: f64| 1000.0 * seconds / (report.ops as f64 / 1000.0);
     let leader_index = (leader - 1) as usize;
