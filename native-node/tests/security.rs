@@ -119,6 +119,24 @@ async fn clients_cannot_touch_the_reserved_address_records() {
 }
 
 /// Reads one WebSocket frame (client to server, masked) from `from` and returns its raw bytes.
+/// A relay's first step: the HTTP upgrade request, byte by byte up to its blank line, passed on
+/// unchanged. False when either side closed.
+async fn forward_upgrade_request(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        if from.read_exact(&mut byte).await.is_err() {
+            return false;
+        }
+        head.push(byte[0]);
+    }
+    to.write_all(&head).await.is_ok()
+}
+
 async fn read_ws_frame(from: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let mut head = [0u8; 2];
@@ -199,17 +217,7 @@ async fn a_relay_that_injects_a_frame_after_the_handshake_is_refused() {
                 let inject = std::mem::take(&mut first);
                 let injected = injected.clone();
                 tokio::spawn(async move {
-                    use tokio::io::AsyncReadExt;
-                    // The HTTP upgrade request, byte by byte up to its blank line.
-                    let mut head = Vec::new();
-                    while !head.ends_with(b"\r\n\r\n") {
-                        let mut byte = [0u8; 1];
-                        if client_read.read_exact(&mut byte).await.is_err() {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    if server_write.write_all(&head).await.is_err() {
+                    if !forward_upgrade_request(&mut client_read, &mut server_write).await {
                         return;
                     }
                     let mut frames = 0;
@@ -526,16 +534,7 @@ async fn a_relay_that_rewrites_the_hello_address_is_refused() {
                 });
                 let (rewrite, rewritten, address2) = (rewrite.clone(), rewritten.clone(), address2.clone());
                 tokio::spawn(async move {
-                    use tokio::io::AsyncReadExt;
-                    let mut head = Vec::new();
-                    while !head.ends_with(b"\r\n\r\n") {
-                        let mut byte = [0u8; 1];
-                        if client_read.read_exact(&mut byte).await.is_err() {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    if server_write.write_all(&head).await.is_err() {
+                    if !forward_upgrade_request(&mut client_read, &mut server_write).await {
                         return;
                     }
                     let mut first = true;
