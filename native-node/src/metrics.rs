@@ -151,7 +151,8 @@ pub struct Metrics {
     pub admin_auth_throttled_total: AtomicU64,
     /// TCP connections or WebSockets refused by a connection limit (per address, clients, peers).
     pub connections_refused_total: AtomicU64,
-    /// Connections closed because they sent no complete request in time or stayed idle.
+    /// Connections closed because they sent no complete request in time or stayed idle (a
+    /// restore body too slow or silent, answered 408, counts too).
     pub connections_timed_out_total: AtomicU64,
     /// Connections whose TLS handshake failed (no TLS, unknown CA, bad certificate).
     pub connections_tls_failed_total: AtomicU64,
@@ -322,7 +323,7 @@ impl Metrics {
             ),
             (
                 "raft_connections_timed_out_total",
-                "Connections closed: header or idle timeout",
+                "Connections closed: header, idle or restore-body timeout",
                 &self.connections_timed_out_total,
             ),
             (

@@ -39,6 +39,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use raft_core::kv::{CommandBody, Output, RESTORE_CHUNK_BYTES_MAX};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The default of `--restore-bytes-max`: the largest snapshot `POST /admin/restore` accepts.
@@ -153,10 +154,12 @@ pub(crate) async fn stream(state: &AppState, body: axum::body::Body, bytes_max: 
                      ({total} bytes in {:?})",
                     started.elapsed()
                 );
+                state.metrics.connections_timed_out_total.fetch_add(1, Ordering::Relaxed);
                 return refusal(StatusCode::REQUEST_TIMEOUT, "timeout", message);
             }
             Err(_) => {
                 let message = format!("the restore body sent nothing for {RESTORE_IDLE_TIMEOUT:?}");
+                state.metrics.connections_timed_out_total.fetch_add(1, Ordering::Relaxed);
                 return refusal(StatusCode::REQUEST_TIMEOUT, "timeout", message);
             }
             Ok(Some(Err(error))) => {

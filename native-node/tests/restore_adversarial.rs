@@ -309,6 +309,17 @@ async fn a_dripped_restore_body_is_timed_out() {
             let read = read.unwrap();
             let text = String::from_utf8_lossy(&answer[..read]);
             assert!(text.starts_with("HTTP/1.1 408") && text.contains("slower than"), "{text}");
+            // Counted with the other connections timed out (bad input gets a counter).
+            let metrics =
+                native_node::client::http_request(&address, "GET", "/metrics", None, b"").await.unwrap();
+            let metrics = String::from_utf8_lossy(&metrics.body).to_string();
+            let timed_out: u64 = metrics
+                .lines()
+                .find(|line| line.starts_with("raft_connections_timed_out_total"))
+                .and_then(|line| line.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(timed_out >= 1, "the 408 was not counted:\n{metrics}");
             return;
         }
     }
