@@ -412,20 +412,11 @@ fn exchange_timeout(body_bytes: u64) -> Duration {
     Duration::from_secs(30 + body_bytes / (1 << 20))
 }
 
-/// The largest answer read to any request but `GET /admin/backup`: every other route answers a
-/// few KiB of JSON or text, so a broken or malicious server cannot make the CLI buffer gigabytes
-/// (for the length of [`exchange_timeout`]) before it gives up.
+/// The largest answer read into memory: every route answers a few KiB of JSON or text, so a
+/// broken or malicious server cannot make the CLI buffer gigabytes (for the length of
+/// [`exchange_timeout`]) before it gives up. A backup, the store itself, is streamed to its file
+/// instead ([`crate::backup_download`]).
 pub const HTTP_ANSWER_BYTES_MAX: u64 = 8 << 20;
-
-/// How many answer bytes to accept for `method path`. A backup is the store itself and is held
-/// whole (as `admin backup` writes it in one go), so it is not capped here.
-fn answer_bytes_max(method: &str, path: &str) -> u64 {
-    if method == "GET" && path.starts_with("/admin/backup") {
-        u64::MAX
-    } else {
-        HTTP_ANSWER_BYTES_MAX
-    }
-}
 
 /// [`http_request`], over TLS when `tls` is given.
 ///
@@ -440,6 +431,35 @@ pub async fn http_request_tls(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<HttpAnswer, String> {
     http_request_body_tls(address, method, path, secret, RequestBody::Bytes(body), tls).await
+}
+
+/// Connects to `address` (over TLS when `tls` is given) and sends the head of an HTTP/1.1
+/// request with `Connection: close`; the caller sends `body_bytes` of body after it.
+pub(crate) async fn send_request_head(
+    address: &str,
+    method: &str,
+    path: &str,
+    secret: Option<&str>,
+    body_bytes: u64,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn crate::tls::ByteStream>, String> {
+    use tokio::io::AsyncWriteExt;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let mut stream: Box<dyn crate::tls::ByteStream> = match tls {
+        None => Box::new(tcp),
+        Some(tls) => Box::new(crate::tls::connect(tls, address, tcp).await?),
+    };
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {body_bytes}\r\n"
+    );
+    if let Some(secret) = secret {
+        head.push_str(&format!("Authorization: Bearer {secret}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.map_err(|e| format!("send to {address}: {e}"))?;
+    Ok(stream)
 }
 
 /// [`http_request_tls`] with a body that may be a file.
@@ -465,21 +485,7 @@ pub async fn http_request_body_tls(
         }
     };
     let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let mut stream: Box<dyn crate::tls::ByteStream> = match tls {
-            None => Box::new(tcp),
-            Some(tls) => Box::new(crate::tls::connect(tls, address, tcp).await?),
-        };
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {body_bytes}\r\n"
-        );
-        if let Some(secret) = secret {
-            head.push_str(&format!("Authorization: Bearer {secret}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.map_err(|e| format!("send to {address}: {e}"))?;
+        let mut stream = send_request_head(address, method, path, secret, body_bytes, tls).await?;
         // A server may answer before the whole body is read (a restore over its cap: 413) and
         // close; its answer, not the broken pipe, is what the caller needs.
         let sent = match (&mut file, body) {
@@ -489,7 +495,7 @@ pub async fn http_request_body_tls(
         };
         let sent = sent.map_err(|e| format!("send to {address}: {e}"));
         let mut answer = Vec::new();
-        let cap = answer_bytes_max(method, path);
+        let cap = HTTP_ANSWER_BYTES_MAX;
         let received = (&mut stream).take(cap.saturating_add(1)).read_to_end(&mut answer).await;
         if answer.len() as u64 > cap {
             return Err(format!("{address} answered {method} {path} with more than {cap} bytes"));

@@ -27,6 +27,7 @@ mod address_book;
 mod admin_routes;
 pub mod admission;
 pub mod api;
+pub mod backup_download;
 pub mod bench;
 pub mod browser_peers;
 pub mod browser_voters;

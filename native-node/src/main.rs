@@ -474,34 +474,22 @@ async fn admin(endpoints: Endpoints, operation: AdminOperation, access: &Access)
     let tls = access.tls.as_ref();
     match &operation {
         AdminOperation::Backup { file } => {
-            let answer = native_node::client::http_admin_tls(
+            // Streamed into the file as it arrives (through FILE.partial): a backup of any size,
+            // in bounded memory, with no deadline but an idle timeout per read.
+            let downloaded = native_node::backup_download::download_backup(
                 &endpoints.endpoints,
                 secret_text.as_deref(),
-                "GET",
-                "/admin/backup",
-                &[],
                 tls,
+                file,
             )
             .await;
-            return match answer {
-                Ok(answer) if answer.status == 200 => match std::fs::write(file, &answer.body) {
-                    Ok(()) => {
-                        let index = answer
-                            .headers
-                            .iter()
-                            .find(|(n, _)| n == "x-flotilla-index")
-                            .map(|(_, v)| v.clone());
-                        println!("{}", json!({ "ok": true, "bytes": answer.body.len(), "index": index }));
-                        ExitCode::SUCCESS
-                    }
-                    Err(error) => {
-                        eprintln!("error: cannot write {}: {error}", file.display());
-                        ExitCode::FAILURE
-                    }
-                },
-                Ok(answer) => {
-                    eprintln!("{}", String::from_utf8_lossy(&answer.body));
-                    ExitCode::FAILURE
+            return match downloaded {
+                Ok(downloaded) => {
+                    println!(
+                        "{}",
+                        json!({ "ok": true, "bytes": downloaded.bytes, "index": downloaded.index })
+                    );
+                    ExitCode::SUCCESS
                 }
                 Err(error) => {
                     eprintln!("error: {error}");

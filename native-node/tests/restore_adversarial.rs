@@ -4,12 +4,15 @@
 //! stops half-way or drips. Every buffer bounded, every error clear, nothing panics, nothing
 //! partial applied. Tests that pass are regression tests; an ignored one names a finding.
 //!
-//! Ports: 127.0.0.1:7650–7652 for fake servers, 7660 for the node
+//! The same for `raft-node admin backup`'s download (`native_node::backup_download`).
+//!
+//! Ports: 127.0.0.1:7650–7653 for fake servers, 7660–7661 for the nodes
 //! (FLOTILLA_RESTORE_ADVERSARIAL_PORT overrides the first; the rest follow it).
 
 mod common;
 
 use common::TempDir;
+use native_node::backup_download::download_backup;
 use native_node::client::{http_request_body_tls, Client, ClientConfig, RequestBody, HTTP_ANSWER_BYTES_MAX};
 use raft_core::kv::{Command, CommandBody, KvConfig, KvStore, Operation};
 use raft_core::state_machine::StateMachine;
@@ -158,6 +161,43 @@ impl Drop for Node {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `admin backup` streams the answer into its file: a backup larger than any other answer's cap
+/// (`HTTP_ANSWER_BYTES_MAX`) arrives whole, with its index, and no `.partial` file is left.
+/// Was noticed (session 8): the CLI held the whole backup in memory, under the 30 s deadline
+/// of every other exchange.
+#[tokio::test]
+async fn a_backup_larger_than_any_api_answer_streams_into_its_file() {
+    let bytes = 2 * HTTP_ANSWER_BYTES_MAX + (1 << 20);
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\nx-flotilla-index: 7\r\n\r\n");
+    let server = fake_server(port(2), head.into_bytes(), bytes).await;
+    let root = TempDir::new("backup-download-large");
+    let file = root.0.join("backup.bin");
+    let endpoints = [format!("127.0.0.1:{}", port(2))];
+    let downloaded = download_backup(&endpoints, Some(SECRET), None, &file).await.unwrap();
+    assert_eq!(downloaded.bytes, bytes);
+    assert_eq!(downloaded.index.as_deref(), Some("7"));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes);
+    assert!(!root.0.join("backup.bin.partial").exists());
+    server.abort();
+}
+
+/// A backup cut off before its announced length is an error naming what arrived, and leaves no
+/// file that looks like a backup: an earlier backup at that path is kept as it was.
+#[tokio::test]
+async fn a_cut_off_backup_is_an_error_and_keeps_the_earlier_file() {
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1 << 20);
+    let server = fake_server(port(3), head.into_bytes(), 64 * 1024).await;
+    let root = TempDir::new("backup-download-cut");
+    let file = root.0.join("backup.bin");
+    std::fs::write(&file, b"an earlier backup").unwrap();
+    let endpoints = [format!("127.0.0.1:{}", port(3))];
+    let error = download_backup(&endpoints, Some(SECRET), None, &file).await.unwrap_err();
+    assert!(error.contains("cut the backup off after 65536 of 1048576 bytes"), "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"an earlier backup");
+    assert!(!root.0.join("backup.bin.partial").exists());
+    server.abort();
 }
 
 fn spawn_node(address: &str, root: &std::path::Path) -> Node {
