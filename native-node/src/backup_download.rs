@@ -155,6 +155,12 @@ async fn write_body<R: AsyncRead + Unpin>(
     tokio::fs::rename(&partial, file)
         .await
         .map_err(|e| format!("cannot rename {} to {}: {e}", partial.display(), file.display()))?;
+    // The rename itself survives a crash once the directory is synced (best effort: some
+    // platforms cannot open a directory).
+    let directory = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Ok(directory) = tokio::fs::File::open(directory).await {
+        let _ = directory.sync_all().await;
+    }
     Ok(Downloaded { bytes: written, index })
 }
 
