@@ -520,6 +520,9 @@ function drawFigures(ctx, layout, frame, pal) {
     line(columns.map(([, cell]) => cell(node)), `${weight} 11px system-ui, sans-serif`, node.liveness === 'down' ? pal.muted : pal.ink);
   }
   if (shown.length < rows.length) line([`+${rows.length - shown.length} more (see the table)`], '10px system-ui, sans-serif', pal.muted);
+  else if (shown.some((n) => n.figures.lag !== null && n.figures.lagFrom === 'match')) {
+    line(['* by the leader\'s match index (another tab\'s applied index is its own to know)'], '10px system-ui, sans-serif', pal.muted);
+  }
 }
 
 // Log lanes: one row per node (compact: the leader and the selected node), entries aligned by

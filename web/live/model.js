@@ -150,13 +150,17 @@ export function liveFrame(state) {
 
 const agoText = (ms) => (ms === null || ms === undefined ? 'never' : `${Math.round(ms)} ms ago`);
 
-/** Last contact, as this tab knows it: its own socket to a native member, else the leader's word. */
+/**
+ * Last contact. A tab hears only from the leader (a follower sends a learner nothing), so for
+ * another member the leader's word counts: when it last heard from it. For a native member the
+ * tab's own socket is said too.
+ */
 function contactText(m, ownId) {
   if (m.id === ownId) return 'this tab';
-  if (m.kind === 'native' && m.connected) return `connected, ${agoText(m.lastContactMs)}`;
-  const heard = m.leaderContactMs ?? null;
-  if (heard !== null && m.role !== 'leader') return `leader heard it ${agoText(heard)}`;
-  return m.kind === 'browser' ? 'unknown' : `not connected, ${agoText(m.lastContactMs)}`;
+  const heard = m.role === 'leader' ? null : m.leaderContactMs ?? null;
+  if (m.kind === 'browser') return heard === null ? 'unknown' : `leader heard it ${agoText(heard)}`;
+  const socket = m.connected ? 'connected' : 'not connected';
+  return heard === null ? `${socket}, ${agoText(m.lastContactMs)}` : `${socket}; leader heard it ${agoText(heard)}`;
 }
 
 /** A figure for text: the number, or "unknown". */

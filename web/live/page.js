@@ -43,7 +43,7 @@ const MARKUP = `
     <div class="live-side">
       <p id="live-summary" class="small"></p>
       <table id="live-members" class="small"><caption>Members, as this tab sees them</caption>
-        <thead><tr><th scope="col">node</th><th scope="col">kind</th><th scope="col">role</th><th scope="col">commit</th><th scope="col">applied</th><th scope="col">lag</th><th scope="col">last contact</th></tr></thead>
+        <thead><tr><th scope="col">node</th><th scope="col">role</th><th scope="col">commit</th><th scope="col">applied</th><th scope="col">lag</th><th scope="col">last contact</th></tr></thead>
         <tbody></tbody></table>
       <form id="live-put" class="row">
         <label for="live-put-key">Put</label>
@@ -190,8 +190,18 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
       ...memberRows(state).map((row) => {
         const tr = document.createElement('tr');
         if (row.id === state.nodeId) tr.className = 'own';
-        const node = row.kind === 'native' ? `${row.label} (${row.address})` : row.label;
-        for (const cell of [node, row.kind, row.role, row.commit, row.applied, row.lag, row.contact]) {
+        // The node's label, and a native member's address on a line of its own (breakable
+        // anywhere, so the table fits a phone); a tab's label says it is a tab.
+        const node = document.createElement('td');
+        node.textContent = row.label;
+        if (row.kind === 'native') {
+          const address = document.createElement('span');
+          address.className = 'live-address';
+          address.textContent = row.address;
+          node.append(address);
+        }
+        tr.append(node);
+        for (const cell of [row.role, row.commit, row.applied, row.lag, row.contact]) {
           const td = document.createElement('td');
           td.textContent = cell;
           tr.append(td);
