@@ -189,6 +189,7 @@ export function drawFrame(ctx, layout, view) {
   for (const node of frame.nodes) drawNode(ctx, layout, node, frame, view.selectedNode === node.id, pal);
   for (const m of frame.messages) drawMessage(ctx, layout, m, view.timeMs, view.selectedMessage === m.id, pal);
   drawLogs(ctx, layout, view, pal);
+  if (!view.logs) drawFigures(ctx, layout, frame, pal);
   if (view.joint) drawJoint(ctx, layout, view.joint, pal);
 }
 
@@ -319,7 +320,7 @@ function drawNode(ctx, layout, node, frame, selected, pal) {
     ctx.font = `700 ${Math.round(r * (name.length > 3 ? 0.3 : 0.62))}px system-ui, sans-serif`;
     ctx.fillText(name, x, y - r * 0.2);
     ctx.font = `${Math.round(r * 0.34)}px system-ui, sans-serif`;
-    ctx.fillText(`term ${node.term}`, x, y + r * 0.38);
+    ctx.fillText(`term ${node.term ?? '?'}`, x, y + r * 0.38);
     const label = down
       ? 'down'
       : paused
@@ -476,6 +477,51 @@ function drawMessage(ctx, layout, m, timeMs, selected, pal) {
     ctx.strokeStyle = pal.selected;
     ctx.lineWidth = 2;
     ctx.stroke();
+  }
+}
+
+// The live view's figures (web/live/model.js) where the playground draws log lanes: one row per
+// member that carries `figures` ({commit, applied, lag, lagFrom, contact}); a figure not known
+// is written "unknown", never 0. Rows that do not fit are counted in a last line.
+function drawFigures(ctx, layout, frame, pal) {
+  const rows = frame.nodes.filter((n) => n.figures);
+  if (rows.length === 0) return;
+  const area = layout.log;
+  const text = (v) => (v === null || v === undefined ? 'unknown' : String(v));
+  const narrow = area.width < 520;
+  const columns = [
+    ['node', (n) => String(n.label ?? n.id)],
+    ['commit', (n) => text(n.figures.commit)],
+    ['applied', (n) => (n.figures.applied === null && n.figures.matchIndex !== null ? `log ${n.figures.matchIndex}` : text(n.figures.applied))],
+    ['lag', (n) => (n.figures.lag !== null && n.figures.lagFrom === 'match' ? `${n.figures.lag}*` : text(n.figures.lag))],
+    ...(narrow ? [] : [['last contact', (n) => n.figures.contact ?? '']]),
+  ];
+  const widths = narrow ? [0.34, 0.22, 0.24, 0.2] : [0.2, 0.13, 0.15, 0.12, 0.4];
+  const rowHeight = 15;
+  const fit = Math.max(1, Math.floor((area.height - 6) / rowHeight) - 1);
+  const shown = rows.length > fit ? rows.slice(0, fit - 1) : rows;
+  ctx.textBaseline = 'middle';
+  ctx.textAlign = 'left';
+  let y = area.y + rowHeight / 2 + 2;
+  const line = (cells, font, colour) => {
+    ctx.font = font;
+    ctx.fillStyle = colour;
+    let x = area.x;
+    cells.forEach((cell, k) => {
+      const width = cells.length === 1 ? area.width : area.width * widths[k];
+      ctx.fillText(cell, x, y, width - 6);
+      x += width;
+    });
+    y += rowHeight;
+  };
+  line(columns.map(([name]) => name), '600 10px system-ui, sans-serif', pal.muted);
+  for (const node of shown) {
+    const weight = node.own ? 700 : 400;
+    line(columns.map(([, cell]) => cell(node)), `${weight} 11px system-ui, sans-serif`, node.liveness === 'down' ? pal.muted : pal.ink);
+  }
+  if (shown.length < rows.length) line([`+${rows.length - shown.length} more (see the table)`], '10px system-ui, sans-serif', pal.muted);
+  else if (shown.some((n) => n.figures.lag !== null && n.figures.lagFrom === 'match')) {
+    line(['* by the leader\'s match index (another tab\'s applied index is its own to know)'], '10px system-ui, sans-serif', pal.muted);
   }
 }
 

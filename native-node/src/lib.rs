@@ -33,6 +33,7 @@ pub mod browser_peers;
 pub mod browser_voters;
 mod catch_up;
 pub mod client;
+mod cluster_view;
 pub mod connection;
 pub mod credentials;
 #[doc(hidden)]

@@ -174,6 +174,8 @@ pub struct Metrics {
     pub peer_connections_total: AtomicU64,
     /// Client requests answered.
     pub client_requests_total: AtomicU64,
+    /// `GET /v1/cluster` requests (answered from a cache rebuilt at most every 250 ms).
+    pub cluster_view_requests_total: AtomicU64,
     /// Client requests that were not valid JSON or not a known operation.
     pub client_requests_malformed_total: AtomicU64,
     /// Client requests refused because another node leads.
@@ -347,6 +349,11 @@ impl Metrics {
                 &self.registrations_throttled_total,
             ),
             ("raft_client_requests_total", "Client requests answered", &self.client_requests_total),
+            (
+                "raft_cluster_view_requests_total",
+                "GET /v1/cluster requests (the live page's view of the cluster)",
+                &self.cluster_view_requests_total,
+            ),
             (
                 "raft_client_requests_malformed_total",
                 "Malformed client requests",

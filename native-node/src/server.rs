@@ -218,6 +218,8 @@ pub(crate) struct AppState {
     /// `https` when this node serves TLS, else `http`: the scheme of the links it hands out
     /// (redirects, invitations). Every node of a cluster serves the same.
     pub(crate) scheme: &'static str,
+    /// `/v1/cluster`'s answer, rebuilt at most every 250 ms (see [`crate::cluster_view`]).
+    pub(crate) cluster_view: crate::cluster_view::ClusterView,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -364,6 +366,7 @@ pub async fn start(config: ServeConfig, listener: TcpListener) -> Result<Node, S
         invite_page: if config.web_dir.is_some() { "/index.html" } else { "/" }.to_string(),
         session_clock,
         scheme: if config.tls.is_some() { "https" } else { "http" },
+        cluster_view: crate::cluster_view::ClusterView::default(),
     });
     let router = router(state, config.web_dir.clone());
     // The accept loop: connection caps, header-read and idle timeouts, no Nagle (see
@@ -470,6 +473,7 @@ fn router(state: Shared, web_dir: Option<PathBuf>) -> Router {
         .route("/events", get(admin_routes::events_socket))
         .route("/health", get(admin_routes::health))
         .route("/metrics", get(admin_routes::metrics))
+        .route("/v1/cluster", get(crate::cluster_view::cluster))
         .route("/v1/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/admin/backup", get(admin_routes::admin_backup))
         .route("/admin/invite", axum::routing::post(crate::invite::admin_invite))

@@ -5,7 +5,8 @@
 
 import { computeLayout, drawFrame } from '../render.js';
 import { hidpiCanvas } from '../canvas.js';
-import { liveFrame, memberRows } from './model.js';
+import { liveFrame, memberRows, mergeViews } from './model.js';
+import { ClusterPoller } from './poll.js';
 import { installOperator } from './operator.js';
 
 const STATUS_TEXT = {
@@ -42,7 +43,7 @@ const MARKUP = `
     <div class="live-side">
       <p id="live-summary" class="small"></p>
       <table id="live-members" class="small"><caption>Members, as this tab sees them</caption>
-        <thead><tr><th scope="col">node</th><th scope="col">kind</th><th scope="col">role</th><th scope="col">address</th><th scope="col">last contact</th></tr></thead>
+        <thead><tr><th scope="col">node</th><th scope="col">role</th><th scope="col">commit</th><th scope="col">applied</th><th scope="col">lag</th><th scope="col">last contact</th></tr></thead>
         <tbody></tbody></table>
       <form id="live-put" class="row">
         <label for="live-put-key">Put</label>
@@ -93,7 +94,21 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
   let worker = null;
   let nextId = 1;
   const waiting = new Map();
-  let state = { nodeId: null, role: 'none', term: 0, leader: null, commit: 0, applied: 0, lag: 0, members: [], status: 'idle', reason: null };
+  // The Worker's state, and that state merged with the members' own answers (poll.js).
+  let workerState = { nodeId: null, role: 'none', term: 0, leader: null, commit: 0, applied: 0, lag: 0, members: [], status: 'idle', reason: null };
+  let state = workerState;
+  const poller = new ClusterPoller({
+    // The invite's node, then every native member with an address record.
+    addresses: () => [workerState.origin, ...workerState.members.filter((m) => m.kind === 'native').map((m) => m.address)],
+    onView: () => {
+      merge();
+      render();
+    },
+  });
+  const merge = () => {
+    state = mergeViews(workerState, poller.views, Date.now());
+  };
+  const polling = (status) => status === 'joining' || status === 'joined';
   let kv = [];
   let ctx = null;
   let size = { width: 0, height: 0 };
@@ -117,7 +132,10 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
     worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     worker.onmessage = ({ data }) => {
       if (data.type === 'state') {
-        state = data.state;
+        workerState = data.state;
+        if (polling(workerState.status) && workerState.nodeId !== null) poller.start();
+        else poller.stop();
+        merge();
         if (data.kv) kv = data.kv;
         render();
         return;
@@ -157,6 +175,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
         ? ''
         : `This tab is node ${state.nodeId} (${state.role}), term ${state.term}, leader ${state.leader ?? 'unknown'}; ` +
           `commit ${state.commit}, applied ${state.applied} (lag ${state.lag}); ` +
+          `the leader's commit ${state.clusterCommit ?? 'unknown'}; ` +
           `${state.snapshotsInstalled ?? 0} snapshot(s) installed; apply-order violations: ${state.applyViolations ?? 0}.`;
     const storage = $('live-storage');
     storage.dataset.backend = state.backend ?? 'memory';
@@ -171,7 +190,18 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
       ...memberRows(state).map((row) => {
         const tr = document.createElement('tr');
         if (row.id === state.nodeId) tr.className = 'own';
-        for (const cell of [row.label, row.kind, row.role, row.address, row.contact]) {
+        // The node's label, and a native member's address on a line of its own (breakable
+        // anywhere, so the table fits a phone); a tab's label says it is a tab.
+        const node = document.createElement('td');
+        node.textContent = row.label;
+        if (row.kind === 'native') {
+          const address = document.createElement('span');
+          address.className = 'live-address';
+          address.textContent = row.address;
+          node.append(address);
+        }
+        tr.append(node);
+        for (const cell of [row.role, row.commit, row.applied, row.lag, row.contact]) {
           const td = document.createElement('td');
           td.textContent = cell;
           tr.append(td);
@@ -204,12 +234,15 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
       // it granted, so that the browser does not evict the node's log under pressure.
       const persistent = await navigator.storage?.persist?.().catch(() => false) ?? false;
       const storage = new URLSearchParams(location.search).get('storage') ?? 'auto';
+      poller.scheme = linkScheme() === 'wss:' ? 'https:' : 'http:';
       // The playground rewrites the address's fragment, so a reload finds the link here (this
       // tab only) and comes back as the node its storage holds.
       sessionStorage.setItem(RESUME_KEY, String(link));
       return ask({ type: 'join', link: String(link), persistent, storage });
     },
-    /** {nodeId, role, term, leader, commit, applied, lag, members: [{id, role, kind, lastContactMs}], status, reason} */
+    /** {nodeId, role, term, leader, commit, applied, lag, clusterCommit, members: [{id, role, kind,
+     * lastContactMs, term, raftRole, commit, applied, matchIndex, lag, lagFrom, leaderContactMs}],
+     * status, reason}; a member's figure not known is null (see model.js mergeViews). */
     state: () => structuredClone(state),
     /** The tab's applied key-value pairs, as [[key, value], …] in key order. */
     kv: () => kv.map(([k, v]) => [k, v]),
@@ -220,6 +253,7 @@ export function installLive(flotilla, { theme = () => 'light' } = {}) {
     /** Closes the sockets and forgets this tab's replica. */
     leave: async () => {
       sessionStorage.removeItem(RESUME_KEY);
+      poller.stop();
       if (!worker) return;
       await ask({ type: 'leave' });
       worker.terminate();
