@@ -219,3 +219,74 @@ fn a_server_whose_first_catch_up_round_ran_long_is_promoted_after_a_quick_second
     assert!(leader.membership().voters.contains(&new), "{:?}", leader.membership());
     assert_eq!(cluster.node(new.0).last_index(), leader.last_index());
 }
+
+/// `membership.rs:335:42: delete ! in RaftNode::sync_progress_with_membership`: a change allowed
+/// while a promotion is pending (`DemoteVoter`, `RemoveServer` of another server) leaves the
+/// catch-up under way as it is, with the allowance its `AddVoter` gave it (thesis §4.2.1; the
+/// leader tracks the catch-up for as long as the server stays in `promoting`). The mutant drops
+/// the catch-up whenever a configuration entry keeps the server in `promoting`; the leader then
+/// starts it over as if inherited, with one election timeout, and withdraws the promotion after
+/// that instead of after `CATCH_UP_ROUNDS_MAX` of them.
+#[test]
+fn a_change_made_during_a_catch_up_keeps_its_allowance() {
+    use raft_core::MembershipChange;
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let new = NodeId(cluster.add_empty_node());
+    cluster.isolate(new.0); // a slow server: it stays behind
+    cluster.change_membership(1, MembershipChange::AddVoter(new)).unwrap();
+    cluster.change_membership(1, MembershipChange::DemoteVoter(NodeId(3))).expect("allowed while promoting");
+    assert_eq!(cluster.node(1).catching_up(), Some(new));
+    let timeout = cluster.node(1).config().election_timeout_ticks;
+    // Only the leader's clock runs: the followers answer its heartbeats and never campaign.
+    for tick in 1..=2 * timeout {
+        cluster.tick(1);
+        cluster.stabilize();
+        assert_eq!(cluster.node(1).catching_up(), Some(new), "withdrawn after {tick} ticks");
+    }
+    assert!(cluster.node(1).membership().promoting.contains(&new));
+}
+
+/// `membership.rs:353:43: replace += with *= in RaftNode::on_commit_membership`: leaving a
+/// joint configuration is a configuration change of its own (thesis §4.3: C_new follows
+/// C_old,new), counted in `Stats::membership_changes` like the joint entry before it. The
+/// mutant leaves the count where it was.
+#[test]
+fn leaving_a_joint_configuration_is_counted_as_a_membership_change() {
+    use raft_core::MembershipChange;
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    let four = cluster.add_empty_node();
+    cluster.change_membership(1, MembershipChange::AddLearner(NodeId(four))).unwrap();
+    let before = cluster.node(1).stats().membership_changes;
+    let voters = [1, 2, four].map(NodeId).into_iter().collect();
+    cluster.change_membership(1, MembershipChange::ReplaceVoters(voters)).unwrap();
+    let leader = cluster.node(1);
+    assert!(!leader.membership().is_joint(), "the joint configuration was left");
+    assert_eq!(leader.membership().voters, [1, 2, four].map(NodeId).into_iter().collect());
+    assert_eq!(leader.stats().membership_changes, before + 2, "the joint entry and the leaving one");
+}
+
+/// `membership.rs:295:52: replace > with >= in RaftNode::change_membership`: only a change that
+/// makes the campaigning voters' deficit non-negative *and larger* is refused (thesis §4.2.1,
+/// §3.10). When the operator learns that the voters that campaign are already a minority, the
+/// repair, adding a voter that campaigns, leaves the figure where it was in the `Worst` view
+/// (which does not count a campaigning promotion, since it may be withdrawn) and must go ahead.
+/// The mutant refuses every change that leaves a non-negative deficit unchanged, the repair
+/// included, and so locks the cluster in its minority.
+#[test]
+fn a_campaigning_voter_may_join_a_cluster_whose_campaigning_voters_are_a_minority() {
+    use raft_core::MembershipChange;
+    let mut cluster = common::TestCluster::new(3);
+    cluster.campaign(1);
+    cluster.tick_all(2);
+    for quiet in [2, 3] {
+        cluster.node_mut(1).set_peer_campaigns(NodeId(quiet), false);
+    }
+    let four = NodeId(cluster.add_empty_node());
+    assert!(cluster.change_membership(1, MembershipChange::AddVoter(four)).is_ok(), "the repair is refused");
+    // Caught up at once, it is promoted too: the cluster is on its way out of the minority.
+    assert!(cluster.node(1).membership().voters.contains(&four), "{:?}", cluster.node(1).membership());
+}
