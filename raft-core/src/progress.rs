@@ -355,6 +355,107 @@ mod tests {
         assert!(window.is_full(), "byte bound applies too");
     }
 
+    /// cargo-mutants `progress.rs:69:24` (`-=` with `+=` or `/=` in `free_to`): an acknowledged
+    /// message gives its bytes back to the window. The mutants kept (or garbled) them, so the
+    /// byte bound filled with acknowledged bytes and held back a follower that had taken
+    /// everything.
+    #[test]
+    fn freed_messages_give_their_bytes_back_to_the_window() {
+        let mut window = Inflights::new(8, 100);
+        window.add(LogIndex(1), 60);
+        window.add(LogIndex(2), 30);
+        window.free_to(LogIndex(1));
+        assert_eq!(window.bytes, 30);
+        window.free_to(LogIndex(2));
+        assert_eq!(window.bytes, 0);
+        window.add(LogIndex(3), 90);
+        assert!(!window.is_full(), "90 of 100 bytes in flight");
+    }
+
+    /// cargo-mutants `progress.rs:216:29` (`>` with `>=` in `accept`): an acceptance at the
+    /// match point (a duplicate or late answer) acknowledges nothing: it is stale, and a
+    /// probing follower stays probing. The mutant took it as progress and streamed.
+    #[test]
+    fn an_acceptance_at_the_match_point_is_stale() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        assert!(progress.accept(LogIndex(5), 1));
+        progress.become_probe();
+        assert!(!progress.accept(LogIndex(5), 2));
+        assert_eq!(progress.state(), ProgressState::Probe);
+    }
+
+    /// cargo-mutants `progress.rs:229:40` (the guard replaced with `true` or `false`) and
+    /// `229:46` (`>=` with `<`) in `accept`: an acceptance from before a snapshot ends the
+    /// snapshot only if it covers it (§7: the follower needs the snapshot for what it lacks).
+    #[test]
+    fn only_an_acceptance_covering_the_snapshot_ends_it() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.become_snapshot(LogIndex(50), 7);
+        assert!(progress.accept(LogIndex(20), 1));
+        assert_eq!(progress.state(), ProgressState::Snapshot, "21..=50 still need the snapshot");
+        assert!(progress.accept(LogIndex(50), 2));
+        assert_eq!(progress.state(), ProgressState::Replicate);
+        assert_eq!(progress.next_index, LogIndex(51));
+    }
+
+    /// cargo-mutants `progress.rs:239:32` (`>` with `>=` in `sent`): an empty AppendEntries (a
+    /// check of entries in flight) takes no room in the window. The mutant counted it, so two
+    /// such checks filled a two-message window and held back the entries.
+    #[test]
+    fn an_empty_append_takes_no_room_in_the_window() {
+        let mut progress = Progress::new(LogIndex(1), 2, 1000);
+        progress.accept(LogIndex(4), 1);
+        progress.sent(LogIndex(4), 0, 0, 1);
+        progress.sent(LogIndex(4), 0, 0, 1);
+        assert_eq!(progress.inflights.len(), 0);
+        assert!(!progress.is_paused());
+        assert_eq!(progress.next_index, LogIndex(5));
+    }
+
+    /// cargo-mutants `progress.rs:240:45` (`==` with `!=` in `sent`): the window moves with the
+    /// first message into an empty window, not with the ones after it (else a window lost long
+    /// ago would look fresh to `recover`, and one just sent would look lost).
+    #[test]
+    fn the_window_moves_with_its_first_message_only() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.accept(LogIndex(1), 1);
+        progress.sent(LogIndex(2), 10, 1, 3);
+        progress.sent(LogIndex(3), 10, 1, 4);
+        assert_eq!(progress.flow, Flow::Replicate { window_round: 3 });
+    }
+
+    /// cargo-mutants `progress.rs:299:70` (`>` with `>=` in `recover`): an empty window has
+    /// lost nothing, so a follower behind with everything sent acknowledged is sent more
+    /// entries, still streaming. The mutant sent it back to probing (one message per round
+    /// trip until the next acceptance).
+    #[test]
+    fn an_empty_window_is_never_counted_lost() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.accept(LogIndex(1), 1);
+        progress.sent(LogIndex(2), 10, 1, 1);
+        progress.accept(LogIndex(2), 1);
+        assert_eq!(progress.recover(5, LogIndex(9), 0, 4), Recovery::Send);
+        assert_eq!(progress.state(), ProgressState::Replicate);
+    }
+
+    /// cargo-mutants `progress.rs:304:59` (`>` with `==`, `<` or `>=` in `recover`): a follower
+    /// behind while everything up to the leader's last entry was sent gets a check of the
+    /// entries in flight (an empty AppendEntries, whose rejection sends it back to probing); one
+    /// with entries still to send just gets them.
+    #[test]
+    fn only_a_follower_sent_everything_gets_a_check_of_entries_in_flight() {
+        let mut progress = Progress::new(LogIndex(1), 4, 1000);
+        progress.accept(LogIndex(1), 3);
+        progress.sent(LogIndex(3), 20, 2, 3);
+        assert_eq!(progress.recover(3, LogIndex(3), 0, 4), Recovery::Send);
+        assert!(progress.check_lost_entries, "everything was sent: check what got lost");
+        progress.check_lost_entries = false;
+        assert_eq!(progress.recover(3, LogIndex(5), 0, 4), Recovery::Send);
+        assert!(!progress.check_lost_entries, "entries 4 and 5 are still to send");
+        assert_eq!(progress.recover(3, LogIndex(4), 0, 4), Recovery::Send);
+        assert!(!progress.check_lost_entries, "entry 4 is still to send");
+    }
+
     #[test]
     fn stale_rejection_is_ignored() {
         let mut progress = Progress::new(LogIndex(11), 4, 1000);

@@ -63,5 +63,8 @@ mod review_session7;
 #[path = "mutants_killed.rs"]
 mod mutants_killed;
 
+#[path = "mutants_killed_membership.rs"]
+mod mutants_killed_membership;
+
 #[path = "swarm.rs"]
 mod swarm;
