@@ -65,6 +65,50 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// Oracle for a Raft message: of a `Raft` frame as [`Mirror::check`]; of a `RaftShared`
+    /// frame, `frame` must be the peer's seal, at the next sequence number, of the head and
+    /// parts it carries (split here by this oracle's own reading of the lengths), and
+    /// `message` must be that head with those parts' entries: the head re-encodes `message`
+    /// without entries and the parts concatenated re-encode its entries.
+    fn check_raft(&mut self, frame: &[u8], message: &Message) {
+        if frame.get(1) != Some(&(FrameKind::RaftShared as u8)) {
+            return self.check(frame, FrameKind::Raft, message);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(frame[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let head_len = u32_at(2);
+        let head = &frame[6..6 + head_len];
+        let count = u32_at(6 + head_len);
+        let mut at = 6 + head_len + 4 + 4 * count;
+        let mut parts = Vec::new();
+        for i in 0..count {
+            let length = u32_at(6 + head_len + 4 + 4 * i);
+            parts.push(&frame[at..at + length]);
+            at += length;
+        }
+        let digests: Vec<[u8; 32]> = parts.iter().map(|part| crate::peer_auth::part_digest(part)).collect();
+        let shared: Vec<crate::peer_auth::SharedPart<'_>> = parts.iter().copied().zip(&digests).collect();
+        let sealed_by_peer = self.peer.seal_shared(head, &shared);
+        let sealed_by_us = self.own.seal_shared(head, &shared);
+        assert_ne!(sealed_by_peer, sealed_by_us, "both directions of a connection share a key");
+        assert!(
+            frame == sealed_by_peer,
+            "opened a RaftShared frame the peer did not seal at this sequence (forged, replayed, reordered, \
+             reflected or resized): {message:?}"
+        );
+        let mut without = message.clone();
+        let raft_core::MessageBody::AppendEntries { entries, .. } = &mut without.body else {
+            panic!("a RaftShared frame opened as another message than an AppendEntries: {message:?}");
+        };
+        let mut encoded = Vec::new();
+        for entry in entries.drain(..) {
+            encoded = postcard::to_extend(&entry, encoded).expect("entries encode");
+        }
+        assert_eq!(postcard::to_allocvec(&without).expect("encodes"), head, "the head is not the message's");
+        assert_eq!(encoded, parts.concat(), "the parts are not the message's entries");
+    }
+}
+
 /// One authenticated connection's reading end.
 pub(super) struct Connection {
     /// The authenticated peer.
@@ -111,7 +155,7 @@ impl Connection {
                     }
                 }
                 Opened::Raft(message) => {
-                    self.mirror.check(frame, FrameKind::Raft, &message);
+                    self.mirror.check_raft(frame, &message);
                     let passed = (self.address_check)(&message, self.peer, self.me).is_ok();
                     let honest = message.from == self.peer && message.to == self.me;
                     assert_eq!(
@@ -133,7 +177,7 @@ impl Connection {
 /// The node's reader of a native peer's connection (as `Transport::deliver` for a node):
 /// Raft frames only.
 pub(super) fn open_raft(opener: &mut Opener) -> impl FnMut(&[u8]) -> Option<Opened> + '_ {
-    move |frame: &[u8]| opener.open::<Message>(frame, FrameKind::Raft).ok().map(Opened::Raft)
+    move |frame: &[u8]| opener.open_message(frame).ok().map(Opened::Raft)
 }
 
 #[cfg(test)]
