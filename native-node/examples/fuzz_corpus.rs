@@ -239,7 +239,8 @@ fn main() {
     // (what this build's leader sends a tab that asks for it), its entries in two parts.
     let mut sealer = fuzzing::honest_tab_session(Side::Acceptor).sealer;
     let shared: Vec<Vec<u8>> = to_tab.iter().map(|m| seal_shared_if_entries(&mut sealer, m)).collect();
-    let mut parts: Vec<&[u8]> = vec![&challenge, &fuzzing::honest_admitted_frame()];
+    let admitted = fuzzing::honest_admitted_frame();
+    let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
     parts.extend(shared.iter().map(|f| &f[..]));
     write(&dir, "tab-dialler-admitted-shared", &[&[3u8][..], &join_chunks(&parts)].concat());
     let mut sealer = fuzzing::honest_session(Side::Acceptor).sealer;

@@ -276,4 +276,70 @@ mod tests {
         let read = node_1_reads(&honest, |_, _, _| Err("no".into()), open_raft(&mut opener));
         assert!(read.is_err(), "an honest message refused and no oracle failed");
     }
+
+    /// Node 2 seals AppendEntries of `count` entries each as `RaftShared` frames, entries in
+    /// two parts.
+    fn sealed_shared(key: &[u8], side: Side, count: usize) -> (Vec<Vec<u8>>, Vec<Message>) {
+        use raft_core::{Entry, EntryPayload, LogIndex, MessageBody};
+        let mut sealer = honest_transcript().session(key, side).sealer;
+        let mut frames = Vec::new();
+        let mut messages = Vec::new();
+        for n in 0..count as u64 {
+            let entries: Vec<Entry> = (0..4)
+                .map(|i| Entry {
+                    term: Term(1),
+                    index: LogIndex(n * 4 + i + 1),
+                    payload: EntryPayload::Command(vec![i as u8; 8].into()),
+                })
+                .collect();
+            let head = Message {
+                from: NodeId(2),
+                to: NodeId(1),
+                term: Term(1),
+                body: MessageBody::AppendEntries {
+                    prev_log_index: LogIndex(n * 4),
+                    prev_log_term: Term(1),
+                    entries: Vec::new(),
+                    leader_commit: LogIndex(0),
+                },
+            };
+            let encode = |run: &[Entry]| {
+                run.iter().fold(Vec::new(), |out, entry| postcard::to_extend(entry, out).unwrap())
+            };
+            let parts = [encode(&entries[..1]), encode(&entries[1..])];
+            let digests = parts.each_ref().map(|part| crate::peer_auth::part_digest(part));
+            let head_bytes = postcard::to_allocvec(&head).unwrap();
+            frames
+                .push(sealer.seal_shared(&head_bytes, &[(&parts[0], &digests[0]), (&parts[1], &digests[1])]));
+            let mut message = head;
+            if let MessageBody::AppendEntries { entries: into, .. } = &mut message.body {
+                *into = entries;
+            }
+            messages.push(message);
+        }
+        (frames, messages)
+    }
+
+    #[test]
+    fn shared_frames_are_delivered_and_a_bad_reader_of_them_is_caught() {
+        let (frames, messages) = sealed_shared(SECRET, Side::Dialler, 2);
+        let mut opener = honest_opener();
+        let read = node_1_reads(&frames, crate::transport::check_addressed, open_raft(&mut opener));
+        assert_eq!(read.expect("no oracle fails on honest shared frames"), messages);
+        // A reader that forgets the sequence opens a replayed shared frame: caught.
+        let replayed = vec![frames[0].clone(), frames[0].clone()];
+        let read = node_1_reads(&replayed, crate::transport::check_addressed, |frame| {
+            honest_opener().open_message(frame).ok().map(Opened::Raft)
+        });
+        assert!(read.is_err(), "a replayed shared frame was opened and no oracle failed");
+        // A reader holding the wrong key, and one reading its own (reflected) frames: caught.
+        let (forged, _) = sealed_shared(b"not the secret", Side::Dialler, 1);
+        let mut opener = honest_transcript().session(b"not the secret", Side::Acceptor).opener;
+        let read = node_1_reads(&forged, crate::transport::check_addressed, open_raft(&mut opener));
+        assert!(read.is_err(), "a shared frame sealed without the secret was opened");
+        let (reflected, _) = sealed_shared(SECRET, Side::Acceptor, 1);
+        let mut opener = honest_transcript().session(SECRET, Side::Dialler).opener;
+        let read = node_1_reads(&reflected, crate::transport::check_addressed, open_raft(&mut opener));
+        assert!(read.is_err(), "a reflected shared frame was opened and no oracle failed");
+    }
 }
