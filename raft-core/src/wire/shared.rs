@@ -13,9 +13,14 @@
 //! ‖ SHA-256(part_1) ‖ … ‖ SHA-256(part_n))` truncated to 16 bytes: every byte of the frame but
 //! the parts themselves is under the HMAC directly, and each part through its SHA-256, whose
 //! length is fixed and whose position is bound by the length table before it. Forging,
-//! swapping, truncating or extending a part means a second preimage of SHA-256 or a forged HMAC;
-//! the sequence number and the direction key protect against replay, reorder and reflection
-//! exactly as for every other tagged frame (see the module above). The tag input starts like
+//! swapping, truncating or extending a part means forging the HMAC or finding another part of
+//! the same SHA-256. That is one more assumption than a `Raft` frame's tag (HMAC needs no
+//! collision resistance of its hash): clients choose entry payloads, so a client that could make
+//! two commands collide, submit one and relay the other to a tab could swap them. So these tags
+//! rest on SHA-256's collision resistance (no collision of SHA-256 is known; certificate
+//! signatures rest on it too). The sequence number and the direction key protect against
+//! replay, reorder and reflection exactly as for every other tagged frame (see the module
+//! above). The tag input starts like
 //! a `Raft` frame's (`sequence ‖ version ‖ kind`) and differs at the kind byte, so a tag of one
 //! kind never verifies a frame of the other.
 //!

@@ -348,6 +348,33 @@ mod tests {
         );
         let heartbeat = leader_send.seal(FrameKind::Raft, &message(NodeId(1), TAB));
         assert_eq!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Raft(message(NodeId(1), TAB)));
+        // The join asked for `RaftShared` frames, and the link reads them.
+        let (_, features) = wire::decode_frame_with_features::<Join>(&join, FrameKind::Join).unwrap();
+        assert_eq!(features, wire::FEATURE_SHARED_FRAMES);
+        let append = Message {
+            from: NodeId(1),
+            to: TAB,
+            term: Term(2),
+            body: MessageBody::AppendEntries {
+                prev_log_index: raft_core::LogIndex(0),
+                prev_log_term: Term(0),
+                entries: alloc::vec::Vec::new(),
+                leader_commit: raft_core::LogIndex(0),
+            },
+        };
+        let entry = raft_core::Entry {
+            term: Term(2),
+            index: raft_core::LogIndex(1),
+            payload: raft_core::EntryPayload::Command(alloc::vec![7u8; 9].into()),
+        };
+        let part = postcard::to_allocvec(&entry).unwrap();
+        let digest = wire::part_digest(&part);
+        let shared = leader_send.seal_shared(&postcard::to_allocvec(&append).unwrap(), &[(&part, &digest)]);
+        let mut whole = append.clone();
+        if let MessageBody::AppendEntries { entries, .. } = &mut whole.body {
+            entries.push(entry);
+        }
+        assert_eq!(link.on_frame(&shared, &credential, [0; 16]), Outcome::Raft(whole));
         // A replayed frame fails its tag; the link is closed from then on.
         assert!(matches!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Fail(_)));
         assert!(link.seal(&message(TAB, NodeId(1))).is_none());
