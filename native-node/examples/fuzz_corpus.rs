@@ -128,6 +128,27 @@ fn known_bad_peer_frames(dir: &Path, to_1: &[&Message], from_tab: &[Message], to
     write(dir, "bad-tab-dialler-forged-from", &connection(3, &handshake, &forged));
 }
 
+/// `message` sealed as a `RaftShared` frame, its entries in two parts, if it is an
+/// AppendEntries with entries; as a `Raft` frame otherwise.
+fn seal_shared_if_entries(sealer: &mut native_node::peer_auth::Sealer, message: &Message) -> Vec<u8> {
+    let mut head = message.clone();
+    let raft_core::MessageBody::AppendEntries { entries, .. } = &mut head.body else {
+        return sealer.seal(FrameKind::Raft, message);
+    };
+    if entries.is_empty() {
+        return sealer.seal(FrameKind::Raft, message);
+    }
+    let taken = std::mem::take(entries);
+    let (first, second) = taken.split_at(taken.len() / 2);
+    let encode = |run: &[raft_core::Entry]| {
+        run.iter().fold(Vec::new(), |out, entry| postcard::to_extend(entry, out).expect("entries encode"))
+    };
+    let parts = [encode(first), encode(second)];
+    let digests = parts.each_ref().map(|part| native_node::peer_auth::part_digest(part));
+    let head = postcard::to_allocvec(&head).expect("messages encode");
+    sealer.seal_shared(&head, &[(&parts[0], &digests[0]), (&parts[1], &digests[1])])
+}
+
 fn main() {
     let fuzz_dir = std::env::args()
         .nth(1)
@@ -214,6 +235,19 @@ fn main() {
         parts.extend(frames.iter().map(|f| &f[..]));
         write(&dir, name, &[&[3u8][..], &join_chunks(&parts)].concat());
     }
+    // The same traffic with every AppendEntries that carries entries sealed as `RaftShared`
+    // (what this build's leader sends a tab that asks for it), its entries in two parts.
+    let mut sealer = fuzzing::honest_tab_session(Side::Acceptor).sealer;
+    let shared: Vec<Vec<u8>> = to_tab.iter().map(|m| seal_shared_if_entries(&mut sealer, m)).collect();
+    let admitted = fuzzing::honest_admitted_frame();
+    let mut parts: Vec<&[u8]> = vec![&challenge, &admitted];
+    parts.extend(shared.iter().map(|f| &f[..]));
+    write(&dir, "tab-dialler-admitted-shared", &[&[3u8][..], &join_chunks(&parts)].concat());
+    let mut sealer = fuzzing::honest_session(Side::Acceptor).sealer;
+    let shared: Vec<Vec<u8>> = to_2.iter().take(6).map(|m| seal_shared_if_entries(&mut sealer, m)).collect();
+    let mut parts: Vec<&[u8]> = vec![&challenge, &welcome];
+    parts.extend(shared.iter().map(|f| &f[..]));
+    write(&dir, "dialler-shared", &[&[1u8][..], &join_chunks(&parts)].concat());
     let redirect = encode_frame(
         FrameKind::Redirect,
         &Redirect { leader_id: NodeId(2), address: "127.0.0.1:7002".into() },

@@ -31,7 +31,10 @@ use crate::peer_auth::records::{
     address_key, browser_key, is_browser_node_id, parse_browser, BrowserAdmission, ADDRESS_KEY_PREFIX,
     BROWSER_ADDRESS, BROWSER_KEY_PREFIX, BROWSER_NODE_ID_MIN, RESERVED_KEY_PREFIX,
 };
-use crate::peer_auth::{decode_frame, encode_frame, Challenge, FrameKind, Session, Side, Transcript};
+use crate::peer_auth::{
+    decode_frame_with_features, encode_frame, Challenge, FrameKind, Session, Side, Transcript,
+    FEATURE_SHARED_FRAMES,
+};
 use crate::raft::{Raft, RaftError};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
@@ -452,7 +455,8 @@ impl BrowserPeers {
         challenge: &Challenge,
         frame: &[u8],
     ) -> Result<(NodeId, Session), String> {
-        let join: Join = decode_frame(frame, FrameKind::Join).map_err(|e| e.to_string())?;
+        let (join, features): (Join, u8) =
+            decode_frame_with_features(frame, FrameKind::Join).map_err(|e| e.to_string())?;
         let token = match InviteToken::decode(&join.token) {
             Ok(token) => token,
             Err(refusal) => return Err(self.refuse(refusal)),
@@ -508,7 +512,9 @@ impl BrowserPeers {
             .map_err(|e| format!("cannot send admitted: {e}"))?;
         self.metrics.admitted_total.fetch_add(1, Ordering::Relaxed);
         tracing::info!(tab = %id, "admitted a browser tab as a learner");
-        Ok((id, transcript.session(&key, Side::Acceptor)))
+        let mut session = transcript.session(&key, Side::Acceptor);
+        session.sealer.set_peer_reads_shared(features & FEATURE_SHARED_FRAMES != 0);
+        Ok((id, session))
     }
 
     /// The leader's part of a join: count the use, take an id, write the records, add the

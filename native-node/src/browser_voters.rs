@@ -28,7 +28,7 @@ use crate::api::{error_response, Operation};
 use crate::browser_peers::BrowserPeers;
 use crate::peer_auth::records::{is_browser_node_id, BROWSER_ADDRESS};
 use crate::peer_auth::tab::TabStatus;
-use crate::peer_auth::{decode_body, FrameError, FrameKind, Opener};
+use crate::peer_auth::{decode_body, decode_message, FrameError, FrameKind, Opener};
 use crate::raft::Status;
 use crate::server::AppState;
 use axum::http::StatusCode;
@@ -150,7 +150,7 @@ impl VoterTabs {
     ) -> Result<Option<Message>, FrameError> {
         let (kind, body) = opener.open_any(frame)?;
         match kind {
-            FrameKind::Raft => decode_body(body).map(Some),
+            FrameKind::Raft | FrameKind::RaftShared => decode_message(kind, body).map(Some),
             FrameKind::TabStatus => {
                 let status: TabStatus = decode_body(body)?;
                 metrics.tab_statuses_total.fetch_add(1, Ordering::Relaxed);

@@ -9,12 +9,15 @@
 //! buffers) and lets both share one [`SharedEntries`]; whichever connection seals first
 //! encodes them, the others reuse the bytes.
 //!
-//! Authentication is unchanged: [`Outbound::seal`] builds, per connection, exactly the frame
-//! [`crate::peer_auth::Sealer::seal`] would (the same bytes, checked by the tests below), and
-//! tags it with that connection's session key and sequence number. Only the encoding of the
-//! body is shared, never a tag.
+//! To a peer whose handshake asked for them (a tab of this build), [`Outbound::seal`] sends a
+//! `RaftShared` frame ([`crate::peer_auth::shared`]): the message without entries as its head
+//! and each shared list as one part, whose SHA-256 is computed once and cached beside its
+//! encoding, so each connection's HMAC reads only the small head and the parts' digests. To any
+//! other peer it builds exactly the `Raft` frame [`crate::peer_auth::Sealer::seal`] would (the
+//! same bytes, checked by the tests below). Either way the tag binds that connection's session
+//! key and sequence number: only encodings and digests are shared, never a tag.
 
-use crate::peer_auth::{FrameKind, Sealer};
+use crate::peer_auth::{part_digest, FrameKind, Sealer, SharedPart};
 use crate::peer_liveness::PeerQueue;
 use bytes::Bytes;
 use raft_core::{Entry, EntryPayload, LogIndex, Message, MessageBody, Term};
@@ -39,12 +42,15 @@ pub struct SharedEntries {
     /// `postcard(entries)` without its length prefix (every entry, in order), made by the first
     /// sealer.
     encoded: OnceLock<Vec<u8>>,
+    /// SHA-256 of `encoded`, as a `RaftShared` frame's tag binds it: hashed once for every
+    /// connection that is sent these entries.
+    digest: OnceLock<[u8; 32]>,
 }
 
 impl SharedEntries {
     fn new(entries: Vec<Entry>) -> SharedEntries {
         let size_bytes = entries.iter().map(Entry::size_bytes).sum();
-        SharedEntries { entries, size_bytes, encoded: OnceLock::new() }
+        SharedEntries { entries, size_bytes, encoded: OnceLock::new(), digest: OnceLock::new() }
     }
 
     fn encoded(&self) -> &[u8] {
@@ -56,6 +62,11 @@ impl SharedEntries {
             }
             items
         })
+    }
+
+    fn part(&self) -> SharedPart<'_> {
+        let encoded = self.encoded();
+        (encoded, self.digest.get_or_init(|| part_digest(encoded)))
     }
 
     /// The last entry's index and term.
@@ -104,6 +115,13 @@ impl Outbound {
         };
         if self.shared.is_empty() {
             return Bytes::from(sealer.seal(FrameKind::Raft, &self.message));
+        }
+        if sealer.peer_reads_shared() {
+            // The message (without entries) is the head, each shared list one part: only the
+            // head and the parts' cached digests go through this connection's HMAC.
+            let head = postcard::to_allocvec(&self.message).unwrap_or_default();
+            let parts: Vec<SharedPart<'_>> = self.shared.iter().map(|shared| shared.part()).collect();
+            return Bytes::from(sealer.seal_shared(&head, &parts));
         }
         // The message with no entries encodes as `head ‖ [0] ‖ commit`: postcard writes fields
         // in order, `entries` as a varint length then the items, and `leader_commit` (a varint)
@@ -343,6 +361,44 @@ mod tests {
             append(7, entries(&payloads), 1_003)
         );
         assert!(own.open::<Message>(&frame, FrameKind::Raft).is_err(), "a replay");
+    }
+
+    #[test]
+    fn a_peer_that_reads_shared_frames_gets_the_whole_message_with_each_list_hashed_once() {
+        let payloads: Vec<Bytes> = (0..20).map(|i| Bytes::from(vec![i as u8; 100])).collect();
+        let cache = EntriesCache::default();
+        let queue = PeerQueue::<Outbound>::new(16);
+        let first = cache.outbound(append_from(9, 5, run(6, 10), 4));
+        queue.push(cache.outbound(append_from(9, 10, run(11, 12), 8)));
+        let (batch, _) = drain(first, &queue, Duration::from_secs(60), 16, Some(1 << 20));
+        let merged = &batch[0];
+        assert_eq!(merged.shared.len(), 2);
+        for commit in [0, 1_003, u64::MAX] {
+            for to in [7, (1 << 32) + 5] {
+                let message = append(to, entries(&payloads), commit);
+                let outbound = cache.outbound(message.clone());
+                let mut sealer = transcript(to).session(b"secret", Side::Dialler).sealer;
+                sealer.set_peer_reads_shared(true);
+                let mut opener = transcript(to).session(b"secret", Side::Acceptor).opener;
+                for _ in 0..2 {
+                    let frame = outbound.seal(&mut sealer);
+                    assert_eq!(frame[1], FrameKind::RaftShared as u8);
+                    assert_eq!(opener.open_message(&frame).unwrap(), message);
+                }
+            }
+        }
+        // Hashed once, by the first connection: the digest is the cached one.
+        let shared = cache.outbound(append(7, entries(&payloads), 1)).shared[0].clone();
+        assert_eq!(shared.digest.get(), Some(&part_digest(shared.encoded())));
+        // A merged message: one part per list, in order.
+        let mut sealer = transcript(9).session(b"secret", Side::Dialler).sealer;
+        sealer.set_peer_reads_shared(true);
+        let frame = merged.seal(&mut sealer);
+        let mut opener = transcript(9).session(b"secret", Side::Acceptor).opener;
+        assert_eq!(opener.open_message(&frame).unwrap(), append_from(9, 5, run(6, 12), 8));
+        // A peer that did not ask for them gets the `Raft` frame, as before.
+        let mut old = transcript(9).session(b"secret", Side::Dialler).sealer;
+        assert_eq!(merged.seal(&mut old)[1], FrameKind::Raft as u8);
     }
 
     fn append_from(to: u64, prev: u64, entries: Vec<Entry>, commit: u64) -> Message {

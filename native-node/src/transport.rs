@@ -21,7 +21,7 @@ pub use crate::peer_auth::{
     decode_frame, encode_frame, encode_frame_with_version, Challenge, FrameError, FrameKind, Hello, Reject,
     Session, Side, Transcript, Welcome, HANDSHAKE_FRAME_BYTES_MAX, PROTOCOL_VERSION,
 };
-use crate::peer_auth::{BoundIncarnations, HelloProof, Opener};
+use crate::peer_auth::{decode_frame_with_features, BoundIncarnations, HelloProof, Opener};
 use crate::peer_liveness::{self, LinkStats, LivenessConfig, LivenessMessage, PeerQueue, Pushed, QueueLease};
 use crate::raft::Network;
 use bytes::Bytes;
@@ -667,7 +667,8 @@ impl Transport {
             let (id, session) = gate.join(socket, &challenge, &frame).await?;
             return Ok((id, None, session));
         }
-        let hello: Hello = decode_frame(&frame, FrameKind::Hello).map_err(|e| e.to_string())?;
+        let (hello, features): (Hello, u8) =
+            decode_frame_with_features(&frame, FrameKind::Hello).map_err(|e| e.to_string())?;
         if hello.cluster_id != config.cluster_id {
             return Err(format!("wrong cluster id {:?} (this is {:?})", hello.cluster_id, config.cluster_id));
         }
@@ -710,7 +711,10 @@ impl Transport {
             }
         };
         let address = address.filter(|_| !crate::peer_auth::records::is_browser_node_id(hello.node_id));
-        Ok((hello.node_id, address, transcript.session(secret, Side::Acceptor)))
+        let mut session = transcript.session(secret, Side::Acceptor);
+        // The dialler reads `RaftShared` frames (a tab of this build; `outbound`).
+        session.sealer.set_peer_reads_shared(features & crate::peer_auth::FEATURE_SHARED_FRAMES != 0);
+        Ok((hello.node_id, address, session))
     }
 
     /// Carries traffic on one authenticated connection until it closes: inbound frames go to the
@@ -870,7 +874,7 @@ impl Transport {
         // A tab's connection carries `TabStatus` frames too (issue #14, `browser_voters`).
         let opened = match browser {
             Some(gate) => gate.voters.open(peer.id, frame, opener, &gate.metrics.voters),
-            None => opener.open(frame, FrameKind::Raft).map(Some),
+            None => opener.open_message(frame).map(Some),
         };
         let message: Message = match opened {
             Ok(Some(message)) => message,

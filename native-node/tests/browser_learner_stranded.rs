@@ -84,7 +84,8 @@ async fn admit_then_lose_the_admitting_node(name: &str, options: TabOptions) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_whose_admitting_leader_dies_before_it_applied_anything_follows_the_new_leader() {
-    let options = TabOptions { use_member_hints: true, redial_admitting_node: false };
+    let options =
+        TabOptions { use_member_hints: true, redial_admitting_node: false, ..TabOptions::default() };
     let Stranded { cluster, tab, old_leader, new_leader, applied_at_cut } =
         admit_then_lose_the_admitting_node("tab-stranded", options).await;
     let target = cluster.node(new_leader).raft.status().commit_index;
@@ -125,7 +126,8 @@ async fn a_tab_whose_admitting_leader_dies_before_it_applied_anything_follows_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_a_tab_that_ignores_the_members_its_admission_names_stays_stranded() {
-    let options = TabOptions { use_member_hints: false, redial_admitting_node: false };
+    let options =
+        TabOptions { use_member_hints: false, redial_admitting_node: false, ..TabOptions::default() };
     let Stranded { cluster, tab, old_leader, applied_at_cut, .. } =
         admit_then_lose_the_admitting_node("tab-stranded-control", options).await;
     // Twice the silence after which a tab redials everything it knows: it knows no one alive.

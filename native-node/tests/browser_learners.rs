@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::tab::{JoinFailure, Tab};
+use common::tab::{JoinFailure, Tab, TabOptions};
 use common::{Cluster, SECRET};
 use native_node::client::http_admin;
 use raft_core::wire::invite::{invite_key, InviteFields, InviteRole, InviteToken, JoinRefusal};
@@ -369,5 +369,45 @@ async fn a_silent_tab_is_removed_after_the_ttl_and_a_returning_tab_gets_a_fresh_
     .await;
     let returning = Tab::join_link(&link, CLUSTER).await.unwrap();
     assert!(returning.id.0 > id, "a returning tab joins with a fresh id");
+    cluster.shutdown().await;
+}
+
+/// `RaftShared` frames (the leader hashes shared entries once for every tab) go only to a tab
+/// that asked for them in its `Join` or `Hello`; a tab built before them (which closes a
+/// connection on any frame kind but `Raft`) keeps getting `Raft` frames and keeps up, through
+/// a join and, after a reload, a `Hello`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_tab_that_asks_for_shared_frames_gets_them_and_an_older_tab_keeps_up() {
+    let cluster = Cluster::start(3, "tabs-shared").await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let link = invite(&cluster.addresses[0], "uses=2&ttl_ms=60000").await;
+    let address = &cluster.addresses[(leader - 1) as usize];
+    let older = TabOptions { shared_frames: false, ..TabOptions::default() };
+    let mut new =
+        Tab::join_with_options(address, token_of(&link), CLUSTER, None, TabOptions::default()).await.unwrap();
+    let mut old = Tab::join_with_options(address, token_of(&link), CLUSTER, None, older).await.unwrap();
+    let mut expected = BTreeMap::new();
+    for (round, range) in [0..1000, 1000..2000].into_iter().enumerate() {
+        if round == 1 {
+            // Reloaded: every connection, the leader's included, opens again with `Hello`.
+            new = new.reload().await;
+            old = old.reload().await;
+            for tab in [&new, &old] {
+                let mut view = tab.view.lock().unwrap();
+                (view.raft_frames, view.shared_frames) = (0, 0);
+            }
+        }
+        expected.extend(put_many(&cluster, range).await);
+        let target = leader_commit(&cluster, leader);
+        for tab in [&new, &old] {
+            wait_until("the tab applies every put", Duration::from_secs(30), || tab.applied() >= target)
+                .await;
+            assert_tab_holds(tab, &expected).await;
+        }
+        let (new_view, old_view) = (new.view.lock().unwrap(), old.view.lock().unwrap());
+        assert!(new_view.shared_frames > 0, "round {round}: {new_view:?}");
+        assert!(old_view.shared_frames == 0 && old_view.raft_frames > 0, "round {round}: {old_view:?}");
+        assert!(!old_view.closes.iter().any(|(_, why)| why.contains("bad frame")), "{:?}", old_view.closes);
+    }
     cluster.shutdown().await;
 }

@@ -5,7 +5,11 @@
 //!
 //! **Frames.** Every binary frame is `[protocol version: u8][kind: u8][postcard body]`, and
 //! every frame after the handshake carries a 16-byte tag at its end:
-//! `[version][kind][body][tag]`.
+//! `[version][kind][body][tag]`. One kind differs: a `RaftShared` frame carries an
+//! AppendEntries as a head and separately hashed parts, so that a leader hashes entries it
+//! sends to many peers once ([`shared`]); only a peer whose `Hello` or `Join` asked for them
+//! (a feature byte after the body, which older builds ignore) is sent them, and every build
+//! since reads both kinds ([`Opener::open_message`]).
 //!
 //! **Handshake** (mutual challenge-response; the secret never crosses the wire):
 //! 1. the acceptor sends `Challenge { cluster_id, node_id, nonce_a }`;
@@ -43,6 +47,7 @@
 pub mod invite;
 pub mod member_hints;
 pub mod records;
+pub mod shared;
 pub mod tab;
 
 pub use invite::{
@@ -50,6 +55,10 @@ pub use invite::{
     JoinAnswer, JoinRefusal, Redirect,
 };
 pub use member_hints::{MemberAddress, MemberHints};
+pub use shared::{
+    decode_frame_with_features, decode_message, encode_frame_with_features, part_digest, SharedPart,
+    FEATURE_SHARED_FRAMES,
+};
 pub use tab::{StorageBackend, TabStatus};
 
 use crate::NodeId;
@@ -63,6 +72,8 @@ use sha2::Sha256;
 /// The peer protocol version this build speaks (2: frames after the handshake carry a tag; 3:
 /// `SnapshotMeta` carries `membership_index`, so an InstallSnapshot of 2 reads differently and
 /// an older peer must be refused by name at the handshake, not misread).
+/// `RaftShared` frames did not need a new version: they go only to a peer that asked for them
+/// in its handshake, so builds of version 3 from before them keep talking to this one.
 pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Bytes of the tag at the end of every frame after the handshake.
@@ -93,6 +104,9 @@ pub enum FrameKind {
     TabStatus = 8,
     /// One Raft message (tagged).
     Raft = 16,
+    /// One AppendEntries with its entries in separately hashed parts (tagged; [`shared`]), sent
+    /// only to a peer whose handshake asked for them.
+    RaftShared = 17,
 }
 
 impl FrameKind {
@@ -107,6 +121,7 @@ impl FrameKind {
             7 => Some(FrameKind::Admitted),
             8 => Some(FrameKind::TabStatus),
             16 => Some(FrameKind::Raft),
+            17 => Some(FrameKind::RaftShared),
             _ => None,
         }
     }
@@ -432,7 +447,10 @@ impl Transcript {
             Side::Dialler => (dialler_to_acceptor, acceptor_to_dialler),
             Side::Acceptor => (acceptor_to_dialler, dialler_to_acceptor),
         };
-        Session { sealer: Sealer { key: send, sequence: 0 }, opener: Opener { key: receive, sequence: 0 } }
+        Session {
+            sealer: Sealer { key: send, sequence: 0, peer_reads_shared: false },
+            opener: Opener { key: receive, sequence: 0 },
+        }
     }
 }
 
@@ -475,6 +493,8 @@ fn tag(key: &[u8; 32], sequence: u64, header_and_body: &[u8]) -> HmacSha256 {
 pub struct Sealer {
     key: [u8; 32],
     sequence: u64,
+    /// The peer's handshake asked for `RaftShared` frames ([`FEATURE_SHARED_FRAMES`]).
+    peer_reads_shared: bool,
 }
 
 impl fmt::Debug for Sealer {
@@ -536,6 +556,10 @@ impl Opener {
         let (tagged, given) = frame.split_at(frame.len() - TAG_BYTES);
         if frame[0] != PROTOCOL_VERSION {
             return Err(FrameError::UnsupportedVersion(frame[0]));
+        }
+        if frame[1] == FrameKind::RaftShared as u8 {
+            shared::verify(&self.key, self.sequence, &tagged[2..], given)?;
+            return Ok((FrameKind::RaftShared, &tagged[2..]));
         }
         tag(&self.key, self.sequence, tagged)
             .verify_truncated_left(given)

@@ -65,6 +65,50 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// Oracle for a Raft message: of a `Raft` frame as [`Mirror::check`]; of a `RaftShared`
+    /// frame, `frame` must be the peer's seal, at the next sequence number, of the head and
+    /// parts it carries (split here by this oracle's own reading of the lengths), and
+    /// `message` must be that head with those parts' entries: the head re-encodes `message`
+    /// without entries and the parts concatenated re-encode its entries.
+    fn check_raft(&mut self, frame: &[u8], message: &Message) {
+        if frame.get(1) != Some(&(FrameKind::RaftShared as u8)) {
+            return self.check(frame, FrameKind::Raft, message);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(frame[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let head_len = u32_at(2);
+        let head = &frame[6..6 + head_len];
+        let count = u32_at(6 + head_len);
+        let mut at = 6 + head_len + 4 + 4 * count;
+        let mut parts = Vec::new();
+        for i in 0..count {
+            let length = u32_at(6 + head_len + 4 + 4 * i);
+            parts.push(&frame[at..at + length]);
+            at += length;
+        }
+        let digests: Vec<[u8; 32]> = parts.iter().map(|part| crate::peer_auth::part_digest(part)).collect();
+        let shared: Vec<crate::peer_auth::SharedPart<'_>> = parts.iter().copied().zip(&digests).collect();
+        let sealed_by_peer = self.peer.seal_shared(head, &shared);
+        let sealed_by_us = self.own.seal_shared(head, &shared);
+        assert_ne!(sealed_by_peer, sealed_by_us, "both directions of a connection share a key");
+        assert!(
+            frame == sealed_by_peer,
+            "opened a RaftShared frame the peer did not seal at this sequence (forged, replayed, reordered, \
+             reflected or resized): {message:?}"
+        );
+        let mut without = message.clone();
+        let raft_core::MessageBody::AppendEntries { entries, .. } = &mut without.body else {
+            panic!("a RaftShared frame opened as another message than an AppendEntries: {message:?}");
+        };
+        let mut encoded = Vec::new();
+        for entry in entries.drain(..) {
+            encoded = postcard::to_extend(&entry, encoded).expect("entries encode");
+        }
+        assert_eq!(postcard::to_allocvec(&without).expect("encodes"), head, "the head is not the message's");
+        assert_eq!(encoded, parts.concat(), "the parts are not the message's entries");
+    }
+}
+
 /// One authenticated connection's reading end.
 pub(super) struct Connection {
     /// The authenticated peer.
@@ -111,7 +155,7 @@ impl Connection {
                     }
                 }
                 Opened::Raft(message) => {
-                    self.mirror.check(frame, FrameKind::Raft, &message);
+                    self.mirror.check_raft(frame, &message);
                     let passed = (self.address_check)(&message, self.peer, self.me).is_ok();
                     let honest = message.from == self.peer && message.to == self.me;
                     assert_eq!(
@@ -133,7 +177,7 @@ impl Connection {
 /// The node's reader of a native peer's connection (as `Transport::deliver` for a node):
 /// Raft frames only.
 pub(super) fn open_raft(opener: &mut Opener) -> impl FnMut(&[u8]) -> Option<Opened> + '_ {
-    move |frame: &[u8]| opener.open::<Message>(frame, FrameKind::Raft).ok().map(Opened::Raft)
+    move |frame: &[u8]| opener.open_message(frame).ok().map(Opened::Raft)
 }
 
 #[cfg(test)]
@@ -231,5 +275,71 @@ mod tests {
         let honest = sealed(SECRET, Side::Dialler, &[message(2, 1, 1)]);
         let read = node_1_reads(&honest, |_, _, _| Err("no".into()), open_raft(&mut opener));
         assert!(read.is_err(), "an honest message refused and no oracle failed");
+    }
+
+    /// Node 2 seals AppendEntries of `count` entries each as `RaftShared` frames, entries in
+    /// two parts.
+    fn sealed_shared(key: &[u8], side: Side, count: usize) -> (Vec<Vec<u8>>, Vec<Message>) {
+        use raft_core::{Entry, EntryPayload, LogIndex, MessageBody};
+        let mut sealer = honest_transcript().session(key, side).sealer;
+        let mut frames = Vec::new();
+        let mut messages = Vec::new();
+        for n in 0..count as u64 {
+            let entries: Vec<Entry> = (0..4)
+                .map(|i| Entry {
+                    term: Term(1),
+                    index: LogIndex(n * 4 + i + 1),
+                    payload: EntryPayload::Command(vec![i as u8; 8].into()),
+                })
+                .collect();
+            let head = Message {
+                from: NodeId(2),
+                to: NodeId(1),
+                term: Term(1),
+                body: MessageBody::AppendEntries {
+                    prev_log_index: LogIndex(n * 4),
+                    prev_log_term: Term(1),
+                    entries: Vec::new(),
+                    leader_commit: LogIndex(0),
+                },
+            };
+            let encode = |run: &[Entry]| {
+                run.iter().fold(Vec::new(), |out, entry| postcard::to_extend(entry, out).unwrap())
+            };
+            let parts = [encode(&entries[..1]), encode(&entries[1..])];
+            let digests = parts.each_ref().map(|part| crate::peer_auth::part_digest(part));
+            let head_bytes = postcard::to_allocvec(&head).unwrap();
+            frames
+                .push(sealer.seal_shared(&head_bytes, &[(&parts[0], &digests[0]), (&parts[1], &digests[1])]));
+            let mut message = head;
+            if let MessageBody::AppendEntries { entries: into, .. } = &mut message.body {
+                *into = entries;
+            }
+            messages.push(message);
+        }
+        (frames, messages)
+    }
+
+    #[test]
+    fn shared_frames_are_delivered_and_a_bad_reader_of_them_is_caught() {
+        let (frames, messages) = sealed_shared(SECRET, Side::Dialler, 2);
+        let mut opener = honest_opener();
+        let read = node_1_reads(&frames, crate::transport::check_addressed, open_raft(&mut opener));
+        assert_eq!(read.expect("no oracle fails on honest shared frames"), messages);
+        // A reader that forgets the sequence opens a replayed shared frame: caught.
+        let replayed = vec![frames[0].clone(), frames[0].clone()];
+        let read = node_1_reads(&replayed, crate::transport::check_addressed, |frame| {
+            honest_opener().open_message(frame).ok().map(Opened::Raft)
+        });
+        assert!(read.is_err(), "a replayed shared frame was opened and no oracle failed");
+        // A reader holding the wrong key, and one reading its own (reflected) frames: caught.
+        let (forged, _) = sealed_shared(b"not the secret", Side::Dialler, 1);
+        let mut opener = honest_transcript().session(b"not the secret", Side::Acceptor).opener;
+        let read = node_1_reads(&forged, crate::transport::check_addressed, open_raft(&mut opener));
+        assert!(read.is_err(), "a shared frame sealed without the secret was opened");
+        let (reflected, _) = sealed_shared(SECRET, Side::Acceptor, 1);
+        let mut opener = honest_transcript().session(SECRET, Side::Dialler).opener;
+        let read = node_1_reads(&reflected, crate::transport::check_addressed, open_raft(&mut opener));
+        assert!(read.is_err(), "a reflected shared frame was opened and no oracle failed");
     }
 }

@@ -20,8 +20,8 @@ use raft_core::wire::invite::{decode_join_answer, tab_key, InviteToken, Join, Jo
 use raft_core::wire::records::{is_browser_node_id, parse_address, ADDRESS_KEY_PREFIX, BROWSER_ADDRESS};
 use raft_core::wire::tab::TabStatus;
 use raft_core::wire::{
-    decode_frame, encode_frame, Challenge, FrameKind, Hello, Opener, Reject, Sealer, Side, Transcript,
-    Welcome,
+    decode_frame, encode_frame_with_features, Challenge, FrameError, FrameKind, Hello, Opener, Reject,
+    Sealer, Side, Transcript, Welcome, FEATURE_SHARED_FRAMES,
 };
 use raft_core::{Message, NodeId, RaftNode, ReadMode, Restored};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,16 +74,31 @@ pub struct TabOptions {
     /// Redial the node that admitted it (as the wasm tab redials its invite's node). `false`
     /// models a tab whose only other way back, that node, is gone for good.
     pub redial_admitting_node: bool,
+    /// Ask for `RaftShared` frames in every `Join` and `Hello` (this build's tabs do). `false`
+    /// models a tab built before them, which reads only `Raft` frames and closes a connection
+    /// on any other kind.
+    pub shared_frames: bool,
 }
 
 impl Default for TabOptions {
     fn default() -> TabOptions {
-        TabOptions { use_member_hints: true, redial_admitting_node: true }
+        TabOptions { use_member_hints: true, redial_admitting_node: true, shared_frames: true }
     }
 }
 
 /// Dials `address` and sends a join for `token`; follows redirects.
 pub async fn join_socket(address: &str, token: &str, cluster_id: &str) -> Result<Joined, JoinFailure> {
+    join_socket_with(address, token, cluster_id, FEATURE_SHARED_FRAMES).await
+}
+
+/// [`join_socket`] with the feature byte `features` after the `Join` (0: as a tab built before
+/// feature bytes).
+pub async fn join_socket_with(
+    address: &str,
+    token: &str,
+    cluster_id: &str,
+    features: u8,
+) -> Result<Joined, JoinFailure> {
     let mut address = address.to_string();
     let decoded = InviteToken::decode(token).map_err(JoinFailure::Refused)?;
     for _ in 0..4 {
@@ -95,7 +110,7 @@ pub async fn join_socket(address: &str, token: &str, cluster_id: &str) -> Result
             decode_frame(&first, FrameKind::Challenge).map_err(|e| JoinFailure::Other(e.to_string()))?;
         let join = Join { token: token.to_string(), nonce: nonce() };
         socket
-            .send(Ws::binary(encode_frame(FrameKind::Join, &join)))
+            .send(Ws::binary(encode_frame_with_features(FrameKind::Join, &join, features)))
             .await
             .map_err(|e| JoinFailure::Other(e.to_string()))?;
         let answer = next_binary(&mut socket).await.map_err(JoinFailure::Other)?;
@@ -140,6 +155,17 @@ pub async fn hello_socket(
     key: &[u8; 32],
     cluster_id: &str,
 ) -> Result<(Socket, NodeId, (Sealer, Opener)), String> {
+    hello_socket_with(address, id, key, cluster_id, FEATURE_SHARED_FRAMES).await
+}
+
+/// [`hello_socket`] with the feature byte `features` after the `Hello`.
+pub async fn hello_socket_with(
+    address: &str,
+    id: NodeId,
+    key: &[u8; 32],
+    cluster_id: &str,
+    features: u8,
+) -> Result<(Socket, NodeId, (Sealer, Opener)), String> {
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{address}/raft")).await.map_err(|e| e.to_string())?;
     let first = next_binary(&mut socket).await?;
@@ -158,7 +184,10 @@ pub async fn hello_socket(
         nonce: transcript.dialler_nonce,
         mac: transcript.hello_mac(key),
     };
-    socket.send(Ws::binary(encode_frame(FrameKind::Hello, &hello))).await.map_err(|e| e.to_string())?;
+    socket
+        .send(Ws::binary(encode_frame_with_features(FrameKind::Hello, &hello, features)))
+        .await
+        .map_err(|e| e.to_string())?;
     let answer = next_binary(&mut socket).await?;
     if let Ok(reject) = decode_frame::<Reject>(&answer, FrameKind::Reject) {
         return Err(format!("refused: {}", reject.reason));
@@ -197,6 +226,11 @@ pub struct TabView {
     pub sends_without_connection: u64,
     /// Times every connection was silent for [`SILENCE`] and the tab redialled them all.
     pub silences: u64,
+    /// The feature byte of this tab's `Join` and `Hello` ([`TabOptions::shared_frames`]).
+    pub features: u8,
+    /// Frames opened, by kind: `Raft`, `RaftShared`.
+    pub raft_frames: u64,
+    pub shared_frames: u64,
 }
 
 enum Event {
@@ -227,6 +261,20 @@ pub struct Tab {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Opens a frame as this tab's build would: one that did not ask for `RaftShared` frames reads
+/// only `Raft` ones (as a tab built before them).
+fn open(opener: &mut Opener, frame: &[u8], view: &Mutex<TabView>) -> Result<Message, FrameError> {
+    let asks_shared = view.lock().unwrap().features & FEATURE_SHARED_FRAMES != 0;
+    let message =
+        if asks_shared { opener.open_message(frame)? } else { opener.open(frame, FrameKind::Raft)? };
+    let mut view = view.lock().unwrap();
+    match frame[1] {
+        kind if kind == FrameKind::RaftShared as u8 => view.shared_frames += 1,
+        _ => view.raft_frames += 1,
+    }
+    Ok(message)
+}
+
 impl Drop for Tab {
     fn drop(&mut self) {
         self.task.abort();
@@ -239,6 +287,7 @@ fn spawn_connection(
     session: (Sealer, Opener),
     status: Option<TabStatus>,
     events: mpsc::UnboundedSender<Event>,
+    view: Arc<Mutex<TabView>>,
 ) {
     let (mut sealer, mut opener) = session;
     static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -254,7 +303,7 @@ fn spawn_connection(
         let reason = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
-                    Some(Ok(Ws::Binary(bytes))) => match opener.open::<Message>(&bytes, FrameKind::Raft) {
+                    Some(Ok(Ws::Binary(bytes))) => match open(&mut opener, &bytes, &view) {
                         Ok(message) => { let _ = events.send(Event::Frame(peer, message)); }
                         Err(error) => break format!("bad frame: {error}"),
                     },
@@ -303,9 +352,10 @@ impl Tab {
         status: Option<TabStatus>,
         options: TabOptions,
     ) -> Result<Tab, JoinFailure> {
+        let features = if options.shared_frames { FEATURE_SHARED_FRAMES } else { 0 };
         let (socket, acceptor, acceptor_address, id, key, session, members) =
-            join_socket(address, token, cluster_id).await?;
-        let view = Arc::new(Mutex::new(TabView::default()));
+            join_socket_with(address, token, cluster_id, features).await?;
+        let view = Arc::new(Mutex::new(TabView { features, ..TabView::default() }));
         // The node that admitted the tab is where it redials until its own applied state names
         // the members (as the wasm tab keeps its invite's node): the address records of a
         // bootstrapped cluster are written at the first join, so a tab catching up from the
@@ -343,7 +393,7 @@ impl Tab {
     ) -> Tab {
         let (events_tx, events) = mpsc::unbounded_channel();
         if let Some((acceptor, socket, session)) = first {
-            spawn_connection(acceptor, socket, session, status, events_tx.clone());
+            spawn_connection(acceptor, socket, session, status, events_tx.clone(), view.clone());
         }
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let driver = Driver::new(
@@ -683,21 +733,25 @@ impl Driver {
             if self.connections.contains_key(&peer) || !self.dialling.lock().unwrap().insert(peer) {
                 continue;
             }
-            let (id, key, cluster, events, dialling, status) = (
+            let (id, key, cluster, events, dialling, status, view) = (
                 self.id,
                 self.key,
                 self.cluster_id.clone(),
                 self.events_tx.clone(),
                 self.dialling.clone(),
                 self.status,
+                self.view.clone(),
             );
             tokio::spawn(async move {
                 // A dial into a partition may never be answered: give up and let the next
                 // redial tick try again.
-                let dialled = tokio::time::timeout(SILENCE, hello_socket(&address, id, &key, &cluster)).await;
+                let features = view.lock().unwrap().features;
+                let dialled =
+                    tokio::time::timeout(SILENCE, hello_socket_with(&address, id, &key, &cluster, features))
+                        .await;
                 match dialled {
                     Ok(Ok((socket, acceptor, session))) if acceptor == peer => {
-                        spawn_connection(peer, socket, session, status, events)
+                        spawn_connection(peer, socket, session, status, events, view)
                     }
                     _ => {
                         dialling.lock().unwrap().remove(&peer);

@@ -12,7 +12,8 @@
 //!   `Reject`.
 //!
 //! After either, both ends tag every frame with the session derived from `tab_key`, and the
-//! only frames are `Raft` frames. A peer's frame that fails to open, or a Raft message that is
+//! only frames are `Raft` frames (and, from a node, `RaftShared` ones, which the tab asks for
+//! with a feature byte after its `Join` or `Hello`: `wire::shared`). A peer's frame that fails to open, or a Raft message that is
 //! not from this link's peer to this tab, ends the link: the Worker closes the socket.
 
 use alloc::string::{String, ToString};
@@ -104,24 +105,22 @@ impl Link {
             State::AwaitChallenge => Self::on_challenge(frame, credential, nonce),
             State::Joining { challenge, nonce } => Self::on_join_answer(frame, credential, challenge, nonce),
             State::Greeting { transcript, key } => Self::on_hello_answer(frame, transcript, &key),
-            State::Open { peer, sealer, mut opener } => {
-                match opener.open::<Message>(frame, FrameKind::Raft) {
-                    Ok(message) => {
-                        let own = credential.admitted.as_ref().map(|(id, _)| *id);
-                        if message.from != peer || Some(message.to) != own {
-                            let why = alloc::format!(
-                                "a message from {} to {} on the link to {peer}",
-                                message.from,
-                                message.to
-                            );
-                            (State::Closed, Outcome::Fail(why))
-                        } else {
-                            (State::Open { peer, sealer, opener }, Outcome::Raft(message))
-                        }
+            State::Open { peer, sealer, mut opener } => match opener.open_message(frame) {
+                Ok(message) => {
+                    let own = credential.admitted.as_ref().map(|(id, _)| *id);
+                    if message.from != peer || Some(message.to) != own {
+                        let why = alloc::format!(
+                            "a message from {} to {} on the link to {peer}",
+                            message.from,
+                            message.to
+                        );
+                        (State::Closed, Outcome::Fail(why))
+                    } else {
+                        (State::Open { peer, sealer, opener }, Outcome::Raft(message))
                     }
-                    Err(error) => (State::Closed, Outcome::Fail(error.to_string())),
                 }
-            }
+                Err(error) => (State::Closed, Outcome::Fail(error.to_string())),
+            },
             State::Closed => (State::Closed, Outcome::Fail("frame after the link closed".into())),
         };
         self.state = next;
@@ -157,7 +156,10 @@ impl Link {
         match &credential.admitted {
             None => {
                 let join = Join { token: credential.token_text.clone(), nonce };
-                let frame = wire::encode_frame(FrameKind::Join, &join);
+                // The feature byte asks for `RaftShared` frames (entries hashed once by the
+                // leader for every tab, `wire::shared`); a node built before them ignores it.
+                let frame =
+                    wire::encode_frame_with_features(FrameKind::Join, &join, wire::FEATURE_SHARED_FRAMES);
                 (State::Joining { challenge, nonce }, Outcome::Send(frame))
             }
             Some((id, key)) => {
@@ -175,7 +177,8 @@ impl Link {
                     nonce,
                     mac: transcript.hello_mac(key),
                 };
-                let frame = wire::encode_frame(FrameKind::Hello, &hello);
+                let frame =
+                    wire::encode_frame_with_features(FrameKind::Hello, &hello, wire::FEATURE_SHARED_FRAMES);
                 (State::Greeting { transcript, key: key.clone() }, Outcome::Send(frame))
             }
         }
@@ -345,6 +348,33 @@ mod tests {
         );
         let heartbeat = leader_send.seal(FrameKind::Raft, &message(NodeId(1), TAB));
         assert_eq!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Raft(message(NodeId(1), TAB)));
+        // The join asked for `RaftShared` frames, and the link reads them.
+        let (_, features) = wire::decode_frame_with_features::<Join>(&join, FrameKind::Join).unwrap();
+        assert_eq!(features, wire::FEATURE_SHARED_FRAMES);
+        let append = Message {
+            from: NodeId(1),
+            to: TAB,
+            term: Term(2),
+            body: MessageBody::AppendEntries {
+                prev_log_index: raft_core::LogIndex(0),
+                prev_log_term: Term(0),
+                entries: alloc::vec::Vec::new(),
+                leader_commit: raft_core::LogIndex(0),
+            },
+        };
+        let entry = raft_core::Entry {
+            term: Term(2),
+            index: raft_core::LogIndex(1),
+            payload: raft_core::EntryPayload::Command(alloc::vec![7u8; 9].into()),
+        };
+        let part = postcard::to_allocvec(&entry).unwrap();
+        let digest = wire::part_digest(&part);
+        let shared = leader_send.seal_shared(&postcard::to_allocvec(&append).unwrap(), &[(&part, &digest)]);
+        let mut whole = append.clone();
+        if let MessageBody::AppendEntries { entries, .. } = &mut whole.body {
+            entries.push(entry);
+        }
+        assert_eq!(link.on_frame(&shared, &credential, [0; 16]), Outcome::Raft(whole));
         // A replayed frame fails its tag; the link is closed from then on.
         assert!(matches!(link.on_frame(&heartbeat, &credential, [0; 16]), Outcome::Fail(_)));
         assert!(link.seal(&message(TAB, NodeId(1))).is_none());
