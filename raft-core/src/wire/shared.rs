@@ -255,6 +255,9 @@ impl Sealer {
 }
 
 #[cfg(test)]
+mod review;
+
+#[cfg(test)]
 mod tests {
     use super::super::{Side, Transcript};
     use super::*;
