@@ -271,6 +271,9 @@ pub fn drain(
 }
 
 #[cfg(test)]
+mod review;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::peer_auth::{Side, Transcript};
