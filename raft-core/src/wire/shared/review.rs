@@ -167,7 +167,7 @@ fn a_tag_of_one_kind_never_opens_a_frame_of_the_other() {
     let message = append(entries(10, 4), 12);
     let head = head_of(&message);
     let part = encoded(&entries(10, 4));
-    let shared = seal(&mut sealer(), &head, &[part.clone()]);
+    let shared = seal(&mut sealer(), &head, core::slice::from_ref(&part));
     let raft = sealer().seal(FrameKind::Raft, &message);
     let mut shared_as_raft = shared.clone();
     shared_as_raft[1] = FrameKind::Raft as u8;
