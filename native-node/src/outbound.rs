@@ -170,7 +170,9 @@ impl Outbound {
         let MessageBody::AppendEntries { leader_commit, .. } = &mut self.message.body else {
             return Err(next);
         };
-        if !continues || !same_sender || size > bytes_max {
+        // A reader of `RaftShared` frames refuses more parts (one per list) than this.
+        let parts = self.shared.len() + next.shared.len();
+        if !continues || !same_sender || size > bytes_max || parts > crate::peer_auth::SHARED_PARTS_MAX {
             return Err(next);
         }
         *leader_commit = (*leader_commit).max(next_commit);
@@ -269,6 +271,9 @@ pub fn drain(
     }
     (batch, stale_total)
 }
+
+#[cfg(test)]
+mod review;
 
 #[cfg(test)]
 mod tests {

@@ -57,7 +57,7 @@ pub use invite::{
 pub use member_hints::{MemberAddress, MemberHints};
 pub use shared::{
     decode_frame_with_features, decode_message, encode_frame_with_features, part_digest, SharedPart,
-    FEATURE_SHARED_FRAMES,
+    FEATURE_SHARED_FRAMES, SHARED_PARTS_MAX,
 };
 pub use tab::{StorageBackend, TabStatus};
 

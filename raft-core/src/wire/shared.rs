@@ -50,6 +50,13 @@ use sha2::{Digest, Sha256};
 /// that adds it to an older tab only gets a connection closed, which dropping it does as well.
 pub const FEATURE_SHARED_FRAMES: u8 = 1;
 
+/// Most parts a `RaftShared` frame may have. A sender makes one per shared list it merges into
+/// one AppendEntries (at most `write_batch_messages_max` of native-node, 256 by default) and
+/// never an empty one. A reader hashes every part before it can check the tag, and a part
+/// costs a SHA-256 run however short, so it refuses more parts, or an empty one, before
+/// hashing any: 2^20 empty parts in 4 MiB cost some 40 times a forged `Raft` frame of that size.
+pub const SHARED_PARTS_MAX: usize = 1024;
+
 /// SHA-256 of one part, as the tag binds it: computed once per part by a sender that sends the
 /// part on many connections.
 pub fn part_digest(part: &[u8]) -> [u8; 32] {
@@ -104,12 +111,16 @@ impl<'f> Layout<'f> {
         let head_len = read_u32(body, 0)?;
         let head_end = 4usize.checked_add(head_len)?;
         let count = read_u32(body, head_end)?;
+        if count > SHARED_PARTS_MAX {
+            return None;
+        }
         let lengths_start = head_end.checked_add(4)?;
         let lengths_end = lengths_start.checked_add(count.checked_mul(4)?)?;
         let lengths = body.get(lengths_start..lengths_end)?;
         let mut total = 0usize;
         for length in lengths.chunks_exact(4) {
-            total = total.checked_add(read_u32(length, 0)?)?;
+            let length = read_u32(length, 0).filter(|length| *length > 0)?;
+            total = total.checked_add(length)?;
         }
         if body.len().checked_sub(lengths_end)? != total {
             return None;
@@ -258,6 +269,9 @@ impl Sealer {
         frame
     }
 }
+
+#[cfg(test)]
+mod review;
 
 #[cfg(test)]
 mod tests {
