@@ -385,6 +385,7 @@ mod tests {
                 let mut sealer = transcript(to).session(b"secret", Side::Dialler).sealer;
                 sealer.set_peer_reads_shared(true);
                 let mut opener = transcript(to).session(b"secret", Side::Acceptor).opener;
+                opener.set_reads_shared(true);
                 for _ in 0..2 {
                     let frame = outbound.seal(&mut sealer);
                     assert_eq!(frame[1], FrameKind::RaftShared as u8);
@@ -400,6 +401,7 @@ mod tests {
         sealer.set_peer_reads_shared(true);
         let frame = merged.seal(&mut sealer);
         let mut opener = transcript(9).session(b"secret", Side::Acceptor).opener;
+        opener.set_reads_shared(true);
         assert_eq!(opener.open_message(&frame).unwrap(), append_from(9, 5, run(6, 12), 8));
         // A peer that did not ask for them gets the `Raft` frame, as before.
         let mut old = transcript(9).session(b"secret", Side::Dialler).sealer;

@@ -712,8 +712,11 @@ impl Transport {
         };
         let address = address.filter(|_| !crate::peer_auth::records::is_browser_node_id(hello.node_id));
         let mut session = transcript.session(secret, Side::Acceptor);
-        // The dialler reads `RaftShared` frames (a tab of this build; `outbound`).
-        session.sealer.set_peer_reads_shared(features & crate::peer_auth::FEATURE_SHARED_FRAMES != 0);
+        // The dialler reads `RaftShared` frames (a tab of this build; `outbound`). Honoured
+        // for tabs only: the byte is not under the handshake proof, and a native peer of an
+        // older build would close the connection on the unknown kind.
+        let tab = crate::peer_auth::records::is_browser_node_id(hello.node_id);
+        session.sealer.set_peer_reads_shared(tab && features & crate::peer_auth::FEATURE_SHARED_FRAMES != 0);
         Ok((hello.node_id, address, session))
     }
 

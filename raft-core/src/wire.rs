@@ -449,7 +449,7 @@ impl Transcript {
         };
         Session {
             sealer: Sealer { key: send, sequence: 0, peer_reads_shared: false },
-            opener: Opener { key: receive, sequence: 0 },
+            opener: Opener { key: receive, sequence: 0, reads_shared: false },
         }
     }
 }
@@ -535,6 +535,10 @@ impl Sealer {
 pub struct Opener {
     key: [u8; 32],
     sequence: u64,
+    /// This end asked for `RaftShared` frames in its handshake ([`FEATURE_SHARED_FRAMES`]);
+    /// without that the kind is refused before any of its parts is hashed, so a peer cannot
+    /// make a node that never reads them pay for them.
+    reads_shared: bool,
 }
 
 impl fmt::Debug for Opener {
@@ -558,6 +562,9 @@ impl Opener {
             return Err(FrameError::UnsupportedVersion(frame[0]));
         }
         if frame[1] == FrameKind::RaftShared as u8 {
+            if !self.reads_shared {
+                return Err(FrameError::UnexpectedKind(FrameKind::RaftShared));
+            }
             shared::verify(&self.key, self.sequence, &tagged[2..], given)?;
             return Ok((FrameKind::RaftShared, &tagged[2..]));
         }

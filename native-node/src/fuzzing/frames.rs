@@ -320,25 +320,37 @@ mod tests {
         (frames, messages)
     }
 
+    /// An opener of this connection that asked for `RaftShared` frames (as a tab's does).
+    fn shared_reader(key: &[u8], side: Side) -> Opener {
+        let mut opener = honest_transcript().session(key, side).opener;
+        opener.set_reads_shared(true);
+        opener
+    }
+
     #[test]
     fn shared_frames_are_delivered_and_a_bad_reader_of_them_is_caught() {
         let (frames, messages) = sealed_shared(SECRET, Side::Dialler, 2);
+        // A native node never asks for them, so it delivers none (review finding 2).
         let mut opener = honest_opener();
+        let read = node_1_reads(&frames, crate::transport::check_addressed, open_raft(&mut opener));
+        assert_eq!(read.expect("no oracle fails on a refusal"), Vec::new());
+        // A reader that asked for them delivers them.
+        let mut opener = shared_reader(SECRET, Side::Acceptor);
         let read = node_1_reads(&frames, crate::transport::check_addressed, open_raft(&mut opener));
         assert_eq!(read.expect("no oracle fails on honest shared frames"), messages);
         // A reader that forgets the sequence opens a replayed shared frame: caught.
         let replayed = vec![frames[0].clone(), frames[0].clone()];
         let read = node_1_reads(&replayed, crate::transport::check_addressed, |frame| {
-            honest_opener().open_message(frame).ok().map(Opened::Raft)
+            shared_reader(SECRET, Side::Acceptor).open_message(frame).ok().map(Opened::Raft)
         });
         assert!(read.is_err(), "a replayed shared frame was opened and no oracle failed");
         // A reader holding the wrong key, and one reading its own (reflected) frames: caught.
         let (forged, _) = sealed_shared(b"not the secret", Side::Dialler, 1);
-        let mut opener = honest_transcript().session(b"not the secret", Side::Acceptor).opener;
+        let mut opener = shared_reader(b"not the secret", Side::Acceptor);
         let read = node_1_reads(&forged, crate::transport::check_addressed, open_raft(&mut opener));
         assert!(read.is_err(), "a shared frame sealed without the secret was opened");
         let (reflected, _) = sealed_shared(SECRET, Side::Acceptor, 1);
-        let mut opener = honest_transcript().session(SECRET, Side::Dialler).opener;
+        let mut opener = shared_reader(SECRET, Side::Dialler);
         let read = node_1_reads(&reflected, crate::transport::check_addressed, open_raft(&mut opener));
         assert!(read.is_err(), "a reflected shared frame was opened and no oracle failed");
     }

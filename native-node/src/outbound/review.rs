@@ -20,7 +20,9 @@ fn transcript(dialler: u64) -> Transcript {
 fn ends(peer: u64, reads_shared: bool) -> (Sealer, Opener) {
     let mut sealer = transcript(peer).session(b"secret", Side::Dialler).sealer;
     sealer.set_peer_reads_shared(reads_shared);
-    (sealer, transcript(peer).session(b"secret", Side::Acceptor).opener)
+    let mut opener = transcript(peer).session(b"secret", Side::Acceptor).opener;
+    opener.set_reads_shared(reads_shared);
+    (sealer, opener)
 }
 
 /// One queued message of the leader's: a run of `len` entries, or a heartbeat (which stops a

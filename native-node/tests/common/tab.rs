@@ -139,7 +139,8 @@ pub async fn join_socket_with(
                     .and_then(|hints| hints.verified(&transcript, &key).ok())
                     .unwrap_or_default();
                 let members = members.into_iter().map(|member| (member.node_id, member.address)).collect();
-                let session = transcript.session(&key, Side::Dialler).split();
+                let mut session = transcript.session(&key, Side::Dialler).split();
+                session.1.set_reads_shared(features & FEATURE_SHARED_FRAMES != 0);
                 return Ok((socket, challenge.node_id, address, admitted.node_id, key, session, members));
             }
         }
@@ -196,7 +197,9 @@ pub async fn hello_socket_with(
     if !transcript.verify_welcome(key, &welcome.mac) {
         return Err("the node's proof does not verify".into());
     }
-    Ok((socket, challenge.node_id, transcript.session(key, Side::Dialler).split()))
+    let (sealer, mut opener) = transcript.session(key, Side::Dialler).split();
+    opener.set_reads_shared(features & FEATURE_SHARED_FRAMES != 0);
+    Ok((socket, challenge.node_id, (sealer, opener)))
 }
 
 /// What the tab's driver reports, shared with the test.

@@ -217,6 +217,13 @@ pub fn decode_message(kind: FrameKind, body: &[u8]) -> Result<crate::Message, Fr
 }
 
 impl Opener {
+    /// Records that this end asked for `RaftShared` frames (it sent [`FEATURE_SHARED_FRAMES`]
+    /// in its `Join` or `Hello`): only then are they read. An opener that never asked refuses
+    /// the kind as unexpected before hashing anything.
+    pub fn set_reads_shared(&mut self, reads: bool) {
+        self.reads_shared = reads;
+    }
+
     /// Checks the frame's version and tag (in constant time) before anything else, then
     /// decodes its Raft message, from a `Raft` or a `RaftShared` frame. After any error the
     /// connection must be closed.
@@ -339,8 +346,11 @@ mod tests {
         (frames, messages)
     }
 
+    /// A reader that asked for `RaftShared` frames (a tab's).
     fn opener() -> Opener {
-        transcript().session(b"secret", Side::Acceptor).opener
+        let mut opener = transcript().session(b"secret", Side::Acceptor).opener;
+        opener.set_reads_shared(true);
+        opener
     }
 
     /// Rewrites the frame's length field at byte `at` and re-tags nothing.
@@ -366,9 +376,11 @@ mod tests {
         assert_eq!(fresh.open_message(&frames[1]), Err(FrameError::BadTag { sequence: 0 }));
         // Reflected: the sender's own opener (the other direction's key) refuses it.
         let mut own = transcript().session(b"secret", Side::Dialler).opener;
+        own.set_reads_shared(true);
         assert_eq!(own.open_message(&frames[0]), Err(FrameError::BadTag { sequence: 0 }));
         // Another secret.
         let mut other = transcript().session(b"guess", Side::Acceptor).opener;
+        other.set_reads_shared(true);
         assert_eq!(other.open_message(&frames[0]), Err(FrameError::BadTag { sequence: 0 }));
     }
 

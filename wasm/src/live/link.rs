@@ -223,7 +223,9 @@ impl Link {
         }
         let members =
             admitted.members.as_ref().map_or(Ok(Vec::new()), |hints| hints.verified(&transcript, &key));
-        let (sealer, opener) = transcript.session(&key, Side::Dialler).split();
+        let (sealer, mut opener) = transcript.session(&key, Side::Dialler).split();
+        // This tab's Join asked for `RaftShared` frames (`wire::FEATURE_SHARED_FRAMES`).
+        opener.set_reads_shared(true);
         let leader = challenge.node_id;
         (
             State::Open { peer: leader, sealer, opener },
@@ -237,7 +239,9 @@ impl Link {
         }
         match wire::decode_frame::<Welcome>(frame, FrameKind::Welcome) {
             Ok(welcome) if transcript.verify_welcome(key, &welcome.mac) => {
-                let (sealer, opener) = transcript.session(key, Side::Dialler).split();
+                let (sealer, mut opener) = transcript.session(key, Side::Dialler).split();
+                // This tab's Hello asked for `RaftShared` frames.
+                opener.set_reads_shared(true);
                 let peer = transcript.acceptor;
                 (State::Open { peer, sealer, opener }, Outcome::Welcomed { peer })
             }
