@@ -66,5 +66,8 @@ mod mutants_killed;
 #[path = "mutants_killed_membership.rs"]
 mod mutants_killed_membership;
 
+#[path = "mutants_killed_replication.rs"]
+mod mutants_killed_replication;
+
 #[path = "swarm.rs"]
 mod swarm;
