@@ -281,7 +281,8 @@ mod tests {
     use crate::peer_auth::{Side, Transcript};
     use raft_core::{LogIndex, Membership, NodeId, Term};
 
-    fn transcript(dialler: u64) -> Transcript {
+    /// The connection of peer `dialler` to node 1 (also the `review` tests').
+    pub(super) fn transcript(dialler: u64) -> Transcript {
         Transcript {
             acceptor_nonce: [7; 16],
             dialler_nonce: [dialler as u8; 16],

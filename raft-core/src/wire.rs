@@ -610,7 +610,8 @@ mod tests {
     use super::*;
     use crate::{Message, MessageBody, Term};
 
-    fn transcript() -> Transcript {
+    /// The connection every wire test seals and opens on (also `shared`'s tests).
+    pub(super) fn transcript() -> Transcript {
         Transcript {
             acceptor_nonce: [7; 16],
             dialler_nonce: [9; 16],

@@ -2,20 +2,11 @@
 //! merges, a peer that reads shared frames opens exactly the messages a peer sent `Raft` frames
 //! opens, which are the merged messages themselves.
 
+use super::tests::transcript;
 use super::*;
-use crate::peer_auth::{Opener, Side, Transcript};
+use crate::peer_auth::{Opener, Side};
 use proptest::prelude::*;
 use raft_core::NodeId;
-
-fn transcript(dialler: u64) -> Transcript {
-    Transcript {
-        acceptor_nonce: [7; 16],
-        dialler_nonce: [dialler as u8; 16],
-        cluster_id: "c".into(),
-        acceptor: NodeId(dialler),
-        dialler: NodeId(1),
-    }
-}
 
 fn ends(peer: u64, reads_shared: bool) -> (Sealer, Opener) {
     let mut sealer = transcript(peer).session(b"secret", Side::Dialler).sealer;

@@ -282,20 +282,11 @@ mod review;
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Side, Transcript};
+    use super::super::tests::transcript;
+    use super::super::Side;
     use super::*;
     use crate::{EntryPayload, LogIndex, NodeId, Term};
     use alloc::vec;
-
-    fn transcript() -> Transcript {
-        Transcript {
-            acceptor_nonce: [7; 16],
-            dialler_nonce: [9; 16],
-            cluster_id: "c".into(),
-            acceptor: NodeId(1),
-            dialler: NodeId(2),
-        }
-    }
 
     fn entries(first: u64, count: u64) -> Vec<Entry> {
         (first..first + count)

@@ -9,14 +9,10 @@ use crate::{EntryPayload, LogIndex, Membership, NodeId, Term};
 use alloc::vec;
 use proptest::prelude::*;
 
+/// The wire tests' connection, with the dialler's nonce `dialler_nonce` (another nonce is
+/// another connection between the same two peers).
 fn transcript(dialler_nonce: u8) -> Transcript {
-    Transcript {
-        acceptor_nonce: [7; 16],
-        dialler_nonce: [dialler_nonce; 16],
-        cluster_id: "c".into(),
-        acceptor: NodeId(1),
-        dialler: NodeId(2),
-    }
+    Transcript { dialler_nonce: [dialler_nonce; 16], ..crate::wire::tests::transcript() }
 }
 
 fn sealer() -> Sealer {
