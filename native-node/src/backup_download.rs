@@ -7,7 +7,7 @@
 //! disk, is renamed to FILE. A cut-off download therefore never leaves a file that looks like a
 //! backup, and never replaces an earlier one.
 
-use crate::client::{send_request_head, HTTP_ANSWER_BYTES_MAX};
+use crate::client::{parse_answer_head, send_request_head, HTTP_ANSWER_BYTES_MAX};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,17 +71,7 @@ async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, address: &str) -> Resul
         }
         received.extend_from_slice(&buffer[..read]);
     };
-    let text = String::from_utf8_lossy(&received[..end]).to_string();
-    let mut lines = text.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{address} sent no HTTP status"))?;
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_answer_head(&received[..end], address)?;
     Ok(Head { status, headers, body_start: received[end + 4..].to_vec() })
 }
 

@@ -515,22 +515,29 @@ pub async fn http_request_body_tls(
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("{address} sent no HTTP header"))?;
-    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let (status, headers) = parse_answer_head(&answer[..split], address)?;
+    let mut body = answer[split + 4..].to_vec();
+    if headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")) {
+        body = dechunk(&body).ok_or_else(|| format!("{address} sent a malformed chunked body"))?;
+    }
+    Ok(HttpAnswer { status, headers, body })
+}
+
+/// An HTTP answer's status code and headers (names in lowercase) from its head, the bytes
+/// before the blank line.
+pub(crate) fn parse_answer_head(head: &[u8], address: &str) -> Result<(u16, Vec<(String, String)>), String> {
+    let head = String::from_utf8_lossy(head);
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("{address} sent no HTTP status"))?;
-    let headers: Vec<(String, String)> = lines
+    let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    let mut body = answer[split + 4..].to_vec();
-    if headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")) {
-        body = dechunk(&body).ok_or_else(|| format!("{address} sent a malformed chunked body"))?;
-    }
-    Ok(HttpAnswer { status, headers, body })
+    Ok((status, headers))
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
